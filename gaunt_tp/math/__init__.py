@@ -1,0 +1,20 @@
+"""Conventions and constant tables, computed once in float64 (no modules, no I/O)."""
+
+from gaunt_tp.math.conventions import real_spherical_harmonics, sh_dim, sh_offset, unit_vectors
+from gaunt_tp.math.fourier import fourier_to_sh, sh_to_fourier, sin_theta_integral
+from gaunt_tp.math.gaunt import gaunt, is_gaunt_path
+from gaunt_tp.math.quadrature import SphereGrid, gauss_legendre_grid
+
+__all__ = [
+    "SphereGrid",
+    "fourier_to_sh",
+    "gauss_legendre_grid",
+    "gaunt",
+    "is_gaunt_path",
+    "real_spherical_harmonics",
+    "sh_dim",
+    "sh_offset",
+    "sh_to_fourier",
+    "sin_theta_integral",
+    "unit_vectors",
+]

@@ -1,0 +1,56 @@
+"""Dense backend: contract with the precomputed Gaunt tensor. The oracle, O(L^6)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gaunt_tp.math.gaunt import gaunt
+from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
+from gaunt_tp.ops.tables import TableCache
+
+__all__ = ["DenseGaunt", "class_gaunt_tensor"]
+
+
+def class_gaunt_tensor(c1: ClassLayout, c2: ClassLayout, c3: ClassLayout) -> torch.Tensor:
+    """Gaunt coefficients between three class vectors, ``[c1.dim, c2.dim, c3.dim]`` float64."""
+    out = torch.zeros(c1.dim, c2.dim, c3.dim, dtype=torch.float64)
+    o1 = 0
+    for l1 in c1.ls:
+        o2 = 0
+        for l2 in c2.ls:
+            o3_ = 0
+            for l3 in c3.ls:
+                out[o1 : o1 + 2 * l1 + 1, o2 : o2 + 2 * l2 + 1, o3_ : o3_ + 2 * l3 + 1] = gaunt(l1, l2, l3)
+                o3_ += 2 * l3 + 1
+            o2 += 2 * l2 + 1
+        o1 += 2 * l1 + 1
+    return out
+
+
+class DenseGaunt(nn.Module):
+    """``z[c] = sum_{pairs} einsum(x1[a], x2[b], G[a, b, c])`` with the full Gaunt tensor.
+
+    Shape:
+        class vectors ``[..., mul, n]`` in, ``[..., C, n_out]`` out (batch dims broadcast).
+    """
+
+    def __init__(self, desc: GauntDescriptor) -> None:
+        super().__init__()
+        self.desc = desc
+        tables = {}
+        for i1, i2, io in desc.class_pairs:
+            tables[f"g{i1}{i2}{io}"] = class_gaunt_tensor(desc.classes1[i1], desc.classes2[i2], desc.classes_out[io])
+        self.tables = TableCache(tables)
+
+    def forward(self, x1: list[torch.Tensor], x2: list[torch.Tensor]) -> list[torch.Tensor]:
+        t = self.tables.get(x1[0].dtype, x1[0].device)
+        out: list[torch.Tensor | None] = [None] * len(self.desc.classes_out)
+        for i1, i2, io in self.desc.class_pairs:
+            a, b = torch.broadcast_tensors(x1[i1][..., :1], x2[i2][..., :1])
+            shape = a.shape[:-1]
+            xa = x1[i1].expand(*shape, x1[i1].shape[-1]).reshape(-1, x1[i1].shape[-1])
+            xb = x2[i2].expand(*shape, x2[i2].shape[-1]).reshape(-1, x2[i2].shape[-1])
+            z = torch.einsum("bi,bj,ijk->bk", xa, xb, t[f"g{i1}{i2}{io}"]).reshape(*shape, -1)
+            out[io] = z if out[io] is None else out[io] + z
+        return out  # type: ignore[return-value]

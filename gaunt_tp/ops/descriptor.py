@@ -1,0 +1,240 @@
+"""What a Gaunt tensor product computes: irreps, layout, parity classes and paths.
+
+A descriptor is pure bookkeeping (no tensors of coefficients): it validates the
+irreps, says which paths exist, and moves features between e3nn's layout and the
+per-class coefficient vectors that the backends work on.
+
+Parity classes
+    An irrep (l, p) has class ``s = p * (-1)**l``: +1 for natural parity
+    (0e, 1o, 2e, ...), -1 for pseudo parity (0o, 1e, 2o, ...). On a Gaunt path
+    (l1+l2+l3 even) with p3 = p1 p2 the classes multiply: s3 = s1 s2. So the
+    irreps of one class of an input are the coefficients of one function on the
+    sphere, and the product splits into at most four function products, one for
+    each pair of input classes, landing in the output class s1 s2.
+
+Layout
+    e3nn's ``mul_ir`` layout: irrep ``i`` occupies ``[mul_i, 2 l_i + 1]`` flattened.
+    A class vector ``[..., mul, n_s]`` concatenates the components (m = -l..l) of
+    that class's irreps in the order they appear in the irreps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from e3nn import o3
+
+from gaunt_tp.math.gaunt import is_gaunt_path
+
+__all__ = ["ClassLayout", "GauntDescriptor", "as_irreps", "parity_class"]
+
+
+def as_irreps(irreps: o3.Irreps | str, name: str) -> o3.Irreps:
+    """Parse ``irreps`` (e3nn ``Irreps`` or string), raising errors that name the argument."""
+    if isinstance(irreps, o3.Irreps):
+        return irreps
+    if not isinstance(irreps, str):
+        raise TypeError(f"{name} must be an e3nn Irreps or a string like '32x0e + 32x1o', got {type(irreps).__name__}")
+    try:
+        return o3.Irreps(irreps)
+    except (ValueError, AssertionError) as err:
+        raise ValueError(f"{name}={irreps!r} is not a valid irreps string (expected e.g. '32x0e + 32x1o'): {err}") from None
+
+
+def parity_class(l: int, p: int) -> int:
+    """+1 for natural parity (p = (-1)**l), -1 for pseudo parity."""
+    return p * (-1) ** l
+
+
+@dataclass(frozen=True)
+class ClassLayout:
+    """The irreps of one parity class of one side, in irreps order.
+
+    Attributes:
+        sign: the class, +1 (natural) or -1 (pseudo).
+        irrep_indices: positions of the class's irreps in the full irreps.
+        ls: their degrees.
+        lmax: the largest of ``ls``.
+        dim: length of the class vector, ``sum(2l+1)``.
+    """
+
+    sign: int
+    irrep_indices: tuple[int, ...]
+    ls: tuple[int, ...]
+
+    @property
+    def lmax(self) -> int:
+        return max(self.ls)
+
+    @property
+    def dim(self) -> int:
+        return sum(2 * l + 1 for l in self.ls)
+
+    def sh_rows(self) -> list[int]:
+        """For each entry of the class vector, its index in a vector of all degrees (``l**2 + l + m``)."""
+        return [l * l + k for l in self.ls for k in range(2 * l + 1)]
+
+
+def _class_layouts(irreps: o3.Irreps) -> tuple[ClassLayout, ...]:
+    out = []
+    for sign in (1, -1):
+        members = [(i, ir.l) for i, (_, ir) in enumerate(irreps) if parity_class(ir.l, ir.p) == sign]
+        if members:
+            out.append(ClassLayout(sign, tuple(i for i, _ in members), tuple(l for _, l in members)))
+    return tuple(out)
+
+
+def _check_single_mul(irreps: o3.Irreps, name: str) -> int:
+    if len(irreps) == 0:
+        raise ValueError(f"{name} is empty; a Gaunt product needs at least one irrep")
+    muls = {mul for mul, _ in irreps}
+    if len(muls) != 1:
+        raise ValueError(
+            f"every irrep of {name} must have the same multiplicity (channels), got {irreps}; "
+            "mix channels first with a linear layer"
+        )
+    seen = set()
+    for _, ir in irreps:
+        if ir in seen:
+            raise ValueError(f"{name}={irreps} lists {ir} twice; merge the blocks (each (l, p) may appear once)")
+        seen.add(ir)
+    mul = muls.pop()
+    if mul < 1:
+        raise ValueError(f"{name}={irreps} has multiplicity {mul}; expected >= 1")
+    return mul
+
+
+class GauntDescriptor:
+    """Validated description of a channel-wise Gaunt product.
+
+    Args:
+        irreps_in1, irreps_in2: inputs; every irrep of one input has the same
+            multiplicity, the two multiplicities are equal or one is 1 (broadcast).
+        irreps_out: requested outputs, each with the common multiplicity and each
+            reached by at least one Gaunt path.
+
+    Attributes:
+        mul: the output multiplicity C. ``mul1``/``mul2``: those of the inputs.
+        classes1, classes2, classes_out: :class:`ClassLayout` per parity class.
+        class_pairs: ``(i1, i2, io)`` indices into ``classes1/2/out`` of the
+            function products that contribute.
+        paths: ``(i1, i2, io)`` irrep indices of every Gaunt path.
+
+    Example:
+        >>> d = GauntDescriptor("8x0e + 8x1o", "8x0e + 8x1o", "8x0e + 8x1o + 8x2e")
+        >>> d.mul, len(d.paths), d.lmax1, d.lmax2, d.lmax_out
+        (8, 6, 1, 1, 2)
+    """
+
+    def __init__(self, irreps_in1: o3.Irreps | str, irreps_in2: o3.Irreps | str, irreps_out: o3.Irreps | str) -> None:
+        self.irreps_in1 = as_irreps(irreps_in1, "irreps_in1")
+        self.irreps_in2 = as_irreps(irreps_in2, "irreps_in2")
+        self.irreps_out = as_irreps(irreps_out, "irreps_out")
+        self.mul1 = _check_single_mul(self.irreps_in1, "irreps_in1")
+        self.mul2 = _check_single_mul(self.irreps_in2, "irreps_in2")
+        if self.mul1 != self.mul2 and 1 not in (self.mul1, self.mul2):
+            raise ValueError(
+                f"input multiplicities must be equal or one of them 1 (broadcast), got {self.mul1} "
+                f"({self.irreps_in1}) and {self.mul2} ({self.irreps_in2})"
+            )
+        self.mul = max(self.mul1, self.mul2)
+        mul_out = _check_single_mul(self.irreps_out, "irreps_out")
+        if mul_out != self.mul:
+            raise ValueError(
+                f"irreps_out={self.irreps_out} has multiplicity {mul_out}; a channel-wise product of "
+                f"{self.irreps_in1} and {self.irreps_in2} gives multiplicity {self.mul}"
+            )
+        self.paths = self._find_paths()
+        self.classes1 = _class_layouts(self.irreps_in1)
+        self.classes2 = _class_layouts(self.irreps_in2)
+        self.classes_out = _class_layouts(self.irreps_out)
+        signs_out = [c.sign for c in self.classes_out]
+        self.class_pairs = tuple(
+            (i1, i2, signs_out.index(c1.sign * c2.sign))
+            for i1, c1 in enumerate(self.classes1)
+            for i2, c2 in enumerate(self.classes2)
+            if c1.sign * c2.sign in signs_out
+        )
+
+    def _find_paths(self) -> tuple[tuple[int, int, int], ...]:
+        paths = []
+        for io, (_, ir3) in enumerate(self.irreps_out):
+            found, odd = False, []
+            for i1, (_, ir1) in enumerate(self.irreps_in1):
+                for i2, (_, ir2) in enumerate(self.irreps_in2):
+                    if ir1.p * ir2.p != ir3.p or not abs(ir1.l - ir2.l) <= ir3.l <= ir1.l + ir2.l:
+                        continue
+                    if is_gaunt_path(ir1.l, ir2.l, ir3.l):
+                        paths.append((i1, i2, io))
+                        found = True
+                    else:
+                        odd.append(f"{ir1} x {ir2}")
+            if not found:
+                if odd:
+                    raise ValueError(
+                        f"output irrep {ir3} is reached only by parity-odd paths ({', '.join(odd)}: l1+l2+l3 odd, "
+                        "like the cross product 1o x 1o -> 1e). Gaunt products have no parity-odd paths; "
+                        "remove it from irreps_out or use a Clebsch-Gordan product for it"
+                    )
+                raise ValueError(
+                    f"output irrep {ir3} is not reached by any path from {self.irreps_in1} x {self.irreps_in2} "
+                    f"(needs p1*p2 = p3 and |l1-l2| <= l3 <= l1+l2 with l1+l2+l3 even)"
+                )
+        return tuple(paths)
+
+    @property
+    def lmax1(self) -> int:
+        return max(ir.l for _, ir in self.irreps_in1)
+
+    @property
+    def lmax2(self) -> int:
+        return max(ir.l for _, ir in self.irreps_in2)
+
+    @property
+    def lmax_out(self) -> int:
+        return max(ir.l for _, ir in self.irreps_out)
+
+    def __repr__(self) -> str:
+        return f"GauntDescriptor({self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out})"
+
+    # ---- layout -------------------------------------------------------------------------------
+
+    def batch_shape(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Size:
+        """Check the feature dims of both inputs and return their broadcast batch shape."""
+        for name, x, irreps in (("x1", x1, self.irreps_in1), ("x2", x2, self.irreps_in2)):
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+            if x.dim() == 0 or x.shape[-1] != irreps.dim:
+                raise ValueError(f"{name} must have shape [..., {irreps.dim}] for irreps {irreps}, got {tuple(x.shape)}")
+        if x1.dtype != x2.dtype:
+            raise TypeError(f"x1 and x2 must have the same dtype, got {x1.dtype} and {x2.dtype}")
+        try:
+            return torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
+        except RuntimeError:
+            raise ValueError(
+                f"batch dims of x1 {tuple(x1.shape[:-1])} and x2 {tuple(x2.shape[:-1])} do not broadcast"
+            ) from None
+
+    @staticmethod
+    def split_classes(x: torch.Tensor, irreps: o3.Irreps, classes: tuple[ClassLayout, ...]) -> list[torch.Tensor]:
+        """e3nn layout ``[..., irreps.dim]`` -> one class vector ``[..., mul, n_s]`` per class."""
+        blocks = []
+        for (m, ir), sl in zip(irreps, irreps.slices()):
+            blocks.append(x[..., sl].reshape(*x.shape[:-1], m, ir.dim))
+        out = []
+        for cls in classes:
+            parts = [blocks[i] for i in cls.irrep_indices]
+            out.append(parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1))
+        return out
+
+    def merge_out(self, z: list[torch.Tensor]) -> torch.Tensor:
+        """One class vector ``[..., C, n_s]`` per output class -> e3nn layout ``[..., irreps_out.dim]``."""
+        pieces: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+        for zc, cls in zip(z, self.classes_out):
+            start = 0
+            for i, l in zip(cls.irrep_indices, cls.ls):
+                block = zc[..., start : start + 2 * l + 1]
+                pieces[i] = block.reshape(*zc.shape[:-2], -1)
+                start += 2 * l + 1
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)  # type: ignore[arg-type]

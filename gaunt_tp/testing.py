@@ -1,0 +1,158 @@
+"""Helpers to check equivariant modules, shipped so users and our tests share them.
+
+``assert_equivariant`` applies a random rotation (optionally composed with the
+inversion) to every input and checks that the output transforms with the output
+irreps. ``E3nnGauntReference`` is e3nn's ``TensorProduct`` that computes the
+same function as :class:`gaunt_tp.GauntTensorProduct`, as an independent reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from e3nn import o3
+
+from gaunt_tp.math.gaunt import gaunt, is_gaunt_path
+from gaunt_tp.ops.descriptor import as_irreps
+
+__all__ = ["assert_equivariant", "equivariance_error", "E3nnGauntReference", "gaunt_path_constant", "random_orthogonal"]
+
+_DEFAULT_TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+def random_orthogonal(inversion: bool, *, dtype: torch.dtype = torch.float64, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A Haar-random rotation, times -1 (a roto-inversion) when ``inversion``. Shape ``[3, 3]``."""
+    q, r = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=generator))
+    q = q * torch.sign(torch.diagonal(r))
+    if torch.det(q) < 0:
+        q = -q
+    return (-q if inversion else q).to(dtype)
+
+
+def equivariance_error(
+    fn: Callable[..., torch.Tensor],
+    irreps_in: Sequence[o3.Irreps | str],
+    irreps_out: o3.Irreps | str,
+    *,
+    batch: int = 8,
+    inversion: bool = True,
+    dtype: torch.dtype = torch.float64,
+    generator: torch.Generator | None = None,
+) -> float:
+    """``max |fn(D x) - D fn(x)| / max |fn(x)|`` for a random (roto-)inversion.
+
+    Args:
+        fn: maps tensors ``[batch, irreps_in[i].dim]`` to ``[batch, irreps_out.dim]``.
+        irreps_in: the irreps of each input.
+        irreps_out: the irreps of the output.
+        inversion: compose the rotation with the inversion (tests parity too).
+    """
+    irreps_in = [as_irreps(ir, f"irreps_in[{i}]") for i, ir in enumerate(irreps_in)]
+    irreps_out = as_irreps(irreps_out, "irreps_out")
+    rot = random_orthogonal(inversion, dtype=torch.float64, generator=generator)
+    xs = [torch.randn(batch, ir.dim, dtype=dtype, generator=generator) for ir in irreps_in]
+    d_in = [ir.D_from_matrix(rot).to(dtype) for ir in irreps_in]
+    d_out = irreps_out.D_from_matrix(rot).to(dtype)
+    out = fn(*xs)
+    out_rot = fn(*[x @ d.T for x, d in zip(xs, d_in)])
+    scale = out.abs().max().clamp_min(torch.finfo(dtype).tiny)
+    return float(((out_rot - out @ d_out.T).abs().max() / scale).item())
+
+
+def assert_equivariant(
+    fn: Callable[..., torch.Tensor],
+    irreps_in: Sequence[o3.Irreps | str],
+    irreps_out: o3.Irreps | str,
+    *,
+    dtype: torch.dtype = torch.float64,
+    tol: float | None = None,
+    trials: int = 3,
+) -> float:
+    """Assert equivariance under random rotations and roto-inversions; return the worst error.
+
+    The default tolerance is 1e-10 in float64 and 1e-5 in float32 (relative to the
+    largest output entry).
+
+    Example:
+        >>> import torch
+        >>> from gaunt_tp import GauntTensorProduct
+        >>> tp = GauntTensorProduct("2x0e + 2x1o", "2x0e + 2x1o", "2x0e + 2x1o + 2x2e").double()
+        >>> assert_equivariant(tp, [tp.irreps_in1, tp.irreps_in2], tp.irreps_out) < 1e-10
+        True
+    """
+    tol = _DEFAULT_TOL[dtype] if tol is None else tol
+    worst = 0.0
+    for trial in range(trials):
+        for inversion in (False, True):
+            err = equivariance_error(fn, irreps_in, irreps_out, inversion=inversion, dtype=dtype)
+            worst = max(worst, err)
+            if not err <= tol:
+                kind = "roto-inversion" if inversion else "rotation"
+                raise AssertionError(f"not equivariant under a random {kind}: relative error {err:.3e} > {tol:.1e}")
+    return worst
+
+
+def _three_j_zero(l1: int, l2: int, l3: int) -> float:
+    """The Wigner 3j symbol (l1 l2 l3; 0 0 0) in closed form (zero for odd l1+l2+l3)."""
+    big = l1 + l2 + l3
+    if big % 2 or not abs(l1 - l2) <= l3 <= l1 + l2:
+        return 0.0
+    g = big // 2
+    f = math.factorial
+    root = math.sqrt(f(big - 2 * l1) * f(big - 2 * l2) * f(big - 2 * l3) / f(big + 1))
+    return (-1) ** g * root * f(g) / (f(g - l1) * f(g - l2) * f(g - l3))
+
+
+def gaunt_path_constant(l1: int, l2: int, l3: int) -> float:
+    """``|c|`` with ``gaunt(l1, l2, l3) = +-c * o3.wigner_3j(l1, l2, l3)``, in closed form.
+
+    ``|c| = sqrt((2l1+1)(2l2+1)(2l3+1) / (4 pi)) |(l1 l2 l3; 0 0 0)|``, since e3nn's
+    real 3j tensor has unit Frobenius norm like the complex 3j symbols.
+    """
+    return math.sqrt((2 * l1 + 1) * (2 * l2 + 1) * (2 * l3 + 1) / (4 * math.pi)) * abs(_three_j_zero(l1, l2, l3))
+
+
+class E3nnGauntReference(torch.nn.Module):
+    """e3nn's channel-wise ``TensorProduct`` ('uuu') that computes the Gaunt product.
+
+    e3nn applies ``sqrt(path_weight)`` to a path, so it cannot express a negative
+    constant; each path therefore gets ``path_weight = c**2`` (``c`` from
+    :func:`gaunt_path_constant`) and a fixed external weight equal to the sign that
+    relates e3nn's 3j tensor to the Gaunt coefficients. Every input multiplicity must
+    equal the output's (e3nn has no broadcast of a multiplicity-1 side).
+
+    Shape:
+        ``forward(x1 [..., irreps_in1.dim], x2 [..., irreps_in2.dim]) -> [..., irreps_out.dim]``.
+    """
+
+    def __init__(self, irreps_in1: o3.Irreps | str, irreps_in2: o3.Irreps | str, irreps_out: o3.Irreps | str) -> None:
+        super().__init__()
+        irreps_in1 = as_irreps(irreps_in1, "irreps_in1")
+        irreps_in2 = as_irreps(irreps_in2, "irreps_in2")
+        irreps_out = as_irreps(irreps_out, "irreps_out")
+        instructions, signs = [], []
+        for i1, (mul, ir1) in enumerate(irreps_in1):
+            for i2, (_, ir2) in enumerate(irreps_in2):
+                for io, (_, ir3) in enumerate(irreps_out):
+                    if ir1.p * ir2.p != ir3.p or not is_gaunt_path(ir1.l, ir2.l, ir3.l):
+                        continue
+                    w3j = o3.wigner_3j(ir1.l, ir2.l, ir3.l, dtype=torch.float64)
+                    sign = 1.0 if float((gaunt(ir1.l, ir2.l, ir3.l) * w3j).sum()) >= 0 else -1.0
+                    instructions.append((i1, i2, io, "uuu", True, gaunt_path_constant(ir1.l, ir2.l, ir3.l) ** 2))
+                    signs.append(torch.full((mul,), sign, dtype=torch.float64))
+        self.tp = o3.TensorProduct(
+            irreps_in1,
+            irreps_in2,
+            irreps_out,
+            instructions,
+            irrep_normalization="none",
+            path_normalization="none",
+            internal_weights=False,
+            shared_weights=True,
+        )
+        self.register_buffer("signs", torch.cat(signs).to(torch.get_default_dtype()))
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        return self.tp(x1, x2, self.signs)
