@@ -32,7 +32,8 @@ class DenseGaunt(nn.Module):
     """``z[c] = sum_{pairs} einsum(x1[a], x2[b], G[a, b, c])`` with the full Gaunt tensor.
 
     Shape:
-        class vectors ``[..., mul, n]`` in, ``[..., C, n_out]`` out (batch dims broadcast).
+        ``x1 [N1, irreps_in1.dim]``, ``x2 [N2, irreps_in2.dim]`` with N1, N2 equal or 1;
+        returns ``[N, irreps_out.dim]``.
     """
 
     def __init__(self, desc: GauntDescriptor) -> None:
@@ -43,8 +44,11 @@ class DenseGaunt(nn.Module):
             tables[f"g{i1}{i2}{io}"] = class_gaunt_tensor(desc.classes1[i1], desc.classes2[i2], desc.classes_out[io])
         self.tables = TableCache(tables)
 
-    def forward(self, x1: list[torch.Tensor], x2: list[torch.Tensor]) -> list[torch.Tensor]:
-        t = self.tables.get(x1[0].dtype, x1[0].device)
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        desc = self.desc
+        t = self.tables.get(x1.dtype, x1.device)
+        x1 = desc.split_classes(x1, desc.blocks1, desc.classes1)
+        x2 = desc.split_classes(x2, desc.blocks2, desc.classes2)
         out: list[torch.Tensor | None] = [None] * len(self.desc.classes_out)
         for i1, i2, io in self.desc.class_pairs:
             a, b = torch.broadcast_tensors(x1[i1][..., :1], x2[i2][..., :1])
@@ -53,4 +57,4 @@ class DenseGaunt(nn.Module):
             xb = x2[i2].expand(*shape, x2[i2].shape[-1]).reshape(-1, x2[i2].shape[-1])
             z = torch.einsum("bi,bj,ijk->bk", xa, xb, t[f"g{i1}{i2}{io}"]).reshape(*shape, -1)
             out[io] = z if out[io] is None else out[io] + z
-        return out  # type: ignore[return-value]
+        return desc.merge_out(out)  # type: ignore[arg-type]

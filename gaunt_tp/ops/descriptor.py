@@ -85,6 +85,11 @@ def _class_layouts(irreps: o3.Irreps) -> tuple[ClassLayout, ...]:
     return tuple(out)
 
 
+def _blocks(irreps: o3.Irreps) -> tuple[tuple[int, int, int], ...]:
+    """(start, mul, 2l+1) of each irrep block in e3nn's layout."""
+    return tuple((sl.start, mul, ir.dim) for (mul, ir), sl in zip(irreps, irreps.slices()))
+
+
 def _check_single_mul(irreps: o3.Irreps, name: str) -> int:
     if len(irreps) == 0:
         raise ValueError(f"{name} is empty; a Gaunt product needs at least one irrep")
@@ -124,7 +129,7 @@ class GauntDescriptor:
     Example:
         >>> d = GauntDescriptor("8x0e + 8x1o", "8x0e + 8x1o", "8x0e + 8x1o + 8x2e")
         >>> d.mul, len(d.paths), d.lmax1, d.lmax2, d.lmax_out
-        (8, 6, 1, 1, 2)
+        (8, 5, 1, 1, 2)
     """
 
     def __init__(self, irreps_in1: o3.Irreps | str, irreps_in2: o3.Irreps | str, irreps_out: o3.Irreps | str) -> None:
@@ -146,6 +151,11 @@ class GauntDescriptor:
                 f"{self.irreps_in1} and {self.irreps_in2} gives multiplicity {self.mul}"
             )
         self.paths = self._find_paths()
+        # plain-int copies for forward passes (torch.compile cannot guard on e3nn's Irrep objects)
+        self.dim1, self.dim2, self.dim_out = self.irreps_in1.dim, self.irreps_in2.dim, self.irreps_out.dim
+        self.blocks1 = _blocks(self.irreps_in1)
+        self.blocks2 = _blocks(self.irreps_in2)
+        self.num_out = len(self.irreps_out)
         self.classes1 = _class_layouts(self.irreps_in1)
         self.classes2 = _class_layouts(self.irreps_in2)
         self.classes_out = _class_layouts(self.irreps_out)
@@ -202,11 +212,12 @@ class GauntDescriptor:
 
     def batch_shape(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Size:
         """Check the feature dims of both inputs and return their broadcast batch shape."""
-        for name, x, irreps in (("x1", x1, self.irreps_in1), ("x2", x2, self.irreps_in2)):
+        for name, x, dim in (("x1", x1, self.dim1), ("x2", x2, self.dim2)):
             if not isinstance(x, torch.Tensor):
                 raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-            if x.dim() == 0 or x.shape[-1] != irreps.dim:
-                raise ValueError(f"{name} must have shape [..., {irreps.dim}] for irreps {irreps}, got {tuple(x.shape)}")
+            if x.dim() == 0 or x.shape[-1] != dim:
+                irreps = self.irreps_in1 if name == "x1" else self.irreps_in2
+                raise ValueError(f"{name} must have shape [..., {dim}] for irreps {irreps}, got {tuple(x.shape)}")
         if x1.dtype != x2.dtype:
             raise TypeError(f"x1 and x2 must have the same dtype, got {x1.dtype} and {x2.dtype}")
         try:
@@ -217,11 +228,11 @@ class GauntDescriptor:
             ) from None
 
     @staticmethod
-    def split_classes(x: torch.Tensor, irreps: o3.Irreps, classes: tuple[ClassLayout, ...]) -> list[torch.Tensor]:
-        """e3nn layout ``[..., irreps.dim]`` -> one class vector ``[..., mul, n_s]`` per class."""
-        blocks = []
-        for (m, ir), sl in zip(irreps, irreps.slices()):
-            blocks.append(x[..., sl].reshape(*x.shape[:-1], m, ir.dim))
+    def split_classes(
+        x: torch.Tensor, blocks: tuple[tuple[int, int, int], ...], classes: tuple[ClassLayout, ...]
+    ) -> list[torch.Tensor]:
+        """e3nn layout ``[..., dim]`` (``blocks`` from ``blocks1``/``blocks2``) -> one ``[..., mul, n_s]`` per class."""
+        blocks = [x[..., s : s + m * d].reshape(*x.shape[:-1], m, d) for s, m, d in blocks]
         out = []
         for cls in classes:
             parts = [blocks[i] for i in cls.irrep_indices]
@@ -230,7 +241,7 @@ class GauntDescriptor:
 
     def merge_out(self, z: list[torch.Tensor]) -> torch.Tensor:
         """One class vector ``[..., C, n_s]`` per output class -> e3nn layout ``[..., irreps_out.dim]``."""
-        pieces: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+        pieces: list[torch.Tensor | None] = [None] * self.num_out
         for zc, cls in zip(z, self.classes_out):
             start = 0
             for i, l in zip(cls.irrep_indices, cls.ls):

@@ -61,13 +61,13 @@ def _groups_by_order(cls: ClassLayout) -> list[list[tuple[int, int, int]]]:
     return groups
 
 
-def _synthesis_tables(cls: ClassLayout, m_theta: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Tables for class vector -> half spectrum ``[M_theta, lmax+1, re/im]``.
+def _synthesis_tables(cls: ClassLayout, m_theta: int, half: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tables for class vector -> zero-padded half spectrum ``[M_theta, half, re/im]``, ``half = M_phi // 2 + 1``.
 
     Returns:
         index_in ``[V * K]`` (positions gathered from the class vector, padding points
         at 0 and meets zero rows), table ``[V, K, (2L+1) * 2 + 1]`` (last column zero),
-        index_out ``[M_theta * V * 2]`` into the flattened ``[V, (2L+1)*2 + 1]`` result.
+        index_out ``[M_theta * half * 2]`` into the flattened ``[V, (2L+1)*2 + 1]`` result.
     """
     lmax = cls.lmax
     e = sh_to_fourier(lmax)  # [dim_all, 2L+1 (u), 2L+1 (v)], centred
@@ -81,15 +81,13 @@ def _synthesis_tables(cls: ClassLayout, m_theta: int) -> tuple[torch.Tensor, tor
             index_in[v, k] = pos
             coeff = e[l * l + l + m, :, lmax + v]  # [2L+1] over u
             table[v, k, :-1] = torch.stack([coeff.real, coeff.imag], dim=-1).reshape(-1)
-    index_out = torch.full((m_theta, v_count, 2), 0, dtype=torch.long)
+    index_out = torch.full((m_theta, half, 2), width - 1, dtype=torch.long)  # the zero column
     for j in range(m_theta):
         u = j if j <= lmax else j - m_theta
-        for v in range(v_count):
-            for c in range(2):
-                if -lmax <= u <= lmax:
+        if -lmax <= u <= lmax:
+            for v in range(v_count):
+                for c in range(2):
                     index_out[j, v, c] = v * width + (u + lmax) * 2 + c
-                else:
-                    index_out[j, v, c] = v * width + width - 1
     return index_in.reshape(-1), table, index_out.reshape(-1)
 
 
@@ -122,8 +120,8 @@ class FourierGaunt(nn.Module):
     """2D-Fourier (FFT) Gaunt product on class vectors.
 
     Shape:
-        class vectors ``[..., mul, n]`` in, ``[..., C, n_out]`` out (batch dims broadcast);
-        the intermediate samples are ``[..., mul, M_theta, M_phi]``.
+        ``x1 [N1, irreps_in1.dim]``, ``x2 [N2, irreps_in2.dim]`` with N1, N2 equal or 1;
+        returns ``[N, irreps_out.dim]``. The samples are ``[N, mul, M_theta, M_phi]``.
     """
 
     def __init__(self, desc: GauntDescriptor) -> None:
@@ -136,7 +134,7 @@ class FourierGaunt(nn.Module):
         self.in_shapes: dict[str, tuple[int, int]] = {}
         for side, classes in (("a", desc.classes1), ("b", desc.classes2)):
             for i, cls in enumerate(classes):
-                idx_in, table, idx_out = _synthesis_tables(cls, self.m_theta)
+                idx_in, table, idx_out = _synthesis_tables(cls, self.m_theta, self.m_phi // 2 + 1)
                 tables[f"{side}{i}_table"] = table
                 self._register_index(f"{side}{i}_in", idx_in)
                 self._register_index(f"{side}{i}_out", idx_out)
@@ -161,27 +159,29 @@ class FourierGaunt(nn.Module):
         lead = x.shape[:-1]
         xg = x.reshape(-1, x.shape[-1]).index_select(-1, getattr(self, f"{key}_in")).view(-1, v_count, k_max)
         spec = torch.einsum("bvk,vkn->bvn", xg, t[f"{key}_table"]).reshape(xg.shape[0], -1)
-        spec = spec.index_select(-1, getattr(self, f"{key}_out")).view(-1, self.m_theta, v_count, 2)
-        spec = torch.view_as_complex(spec)
-        samples = torch.fft.irfft(torch.fft.ifft(spec, dim=-2, norm="forward"), n=self.m_phi, dim=-1, norm="forward")
+        spec = spec.index_select(-1, getattr(self, f"{key}_out")).view(-1, self.m_theta, self.m_phi // 2 + 1, 2)
+        samples = torch.fft.irfft2(torch.view_as_complex(spec), s=(self.m_theta, self.m_phi), norm="forward")
         return samples.view(*lead, self.m_theta, self.m_phi)
 
     def _project(self, h: torch.Tensor, i: int, t: dict[str, torch.Tensor]) -> torch.Tensor:
         lead = h.shape[:-2]
         v_count = self.out_v[i]
-        spec = torch.fft.rfft(h.reshape(-1, self.m_theta, self.m_phi), dim=-1, norm="forward")[..., :v_count]
-        spec = torch.view_as_real(torch.fft.fft(spec, dim=-2, norm="forward"))  # [B, M_theta, V, 2]
+        spec = torch.fft.rfft2(h.reshape(-1, self.m_theta, self.m_phi), norm="forward")[..., :v_count]
+        spec = torch.view_as_real(spec)  # [B, M_theta, V, 2]
         spec = spec.permute(0, 2, 1, 3).reshape(spec.shape[0], v_count, self.m_theta * 2)
         z = torch.einsum("bvj,vjk->bvk", spec, t[f"o{i}_table"]).reshape(spec.shape[0], -1)
         z = z.index_select(-1, getattr(self, f"o{i}_out"))
         return z.view(*lead, -1)
 
-    def forward(self, x1: list[torch.Tensor], x2: list[torch.Tensor]) -> list[torch.Tensor]:
-        t = self.tables.get(x1[0].dtype, x1[0].device)
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        desc = self.desc
+        t = self.tables.get(x1.dtype, x1.device)
+        x1 = desc.split_classes(x1, desc.blocks1, desc.classes1)
+        x2 = desc.split_classes(x2, desc.blocks2, desc.classes2)
         f1 = [self._synthesize(x, f"a{i}", t) for i, x in enumerate(x1)]
         f2 = [self._synthesize(x, f"b{i}", t) for i, x in enumerate(x2)]
         h: list[torch.Tensor | None] = [None] * len(self.desc.classes_out)
         for i1, i2, io in self.desc.class_pairs:
             p = f1[i1] * f2[i2]
             h[io] = p if h[io] is None else h[io] + p
-        return [self._project(hc, i, t) for i, hc in enumerate(h)]  # type: ignore[arg-type]
+        return desc.merge_out([self._project(hc, i, t) for i, hc in enumerate(h)])  # type: ignore[arg-type]

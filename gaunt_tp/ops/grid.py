@@ -1,8 +1,19 @@
-"""Grid backend: evaluate both functions at sphere quadrature points, multiply, project back.
+"""Grid backend: evaluate both functions on a sphere quadrature grid, multiply, project back.
 
-Transforms are dense matmuls with the harmonics sampled on the Gauss-Legendre grid
-of band ``lmax1 + lmax2 + lmax_out``, which integrates ``f g Y_lm`` exactly.
-Cost per product: ``2 P (n1 + n2 + n_out)`` flops for P grid points.
+The grid is the Gauss-Legendre x equiangular grid of band ``lmax1 + lmax2 + lmax_out``
+(:func:`gaunt_tp.math.gauss_legendre_grid`), which integrates ``f g Y_lm`` exactly.
+Transforms are dense matmuls with the sampled harmonics, halved by the grid's
+mirror symmetry about the equator (theta -> pi - theta, e3nn's xz-plane):
+
+    Y_lm(pi - theta, phi) = (-1)**(l+m) Y_lm(theta, phi)
+
+so a function splits into its mirror-even part ``f_e`` (l+m even) and mirror-odd
+part ``f_o``, each evaluated on the upper half of the rings only; on the lower
+half ``f = f_e - f_o``. The product's mirror-even and -odd parts on the upper half
+are ``f_e g_e + f_o g_o`` and ``f_e g_o + f_o g_e``, and each projects onto the
+output harmonics of its own mirror parity. Every matmul is half the size of the
+plain grid transform; features are gathered once from e3nn's layout into
+``[batch * channel, n]`` rows.
 """
 
 from __future__ import annotations
@@ -12,46 +23,128 @@ from torch import nn
 
 from gaunt_tp.math.conventions import real_spherical_harmonics
 from gaunt_tp.math.quadrature import gauss_legendre_grid
-from gaunt_tp.ops.descriptor import GauntDescriptor
+from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
 from gaunt_tp.ops.tables import TableCache
 
 __all__ = ["GridGaunt"]
 
 
+def _mirror_split(cls: ClassLayout) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Class-vector positions and all-degree SH rows of the mirror-even and mirror-odd entries."""
+    pos_e, pos_o, row_e, row_o = [], [], [], []
+    pos = 0
+    for l in cls.ls:
+        for m in range(-l, l + 1):
+            if (l + m) % 2 == 0:
+                pos_e.append(pos)
+                row_e.append(l * l + l + m)
+            else:
+                pos_o.append(pos)
+                row_o.append(l * l + l + m)
+            pos += 1
+    return pos_e, pos_o, row_e, row_o
+
+
+def _class_gather(cls: ClassLayout, irreps_offsets: list[int], mul: int, order: list[int]) -> list[int]:
+    """Indices into e3nn's layout giving ``[mul, n]`` with the class entries in ``order``."""
+    flat = []  # e3nn index of class-vector position p for channel 0, and the irrep's 2l+1
+    for i, l in zip(cls.irrep_indices, cls.ls):
+        for k in range(2 * l + 1):
+            flat.append((irreps_offsets[i] + k, 2 * l + 1))
+    return [flat[p][0] + c * flat[p][1] for c in range(mul) for p in order]
+
+
 class GridGaunt(nn.Module):
-    """Sphere-grid Gaunt product on class vectors.
+    """Sphere-grid Gaunt product from e3nn layout to e3nn layout.
 
     Shape:
-        class vectors ``[..., mul, n]`` in, ``[..., C, n_out]`` out (batch dims broadcast);
-        the intermediate grid values are ``[..., mul, P]``.
+        ``x1 [N1, irreps_in1.dim]``, ``x2 [N2, irreps_in2.dim]`` with N1, N2 equal or 1;
+        returns ``[N, irreps_out.dim]``. Grid values are ``[N, mul, P/2]`` per mirror part.
     """
 
     def __init__(self, desc: GauntDescriptor) -> None:
         super().__init__()
         self.desc = desc
         self.grid = gauss_legendre_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out)
-        theta, phi = self.grid.mesh()
+        theta, phi = self.grid.theta, self.grid.phi
+        order = torch.argsort(theta)
+        n_upper = (theta.numel() + 1) // 2  # rings with theta <= pi/2 (the equator, if any, is the last)
+        upper = order[:n_upper]
+        weights = self.grid.weights[upper].clone()  # [n_upper, n_phi]
+        if theta.numel() % 2 == 1:
+            weights[-1] *= 0.5  # the equator is its own mirror image: counted once in f(up) + f(down)
+        t, p = torch.meshgrid(theta[upper], phi, indexing="ij")
         lmax = max(desc.lmax1, desc.lmax2, desc.lmax_out)
-        y = real_spherical_harmonics(lmax, theta.reshape(-1), phi.reshape(-1))  # [P, dim]
-        w = self.grid.weights.reshape(-1, 1)
-        tables = {}
-        for side, classes in (("a", desc.classes1), ("b", desc.classes2)):
+        y = real_spherical_harmonics(lmax, t.reshape(-1), p.reshape(-1))  # [P/2, dim_all]
+        w = 2.0 * weights.reshape(-1, 1)  # f(up) +- f(down) = 2 (mirror part): fold the 2 in
+        tables: dict[str, torch.Tensor] = {}
+        self.splits: dict[str, int] = {}
+        for side, irreps, classes, mul in (
+            ("a", desc.irreps_in1, desc.classes1, desc.mul1),
+            ("b", desc.irreps_in2, desc.classes2, desc.mul2),
+        ):
+            offsets = [s.start for s in irreps.slices()]
             for i, cls in enumerate(classes):
-                tables[f"{side}{i}"] = y[:, cls.sh_rows()].T.contiguous()  # [n, P]
+                pos_e, pos_o, row_e, row_o = _mirror_split(cls)
+                gather = torch.tensor(_class_gather(cls, offsets, mul, pos_e + pos_o), dtype=torch.long)
+                self.register_buffer(f"{side}{i}_gather", gather, persistent=False)
+                self.splits[f"{side}{i}"] = len(pos_e)
+                tables[f"{side}{i}_e"] = y[:, row_e].T.contiguous()  # [n_e, P/2]
+                tables[f"{side}{i}_o"] = y[:, row_o].T.contiguous()  # [n_o, P/2]
+        out_offsets = [s.start for s in desc.irreps_out.slices()]
+        scatter: list[int] = []
         for i, cls in enumerate(desc.classes_out):
-            tables[f"o{i}"] = (w * y[:, cls.sh_rows()]).contiguous()  # [P, n_out]
+            pos_e, pos_o, row_e, row_o = _mirror_split(cls)
+            scatter += _class_gather(cls, out_offsets, desc.mul, pos_e + pos_o)
+            self.splits[f"o{i}"] = len(pos_e)
+            tables[f"o{i}_e"] = (w * y[:, row_e]).contiguous()  # [P/2, n_e]
+            tables[f"o{i}_o"] = (w * y[:, row_o]).contiguous()  # [P/2, n_o]
+        inverse = torch.empty(len(scatter), dtype=torch.long)
+        inverse[torch.tensor(scatter, dtype=torch.long)] = torch.arange(len(scatter))
+        self.register_buffer("out_gather", inverse, persistent=False)
         self.tables = TableCache(tables)
 
     @property
     def points(self) -> int:
         return self.grid.size
 
-    def forward(self, x1: list[torch.Tensor], x2: list[torch.Tensor]) -> list[torch.Tensor]:
-        t = self.tables.get(x1[0].dtype, x1[0].device)
-        f1 = [x @ t[f"a{i}"] for i, x in enumerate(x1)]
-        f2 = [x @ t[f"b{i}"] for i, x in enumerate(x2)]
-        h: list[torch.Tensor | None] = [None] * len(self.desc.classes_out)
-        for i1, i2, io in self.desc.class_pairs:
-            p = f1[i1] * f2[i2]
-            h[io] = p if h[io] is None else h[io] + p
-        return [hc @ t[f"o{i}"] for i, hc in enumerate(h)]  # type: ignore[operator]
+    def _synthesize(self, x: torch.Tensor, key: str, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        ye, yo = t[f"{key}_e"], t[f"{key}_o"]
+        n_e = self.splits[key]
+        rows = x.index_select(1, getattr(self, f"{key}_gather")).view(-1, n_e + yo.shape[0])
+        mul = rows.shape[0] // x.shape[0]
+        fe = (rows[:, :n_e] @ ye).view(x.shape[0], mul, -1)
+        fo = (rows[:, n_e:] @ yo).view(x.shape[0], mul, -1) if yo.shape[0] else None
+        return fe, fo
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        desc = self.desc
+        t = self.tables.get(x1.dtype, x1.device)
+        f1 = [self._synthesize(x1, f"a{i}", t) for i in range(len(desc.classes1))]
+        f2 = [self._synthesize(x2, f"b{i}", t) for i in range(len(desc.classes2))]
+        he: list[torch.Tensor | None] = [None] * len(desc.classes_out)
+        ho: list[torch.Tensor | None] = [None] * len(desc.classes_out)
+        for i1, i2, io in desc.class_pairs:
+            (fe, fo), (ge, go) = f1[i1], f2[i2]
+            even, odd = fe * ge, None
+            if fo is not None and go is not None:
+                even = torch.addcmul(even, fo, go)
+            if go is not None:
+                odd = fe * go
+            if fo is not None:
+                odd = fo * ge if odd is None else torch.addcmul(odd, fo, ge)
+            he[io] = even if he[io] is None else he[io] + even
+            if odd is not None:
+                ho[io] = odd if ho[io] is None else ho[io] + odd
+        n = max(x1.shape[0], x2.shape[0])
+        z = []
+        for i in range(len(desc.classes_out)):
+            even, odd = he[i], ho[i]
+            assert even is not None
+            parts = [even.reshape(-1, even.shape[-1]) @ t[f"o{i}_e"]]
+            if t[f"o{i}_o"].shape[1]:
+                parts.append(odd.reshape(-1, odd.shape[-1]) @ t[f"o{i}_o"] if odd is not None else parts[0].new_zeros(parts[0].shape[0], t[f"o{i}_o"].shape[1]))
+            zc = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+            z.append(zc.view(n, -1))
+        out = z[0] if len(z) == 1 else torch.cat(z, dim=1)
+        return out.index_select(1, self.out_gather)

@@ -17,6 +17,17 @@ __all__ = ["GauntTensorProduct"]
 _IMPLEMENTATIONS = {"dense": DenseGaunt, "fft": FourierGaunt, "grid": GridGaunt}
 
 
+def _flatten_pair(x1: torch.Tensor, x2: torch.Tensor, batch: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both inputs as ``[N_i, dim]`` with N_i equal to ``batch.numel()`` or 1 (broadcast by the backends)."""
+    flat = []
+    for x in (x1, x2):
+        if x.shape[:-1] == batch or x.shape[:-1].numel() == 1:
+            flat.append(x.reshape(-1, x.shape[-1]))
+        else:
+            flat.append(x.expand(*batch, x.shape[-1]).reshape(-1, x.shape[-1]))
+    return flat[0], flat[1]
+
+
 class GauntTensorProduct(nn.Module):
     r"""Channel-wise product of two spherical functions, in e3nn's real basis.
 
@@ -86,11 +97,8 @@ class GauntTensorProduct(nn.Module):
         batch = desc.batch_shape(x1, x2)
         name = self._choose(batch.numel() * desc.mul, x1.dtype, x1.device)
         self._last_backend = name
-        c1 = desc.split_classes(x1, desc.irreps_in1, desc.classes1)
-        c2 = desc.split_classes(x2, desc.irreps_in2, desc.classes2)
-        z = self.impls[name](c1, c2)
-        out = desc.merge_out(z)
-        return out.expand(*batch, desc.irreps_out.dim) if out.shape[:-1] != batch else out
+        x1, x2 = _flatten_pair(x1, x2, batch)
+        return self.impls[name](x1, x2).reshape(*batch, desc.dim_out)
 
     def extra_repr(self) -> str:
         return f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}, backend={self.requested_backend!r}"
