@@ -3,18 +3,21 @@
 from gaunt_tp.math.conventions import real_spherical_harmonics, sh_dim, sh_offset, unit_vectors
 from gaunt_tp.math.fourier import fourier_to_sh, sh_to_fourier, sin_theta_integral
 from gaunt_tp.math.gaunt import gaunt, is_gaunt_path
-from gaunt_tp.math.quadrature import SphereGrid, gauss_legendre_grid
+from gaunt_tp.math.quadrature import PointGrid, SphereGrid, gauss_legendre_grid, lebedev_grid, smallest_grid
 
 __all__ = [
+    "PointGrid",
     "SphereGrid",
     "fourier_to_sh",
     "gauss_legendre_grid",
     "gaunt",
     "is_gaunt_path",
+    "lebedev_grid",
     "real_spherical_harmonics",
     "sh_dim",
     "sh_offset",
     "sh_to_fourier",
     "sin_theta_integral",
+    "smallest_grid",
     "unit_vectors",
 ]

@@ -1,70 +1,48 @@
-"""Cost model behind ``backend="auto"``: estimated seconds per call for each backend."""
+"""Cost model behind ``backend="auto"``: estimated seconds per call for each backend.
+
+Each backend reports the floating-point operations of a forward call (``flops``)
+and how many kernels it launches (``launches``); the estimate is
+``launches * overhead + flops / rate`` with per-device rates fitted to
+``benchmarks/bench_feature_product.py`` (see docs/benchmarks.md). The pick is
+deterministic: the same irreps, batch size and device always give the same backend.
+"""
 
 from __future__ import annotations
 
-import functools
-
-import torch
-
-from gaunt_tp.ops.descriptor import GauntDescriptor
+from typing import Protocol
 
 __all__ = ["BACKENDS", "choose_backend", "estimate_seconds"]
 
 BACKENDS = ("dense", "fft", "grid")
 
-
-def estimate_seconds(desc: GauntDescriptor, name: str, *, batch: int, device_type: str) -> float:
-    """Rough time of one forward call: fixed overhead plus flops at a per-backend rate."""
-    from gaunt_tp.ops.fft import fft_size  # local import keeps auto independent of backend modules' tables
-
-    n1 = sum(c.dim for c in desc.classes1)
-    n2 = sum(c.dim for c in desc.classes2)
-    n3 = sum(c.dim for c in desc.classes_out)
-    if name == "dense":
-        flops = 2.0 * sum(
-            desc.classes1[a].dim * desc.classes2[b].dim * desc.classes_out[c].dim for a, b, c in desc.class_pairs
-        )
-        launches = 3 * len(desc.class_pairs)
-    elif name == "grid":
-        band = desc.lmax1 + desc.lmax2 + desc.lmax_out
-        points = (band // 2 + 1) * (band + 1)
-        flops = 2.0 * points * (n1 + n2 + n3)
-        launches = 6
-    else:
-        band = desc.lmax1 + desc.lmax2
-        m_theta = fft_size(2 * band + 1)
-        m_phi = fft_size(band + desc.lmax_out + 1)
-        fft_flops = 5.0 * m_theta * m_phi * max(1.0, float(torch.tensor(m_theta * m_phi).log2()))
-        flops = 3 * fft_flops + 4.0 * (2 * desc.lmax1 + 1) * (n1 + n2) + 4.0 * m_theta * n3
-        launches = 20
-    rate, overhead = _RATES[device_type].get(name, 1e9), _OVERHEAD[device_type]
-    return launches * overhead + batch * flops / rate
-
-
-# Sustained flop rates per backend (float32), fitted to benchmarks/bench_feature_product.py runs.
+# Sustained float32 flop/s per backend and fixed cost per kernel launch, fitted to benchmark runs.
 _RATES = {
-    "cpu": {"dense": 2e10, "grid": 6e10, "fft": 8e9},
-    "cuda": {"dense": 2e12, "grid": 2e13, "fft": 2e12},
+    "cpu": {"dense": 2.0e10, "grid": 6.0e10, "fft": 5.0e9},
+    "cuda": {"dense": 2.0e12, "grid": 1.5e13, "fft": 2.0e12},
 }
-_OVERHEAD = {"cpu": 1.5e-5, "cuda": 1e-5}
+_OVERHEAD = {"cpu": 1.0e-5, "cuda": 8.0e-6}
 
 
-@functools.lru_cache(maxsize=4096)
-def _choose(desc_key: int, desc: GauntDescriptor, batch: int, device_type: str) -> str:
-    times = {name: estimate_seconds(desc, name, batch=batch, device_type=device_type) for name in BACKENDS}
-    return min(times, key=times.__getitem__)
+class CostedBackend(Protocol):
+    launches: int
+
+    def flops(self, products: int) -> float: ...
 
 
-def choose_backend(desc: GauntDescriptor, *, batch: int, dtype: torch.dtype, device_type: str) -> str:
-    """The backend with the smallest estimated time for ``batch`` products.
+def estimate_seconds(name: str, backend: CostedBackend, *, products: int, device_type: str) -> float:
+    """Estimated seconds of one forward call of ``backend`` (registered as ``name``) on ``products`` products."""
+    device_type = device_type if device_type in _RATES else "cpu"
+    return backend.launches * _OVERHEAD[device_type] + backend.flops(products) / _RATES[device_type][name]
+
+
+def choose_backend(backends: dict[str, CostedBackend], *, products: int, device_type: str) -> str:
+    """Name of the backend with the smallest estimated time.
 
     Args:
-        desc: what is computed.
-        batch: number of products (batch elements times channels).
-        dtype: feature dtype (float64 runs at about half the float32 rate on every backend,
-            so it does not change the pick).
-        device_type: ``"cpu"`` or ``"cuda"``; other devices use the CPU figures.
+        backends: name -> backend instance, for the same descriptor.
+        products: number of products in the call (batch elements times channels).
+        device_type: ``"cpu"`` or ``"cuda"``; others use the CPU figures. float64 runs at
+            about half the float32 rate on every backend, so the dtype does not change the pick.
     """
-    device_type = device_type if device_type in _RATES else "cpu"
-    bucket = 1 << max(0, int(batch).bit_length() - 1)  # powers of two: the pick is cached per bucket
-    return _choose(id(desc), desc, bucket, device_type)
+    times = {name: estimate_seconds(name, b, products=products, device_type=device_type) for name, b in backends.items()}
+    return min(times, key=times.__getitem__)

@@ -43,6 +43,15 @@ class DenseGaunt(nn.Module):
         for i1, i2, io in desc.class_pairs:
             tables[f"g{i1}{i2}{io}"] = class_gaunt_tensor(desc.classes1[i1], desc.classes2[i2], desc.classes_out[io])
         self.tables = TableCache(tables)
+        d = desc
+        self.launches = 4 * len(d.class_pairs) + 2 * (len(d.classes1) + len(d.classes2) + len(d.classes_out))
+
+    def flops(self, products: int) -> float:
+        """Floating-point operations of one forward call on ``products`` (batch x channel) products."""
+        d = self.desc
+        return 2.0 * products * sum(
+            d.classes1[a].dim * d.classes2[b].dim * (d.classes_out[c].dim + 1) for a, b, c in d.class_pairs
+        )
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         desc = self.desc

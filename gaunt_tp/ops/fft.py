@@ -22,6 +22,8 @@ unaliased. Both are rounded up to FFT-friendly (2, 3, 5-smooth) lengths.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -146,6 +148,7 @@ class FourierGaunt(nn.Module):
             self._register_index(f"o{i}_out", idx_out)
             self.out_v.append(cls.lmax + 1)
         self.tables = TableCache(tables)
+        self.launches = 7 * (len(desc.classes1) + len(desc.classes2)) + len(desc.class_pairs) + 7 * len(desc.classes_out) + 4
 
     def _register_index(self, name: str, index: torch.Tensor) -> None:
         self.register_buffer(name, index, persistent=False)
@@ -153,6 +156,21 @@ class FourierGaunt(nn.Module):
     @property
     def points(self) -> int:
         return self.m_theta * self.m_phi
+
+    def flops(self, products: int) -> float:
+        """Floating-point operations of one forward call on ``products`` (batch x channel) products.
+
+        Real 2D FFTs of M points are counted as ``2.5 M log2 M`` flops each.
+        """
+        m = self.m_theta * self.m_phi
+        fft = 2.5 * m * math.log2(m)
+        transforms = 0.0
+        for key, (v_count, k_max) in self.in_shapes.items():
+            transforms += 2.0 * v_count * k_max * (self.tables.masters[f"{key}_table"].shape[-1])
+        for i, v_count in enumerate(self.out_v):
+            transforms += 2.0 * self.tables.masters[f"o{i}_table"].numel()
+        n_fft = len(self.in_shapes) + len(self.out_v)
+        return products * (transforms + n_fft * fft + m * len(self.desc.class_pairs) * 2.0)
 
     def _synthesize(self, x: torch.Tensor, key: str, t: dict[str, torch.Tensor]) -> torch.Tensor:
         v_count, k_max = self.in_shapes[key]

@@ -1,14 +1,15 @@
 """Grid backend: evaluate both functions on a sphere quadrature grid, multiply, project back.
 
-The grid is the Gauss-Legendre x equiangular grid of band ``lmax1 + lmax2 + lmax_out``
-(:func:`gaunt_tp.math.gauss_legendre_grid`), which integrates ``f g Y_lm`` exactly.
-Transforms are dense matmuls with the sampled harmonics, halved by the grid's
-mirror symmetry about the equator (theta -> pi - theta, e3nn's xz-plane):
+The grid is the smallest rule exact to degree ``lmax1 + lmax2 + lmax_out``
+(:func:`gaunt_tp.math.smallest_grid`: Lebedev, or Gauss-Legendre x equiangular), so it
+integrates ``f g Y_lm`` exactly. Transforms are dense matmuls with the sampled
+harmonics, halved by the grid's mirror symmetry y -> -y (theta -> pi - theta; the
+xz-plane is e3nn's equator):
 
     Y_lm(pi - theta, phi) = (-1)**(l+m) Y_lm(theta, phi)
 
 so a function splits into its mirror-even part ``f_e`` (l+m even) and mirror-odd
-part ``f_o``, each evaluated on the upper half of the rings only; on the lower
+part ``f_o``, each evaluated on the points with y >= 0 only; on the lower
 half ``f = f_e - f_o``. The product's mirror-even and -odd parts on the upper half
 are ``f_e g_e + f_o g_o`` and ``f_e g_o + f_o g_e``, and each projects onto the
 output harmonics of its own mirror parity. Every matmul is half the size of the
@@ -21,8 +22,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gaunt_tp.math.conventions import real_spherical_harmonics
-from gaunt_tp.math.quadrature import gauss_legendre_grid
+from e3nn import o3
+
+from gaunt_tp.math.quadrature import smallest_grid
 from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
 from gaunt_tp.ops.tables import TableCache
 
@@ -65,18 +67,22 @@ class GridGaunt(nn.Module):
     def __init__(self, desc: GauntDescriptor) -> None:
         super().__init__()
         self.desc = desc
-        self.grid = gauss_legendre_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out)
-        theta, phi = self.grid.theta, self.grid.phi
-        order = torch.argsort(theta)
-        n_upper = (theta.numel() + 1) // 2  # rings with theta <= pi/2 (the equator, if any, is the last)
-        upper = order[:n_upper]
-        weights = self.grid.weights[upper].clone()  # [n_upper, n_phi]
-        if theta.numel() % 2 == 1:
-            weights[-1] *= 0.5  # the equator is its own mirror image: counted once in f(up) + f(down)
-        t, p = torch.meshgrid(theta[upper], phi, indexing="ij")
+        self.grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out)
+        points, weights = self.grid.points, self.grid.weights
+        on_plane = points[:, 1].abs() < 1e-9
+        upper = points[:, 1] >= 1e-9
+        keep = upper | on_plane
+        mirrored = points[upper] * torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+        lower = points[points[:, 1] <= -1e-9]
+        if upper.sum() != lower.shape[0] or (
+            lower.shape[0] and torch.cdist(mirrored, lower, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values.max() > 1e-9
+        ):
+            raise RuntimeError(f"{self.grid.name} grid of band {self.grid.band} is not symmetric under y -> -y")
+        # a point on the plane y = 0 is its own mirror image: counted once in f(up) +- f(down)
+        half_weights = torch.where(on_plane, 0.5 * weights, weights)[keep]
         lmax = max(desc.lmax1, desc.lmax2, desc.lmax_out)
-        y = real_spherical_harmonics(lmax, t.reshape(-1), p.reshape(-1))  # [P/2, dim_all]
-        w = 2.0 * weights.reshape(-1, 1)  # f(up) +- f(down) = 2 (mirror part): fold the 2 in
+        y = o3.spherical_harmonics(list(range(lmax + 1)), points[keep], normalize=False, normalization="integral")
+        w = 2.0 * half_weights.reshape(-1, 1)  # f(up) +- f(down) = 2 (mirror part): fold the 2 in
         tables: dict[str, torch.Tensor] = {}
         self.splits: dict[str, int] = {}
         for side, irreps, classes, mul in (
@@ -103,10 +109,20 @@ class GridGaunt(nn.Module):
         inverse[torch.tensor(scatter, dtype=torch.long)] = torch.arange(len(scatter))
         self.register_buffer("out_gather", inverse, persistent=False)
         self.tables = TableCache(tables)
+        self.half_points = int(keep.sum())
+        self.launches = 3 * (len(desc.classes1) + len(desc.classes2)) + 4 * len(desc.class_pairs) + 3 * len(desc.classes_out) + 2
 
     @property
     def points(self) -> int:
         return self.grid.size
+
+    def flops(self, products: int) -> float:
+        """Floating-point operations of one forward call on ``products`` (batch x channel) products."""
+        half = self.half_points
+        n1 = sum(c.dim for c in self.desc.classes1)
+        n2 = sum(c.dim for c in self.desc.classes2)
+        n3 = sum(c.dim for c in self.desc.classes_out)
+        return products * half * (2.0 * (n1 + n2 + n3) + 8.0 * len(self.desc.class_pairs))
 
     def _synthesize(self, x: torch.Tensor, key: str, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         ye, yo = t[f"{key}_e"], t[f"{key}_o"]

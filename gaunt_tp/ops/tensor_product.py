@@ -80,22 +80,27 @@ class GauntTensorProduct(nn.Module):
         self.requested_backend = backend
         names = BACKENDS if backend == "auto" else (backend,)
         self.impls = nn.ModuleDict({name: _IMPLEMENTATIONS[name](self.descriptor) for name in names})
-        self._last_backend = backend if backend != "auto" else self._choose(1024, torch.float32, torch.device("cpu"))
+        self._choices: dict[tuple[int, str], str] = {}
+        self._last_backend = self._choose(1024, "cpu")
 
-    def _choose(self, batch: int, dtype: torch.dtype, device: torch.device) -> str:
+    def _choose(self, products: int, device_type: str) -> str:
         if self.requested_backend != "auto":
             return self.requested_backend
-        return choose_backend(self.descriptor, batch=batch, dtype=dtype, device_type=device.type)
+        bucket = 1 << max(0, products.bit_length() - 1)  # one pick per power of two of the batch
+        key = (bucket, device_type)
+        if key not in self._choices:
+            self._choices[key] = choose_backend(dict(self.impls.items()), products=bucket, device_type=device_type)
+        return self._choices[key]
 
     @property
     def backend(self) -> str:
-        """The backend that ran last (for ``"auto"`` before any call: its pick for 1024 products on CPU)."""
+        """The backend that ran last (for ``"auto"`` before any call: its pick for 1024 products on a CPU)."""
         return self._last_backend
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         desc = self.descriptor
         batch = desc.batch_shape(x1, x2)
-        name = self._choose(batch.numel() * desc.mul, x1.dtype, x1.device)
+        name = self._choose(batch.numel() * desc.mul, x1.device.type)
         self._last_backend = name
         x1, x2 = _flatten_pair(x1, x2, batch)
         return self.impls[name](x1, x2).reshape(*batch, desc.dim_out)
