@@ -26,6 +26,7 @@ from e3nn import o3
 
 from gaunt_tp.math.quadrature import smallest_grid
 from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
+from gaunt_tp.ops.functions import mirror_product, permute_features
 from gaunt_tp.ops.tables import TableCache
 
 __all__ = ["GridGaunt"]
@@ -85,18 +86,21 @@ class GridGaunt(nn.Module):
         w = 2.0 * half_weights.reshape(-1, 1)  # f(up) +- f(down) = 2 (mirror part): fold the 2 in
         tables: dict[str, torch.Tensor] = {}
         self.splits: dict[str, int] = {}
+        self.class_slices: dict[str, tuple[int, int]] = {}
         for side, irreps, classes, mul in (
             ("a", desc.irreps_in1, desc.classes1, desc.mul1),
             ("b", desc.irreps_in2, desc.classes2, desc.mul2),
         ):
             offsets = [s.start for s in irreps.slices()]
+            perm: list[int] = []
             for i, cls in enumerate(classes):
                 pos_e, pos_o, row_e, row_o = _mirror_split(cls)
-                gather = torch.tensor(_class_gather(cls, offsets, mul, pos_e + pos_o), dtype=torch.long)
-                self.register_buffer(f"{side}{i}_gather", gather, persistent=False)
+                self.class_slices[f"{side}{i}"] = (len(perm), cls.dim)
+                perm += _class_gather(cls, offsets, mul, pos_e + pos_o)
                 self.splits[f"{side}{i}"] = len(pos_e)
                 tables[f"{side}{i}_e"] = y[:, row_e].T.contiguous()  # [n_e, P/2]
                 tables[f"{side}{i}_o"] = y[:, row_o].T.contiguous()  # [n_o, P/2]
+            self._register_permutation(f"{side}_perm", perm)
         out_offsets = [s.start for s in desc.irreps_out.slices()]
         scatter: list[int] = []
         for i, cls in enumerate(desc.classes_out):
@@ -105,12 +109,15 @@ class GridGaunt(nn.Module):
             self.splits[f"o{i}"] = len(pos_e)
             tables[f"o{i}_e"] = (w * y[:, row_e]).contiguous()  # [P/2, n_e]
             tables[f"o{i}_o"] = (w * y[:, row_o]).contiguous()  # [P/2, n_o]
-        inverse = torch.empty(len(scatter), dtype=torch.long)
-        inverse[torch.tensor(scatter, dtype=torch.long)] = torch.arange(len(scatter))
-        self.register_buffer("out_gather", inverse, persistent=False)
+        self._register_permutation("out_perm", torch.tensor(scatter).argsort().tolist())
         self.tables = TableCache(tables)
         self.half_points = int(keep.sum())
         self.launches = 3 * (len(desc.classes1) + len(desc.classes2)) + 4 * len(desc.class_pairs) + 3 * len(desc.classes_out) + 2
+
+    def _register_permutation(self, name: str, perm: list[int]) -> None:
+        index = torch.tensor(perm, dtype=torch.long)
+        self.register_buffer(name, index, persistent=False)
+        self.register_buffer(f"{name}_inverse", index.argsort(), persistent=False)
 
     @property
     def points(self) -> int:
@@ -124,31 +131,30 @@ class GridGaunt(nn.Module):
         n3 = sum(c.dim for c in self.desc.classes_out)
         return products * half * (2.0 * (n1 + n2 + n3) + 8.0 * len(self.desc.class_pairs))
 
-    def _synthesize(self, x: torch.Tensor, key: str, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _synthesize(self, xp: torch.Tensor, key: str, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Mirror parts ``[N, mul, P/2]`` of one class from the permuted features ``xp [N, dim]``."""
         ye, yo = t[f"{key}_e"], t[f"{key}_o"]
         n_e = self.splits[key]
-        rows = x.index_select(1, getattr(self, f"{key}_gather")).view(-1, n_e + yo.shape[0])
-        mul = rows.shape[0] // x.shape[0]
-        fe = (rows[:, :n_e] @ ye).view(x.shape[0], mul, -1)
-        fo = (rows[:, n_e:] @ yo).view(x.shape[0], mul, -1) if yo.shape[0] else None
+        start, dim = self.class_slices[key]
+        mul = self.desc.mul1 if key[0] == "a" else self.desc.mul2
+        n = xp.shape[0]
+        block = xp if start == 0 and xp.shape[1] == mul * dim else xp[:, start : start + mul * dim]
+        rows = block.reshape(n * mul, dim)
+        fe = (rows[:, :n_e] @ ye).view(n, mul, -1)
+        fo = (rows[:, n_e:] @ yo).view(n, mul, -1) if yo.shape[0] else None
         return fe, fo
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         desc = self.desc
         t = self.tables.get(x1.dtype, x1.device)
+        x1 = permute_features(x1, self.a_perm, self.a_perm_inverse)
+        x2 = permute_features(x2, self.b_perm, self.b_perm_inverse)
         f1 = [self._synthesize(x1, f"a{i}", t) for i in range(len(desc.classes1))]
         f2 = [self._synthesize(x2, f"b{i}", t) for i in range(len(desc.classes2))]
         he: list[torch.Tensor | None] = [None] * len(desc.classes_out)
         ho: list[torch.Tensor | None] = [None] * len(desc.classes_out)
         for i1, i2, io in desc.class_pairs:
-            (fe, fo), (ge, go) = f1[i1], f2[i2]
-            even, odd = fe * ge, None
-            if fo is not None and go is not None:
-                even = torch.addcmul(even, fo, go)
-            if go is not None:
-                odd = fe * go
-            if fo is not None:
-                odd = fo * ge if odd is None else torch.addcmul(odd, fo, ge)
+            even, odd = mirror_product(*f1[i1], *f2[i2])
             he[io] = even if he[io] is None else he[io] + even
             if odd is not None:
                 ho[io] = odd if ho[io] is None else ho[io] + odd
@@ -163,4 +169,4 @@ class GridGaunt(nn.Module):
             zc = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
             z.append(zc.view(n, -1))
         out = z[0] if len(z) == 1 else torch.cat(z, dim=1)
-        return out.index_select(1, self.out_gather)
+        return permute_features(out, self.out_perm, self.out_perm_inverse)
