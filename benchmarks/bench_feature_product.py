@@ -35,26 +35,38 @@ def natural_irreps(lmax: int, mul: int) -> str:
     return " + ".join(f"{mul}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1))
 
 
-def cuequivariance_product(irreps: str, device: torch.device, dtype: torch.dtype):
-    """cuEquivariance's channel-wise tensor product with the same paths, or None if not installed."""
+def cuequivariance_product(irreps: str, dtype: torch.dtype, method: str):
+    """cuEquivariance computing the same paths (all l1 x l2 -> l3 of natural parity, channel by channel).
+
+    Built as a segmented polynomial ``iu,ju,ku+ijk`` with cuEquivariance's own Clebsch-Gordan
+    coefficients in its ``ir_mul`` layout: the same paths, sizes and flops as the Gaunt product,
+    with other per-path constants, so it is timed but not compared number for number.
+    Returns None when cuequivariance-torch is not installed.
+    """
     try:
         import cuequivariance as cue
         import cuequivariance_torch as cuet
     except ImportError:
         return None
-    from gaunt_tp.testing import gaunt_path_constant
+    group_irreps = cue.Irreps("O3", irreps)
+    d = cue.SegmentedTensorProduct.from_subscripts("iu,ju,ku+ijk")
+    for mul, ir in group_irreps:
+        d.add_segment(0, (ir.dim, mul))
+        d.add_segment(1, (ir.dim, mul))
+        d.add_segment(2, (ir.dim, mul))
+    for i1, (_, ir1) in enumerate(group_irreps):
+        for i2, (_, ir2) in enumerate(group_irreps):
+            for i3, (_, ir3) in enumerate(group_irreps):
+                if ir3 in ir1 * ir2:
+                    for cg in cue.O3.clebsch_gordan(ir1, ir2, ir3):
+                        d.add_path(i1, i2, i3, c=cg)
+    d = d.normalize_paths_for_operand(-1)
+    module = cuet.SegmentedPolynomial(cue.SegmentedPolynomial.eval_last_operand(d), method=method, math_dtype=dtype)
 
-    e3 = cue.Irreps("O3", irreps)
-    desc = cue.descriptors.channelwise_tensor_product(e3, e3, e3, simplify_irreps3=False)
-    del desc, gaunt_path_constant  # path weights differ; timing only (same paths, same sizes)
-    try:
-        mod = cuet.ChannelWiseTensorProduct(e3, e3, filter_irreps_out=e3.irreps if hasattr(e3, "irreps") else e3,
-                                            layout=cue.ir_mul, shared_weights=True, internal_weights=True,
-                                            device=device, dtype=dtype)
-    except Exception as err:  # API differences between versions: report, don't crash the run
-        print(f"cuEquivariance skipped: {err}", file=sys.stderr)
-        return None
-    return mod
+    def product(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        return module([x1, x2])[0]
+
+    return product
 
 
 def peak_forward_memory(fn, device: torch.device) -> tuple[float, float]:
@@ -93,15 +105,16 @@ def run(args: argparse.Namespace) -> dict:
         x1 = torch.randn(args.nodes, dim, generator=gen).to(device=device, dtype=dtype)
         x2 = torch.randn(args.nodes, dim, generator=gen).to(device=device, dtype=dtype)
         cot = torch.randn(args.nodes, dim, generator=gen).to(device=device, dtype=dtype)
-        modules: dict[str, torch.nn.Module] = {}
+        modules: dict[str, object] = {}
         for name in (*BACKENDS, "auto"):
             modules[f"gaunt-{name}"] = GauntTensorProduct(irreps, irreps, irreps, backend=name).to(device)
         if lmax <= args.e3nn_lmax:
             modules["e3nn"] = E3nnGauntReference(irreps, irreps, irreps).to(device=device, dtype=dtype)
-        if device.type == "cuda":
-            cue_mod = cuequivariance_product(irreps, device, dtype)
-            if cue_mod is not None:
-                modules["cuequivariance"] = cue_mod
+        if args.cuequivariance:
+            cue_product = cuequivariance_product(irreps, dtype, args.cuequivariance)
+            if cue_product is None:
+                raise SystemExit("--cuequivariance needs cuequivariance-torch installed")
+            modules["cuequivariance"] = cue_product
         # correctness first: every contender against the dense oracle on this very input
         reference = modules["gaunt-dense"](x1, x2)
         for name, mod in modules.items():
@@ -231,11 +244,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=25)
     parser.add_argument("--budget", type=float, default=8.0, help="seconds of timing per lmax and mode")
     parser.add_argument("--e3nn-lmax", type=int, default=8, help="largest lmax at which e3nn is timed")
+    parser.add_argument("--cuequivariance", default="", metavar="METHOD",
+                        help="also time cuEquivariance with this method (uniform_1d on GPUs, naive anywhere)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--name", default="", help="file stem (default feature_product_<device type>)")
     args = parser.parse_args(argv)
     report = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"feature_product_{torch.device(args.device).type}"
+    stem = args.out / (args.name or f"feature_product_{torch.device(args.device).type}")
     tmp = stem.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2))
     os.replace(tmp, stem.with_suffix(".json"))
