@@ -15,12 +15,15 @@ __all__ = ["BACKENDS", "choose_backend", "estimate_seconds"]
 
 BACKENDS = ("dense", "fft", "grid")
 
-# Sustained float32 flop/s per backend and fixed cost per kernel launch, fitted to benchmark runs.
+# Effective float32 flop/s per backend (memory traffic included) and the fixed cost of one
+# kernel launch. CPU figures: fitted to benchmarks/bench_feature_product.py and to batches of
+# 32..32768 products on the 2-core CI machine. CUDA figures: not yet measured (no GPU was
+# available when this was written); they only order the backends by their arithmetic.
 _RATES = {
-    "cpu": {"dense": 2.0e10, "grid": 6.0e10, "fft": 5.0e9},
-    "cuda": {"dense": 2.0e12, "grid": 1.5e13, "fft": 2.0e12},
+    "cpu": {"dense": 3.0e10, "grid": 2.5e10, "fft": 5.0e9},
+    "cuda": {"dense": 5.0e12, "grid": 2.0e13, "fft": 2.0e12},
 }
-_OVERHEAD = {"cpu": 1.0e-5, "cuda": 8.0e-6}
+_OVERHEAD = {"cpu": 7.0e-6, "cuda": 1.0e-5}
 
 
 class CostedBackend(Protocol):
