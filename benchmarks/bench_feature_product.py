@@ -91,6 +91,16 @@ def peak_forward_memory(fn, device: torch.device) -> tuple[float, float]:
     return float(peak), float(largest)
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
@@ -167,7 +177,7 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "benchmark": "feature_product",
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "threads": torch.get_num_threads(),
         "dtype": args.dtype,
         "channels": args.channels,
