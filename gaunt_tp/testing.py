@@ -17,6 +17,7 @@ from e3nn import o3
 
 from gaunt_tp.math.conventions import unit_vectors
 from gaunt_tp.math.gaunt import gaunt, is_gaunt_path
+from gaunt_tp.math.gradients import is_odd_path, odd_product_coefficients
 from gaunt_tp.math.quadrature import gauss_legendre_grid
 from gaunt_tp.ops.descriptor import as_irreps
 
@@ -160,13 +161,22 @@ class E3nnGauntReference(torch.nn.Module):
     relates e3nn's 3j tensor to the Gaunt coefficients. Every input multiplicity must
     equal the output's (e3nn has no broadcast of a multiplicity-1 side).
 
-    The module is built in float64 (exact tables); call ``.float()`` for float32.
+    With ``odd_paths=True`` it also has the parity-odd paths, each with the constant that
+    relates :func:`gaunt_tp.math.odd_product_coefficients` to e3nn's 3j tensor. The module is
+    built in float64 (exact tables); call ``.float()`` for float32.
 
     Shape:
         ``forward(x1 [..., irreps_in1.dim], x2 [..., irreps_in2.dim]) -> [..., irreps_out.dim]``.
     """
 
-    def __init__(self, irreps_in1: o3.Irreps | str, irreps_in2: o3.Irreps | str, irreps_out: o3.Irreps | str) -> None:
+    def __init__(
+        self,
+        irreps_in1: o3.Irreps | str,
+        irreps_in2: o3.Irreps | str,
+        irreps_out: o3.Irreps | str,
+        *,
+        odd_paths: bool = False,
+    ) -> None:
         super().__init__()
         irreps_in1 = as_irreps(irreps_in1, "irreps_in1")
         irreps_in2 = as_irreps(irreps_in2, "irreps_in2")
@@ -175,11 +185,19 @@ class E3nnGauntReference(torch.nn.Module):
         for i1, (mul, ir1) in enumerate(irreps_in1):
             for i2, (_, ir2) in enumerate(irreps_in2):
                 for io, (_, ir3) in enumerate(irreps_out):
-                    if ir1.p * ir2.p != ir3.p or not is_gaunt_path(ir1.l, ir2.l, ir3.l):
+                    if ir1.p * ir2.p != ir3.p or not abs(ir1.l - ir2.l) <= ir3.l <= ir1.l + ir2.l:
                         continue
                     w3j = o3.wigner_3j(ir1.l, ir2.l, ir3.l, dtype=torch.float64)
-                    sign = 1.0 if float((gaunt(ir1.l, ir2.l, ir3.l) * w3j).sum()) >= 0 else -1.0
-                    instructions.append((i1, i2, io, "uuu", True, gaunt_path_constant(ir1.l, ir2.l, ir3.l) ** 2))
+                    if is_gaunt_path(ir1.l, ir2.l, ir3.l):
+                        sign = 1.0 if float((gaunt(ir1.l, ir2.l, ir3.l) * w3j).sum()) >= 0 else -1.0
+                        constant = gaunt_path_constant(ir1.l, ir2.l, ir3.l)
+                    elif odd_paths and is_odd_path(ir1.l, ir2.l, ir3.l):
+                        # no closed form: the constant is the projection onto the unit-norm 3j tensor
+                        constant = float((odd_product_coefficients(ir1.l, ir2.l, ir3.l) * w3j).sum())
+                        sign, constant = (1.0 if constant >= 0 else -1.0), abs(constant)
+                    else:
+                        continue
+                    instructions.append((i1, i2, io, "uuu", True, constant**2))
                     signs.append(torch.full((mul,), sign, dtype=torch.float64))
         with _float64_default():  # e3nn builds its 3j tables in the default dtype
             self.tp = o3.TensorProduct(

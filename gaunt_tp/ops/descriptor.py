@@ -27,7 +27,7 @@ from e3nn import o3
 
 from gaunt_tp.math.gaunt import is_gaunt_path
 
-__all__ = ["ClassLayout", "GauntDescriptor", "as_irreps", "parity_class"]
+__all__ = ["ClassLayout", "GauntDescriptor", "as_irreps", "parity_class", "path_kinds"]
 
 
 def as_irreps(irreps: o3.Irreps | str, name: str) -> o3.Irreps:
@@ -85,6 +85,19 @@ def _class_layouts(irreps: o3.Irreps) -> tuple[ClassLayout, ...]:
     return tuple(out)
 
 
+def path_kinds(
+    irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, ir_out: o3.Irrep
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Input irrep pairs ``(i1, i2)`` reaching ``ir_out`` by an even (Gaunt) and by an odd path."""
+    even, odd = [], []
+    for i1, (_, ir1) in enumerate(irreps_in1):
+        for i2, (_, ir2) in enumerate(irreps_in2):
+            if ir1.p * ir2.p != ir_out.p or not abs(ir1.l - ir2.l) <= ir_out.l <= ir1.l + ir2.l:
+                continue
+            (even if is_gaunt_path(ir1.l, ir2.l, ir_out.l) else odd).append((i1, i2))
+    return even, odd
+
+
 def _blocks(irreps: o3.Irreps) -> tuple[tuple[int, int, int], ...]:
     """(start, mul, 2l+1) of each irrep block in e3nn's layout."""
     return tuple((sl.start, mul, ir.dim) for (mul, ir), sl in zip(irreps, irreps.slices()))
@@ -117,7 +130,9 @@ class GauntDescriptor:
         irreps_in1, irreps_in2: inputs; every irrep of one input has the same
             multiplicity, the two multiplicities are equal or one is 1 (broadcast).
         irreps_out: requested outputs, each with the common multiplicity and each
-            reached by at least one Gaunt path.
+            reached by at least one path of the described kind.
+        odd: describe the parity-odd product (paths with l1+l2+l3 odd, whose class
+            is minus the product of the input classes) instead of the Gaunt product.
 
     Attributes:
         mul: the output multiplicity C. ``mul1``/``mul2``: those of the inputs.
@@ -132,7 +147,15 @@ class GauntDescriptor:
         (8, 5, 1, 1, 2)
     """
 
-    def __init__(self, irreps_in1: o3.Irreps | str, irreps_in2: o3.Irreps | str, irreps_out: o3.Irreps | str) -> None:
+    def __init__(
+        self,
+        irreps_in1: o3.Irreps | str,
+        irreps_in2: o3.Irreps | str,
+        irreps_out: o3.Irreps | str,
+        *,
+        odd: bool = False,
+    ) -> None:
+        self.odd = odd
         self.irreps_in1 = as_irreps(irreps_in1, "irreps_in1")
         self.irreps_in2 = as_irreps(irreps_in2, "irreps_in2")
         self.irreps_out = as_irreps(irreps_out, "irreps_out")
@@ -160,37 +183,34 @@ class GauntDescriptor:
         self.classes2 = _class_layouts(self.irreps_in2)
         self.classes_out = _class_layouts(self.irreps_out)
         signs_out = [c.sign for c in self.classes_out]
+        flip = -1 if odd else 1  # an odd path lands in the opposite class
         self.class_pairs = tuple(
-            (i1, i2, signs_out.index(c1.sign * c2.sign))
+            (i1, i2, signs_out.index(flip * c1.sign * c2.sign))
             for i1, c1 in enumerate(self.classes1)
             for i2, c2 in enumerate(self.classes2)
-            if c1.sign * c2.sign in signs_out
+            if flip * c1.sign * c2.sign in signs_out
         )
 
     def _find_paths(self) -> tuple[tuple[int, int, int], ...]:
         paths = []
         for io, (_, ir3) in enumerate(self.irreps_out):
-            found, odd = False, []
-            for i1, (_, ir1) in enumerate(self.irreps_in1):
-                for i2, (_, ir2) in enumerate(self.irreps_in2):
-                    if ir1.p * ir2.p != ir3.p or not abs(ir1.l - ir2.l) <= ir3.l <= ir1.l + ir2.l:
-                        continue
-                    if is_gaunt_path(ir1.l, ir2.l, ir3.l):
-                        paths.append((i1, i2, io))
-                        found = True
-                    else:
-                        odd.append(f"{ir1} x {ir2}")
-            if not found:
-                if odd:
-                    raise ValueError(
-                        f"output irrep {ir3} is reached only by parity-odd paths ({', '.join(odd)}: l1+l2+l3 odd, "
-                        "like the cross product 1o x 1o -> 1e). Gaunt products have no parity-odd paths; "
-                        "remove it from irreps_out or use a Clebsch-Gordan product for it"
-                    )
+            even, odd = path_kinds(self.irreps_in1, self.irreps_in2, ir3)
+            mine, other = (odd, even) if self.odd else (even, odd)
+            paths += [(i1, i2, io) for i1, i2 in mine]
+            if mine:
+                continue
+            if other and not self.odd:
+                names = ", ".join(f"{self.irreps_in1[i1].ir} x {self.irreps_in2[i2].ir}" for i1, i2 in other)
                 raise ValueError(
-                    f"output irrep {ir3} is not reached by any path from {self.irreps_in1} x {self.irreps_in2} "
-                    f"(needs p1*p2 = p3 and |l1-l2| <= l3 <= l1+l2 with l1+l2+l3 even)"
+                    f"output irrep {ir3} is reached only by parity-odd paths ({names}: l1+l2+l3 odd, like the "
+                    "cross product 1o x 1o -> 1e). Gaunt products have no parity-odd paths: pass odd_paths=True "
+                    "to GauntTensorProduct to add them, or remove it from irreps_out"
                 )
+            kind = "parity-odd (l1+l2+l3 odd)" if self.odd else "Gaunt (l1+l2+l3 even)"
+            raise ValueError(
+                f"output irrep {ir3} is not reached by any {kind} path from {self.irreps_in1} x {self.irreps_in2} "
+                f"(needs p1*p2 = p3 and |l1-l2| <= l3 <= l1+l2)"
+            )
         return tuple(paths)
 
     @property

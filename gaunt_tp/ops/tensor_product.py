@@ -8,13 +8,41 @@ from torch import nn
 
 from gaunt_tp.ops.auto import BACKENDS, choose_backend
 from gaunt_tp.ops.dense import DenseGaunt
-from gaunt_tp.ops.descriptor import GauntDescriptor
+from gaunt_tp.ops.descriptor import GauntDescriptor, as_irreps, path_kinds
 from gaunt_tp.ops.fft import FourierGaunt
 from gaunt_tp.ops.grid import GridGaunt
+from gaunt_tp.ops.odd import OddPathProduct
 
 __all__ = ["GauntTensorProduct"]
 
 _IMPLEMENTATIONS = {"dense": DenseGaunt, "fft": FourierGaunt, "grid": GridGaunt}
+
+
+def _split_outputs(
+    irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, irreps_out: o3.Irreps, odd_paths: bool
+) -> tuple[list[int], list[int]]:
+    """Indices of the output irreps reached by Gaunt (even) paths and, if asked, by odd paths."""
+    if not odd_paths:
+        return list(range(len(irreps_out))), []  # the descriptor explains any unreachable output
+    even_idx, odd_idx = [], []
+    for i, (_, ir) in enumerate(irreps_out):
+        even, odd = path_kinds(irreps_in1, irreps_in2, ir)
+        if not even and not odd:
+            raise ValueError(
+                f"output irrep {ir} is not reached by any path from {irreps_in1} x {irreps_in2} "
+                "(needs p1*p2 = p3 and |l1-l2| <= l3 <= l1+l2)"
+            )
+        if even:
+            even_idx.append(i)
+        if odd:
+            odd_idx.append(i)
+    return even_idx, odd_idx
+
+
+def _feature_index(irreps: o3.Irreps, idx: list[int]) -> torch.Tensor:
+    """Positions in ``irreps``' layout of the features of the irreps ``idx``, in that order."""
+    slices = irreps.slices()
+    return torch.tensor([j for i in idx for j in range(slices[i].start, slices[i].stop)], dtype=torch.long)
 
 
 def _flatten_pair(x1: torch.Tensor, x2: torch.Tensor, batch: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,10 +73,15 @@ class GauntTensorProduct(nn.Module):
             one multiplicity; the two multiplicities are equal, or one is 1 and is broadcast.
         irreps_out: the output irreps, each with the common multiplicity C and each reached
             by a Gaunt path (an output reached only through l1+l2+l3 odd, such as 1e from
-            1o x 1o, the cross product, is a ValueError).
+            1o x 1o, the cross product, is a ValueError unless ``odd_paths=True``).
         backend: ``"dense"`` (Gaunt tensor, the reference), ``"fft"`` (2D Fourier, the
             paper's method), ``"grid"`` (sphere quadrature) or ``"auto"`` (a cost model
             picks per batch size, dtype and device; :attr:`backend` tells the last pick).
+        odd_paths: also compute the paths with l1+l2+l3 odd (the cross product
+            1o x 1o -> 1e, for example), which Gaunt coefficients miss, with
+            :class:`gaunt_tp.ops.odd.OddPathProduct`: each such path is
+            ``odd_product_coefficients(l1, l2, l3)``, a constant times e3nn's 3j symbol.
+            Output irreps may then be reached by either kind of path.
 
     Shape:
         x1 ``[..., irreps_in1.dim]``, x2 ``[..., irreps_in2.dim]`` with broadcastable batch
@@ -69,21 +102,33 @@ class GauntTensorProduct(nn.Module):
         irreps_out: o3.Irreps | str,
         *,
         backend: str = "auto",
+        odd_paths: bool = False,
     ) -> None:
         super().__init__()
         if backend not in (*BACKENDS, "auto"):
             raise ValueError(f"backend must be one of {(*BACKENDS, 'auto')}, got {backend!r}")
-        self.descriptor = GauntDescriptor(irreps_in1, irreps_in2, irreps_out)
-        self.irreps_in1 = self.descriptor.irreps_in1
-        self.irreps_in2 = self.descriptor.irreps_in2
-        self.irreps_out = self.descriptor.irreps_out
+        self.irreps_in1 = as_irreps(irreps_in1, "irreps_in1")
+        self.irreps_in2 = as_irreps(irreps_in2, "irreps_in2")
+        self.irreps_out = as_irreps(irreps_out, "irreps_out")
+        even_idx, odd_idx = _split_outputs(self.irreps_in1, self.irreps_in2, self.irreps_out, odd_paths)
+        sub = lambda idx: o3.Irreps([self.irreps_out[i] for i in idx])  # noqa: E731
+        self.descriptor = GauntDescriptor(self.irreps_in1, self.irreps_in2, sub(even_idx)) if even_idx else None
+        self.odd = OddPathProduct(GauntDescriptor(self.irreps_in1, self.irreps_in2, sub(odd_idx), odd=True)) if odd_idx else None
+        self._shape_check = self.descriptor or self.odd.desc  # type: ignore[union-attr]
+        self.register_buffer("_even_index", _feature_index(self.irreps_out, even_idx), persistent=False)
+        self.register_buffer("_odd_index", _feature_index(self.irreps_out, odd_idx), persistent=False)
+        self._even_is_all = even_idx == list(range(len(self.irreps_out)))
         self.requested_backend = backend
         names = BACKENDS if backend == "auto" else (backend,)
+        if self.descriptor is None:
+            names = ()
         self.impls = nn.ModuleDict({name: _IMPLEMENTATIONS[name](self.descriptor) for name in names})
         self._choices: dict[tuple[int, str], str] = {}
         self._last_backend = self._choose(1024, "cpu")
 
     def _choose(self, products: int, device_type: str) -> str:
+        if not self.impls:
+            return "odd-grid"  # only parity-odd outputs: the grid of OddPathProduct
         if self.requested_backend != "auto":
             return self.requested_backend
         bucket = 1 << max(0, products.bit_length() - 1)  # one pick per power of two of the batch
@@ -98,12 +143,20 @@ class GauntTensorProduct(nn.Module):
         return self._last_backend
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        desc = self.descriptor
-        batch = desc.batch_shape(x1, x2)
-        name = self._choose(batch.numel() * desc.mul, x1.device.type)
+        check = self._shape_check
+        batch = check.batch_shape(x1, x2)
+        name = self._choose(batch.numel() * check.mul, x1.device.type)
         self._last_backend = name
         x1, x2 = _flatten_pair(x1, x2, batch)
-        return self.impls[name](x1, x2).reshape(*batch, desc.dim_out)
+        even = self.impls[name](x1, x2) if self.impls else None
+        if self.odd is None and self._even_is_all:
+            return even.reshape(*batch, -1)  # type: ignore[union-attr]
+        out = x1.new_zeros(max(x1.shape[0], x2.shape[0]), self.irreps_out.dim)
+        if even is not None:
+            out = out.index_add(1, self._even_index, even)
+        if self.odd is not None:
+            out = out.index_add(1, self._odd_index, self.odd(x1, x2))
+        return out.reshape(*batch, self.irreps_out.dim)
 
     def extra_repr(self) -> str:
         return f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}, backend={self.requested_backend!r}"
