@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["PointGrid", "SphereGrid", "gauss_legendre_grid", "lebedev_grid", "smallest_grid"]
+__all__ = ["PointGrid", "SphereGrid", "gauss_legendre_grid", "lebedev_grid", "mirror_half", "smallest_grid"]
 
 # Orders of the Lebedev rules that SciPy generates (each exact up to that degree).
 LEBEDEV_ORDERS = (3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 35, 41, 47, 53, 59, 65, 71, 77, 83, 89,
@@ -153,3 +153,35 @@ def smallest_grid(band: int) -> PointGrid:
         if lebedev.size < product.size:
             return lebedev
     return product.as_points()
+
+
+def mirror_half(grid: PointGrid) -> tuple[torch.Tensor, torch.Tensor]:
+    """The points with y >= 0 of a grid symmetric under y -> -y, and their weights for mirror parts.
+
+    For a function ``f = f_e + f_o`` split into parts even and odd under the mirror,
+    ``sum_all w f = sum_half w' f_e`` where ``w' = 2 w`` off the plane y = 0 and ``w`` on it
+    (a point on the plane is its own mirror image); likewise for ``f_o`` times an odd function.
+
+    Shape:
+        returns points ``[H, 3]`` and weights ``[H]`` (float64).
+
+    Raises:
+        ValueError: if the grid is not symmetric under y -> -y.
+
+    Example:
+        >>> pts, w = mirror_half(lebedev_grid(18))
+        >>> pts.shape[0], round(float(w.sum()), 12)  # 69 points above the plane, 8 on it; weights still sum to 4 pi
+        (77, 12.566370614359)
+    """
+    points, weights = grid.points, grid.weights
+    on_plane = points[:, 1].abs() < 1e-9
+    upper = points[:, 1] >= 1e-9
+    lower = points[:, 1] <= -1e-9
+    mirrored = points[upper] * torch.tensor([1.0, -1.0, 1.0], dtype=points.dtype)
+    if int(upper.sum()) != int(lower.sum()) or (
+        bool(lower.any())
+        and torch.cdist(mirrored, points[lower], compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values.max() > 1e-9
+    ):
+        raise ValueError(f"{grid.name} grid of band {grid.band} is not symmetric under y -> -y")
+    keep = upper | on_plane
+    return points[keep].clone(), torch.where(on_plane, weights, 2.0 * weights)[keep].clone()

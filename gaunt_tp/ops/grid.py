@@ -24,7 +24,7 @@ from torch import nn
 
 from e3nn import o3
 
-from gaunt_tp.math.quadrature import smallest_grid
+from gaunt_tp.math.quadrature import mirror_half, smallest_grid
 from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
 from gaunt_tp.ops.functions import mirror_product, permute_features
 from gaunt_tp.ops.tables import TableCache
@@ -32,7 +32,7 @@ from gaunt_tp.ops.tables import TableCache
 __all__ = ["GridGaunt"]
 
 
-def _mirror_split(cls: ClassLayout) -> tuple[list[int], list[int], list[int], list[int]]:
+def mirror_split(cls: ClassLayout) -> tuple[list[int], list[int], list[int], list[int]]:
     """Class-vector positions and all-degree SH rows of the mirror-even and mirror-odd entries."""
     pos_e, pos_o, row_e, row_o = [], [], [], []
     pos = 0
@@ -69,21 +69,10 @@ class GridGaunt(nn.Module):
         super().__init__()
         self.desc = desc
         self.grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out)
-        points, weights = self.grid.points, self.grid.weights
-        on_plane = points[:, 1].abs() < 1e-9
-        upper = points[:, 1] >= 1e-9
-        keep = upper | on_plane
-        mirrored = points[upper] * torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
-        lower = points[points[:, 1] <= -1e-9]
-        if upper.sum() != lower.shape[0] or (
-            lower.shape[0] and torch.cdist(mirrored, lower, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values.max() > 1e-9
-        ):
-            raise RuntimeError(f"{self.grid.name} grid of band {self.grid.band} is not symmetric under y -> -y")
-        # a point on the plane y = 0 is its own mirror image: counted once in f(up) +- f(down)
-        half_weights = torch.where(on_plane, 0.5 * weights, weights)[keep]
+        points, half_weights = mirror_half(self.grid)
         lmax = max(desc.lmax1, desc.lmax2, desc.lmax_out)
-        y = o3.spherical_harmonics(list(range(lmax + 1)), points[keep], normalize=False, normalization="integral")
-        w = 2.0 * half_weights.reshape(-1, 1)  # f(up) +- f(down) = 2 (mirror part): fold the 2 in
+        y = o3.spherical_harmonics(list(range(lmax + 1)), points, normalize=False, normalization="integral")
+        w = half_weights.reshape(-1, 1)
         tables: dict[str, torch.Tensor] = {}
         self.splits: dict[str, int] = {}
         self.class_slices: dict[str, tuple[int, int]] = {}
@@ -94,7 +83,7 @@ class GridGaunt(nn.Module):
             offsets = [s.start for s in irreps.slices()]
             perm: list[int] = []
             for i, cls in enumerate(classes):
-                pos_e, pos_o, row_e, row_o = _mirror_split(cls)
+                pos_e, pos_o, row_e, row_o = mirror_split(cls)
                 self.class_slices[f"{side}{i}"] = (len(perm), cls.dim)
                 perm += _class_gather(cls, offsets, mul, pos_e + pos_o)
                 self.splits[f"{side}{i}"] = len(pos_e)
@@ -104,14 +93,14 @@ class GridGaunt(nn.Module):
         out_offsets = [s.start for s in desc.irreps_out.slices()]
         scatter: list[int] = []
         for i, cls in enumerate(desc.classes_out):
-            pos_e, pos_o, row_e, row_o = _mirror_split(cls)
+            pos_e, pos_o, row_e, row_o = mirror_split(cls)
             scatter += _class_gather(cls, out_offsets, desc.mul, pos_e + pos_o)
             self.splits[f"o{i}"] = len(pos_e)
             tables[f"o{i}_e"] = (w * y[:, row_e]).contiguous()  # [P/2, n_e]
             tables[f"o{i}_o"] = (w * y[:, row_o]).contiguous()  # [P/2, n_o]
         self._register_permutation("out_perm", torch.tensor(scatter).argsort().tolist())
         self.tables = TableCache(tables)
-        self.half_points = int(keep.sum())
+        self.half_points = points.shape[0]
         self.launches = 3 * (len(desc.classes1) + len(desc.classes2)) + 4 * len(desc.class_pairs) + 3 * len(desc.classes_out) + 2
 
     def _register_permutation(self, name: str, perm: list[int]) -> None:
