@@ -22,11 +22,12 @@ def time_interleaved(
     repeats: int = 30,
     warmup: int = 2,
     budget_s: float = 20.0,
+    min_rounds: int = 5,
 ) -> dict[str, float]:
     """Median seconds per call of each function, timed round-robin so that machine noise hits all alike.
 
     The first ``warmup`` calls of each are not timed (code generation, FFT plans, caches).
-    Stops early, after at least 5 rounds, once ``budget_s`` of wall time is spent.
+    Stops early, after at least ``min_rounds`` rounds, once ``budget_s`` of wall time is spent.
     """
     for fn in fns.values():
         for _ in range(warmup):
@@ -51,7 +52,7 @@ def time_interleaved(
                 t0 = time.perf_counter()
                 fn()
                 samples[name].append(time.perf_counter() - t0)
-        if rep >= 4 and time.perf_counter() - start > budget_s:
+        if rep + 1 >= min_rounds and time.perf_counter() - start > budget_s:
             break
     return {name: statistics.median(s) for name, s in samples.items()}
 

@@ -21,7 +21,7 @@ from gaunt_tp.math.gradients import is_odd_path, odd_product_coefficients
 from gaunt_tp.math.quadrature import gauss_legendre_grid
 from gaunt_tp.ops.descriptor import as_irreps
 
-__all__ = ["assert_equivariant", "equivariance_error", "E3nnGauntReference", "gaunt_path_constant", "random_rotation", "wigner_matrix"]
+__all__ = ["assert_equivariant", "equivariance_error", "E3nnGauntConvolution", "E3nnGauntReference", "gaunt_path_constant", "random_rotation", "wigner_matrix"]
 
 _DEFAULT_TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
@@ -214,3 +214,54 @@ class E3nnGauntReference(torch.nn.Module):
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         return self.tp(x1, x2, self.signs)
+
+
+class E3nnGauntConvolution(torch.nn.Module):
+    """e3nn's 'uvu' TensorProduct plus a scatter-sum that equals :class:`gaunt_tp.ops.GauntConvolution`.
+
+    Each Gaunt path (l1, l2, l3) gets ``path_weight = c**2`` (e3nn applies its square root)
+    and the per-edge weight ``sign * R_e[l2, c]``; parity-odd paths are left out. Edge
+    harmonics come from ``o3.spherical_harmonics(..., normalize=True)`` (zero-length edges
+    give NaN there, unlike the Gaunt convolution).
+
+    Shape:
+        as :class:`gaunt_tp.ops.GauntConvolution`.
+    """
+
+    def __init__(self, irreps_node: o3.Irreps | str, irreps_sh: o3.Irreps | str, irreps_out: o3.Irreps | str) -> None:
+        super().__init__()
+        self.irreps_node = as_irreps(irreps_node, "irreps_node")
+        self.irreps_sh = as_irreps(irreps_sh, "irreps_sh")
+        self.irreps_out = as_irreps(irreps_out, "irreps_out")
+        instructions, self.weight_plan = [], []
+        for i1, (mul, ir1) in enumerate(self.irreps_node):
+            for i2, (_, ir2) in enumerate(self.irreps_sh):
+                for io, (_, ir3) in enumerate(self.irreps_out):
+                    if ir1.p * ir2.p != ir3.p or not is_gaunt_path(ir1.l, ir2.l, ir3.l):
+                        continue
+                    w3j = o3.wigner_3j(ir1.l, ir2.l, ir3.l, dtype=torch.float64)
+                    sign = 1.0 if float((gaunt(ir1.l, ir2.l, ir3.l) * w3j).sum()) >= 0 else -1.0
+                    instructions.append((i1, i2, io, "uvu", True, gaunt_path_constant(ir1.l, ir2.l, ir3.l) ** 2))
+                    self.weight_plan.append((i2, sign))
+        self.channels = self.irreps_node[0].mul
+        with _float64_default():
+            self.tp = o3.TensorProduct(
+                self.irreps_node,
+                self.irreps_sh,
+                self.irreps_out,
+                instructions,
+                irrep_normalization="none",
+                path_normalization="none",
+                internal_weights=False,
+                shared_weights=False,
+            )
+
+    def forward(
+        self, node_features: torch.Tensor, edge_vectors: torch.Tensor, edge_index: torch.Tensor, radial_weights: torch.Tensor
+    ) -> torch.Tensor:
+        radial = radial_weights.view(radial_weights.shape[0], len(self.irreps_sh), self.channels)
+        weights = torch.cat([sign * radial[:, k] for k, sign in self.weight_plan], dim=1)
+        sh = o3.spherical_harmonics(self.irreps_sh, edge_vectors, normalize=True, normalization="integral")
+        messages = self.tp(node_features[edge_index[0]], sh, weights)
+        out = messages.new_zeros(node_features.shape[0], self.irreps_out.dim)
+        return out.index_add(0, edge_index[1], messages)

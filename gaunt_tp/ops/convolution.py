@@ -1,0 +1,171 @@
+"""Equivariant convolution in Gaunt form: node features times edge harmonics, summed over neighbours.
+
+For edge e from sender s(e) to receiver r(e) with vector v_e (unit vector u_e), node
+features x (C channels) and per-edge radial weights R_e[l2, c], the message and the
+aggregate are
+
+    m_e,c   = x_{s(e),c}  (*)  g_e,c,     g_e,c = sum_{l2} R_e[l2, c] sum_m Y_{l2 m}(u_e) Y_{l2 m}
+    out_i   = sum_{e : r(e) = i} m_e
+
+where (*) is the Gaunt product of :class:`gaunt_tp.GauntTensorProduct` (even paths,
+truncated to the output degrees). On a sphere grid the edge function is a zonal
+function, ``g_e,c(w) = sum_l2 R_e[l2, c] (2 l2 + 1) / (4 pi) P_l2(u_e . w)``
+(the addition theorem), evaluated with the Legendre recurrence; the node functions
+are evaluated once per node; the products are summed over edges *on the grid*, and
+only the per-node sums are projected back. Cost per edge: O(C P L) for P grid points.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from gaunt_tp.math.quadrature import smallest_grid
+from gaunt_tp.ops.descriptor import GauntDescriptor, as_irreps
+from gaunt_tp.ops.tables import TableCache
+
+__all__ = ["GauntConvolution"]
+
+
+def _zonal_values(unit: torch.Tensor, points: torch.Tensor, degrees: list[int]) -> torch.Tensor:
+    """``s**l (2l+1)/(4 pi) P_l(u . w / s)`` for ``s = |u|`` (1, or 0 for a zero-length edge).
+
+    Homogeneous Legendre recurrence ``Q_{l+1} = ((2l+1) t Q_l - l s^2 Q_{l-1}) / (l+1)``
+    with ``t = u . w``: equals the zonal harmonic for unit u and vanishes for l >= 1 at u = 0.
+
+    Shape:
+        unit ``[E, 3]``, points ``[P, 3]``; returns ``[E, len(degrees), P]``.
+    """
+    t = unit @ points.T  # [E, P]
+    s2 = (unit * unit).sum(-1, keepdim=True)  # [E, 1]
+    q_prev, q = torch.ones_like(t), t
+    values = {0: q_prev, 1: q}
+    for l in range(1, max(degrees)):
+        q_prev, q = q, ((2 * l + 1) * t * q - l * s2 * q_prev) / (l + 1)
+        values[l + 1] = q
+    return torch.stack([values[l] * ((2 * l + 1) / (4 * math.pi)) for l in degrees], dim=1)
+
+
+class GauntConvolution(nn.Module):
+    r"""Message passing with Gaunt products of node features and edge harmonics.
+
+    Equals e3nn's ``TensorProduct(irreps_node, irreps_sh, irreps_out, 'uvu' paths)`` with
+    external per-edge weights followed by a scatter-sum over receivers, restricted to the
+    even (Gaunt) paths, when e3nn's weight of path (l1, l2, l3), channel c, edge e is
+    ``R_e[l2, c]`` times the Gaunt constant of the path
+    (``gaunt_tp.testing.E3nnGauntReference`` gives the constants).
+
+    Per-path freedom: e3nn's 'uvu' convolution has one radial weight per path
+    (l1, l2, l3) and channel; this form has one per edge degree l2 and channel, shared
+    by every (l1, l3) (the edge function is one function on the sphere per channel).
+    That is what makes it a single product of two functions, computed on a grid once
+    per node and edge instead of once per path; mix channels and weight degrees with
+    linear layers before and after (as MACE does) to regain expressivity.
+
+    Args:
+        irreps_node: node features, every irrep with multiplicity C (e3nn layout).
+        irreps_sh: the edge harmonics' degrees, ``1x0e + 1x1o + ...`` (natural parity,
+            multiplicity 1; gaps allowed).
+        irreps_out: output irreps, multiplicity C, each reached by a Gaunt path.
+        edge_chunk: edges processed at once (bounds the ``[edges, C, P]`` grid buffer).
+
+    Shape:
+        ``forward(node_features [N, irreps_node.dim], edge_vectors [E, 3],
+        edge_index [2, E] (sender, receiver), radial_weights [E, weight_numel])``
+        returns ``[N, irreps_out.dim]``; ``weight_numel = len(irreps_sh) * C``, laid out
+        ``[l2, c]`` (degree-major). Zero-length edges contribute through l2 = 0 only.
+
+    Example:
+        >>> import torch
+        >>> conv = GauntConvolution("4x0e + 4x1o", "1x0e + 1x1o + 1x2e", "4x0e + 4x1o + 4x2e")
+        >>> x, vec = torch.randn(5, 16), torch.randn(8, 3)
+        >>> edges = torch.randint(0, 5, (2, 8))
+        >>> conv(x, vec, edges, torch.randn(8, conv.weight_numel)).shape
+        torch.Size([5, 36])
+    """
+
+    def __init__(
+        self,
+        irreps_node: o3.Irreps | str,
+        irreps_sh: o3.Irreps | str,
+        irreps_out: o3.Irreps | str,
+        *,
+        edge_chunk: int = 1024,
+    ) -> None:
+        super().__init__()
+        irreps_sh = as_irreps(irreps_sh, "irreps_sh")
+        for mul, ir in irreps_sh:
+            if mul != 1 or ir.p != (-1) ** ir.l:
+                raise ValueError(f"irreps_sh must be harmonics 1x0e + 1x1o + 1x2e + ..., got {irreps_sh}")
+        self.desc = GauntDescriptor(irreps_node, irreps_sh, irreps_out)
+        if self.desc.mul2 != 1 or self.desc.mul1 != self.desc.mul:
+            raise ValueError("node features carry the channels; irreps_sh must have multiplicity 1")
+        if edge_chunk < 1:
+            raise ValueError(f"edge_chunk must be >= 1, got {edge_chunk}")
+        self.irreps_node, self.irreps_sh, self.irreps_out = self.desc.irreps_in1, irreps_sh, self.desc.irreps_out
+        self.sh_degrees = [ir.l for _, ir in irreps_sh]
+        self.channels = self.desc.mul
+        self.weight_numel = len(self.sh_degrees) * self.channels
+        self.edge_chunk = edge_chunk
+        self.grid = smallest_grid(self.desc.lmax1 + self.desc.lmax2 + self.desc.lmax_out)
+        points = self.grid.points
+        lmax = max(self.desc.lmax1, self.desc.lmax_out)
+        y = o3.spherical_harmonics(list(range(lmax + 1)), points, normalize=False, normalization="integral")
+        tables = {"points": points}
+        for i, cls in enumerate(self.desc.classes1):
+            tables[f"a{i}"] = y[:, cls.sh_rows()].T.contiguous()  # [n, P]
+        for i, cls in enumerate(self.desc.classes_out):
+            tables[f"o{i}"] = (self.grid.weights[:, None] * y[:, cls.sh_rows()]).contiguous()  # [P, n]
+        # node class a lands in output class a (the edge function has natural parity)
+        signs_out = [c.sign for c in self.desc.classes_out]
+        self.routes = [(i, signs_out.index(c.sign)) for i, c in enumerate(self.desc.classes1) if c.sign in signs_out]
+        self.tables = TableCache(tables)
+
+    def _check(self, x: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor, radial: torch.Tensor) -> None:
+        n, e = x.shape[0] if x.dim() == 2 else -1, vectors.shape[0] if vectors.dim() == 2 else -1
+        if x.dim() != 2 or x.shape[1] != self.irreps_node.dim:
+            raise ValueError(f"node_features must be [N, {self.irreps_node.dim}] for {self.irreps_node}, got {tuple(x.shape)}")
+        if vectors.dim() != 2 or vectors.shape[1] != 3:
+            raise ValueError(f"edge_vectors must be [E, 3], got {tuple(vectors.shape)}")
+        if edge_index.dim() != 2 or edge_index.shape != (2, e):
+            raise ValueError(f"edge_index must be [2, E] = [2, {e}] (sender, receiver), got {tuple(edge_index.shape)}")
+        if edge_index.dtype not in (torch.int32, torch.int64):
+            raise TypeError(f"edge_index must hold integers, got {edge_index.dtype}")
+        if e and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
+            bad = int(edge_index.min()) if int(edge_index.min()) < 0 else int(edge_index.max())
+            raise ValueError(f"edge_index holds node {bad}, outside 0..{n - 1} for {n} nodes")
+        if radial.shape != (e, self.weight_numel):
+            raise ValueError(f"radial_weights must be [E, {self.weight_numel}] = [{e}, len(irreps_sh) * C], got {tuple(radial.shape)}")
+        if not (x.dtype == vectors.dtype == radial.dtype):
+            raise TypeError(f"node_features, edge_vectors and radial_weights must share a dtype, got {x.dtype}, {vectors.dtype}, {radial.dtype}")
+
+    def forward(
+        self, node_features: torch.Tensor, edge_vectors: torch.Tensor, edge_index: torch.Tensor, radial_weights: torch.Tensor
+    ) -> torch.Tensor:
+        self._check(node_features, edge_vectors, edge_index, radial_weights)
+        desc, t = self.desc, self.tables.get(node_features.dtype, node_features.device)
+        n, c = node_features.shape[0], self.channels
+        classes = desc.split_classes(node_features, desc.blocks1, desc.classes1)  # [N, C, n_a]
+        node_grid = [x @ t[f"a{i}"] for i, x in enumerate(classes)]  # [N, C, P]
+        length = torch.sqrt((edge_vectors * edge_vectors).sum(-1, keepdim=True).clamp_min(1e-24))
+        unit = edge_vectors / length  # zero vector -> zero, with a finite gradient
+        radial = radial_weights.view(-1, len(self.sh_degrees), c).transpose(1, 2)  # [E, C, n_l2]
+        sender, receiver = edge_index[0], edge_index[1]
+        sums: list[torch.Tensor | None] = [None] * len(desc.classes_out)
+        for start in range(0, edge_vectors.shape[0], self.edge_chunk):
+            sl = slice(start, start + self.edge_chunk)
+            zonal = _zonal_values(unit[sl], t["points"], self.sh_degrees)  # [e, n_l2, P]
+            edge_fn = torch.bmm(radial[sl], zonal)  # [e, C, P]
+            for i, io in self.routes:
+                msg = node_grid[i].index_select(0, sender[sl]) * edge_fn
+                agg = msg.new_zeros(n, c, msg.shape[-1]).index_add(0, receiver[sl], msg)
+                sums[io] = agg if sums[io] is None else sums[io] + agg
+        out = []
+        for io, total in enumerate(sums):
+            if total is None:  # no edges at all
+                total = node_features.new_zeros(n, c, self.grid.size)
+            out.append(total @ t[f"o{io}"])
+        return desc.merge_out(out)

@@ -1,0 +1,99 @@
+import pytest
+import torch
+
+from gaunt_tp.ops import GauntConvolution
+from gaunt_tp.testing import E3nnGauntConvolution, assert_equivariant
+
+CASES = [
+    ("4x0e + 4x1o", "1x0e + 1x1o + 1x2e", "4x0e + 4x1o + 4x2e"),
+    ("3x0e + 3x1o + 3x2e + 3x1e", "1x0e + 1x1o + 1x2e + 1x3o", "3x0e + 3x1o + 3x2e + 3x3o + 3x1e + 3x2o"),
+    ("2x0e", "1x1o + 1x3o", "2x1o + 2x3o"),  # scalars in, a gap in the edge degrees
+]
+
+
+def graph(n: int, e: int, dtype=torch.float64):
+    g = torch.Generator().manual_seed(n * 1000 + e)
+    return torch.randn(e, 3, dtype=dtype, generator=g), torch.randint(0, n, (2, e), generator=g)
+
+
+@pytest.mark.parametrize("case", CASES, ids=range(len(CASES)))
+@pytest.mark.parametrize("chunk", [3, 1024])
+def test_equals_e3nn_uvu_plus_scatter(case, chunk):
+    conv = GauntConvolution(*case, edge_chunk=chunk)
+    ref = E3nnGauntConvolution(*case)
+    vectors, edge_index = graph(6, 17)
+    x = torch.randn(6, conv.irreps_node.dim, dtype=torch.float64)
+    radial = torch.randn(17, conv.weight_numel, dtype=torch.float64)
+    out = conv(x, vectors, edge_index, radial)
+    assert out.shape == (6, conv.irreps_out.dim)
+    torch.testing.assert_close(out, ref(x, vectors, edge_index, radial), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_equivariant_in_node_features_and_edge_vectors(dtype):
+    conv = GauntConvolution(*CASES[1])
+    edge_index = torch.randint(0, 8, (2, 8))
+    radial = torch.randn(8, conv.weight_numel, dtype=dtype)
+
+    def fn(x, vectors):
+        return conv(x, vectors, edge_index, radial)
+
+    err = assert_equivariant(fn, [conv.irreps_node, "1x1o"], conv.irreps_out, dtype=dtype)
+    assert err < (1e-12 if dtype == torch.float64 else 1e-6)
+
+
+def test_gradcheck_and_gradgradcheck():
+    conv = GauntConvolution("2x0e + 2x1o", "1x0e + 1x1o + 1x2e", "2x0e + 2x1o + 2x2e", edge_chunk=2)
+    vectors, edge_index = graph(3, 5)
+    x = torch.randn(3, conv.irreps_node.dim, dtype=torch.float64, requires_grad=True)
+    radial = torch.randn(5, conv.weight_numel, dtype=torch.float64, requires_grad=True)
+    vectors.requires_grad_(True)
+
+    def fn(x, vectors, radial):
+        return conv(x, vectors, edge_index, radial)
+
+    assert torch.autograd.gradcheck(fn, (x, vectors, radial))
+    assert torch.autograd.gradgradcheck(fn, (x, vectors, radial))
+
+
+def test_zero_length_edge_is_finite_and_isotropic():
+    conv = GauntConvolution(*CASES[0])
+    x = torch.randn(2, conv.irreps_node.dim, dtype=torch.float64)
+    vectors = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
+    edge_index = torch.tensor([[0], [1]])
+    radial = torch.randn(1, conv.weight_numel, dtype=torch.float64)
+    out = conv(x, vectors, edge_index, radial)
+    (grad,) = torch.autograd.grad(out.sum(), vectors)
+    assert torch.isfinite(out).all() and torch.isfinite(grad).all()
+    # only l2 = 0 contributes: the same as a conv with the l = 0 edge degree alone
+    only_scalar = radial.clone()
+    only_scalar[:, conv.channels :] = 0
+    torch.testing.assert_close(out, conv(x, torch.randn(1, 3, dtype=torch.float64), edge_index, only_scalar))
+
+
+def test_no_edges_gives_zeros():
+    conv = GauntConvolution(*CASES[0])
+    out = conv(torch.randn(4, 16), torch.zeros(0, 3), torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, conv.weight_numel))
+    assert out.shape == (4, 36) and out.abs().max() == 0
+
+
+def test_bad_inputs_are_clear_errors():
+    conv = GauntConvolution(*CASES[0])
+    x, r = torch.randn(4, 16), torch.randn(3, conv.weight_numel)
+    vec = torch.randn(3, 3)
+    with pytest.raises(ValueError, match="outside 0..3"):
+        conv(x, vec, torch.tensor([[0, 1, 4], [1, 2, 3]]), r)
+    with pytest.raises(ValueError, match="outside 0..3"):
+        conv(x, vec, torch.tensor([[0, -1, 2], [1, 2, 3]]), r)
+    with pytest.raises(ValueError, match=r"edge_index must be \[2, E\]"):
+        conv(x, vec, torch.tensor([[0, 1], [1, 2]]), r)
+    with pytest.raises(ValueError, match="radial_weights"):
+        conv(x, vec, torch.tensor([[0, 1, 2], [1, 2, 3]]), torch.randn(3, 5))
+    with pytest.raises(ValueError, match="node_features"):
+        conv(torch.randn(4, 15), vec, torch.tensor([[0, 1, 2], [1, 2, 3]]), r)
+    with pytest.raises(TypeError, match="integers"):
+        conv(x, vec, torch.tensor([[0.0, 1, 2], [1, 2, 3]]), r)
+    with pytest.raises(ValueError, match="irreps_sh"):
+        GauntConvolution("4x0e", "2x0e", "4x0e")
+    with pytest.raises(ValueError, match="irreps_sh"):
+        GauntConvolution("4x0e", "1x1e", "4x1e")
