@@ -1,0 +1,146 @@
+"""Many-body (higher body order) features as powers of node functions on a sphere grid.
+
+MACE's product basis builds, per node, the symmetric nu-fold products of the atomic
+basis A and contracts them with learnable, element-dependent weights. In the Gaunt
+form the node features are one function per channel on the sphere,
+``f_c = sum_lm A_c^{lm} Y_lm``, and the nu-fold product is a pointwise power on a grid
+exact to degree ``nu_max * lmax_in + lmax_out``, computed by divide and conquer
+(``f^2 = f f``, ``f^3 = f^2 f``, ...), then projected once per body order.
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from gaunt_tp.math.quadrature import smallest_grid
+from gaunt_tp.ops.descriptor import as_irreps
+from gaunt_tp.ops.tables import TableCache
+
+__all__ = ["GauntManyBody"]
+
+
+class GauntManyBody(nn.Module):
+    r"""Element-dependent weighted sum of the nu-fold Gaunt products of node features.
+
+    ``out_c^{l m} = sum_{nu=1..correlation} w[z, nu, l, c] * N[nu, l] *
+    P_l( prod_{k=1..nu} f_{z,k,c} )^{m}`` for a node of element z, where P_l projects a
+    function onto degree l, N[nu, l] is a fixed normalisation (unit second moment at
+    initialisation for unit inputs), and the k-th factor is
+    ``f_{z,k,c} = sum_lm u[z, k, l, c] A_c^{lm} Y_lm``. With ``factor_weights=False``
+    every u is 1 and the factors are one function: the paper's MACE variant, one free
+    weight per element, body order, output degree and channel. With
+    ``factor_weights=True`` (the default) each factor weights the input degrees on its
+    own, so ``f^3`` becomes ``f_1 f_2 f_3`` with different functions: the spanned space
+    grows from one feature per (nu, l) to one per multiset of input degrees that
+    couples to l (``benchmarks/rank_many_body.py`` measures it against MACE's symmetric
+    contraction), at the same O(L^3) cost per factor.
+
+    Args:
+        irreps_in: node features A, natural parity, one multiplicity C.
+        irreps_out: outputs, natural parity, multiplicity C.
+        correlation: largest body order nu (>= 1).
+        num_elements: number of chemical elements (rows of the weights).
+        factor_weights: learn per-factor, per-element weights on the input degrees.
+
+    Shape:
+        ``forward(node_features [N, irreps_in.dim], species [N] (int, 0..num_elements-1))``
+        returns ``[N, irreps_out.dim]``, e3nn layout.
+
+    Example:
+        >>> import torch
+        >>> mb = GauntManyBody("8x0e + 8x1o + 8x2e", "8x0e + 8x1o", correlation=3, num_elements=2)
+        >>> mb(torch.randn(5, 72), torch.tensor([0, 1, 1, 0, 1])).shape
+        torch.Size([5, 32])
+    """
+
+    def __init__(
+        self,
+        irreps_in: o3.Irreps | str,
+        irreps_out: o3.Irreps | str,
+        *,
+        correlation: int,
+        num_elements: int,
+        factor_weights: bool = True,
+    ) -> None:
+        super().__init__()
+        self.irreps_in = as_irreps(irreps_in, "irreps_in")
+        self.irreps_out = as_irreps(irreps_out, "irreps_out")
+        for name, irreps in (("irreps_in", self.irreps_in), ("irreps_out", self.irreps_out)):
+            muls = {mul for mul, _ in irreps}
+            if len(irreps) == 0 or len(muls) != 1:
+                raise ValueError(f"{name}={irreps} must be non-empty with one multiplicity (channels)")
+            if any(ir.p != (-1) ** ir.l for _, ir in irreps) or len({ir.l for _, ir in irreps}) != len(irreps):
+                raise ValueError(f"{name}={irreps} must hold distinct degrees of natural parity (0e, 1o, 2e, ...)")
+        self.channels = self.irreps_in[0].mul
+        if self.irreps_out[0].mul != self.channels:
+            raise ValueError(f"irreps_out multiplicity must equal the input's ({self.channels}), got {self.irreps_out}")
+        if not isinstance(correlation, int) or correlation < 1:
+            raise ValueError(f"correlation must be an int >= 1, got {correlation!r}")
+        if not isinstance(num_elements, int) or num_elements < 1:
+            raise ValueError(f"num_elements must be an int >= 1, got {num_elements!r}")
+        self.correlation, self.num_elements, self.factor_weights = correlation, num_elements, factor_weights
+        lmax_in = max(ir.l for _, ir in self.irreps_in)
+        lmax_out = max(ir.l for _, ir in self.irreps_out)
+        reachable = [ir.l for _, ir in self.irreps_out if ir.l > correlation * lmax_in]
+        if reachable:
+            raise ValueError(f"output degrees {reachable} exceed correlation * lmax_in = {correlation * lmax_in}")
+        self.grid = smallest_grid(correlation * lmax_in + lmax_out)
+        points = self.grid.points
+        y = o3.spherical_harmonics(list(range(max(lmax_in, lmax_out) + 1)), points, normalize=False, normalization="integral")
+        rows_in = [l * l + k for _, ir in self.irreps_in for l in [ir.l] for k in range(2 * l + 1)]
+        rows_out = [l * l + k for _, ir in self.irreps_out for l in [ir.l] for k in range(2 * l + 1)]
+        self.tables = TableCache({"synth": y[:, rows_in].T.contiguous(), "proj": (self.grid.weights[:, None] * y[:, rows_out]).contiguous()})
+        # e3nn layout [irrep: C, 2l+1] <-> class vector [C, n]: gather indices both ways
+        perm_in = [sl.start + c * ir.dim + k for c in range(self.channels) for (_, ir), sl in zip(self.irreps_in, self.irreps_in.slices()) for k in range(ir.dim)]
+        perm_out = [sl.start + c * ir.dim + k for c in range(self.channels) for (_, ir), sl in zip(self.irreps_out, self.irreps_out.slices()) for k in range(ir.dim)]
+        self.register_buffer("perm_in", torch.tensor(perm_in), persistent=False)
+        self.register_buffer("perm_out_inverse", torch.tensor(perm_out).argsort(), persistent=False)
+        # which input / output irrep each class-vector entry belongs to
+        self.register_buffer("degree_in", torch.tensor([i for i, (_, ir) in enumerate(self.irreps_in) for _ in range(ir.dim)]), persistent=False)
+        self.register_buffer("degree_out", torch.tensor([i for i, (_, ir) in enumerate(self.irreps_out) for _ in range(ir.dim)]), persistent=False)
+        n_in, n_out = len(self.irreps_in), len(self.irreps_out)
+        self.weights = nn.Parameter(torch.randn(num_elements, correlation, n_out, self.channels) / correlation**0.5)
+        self.factor = nn.Parameter(torch.ones(num_elements, correlation, n_in, self.channels)) if factor_weights else None
+        self.register_buffer("norm", self._normalisation(), persistent=False)
+
+    @torch.no_grad()
+    def _normalisation(self) -> torch.Tensor:
+        """``N[nu, l]``: 1 / RMS of the projected nu-th power for unit-variance inputs (fixed-seed estimate)."""
+        g = torch.Generator().manual_seed(0)
+        a = torch.randn(256, len(self.degree_in), dtype=torch.float64, generator=g)
+        t = self.tables.get(torch.float64, torch.device("cpu"))
+        f = a @ t["synth"]
+        power, out = torch.ones_like(f), []
+        for _ in range(self.correlation):
+            power = power * f
+            z = power @ t["proj"]  # [256, n_out]
+            rms = torch.stack([z[:, self.degree_out == i].square().mean() for i in range(len(self.irreps_out))]).sqrt()
+            out.append(1.0 / rms.clamp_min(1e-12))
+        return torch.stack(out)  # [nu, n_out]
+
+    def forward(self, node_features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        if node_features.dim() != 2 or node_features.shape[1] != self.irreps_in.dim:
+            raise ValueError(f"node_features must be [N, {self.irreps_in.dim}] for {self.irreps_in}, got {tuple(node_features.shape)}")
+        if species.shape != node_features.shape[:1] or species.dtype not in (torch.int32, torch.int64):
+            raise ValueError(f"species must be integer [N] = [{node_features.shape[0]}], got {species.dtype} {tuple(species.shape)}")
+        if species.numel() and (int(species.min()) < 0 or int(species.max()) >= self.num_elements):
+            bad = int(species.min()) if int(species.min()) < 0 else int(species.max())
+            raise ValueError(f"species holds element index {bad}, outside 0..{self.num_elements - 1}")
+        n, c = node_features.shape[0], self.channels
+        t = self.tables.get(node_features.dtype, node_features.device)
+        a = node_features.index_select(1, self.perm_in).view(n, c, -1)  # [N, C, n_in]
+        if self.factor is not None:
+            u = self.factor[species].index_select(2, self.degree_in).transpose(2, 3)  # [N, nu, C, n_in]
+            factors = [(a * u[:, k]) @ t["synth"] for k in range(self.correlation)]  # each [N, C, P]
+        else:
+            factors = [a @ t["synth"]] * self.correlation
+        w = (self.weights[species] * self.norm.to(node_features.dtype)[None, :, :, None])  # [N, nu, n_out, C]
+        w = w.index_select(2, self.degree_out).transpose(2, 3)  # [N, nu, C, n_out_entries]
+        power, out = None, None
+        for k in range(self.correlation):
+            power = factors[k] if power is None else power * factors[k]
+            term = (power @ t["proj"]) * w[:, k]
+            out = term if out is None else out + term
+        return out.reshape(n, -1).index_select(1, self.perm_out_inverse)  # type: ignore[union-attr]

@@ -1,0 +1,90 @@
+import pytest
+import torch
+
+from gaunt_tp import GauntTensorProduct
+from gaunt_tp.nn import GauntManyBody
+from gaunt_tp.testing import assert_equivariant
+
+
+def natural(lmax: int, mul: int, lmin: int = 0) -> str:
+    return " + ".join(f"{mul}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmin, lmax + 1))
+
+
+def per_degree(x: torch.Tensor, irreps: str, scale: torch.Tensor) -> torch.Tensor:
+    """Multiply irrep i, channel c of e3nn-layout features x [N, dim] by scale[:, i, c]."""
+    from e3nn import o3
+
+    irreps = o3.Irreps(irreps)
+    out = []
+    for i, ((mul, ir), sl) in enumerate(zip(irreps, irreps.slices())):
+        block = x[:, sl].view(-1, mul, ir.dim) * scale[:, i, :, None]
+        out.append(block.reshape(x.shape[0], -1))
+    return torch.cat(out, dim=1)
+
+
+@pytest.mark.parametrize("factor_weights", [False, True])
+def test_equals_chained_dense_gaunt_products(factor_weights):
+    c, lmax_in = 3, 2
+    irreps_in, irreps_out = natural(lmax_in, c), natural(2, c)
+    mb = GauntManyBody(irreps_in, irreps_out, correlation=3, num_elements=2, factor_weights=factor_weights).double()
+    with torch.no_grad():
+        if mb.factor is not None:
+            mb.factor.normal_()
+    species = torch.tensor([0, 1, 1, 0])
+    a = torch.randn(4, mb.irreps_in.dim, dtype=torch.float64)
+    full = natural(2 * lmax_in, c)
+    square = GauntTensorProduct(irreps_in, irreps_in, full, backend="dense")
+    cube = GauntTensorProduct(full, irreps_in, irreps_out, backend="dense")
+    square_out = GauntTensorProduct(irreps_in, irreps_in, irreps_out, backend="dense")
+    ones = torch.ones(4, len(mb.irreps_in), c, dtype=torch.float64)
+    u = mb.factor[species] if mb.factor is not None else ones[:, None].expand(4, 3, -1, -1)
+    f = [per_degree(a, irreps_in, u[:, k]) for k in range(3)]
+    terms = [f[0][:, : mb.irreps_out.dim], square_out(f[0], f[1]), cube(square(f[0], f[1]), f[2])]
+    w = mb.weights[species] * mb.norm[None, :, :, None]  # [N, nu, n_out, C]
+    expected = sum(per_degree(terms[k], irreps_out, w[:, k]) for k in range(3))
+    torch.testing.assert_close(mb(a, species), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("correlation", [1, 2, 4])
+def test_equivariant(dtype, correlation):
+    mb = GauntManyBody(natural(2, 4), natural(2, 4), correlation=correlation, num_elements=3).to(dtype)
+    species = torch.tensor([0, 2, 1, 1, 0, 2, 2, 0])
+    err = assert_equivariant(lambda a: mb(a, species), [mb.irreps_in], mb.irreps_out, dtype=dtype)
+    assert err < (1e-12 if dtype == torch.float64 else 1e-5)
+
+
+def test_each_body_order_has_unit_second_moment():
+    mb = GauntManyBody(natural(3, 16), natural(2, 16), correlation=3, num_elements=1, factor_weights=False)
+    a, species = torch.randn(2000, mb.irreps_in.dim), torch.zeros(2000, dtype=torch.long)
+    for nu in range(3):
+        with torch.no_grad():
+            mb.weights.zero_()
+            mb.weights[:, nu] = 1.0
+            z = mb(a, species)
+        for sl in mb.irreps_out.slices():
+            assert 0.75 < float(z[:, sl].square().mean()) < 1.33, nu
+
+
+def test_gradcheck_and_gradgradcheck():
+    mb = GauntManyBody(natural(1, 2), natural(1, 2), correlation=3, num_elements=2).double()
+    species = torch.tensor([1, 0, 1])
+    a = torch.randn(3, mb.irreps_in.dim, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: mb(x, species), (a,))
+    assert torch.autograd.gradgradcheck(lambda x: mb(x, species), (a,))
+
+
+def test_bad_inputs():
+    mb = GauntManyBody(natural(1, 2), natural(1, 2), correlation=2, num_elements=2)
+    with pytest.raises(ValueError, match="outside 0..1"):
+        mb(torch.randn(3, 8), torch.tensor([0, 2, 1]))
+    with pytest.raises(ValueError, match="species"):
+        mb(torch.randn(3, 8), torch.tensor([0.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="node_features"):
+        mb(torch.randn(3, 7), torch.tensor([0, 1, 1]))
+    with pytest.raises(ValueError, match="natural parity"):
+        GauntManyBody("2x0e + 2x1e", "2x0e", correlation=2, num_elements=1)
+    with pytest.raises(ValueError, match="correlation"):
+        GauntManyBody("2x0e", "2x0e", correlation=0, num_elements=1)
+    with pytest.raises(ValueError, match="exceed"):
+        GauntManyBody("2x0e + 2x1o", "2x0e + 2x3o", correlation=2, num_elements=1)
