@@ -42,8 +42,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--budget", type=float, default=10.0)
     parser.add_argument("--e3nn-rounds", type=int, default=3, help="fewest timed rounds (e3nn at lmax 6 takes seconds)")
-    parser.add_argument("--no-e3nn-backward-above", type=int, default=99,
-                        help="skip e3nn's backward modes above this lmax (they take minutes)")
+    parser.add_argument(
+        "--no-e3nn-backward-above",
+        type=int,
+        default=99,
+        help="skip e3nn's backward modes above this lmax (they take minutes)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -89,16 +93,34 @@ def main(argv: list[str] | None = None) -> None:
             fns = {"gaunt": make(conv)}
             if mode == "forward" or lmax <= args.no_e3nn_backward_above:
                 fns["e3nn"] = make(ref)
-            times[mode] = time_interleaved(fns, device=torch.device("cpu"), repeats=20, budget_s=args.budget,
-                                           min_rounds=args.e3nn_rounds, warmup=1)
-        row = {"lmax": lmax, "seconds": times,
-               "speedup": {m: t["e3nn"] / t["gaunt"] for m, t in times.items() if "e3nn" in t}}
+            times[mode] = time_interleaved(
+                fns, device=torch.device("cpu"), repeats=20, budget_s=args.budget, min_rounds=args.e3nn_rounds, warmup=1
+            )
+        row = {
+            "lmax": lmax,
+            "seconds": times,
+            "speedup": {m: t["e3nn"] / t["gaunt"] for m, t in times.items() if "e3nn" in t},
+        }
         rows.append(row)
-        print(f"lmax {lmax}: " + "; ".join(
-            f"{m}: gaunt {t['gaunt'] * 1e3:.3g} ms" + (f", e3nn {t['e3nn'] * 1e3:.4g} ms ({t['e3nn'] / t['gaunt']:.1f}x)" if "e3nn" in t else "")
-            for m, t in times.items()), flush=True)
-    report = {"benchmark": "convolution", "channels": args.channels, "nodes": args.nodes, "edges": args.edges,
-              "threads": args.threads, "dtype": "float32", "torch": torch.__version__, "results": rows}
+        print(
+            f"lmax {lmax}: "
+            + "; ".join(
+                f"{m}: gaunt {t['gaunt'] * 1e3:.3g} ms"
+                + (f", e3nn {t['e3nn'] * 1e3:.4g} ms ({t['e3nn'] / t['gaunt']:.1f}x)" if "e3nn" in t else "")
+                for m, t in times.items()
+            ),
+            flush=True,
+        )
+    report = {
+        "benchmark": "convolution",
+        "channels": args.channels,
+        "nodes": args.nodes,
+        "edges": args.edges,
+        "threads": args.threads,
+        "dtype": "float32",
+        "torch": torch.__version__,
+        "results": rows,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "convolution_cpu.json"
     path.with_suffix(".tmp").write_text(json.dumps(report, indent=2))
@@ -119,7 +141,9 @@ def main(argv: list[str] | None = None) -> None:
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("time (ms, median)")
     axes[0].legend()
-    fig.suptitle(f"convolution: C={args.channels}, N={args.nodes}, E={args.edges}, float32, CPU ({args.threads} threads)")
+    fig.suptitle(
+        f"convolution: C={args.channels}, N={args.nodes}, E={args.edges}, float32, CPU ({args.threads} threads)"
+    )
     fig.tight_layout()
     fig.savefig(path.with_suffix(".png"), dpi=120)
     print(f"wrote {path} and {path.with_suffix('.png')}")

@@ -146,10 +146,15 @@ def run(args: argparse.Namespace) -> dict:
 
             return step
 
-        fwd = time_interleaved({n: forward(m) for n, m in modules.items()}, device=device,
-                               repeats=args.repeats, budget_s=args.budget)
-        fwd_bwd = time_interleaved({n: forward_backward(m) for n, m in modules.items()}, device=device,
-                                   repeats=args.repeats, budget_s=args.budget)
+        fwd = time_interleaved(
+            {n: forward(m) for n, m in modules.items()}, device=device, repeats=args.repeats, budget_s=args.budget
+        )
+        fwd_bwd = time_interleaved(
+            {n: forward_backward(m) for n, m in modules.items()},
+            device=device,
+            repeats=args.repeats,
+            budget_s=args.budget,
+        )
         auto = modules["gaunt-auto"]
         auto(x1, x2)
         chosen = auto.backend
@@ -192,14 +197,22 @@ def run(args: argparse.Namespace) -> dict:
 def print_row(row: dict) -> None:
     f, fb = row["forward_s"], row["forward_backward_s"]
     cols = " ".join(f"{k}={v * 1e3:.3g}ms" for k, v in f.items())
-    sp = f" | e3nn/auto fwd {row['speedup_forward']:.1f}x fwd+bwd {row['speedup_forward_backward']:.1f}x" if "speedup_forward" in row else ""
+    sp = (
+        f" | e3nn/auto fwd {row['speedup_forward']:.1f}x fwd+bwd {row['speedup_forward_backward']:.1f}x"
+        if "speedup_forward" in row
+        else ""
+    )
     print(f"lmax {row['lmax']} [{row['auto_backend']}] fwd: {cols}{sp}", flush=True)
     del fb
 
 
 def table(report: dict) -> str:
     names = list(report["results"][0]["forward_s"])
-    lines = ["| lmax | auto | " + " | ".join(f"{n} fwd / fwd+bwd (ms)" for n in names) + " | e3nn/auto fwd | e3nn/auto fwd+bwd | auto GFLOP/s (% of matmul) | peak fwd MiB (largest / bound) |"]
+    lines = [
+        "| lmax | auto | "
+        + " | ".join(f"{n} fwd / fwd+bwd (ms)" for n in names)
+        + " | e3nn/auto fwd | e3nn/auto fwd+bwd | auto GFLOP/s (% of matmul) | peak fwd MiB (largest / bound) |"
+    ]
     lines.append("|" + "---|" * (len(names) + 6))
     for r in report["results"]:
         cells = []
@@ -208,10 +221,15 @@ def table(report: dict) -> str:
                 cells.append(f"{r['forward_s'][n] * 1e3:.3g} / {r['forward_backward_s'][n] * 1e3:.3g}")
             else:
                 cells.append("-")
-        sp = (f"{r['speedup_forward']:.1f}x", f"{r['speedup_forward_backward']:.1f}x") if "speedup_forward" in r else ("-", "-")
+        sp = (
+            (f"{r['speedup_forward']:.1f}x", f"{r['speedup_forward_backward']:.1f}x")
+            if "speedup_forward" in r
+            else ("-", "-")
+        )
         mib = 2**20
         lines.append(
-            f"| {r['lmax']} | {r['auto_backend']} | " + " | ".join(cells)
+            f"| {r['lmax']} | {r['auto_backend']} | "
+            + " | ".join(cells)
             + f" | {sp[0]} | {sp[1]} | {r['auto_flop_rate'] / 1e9:.0f} ({100 * r['auto_fraction_of_matmul_rate']:.0f}%)"
             + f" | {r['auto_peak_forward_bytes'] / mib:.2f} ({r['auto_largest_allocation_bytes'] / mib:.2f} / {r['bound_bytes'] / mib:.2f}) |"
         )
@@ -229,15 +247,22 @@ def plot(report: dict, path: Path) -> None:
         names = list(report["results"][0][key])
         for n in names:
             pts = [(r["lmax"], r[key][n]) for r in report["results"] if n in r[key]]
-            ax.plot([p[0] for p in pts], [p[1] * 1e3 for p in pts], marker="o", label=n,
-                    linestyle="--" if not n.startswith("gaunt") else "-")
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] * 1e3 for p in pts],
+                marker="o",
+                label=n,
+                linestyle="--" if not n.startswith("gaunt") else "-",
+            )
         ax.set_yscale("log")
         ax.set_xlabel("lmax (inputs and output)")
         ax.set_title(f"{title}: C={report['channels']}, N={report['nodes']}, {report['dtype']}")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("time per call (ms, median)")
     axes[1].legend(fontsize=8)
-    fig.suptitle(f"Gaunt feature product vs e3nn on {report['device_name']} ({report['device']}, {report['threads']} threads)")
+    fig.suptitle(
+        f"Gaunt feature product vs e3nn on {report['device_name']} ({report['device']}, {report['threads']} threads)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -254,8 +279,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=25)
     parser.add_argument("--budget", type=float, default=8.0, help="seconds of timing per lmax and mode")
     parser.add_argument("--e3nn-lmax", type=int, default=8, help="largest lmax at which e3nn is timed")
-    parser.add_argument("--cuequivariance", default="", metavar="METHOD",
-                        help="also time cuEquivariance with this method (uniform_1d on GPUs, naive anywhere)")
+    parser.add_argument(
+        "--cuequivariance",
+        default="",
+        metavar="METHOD",
+        help="also time cuEquivariance with this method (uniform_1d on GPUs, naive anywhere)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--name", default="", help="file stem (default feature_product_<device type>)")
     args = parser.parse_args(argv)

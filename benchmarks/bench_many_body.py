@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     species = torch.randint(0, args.elements, (args.nodes,), generator=g)
     contenders = {}
     for factors in (False, True):
-        mb = GauntManyBody(irreps_in, irreps_out, correlation=args.correlation, num_elements=args.elements, factor_weights=factors)
+        mb = GauntManyBody(
+            irreps_in, irreps_out, correlation=args.correlation, num_elements=args.elements, factor_weights=factors
+        )
         x = torch.randn(args.nodes, mb.irreps_in.dim, generator=g)
         contenders["gaunt+factors" if factors else "gaunt"] = (mb, (x, species))
     try:
@@ -59,8 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         print("mace-torch not importable: timing the Gaunt block only", file=sys.stderr)
     else:
-        sc = SymmetricContraction(o3.Irreps(irreps_in), o3.Irreps(irreps_out), correlation=args.correlation,
-                                  num_elements=args.elements)
+        sc = SymmetricContraction(
+            o3.Irreps(irreps_in), o3.Irreps(irreps_out), correlation=args.correlation, num_elements=args.elements
+        )
         # MACE's layout: [N, C, (lmax+1)^2] features and one-hot element attributes
         x_mace = torch.randn(args.nodes, args.channels, (args.lmax_in + 1) ** 2, generator=g)
         contenders["mace"] = (sc, (x_mace, torch.nn.functional.one_hot(species, args.elements).float()))
@@ -80,14 +83,26 @@ def main(argv: list[str] | None = None) -> None:
 
     results = {}
     for mode, make in (("forward", forward), ("forward_backward", forward_backward)):
-        results[mode] = time_interleaved({k: make(m, i) for k, (m, i) in contenders.items()}, device=torch.device("cpu"),
-                                         repeats=10, budget_s=args.budget, min_rounds=3, warmup=1)
+        results[mode] = time_interleaved(
+            {k: make(m, i) for k, (m, i) in contenders.items()},
+            device=torch.device("cpu"),
+            repeats=10,
+            budget_s=args.budget,
+            min_rounds=3,
+            warmup=1,
+        )
         line = ", ".join(f"{k} {v * 1e3:.4g} ms" for k, v in results[mode].items())
         if "mace" in results[mode]:
-            line += " | " + ", ".join(f"mace/{k} {results[mode]['mace'] / v:.1f}x" for k, v in results[mode].items() if k != "mace")
+            line += " | " + ", ".join(
+                f"mace/{k} {results[mode]['mace'] / v:.1f}x" for k, v in results[mode].items() if k != "mace"
+            )
         print(f"{mode}: {line}", flush=True)
-    report = {"benchmark": "many_body", **{k: v for k, v in vars(args).items() if k != "out"}, "torch": torch.__version__,
-              "seconds": results}
+    report = {
+        "benchmark": "many_body",
+        **{k: v for k, v in vars(args).items() if k != "out"},
+        "torch": torch.__version__,
+        "seconds": results,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "many_body_cpu.json"
     path.with_suffix(".tmp").write_text(json.dumps(report, indent=2))

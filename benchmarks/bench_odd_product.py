@@ -59,18 +59,39 @@ def main(argv: list[str] | None = None) -> None:
         if err > 1e-4:
             raise RuntimeError(f"odd product disagrees with e3nn at lmax {lmax}: {err:.1e}")
         t = time_interleaved(
-            {"gaunt": lambda: gaunt(x1, x2), "odd": lambda: odd(x1, x2), "both": lambda: full(x1, x2),
-             "e3nn-odd": lambda: ref(x1, x2)},
-            device=torch.device("cpu"), repeats=30, budget_s=args.budget,
+            {
+                "gaunt": lambda: gaunt(x1, x2),
+                "odd": lambda: odd(x1, x2),
+                "both": lambda: full(x1, x2),
+                "e3nn-odd": lambda: ref(x1, x2),
+            },
+            device=torch.device("cpu"),
+            repeats=30,
+            budget_s=args.budget,
         )
-        row = {"lmax": lmax, "seconds": t, "odd_over_gaunt": t["odd"] / t["gaunt"], "both_over_gaunt": t["both"] / t["gaunt"],
-               "e3nn_over_odd": t["e3nn-odd"] / t["odd"]}
+        row = {
+            "lmax": lmax,
+            "seconds": t,
+            "odd_over_gaunt": t["odd"] / t["gaunt"],
+            "both_over_gaunt": t["both"] / t["gaunt"],
+            "e3nn_over_odd": t["e3nn-odd"] / t["odd"],
+        }
         rows.append(row)
-        print(f"lmax {lmax}: " + " ".join(f"{k}={v * 1e3:.3g}ms" for k, v in t.items())
-              + f" | odd/gaunt {row['odd_over_gaunt']:.2f}x, both/gaunt {row['both_over_gaunt']:.2f}x, e3nn/odd {row['e3nn_over_odd']:.1f}x",
-              flush=True)
-    report = {"benchmark": "odd_product", "channels": args.channels, "nodes": args.nodes, "threads": args.threads,
-              "dtype": "float32", "torch": torch.__version__, "results": rows}
+        print(
+            f"lmax {lmax}: "
+            + " ".join(f"{k}={v * 1e3:.3g}ms" for k, v in t.items())
+            + f" | odd/gaunt {row['odd_over_gaunt']:.2f}x, both/gaunt {row['both_over_gaunt']:.2f}x, e3nn/odd {row['e3nn_over_odd']:.1f}x",
+            flush=True,
+        )
+    report = {
+        "benchmark": "odd_product",
+        "channels": args.channels,
+        "nodes": args.nodes,
+        "threads": args.threads,
+        "dtype": "float32",
+        "torch": torch.__version__,
+        "results": rows,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "odd_product_cpu.json"
     path.with_suffix(".tmp").write_text(json.dumps(report, indent=2))
@@ -82,8 +103,13 @@ def main(argv: list[str] | None = None) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for key in ("gaunt", "odd", "both", "e3nn-odd"):
-        ax.plot([r["lmax"] for r in rows], [r["seconds"][key] * 1e3 for r in rows], marker="o", label=key,
-                linestyle="--" if key.startswith("e3nn") else "-")
+        ax.plot(
+            [r["lmax"] for r in rows],
+            [r["seconds"][key] * 1e3 for r in rows],
+            marker="o",
+            label=key,
+            linestyle="--" if key.startswith("e3nn") else "-",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("lmax")
     ax.set_ylabel("forward time (ms, median)")

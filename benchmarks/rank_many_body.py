@@ -46,7 +46,7 @@ def sym_multiplicity(lmax_in: int, nu: int, l_out: int) -> int:
 
     def chi_v(k: int, improper: bool) -> np.ndarray:  # character of V at g^k for g = (+-1) R(theta)
         sign = -1 if (improper and k % 2 == 1) else 1
-        return sum((sign ** l) * character(l, k * theta) for l in range(lmax_in + 1))
+        return sum((sign**l) * character(l, k * theta) for l in range(lmax_in + 1))
 
     total = 0.0
     for improper in (False, True):
@@ -66,7 +66,9 @@ def rank(features: torch.Tensor, tol: float = 1e-8) -> int:
 def gaunt_features(a: torch.Tensor, lmax_in: int, nu: int, l_out: int, factors: bool) -> torch.Tensor:
     """Rows: features (products of degree-selected factors, or the plain power), columns: samples x m."""
     grid = smallest_grid(nu * lmax_in + l_out)
-    y = o3.spherical_harmonics(list(range(max(lmax_in, l_out) + 1)), grid.points, normalize=False, normalization="integral")
+    y = o3.spherical_harmonics(
+        list(range(max(lmax_in, l_out) + 1)), grid.points, normalize=False, normalization="integral"
+    )
     proj = grid.weights[:, None] * y[:, l_out * l_out : (l_out + 1) ** 2]
     parts = [a[:, l * l : (l + 1) ** 2] @ y[:, l * l : (l + 1) ** 2].T for l in range(lmax_in + 1)]  # [S, P]
     full = sum(parts)
@@ -115,10 +117,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=60)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
-    a = torch.randn(args.samples, (args.lmax_in + 1) ** 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    a = torch.randn(
+        args.samples, (args.lmax_in + 1) ** 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
     rows = []
     print(f"V = degrees 0..{args.lmax_in} (natural parity), one channel, one element")
-    print("| nu | l_out | MACE (characters) | MACE (numerical, e3nn RTP) | Gaunt power | Gaunt + factor weights | Gaunt inside MACE |")
+    print(
+        "| nu | l_out | MACE (characters) | MACE (numerical, e3nn RTP) | Gaunt power | Gaunt + factor weights | Gaunt inside MACE |"
+    )
     print("|---|---|---|---|---|---|---|")
     for nu in range(1, args.correlation + 1):
         for l_out in range(args.lmax_out + 1):
@@ -131,13 +137,27 @@ def main(argv: list[str] | None = None) -> None:
             inside = None
             if mf is not None:
                 inside = rank(torch.cat([mf, factored_features])) == mace_numeric
-            rows.append({"nu": nu, "l_out": l_out, "mace": mace, "mace_numeric": mace_numeric, "gaunt": plain,
-                         "gaunt_factor_weights": factored, "gaunt_inside_mace": inside})
-            print(f"| {nu} | {l_out} | {mace} | {mace_numeric if mace_numeric is not None else '-'} | {plain} | {factored} | "
-                  f"{'-' if inside is None else ('yes' if inside else 'NO')} |", flush=True)
+            rows.append(
+                {
+                    "nu": nu,
+                    "l_out": l_out,
+                    "mace": mace,
+                    "mace_numeric": mace_numeric,
+                    "gaunt": plain,
+                    "gaunt_factor_weights": factored,
+                    "gaunt_inside_mace": inside,
+                }
+            )
+            print(
+                f"| {nu} | {l_out} | {mace} | {mace_numeric if mace_numeric is not None else '-'} | {plain} | {factored} | "
+                f"{'-' if inside is None else ('yes' if inside else 'NO')} |",
+                flush=True,
+            )
     totals = {k: sum(r[k] for r in rows) for k in ("mace", "gaunt", "gaunt_factor_weights")}
-    print(f"total over nu <= {args.correlation}, l_out <= {args.lmax_out}: MACE {totals['mace']}, "
-          f"Gaunt power {totals['gaunt']}, Gaunt + factor weights {totals['gaunt_factor_weights']}")
+    print(
+        f"total over nu <= {args.correlation}, l_out <= {args.lmax_out}: MACE {totals['mace']}, "
+        f"Gaunt power {totals['gaunt']}, Gaunt + factor weights {totals['gaunt_factor_weights']}"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "rank_many_body.json"
     path.with_suffix(".tmp").write_text(json.dumps({"lmax_in": args.lmax_in, "rows": rows, "totals": totals}, indent=2))

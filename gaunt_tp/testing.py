@@ -21,7 +21,15 @@ from gaunt_tp.math.gradients import is_odd_path, odd_product_coefficients
 from gaunt_tp.math.quadrature import gauss_legendre_grid
 from gaunt_tp.ops.descriptor import as_irreps
 
-__all__ = ["assert_equivariant", "equivariance_error", "E3nnGauntConvolution", "E3nnGauntReference", "gaunt_path_constant", "random_rotation", "wigner_matrix"]
+__all__ = [
+    "assert_equivariant",
+    "equivariance_error",
+    "E3nnGauntConvolution",
+    "E3nnGauntReference",
+    "gaunt_path_constant",
+    "random_rotation",
+    "wigner_matrix",
+]
 
 _DEFAULT_TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
@@ -59,7 +67,9 @@ def wigner_matrix(irreps: o3.Irreps | str, rotation: torch.Tensor, inversion: bo
         theta, phi = grid.mesh()
         points = unit_vectors(theta.reshape(-1), phi.reshape(-1))
         y = o3.spherical_harmonics(ir.l, points, normalize=False, normalization="integral")
-        y_rot = o3.spherical_harmonics(ir.l, points @ rotation.to(torch.float64).T, normalize=False, normalization="integral")
+        y_rot = o3.spherical_harmonics(
+            ir.l, points @ rotation.to(torch.float64).T, normalize=False, normalization="integral"
+        )
         d = y_rot.T @ (grid.weights.reshape(-1, 1) * y)
         if inversion:
             d = ir.p * d
@@ -257,7 +267,11 @@ class E3nnGauntConvolution(torch.nn.Module):
             )
 
     def forward(
-        self, node_features: torch.Tensor, edge_vectors: torch.Tensor, edge_index: torch.Tensor, radial_weights: torch.Tensor
+        self,
+        node_features: torch.Tensor,
+        edge_vectors: torch.Tensor,
+        edge_index: torch.Tensor,
+        radial_weights: torch.Tensor,
     ) -> torch.Tensor:
         radial = radial_weights.view(radial_weights.shape[0], len(self.irreps_sh), self.channels)
         weights = torch.cat([sign * radial[:, k] for k, sign in self.weight_plan], dim=1)

@@ -86,7 +86,8 @@ def real_spherical_harmonics(lmax: int, theta: torch.Tensor, phi: torch.Tensor) 
         >>> import math, torch
         >>> zero = torch.tensor(0.0, dtype=torch.float64)
         >>> y = real_spherical_harmonics(1, zero, zero)  # the +y axis
-        >>> [round(v, 12) for v in (y * (4 * math.pi) ** 0.5).tolist()]  # Y_00 = 1/sqrt(4 pi), Y_1 = sqrt(3/(4 pi)) (x, y, z)
+        >>> # Y_00 = 1/sqrt(4 pi), Y_1 = sqrt(3/(4 pi)) (x, y, z)
+        >>> [round(v, 12) for v in (y * (4 * math.pi) ** 0.5).tolist()]
         [1.0, 0.0, 1.732050807569, 0.0]
     """
     vec = unit_vectors(theta, phi)

@@ -74,7 +74,9 @@ def sin_theta_integral(k: torch.Tensor) -> torch.Tensor:
     """
     k = k.to(torch.float64)
     one = k.abs() == 1
-    real = torch.where(one, torch.zeros_like(k), (1 + torch.cos(math.pi * k)) / torch.where(one, torch.ones_like(k), 1 - k**2))
+    real = torch.where(
+        one, torch.zeros_like(k), (1 + torch.cos(math.pi * k)) / torch.where(one, torch.ones_like(k), 1 - k**2)
+    )
     imag = torch.where(one, math.pi * k / 2, torch.zeros_like(k))
     return torch.complex(real, imag)
 

@@ -17,8 +17,40 @@ import torch
 __all__ = ["PointGrid", "SphereGrid", "gauss_legendre_grid", "lebedev_grid", "mirror_half", "smallest_grid"]
 
 # Orders of the Lebedev rules that SciPy generates (each exact up to that degree).
-LEBEDEV_ORDERS = (3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 35, 41, 47, 53, 59, 65, 71, 77, 83, 89,
-                  95, 101, 107, 113, 119, 125, 131)
+LEBEDEV_ORDERS = (
+    3,
+    5,
+    7,
+    9,
+    11,
+    13,
+    15,
+    17,
+    19,
+    21,
+    23,
+    25,
+    27,
+    29,
+    31,
+    35,
+    41,
+    47,
+    53,
+    59,
+    65,
+    71,
+    77,
+    83,
+    89,
+    95,
+    101,
+    107,
+    113,
+    119,
+    125,
+    131,
+)
 
 
 class PointGrid:
@@ -105,7 +137,9 @@ def gauss_legendre_grid(band: int) -> SphereGrid:
     if not isinstance(band, int) or band < 0:
         raise ValueError(f"band must be a non-negative int, got {band!r}")
     theta, phi, weights = _gauss_legendre(band)
-    return SphereGrid(torch.from_numpy(theta.copy()), torch.from_numpy(phi.copy()), torch.from_numpy(weights.copy()), band)
+    return SphereGrid(
+        torch.from_numpy(theta.copy()), torch.from_numpy(phi.copy()), torch.from_numpy(weights.copy()), band
+    )
 
 
 @functools.cache
@@ -180,7 +214,8 @@ def mirror_half(grid: PointGrid) -> tuple[torch.Tensor, torch.Tensor]:
     mirrored = points[upper] * torch.tensor([1.0, -1.0, 1.0], dtype=points.dtype)
     if int(upper.sum()) != int(lower.sum()) or (
         bool(lower.any())
-        and torch.cdist(mirrored, points[lower], compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values.max() > 1e-9
+        and torch.cdist(mirrored, points[lower], compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values.max()
+        > 1e-9
     ):
         raise ValueError(f"{grid.name} grid of band {grid.band} is not symmetric under y -> -y")
     keep = upper | on_plane

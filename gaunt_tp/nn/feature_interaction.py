@@ -22,7 +22,9 @@ def _degree_channel_index(irreps: o3.Irreps) -> torch.Tensor:
     return torch.tensor(index, dtype=torch.long)
 
 
-def output_variance(irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, irreps_out: o3.Irreps, odd_paths: bool) -> torch.Tensor:
+def output_variance(
+    irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, irreps_out: o3.Irreps, odd_paths: bool
+) -> torch.Tensor:
     """Second moment of each output irrep's components for independent unit-variance inputs.
 
     ``E[z_{l3 m3}^2] = sum_paths ||C(l1, l2, l3)||_F^2 / (2 l3 + 1)`` with C the Gaunt (and, with
@@ -105,5 +107,3 @@ class GauntFeatureInteraction(nn.Module):
         z = self.product(x1, x2)
         z = z * (self.weight_out.flatten().index_select(0, self.index_out) * self.out_scale.to(z.dtype))
         return self.mix_out(z) if self.mix_out is not None else z
-
-

@@ -88,21 +88,45 @@ class GauntManyBody(nn.Module):
             raise ValueError(f"output degrees {reachable} exceed correlation * lmax_in = {correlation * lmax_in}")
         self.grid = smallest_grid(correlation * lmax_in + lmax_out)
         points = self.grid.points
-        y = o3.spherical_harmonics(list(range(max(lmax_in, lmax_out) + 1)), points, normalize=False, normalization="integral")
+        y = o3.spherical_harmonics(
+            list(range(max(lmax_in, lmax_out) + 1)), points, normalize=False, normalization="integral"
+        )
         rows_in = [l * l + k for _, ir in self.irreps_in for l in [ir.l] for k in range(2 * l + 1)]
         rows_out = [l * l + k for _, ir in self.irreps_out for l in [ir.l] for k in range(2 * l + 1)]
-        self.tables = TableCache({"synth": y[:, rows_in].T.contiguous(), "proj": (self.grid.weights[:, None] * y[:, rows_out]).contiguous()})
+        self.tables = TableCache(
+            {"synth": y[:, rows_in].T.contiguous(), "proj": (self.grid.weights[:, None] * y[:, rows_out]).contiguous()}
+        )
         # e3nn layout [irrep: C, 2l+1] <-> class vector [C, n]: gather indices both ways
-        perm_in = [sl.start + c * ir.dim + k for c in range(self.channels) for (_, ir), sl in zip(self.irreps_in, self.irreps_in.slices()) for k in range(ir.dim)]
-        perm_out = [sl.start + c * ir.dim + k for c in range(self.channels) for (_, ir), sl in zip(self.irreps_out, self.irreps_out.slices()) for k in range(ir.dim)]
+        perm_in = [
+            sl.start + c * ir.dim + k
+            for c in range(self.channels)
+            for (_, ir), sl in zip(self.irreps_in, self.irreps_in.slices())
+            for k in range(ir.dim)
+        ]
+        perm_out = [
+            sl.start + c * ir.dim + k
+            for c in range(self.channels)
+            for (_, ir), sl in zip(self.irreps_out, self.irreps_out.slices())
+            for k in range(ir.dim)
+        ]
         self.register_buffer("perm_in", torch.tensor(perm_in), persistent=False)
         self.register_buffer("perm_out_inverse", torch.tensor(perm_out).argsort(), persistent=False)
         # which input / output irrep each class-vector entry belongs to
-        self.register_buffer("degree_in", torch.tensor([i for i, (_, ir) in enumerate(self.irreps_in) for _ in range(ir.dim)]), persistent=False)
-        self.register_buffer("degree_out", torch.tensor([i for i, (_, ir) in enumerate(self.irreps_out) for _ in range(ir.dim)]), persistent=False)
+        self.register_buffer(
+            "degree_in",
+            torch.tensor([i for i, (_, ir) in enumerate(self.irreps_in) for _ in range(ir.dim)]),
+            persistent=False,
+        )
+        self.register_buffer(
+            "degree_out",
+            torch.tensor([i for i, (_, ir) in enumerate(self.irreps_out) for _ in range(ir.dim)]),
+            persistent=False,
+        )
         n_in, n_out = len(self.irreps_in), len(self.irreps_out)
         self.weights = nn.Parameter(torch.randn(num_elements, correlation, n_out, self.channels) / correlation**0.5)
-        self.factor = nn.Parameter(torch.ones(num_elements, correlation, n_in, self.channels)) if factor_weights else None
+        self.factor = (
+            nn.Parameter(torch.ones(num_elements, correlation, n_in, self.channels)) if factor_weights else None
+        )
         self.register_buffer("norm", self._normalisation(), persistent=False)
 
     @torch.no_grad()
@@ -122,9 +146,14 @@ class GauntManyBody(nn.Module):
 
     def forward(self, node_features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         if node_features.dim() != 2 or node_features.shape[1] != self.irreps_in.dim:
-            raise ValueError(f"node_features must be [N, {self.irreps_in.dim}] for {self.irreps_in}, got {tuple(node_features.shape)}")
+            raise ValueError(
+                f"node_features must be [N, {self.irreps_in.dim}] for {self.irreps_in}, "
+                f"got {tuple(node_features.shape)}"
+            )
         if species.shape != node_features.shape[:1] or species.dtype not in (torch.int32, torch.int64):
-            raise ValueError(f"species must be integer [N] = [{node_features.shape[0]}], got {species.dtype} {tuple(species.shape)}")
+            raise ValueError(
+                f"species must be integer [N] = [{node_features.shape[0]}], got {species.dtype} {tuple(species.shape)}"
+            )
         if species.numel() and (int(species.min()) < 0 or int(species.max()) >= self.num_elements):
             bad = int(species.min()) if int(species.min()) < 0 else int(species.max())
             raise ValueError(f"species holds element index {bad}, outside 0..{self.num_elements - 1}")
@@ -136,7 +165,7 @@ class GauntManyBody(nn.Module):
             factors = [(a * u[:, k]) @ t["synth"] for k in range(self.correlation)]  # each [N, C, P]
         else:
             factors = [a @ t["synth"]] * self.correlation
-        w = (self.weights[species] * self.norm.to(node_features.dtype)[None, :, :, None])  # [N, nu, n_out, C]
+        w = self.weights[species] * self.norm.to(node_features.dtype)[None, :, :, None]  # [N, nu, n_out, C]
         w = w.index_select(2, self.degree_out).transpose(2, 3)  # [N, nu, C, n_out_entries]
         power, out = None, None
         for k in range(self.correlation):

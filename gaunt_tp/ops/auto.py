@@ -47,5 +47,7 @@ def choose_backend(backends: dict[str, CostedBackend], *, products: int, device_
         device_type: ``"cpu"`` or ``"cuda"``; others use the CPU figures. float64 runs at
             about half the float32 rate on every backend, so the dtype does not change the pick.
     """
-    times = {name: estimate_seconds(name, b, products=products, device_type=device_type) for name, b in backends.items()}
+    times = {
+        name: estimate_seconds(name, b, products=products, device_type=device_type) for name, b in backends.items()
+    }
     return min(times, key=times.__getitem__)

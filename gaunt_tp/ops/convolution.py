@@ -127,7 +127,9 @@ class GauntConvolution(nn.Module):
     def _check(self, x: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor, radial: torch.Tensor) -> None:
         n, e = x.shape[0] if x.dim() == 2 else -1, vectors.shape[0] if vectors.dim() == 2 else -1
         if x.dim() != 2 or x.shape[1] != self.irreps_node.dim:
-            raise ValueError(f"node_features must be [N, {self.irreps_node.dim}] for {self.irreps_node}, got {tuple(x.shape)}")
+            raise ValueError(
+                f"node_features must be [N, {self.irreps_node.dim}] for {self.irreps_node}, got {tuple(x.shape)}"
+            )
         if vectors.dim() != 2 or vectors.shape[1] != 3:
             raise ValueError(f"edge_vectors must be [E, 3], got {tuple(vectors.shape)}")
         if edge_index.dim() != 2 or edge_index.shape != (2, e):
@@ -138,12 +140,22 @@ class GauntConvolution(nn.Module):
             bad = int(edge_index.min()) if int(edge_index.min()) < 0 else int(edge_index.max())
             raise ValueError(f"edge_index holds node {bad}, outside 0..{n - 1} for {n} nodes")
         if radial.shape != (e, self.weight_numel):
-            raise ValueError(f"radial_weights must be [E, {self.weight_numel}] = [{e}, len(irreps_sh) * C], got {tuple(radial.shape)}")
+            raise ValueError(
+                f"radial_weights must be [E, {self.weight_numel}] = [{e}, len(irreps_sh) * C], "
+                f"got {tuple(radial.shape)}"
+            )
         if not (x.dtype == vectors.dtype == radial.dtype):
-            raise TypeError(f"node_features, edge_vectors and radial_weights must share a dtype, got {x.dtype}, {vectors.dtype}, {radial.dtype}")
+            raise TypeError(
+                "node_features, edge_vectors and radial_weights must share a dtype, "
+                f"got {x.dtype}, {vectors.dtype}, {radial.dtype}"
+            )
 
     def forward(
-        self, node_features: torch.Tensor, edge_vectors: torch.Tensor, edge_index: torch.Tensor, radial_weights: torch.Tensor
+        self,
+        node_features: torch.Tensor,
+        edge_vectors: torch.Tensor,
+        edge_index: torch.Tensor,
+        radial_weights: torch.Tensor,
     ) -> torch.Tensor:
         self._check(node_features, edge_vectors, edge_index, radial_weights)
         desc, t = self.desc, self.tables.get(node_features.dtype, node_features.device)

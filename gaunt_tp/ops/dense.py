@@ -51,8 +51,10 @@ class DenseGaunt(nn.Module):
     def flops(self, products: int) -> float:
         """Floating-point operations of one forward call on ``products`` (batch x channel) products."""
         d = self.desc
-        return 2.0 * products * sum(
-            d.classes1[a].dim * d.classes2[b].dim * (d.classes_out[c].dim + 1) for a, b, c in d.class_pairs
+        return (
+            2.0
+            * products
+            * sum(d.classes1[a].dim * d.classes2[b].dim * (d.classes_out[c].dim + 1) for a, b, c in d.class_pairs)
         )
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:

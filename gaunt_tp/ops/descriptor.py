@@ -39,7 +39,9 @@ def as_irreps(irreps: o3.Irreps | str, name: str) -> o3.Irreps:
     try:
         return o3.Irreps(irreps)
     except (ValueError, AssertionError) as err:
-        raise ValueError(f"{name}={irreps!r} is not a valid irreps string (expected e.g. '32x0e + 32x1o'): {err}") from None
+        raise ValueError(
+            f"{name}={irreps!r} is not a valid irreps string (expected e.g. '32x0e + 32x1o'): {err}"
+        ) from None
 
 
 def parity_class(l: int, p: int) -> int:

@@ -148,7 +148,9 @@ class FourierGaunt(nn.Module):
             self._register_index(f"o{i}_out", idx_out)
             self.out_v.append(cls.lmax + 1)
         self.tables = TableCache(tables)
-        self.launches = 7 * (len(desc.classes1) + len(desc.classes2)) + len(desc.class_pairs) + 7 * len(desc.classes_out) + 4
+        self.launches = (
+            7 * (len(desc.classes1) + len(desc.classes2)) + len(desc.class_pairs) + 7 * len(desc.classes_out) + 4
+        )
 
     def _register_index(self, name: str, index: torch.Tensor) -> None:
         self.register_buffer(name, index, persistent=False)

@@ -39,7 +39,9 @@ def permute_features(x: torch.Tensor, perm: torch.Tensor, inverse: torch.Tensor)
     return x.index_select(-1, perm)  # no graph to build: skip the Function's overhead
 
 
-def _mul_add(a: torch.Tensor | None, b: torch.Tensor | None, c: torch.Tensor | None, d: torch.Tensor | None) -> torch.Tensor | None:
+def _mul_add(
+    a: torch.Tensor | None, b: torch.Tensor | None, c: torch.Tensor | None, d: torch.Tensor | None
+) -> torch.Tensor | None:
     """``a*b + c*d`` where a product with a missing factor is left out (None if both are)."""
     first = a * b if a is not None and b is not None else None
     if c is None or d is None:

@@ -20,9 +20,8 @@ plain grid transform; features are gathered once from e3nn's layout into
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from e3nn import o3
+from torch import nn
 
 from gaunt_tp.math.quadrature import mirror_half, smallest_grid
 from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
@@ -101,7 +100,9 @@ class GridGaunt(nn.Module):
         self._register_permutation("out_perm", torch.tensor(scatter).argsort().tolist())
         self.tables = TableCache(tables)
         self.half_points = points.shape[0]
-        self.launches = 3 * (len(desc.classes1) + len(desc.classes2)) + 4 * len(desc.class_pairs) + 3 * len(desc.classes_out) + 2
+        self.launches = (
+            3 * (len(desc.classes1) + len(desc.classes2)) + 4 * len(desc.class_pairs) + 3 * len(desc.classes_out) + 2
+        )
 
     def _register_permutation(self, name: str, perm: list[int]) -> None:
         index = torch.tensor(perm, dtype=torch.long)
@@ -120,7 +121,9 @@ class GridGaunt(nn.Module):
         n3 = sum(c.dim for c in self.desc.classes_out)
         return products * half * (2.0 * (n1 + n2 + n3) + 8.0 * len(self.desc.class_pairs))
 
-    def _synthesize(self, xp: torch.Tensor, key: str, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _synthesize(
+        self, xp: torch.Tensor, key: str, t: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Mirror parts ``[N, mul, P/2]`` of one class from the permuted features ``xp [N, dim]``."""
         ye, yo = t[f"{key}_e"], t[f"{key}_o"]
         n_e = self.splits[key]
@@ -154,7 +157,11 @@ class GridGaunt(nn.Module):
             assert even is not None
             parts = [even.reshape(-1, even.shape[-1]) @ t[f"o{i}_e"]]
             if t[f"o{i}_o"].shape[1]:
-                parts.append(odd.reshape(-1, odd.shape[-1]) @ t[f"o{i}_o"] if odd is not None else parts[0].new_zeros(parts[0].shape[0], t[f"o{i}_o"].shape[1]))
+                parts.append(
+                    odd.reshape(-1, odd.shape[-1]) @ t[f"o{i}_o"]
+                    if odd is not None
+                    else parts[0].new_zeros(parts[0].shape[0], t[f"o{i}_o"].shape[1])
+                )
             zc = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
             z.append(zc.view(n, -1))
         out = z[0] if len(z) == 1 else torch.cat(z, dim=1)

@@ -113,7 +113,11 @@ class GauntTensorProduct(nn.Module):
         even_idx, odd_idx = _split_outputs(self.irreps_in1, self.irreps_in2, self.irreps_out, odd_paths)
         sub = lambda idx: o3.Irreps([self.irreps_out[i] for i in idx])  # noqa: E731
         self.descriptor = GauntDescriptor(self.irreps_in1, self.irreps_in2, sub(even_idx)) if even_idx else None
-        self.odd = OddPathProduct(GauntDescriptor(self.irreps_in1, self.irreps_in2, sub(odd_idx), odd=True)) if odd_idx else None
+        self.odd = (
+            OddPathProduct(GauntDescriptor(self.irreps_in1, self.irreps_in2, sub(odd_idx), odd=True))
+            if odd_idx
+            else None
+        )
         self._shape_check = self.descriptor or self.odd.desc  # type: ignore[union-attr]
         self.register_buffer("_even_index", _feature_index(self.irreps_out, even_idx), persistent=False)
         self.register_buffer("_odd_index", _feature_index(self.irreps_out, odd_idx), persistent=False)

@@ -21,8 +21,12 @@ def test_equivariant(dtype, odd_paths):
 
 
 def test_unit_second_moment_at_initialisation():
-    layer = GauntFeatureInteraction("16x0e + 16x1o + 16x2e + 16x3o", "16x0e + 16x1o + 16x2e + 16x3o",
-                                    "16x0e + 16x1o + 16x2e + 16x3o + 16x1e + 16x2o", odd_paths=True)
+    layer = GauntFeatureInteraction(
+        "16x0e + 16x1o + 16x2e + 16x3o",
+        "16x0e + 16x1o + 16x2e + 16x3o",
+        "16x0e + 16x1o + 16x2e + 16x3o + 16x1e + 16x2o",
+        odd_paths=True,
+    )
     x1, x2 = torch.randn(2, 4000, layer.irreps_in1.dim)
     with torch.no_grad():
         z = layer(x1, x2)

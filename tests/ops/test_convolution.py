@@ -73,7 +73,9 @@ def test_zero_length_edge_is_finite_and_isotropic():
 
 def test_no_edges_gives_zeros():
     conv = GauntConvolution(*CASES[0])
-    out = conv(torch.randn(4, 16), torch.zeros(0, 3), torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, conv.weight_numel))
+    out = conv(
+        torch.randn(4, 16), torch.zeros(0, 3), torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, conv.weight_numel)
+    )
     assert out.shape == (4, 36) and out.abs().max() == 0
 
 
