@@ -15,7 +15,6 @@ a loss on it to the radial weights).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.ops import GauntConvolution  # noqa: E402
@@ -123,8 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "convolution_cpu.json"
-    path.with_suffix(".tmp").write_text(json.dumps(report, indent=2))
-    os.replace(path.with_suffix(".tmp"), path)
+    write_json(path, report)
     import matplotlib
 
     matplotlib.use("Agg")

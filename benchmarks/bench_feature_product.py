@@ -14,7 +14,6 @@ Writes ``<out>/feature_product_<device>.json`` and ``.png`` and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import write_json  # noqa: E402
 from timing import matmul_rate, time_interleaved  # noqa: E402
 
 from gaunt_tp import GauntTensorProduct  # noqa: E402
@@ -291,9 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     report = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / (args.name or f"feature_product_{torch.device(args.device).type}")
-    tmp = stem.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, stem.with_suffix(".json"))
+    write_json(stem.with_suffix(".json"), report)
     plot(report, stem.with_suffix(".png"))
     print()
     print(table(report))

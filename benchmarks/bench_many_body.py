@@ -15,7 +15,6 @@ Without mace-torch only the Gaunt block is timed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.nn import GauntManyBody  # noqa: E402
@@ -105,8 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "many_body_cpu.json"
-    path.with_suffix(".tmp").write_text(json.dumps(report, indent=2))
-    os.replace(path.with_suffix(".tmp"), path)
+    write_json(path, report)
     print(f"wrote {path}")
 
 

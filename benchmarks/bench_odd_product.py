@@ -13,7 +13,6 @@ Writes ``<out>/odd_product_cpu.json`` and ``.png``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp import GauntTensorProduct  # noqa: E402
@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "odd_product_cpu.json"
-    path.with_suffix(".tmp").write_text(json.dumps(report, indent=2))
-    os.replace(path.with_suffix(".tmp"), path)
+    write_json(path, report)
     import matplotlib
 
     matplotlib.use("Agg")

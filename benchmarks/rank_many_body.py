@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,9 @@ import torch
 from e3nn import o3
 
 from gaunt_tp.math.quadrature import smallest_grid
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import write_json  # noqa: E402
 
 
 def character(l: int, theta: np.ndarray) -> np.ndarray:
@@ -160,8 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "rank_many_body.json"
-    path.with_suffix(".tmp").write_text(json.dumps({"lmax_in": args.lmax_in, "rows": rows, "totals": totals}, indent=2))
-    os.replace(path.with_suffix(".tmp"), path)
+    write_json(path, {"lmax_in": args.lmax_in, "rows": rows, "totals": totals})
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import torch
 from gaunt_tp.math.conventions import real_spherical_harmonics
 from gaunt_tp.math.quadrature import gauss_legendre_grid
 
-__all__ = ["gaunt", "is_gaunt_path"]
+__all__ = ["check_degrees", "gaunt", "is_gaunt_path"]
 
 
 def is_gaunt_path(l1: int, l2: int, l3: int) -> bool:
@@ -60,7 +60,12 @@ def gaunt(l1: int, l2: int, l3: int) -> torch.Tensor:
         >>> round(float(gaunt(0, 0, 0)[0, 0, 0]) * math.sqrt(4 * math.pi), 12)
         1.0
     """
-    for name, l in (("l1", l1), ("l2", l2), ("l3", l3)):
-        if not isinstance(l, int) or l < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {l!r}")
+    check_degrees(l1=l1, l2=l2, l3=l3)
     return _gaunt(l1, l2, l3).clone()
+
+
+def check_degrees(**degrees: int) -> None:
+    """Raise a ValueError naming any argument that is not a non-negative int."""
+    for name, l in degrees.items():
+        if not isinstance(l, int) or isinstance(l, bool) or l < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {l!r}")

@@ -21,6 +21,7 @@ import functools
 import torch
 from e3nn import o3
 
+from gaunt_tp.math.gaunt import check_degrees
 from gaunt_tp.math.quadrature import smallest_grid
 
 __all__ = ["harmonic_gradients", "is_odd_path", "odd_product_coefficients"]
@@ -91,7 +92,5 @@ def odd_product_coefficients(l1: int, l2: int, l3: int) -> torch.Tensor:
         >>> round(float(h[0, 1, 2]) / math.sqrt(3 / (4 * math.pi)), 12)
         1.0
     """
-    for name, l in (("l1", l1), ("l2", l2), ("l3", l3)):
-        if not isinstance(l, int) or l < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {l!r}")
+    check_degrees(l1=l1, l2=l2, l3=l3)
     return _odd_coefficients(l1, l2, l3).clone()
