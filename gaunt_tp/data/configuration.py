@@ -1,0 +1,65 @@
+"""One atomic configuration with its reference labels, and the names and units of its fields.
+
+Units everywhere: energies in eV, lengths in Angstrom, forces in eV/Angstrom, stress in
+eV/Angstrom^3 (Voigt order xx, yy, zz, yz, xz, xy when given as 6 numbers), as in ASE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Configuration", "KeySpec", "KCAL_PER_MOL_IN_EV"]
+
+# 1 kcal/mol in eV (ase.units.kcal / ase.units.mol); rMD17 is stored in kcal/mol.
+KCAL_PER_MOL_IN_EV = 0.04336410390059322
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """Where reference labels live in an extxyz/ASE file (MACE's defaults).
+
+    A key absent from ``atoms.info``/``atoms.arrays`` falls back to the results of the
+    calculator ASE attaches when it reads ``energy=``, ``forces``, ``stress`` (ASE >= 3.23),
+    so files written by ASE load with the defaults.
+    """
+
+    energy_key: str = "REF_energy"
+    forces_key: str = "REF_forces"
+    stress_key: str = "REF_stress"
+    config_type_key: str = "config_type"
+    weight_key: str = "config_weight"
+
+
+@dataclass(frozen=True, eq=False)
+class Configuration:
+    """A structure and its labels, as plain float64 numpy arrays.
+
+    Attributes:
+        atomic_numbers: ``[n]`` int.
+        positions: ``[n, 3]`` Angstrom.
+        cell: ``[3, 3]`` Angstrom, rows are lattice vectors (zeros when not periodic).
+        pbc: periodicity along each lattice vector.
+        energy: total energy in eV, or None.
+        forces: ``[n, 3]`` eV/Angstrom, or None.
+        stress: ``[3, 3]`` eV/Angstrom^3, or None.
+        config_type: a label for error tables (``config_type`` in extxyz).
+        weight: weight of this configuration in the loss.
+        source: ``"file#index"``, for error messages.
+    """
+
+    atomic_numbers: np.ndarray
+    positions: np.ndarray
+    cell: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
+    pbc: tuple[bool, bool, bool] = (False, False, False)
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    config_type: str = "Default"
+    weight: float = 1.0
+    source: str = "?"
+
+    @property
+    def num_atoms(self) -> int:
+        return int(self.atomic_numbers.shape[0])

@@ -1,0 +1,70 @@
+"""Isolated-atom reference energies E0 (eV), subtracted so that the model learns interaction energies."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gaunt_tp.data.configuration import Configuration
+
+__all__ = ["e0s_average", "e0s_from_isolated_atoms", "resolve_e0s"]
+
+
+def e0s_from_isolated_atoms(configs: Sequence[Configuration]) -> dict[int, float]:
+    """``{Z: energy}`` from single-atom configurations (each element at most once)."""
+    out: dict[int, float] = {}
+    for c in configs:
+        if c.num_atoms != 1 or c.energy is None:
+            raise ValueError(f"{c.source}: an isolated-atom configuration needs exactly one atom and an energy")
+        z = int(c.atomic_numbers[0])
+        if z in out:
+            raise ValueError(f"{c.source}: element Z={z} appears twice among the isolated atoms")
+        out[z] = c.energy
+    return out
+
+
+def e0s_average(configs: Sequence[Configuration], atomic_numbers: Sequence[int]) -> dict[int, float]:
+    """Least-squares E0s: ``energy ~ sum_Z count_Z(config) * E0_Z`` over the configurations.
+
+    With a single composition (one molecule, as in rMD17) the system is underdetermined:
+    the minimum-norm solution spreads the mean energy over the elements.
+    """
+    zs = list(atomic_numbers)
+    counts = np.array([[np.count_nonzero(c.atomic_numbers == z) for z in zs] for c in configs], dtype=np.float64)
+    energies = np.array([c.energy for c in configs], dtype=np.float64)
+    solution, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+    return {z: float(e) for z, e in zip(zs, solution)}
+
+
+def resolve_e0s(
+    spec: str | dict[int, float], train: Sequence[Configuration], atomic_numbers: Sequence[int]
+) -> dict[int, float]:
+    """E0s from ``"average"``, a file of isolated atoms, a ``{Z: E0}`` dict or its string form.
+
+    Raises a ValueError naming the missing elements if the result does not cover ``atomic_numbers``.
+    """
+    if isinstance(spec, dict):
+        e0s = {int(k): float(v) for k, v in spec.items()}
+    elif spec == "average":
+        e0s = e0s_average(train, atomic_numbers)
+    elif Path(spec).is_file():
+        from gaunt_tp.data.readers import read_configurations
+
+        e0s = e0s_from_isolated_atoms(read_configurations(spec, require_forces=False))
+    else:
+        try:
+            parsed = ast.literal_eval(spec)
+        except (ValueError, SyntaxError):
+            raise ValueError(
+                f"E0s {spec!r} is neither 'average', a file, nor a dict like '{{1: -13.6, 8: -2041.9}}'"
+            ) from None
+        if not isinstance(parsed, dict):
+            raise ValueError(f"E0s {spec!r} must be a dict like '{{1: -13.6, 8: -2041.9}}'")
+        e0s = {int(k): float(v) for k, v in parsed.items()}
+    missing = sorted(set(int(z) for z in atomic_numbers) - set(e0s))
+    if missing:
+        raise ValueError(f"E0s have no value for elements Z={missing}")
+    return e0s

@@ -1,0 +1,166 @@
+"""Reading configurations: extxyz (or anything ASE reads) and the rMD17 ``.npz`` files.
+
+Every problem with the data is a ValueError that names the file and the index of the
+configuration: missing labels, non-finite coordinates or labels, arrays of the wrong
+length, empty files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gaunt_tp.data.configuration import KCAL_PER_MOL_IN_EV, Configuration, KeySpec
+
+__all__ = ["read_configurations", "read_rmd17"]
+
+
+def _voigt_to_matrix(stress: np.ndarray) -> np.ndarray:
+    stress = np.asarray(stress, dtype=np.float64).reshape(-1)
+    if stress.size == 9:
+        return stress.reshape(3, 3)
+    if stress.size == 6:
+        xx, yy, zz, yz, xz, xy = stress
+        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    raise ValueError(f"stress must have 6 (Voigt) or 9 components, got {stress.size}")
+
+
+def _label(atoms, key: str, fallback: str, per_atom: bool):  # noqa: ANN001, ANN202 (ase.Atoms)
+    store = atoms.arrays if per_atom else atoms.info
+    if key in store:
+        return store[key]
+    calc = atoms.calc
+    if calc is not None and fallback in getattr(calc, "results", {}):
+        return calc.results[fallback]
+    return None
+
+
+def read_configurations(
+    path: str | Path,
+    *,
+    keys: KeySpec = KeySpec(),
+    index: str = ":",
+    require_energy: bool = True,
+    require_forces: bool = True,
+) -> list[Configuration]:
+    """Read every configuration of an extxyz (or any ASE-readable) file.
+
+    Args:
+        path: the file.
+        keys: where the labels live (MACE's ``REF_*`` names by default, falling back to
+            ASE's calculator results ``energy``/``forces``/``stress``).
+        index: ASE index string (``":"`` for all).
+        require_energy, require_forces: a configuration without that label is an error.
+
+    Returns:
+        one :class:`Configuration` per structure, labels in eV and Angstrom.
+
+    Example (with the shared datasets beside the project):
+        ``read_configurations("../shared/data/3bpa/train_300K.xyz", index=":2")`` gives two
+        27-atom configurations with energies and forces from the file's ``energy=``/``forces``.
+    """
+    import ase.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: holds no configurations (empty file)")
+    try:
+        frames = ase.io.read(str(path), index=index)
+    except StopIteration:
+        frames = []
+    except Exception as err:  # ASE raises many types for malformed files
+        raise ValueError(f"{path}: cannot be read by ASE ({type(err).__name__}: {err})") from err
+    if not isinstance(frames, list):
+        frames = [frames]
+    if not frames:
+        raise ValueError(f"{path}: holds no configurations")
+    out = []
+    for i, atoms in enumerate(frames):
+        where = f"{path}#{i}"
+        positions = np.asarray(atoms.positions, dtype=np.float64)
+        if not np.isfinite(positions).all():
+            raise ValueError(f"{where}: positions are not all finite (NaN or inf)")
+        energy = _label(atoms, keys.energy_key, "energy", per_atom=False)
+        forces = _label(atoms, keys.forces_key, "forces", per_atom=True)
+        stress = _label(atoms, keys.stress_key, "stress", per_atom=False)
+        if energy is None and require_energy:
+            raise ValueError(f"{where}: no energy (looked for info[{keys.energy_key!r}] and the calculator's 'energy')")
+        if forces is None and require_forces:
+            raise ValueError(
+                f"{where}: no forces (looked for arrays[{keys.forces_key!r}] and the calculator's 'forces')"
+            )
+        if forces is not None:
+            forces = np.asarray(forces, dtype=np.float64)
+            if forces.shape != positions.shape:
+                raise ValueError(f"{where}: forces have shape {forces.shape}, positions {positions.shape}")
+            if not np.isfinite(forces).all():
+                raise ValueError(f"{where}: forces are not all finite")
+        if energy is not None:
+            energy = float(energy)
+            if not np.isfinite(energy):
+                raise ValueError(f"{where}: energy is {energy}")
+        out.append(
+            Configuration(
+                atomic_numbers=np.asarray(atoms.numbers, dtype=np.int64),
+                positions=positions,
+                cell=np.asarray(atoms.cell.array, dtype=np.float64),
+                pbc=tuple(bool(p) for p in atoms.pbc),
+                energy=energy,
+                forces=forces,
+                stress=_voigt_to_matrix(stress) if stress is not None else None,
+                config_type=str(atoms.info.get(keys.config_type_key, "Default")),
+                weight=float(atoms.info.get(keys.weight_key, 1.0)),
+                source=where,
+            )
+        )
+    return out
+
+
+def read_rmd17(path: str | Path, *, limit: int | None = None) -> list[Configuration]:
+    """Read an rMD17 ``.npz`` file (keys ``nuclear_charges``, ``coords``, ``energies``, ``forces``).
+
+    Energies and forces are converted from kcal/mol and kcal/mol/Angstrom to eV and
+    eV/Angstrom. Molecules are not periodic.
+
+    Args:
+        path: the ``.npz`` file.
+        limit: read only the first ``limit`` configurations.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    with np.load(path) as data:
+        missing = {"nuclear_charges", "coords", "energies", "forces"} - set(data.files)
+        if missing:
+            raise ValueError(f"{path}: missing arrays {sorted(missing)} (has {data.files})")
+        z = np.asarray(data["nuclear_charges"], dtype=np.int64)
+        coords, energies, forces = (np.asarray(data[k], dtype=np.float64) for k in ("coords", "energies", "forces"))
+    n = coords.shape[0] if limit is None else min(limit, coords.shape[0])
+    if n == 0:
+        raise ValueError(f"{path}: holds no configurations")
+    if coords.shape[1:] != (z.size, 3) or forces.shape != coords.shape or energies.shape[0] != coords.shape[0]:
+        raise ValueError(
+            f"{path}: array lengths do not match: nuclear_charges {z.shape}, coords {coords.shape}, "
+            f"energies {energies.shape}, forces {forces.shape}"
+        )
+    out = []
+    for i in range(n):
+        where = f"{path}#{i}"
+        if not np.isfinite(coords[i]).all():
+            raise ValueError(f"{where}: coordinates are not all finite")
+        if not (np.isfinite(energies[i]) and np.isfinite(forces[i]).all()):
+            raise ValueError(f"{where}: energy or forces are not finite")
+        out.append(
+            Configuration(
+                atomic_numbers=z.copy(),
+                positions=coords[i].copy(),
+                energy=float(energies[i]) * KCAL_PER_MOL_IN_EV,
+                forces=forces[i] * KCAL_PER_MOL_IN_EV,
+                config_type=path.stem,
+                source=where,
+            )
+        )
+    return out

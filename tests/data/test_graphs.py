@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk, molecule
+from ase.neighborlist import neighbor_list as ase_neighbor_list
+
+from gaunt_tp.data import (
+    Configuration,
+    ElementTable,
+    collate,
+    e0s_average,
+    e0s_from_isolated_atoms,
+    neighbor_list,
+    read_configurations,
+    resolve_e0s,
+    to_graph,
+    train_valid_split,
+)
+
+
+def as_set(i, j, shifts):
+    return sorted(zip(i.tolist(), j.tolist(), *np.asarray(shifts).T.tolist()))
+
+
+@pytest.mark.parametrize("cutoff", [2.5, 4.0, 6.0])
+def test_periodic_neighbours_match_ase(cutoff):
+    atoms = bulk("Cu", "fcc", a=3.6) * (2, 1, 1)
+    atoms.rattle(0.05, seed=1)
+    mine = neighbor_list(atoms.positions, atoms.cell.array, tuple(atoms.pbc), cutoff)
+    assert as_set(*mine) == as_set(*ase_neighbor_list("ijS", atoms, cutoff))
+
+
+def test_mixed_and_non_periodic_neighbours_match_ase():
+    slab = bulk("Al", "fcc", a=4.05, cubic=True) * (2, 2, 2)
+    slab.pbc = (True, True, False)
+    slab.rattle(0.05, seed=2)
+    assert as_set(*neighbor_list(slab.positions, slab.cell.array, (True, True, False), 3.5)) == as_set(
+        *ase_neighbor_list("ijS", slab, 3.5)
+    )
+    mol = molecule("CH3CH2OH")
+    assert as_set(*neighbor_list(mol.positions, mol.cell.array, (False,) * 3, 2.0)) == as_set(
+        *ase_neighbor_list("ijS", mol, 2.0)
+    )
+
+
+def test_graph_edges_and_batching(shared_data):
+    configs = read_configurations(shared_data / "ethanol" / "train.xyz", index=":3")
+    table = ElementTable([1, 6, 8])
+    graphs = [to_graph(c, table, cutoff=3.0) for c in configs]
+    batch = collate(graphs)
+    assert batch.num_graphs == 3 and batch.positions.shape == (27, 3)
+    assert batch.ptr.tolist() == [0, 9, 18, 27] and batch.batch.tolist() == [0] * 9 + [1] * 9 + [2] * 9
+    # edges of graph 1 point into atoms 9..17 and keep their vectors
+    e0 = graphs[0].edge_index.shape[1]
+    e1 = graphs[1].edge_index.shape[1]
+    torch.testing.assert_close(batch.edge_index[:, e0 : e0 + e1], graphs[1].edge_index + 9)
+    vec = batch.positions[batch.edge_index[1]] + batch.shifts - batch.positions[batch.edge_index[0]]
+    assert float(vec.norm(dim=1).max()) < 3.0
+    torch.testing.assert_close(batch.energy, torch.tensor([c.energy for c in configs], dtype=torch.float64))
+
+
+def test_unknown_element_is_named():
+    config = Configuration(atomic_numbers=np.array([1, 29]), positions=np.zeros((2, 3)), source="x.xyz#4")
+    with pytest.raises(ValueError, match=r"x.xyz#4: elements Z=\[29\]"):
+        to_graph(config, ElementTable([1, 6]), cutoff=3.0)
+
+
+def test_e0s(shared_data):
+    isolated = read_configurations(shared_data / "ethanol" / "isolated_atoms.xyz", require_forces=False)
+    e0s = e0s_from_isolated_atoms(isolated)
+    assert {1, 6, 8} <= set(e0s) and e0s[1] == pytest.approx(-13.568422383046626)
+    assert resolve_e0s(str(shared_data / "ethanol" / "isolated_atoms.xyz"), [], [1, 6, 8]) == e0s
+    assert resolve_e0s("{1: -1.0, 8: -2.0}", [], [1, 8]) == {1: -1.0, 8: -2.0}
+    with pytest.raises(ValueError, match=r"Z=\[6\]"):
+        resolve_e0s("{1: -1.0, 8: -2.0}", [], [1, 6, 8])
+    with pytest.raises(ValueError, match="neither 'average'"):
+        resolve_e0s("nonsense", [], [1])
+    # average: least squares recovers exact E0s from mixed compositions
+    rng = np.random.default_rng(0)
+    truth = {1: -0.5, 8: -3.0}
+    configs = []
+    for _ in range(6):
+        z = rng.choice([1, 8], size=rng.integers(2, 6))
+        configs.append(
+            Configuration(atomic_numbers=z, positions=np.zeros((z.size, 3)), energy=sum(truth[int(a)] for a in z))
+        )
+    fitted = e0s_average(configs, [1, 8])
+    assert fitted[1] == pytest.approx(-0.5) and fitted[8] == pytest.approx(-3.0)
+
+
+def test_split_is_seeded_and_disjoint():
+    a = train_valid_split(list(range(50)), 0.1, seed=3)
+    b = train_valid_split(list(range(50)), 0.1, seed=3)
+    c = train_valid_split(list(range(50)), 0.1, seed=4)
+    assert a == b and a != c and len(a[1]) == 5 and not set(a[0]) & set(a[1])
+    with pytest.raises(ValueError, match="valid_fraction"):
+        train_valid_split([1, 2], 1.5, seed=0)

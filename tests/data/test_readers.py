@@ -1,0 +1,84 @@
+import ase.io
+import numpy as np
+import pytest
+
+from gaunt_tp.data import KCAL_PER_MOL_IN_EV, KeySpec, read_configurations, read_rmd17
+
+
+def test_3bpa_loads_with_no_flags(shared_data):
+    path = shared_data / "3bpa" / "train_300K.xyz"
+    configs = read_configurations(path, index=":5")
+    assert len(configs) == 5
+    ref = ase.io.read(path, index="0")
+    c = configs[0]
+    assert c.num_atoms == 27 and c.pbc == (False, False, False)
+    assert c.energy == pytest.approx(ref.get_potential_energy(), abs=0)
+    np.testing.assert_array_equal(c.forces, ref.get_forces())
+    assert c.source.endswith("train_300K.xyz#0")
+
+
+def test_ethanol_keeps_config_type(shared_data):
+    configs = read_configurations(shared_data / "ethanol" / "train.xyz", index=":3")
+    assert {c.config_type for c in configs} == {"Training_set"}
+
+
+def test_rmd17_is_converted_to_ev(shared_data):
+    path = shared_data / "rmd17" / "rmd17_ethanol_train_01.npz"
+    configs = read_rmd17(path, limit=4)
+    with np.load(path) as raw:
+        assert configs[2].energy == pytest.approx(raw["energies"][2] * KCAL_PER_MOL_IN_EV)
+        np.testing.assert_allclose(configs[2].forces, raw["forces"][2] * KCAL_PER_MOL_IN_EV)
+        np.testing.assert_array_equal(configs[2].atomic_numbers, raw["nuclear_charges"])
+    assert KCAL_PER_MOL_IN_EV == pytest.approx(0.0433641, rel=1e-6)
+
+
+def test_custom_keys(tmp_path, shared_data):
+    atoms = ase.io.read(shared_data / "ethanol" / "train.xyz", index="0")
+    atoms.info["my_energy"] = 1.5
+    atoms.arrays["my_forces"] = np.ones((9, 3))
+    atoms.calc = None
+    path = tmp_path / "custom.xyz"
+    ase.io.write(path, atoms, format="extxyz")
+    (c,) = read_configurations(path, keys=KeySpec(energy_key="my_energy", forces_key="my_forces"))
+    assert c.energy == 1.5 and (c.forces == 1).all()
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "bad.xyz"
+    path.write_text(text)
+    return path
+
+
+GOOD = '2\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-1.0 pbc="F F F"\nH 0 0 0 0 0 0\nH 0 0 0.7 0 0 0\n'
+
+
+def test_bad_data_names_file_and_index(tmp_path):
+    no_energy = GOOD + GOOD.replace(" energy=-1.0", "")
+    with pytest.raises(ValueError, match=r"bad.xyz#1: no energy"):
+        read_configurations(write(tmp_path, no_energy))
+    no_forces = GOOD.replace(":forces:R:3", "").replace(" 0 0 0\n", "\n").replace("0.7 0 0 0", "0.7")
+    with pytest.raises(ValueError, match=r"#0: no forces"):
+        read_configurations(write(tmp_path, no_forces))
+    nan = GOOD + GOOD.replace("H 0 0 0.7", "H 0 nan 0.7")
+    with pytest.raises(ValueError, match=r"#1: positions are not all finite"):
+        read_configurations(write(tmp_path, nan))
+    with pytest.raises(ValueError, match="holds no configurations"):
+        read_configurations(write(tmp_path, ""))
+    with pytest.raises(ValueError, match="no such file"):
+        read_configurations(tmp_path / "missing.xyz")
+
+
+def test_bad_rmd17_arrays(tmp_path):
+    path = tmp_path / "bad.npz"
+    np.savez(
+        path,
+        nuclear_charges=np.array([1, 1]),
+        coords=np.zeros((3, 2, 3)),
+        energies=np.zeros(3),
+        forces=np.zeros((3, 3, 3)),
+    )
+    with pytest.raises(ValueError, match="array lengths do not match"):
+        read_rmd17(path)
+    np.savez(path, nuclear_charges=np.array([1, 1]), coords=np.zeros((3, 2, 3)))
+    with pytest.raises(ValueError, match="missing arrays"):
+        read_rmd17(path)
