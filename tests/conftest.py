@@ -1,5 +1,9 @@
+from pathlib import Path
+
 import pytest
 import torch
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -9,3 +13,11 @@ def _restore_torch_state():
     torch.manual_seed(0)
     yield
     torch.set_default_dtype(dtype)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The reference datasets beside the project (CI puts ../shared next to the clone)."""
+    if not SHARED.is_dir():
+        raise FileNotFoundError(f"expected the shared datasets at {SHARED}")
+    return SHARED

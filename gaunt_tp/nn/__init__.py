@@ -2,5 +2,16 @@
 
 from gaunt_tp.nn.feature_interaction import GauntFeatureInteraction, output_variance
 from gaunt_tp.nn.many_body import GauntManyBody
+from gaunt_tp.nn.model import GauntMACE, ModelConfig
+from gaunt_tp.nn.radial import BesselBasis, PolynomialCutoff, RadialMLP
 
-__all__ = ["GauntFeatureInteraction", "GauntManyBody", "output_variance"]
+__all__ = [
+    "BesselBasis",
+    "GauntFeatureInteraction",
+    "GauntMACE",
+    "GauntManyBody",
+    "ModelConfig",
+    "PolynomialCutoff",
+    "RadialMLP",
+    "output_variance",
+]

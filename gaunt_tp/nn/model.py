@@ -1,0 +1,191 @@
+"""A MACE-class interatomic potential on Gaunt operations.
+
+Per layer (as in MACE, arXiv 2206.07697): node features are mixed channel-wise, convolved
+with the edge harmonics weighted by a radial MLP (:class:`gaunt_tp.ops.GauntConvolution`,
+divided by the average number of neighbours), combined into many-body features with
+element-dependent weights (:class:`gaunt_tp.nn.GauntManyBody`), mixed again and added to
+an element-dependent self-connection. Each layer's scalars are read out to site energies;
+the total energy is their sum plus the isolated-atom energies E0. Forces are minus the
+gradient of the energy with respect to the positions; the stress is the derivative with
+respect to a homogeneous strain, divided by the cell volume.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from gaunt_tp.data.graph import GraphBatch
+from gaunt_tp.nn.many_body import GauntManyBody
+from gaunt_tp.nn.radial import BesselBasis, PolynomialCutoff, RadialMLP
+from gaunt_tp.ops.convolution import GauntConvolution
+
+__all__ = ["GauntMACE", "ModelConfig"]
+
+
+def _natural(lmax: int, mul: int) -> o3.Irreps:
+    return o3.Irreps([(mul, (l, (-1) ** l)) for l in range(lmax + 1)])
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyperparameters, named like MACE's.
+
+    Attributes:
+        atomic_numbers: the elements the model knows (sorted on use).
+        e0s: isolated-atom energies in eV, one per element of ``atomic_numbers``.
+        r_max: cutoff radius (Angstrom).
+        max_ell: largest degree of the edge harmonics.
+        num_channels: channels C of every hidden irrep.
+        max_L: largest degree of the hidden node features (0: scalars only).
+        correlation: body order of the many-body product.
+        num_interactions: number of message-passing layers.
+        num_radial_basis: Bessel functions.
+        num_cutoff_basis: power p of the polynomial cutoff.
+        radial_mlp: hidden widths of the radial MLP.
+        avg_num_neighbors: normalisation of the convolution sum.
+        readout_hidden: width of the last layer's nonlinear readout.
+    """
+
+    atomic_numbers: tuple[int, ...]
+    e0s: tuple[float, ...]
+    r_max: float = 5.0
+    max_ell: int = 3
+    num_channels: int = 64
+    max_L: int = 1
+    correlation: int = 3
+    num_interactions: int = 2
+    num_radial_basis: int = 8
+    num_cutoff_basis: int = 5
+    radial_mlp: tuple[int, ...] = (64, 64, 64)
+    avg_num_neighbors: float = 1.0
+    readout_hidden: int = 16
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.atomic_numbers) != len(self.e0s):
+            raise ValueError(f"need one E0 per element: {len(self.atomic_numbers)} elements, {len(self.e0s)} E0s")
+        if list(self.atomic_numbers) != sorted(set(self.atomic_numbers)):
+            raise ValueError(f"atomic_numbers must be sorted and distinct, got {self.atomic_numbers}")
+        for name in ("max_ell", "num_channels", "correlation", "num_interactions", "num_radial_basis"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_L < 0 or self.max_L > self.max_ell:
+            raise ValueError(f"max_L must be in 0..max_ell={self.max_ell}, got {self.max_L}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        data = json.loads(text)
+        for key in ("atomic_numbers", "e0s", "radial_mlp"):
+            data[key] = tuple(data[key])
+        return cls(**data)
+
+
+class _Layer(nn.Module):
+    def __init__(self, config: ModelConfig, irreps_in: o3.Irreps, irreps_hidden: o3.Irreps, last: bool) -> None:
+        super().__init__()
+        c, n_el = config.num_channels, len(config.atomic_numbers)
+        irreps_sh = _natural(config.max_ell, 1)
+        irreps_a = _natural(config.max_ell, c)
+        self.linear_up = o3.Linear(irreps_in, irreps_in)
+        self.conv = GauntConvolution(irreps_in, irreps_sh, irreps_a)
+        self.radial = RadialMLP(config.num_radial_basis, config.radial_mlp, self.conv.weight_numel)
+        self.linear_a = o3.Linear(irreps_a, irreps_a)
+        self.product = GauntManyBody(irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el)
+        self.linear_out = o3.Linear(irreps_hidden, irreps_hidden)
+        self.skip = o3.FullyConnectedTensorProduct(irreps_in, o3.Irreps(f"{n_el}x0e"), irreps_hidden)
+        scalars = o3.Irreps(f"{c}x0e")
+        if last:
+            self.readout = nn.Sequential(
+                o3.Linear(scalars, o3.Irreps(f"{config.readout_hidden}x0e")),
+                nn.SiLU(),
+                o3.Linear(o3.Irreps(f"{config.readout_hidden}x0e"), o3.Irreps("1x0e")),
+            )
+        else:
+            self.readout = o3.Linear(scalars, o3.Irreps("1x0e"))
+        self.inv_neighbors = 1.0 / config.avg_num_neighbors
+        self.num_scalars = c
+
+    def forward(self, h, one_hot, species, vectors, radial_feats, edge_index):  # noqa: ANN001, ANN201
+        weights = self.radial(radial_feats)
+        a = self.conv(self.linear_up(h), vectors, edge_index, weights) * self.inv_neighbors
+        b = self.product(self.linear_a(a), species)
+        h_new = self.linear_out(b) + self.skip(h, one_hot)
+        return h_new, self.readout(h_new[:, : self.num_scalars]).squeeze(-1)
+
+
+class GauntMACE(nn.Module):
+    """MACE-style potential on Gaunt convolutions and Gaunt many-body products.
+
+    Args:
+        config: :class:`ModelConfig`.
+
+    ``forward(batch, compute_forces=True, compute_stress=False, training=False)`` takes a
+    :class:`gaunt_tp.data.GraphBatch` and returns a dict with ``energy [B]`` (eV),
+    ``node_energy [n]`` (eV, E0 included), ``forces [n, 3]`` (eV/Angstrom) and, if asked,
+    ``stress [B, 3, 3]`` (eV/Angstrom^3, zero for cells of zero volume). With
+    ``training=True`` the graph of the forces is kept for a force loss.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, n_el = config.num_channels, len(config.atomic_numbers)
+        self.embedding = o3.Linear(o3.Irreps(f"{n_el}x0e"), o3.Irreps(f"{c}x0e"))
+        self.bessel = BesselBasis(config.r_max, config.num_radial_basis)
+        self.cutoff = PolynomialCutoff(config.r_max, config.num_cutoff_basis)
+        hidden = _natural(config.max_L, c)
+        layers, irreps_in = [], o3.Irreps(f"{c}x0e")
+        for i in range(config.num_interactions):
+            last = i == config.num_interactions - 1
+            layers.append(_Layer(config, irreps_in, o3.Irreps(f"{c}x0e") if last else hidden, last))
+            irreps_in = o3.Irreps(f"{c}x0e") if last else hidden
+        self.layers = nn.ModuleList(layers)
+        self.register_buffer("e0s", torch.tensor(config.e0s, dtype=torch.float64))
+
+    def forward(
+        self, batch: GraphBatch, *, compute_forces: bool = True, compute_stress: bool = False, training: bool = False
+    ) -> dict[str, torch.Tensor]:
+        positions, shifts, cell = batch.positions, batch.shifts, batch.cell
+        strain = None
+        if compute_stress:
+            strain = torch.zeros_like(cell, requires_grad=True)
+            sym = 0.5 * (strain + strain.transpose(1, 2))
+            positions = positions + torch.einsum("ni,nij->nj", positions, sym[batch.batch])
+            edge_graph = batch.batch[batch.edge_index[0]]
+            shifts = shifts + torch.einsum("ei,eij->ej", shifts, sym[edge_graph])
+            cell = cell + torch.bmm(cell, sym)
+        if compute_forces and not positions.requires_grad:
+            positions = positions.detach().requires_grad_(True)
+        sender, receiver = batch.edge_index
+        vectors = positions[receiver] + shifts - positions[sender]
+        lengths = torch.sqrt((vectors * vectors).sum(-1).clamp_min(1e-24))
+        radial_feats = self.bessel(lengths) * self.cutoff(lengths)[:, None]
+        one_hot = torch.nn.functional.one_hot(batch.species, len(self.config.atomic_numbers)).to(positions.dtype)
+        h = self.embedding(one_hot)
+        node_energy = self.e0s.to(positions.dtype)[batch.species]
+        for layer in self.layers:
+            h, site = layer(h, one_hot, batch.species, vectors, radial_feats, batch.edge_index)
+            node_energy = node_energy + site
+        energy = torch.zeros(batch.num_graphs, dtype=positions.dtype, device=positions.device)
+        energy = energy.index_add(0, batch.batch, node_energy)
+        out = {"energy": energy, "node_energy": node_energy}
+        inputs = [t for t in (positions if compute_forces else None, strain) if t is not None]
+        if inputs:
+            grads = torch.autograd.grad(energy.sum(), inputs, create_graph=training, allow_unused=True)
+            if compute_forces:
+                out["forces"] = -grads[0] if grads[0] is not None else torch.zeros_like(positions)
+            if compute_stress:
+                volume = torch.linalg.det(batch.cell).abs()
+                g = grads[-1] if grads[-1] is not None else torch.zeros_like(cell)
+                out["stress"] = torch.where(
+                    volume[:, None, None] > 1e-12, g / volume.clamp_min(1e-12)[:, None, None], 0.0
+                )
+        return out

@@ -1,0 +1,74 @@
+"""Radial features of edges: Bessel basis times a smooth polynomial cutoff, and the radial MLP."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["BesselBasis", "PolynomialCutoff", "RadialMLP"]
+
+
+class BesselBasis(nn.Module):
+    """``sqrt(2 / r_max) sin(n pi r / r_max) / r`` for n = 1..num_basis (DimeNet's basis, as in MACE).
+
+    Shape:
+        ``[E]`` lengths (Angstrom) -> ``[E, num_basis]``. Finite at r = 0 (limit n pi / r_max).
+    """
+
+    def __init__(self, r_max: float, num_basis: int = 8) -> None:
+        super().__init__()
+        if r_max <= 0 or num_basis < 1:
+            raise ValueError(f"need r_max > 0 and num_basis >= 1, got {r_max}, {num_basis}")
+        self.r_max = float(r_max)
+        self.register_buffer("frequencies", math.pi / self.r_max * torch.arange(1, num_basis + 1, dtype=torch.float64))
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        w = self.frequencies.to(r.dtype)
+        r = r[:, None]
+        safe = torch.where(r > 0, r, torch.ones_like(r))
+        values = torch.where(r > 0, torch.sin(w * r) / safe, w)
+        return math.sqrt(2.0 / self.r_max) * values
+
+
+class PolynomialCutoff(nn.Module):
+    """Smooth envelope ``1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2)``, x = r / r_max.
+
+    Equal to 1 at r = 0 and, with its first two derivatives, 0 at r = r_max; 0 beyond.
+
+    Shape:
+        ``[E]`` -> ``[E]``.
+    """
+
+    def __init__(self, r_max: float, p: int = 5) -> None:
+        super().__init__()
+        if p < 2:
+            raise ValueError(f"the cutoff polynomial needs p >= 2, got {p}")
+        self.r_max, self.p = float(r_max), float(p)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        p, x = self.p, r / self.r_max
+        envelope = 1.0 - (p + 1) * (p + 2) / 2 * x**p + p * (p + 2) * x ** (p + 1) - p * (p + 1) / 2 * x ** (p + 2)
+        return envelope * (x < 1.0)
+
+
+class RadialMLP(nn.Module):
+    """Per-edge weights from radial features: Linear-SiLU layers, no bias (0 features give 0 weights).
+
+    Shape:
+        ``[E, num_basis]`` -> ``[E, out_features]``.
+    """
+
+    def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int) -> None:
+        super().__init__()
+        sizes = (in_features, *hidden, out_features)
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b, bias=False))
+            if i < len(sizes) - 2:
+                layers.append(nn.SiLU())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

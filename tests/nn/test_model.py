@@ -1,0 +1,130 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from gaunt_tp.data import Configuration, ElementTable, collate, read_configurations, to_graph
+from gaunt_tp.nn import GauntMACE, ModelConfig
+from gaunt_tp.testing import random_rotation
+
+TABLE = ElementTable([1, 6, 8])
+CONFIG = ModelConfig(
+    atomic_numbers=(1, 6, 8),
+    e0s=(-13.6, -1025.0, -2035.0),
+    r_max=4.0,
+    max_ell=2,
+    num_channels=6,
+    max_L=1,
+    correlation=3,
+    num_interactions=2,
+    num_radial_basis=6,
+    radial_mlp=(16, 16),
+    avg_num_neighbors=8.0,
+)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = GauntMACE(CONFIG).double()
+    with torch.no_grad():  # weights away from their initial symmetric values
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return m
+
+
+@pytest.fixture(scope="module")
+def ethanol(shared_data):
+    return read_configurations(shared_data / "ethanol" / "train.xyz", index=":4")
+
+
+def graph(config: Configuration) -> object:
+    return to_graph(config, TABLE, CONFIG.r_max)
+
+
+def moved(config: Configuration, positions: np.ndarray, cell: np.ndarray | None = None) -> Configuration:
+    return dataclasses.replace(config, positions=positions, cell=config.cell if cell is None else cell)
+
+
+def test_forces_are_minus_the_gradient(model, ethanol):
+    config = ethanol[0]
+    forces = model(graph(config))["forces"]
+    h = 1e-5
+    for atom, axis in [(0, 0), (3, 1), (8, 2)]:
+        plus, minus = config.positions.copy(), config.positions.copy()
+        plus[atom, axis] += h
+        minus[atom, axis] -= h
+        e_plus = model(graph(moved(config, plus)), compute_forces=False)["energy"]
+        e_minus = model(graph(moved(config, minus)), compute_forces=False)["energy"]
+        assert float(-(e_plus - e_minus) / (2 * h)) == pytest.approx(float(forces[atom, axis]), abs=1e-6)
+
+
+def test_invariant_under_rotation_inversion_translation_and_permutation(model, ethanol):
+    config = ethanol[1]
+    ref = model(graph(config))
+    rot = -random_rotation(generator=torch.Generator().manual_seed(3)).numpy()  # a roto-inversion
+    perm = np.random.default_rng(0).permutation(config.num_atoms)
+    new_positions = (config.positions @ rot.T + np.array([0.3, -1.2, 2.0]))[perm]
+    changed = dataclasses.replace(config, positions=new_positions, atomic_numbers=config.atomic_numbers[perm])
+    out = model(graph(changed))
+    assert float(out["energy"]) == pytest.approx(float(ref["energy"]), abs=1e-10)
+    torch.testing.assert_close(out["forces"], (ref["forces"] @ torch.from_numpy(rot).T)[perm], rtol=0, atol=1e-10)
+
+
+def test_energy_is_smooth_at_the_cutoff(model):
+    def dimer(r: float) -> dict:
+        config = Configuration(atomic_numbers=np.array([1, 8]), positions=np.array([[0.0, 0, 0], [r, 0, 0]]))
+        return model(graph(config))
+
+    def atom(z: int) -> float:
+        config = Configuration(atomic_numbers=np.array([z]), positions=np.zeros((1, 3)))
+        return float(model(graph(config), compute_forces=False)["energy"].detach())
+
+    isolated = atom(1) + atom(8)
+    beyond = dimer(CONFIG.r_max + 1e-3)
+    assert float(beyond["energy"].detach()) == pytest.approx(isolated, abs=1e-12)
+    inside = dimer(CONFIG.r_max - 1e-3)
+    far_inside = dimer(CONFIG.r_max - 0.5)
+    far_force = float(far_inside["forces"].abs().max())
+    far_energy = abs(float(far_inside["energy"].detach()) - isolated)
+    assert far_force > 0 and far_energy > 0  # the checks below are not vacuous
+    # continuous energy and force: the envelope and its first two derivatives vanish at r_max
+    assert abs(float(inside["energy"].detach()) - isolated) < 1e-6 * far_energy
+    assert float(inside["forces"].abs().max()) < 1e-4 * far_force
+
+
+def test_batch_equals_one_at_a_time(model, ethanol):
+    batch = collate([graph(c) for c in ethanol])
+    out = model(batch)
+    for i, config in enumerate(ethanol):
+        single = model(graph(config))
+        assert float(out["energy"][i]) == pytest.approx(float(single["energy"]), abs=1e-10)
+        torch.testing.assert_close(out["forces"][9 * i : 9 * (i + 1)], single["forces"], rtol=0, atol=1e-10)
+
+
+def test_stress_is_the_strain_derivative(model):
+    rng = np.random.default_rng(1)
+    cell = np.diag([3.2, 3.5, 3.8]) + 0.1 * rng.standard_normal((3, 3))
+    frac = rng.random((4, 3))
+    config = Configuration(
+        atomic_numbers=np.array([1, 1, 8, 6]), positions=frac @ cell, cell=cell, pbc=(True, True, True)
+    )
+    stress = model(graph(config), compute_stress=True)["stress"][0]
+    h, volume = 1e-5, abs(np.linalg.det(cell))
+    for i, j in [(0, 0), (1, 2), (2, 1), (0, 1)]:
+        energies = []
+        for sign in (1, -1):
+            strain = np.eye(3)
+            strain[i, j] += sign * h / 2
+            strain[j, i] += sign * h / 2
+            energies.append(float(model(graph(moved(config, config.positions @ strain, cell @ strain)))["energy"]))
+        assert (energies[0] - energies[1]) / (2 * h) / volume == pytest.approx(float(stress[i, j]), abs=1e-7)
+
+
+def test_config_round_trip_and_errors():
+    assert ModelConfig.from_json(CONFIG.to_json()) == CONFIG
+    with pytest.raises(ValueError, match="one E0 per element"):
+        ModelConfig(atomic_numbers=(1, 6), e0s=(0.0,))
+    with pytest.raises(ValueError, match="max_L"):
+        dataclasses.replace(CONFIG, max_L=3)
