@@ -4,6 +4,7 @@ from gaunt_tp.nn.feature_interaction import GauntFeatureInteraction, output_vari
 from gaunt_tp.nn.many_body import GauntManyBody
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 from gaunt_tp.nn.radial import BesselBasis, PolynomialCutoff, RadialMLP
+from gaunt_tp.nn.serialization import load_model, save_model
 
 __all__ = [
     "BesselBasis",
@@ -13,5 +14,7 @@ __all__ = [
     "ModelConfig",
     "PolynomialCutoff",
     "RadialMLP",
+    "load_model",
     "output_variance",
+    "save_model",
 ]

@@ -1,0 +1,81 @@
+"""ASE calculator for gaunt-tp potentials (energy, free energy, forces, stress, per-atom energies)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from gaunt_tp.data.configuration import Configuration
+from gaunt_tp.data.graph import ElementTable, to_graph
+from gaunt_tp.nn.model import GauntMACE
+from gaunt_tp.nn.serialization import load_model
+
+__all__ = ["GauntCalculator"]
+
+
+class GauntCalculator(Calculator):
+    """An ASE calculator backed by a :class:`gaunt_tp.nn.GauntMACE`.
+
+    Args:
+        model: a model, or the path of one written by :func:`gaunt_tp.nn.serialization.save_model`
+            (or by ``gaunt-tp train``).
+        device: ``"cpu"`` or ``"cuda"``.
+        default_dtype: ``"float64"`` (default: for MD and relaxations) or ``"float32"``.
+
+    Stress is computed for structures periodic in all three directions (ASE's convention:
+    ``(1/V) dE/d(strain)``, Voigt order xx yy zz yz xz xy, eV/Angstrom^3).
+
+    Example:
+        >>> from ase.build import molecule
+        >>> from gaunt_tp.nn import GauntMACE, ModelConfig
+        >>> config = ModelConfig(atomic_numbers=(1, 8), e0s=(-13.6, -2041.9), num_channels=4, max_ell=1, max_L=0)
+        >>> model = GauntMACE(config)
+        >>> atoms = molecule("H2O")
+        >>> atoms.calc = GauntCalculator(model)
+        >>> atoms.get_forces().shape
+        (3, 3)
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+
+    def __init__(
+        self, model: GauntMACE | str | Path, *, device: str = "cpu", default_dtype: str = "float64", **kwargs: object
+    ) -> None:
+        super().__init__(**kwargs)
+        dtypes = {"float64": torch.float64, "float32": torch.float32}
+        if default_dtype not in dtypes:
+            raise ValueError(f"default_dtype must be 'float64' or 'float32', got {default_dtype!r}")
+        self.dtype, self.device = dtypes[default_dtype], torch.device(device)
+        model = load_model(model) if isinstance(model, (str, Path)) else model
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.table = ElementTable(model.config.atomic_numbers)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):  # noqa: ANN001, ANN201
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        config = Configuration(
+            atomic_numbers=np.asarray(atoms.numbers, dtype=np.int64),
+            positions=np.asarray(atoms.positions, dtype=np.float64),
+            cell=np.asarray(atoms.cell.array, dtype=np.float64),
+            pbc=tuple(bool(p) for p in atoms.pbc),
+            source="ase.Atoms",
+        )
+        graph = to_graph(config, self.table, self.model.config.r_max, dtype=self.dtype).to(self.device)
+        periodic = all(config.pbc)
+        with torch.enable_grad():
+            out = self.model(graph, compute_forces=True, compute_stress=periodic)
+        energy = float(out["energy"].detach()[0])
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": out["forces"].detach().cpu().numpy().astype(np.float64),
+            "energies": out["node_energy"].detach().cpu().numpy().astype(np.float64),
+        }
+        if periodic:
+            s = out["stress"].detach().cpu().numpy()[0].astype(np.float64)
+            self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])

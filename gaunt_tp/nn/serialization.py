@@ -1,0 +1,56 @@
+"""Saving and loading models: weights and JSON hyperparameters, no pickled code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from gaunt_tp.nn.model import GauntMACE, ModelConfig
+
+__all__ = ["load_model", "save_model"]
+
+
+def save_model(model: GauntMACE, path: str | Path) -> None:
+    """Write ``path`` (a ``.pt`` with the JSON config and the float64 weights) and ``path.json``.
+
+    Both are written to temporary files first and moved into place, so a crash never leaves a
+    half-written model.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": "gaunt-tp-model/1",
+        "config": model.config.to_json(),
+        "state_dict": {
+            k: v.detach().to("cpu", torch.float64 if v.is_floating_point() else v.dtype)
+            for k, v in model.state_dict().items()
+        },
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    side = path.with_name(path.name + ".json")
+    tmp_side = side.with_name(side.name + ".tmp")
+    tmp_side.write_text(model.config.to_json())
+    os.replace(tmp_side, side)
+
+
+def load_model(
+    path: str | Path, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"
+) -> GauntMACE:
+    """Rebuild a model saved by :func:`save_model` (``weights_only`` loading: no code is unpickled)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such model file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable gaunt-tp model ({type(err).__name__}: {err})") from err
+    found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    if found != "gaunt-tp-model/1":
+        raise ValueError(f"{path}: not a gaunt-tp model file (format {found!r}, expected 'gaunt-tp-model/1')")
+    model = GauntMACE(ModelConfig.from_json(payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device=device, dtype=dtype)

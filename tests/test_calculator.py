@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk, molecule
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+
+from gaunt_tp.calculator import GauntCalculator
+from gaunt_tp.nn import GauntMACE, ModelConfig, load_model, save_model
+
+CONFIG = ModelConfig(
+    atomic_numbers=(1, 6, 8, 13),
+    e0s=(-13.6, -1025.0, -2035.0, -50.0),
+    r_max=4.0,
+    max_ell=2,
+    num_channels=6,
+    max_L=1,
+    num_interactions=2,
+    radial_mlp=(16,),
+    avg_num_neighbors=6.0,
+)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    model = GauntMACE(CONFIG)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    path = tmp_path_factory.mktemp("model") / "tiny.model"
+    save_model(model, path)
+    return path
+
+
+def test_forces_pass_ase_finite_difference_check(model_file):
+    atoms = molecule("CH3CH2OH")
+    atoms.rattle(0.05, seed=3)
+    atoms.calc = GauntCalculator(model_file)
+    forces = atoms.get_forces()
+    numeric = calculate_numerical_forces(atoms, eps=1e-4)
+    np.testing.assert_allclose(forces, numeric, atol=1e-6)
+    assert atoms.get_potential_energy() == pytest.approx(atoms.get_potential_energies().sum())
+    assert atoms.get_potential_energy() == atoms.calc.results["free_energy"]
+
+
+def test_stress_passes_ase_finite_difference_check(model_file):
+    atoms = bulk("Al", "fcc", a=4.05) * (2, 1, 1)
+    atoms.rattle(0.05, seed=4)
+    atoms.calc = GauntCalculator(model_file)
+    stress = atoms.get_stress()
+    numeric = calculate_numerical_stress(atoms, eps=1e-5)
+    np.testing.assert_allclose(stress, numeric, atol=1e-7)
+    np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-4), atol=1e-6)
+
+
+def test_saved_model_round_trip_and_bad_files(model_file, tmp_path):
+    model = load_model(model_file)
+    assert model.config == CONFIG and model.e0s.dtype == torch.float64
+    assert (model_file.parent / (model_file.name + ".json")).is_file()
+    broken = tmp_path / "broken.model"
+    broken.write_bytes(model_file.read_bytes()[:200])
+    with pytest.raises(ValueError, match="not a readable gaunt-tp model"):
+        load_model(broken)
+    with pytest.raises(ValueError, match="no such model file"):
+        load_model(tmp_path / "missing.model")
+
+
+def test_unknown_element_is_a_clear_error(model_file):
+    atoms = molecule("NH3")
+    atoms.calc = GauntCalculator(model_file)
+    with pytest.raises(ValueError, match=r"Z=\[7\]"):
+        atoms.get_potential_energy()
