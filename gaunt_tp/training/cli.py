@@ -1,0 +1,98 @@
+"""``gaunt-tp``: the command line (the only reader of argv).
+
+gaunt-tp train --train_file data.xyz --E0s average --max_num_epochs 50 --name run1
+gaunt-tp train --config run.yaml --lr 0.005          # flags override the YAML file
+gaunt-tp eval --configs test.xyz --model run1/run1.model --output predicted.xyz
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+__all__ = ["main"]
+
+
+def _eval(argv: list[str]) -> int:
+    import ase.io
+    import numpy as np
+    import torch
+
+    from gaunt_tp.calculator import GauntCalculator
+    from gaunt_tp.data import KeySpec, read_configurations
+    from gaunt_tp.training.loop import format_tables
+    from gaunt_tp.training.metrics import ErrorAccumulator
+
+    parser = argparse.ArgumentParser(prog="gaunt-tp eval", description="Predict energies and forces into extxyz.")
+    parser.add_argument("--configs", required=True, help="structures to evaluate (extxyz or any ASE format)")
+    parser.add_argument("--model", required=True, help="a .model file written by gaunt-tp train")
+    parser.add_argument(
+        "--output", required=True, help="extxyz to write, with the predictions as <prefix>energy/forces"
+    )
+    parser.add_argument("--prefix", default="gaunt_")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--default_dtype", default="float64")
+    parser.add_argument("--energy_key", default="REF_energy")
+    parser.add_argument("--forces_key", default="REF_forces")
+    args = parser.parse_args(argv)
+    calc = GauntCalculator(args.model, device=args.device, default_dtype=args.default_dtype)
+    frames = ase.io.read(args.configs, index=":")
+    refs = read_configurations(
+        args.configs,
+        keys=KeySpec(energy_key=args.energy_key, forces_key=args.forces_key),
+        require_energy=False,
+        require_forces=False,
+    )
+    acc = ErrorAccumulator()
+    for atoms, ref in zip(frames, refs):
+        atoms.calc = calc
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = None
+        atoms.info[f"{args.prefix}energy"] = energy
+        atoms.arrays[f"{args.prefix}forces"] = forces
+        if ref.energy is not None or ref.forces is not None:
+            from types import SimpleNamespace
+
+            n = ref.num_atoms
+            batch = SimpleNamespace(
+                ptr=torch.tensor([0, n]),
+                energy=torch.tensor([ref.energy if ref.energy is not None else np.nan]),
+                forces=torch.tensor(ref.forces if ref.forces is not None else np.full((n, 3), np.nan)),
+                config_type=[ref.config_type],
+            )
+            acc.add(batch, {"energy": torch.tensor([energy]), "forces": torch.tensor(forces)})
+    ase.io.write(args.output, frames, format="extxyz")
+    table = acc.table()
+    if table.get("all", {}).get("n"):
+        print(format_tables({"eval": table}))
+    print(f"wrote {len(frames)} configurations to {args.output}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    command, rest = argv[0], argv[1:]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if command == "train":
+        from gaunt_tp.training.config import config_from_args
+        from gaunt_tp.training.loop import run_training
+
+        try:
+            config = config_from_args(rest)
+        except ValueError as err:
+            print(f"gaunt-tp train: {err}", file=sys.stderr)
+            return 2
+        run_training(config)
+        return 0
+    if command == "eval":
+        return _eval(rest)
+    print(f"gaunt-tp: unknown command {command!r} (expected train or eval)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

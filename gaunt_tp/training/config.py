@@ -1,0 +1,121 @@
+"""Training configuration: one frozen dataclass, filled from a YAML file and/or MACE-style flags."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["TrainConfig", "build_parser", "config_from_args"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; field names follow MACE's command line."""
+
+    train_file: str
+    name: str = "gaunt_model"
+    work_dir: str = "."
+    valid_file: str | None = None
+    valid_fraction: float = 0.1
+    test_file: str | None = None
+    E0s: str = "average"
+    energy_key: str = "REF_energy"
+    forces_key: str = "REF_forces"
+    r_max: float = 5.0
+    max_ell: int = 3
+    num_channels: int = 64
+    max_L: int = 1
+    correlation: int = 3
+    num_interactions: int = 2
+    num_radial_basis: int = 8
+    num_cutoff_basis: int = 5
+    batch_size: int = 5
+    valid_batch_size: int = 10
+    max_num_epochs: int = 100
+    lr: float = 0.01
+    weight_decay: float = 5e-7
+    amsgrad: bool = True
+    optimizer: str = "adam"
+    energy_weight: float = 1.0
+    forces_weight: float = 100.0
+    scheduler_patience: int = 50
+    lr_factor: float = 0.8
+    ema: bool = True
+    ema_decay: float = 0.99
+    eval_interval: int = 1
+    device: str = "cpu"
+    default_dtype: str = "float64"
+    seed: int = 123
+    restart_latest: bool = False
+    plots: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.default_dtype not in ("float32", "float64"):
+            raise ValueError(f"default_dtype must be float32 or float64, got {self.default_dtype!r}")
+        if not 0 < self.valid_fraction < 1:
+            raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
+        for name in ("batch_size", "valid_batch_size", "max_num_epochs", "eval_interval"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.work_dir) / self.name
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``gaunt-tp train`` flags: one per TrainConfig field, plus ``--config`` (YAML; flags override it)."""
+    parser = argparse.ArgumentParser(prog="gaunt-tp train", description="Train a gaunt-tp interatomic potential.")
+    parser.add_argument("--config", help="YAML file with any of the options below; flags given here override it")
+    for f in dataclasses.fields(TrainConfig):
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        if "bool" in kind:
+            parser.add_argument(f"--{f.name}", type=_boolean, nargs="?", const=True, default=None)
+        elif "int" in kind and "float" not in kind:
+            parser.add_argument(f"--{f.name}", type=int, default=None)
+        elif "float" in kind:
+            parser.add_argument(f"--{f.name}", type=float, default=None)
+        else:
+            parser.add_argument(f"--{f.name}", type=str, default=None)
+    return parser
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def config_from_args(argv: list[str] | None = None) -> TrainConfig:
+    """Parse flags (and the YAML file named by ``--config``) into a :class:`TrainConfig`."""
+    args = vars(build_parser().parse_args(argv))
+    values: dict = {}
+    config_path = args.pop("config")
+    if config_path:
+        import yaml
+
+        path = Path(config_path)
+        if not path.is_file():
+            raise ValueError(f"{path}: no such config file")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of options, got {type(loaded).__name__}")
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(loaded) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown options {unknown}")
+        values.update(loaded)
+    values.update({k: v for k, v in args.items() if v is not None})
+    if "train_file" not in values:
+        raise ValueError("--train_file is required (on the command line or in the --config file)")
+    return TrainConfig(**values)

@@ -1,0 +1,214 @@
+"""The training run: data, model, optimiser, EMA, plateau schedule, checkpoints, logs, final tables."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from gaunt_tp.data import (
+    ElementTable,
+    GraphBatch,
+    KeySpec,
+    collate,
+    read_configurations,
+    resolve_e0s,
+    to_graph,
+    train_valid_split,
+)
+from gaunt_tp.nn.model import GauntMACE, ModelConfig
+from gaunt_tp.nn.serialization import save_model
+from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from gaunt_tp.training.config import TrainConfig
+from gaunt_tp.training.metrics import ErrorAccumulator, weighted_loss
+
+__all__ = ["evaluate", "run_training"]
+
+log = logging.getLogger("gaunt_tp.train")
+
+
+def _batches(graphs: list[GraphBatch], size: int, generator: torch.Generator | None = None) -> list[GraphBatch]:
+    order = torch.randperm(len(graphs), generator=generator).tolist() if generator is not None else range(len(graphs))
+    order = list(order)
+    return [collate([graphs[i] for i in order[s : s + size]]) for s in range(0, len(order), size)]
+
+
+def evaluate(model: torch.nn.Module, batches: list[GraphBatch], config: TrainConfig) -> tuple[float, dict]:
+    """Mean loss and the error table of ``model`` on ``batches`` (forces by autograd, no graph kept)."""
+    acc, total, count = ErrorAccumulator(), 0.0, 0
+    for batch in batches:
+        with torch.enable_grad():
+            out = model(batch, compute_forces=True)
+        total += (
+            float(weighted_loss(batch, out, config.energy_weight, config.forces_weight).detach()) * batch.num_graphs
+        )
+        count += batch.num_graphs
+        acc.add(batch, out)
+    return total / max(count, 1), acc.table()
+
+
+def _load_split(config: TrainConfig) -> tuple[list, list, list]:
+    keys = KeySpec(energy_key=config.energy_key, forces_key=config.forces_key)
+    train = read_configurations(config.train_file, keys=keys)
+    if config.valid_file:
+        valid = read_configurations(config.valid_file, keys=keys)
+    else:
+        train, valid = train_valid_split(train, config.valid_fraction, config.seed)
+    test = read_configurations(config.test_file, keys=keys) if config.test_file else []
+    return train, valid, test
+
+
+def run_training(config: TrainConfig) -> dict:
+    """Train as described by ``config``; returns the final error tables. See :mod:`gaunt_tp.training.cli`."""
+    dtype = {"float32": torch.float32, "float64": torch.float64}[config.default_dtype]
+    device = torch.device(config.device)
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(config.to_json())
+    torch.manual_seed(config.seed)
+
+    train, valid, test = _load_split(config)
+    zs = sorted({int(z) for c in (*train, *valid, *test) for z in c.atomic_numbers})
+    table = ElementTable(zs)
+    e0s = resolve_e0s(config.E0s, train, zs)
+    to = lambda configs: [to_graph(c, table, config.r_max, dtype) for c in configs]  # noqa: E731
+    train_g, valid_g, test_g = to(train), to(valid), to(test)
+    avg_neighbors = float(np.mean([g.edge_index.shape[1] / g.positions.shape[0] for g in train_g]))
+    model_config = ModelConfig(
+        atomic_numbers=tuple(zs),
+        e0s=tuple(e0s[z] for z in zs),
+        r_max=config.r_max,
+        max_ell=config.max_ell,
+        num_channels=config.num_channels,
+        max_L=config.max_L,
+        correlation=config.correlation,
+        num_interactions=config.num_interactions,
+        num_radial_basis=config.num_radial_basis,
+        num_cutoff_basis=config.num_cutoff_basis,
+        avg_num_neighbors=max(avg_neighbors, 1.0),
+    )
+    model = GauntMACE(model_config).to(device=device, dtype=dtype)
+    opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, amsgrad=config.amsgrad)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=config.lr_factor, patience=config.scheduler_patience
+    )
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)) if config.ema else None
+    start, best = 1, math.inf
+    ckpt_dir = run_dir / "checkpoints"
+    if config.restart_latest and (path := latest_checkpoint(ckpt_dir)) is not None:
+        state = load_checkpoint(path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+        start, best = int(state["epoch"]) + 1, float(state["best"])
+        log.info("restarted from %s (epoch %d)", path, state["epoch"])
+
+    moved = lambda graphs: [g.to(device) for g in graphs]  # noqa: E731
+    train_g, valid_g, test_g = moved(train_g), moved(valid_g), moved(test_g)
+    valid_batches = _batches(valid_g, config.valid_batch_size)
+    history_path = run_dir / "metrics.csv"
+    model_path = run_dir / f"{config.name}.model"
+    from tqdm import tqdm
+
+    for epoch in range(start, config.max_num_epochs + 1):
+        model.train()
+        generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)  # same order after a restart
+        batches = _batches(train_g, config.batch_size, generator)
+        running = 0.0
+        for batch in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None):
+            optimizer.zero_grad(set_to_none=True)
+            out = model(batch, compute_forces=True, training=True)
+            loss = weighted_loss(batch, out, config.energy_weight, config.forces_weight)
+            loss.backward()
+            optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            running += float(loss.detach())
+        if epoch % config.eval_interval and epoch != config.max_num_epochs:
+            continue
+        evaluated = ema.module if ema is not None else model
+        valid_loss, errors = evaluate(evaluated, valid_batches, config)
+        scheduler.step(valid_loss)
+        row = {
+            "epoch": epoch,
+            "train_loss": running / len(batches),
+            "valid_loss": valid_loss,
+            "rmse_e_meV_per_atom": errors["all"]["rmse_e_meV_per_atom"],
+            "rmse_f_meV_per_A": errors["all"]["rmse_f_meV_per_A"],
+            "lr": optimizer.param_groups[0]["lr"],
+        }
+        log.info(
+            "epoch %d: loss=%.4g valid_loss=%.4g RMSE_E=%.2f meV/atom RMSE_F=%.2f meV/A lr=%.2e",
+            epoch, row["train_loss"], valid_loss, row["rmse_e_meV_per_atom"], row["rmse_f_meV_per_A"], row["lr"],
+        )  # fmt: skip
+        _append_csv(history_path, row)
+        if valid_loss < best:
+            best = valid_loss
+            save_model(evaluated, model_path)
+        save_checkpoint(
+            ckpt_dir,
+            epoch,
+            {
+                "epoch": epoch,
+                "best": best,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "config": config.to_json(),
+            },
+        )
+
+    from gaunt_tp.nn.serialization import load_model
+
+    best_model = load_model(model_path, dtype=dtype, device=device)
+    tables = {}
+    for split, graphs in (("train", train_g), ("valid", valid_g), ("test", test_g)):
+        if graphs:
+            tables[split] = evaluate(best_model, _batches(graphs, config.valid_batch_size), config)[1]
+    _write_json(run_dir / "errors.json", tables)
+    log.info("final errors (best model):\n%s", format_tables(tables))
+    if config.plots:
+        from gaunt_tp.training.plots import learning_curve, parity_plots
+
+        learning_curve(history_path, run_dir / "learning_curve.png")
+        parity_plots(best_model, {k: v for k, v in (("train", train_g), ("valid", valid_g), ("test", test_g)) if v},
+                     run_dir / "parity.png")  # fmt: skip
+    return tables
+
+
+def format_tables(tables: dict) -> str:
+    lines = ["| split | config_type | n | RMSE E (meV/atom) | RMSE F (meV/A) | MAE E (meV/atom) | MAE F (meV/A) |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for split, table in tables.items():
+        for kind, m in table.items():
+            lines.append(
+                f"| {split} | {kind} | {m['n']} | {m['rmse_e_meV_per_atom']:.2f} | {m['rmse_f_meV_per_A']:.2f} | "
+                f"{m['mae_e_meV_per_atom']:.2f} | {m['mae_f_meV_per_A']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)

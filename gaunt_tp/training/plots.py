@@ -1,0 +1,64 @@
+"""Learning curve and energy/force parity plots (PNG) for a run folder."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+__all__ = ["learning_curve", "parity_plots"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def learning_curve(history_csv: Path, out: Path) -> None:
+    """Training and validation loss and validation RMSEs against the epoch."""
+    rows = list(csv.DictReader(history_csv.open()))
+    if not rows:
+        return
+    plt = _pyplot()
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    axes[0].semilogy(epochs, [float(r["train_loss"]) for r in rows], label="train loss")
+    axes[0].semilogy(epochs, [float(r["valid_loss"]) for r in rows], label="valid loss")
+    axes[0].set_xlabel("epoch")
+    axes[0].legend()
+    axes[1].semilogy(epochs, [float(r["rmse_e_meV_per_atom"]) for r in rows], label="RMSE E (meV/atom)")
+    axes[1].semilogy(epochs, [float(r["rmse_f_meV_per_A"]) for r in rows], label="RMSE F (meV/A)")
+    axes[1].set_xlabel("epoch")
+    axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def parity_plots(model: torch.nn.Module, splits: dict[str, list], out: Path) -> None:
+    """Predicted against reference energies per atom and force components, one colour per split."""
+    from gaunt_tp.data import collate
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for name, graphs in splits.items():
+        batch = collate(graphs)
+        with torch.enable_grad():
+            pred = model(batch, compute_forces=True)
+        atoms = (batch.ptr[1:] - batch.ptr[:-1]).to(batch.energy.dtype)
+        axes[0].scatter((batch.energy / atoms).cpu(), (pred["energy"].detach() / atoms).cpu(), s=6, label=name)
+        axes[1].scatter(batch.forces.flatten().cpu(), pred["forces"].detach().flatten().cpu(), s=2, label=name)
+    for ax, title in zip(axes, ("energy per atom (eV)", "force components (eV/A)")):
+        lo, hi = ax.get_xlim()
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel(f"reference {title}")
+        ax.set_ylabel(f"predicted {title}")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,84 @@
+import ase.io
+import numpy as np
+import pytest
+import torch
+from ase.calculators.fd import calculate_numerical_forces
+
+from gaunt_tp.calculator import GauntCalculator
+from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
+from gaunt_tp.training.cli import main
+from gaunt_tp.training.config import config_from_args
+
+SMALL = ["--num_channels", "4", "--max_L", "1", "--max_ell", "2", "--r_max", "4.0", "--batch_size", "4",
+         "--num_radial_basis", "4", "--E0s", "average", "--plots", "false"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data(shared_data, tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "small.xyz"
+    ase.io.write(path, ase.io.read(shared_data / "ethanol" / "train.xyz", index=":12"))
+    return path
+
+
+def train(tmp_path, data, name, *extra):
+    assert main(["train", "--train_file", str(data), "--work_dir", str(tmp_path), "--name", name, *SMALL, *extra]) == 0
+    return tmp_path / name
+
+
+def test_train_writes_the_run_and_the_calculator_passes_ase_checks(tmp_path, data):
+    run = train(tmp_path, data, "run", "--max_num_epochs", "2", "--plots", "true")
+    for name in (
+        "config.json",
+        "metrics.csv",
+        "errors.json",
+        "run.model",
+        "run.model.json",
+        "learning_curve.png",
+        "parity.png",
+    ):
+        assert (run / name).is_file(), name
+    atoms = ase.io.read(data, index="0")
+    atoms.calc = GauntCalculator(run / "run.model")
+    np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-4), atol=1e-6)
+
+
+def test_restart_latest_gives_the_same_weights(tmp_path, data):
+    straight = train(tmp_path, data, "straight", "--max_num_epochs", "3")
+    resumed = train(tmp_path, data, "resumed", "--max_num_epochs", "2")  # "killed" after epoch 2
+    train(tmp_path, data, "resumed", "--max_num_epochs", "3", "--restart_latest")
+    a = load_checkpoint(latest_checkpoint(straight / "checkpoints"))
+    b = load_checkpoint(latest_checkpoint(resumed / "checkpoints"))
+    assert a["epoch"] == b["epoch"] == 3
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0)
+
+
+def test_corrupted_checkpoint_is_a_clear_error_and_the_previous_survives(tmp_path, data):
+    run = train(tmp_path, data, "crash", "--max_num_epochs", "2")
+    latest = latest_checkpoint(run / "checkpoints")
+    latest.write_bytes(latest.read_bytes()[:100])
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        train(tmp_path, data, "crash", "--max_num_epochs", "3", "--restart_latest")
+    previous = sorted((run / "checkpoints").glob("epoch-*.pt"))[0]
+    assert previous != latest and load_checkpoint(previous)["epoch"] == 1
+
+
+def test_yaml_config_and_flags(tmp_path):
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("train_file: a.xyz\nlr: 0.02\nmax_num_epochs: 7\n")
+    config = config_from_args(["--config", str(yaml_file), "--lr", "0.001", "--ema", "false"])
+    assert (config.train_file, config.lr, config.max_num_epochs, config.ema) == ("a.xyz", 0.001, 7, False)
+    yaml_file.write_text("train_file: a.xyz\nlearning_rate: 0.02\n")
+    with pytest.raises(ValueError, match="unknown options"):
+        config_from_args(["--config", str(yaml_file)])
+    with pytest.raises(ValueError, match="train_file is required"):
+        config_from_args(["--lr", "0.1"])
+
+
+def test_eval_writes_predictions(tmp_path, data, capsys):
+    run = train(tmp_path, data, "ev", "--max_num_epochs", "1")
+    out = tmp_path / "pred.xyz"
+    assert main(["eval", "--configs", str(data), "--model", str(run / "ev.model"), "--output", str(out)]) == 0
+    frames = ase.io.read(out, index=":")
+    assert len(frames) == 12 and "gaunt_energy" in frames[0].info and frames[0].arrays["gaunt_forces"].shape == (9, 3)
+    assert "RMSE E" in capsys.readouterr().out
