@@ -4,7 +4,7 @@ from gaunt_tp.data.configuration import KCAL_PER_MOL_IN_EV, Configuration, KeySp
 from gaunt_tp.data.e0s import e0s_average, e0s_from_isolated_atoms, resolve_e0s
 from gaunt_tp.data.graph import ElementTable, GraphBatch, collate, to_graph
 from gaunt_tp.data.neighbors import neighbor_list
-from gaunt_tp.data.readers import read_configurations, read_rmd17
+from gaunt_tp.data.readers import read_any, read_configurations, read_rmd17
 from gaunt_tp.data.split import train_valid_split
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "e0s_average",
     "e0s_from_isolated_atoms",
     "neighbor_list",
+    "read_any",
     "read_configurations",
     "read_rmd17",
     "resolve_e0s",

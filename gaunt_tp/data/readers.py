@@ -13,7 +13,7 @@ import numpy as np
 
 from gaunt_tp.data.configuration import KCAL_PER_MOL_IN_EV, Configuration, KeySpec
 
-__all__ = ["read_configurations", "read_rmd17"]
+__all__ = ["read_any", "read_configurations", "read_rmd17"]
 
 
 def _voigt_to_matrix(stress: np.ndarray) -> np.ndarray:
@@ -164,3 +164,10 @@ def read_rmd17(path: str | Path, *, limit: int | None = None) -> list[Configurat
             )
         )
     return out
+
+
+def read_any(path: str | Path, *, keys: KeySpec = KeySpec()) -> list[Configuration]:
+    """rMD17 ``.npz`` files with :func:`read_rmd17`, everything else with :func:`read_configurations`."""
+    if Path(path).suffix == ".npz":
+        return read_rmd17(path)
+    return read_configurations(path, keys=keys)

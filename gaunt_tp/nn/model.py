@@ -48,6 +48,9 @@ class ModelConfig:
         num_cutoff_basis: power p of the polynomial cutoff.
         radial_mlp: hidden widths of the radial MLP.
         avg_num_neighbors: normalisation of the convolution sum.
+        energy_shift, energy_scale: site energy = E0 + shift + scale * (sum of readouts), as in
+            MACE's ScaleShiftMACE (training sets them to the mean interaction energy per atom and
+            the RMS force component of the training set).
         readout_hidden: width of the last layer's nonlinear readout.
     """
 
@@ -63,6 +66,8 @@ class ModelConfig:
     num_cutoff_basis: int = 5
     radial_mlp: tuple[int, ...] = (64, 64, 64)
     avg_num_neighbors: float = 1.0
+    energy_shift: float = 0.0
+    energy_scale: float = 1.0
     readout_hidden: int = 16
     extra: dict = field(default_factory=dict)
 
@@ -170,10 +175,15 @@ class GauntMACE(nn.Module):
         radial_feats = self.bessel(lengths) * self.cutoff(lengths)[:, None]
         one_hot = torch.nn.functional.one_hot(batch.species, len(self.config.atomic_numbers)).to(positions.dtype)
         h = self.embedding(one_hot)
-        node_energy = self.e0s.to(positions.dtype)[batch.species]
+        interaction = torch.zeros_like(positions[:, 0])
         for layer in self.layers:
             h, site = layer(h, one_hot, batch.species, vectors, radial_feats, batch.edge_index)
-            node_energy = node_energy + site
+            interaction = interaction + site
+        node_energy = (
+            self.e0s.to(positions.dtype)[batch.species]
+            + self.config.energy_shift
+            + self.config.energy_scale * interaction
+        )
         energy = torch.zeros(batch.num_graphs, dtype=positions.dtype, device=positions.device)
         energy = energy.index_add(0, batch.batch, node_energy)
         out = {"energy": energy, "node_energy": node_energy}

@@ -18,7 +18,7 @@ from gaunt_tp.data import (
     GraphBatch,
     KeySpec,
     collate,
-    read_configurations,
+    read_any,
     resolve_e0s,
     to_graph,
     train_valid_split,
@@ -56,12 +56,12 @@ def evaluate(model: torch.nn.Module, batches: list[GraphBatch], config: TrainCon
 
 def _load_split(config: TrainConfig) -> tuple[list, list, list]:
     keys = KeySpec(energy_key=config.energy_key, forces_key=config.forces_key)
-    train = read_configurations(config.train_file, keys=keys)
+    train = read_any(config.train_file, keys=keys)
     if config.valid_file:
-        valid = read_configurations(config.valid_file, keys=keys)
+        valid = read_any(config.valid_file, keys=keys)
     else:
         train, valid = train_valid_split(train, config.valid_fraction, config.seed)
-    test = read_configurations(config.test_file, keys=keys) if config.test_file else []
+    test = read_any(config.test_file, keys=keys) if config.test_file else []
     return train, valid, test
 
 
@@ -81,6 +81,12 @@ def run_training(config: TrainConfig) -> dict:
     to = lambda configs: [to_graph(c, table, config.r_max, dtype) for c in configs]  # noqa: E731
     train_g, valid_g, test_g = to(train), to(valid), to(test)
     avg_neighbors = float(np.mean([g.edge_index.shape[1] / g.positions.shape[0] for g in train_g]))
+    # MACE's scale and shift: mean interaction energy per atom, RMS force component
+    per_atom = [
+        (c.energy - sum(e0s[int(z)] for z in c.atomic_numbers)) / c.num_atoms for c in train if c.energy is not None
+    ]
+    forces = np.concatenate([c.forces.reshape(-1) for c in train if c.forces is not None] or [np.ones(1)])
+    shift, scale = float(np.mean(per_atom)) if per_atom else 0.0, float(np.sqrt(np.mean(forces**2))) or 1.0
     model_config = ModelConfig(
         atomic_numbers=tuple(zs),
         e0s=tuple(e0s[z] for z in zs),
@@ -93,6 +99,8 @@ def run_training(config: TrainConfig) -> dict:
         num_radial_basis=config.num_radial_basis,
         num_cutoff_basis=config.num_cutoff_basis,
         avg_num_neighbors=max(avg_neighbors, 1.0),
+        energy_shift=shift,
+        energy_scale=scale,
     )
     model = GauntMACE(model_config).to(device=device, dtype=dtype)
     opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam

@@ -82,3 +82,10 @@ def test_bad_rmd17_arrays(tmp_path):
     np.savez(path, nuclear_charges=np.array([1, 1]), coords=np.zeros((3, 2, 3)))
     with pytest.raises(ValueError, match="missing arrays"):
         read_rmd17(path)
+
+
+def test_read_any_dispatches_on_the_suffix(shared_data):
+    from gaunt_tp.data import read_any
+
+    assert read_any(shared_data / "rmd17" / "rmd17_ethanol_test_01.npz")[0].config_type == "rmd17_ethanol_test_01"
+    assert read_any(shared_data / "ethanol" / "test_MD.xyz", keys=KeySpec())[0].num_atoms == 9
