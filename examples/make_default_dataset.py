@@ -22,7 +22,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.build import molecule
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.velocitydistribution import thermalize_momenta
 
 
 def xtb():
@@ -52,7 +52,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     atoms = molecule("CH3CH2OH")
     atoms.calc = xtb()
-    MaxwellBoltzmannDistribution(atoms, temperature_K=args.temperature, rng=rng)
+    thermalize_momenta(atoms, temperature_K=args.temperature, rng=rng)
     dyn = Langevin(atoms, 0.5 * units.fs, temperature_K=args.temperature, friction=0.02, rng=rng, fixcm=False)
     dyn.run(200)
     frames = []

@@ -34,10 +34,31 @@ __all__ = ["evaluate", "run_training"]
 log = logging.getLogger("gaunt_tp.train")
 
 
-def _batches(graphs: list[GraphBatch], size: int, generator: torch.Generator | None = None) -> list[GraphBatch]:
+def _batches(
+    graphs: list[GraphBatch], size: int, generator: torch.Generator | None = None, *, rank: int = 0, world: int = 1
+) -> list[GraphBatch]:
+    """Batches of ``size`` graphs (shuffled by ``generator``); with ``world`` processes, this rank's share of each."""
     order = torch.randperm(len(graphs), generator=generator).tolist() if generator is not None else range(len(graphs))
     order = list(order)
-    return [collate([graphs[i] for i in order[s : s + size]]) for s in range(0, len(order), size)]
+    out = []
+    for s in range(0, len(order), size):
+        chunk = order[s : s + size]
+        if world > 1 and len(chunk) % world:
+            continue  # an uneven last batch would give the processes different numbers of steps
+        out.append(collate([graphs[i] for i in chunk[rank::world]]))
+    return out
+
+
+def _init_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); joins the process group when launched by torchrun (gloo on CPUs, NCCL on GPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def evaluate(model: torch.nn.Module, batches: list[GraphBatch], config: TrainConfig) -> tuple[float, dict]:
@@ -69,9 +90,13 @@ def run_training(config: TrainConfig) -> dict:
     """Train as described by ``config``; returns the final error tables. See :mod:`gaunt_tp.training.cli`."""
     dtype = {"float32": torch.float32, "float64": torch.float64}[config.default_dtype]
     device = torch.device(config.device)
+    rank, world = _init_distributed(device)
+    if world > 1 and config.batch_size % world:
+        raise ValueError(f"batch_size {config.batch_size} must be a multiple of the {world} processes")
     run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(config.to_json())
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(config.to_json())
     torch.manual_seed(config.seed)
 
     train, valid, test = _load_split(config)
@@ -103,6 +128,11 @@ def run_training(config: TrainConfig) -> dict:
         energy_scale=scale,
     )
     model = GauntMACE(model_config).to(device=device, dtype=dtype)
+    trained = model
+    if world > 1:  # each process takes its share of every global batch; gradients are averaged
+        trained = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, amsgrad=config.amsgrad)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -131,11 +161,11 @@ def run_training(config: TrainConfig) -> dict:
     for epoch in range(start, config.max_num_epochs + 1):
         model.train()
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)  # same order after a restart
-        batches = _batches(train_g, config.batch_size, generator)
+        batches = _batches(train_g, config.batch_size, generator, rank=rank, world=world)
         running = 0.0
-        for batch in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None):
+        for batch in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None if rank == 0 else True):
             optimizer.zero_grad(set_to_none=True)
-            out = model(batch, compute_forces=True, training=True)
+            out = trained(batch, compute_forces=True, training=True)
             loss = weighted_loss(batch, out, config.energy_weight, config.forces_weight)
             loss.backward()
             optimizer.step()
@@ -155,6 +185,8 @@ def run_training(config: TrainConfig) -> dict:
             "rmse_f_meV_per_A": errors["all"]["rmse_f_meV_per_A"],
             "lr": optimizer.param_groups[0]["lr"],
         }
+        if rank != 0:
+            continue  # every process evaluates (same schedule); one writes
         log.info(
             "epoch %d: loss=%.4g valid_loss=%.4g RMSE_E=%.2f meV/atom RMSE_F=%.2f meV/A lr=%.2e",
             epoch, row["train_loss"], valid_loss, row["rmse_e_meV_per_atom"], row["rmse_f_meV_per_A"], row["lr"],
@@ -177,6 +209,11 @@ def run_training(config: TrainConfig) -> dict:
             },
         )
 
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+        if rank != 0:
+            return {}
     from gaunt_tp.nn.serialization import load_model
 
     best_model = load_model(model_path, dtype=dtype, device=device)
