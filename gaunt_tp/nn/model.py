@@ -20,6 +20,7 @@ from e3nn import o3
 from torch import nn
 
 from gaunt_tp.data.graph import GraphBatch
+from gaunt_tp.nn.cg_blocks import CGConvolution
 from gaunt_tp.nn.many_body import GauntManyBody
 from gaunt_tp.nn.radial import BesselBasis, PolynomialCutoff, RadialMLP
 from gaunt_tp.ops.convolution import GauntConvolution
@@ -52,6 +53,9 @@ class ModelConfig:
             MACE's ScaleShiftMACE (training sets them to the mean interaction energy per atom and
             the RMS force component of the training set).
         readout_hidden: width of the last layer's nonlinear readout.
+        conv_blocks: ``"gaunt"`` (:class:`gaunt_tp.ops.GauntConvolution`) or ``"e3nn"`` (MACE's
+            Clebsch-Gordan convolution, :class:`gaunt_tp.nn.cg_blocks.CGConvolution`), to compare the
+            two inside one model.
     """
 
     atomic_numbers: tuple[int, ...]
@@ -69,6 +73,7 @@ class ModelConfig:
     energy_shift: float = 0.0
     energy_scale: float = 1.0
     readout_hidden: int = 16
+    conv_blocks: str = "gaunt"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -79,6 +84,8 @@ class ModelConfig:
         for name in ("max_ell", "num_channels", "correlation", "num_interactions", "num_radial_basis"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.conv_blocks not in ("gaunt", "e3nn"):
+            raise ValueError(f"conv_blocks must be 'gaunt' or 'e3nn', got {self.conv_blocks!r}")
         if self.max_L < 0 or self.max_L > self.max_ell:
             raise ValueError(f"max_L must be in 0..max_ell={self.max_ell}, got {self.max_L}")
 
@@ -100,7 +107,8 @@ class _Layer(nn.Module):
         irreps_sh = _natural(config.max_ell, 1)
         irreps_a = _natural(config.max_ell, c)
         self.linear_up = o3.Linear(irreps_in, irreps_in)
-        self.conv = GauntConvolution(irreps_in, irreps_sh, irreps_a)
+        conv_cls = GauntConvolution if config.conv_blocks == "gaunt" else CGConvolution
+        self.conv = conv_cls(irreps_in, irreps_sh, irreps_a)
         self.radial = RadialMLP(config.num_radial_basis, config.radial_mlp, self.conv.weight_numel)
         self.linear_a = o3.Linear(irreps_a, irreps_a)
         self.product = GauntManyBody(irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el)
@@ -118,7 +126,16 @@ class _Layer(nn.Module):
         self.inv_neighbors = 1.0 / config.avg_num_neighbors
         self.num_scalars = c
 
-    def forward(self, h, one_hot, species, vectors, radial_feats, edge_index):  # noqa: ANN001, ANN201
+    def forward(
+        self,
+        h: torch.Tensor,
+        one_hot: torch.Tensor,
+        species: torch.Tensor,
+        vectors: torch.Tensor,
+        radial_feats: torch.Tensor,
+        edge_index: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """New node features ``[n, hidden.dim]`` and this layer's site energies ``[n]``."""
         weights = self.radial(radial_feats)
         a = self.conv(self.linear_up(h), vectors, edge_index, weights) * self.inv_neighbors
         b = self.product(self.linear_a(a), species)

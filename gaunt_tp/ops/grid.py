@@ -153,9 +153,8 @@ class GridGaunt(nn.Module):
         n = max(x1.shape[0], x2.shape[0])
         z = []
         for i in range(len(desc.classes_out)):
-            even, odd = he[i], ho[i]
-            assert even is not None
-            parts = [even.reshape(-1, even.shape[-1]) @ t[f"o{i}_e"]]
+            even, odd = he[i], ho[i]  # every output class is reached by a pair, so even is set
+            parts = [even.reshape(-1, even.shape[-1]) @ t[f"o{i}_e"]]  # type: ignore[union-attr]
             if t[f"o{i}_o"].shape[1]:
                 parts.append(
                     odd.reshape(-1, odd.shape[-1]) @ t[f"o{i}_o"]

@@ -123,6 +123,7 @@ def run_training(config: TrainConfig) -> dict:
         num_interactions=config.num_interactions,
         num_radial_basis=config.num_radial_basis,
         num_cutoff_basis=config.num_cutoff_basis,
+        conv_blocks=config.conv_blocks,
         avg_num_neighbors=max(avg_neighbors, 1.0),
         energy_shift=shift,
         energy_scale=scale,

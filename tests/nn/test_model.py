@@ -128,3 +128,22 @@ def test_config_round_trip_and_errors():
         ModelConfig(atomic_numbers=(1, 6), e0s=(0.0,))
     with pytest.raises(ValueError, match="max_L"):
         dataclasses.replace(CONFIG, max_L=3)
+
+
+def test_e3nn_convolution_blocks_give_a_valid_model(ethanol):
+    torch.manual_seed(1)
+    model = GauntMACE(dataclasses.replace(CONFIG, conv_blocks="e3nn")).double()
+    assert type(model.layers[0].conv).__name__ == "CGConvolution"
+    config = ethanol[2]
+    out = model(graph(config))
+    h = 1e-5
+    plus, minus = config.positions.copy(), config.positions.copy()
+    plus[4, 1] += h
+    minus[4, 1] -= h
+    numeric = -(model(graph(moved(config, plus)))["energy"] - model(graph(moved(config, minus)))["energy"]) / (2 * h)
+    assert float(numeric) == pytest.approx(float(out["forces"][4, 1]), abs=1e-6)
+    rot = random_rotation(generator=torch.Generator().manual_seed(5)).numpy()
+    rotated = model(graph(moved(config, config.positions @ rot.T)))
+    assert float(rotated["energy"]) == pytest.approx(float(out["energy"]), abs=1e-10)
+    with pytest.raises(ValueError, match="conv_blocks"):
+        dataclasses.replace(CONFIG, conv_blocks="cg")
