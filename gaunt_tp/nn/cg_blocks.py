@@ -6,6 +6,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from gaunt_tp.ops.convolution import safe_unit_vectors
 from gaunt_tp.ops.descriptor import as_irreps
 
 __all__ = ["CGConvolution"]
@@ -54,8 +55,7 @@ class CGConvolution(nn.Module):
         edge_index: torch.Tensor,
         radial_weights: torch.Tensor,
     ) -> torch.Tensor:
-        length = torch.sqrt((edge_vectors * edge_vectors).sum(-1, keepdim=True).clamp_min(1e-24))
-        unit = edge_vectors / length  # zero-length edges: only l = 0 survives, no NaN
+        unit, _ = safe_unit_vectors(edge_vectors)
         sh = o3.spherical_harmonics(self.irreps_sh, unit, normalize=False, normalization="integral")
         messages = self.tp(node_features[edge_index[0]], sh, radial_weights)
         out = messages.new_zeros(node_features.shape[0], self.irreps_out.dim)

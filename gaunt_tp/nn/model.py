@@ -23,7 +23,7 @@ from gaunt_tp.data.graph import GraphBatch
 from gaunt_tp.nn.cg_blocks import CGConvolution
 from gaunt_tp.nn.many_body import GauntManyBody
 from gaunt_tp.nn.radial import BesselBasis, PolynomialCutoff, RadialMLP
-from gaunt_tp.ops.convolution import GauntConvolution
+from gaunt_tp.ops.convolution import GauntConvolution, safe_unit_vectors
 
 __all__ = ["GauntMACE", "ModelConfig"]
 
@@ -188,7 +188,7 @@ class GauntMACE(nn.Module):
             positions = positions.detach().requires_grad_(True)
         sender, receiver = batch.edge_index
         vectors = positions[receiver] + shifts - positions[sender]
-        lengths = torch.sqrt((vectors * vectors).sum(-1).clamp_min(1e-24))
+        _, lengths = safe_unit_vectors(vectors)
         radial_feats = self.bessel(lengths) * self.cutoff(lengths)[:, None]
         one_hot = torch.nn.functional.one_hot(batch.species, len(self.config.atomic_numbers)).to(positions.dtype)
         h = self.embedding(one_hot)

@@ -27,7 +27,20 @@ from gaunt_tp.math.quadrature import smallest_grid
 from gaunt_tp.ops.descriptor import GauntDescriptor, as_irreps
 from gaunt_tp.ops.tables import TableCache
 
-__all__ = ["GauntConvolution"]
+__all__ = ["GauntConvolution", "safe_unit_vectors"]
+
+
+def safe_unit_vectors(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit vectors and lengths of ``[E, 3]`` edge vectors; a zero vector gives a zero "unit" vector.
+
+    The length is clamped at 1e-12 before dividing, so the values and their gradients stay finite
+    for zero-length edges (only the isotropic l = 0 parts of edge functions survive there).
+
+    Shape:
+        returns ``[E, 3]`` and ``[E]``.
+    """
+    length = torch.sqrt((vectors * vectors).sum(-1).clamp_min(1e-24))
+    return vectors / length[:, None], length
 
 
 def _zonal_values(unit: torch.Tensor, points: torch.Tensor, degrees: list[int]) -> torch.Tensor:
@@ -162,8 +175,7 @@ class GauntConvolution(nn.Module):
         n, c = node_features.shape[0], self.channels
         classes = desc.split_classes(node_features, desc.blocks1, desc.classes1)  # [N, C, n_a]
         node_grid = [x @ t[f"a{i}"] for i, x in enumerate(classes)]  # [N, C, P]
-        length = torch.sqrt((edge_vectors * edge_vectors).sum(-1, keepdim=True).clamp_min(1e-24))
-        unit = edge_vectors / length  # zero vector -> zero, with a finite gradient
+        unit, _ = safe_unit_vectors(edge_vectors)
         radial = radial_weights.view(-1, len(self.sh_degrees), c).transpose(1, 2)  # [E, C, n_l2]
         sender, receiver = edge_index[0], edge_index[1]
         sums: list[torch.Tensor | None] = [None] * len(desc.classes_out)
