@@ -13,7 +13,7 @@ respect to a homogeneous strain, divided by the cell volume.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from e3nn import o3
@@ -74,7 +74,6 @@ class ModelConfig:
     energy_scale: float = 1.0
     readout_hidden: int = 16
     conv_blocks: str = "gaunt"
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.atomic_numbers) != len(self.e0s):

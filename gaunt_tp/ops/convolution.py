@@ -178,18 +178,15 @@ class GauntConvolution(nn.Module):
         unit, _ = safe_unit_vectors(edge_vectors)
         radial = radial_weights.view(-1, len(self.sh_degrees), c).transpose(1, 2)  # [E, C, n_l2]
         sender, receiver = edge_index[0], edge_index[1]
-        sums: list[torch.Tensor | None] = [None] * len(desc.classes_out)
+        # one accumulator per output class, filled in place chunk by chunk (index_add_ is differentiable)
+        p = self.grid.size
+        sums = [node_features.new_zeros(n, c, p) for _ in desc.classes_out]
         for start in range(0, edge_vectors.shape[0], self.edge_chunk):
             sl = slice(start, start + self.edge_chunk)
             zonal = _zonal_values(unit[sl], t["points"], self.sh_degrees)  # [e, n_l2, P]
             edge_fn = torch.bmm(radial[sl], zonal)  # [e, C, P]
             for i, io in self.routes:
                 msg = node_grid[i].index_select(0, sender[sl]) * edge_fn
-                agg = msg.new_zeros(n, c, msg.shape[-1]).index_add(0, receiver[sl], msg)
-                sums[io] = agg if sums[io] is None else sums[io] + agg
-        out = []
-        for io, total in enumerate(sums):
-            if total is None:  # no edges at all
-                total = node_features.new_zeros(n, c, self.grid.size)
-            out.append(total @ t[f"o{io}"])
+                sums[io] = sums[io].index_add_(0, receiver[sl], msg)
+        out = [total @ t[f"o{io}"] for io, total in enumerate(sums)]
         return desc.merge_out(out)

@@ -40,19 +40,25 @@ def learning_curve(history_csv: Path, out: Path) -> None:
     plt.close(fig)
 
 
-def parity_plots(model: torch.nn.Module, splits: dict[str, list], out: Path) -> None:
+def parity_plots(model: torch.nn.Module, splits: dict[str, list], out: Path, batch_size: int = 16) -> None:
     """Predicted against reference energies per atom and force components, one colour per split."""
     from gaunt_tp.data import collate
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     for name, graphs in splits.items():
-        batch = collate(graphs)
-        with torch.enable_grad():
-            pred = model(batch, compute_forces=True)
-        atoms = (batch.ptr[1:] - batch.ptr[:-1]).to(batch.energy.dtype)
-        axes[0].scatter((batch.energy / atoms).cpu(), (pred["energy"].detach() / atoms).cpu(), s=6, label=name)
-        axes[1].scatter(batch.forces.flatten().cpu(), pred["forces"].detach().flatten().cpu(), s=2, label=name)
+        ref_e, pred_e, ref_f, pred_f = [], [], [], []
+        for start in range(0, len(graphs), batch_size):  # bounded memory for large sets
+            batch = collate(graphs[start : start + batch_size])
+            with torch.enable_grad():
+                pred = model(batch, compute_forces=True)
+            atoms = (batch.ptr[1:] - batch.ptr[:-1]).to(batch.energy.dtype)
+            ref_e.append((batch.energy / atoms).cpu())
+            pred_e.append((pred["energy"].detach() / atoms).cpu())
+            ref_f.append(batch.forces.flatten().cpu())
+            pred_f.append(pred["forces"].detach().flatten().cpu())
+        axes[0].scatter(torch.cat(ref_e), torch.cat(pred_e), s=6, label=name)
+        axes[1].scatter(torch.cat(ref_f), torch.cat(pred_f), s=2, label=name)
     for ax, title in zip(axes, ("energy per atom (eV)", "force components (eV/A)")):
         lo, hi = ax.get_xlim()
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
