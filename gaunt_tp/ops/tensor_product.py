@@ -122,6 +122,7 @@ class GauntTensorProduct(nn.Module):
         self.register_buffer("_even_index", _feature_index(self.irreps_out, even_idx), persistent=False)
         self.register_buffer("_odd_index", _feature_index(self.irreps_out, odd_idx), persistent=False)
         self._even_is_all = even_idx == list(range(len(self.irreps_out)))
+        self._dim_out = self.irreps_out.dim  # a plain int for forward (torch.compile cannot guard on Irreps)
         self.requested_backend = backend
         names = BACKENDS if backend == "auto" else (backend,)
         if self.descriptor is None:
@@ -155,12 +156,12 @@ class GauntTensorProduct(nn.Module):
         even = self.impls[name](x1, x2) if self.impls else None
         if self.odd is None and self._even_is_all:
             return even.reshape(*batch, -1)  # type: ignore[union-attr]
-        out = x1.new_zeros(max(x1.shape[0], x2.shape[0]), self.irreps_out.dim)
+        out = x1.new_zeros(max(x1.shape[0], x2.shape[0]), self._dim_out)
         if even is not None:
             out = out.index_add(1, self._even_index, even)
         if self.odd is not None:
             out = out.index_add(1, self._odd_index, self.odd(x1, x2))
-        return out.reshape(*batch, self.irreps_out.dim)
+        return out.reshape(*batch, self._dim_out)
 
     def extra_repr(self) -> str:
         return f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}, backend={self.requested_backend!r}"
