@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -112,21 +113,14 @@ def run_training(config: TrainConfig) -> dict:
     ]
     forces = np.concatenate([c.forces.reshape(-1) for c in train if c.forces is not None] or [np.ones(1)])
     shift, scale = float(np.mean(per_atom)) if per_atom else 0.0, float(np.sqrt(np.mean(forces**2))) or 1.0
+    shared = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(TrainConfig)}
     model_config = ModelConfig(
         atomic_numbers=tuple(zs),
         e0s=tuple(e0s[z] for z in zs),
-        r_max=config.r_max,
-        max_ell=config.max_ell,
-        num_channels=config.num_channels,
-        max_L=config.max_L,
-        correlation=config.correlation,
-        num_interactions=config.num_interactions,
-        num_radial_basis=config.num_radial_basis,
-        num_cutoff_basis=config.num_cutoff_basis,
-        conv_blocks=config.conv_blocks,
         avg_num_neighbors=max(avg_neighbors, 1.0),
         energy_shift=shift,
         energy_scale=scale,
+        **{name: getattr(config, name) for name in shared},  # the hyperparameters named alike in both
     )
     model = GauntMACE(model_config).to(device=device, dtype=dtype)
     trained = model
