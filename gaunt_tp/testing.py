@@ -162,6 +162,19 @@ def gaunt_path_constant(l1: int, l2: int, l3: int) -> float:
     return math.sqrt((2 * l1 + 1) * (2 * l2 + 1) * (2 * l3 + 1) / (4 * math.pi)) * abs(_three_j_zero(l1, l2, l3))
 
 
+def _path_sign_and_constant(l1: int, l2: int, l3: int) -> tuple[float, float]:
+    """``(s, c)`` with ``coefficients(l1, l2, l3) = s * c * o3.wigner_3j(l1, l2, l3)``, c > 0.
+
+    Gaunt paths (l1+l2+l3 even) take c in closed form (:func:`gaunt_path_constant`); odd paths
+    have none, so c is the projection of :func:`odd_product_coefficients` onto the unit-norm 3j tensor.
+    """
+    w3j = o3.wigner_3j(l1, l2, l3, dtype=torch.float64)
+    if is_gaunt_path(l1, l2, l3):
+        return (1.0 if float((gaunt(l1, l2, l3) * w3j).sum()) >= 0 else -1.0), gaunt_path_constant(l1, l2, l3)
+    projection = float((odd_product_coefficients(l1, l2, l3) * w3j).sum())
+    return (1.0 if projection >= 0 else -1.0), abs(projection)
+
+
 class E3nnGauntReference(torch.nn.Module):
     """e3nn's channel-wise ``TensorProduct`` ('uuu') that computes the Gaunt product.
 
@@ -197,16 +210,9 @@ class E3nnGauntReference(torch.nn.Module):
                 for io, (_, ir3) in enumerate(irreps_out):
                     if ir1.p * ir2.p != ir3.p or not abs(ir1.l - ir2.l) <= ir3.l <= ir1.l + ir2.l:
                         continue
-                    w3j = o3.wigner_3j(ir1.l, ir2.l, ir3.l, dtype=torch.float64)
-                    if is_gaunt_path(ir1.l, ir2.l, ir3.l):
-                        sign = 1.0 if float((gaunt(ir1.l, ir2.l, ir3.l) * w3j).sum()) >= 0 else -1.0
-                        constant = gaunt_path_constant(ir1.l, ir2.l, ir3.l)
-                    elif odd_paths and is_odd_path(ir1.l, ir2.l, ir3.l):
-                        # no closed form: the constant is the projection onto the unit-norm 3j tensor
-                        constant = float((odd_product_coefficients(ir1.l, ir2.l, ir3.l) * w3j).sum())
-                        sign, constant = (1.0 if constant >= 0 else -1.0), abs(constant)
-                    else:
+                    if not (is_gaunt_path(ir1.l, ir2.l, ir3.l) or (odd_paths and is_odd_path(ir1.l, ir2.l, ir3.l))):
                         continue
+                    sign, constant = _path_sign_and_constant(ir1.l, ir2.l, ir3.l)
                     instructions.append((i1, i2, io, "uuu", True, constant**2))
                     signs.append(torch.full((mul,), sign, dtype=torch.float64))
         with _float64_default():  # e3nn builds its 3j tables in the default dtype
@@ -249,9 +255,8 @@ class E3nnGauntConvolution(torch.nn.Module):
                 for io, (_, ir3) in enumerate(self.irreps_out):
                     if ir1.p * ir2.p != ir3.p or not is_gaunt_path(ir1.l, ir2.l, ir3.l):
                         continue
-                    w3j = o3.wigner_3j(ir1.l, ir2.l, ir3.l, dtype=torch.float64)
-                    sign = 1.0 if float((gaunt(ir1.l, ir2.l, ir3.l) * w3j).sum()) >= 0 else -1.0
-                    instructions.append((i1, i2, io, "uvu", True, gaunt_path_constant(ir1.l, ir2.l, ir3.l) ** 2))
+                    sign, constant = _path_sign_and_constant(ir1.l, ir2.l, ir3.l)
+                    instructions.append((i1, i2, io, "uvu", True, constant**2))
                     self.weight_plan.append((i2, sign))
         self.channels = self.irreps_node[0].mul
         with _float64_default():
