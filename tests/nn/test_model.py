@@ -147,3 +147,30 @@ def test_e3nn_convolution_blocks_give_a_valid_model(ethanol):
     assert float(rotated["energy"]) == pytest.approx(float(out["energy"]), abs=1e-10)
     with pytest.raises(ValueError, match="conv_blocks"):
         dataclasses.replace(CONFIG, conv_blocks="cg")
+
+
+def test_float32_invariance(ethanol):
+    torch.manual_seed(2)
+    model = GauntMACE(CONFIG).float()
+    config = ethanol[3]
+    ref = model(to_graph(config, TABLE, CONFIG.r_max, torch.float32))
+    rot = -random_rotation(generator=torch.Generator().manual_seed(7)).numpy()
+    out = model(to_graph(moved(config, config.positions @ rot.T), TABLE, CONFIG.r_max, torch.float32))
+    assert abs(float(out["energy"]) - float(ref["energy"])) < 1e-6 * abs(float(ref["energy"]))
+    expected = ref["forces"] @ torch.from_numpy(rot).float().T
+    assert float((out["forces"] - expected).abs().max()) < 1e-5 * max(1.0, float(ref["forces"].abs().max()))
+
+
+@pytest.mark.parametrize("conv_blocks", ["gaunt", "e3nn"])
+def test_forces_are_twice_differentiable(conv_blocks, ethanol):
+    """gradcheck of forces(positions), the double backward that force training runs."""
+    torch.manual_seed(3)
+    model = GauntMACE(dataclasses.replace(CONFIG, conv_blocks=conv_blocks, num_channels=3)).double()
+    g = graph(ethanol[0])
+
+    def forces(positions):
+        batch = dataclasses.replace(g, positions=positions)
+        return model(batch, training=True)["forces"]
+
+    positions = g.positions.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(forces, (positions,), atol=1e-6)
