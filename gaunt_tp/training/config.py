@@ -47,6 +47,7 @@ class TrainConfig:
     ema: bool = True
     ema_decay: float = 0.99
     eval_interval: int = 1
+    max_time_minutes: float | None = None  # stop after the epoch that crosses this wall-clock budget
     device: str = "cpu"
     default_dtype: str = "float64"
     seed: int = 123
@@ -60,6 +61,8 @@ class TrainConfig:
             raise ValueError(f"default_dtype must be float32 or float64, got {self.default_dtype!r}")
         if not 0 < self.valid_fraction < 1:
             raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
+        if self.max_time_minutes is not None and self.max_time_minutes <= 0:
+            raise ValueError(f"max_time_minutes must be > 0, got {self.max_time_minutes}")
         for name in ("batch_size", "valid_batch_size", "max_num_epochs", "eval_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,7 @@ def run_training(config: TrainConfig) -> dict:
     model_path = run_dir / f"{config.name}.model"
     from tqdm import tqdm
 
+    started = time.monotonic()
     for epoch in range(start, config.max_num_epochs + 1):
         model.train()
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)  # same order after a restart
@@ -167,7 +169,14 @@ def run_training(config: TrainConfig) -> dict:
             if ema is not None:
                 ema.update_parameters(model)
             running += float(loss.detach())
-        if epoch % config.eval_interval and epoch != config.max_num_epochs:
+        out_of_time = (
+            config.max_time_minutes is not None and time.monotonic() - started > 60.0 * config.max_time_minutes
+        )
+        if world > 1:  # every process stops after the same epoch
+            flag = torch.tensor([float(out_of_time)], device=device)
+            torch.distributed.all_reduce(flag)
+            out_of_time = bool(flag.item() > 0)
+        if epoch % config.eval_interval and epoch != config.max_num_epochs and not out_of_time:
             continue
         evaluated = ema.module if ema is not None else model
         valid_loss, errors = evaluate(evaluated, valid_batches, config)
@@ -180,8 +189,10 @@ def run_training(config: TrainConfig) -> dict:
             "rmse_f_meV_per_A": errors["all"]["rmse_f_meV_per_A"],
             "lr": optimizer.param_groups[0]["lr"],
         }
-        if rank != 0:
-            continue  # every process evaluates (same schedule); one writes
+        if rank != 0:  # every process evaluates (same schedule); one writes
+            if out_of_time:
+                break
+            continue
         log.info(
             "epoch %d: loss=%.4g valid_loss=%.4g RMSE_E=%.2f meV/atom RMSE_F=%.2f meV/A lr=%.2e",
             epoch, row["train_loss"], valid_loss, row["rmse_e_meV_per_atom"], row["rmse_f_meV_per_A"], row["lr"],
@@ -203,6 +214,9 @@ def run_training(config: TrainConfig) -> dict:
                 "config": config.to_json(),
             },
         )
+        if out_of_time:
+            log.info("stopping after epoch %d: the %.3g-minute time budget is spent", epoch, config.max_time_minutes)
+            break
 
     if world > 1:
         torch.distributed.barrier()

@@ -53,6 +53,14 @@ def test_restart_latest_gives_the_same_weights(tmp_path, data):
         torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0)
 
 
+def test_time_budget_stops_after_the_epoch_that_spends_it(tmp_path, data):
+    run = train(tmp_path, data, "timed", "--max_num_epochs", "50", "--max_time_minutes", "1e-6")
+    assert load_checkpoint(latest_checkpoint(run / "checkpoints"))["epoch"] == 1
+    assert (run / "errors.json").is_file() and (run / "timed.model").is_file()
+    with pytest.raises(ValueError, match="max_time_minutes"):
+        config_from_args(["--train_file", str(data), "--max_time_minutes", "0"])
+
+
 def test_corrupted_checkpoint_is_a_clear_error_and_the_previous_survives(tmp_path, data):
     run = train(tmp_path, data, "crash", "--max_num_epochs", "2")
     latest = latest_checkpoint(run / "checkpoints")

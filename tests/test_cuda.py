@@ -1,0 +1,84 @@
+"""Every module on a CUDA device equals its CPU result in float64, gradients included (skipped without a GPU)."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from gaunt_tp import GauntTensorProduct
+from gaunt_tp.data import Configuration, ElementTable, to_graph
+from gaunt_tp.nn import GauntFeatureInteraction, GauntMACE, GauntManyBody, ModelConfig
+from gaunt_tp.ops import GauntConvolution
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def natural(lmax: int, mul: int) -> str:
+    return " + ".join(f"{mul}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1))
+
+
+def same_on_cuda(module: torch.nn.Module, *inputs: torch.Tensor, differentiable: tuple[int, ...] = ()) -> None:
+    """Outputs and input gradients (of a fixed random projection) agree between CPU and CUDA."""
+    module = module.double()
+    results = []
+    for device in ("cpu", "cuda"):
+        module.to(device)
+        args = [t.to(device).requires_grad_(i in differentiable) for i, t in enumerate(inputs)]
+        out = module(*args)
+        cot = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=out.dtype).to(device)
+        grads = torch.autograd.grad(out, [args[i] for i in differentiable], cot) if differentiable else ()
+        results.append([out.detach().cpu(), *(g.cpu() for g in grads)])
+    for cpu, cuda in zip(*results):
+        torch.testing.assert_close(cuda, cpu, rtol=1e-10, atol=1e-10)
+
+
+def test_odd_path_product():
+    tp = GauntTensorProduct("4x0e + 4x1o + 4x2e", "4x0e + 4x1o", "4x0e + 4x1e + 4x1o + 4x2e", odd_paths=True)
+    x1, x2 = torch.randn(7, tp.irreps_in1.dim), torch.randn(7, tp.irreps_in2.dim)
+    same_on_cuda(tp, x1.double(), x2.double(), differentiable=(0, 1))
+
+
+def test_feature_interaction():
+    module = GauntFeatureInteraction(natural(3, 8), natural(3, 8), natural(3, 8))
+    x1, x2 = torch.randn(2, 11, module.irreps_in1.dim, dtype=torch.float64)
+    same_on_cuda(module, x1, x2, differentiable=(0, 1))
+
+
+def test_convolution():
+    conv = GauntConvolution(natural(3, 8), natural(3, 1), natural(3, 8))
+    x = torch.randn(10, conv.irreps_node.dim, dtype=torch.float64)
+    vectors = torch.randn(40, 3, dtype=torch.float64)
+    vectors[0] = 0.0  # a zero-length edge stays finite on the GPU too
+    edge_index = torch.randint(0, 10, (2, 40))
+    radial = torch.randn(40, conv.weight_numel, dtype=torch.float64)
+    same_on_cuda(conv, x, vectors, edge_index, radial, differentiable=(0, 1, 3))
+
+
+def test_many_body():
+    module = GauntManyBody(natural(3, 8), natural(2, 8), correlation=3, num_elements=3)
+    x = torch.randn(12, module.irreps_in.dim, dtype=torch.float64)
+    species = torch.randint(0, 3, (12,))
+    same_on_cuda(module, x, species, differentiable=(0,))
+
+
+@pytest.mark.parametrize("conv_blocks", ["gaunt", "e3nn"])
+def test_model_energy_forces_and_stress(conv_blocks):
+    config = ModelConfig(atomic_numbers=(1, 8), e0s=(-1.0, -2.0), r_max=3.0, max_ell=2, num_channels=8, max_L=1,
+                         avg_num_neighbors=6.0, conv_blocks=conv_blocks)  # fmt: skip
+    torch.manual_seed(0)
+    model = GauntMACE(config).double()
+    gen = torch.Generator().manual_seed(0)
+    water = Configuration(
+        atomic_numbers=torch.tensor([8, 1, 1] * 4).numpy(),
+        positions=(torch.rand(12, 3, generator=gen, dtype=torch.float64) * 4.0).numpy(),
+        cell=(torch.eye(3, dtype=torch.float64) * 4.0).numpy(),
+        pbc=(True, True, True),
+    )
+    graph = to_graph(water, ElementTable([1, 8]), config.r_max)
+    outs = []
+    for device in ("cpu", "cuda"):
+        out = model.to(device)(graph.to(device), compute_forces=True, compute_stress=True)
+        outs.append({k: out[k].detach().cpu() for k in ("energy", "forces", "stress")})
+    for key in ("energy", "forces", "stress"):
+        torch.testing.assert_close(outs[1][key], outs[0][key], rtol=1e-9, atol=1e-9)
+    assert dataclasses.asdict(config)["conv_blocks"] == conv_blocks
