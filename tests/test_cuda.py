@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gaunt_tp import GauntTensorProduct
-from gaunt_tp.data import Configuration, ElementTable, to_graph
+from gaunt_tp.data import Configuration, ElementTable, collate, to_graph
 from gaunt_tp.nn import GauntFeatureInteraction, GauntMACE, GauntManyBody, ModelConfig
 from gaunt_tp.ops import GauntConvolution
 
@@ -77,7 +77,8 @@ def test_model_energy_forces_and_stress(conv_blocks):
     graph = to_graph(water, ElementTable([1, 8]), config.r_max)
     outs = []
     for device in ("cpu", "cuda"):
-        out = model.to(device)(graph.to(device), compute_forces=True, compute_stress=True)
+        batch = collate([graph.to(device), graph.to(device)])  # batching on the device, as training does
+        out = model.to(device)(batch, compute_forces=True, compute_stress=True)
         outs.append({k: out[k].detach().cpu() for k in ("energy", "forces", "stress")})
     for key in ("energy", "forces", "stress"):
         torch.testing.assert_close(outs[1][key], outs[0][key], rtol=1e-9, atol=1e-9)

@@ -127,6 +127,6 @@ def collate(graphs: Sequence[GraphBatch]) -> GraphBatch:
         stress=cat([g.stress for g in graphs]),
         weight=cat([g.weight for g in graphs]),
         batch=cat([g.batch + int(o) for g, o in zip(graphs, graph_offsets)]),
-        ptr=torch.cat([torch.tensor([0])] + [g.ptr[1:] + int(o) for g, o in zip(graphs, atom_offsets)]),
+        ptr=torch.cat([graphs[0].ptr[:1]] + [g.ptr[1:] + int(o) for g, o in zip(graphs, atom_offsets)]),
         config_type=[t for g in graphs for t in g.config_type],
     )
