@@ -10,7 +10,7 @@ import numpy as np
 
 from gaunt_tp.data.configuration import Configuration
 
-__all__ = ["e0s_average", "e0s_from_isolated_atoms", "resolve_e0s"]
+__all__ = ["e0s_average", "e0s_from_isolated_atoms", "resolve_e0s", "shift_and_scale"]
 
 
 def e0s_from_isolated_atoms(configs: Sequence[Configuration]) -> dict[int, float]:
@@ -68,3 +68,22 @@ def resolve_e0s(
     if missing:
         raise ValueError(f"E0s have no value for elements Z={missing}")
     return e0s
+
+
+def shift_and_scale(configs: Sequence[Configuration], e0s: dict[int, float]) -> tuple[float, float]:
+    """MACE's ScaleShiftMACE statistics: (mean interaction energy per atom in eV, RMS force component in eV/A).
+
+    Configurations without an energy (or forces) are left out of that statistic; with none at all the
+    shift is 0 and the scale 1.
+
+    Example:
+        >>> c = Configuration(atomic_numbers=np.array([1, 1]), positions=np.zeros((2, 3)), energy=-27.0,
+        ...                   forces=np.full((2, 3), -2.0))
+        >>> shift_and_scale([c], {1: -13.0})
+        (-0.5, 2.0)
+    """
+    per_atom = [
+        (c.energy - sum(e0s[int(z)] for z in c.atomic_numbers)) / c.num_atoms for c in configs if c.energy is not None
+    ]
+    forces = np.concatenate([c.forces.reshape(-1) for c in configs if c.forces is not None] or [np.ones(1)])
+    return float(np.mean(per_atom)) if per_atom else 0.0, float(np.sqrt(np.mean(forces**2))) or 1.0

@@ -22,6 +22,7 @@ from gaunt_tp.data import (
     collate,
     read_any,
     resolve_e0s,
+    shift_and_scale,
     to_graph,
     train_valid_split,
 )
@@ -108,12 +109,7 @@ def run_training(config: TrainConfig) -> dict:
     to = lambda configs: [to_graph(c, table, config.r_max, dtype) for c in configs]  # noqa: E731
     train_g, valid_g, test_g = to(train), to(valid), to(test)
     avg_neighbors = float(np.mean([g.edge_index.shape[1] / g.positions.shape[0] for g in train_g]))
-    # MACE's scale and shift: mean interaction energy per atom, RMS force component
-    per_atom = [
-        (c.energy - sum(e0s[int(z)] for z in c.atomic_numbers)) / c.num_atoms for c in train if c.energy is not None
-    ]
-    forces = np.concatenate([c.forces.reshape(-1) for c in train if c.forces is not None] or [np.ones(1)])
-    shift, scale = float(np.mean(per_atom)) if per_atom else 0.0, float(np.sqrt(np.mean(forces**2))) or 1.0
+    shift, scale = shift_and_scale(train, e0s)  # MACE's: mean interaction energy per atom, RMS force
     shared = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(TrainConfig)}
     model_config = ModelConfig(
         atomic_numbers=tuple(zs),

@@ -1,0 +1,265 @@
+"""Accuracy after the same number of epochs: GauntMACE against mace-torch's ScaleShiftMACE, one training loop.
+
+Both models: r_max 5 A, 8 Bessel functions, polynomial cutoff p = 5, max_ell 3, 64 channels, max_L 1 (hidden
+irreps 64x0e + 64x1o), correlation 3, 2 interactions, radial MLP [64, 64, 64], readout MLP 16x0e, float64. They
+are trained by the same loop on the same configurations in the same order:
+
+- data: the train/validation split of ``gaunt-tp train`` (``gaunt_tp.data.train_valid_split``, valid fraction
+  0.1, ``--seed``; seed 1 holds out the 50 configurations of the run in docs/benchmarks.md);
+- E0s from the isolated atoms; MACE's shift (mean interaction energy per atom) and scale (RMS force component)
+  and average number of neighbours, computed once from the training set and given to both models;
+- loss ``1 * mean((dE / n_atoms)^2) + 100 * mean(dF^2)`` (mace-torch's ``WeightedEnergyForcesLoss`` and
+  gaunt-tp's ``weighted_loss``, written once here for both);
+- Adam (amsgrad, lr 0.01, weight decay 5e-7 on every parameter), batch 5, the same shuffled order each epoch,
+  EMA 0.99 (``torch.optim.swa_utils``) evaluated after every epoch, ReduceLROnPlateau on the EMA validation loss.
+
+Writes ``compare_training.json`` (per-epoch validation RMSE, E in meV/atom and F in meV/A, and wall times) after
+every epoch, and ``compare_training.png`` (learning curves). The models train one after the other, each on
+``--threads`` threads. mace-torch pins e3nn 0.4.4: run this in an environment with mace-torch and gaunt-tp
+(``pip install --no-deps -e .``):
+
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 OMP_NUM_THREADS=1 ../mace-venv/bin/python benchmarks/compare_training.py \\
+        --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import write_json  # noqa: E402
+
+import gaunt_tp  # noqa: E402
+from gaunt_tp.data import (  # noqa: E402
+    Configuration,
+    ElementTable,
+    collate,
+    read_any,
+    resolve_e0s,
+    shift_and_scale,
+    to_graph,
+    train_valid_split,
+)
+from gaunt_tp.nn import GauntMACE, ModelConfig  # noqa: E402
+
+SIZE = {"r_max": 5.0, "max_ell": 3, "num_channels": 64, "max_L": 1, "correlation": 3, "num_interactions": 2,
+        "num_radial_basis": 8, "num_cutoff_basis": 5, "radial_mlp": (64, 64, 64), "readout_hidden": 16}  # fmt: skip
+
+
+class Contender:
+    """A model, its training and validation items, and how to batch and call it.
+
+    ``step(items) -> (energy [graphs], forces [atoms, 3], ref energy, ref forces, atoms per graph [graphs])``.
+    """
+
+    def __init__(self, model: torch.nn.Module, train: list, valid: list, collate_fn: Callable, call: Callable):
+        self.model, self.train, self.valid, self.collate_fn, self.call = model, train, valid, collate_fn, call
+
+    def run(self, model: torch.nn.Module, items: list, *, training: bool) -> tuple[torch.Tensor, ...]:
+        return self.call(model, self.collate_fn(items), training)
+
+
+def loss_fn(e: torch.Tensor, f: torch.Tensor, e_ref: torch.Tensor, f_ref: torch.Tensor, n: torch.Tensor,
+            energy_weight: float, forces_weight: float) -> torch.Tensor:  # fmt: skip
+    """``w_E mean((dE / n_atoms)^2) + w_F mean(dF^2)``, MACE's ``WeightedEnergyForcesLoss`` with unit weights."""
+    return energy_weight * ((e - e_ref) / n).square().mean() + forces_weight * (f - f_ref).square().mean()
+
+
+def gaunt_contender(train: list[Configuration], valid: list[Configuration], stats: dict) -> Contender:
+    table = ElementTable(stats["atomic_numbers"])
+    config = ModelConfig(atomic_numbers=tuple(stats["atomic_numbers"]), e0s=tuple(stats["e0s"]),
+                         avg_num_neighbors=stats["avg_num_neighbors"], energy_shift=stats["shift"],
+                         energy_scale=stats["scale"], **SIZE)  # fmt: skip
+    model = GauntMACE(config).to(torch.float64)
+
+    def call(m, b, training):  # noqa: ANN001, ANN202
+        out = m(b, compute_forces=True, training=training)
+        return out["energy"], out["forces"], b.energy, b.forces, (b.ptr[1:] - b.ptr[:-1]).to(torch.float64)
+
+    graphs = lambda cs: [to_graph(c, table, SIZE["r_max"], torch.float64) for c in cs]  # noqa: E731
+    return Contender(model, graphs(train), graphs(valid), collate, call)
+
+
+def mace_contender(train: list[Configuration], valid: list[Configuration], stats: dict) -> Contender:
+    from e3nn import o3
+    from mace import data, modules, tools
+    from mace.tools.torch_geometric.batch import Batch
+
+    model = modules.ScaleShiftMACE(
+        r_max=SIZE["r_max"], num_bessel=SIZE["num_radial_basis"], num_polynomial_cutoff=SIZE["num_cutoff_basis"],
+        max_ell=SIZE["max_ell"], interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+        interaction_cls_first=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+        num_interactions=SIZE["num_interactions"], num_elements=len(stats["atomic_numbers"]),
+        hidden_irreps=o3.Irreps("64x0e + 64x1o"), MLP_irreps=o3.Irreps(f"{SIZE['readout_hidden']}x0e"),
+        atomic_energies=np.array(stats["e0s"]), avg_num_neighbors=stats["avg_num_neighbors"],
+        atomic_numbers=list(stats["atomic_numbers"]), correlation=SIZE["correlation"], gate=torch.nn.functional.silu,
+        radial_MLP=list(SIZE["radial_mlp"]), atomic_inter_scale=stats["scale"], atomic_inter_shift=stats["shift"],
+    ).to(torch.float64)  # fmt: skip
+    table = tools.AtomicNumberTable(list(stats["atomic_numbers"]))
+
+    def item(c: Configuration):  # noqa: ANN202
+        mc = data.Configuration(atomic_numbers=c.atomic_numbers, positions=c.positions, cell=c.cell, pbc=c.pbc,
+                                properties={"energy": c.energy, "forces": c.forces},
+                                property_weights={"energy": 1.0, "forces": 1.0})  # fmt: skip
+        return data.AtomicData.from_config(mc, z_table=table, cutoff=SIZE["r_max"])
+
+    def call(m, b, training):  # noqa: ANN001, ANN202
+        out = m(b, training=training, compute_force=True)
+        return out["energy"], out["forces"], b["energy"], b["forces"], (b["ptr"][1:] - b["ptr"][:-1]).to(torch.float64)
+
+    return Contender(model, [item(c) for c in train], [item(c) for c in valid],
+                     lambda items: Batch.from_data_list(items).to_dict(), call)  # fmt: skip
+
+
+def evaluate(c: Contender, model: torch.nn.Module, args: argparse.Namespace) -> dict:
+    """Validation loss and RMSEs (E meV/atom, F meV/A) of ``model``, in batches of 10."""
+    de, df, loss, graphs = [], [], 0.0, 0
+    for s in range(0, len(c.valid), 10):
+        e, f, e_ref, f_ref, n = c.run(model, c.valid[s : s + 10], training=False)
+        loss += float(loss_fn(e, f, e_ref, f_ref, n, args.energy_weight, args.forces_weight).detach()) * len(n)
+        graphs += len(n)
+        de.append(((e - e_ref) / n).detach().numpy())
+        df.append((f - f_ref).detach().numpy().reshape(-1))
+    rms = lambda x: float(np.sqrt(np.mean(np.concatenate(x) ** 2)) * 1e3)  # noqa: E731
+    return {"valid_loss": loss / graphs, "rmse_e_meV_per_atom": rms(de), "rmse_f_meV_per_A": rms(df)}
+
+
+def train(name: str, c: Contender, args: argparse.Namespace, record: Callable[[list[dict]], None]) -> None:
+    model = c.model
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, amsgrad=True)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.8, patience=args.scheduler_patience)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay))
+    rows: list[dict] = []
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        order = torch.randperm(len(c.train), generator=torch.Generator().manual_seed(args.seed * 100003 + epoch))
+        started, running, steps = time.perf_counter(), 0.0, 0
+        for s in range(0, len(order), args.batch_size):
+            optimizer.zero_grad(set_to_none=True)
+            e, f, e_ref, f_ref, n = c.run(model, [c.train[i] for i in order[s : s + args.batch_size]], training=True)
+            loss = loss_fn(e, f, e_ref, f_ref, n, args.energy_weight, args.forces_weight)
+            loss.backward()
+            optimizer.step()
+            ema.update_parameters(model)
+            running, steps = running + float(loss.detach()), steps + 1
+        train_s = time.perf_counter() - started
+        ema.module.eval()
+        started = time.perf_counter()
+        errors = evaluate(c, ema.module, args)
+        scheduler.step(errors["valid_loss"])
+        rows.append({"epoch": epoch, "train_loss": running / steps, **errors, "lr": optimizer.param_groups[0]["lr"],
+                     "train_seconds": train_s, "eval_seconds": time.perf_counter() - started})  # fmt: skip
+        print(f"{name} epoch {epoch}: E {errors['rmse_e_meV_per_atom']:.2f} meV/atom, F {errors['rmse_f_meV_per_A']:.2f}"
+              f" meV/A, train loss {running / steps:.4g}, {train_s:.0f} s", flush=True)  # fmt: skip
+        record(rows)
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for name, label in (("gaunt", "gaunt-tp GauntMACE"), ("mace", "mace-torch MACE")):
+        rows = report["models"].get(name, {}).get("epochs", [])
+        for ax, key in zip(axes, ("rmse_e_meV_per_atom", "rmse_f_meV_per_A")):
+            ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], "o-", label=label)
+    for ax, title in zip(axes, ("energy RMSE (meV/atom)", "force RMSE (meV/A)")):
+        ax.set(xlabel="epoch", yscale="log", title=f"3BPA 300 K validation {title}")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def versions() -> dict:
+    import e3nn
+    import mace
+
+    root = Path(gaunt_tp.__file__).resolve().parent.parent
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    return {"torch": torch.__version__, "e3nn": e3nn.__version__, "mace-torch": mace.__version__,
+            "gaunt_tp": str(root), "gaunt_tp_commit": commit.strip(), "python": sys.version.split()[0]}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/data/3bpa/train_300K.xyz")
+    parser.add_argument("--E0s", default="../shared/data/3bpa/iso_atoms.xyz")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--models", nargs="+", default=["gaunt", "mace"], choices=["gaunt", "mace"])
+    parser.add_argument("--limit", type=int, default=None, help="use only the first LIMIT configurations")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--valid_fraction", type=float, default=0.1)
+    parser.add_argument("--batch_size", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--weight_decay", type=float, default=5e-7)
+    parser.add_argument("--ema_decay", type=float, default=0.99)
+    parser.add_argument("--scheduler_patience", type=int, default=5)
+    parser.add_argument("--energy_weight", type=float, default=1.0)
+    parser.add_argument("--forces_weight", type=float, default=100.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+    torch.set_num_threads(args.threads)
+    torch.set_default_dtype(torch.float64)  # mace-torch builds its tables and data in the default dtype
+
+    configs = read_any(args.data)[: args.limit]
+    train_cfg, valid_cfg = train_valid_split(configs, args.valid_fraction, args.seed)
+    zs = sorted({int(z) for c in configs for z in c.atomic_numbers})
+    e0s = resolve_e0s(args.E0s, train_cfg, zs)
+    shift, scale = shift_and_scale(train_cfg, e0s)
+    table = ElementTable(zs)
+    graphs = [to_graph(c, table, SIZE["r_max"], torch.float64) for c in train_cfg]
+    avg = float(np.mean([g.edge_index.shape[1] / g.positions.shape[0] for g in graphs]))
+    stats = {"atomic_numbers": zs, "e0s": [e0s[z] for z in zs], "shift": shift, "scale": scale,
+             "avg_num_neighbors": avg}  # fmt: skip
+    report = {
+        "question": "validation RMSE of gaunt-tp's GauntMACE and mace-torch's MACE after the same number of epochs",
+        "data": args.data, "n_train": len(train_cfg), "n_valid": len(valid_cfg),
+        "valid_sources": [c.source for c in valid_cfg], "model_size": {**SIZE, "radial_mlp": list(SIZE["radial_mlp"])},
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "statistics": stats, "versions": versions(), "dtype": "float64",
+        "timing_note": "wall times are informative only: 2 shared CPU cores, another job running beside this one",
+        "models": {},
+    }  # fmt: skip
+    out_json, out_png = args.out / "compare_training.json", args.out / "compare_training.png"
+    print(f"{len(train_cfg)} train / {len(valid_cfg)} valid; shift {shift:.5g} eV, scale {scale:.5g} eV/A, "
+          f"avg neighbours {avg:.4g}", flush=True)  # fmt: skip
+    builders = {"gaunt": gaunt_contender, "mace": mace_contender}
+    for name in args.models:
+        torch.manual_seed(args.seed)
+        contender = builders[name](train_cfg, valid_cfg, stats)
+        params = sum(p.numel() for p in contender.model.parameters())
+        report["models"][name] = {"parameters": params, "epochs": []}
+
+        def record(rows: list[dict], name: str = name) -> None:
+            report["models"][name]["epochs"] = rows
+            write_json(out_json, report)
+            plot(report, out_png)
+
+        train(name, contender, args, record)
+    final = {n: report["models"][n]["epochs"][-1] for n in report["models"]}
+    if len(final) == 2:
+        report["final_ratio_gaunt_over_mace"] = {
+            k: final["gaunt"][k] / final["mace"][k] for k in ("rmse_e_meV_per_atom", "rmse_f_meV_per_A")
+        }
+        print("final gaunt/mace:", report["final_ratio_gaunt_over_mace"], flush=True)
+        write_json(out_json, report)
+
+
+if __name__ == "__main__":
+    main()
