@@ -70,9 +70,13 @@ def _zonal_values(unit: torch.Tensor, points: torch.Tensor, degrees: list[int]) 
     return torch.stack([values[l] * ((2 * l + 1) / (4 * math.pi)) for l in degrees], dim=1)
 
 
-# Effective float32 flop/s of each form on the CPU (memory traffic included) and the fixed cost of one
-# kernel launch, fitted to benchmarks/bench_convolution.py (C = 64, 4000 edges, 2 threads).
-_RATE = {"grid": 1.0e10, "aligned": 1.0e10}
+# Effective float32 flop/s of each form on the CPU, a fixed cost per (edge, channel, class product) row
+# (gathers, copies, small batched matrices) and the cost of one kernel launch, fitted to
+# benchmarks/bench_convolution.py forward times (lmax 1..6, C = 64, 200 nodes, 4000 edges, 1 thread of a
+# shared 2-core machine): the grid form ran 4.5..81 ms, the aligned form 39..446 ms, so "auto" picks grid
+# there. Not measured on GPUs (the aligned form is a few large batched matmuls, which may favour it there).
+_RATE = {"grid": 8.0e9, "aligned": 3.7e9}
+_ROW_SECONDS = {"grid": 1.3e-8, "aligned": 1.2e-7}
 _LAUNCH_SECONDS = 1.0e-5
 
 
@@ -87,7 +91,8 @@ def convolution_cost(
 ) -> float:
     """Estimated seconds per edge of one forward call in ``form`` ("grid" or "aligned").
 
-    ``flops / rate[form] + launches * overhead / edge_chunk``, counting multiply-adds as two flops:
+    ``flops / rate[form] + C * routes * row_cost[form] + launches * overhead / edge_chunk``, counting
+    multiply-adds as two flops:
 
     - grid: the edge function on P points (``2 n_l2 P`` per channel), then per route a product
       and a scatter-add (``2 P``);
@@ -117,7 +122,8 @@ def convolution_cost(
         launches = 12 + 6 * len(degrees) + 8 * len(routes)
     else:
         raise ValueError(f"form must be one of {FORMS}, got {form!r}")
-    return flops / _RATE[form] + launches * _LAUNCH_SECONDS / edge_chunk
+    rows = channels * len(routes)
+    return flops / _RATE[form] + rows * _ROW_SECONDS[form] + launches * _LAUNCH_SECONDS / edge_chunk
 
 
 class GauntConvolution(nn.Module):
@@ -134,14 +140,27 @@ class GauntConvolution(nn.Module):
     by every (l1, l3) (the edge function is one function on the sphere per channel).
     That is what makes it a single product of two functions, computed on a grid once
     per node and edge instead of once per path; mix channels and weight degrees with
-    linear layers before and after (as MACE does) to regain expressivity.
+    linear layers before and after (as MACE does) to regain expressivity. The
+    edge-aligned form has the same freedom (it is the same function).
+
+    Two forms compute the same function (to float rounding):
+
+    - ``"grid"``: node and edge functions on a sphere grid of P ~ 3 L^2 points, products
+      summed per receiver on the grid, one projection per node; O(C P L) per edge.
+    - ``"aligned"`` (eSCN, arXiv 2302.03655; :mod:`gaunt_tp.ops.aligned`): each edge is
+      rotated onto the polar axis y, where the edge function has only m = 0 coefficients
+      and the product is diagonal in m; rotate, multiply, rotate back, O(C L^3) per edge.
+    - ``"auto"`` (default): the smaller estimate of :func:`convolution_cost`, from the sizes
+      known at construction (degrees, channels). ``module.form`` says which one runs.
 
     Args:
         irreps_node: node features, every irrep with multiplicity C (e3nn layout).
         irreps_sh: the edge harmonics' degrees, ``1x0e + 1x1o + ...`` (natural parity,
             multiplicity 1; gaps allowed).
         irreps_out: output irreps, multiplicity C, each reached by a Gaunt path.
-        edge_chunk: edges processed at once (bounds the ``[edges, C, P]`` grid buffer).
+        edge_chunk: edges processed at once (bounds the ``[edges, C, P]`` grid buffer, or the
+            aligned form's ``[edges, C, M Q]`` meridian buffer and per-edge Wigner matrices).
+        form: ``"auto"``, ``"grid"`` or ``"aligned"``.
 
     Shape:
         ``forward(node_features [N, irreps_node.dim], edge_vectors [E, 3],
