@@ -7,7 +7,9 @@ per-path weights: ``gaunt_tp.testing.E3nnGauntConvolution``); outputs are compar
 before timing. Modes: forward; forward+backward (gradients for node features, edge
 vectors and radial weights); and force-style double backward (gradient of the summed
 output with respect to the edge vectors with ``create_graph=True``, then backward of
-a loss on it to the radial weights).
+a loss on it to the radial weights). GauntConvolution is timed in both forms, "gaunt-grid"
+and "gaunt-aligned" (edge-aligned, eSCN-style); ``auto`` in the output is the form that
+``form="auto"`` picks for these sizes.
 
     python benchmarks/bench_convolution.py            # lmax 1..6, C=64, N=200, E=4000
     python benchmarks/bench_convolution.py --device cuda --cuequivariance uniform_1d
@@ -87,7 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         help="skip e3nn's backward modes above this lmax (they take minutes)",
     )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--cuequivariance", default="", metavar="METHOD", help="also time cuEquivariance (uniform_1d on GPUs, naive anywhere, auto: its default)")
+    parser.add_argument(
+        "--cuequivariance",
+        default="",
+        metavar="METHOD",
+        help="also time cuEquivariance (uniform_1d on GPUs, naive anywhere, auto: its default)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--name", default="", help="file stem (default convolution_<device type>)")
     args = parser.parse_args(argv)
@@ -98,13 +105,18 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for lmax in args.lmax:
         node, sh = natural(lmax, args.channels), natural(lmax, 1)
-        conv = GauntConvolution(node, sh, node).to(device)
+        convs = {
+            f"gaunt-{form}": GauntConvolution(node, sh, node, form=form).to(device) for form in ("grid", "aligned")
+        }
+        auto = GauntConvolution(node, sh, node).form
         ref = E3nnGauntConvolution(node, sh, node).float().to(device)
+        conv = convs["gaunt-grid"]
         x = torch.randn(args.nodes, conv.irreps_node.dim, generator=g).to(device)
         vectors = torch.randn(args.edges, 3, generator=g).to(device)
         radial = torch.randn(args.edges, conv.weight_numel, generator=g).to(device)
         expected = ref(x, vectors, edge_index, radial)
-        contenders = {"gaunt": (conv, radial), "e3nn": (ref, radial)}
+        contenders = {name: (c, radial) for name, c in convs.items()}
+        contenders["e3nn"] = (ref, radial)
         if args.cuequivariance:
             made = cuequivariance_convolution(node, sh, args.nodes, device, args.cuequivariance)
             if made is None:
@@ -113,9 +125,10 @@ def main(argv: list[str] | None = None) -> None:
             cue_radial = torch.randn(args.edges, cue_numel, generator=g).to(device)
             cue_fn(x, vectors, edge_index, cue_radial)  # fails here, before timing, if the method is unsupported
             contenders["cuequivariance"] = (cue_fn, cue_radial)
-        err = float((conv(x, vectors, edge_index, radial) - expected).abs().max() / expected.abs().max())
-        if err > 1e-4:
-            raise RuntimeError(f"GauntConvolution disagrees with e3nn at lmax {lmax}: {err:.1e}")
+        for name, c in convs.items():
+            err = float((c(x, vectors, edge_index, radial) - expected).abs().max() / expected.abs().max())
+            if err > 1e-4:
+                raise RuntimeError(f"GauntConvolution ({name}) disagrees with e3nn at lmax {lmax}: {err:.1e}")
 
         def forward(mod, radial):
             return lambda: mod(x, vectors, edge_index, radial)
@@ -149,20 +162,22 @@ def main(argv: list[str] | None = None) -> None:
             times[mode] = time_interleaved(
                 fns, device=device, repeats=20, budget_s=args.budget, min_rounds=args.e3nn_rounds, warmup=1
             )
+        picked = f"gaunt-{auto}"
         row = {
             "lmax": lmax,
+            "auto": auto,
             "seconds": times,
-            "speedup": {m: t["e3nn"] / t["gaunt"] for m, t in times.items() if "e3nn" in t},
+            "speedup": {m: t["e3nn"] / t[picked] for m, t in times.items() if "e3nn" in t},
         }
         if args.cuequivariance:
-            row["speedup_vs_cuequivariance"] = {m: t["cuequivariance"] / t["gaunt"] for m, t in times.items()}
+            row["speedup_vs_cuequivariance"] = {m: t["cuequivariance"] / t[picked] for m, t in times.items()}
         rows.append(row)
         print(
-            f"lmax {lmax}: "
+            f"lmax {lmax} (auto: {auto}): "
             + "; ".join(
-                f"{m}: gaunt {t['gaunt'] * 1e3:.3g} ms"
+                f"{m}: grid {t['gaunt-grid'] * 1e3:.3g} ms, aligned {t['gaunt-aligned'] * 1e3:.3g} ms"
                 + "".join(
-                    f", {who} {t[who] * 1e3:.4g} ms ({t[who] / t['gaunt']:.2g}x)"
+                    f", {who} {t[who] * 1e3:.4g} ms ({t[who] / t[picked]:.2g}x auto)"
                     for who in ("e3nn", "cuequivariance")
                     if who in t
                 )
@@ -193,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
     for ax, mode in zip(axes, ("forward", "forward_backward", "double_backward")):
-        for who, style in (("gaunt", "-"), ("e3nn", "--"), ("cuequivariance", ":")):
+        for who, style in (("gaunt-grid", "-"), ("gaunt-aligned", "-."), ("e3nn", "--"), ("cuequivariance", ":")):
             pts = [(r["lmax"], r["seconds"][mode][who]) for r in rows if who in r["seconds"][mode]]
             ax.plot([p[0] for p in pts], [p[1] * 1e3 for p in pts], style, marker="o", label=who)
         ax.set_yscale("log")

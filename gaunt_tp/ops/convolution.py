@@ -13,6 +13,10 @@ function, ``g_e,c(w) = sum_l2 R_e[l2, c] (2 l2 + 1) / (4 pi) P_l2(u_e . w)``
 (the addition theorem), evaluated with the Legendre recurrence; the node functions
 are evaluated once per node; the products are summed over edges *on the grid*, and
 only the per-node sums are projected back. Cost per edge: O(C P L) for P grid points.
+
+The edge-aligned form (:mod:`gaunt_tp.ops.aligned`) rotates each edge onto the polar
+axis instead, where the product is diagonal in m: O(C L^3) per edge, no grid.
+``form="auto"`` picks between them with :func:`convolution_cost`.
 """
 
 from __future__ import annotations
@@ -23,11 +27,15 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from gaunt_tp.math.aligned import meridian_tables, quarter_turn
 from gaunt_tp.math.quadrature import smallest_grid
+from gaunt_tp.ops.aligned import aligned_messages, edge_frame_wigner
 from gaunt_tp.ops.descriptor import GauntDescriptor, as_irreps
 from gaunt_tp.ops.tables import TableCache
 
-__all__ = ["GauntConvolution", "safe_unit_vectors"]
+__all__ = ["FORMS", "GauntConvolution", "convolution_cost", "safe_unit_vectors"]
+
+FORMS = ("grid", "aligned")
 
 
 def safe_unit_vectors(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,6 +70,62 @@ def _zonal_values(unit: torch.Tensor, points: torch.Tensor, degrees: list[int]) 
     return torch.stack([values[l] * ((2 * l + 1) / (4 * math.pi)) for l in degrees], dim=1)
 
 
+# Effective float32 flop/s of each form on the CPU, a fixed cost per (edge, channel, class product) row
+# (gathers, copies, small batched matrices) and the cost of one kernel launch, fitted to
+# benchmarks/bench_convolution.py forward times (lmax 1..6, C = 64, 200 nodes, 4000 edges, 1 thread of a
+# shared 2-core machine): the grid form ran 4.5..81 ms, the aligned form 39..446 ms, so "auto" picks grid
+# there. Not measured on GPUs (the aligned form is a few large batched matmuls, which may favour it there).
+_RATE = {"grid": 8.0e9, "aligned": 3.7e9}
+_ROW_SECONDS = {"grid": 1.3e-8, "aligned": 1.2e-7}
+_LAUNCH_SECONDS = 1.0e-5
+
+
+def convolution_cost(
+    form: str,
+    *,
+    channels: int,
+    sh_degrees: list[int],
+    routes: list[tuple[tuple[int, ...], tuple[int, ...]]],
+    grid_points: int,
+    edge_chunk: int,
+) -> float:
+    """Estimated seconds per edge of one forward call in ``form`` ("grid" or "aligned").
+
+    ``flops / rate[form] + C * routes * row_cost[form] + launches * overhead / edge_chunk``, counting
+    multiply-adds as two flops:
+
+    - grid: the edge function on P points (``2 n_l2 P`` per channel), then per route a product
+      and a scatter-add (``2 P``);
+    - aligned: per route, the rotations of the input and output degrees
+      (``2 sum (2l+1)^2`` each), the meridian evaluation and projection
+      (``2 M Q (K_in + K_out)`` for M orders, Q nodes, K degrees) and the edge function at the
+      nodes (``2 n_l2 Q``); per edge (not per channel) the Wigner matrices (``4 sum (2l+1)^3``).
+
+    Args:
+        channels: C. sh_degrees: the edge degrees. routes: ``(ls_in, ls_out)`` per class product.
+        grid_points: P of the grid form. edge_chunk: edges per launch.
+    """
+    n_l2 = len(sh_degrees)
+    if form == "grid":
+        flops = channels * grid_points * (2 * n_l2 + 2 * len(routes)) + 4 * grid_points * max(sh_degrees)
+        launches = 2 + 2 * len(routes)
+    elif form == "aligned":
+        flops, degrees = 0.0, set()
+        for ls_in, ls_out in routes:
+            orders = 2 * min(max(ls_in), max(ls_out)) + 1
+            nodes = (max(ls_in) + max(sh_degrees) + max(ls_out)) // 2 + 1
+            rotations = 2 * sum((2 * l + 1) ** 2 for l in ls_in + ls_out)
+            product = 2 * orders * nodes * (len(ls_in) + len(ls_out)) + 2 * n_l2 * nodes + orders * nodes
+            flops += channels * (rotations + product)
+            degrees |= set(ls_in + ls_out)
+        flops += 4 * sum((2 * l + 1) ** 3 for l in degrees)
+        launches = 12 + 6 * len(degrees) + 8 * len(routes)
+    else:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    rows = channels * len(routes)
+    return flops / _RATE[form] + rows * _ROW_SECONDS[form] + launches * _LAUNCH_SECONDS / edge_chunk
+
+
 class GauntConvolution(nn.Module):
     r"""Message passing with Gaunt products of node features and edge harmonics.
 
@@ -76,14 +140,27 @@ class GauntConvolution(nn.Module):
     by every (l1, l3) (the edge function is one function on the sphere per channel).
     That is what makes it a single product of two functions, computed on a grid once
     per node and edge instead of once per path; mix channels and weight degrees with
-    linear layers before and after (as MACE does) to regain expressivity.
+    linear layers before and after (as MACE does) to regain expressivity. The
+    edge-aligned form has the same freedom (it is the same function).
+
+    Two forms compute the same function (to float rounding):
+
+    - ``"grid"``: node and edge functions on a sphere grid of P ~ 3 L^2 points, products
+      summed per receiver on the grid, one projection per node; O(C P L) per edge.
+    - ``"aligned"`` (eSCN, arXiv 2302.03655; :mod:`gaunt_tp.ops.aligned`): each edge is
+      rotated onto the polar axis y, where the edge function has only m = 0 coefficients
+      and the product is diagonal in m; rotate, multiply, rotate back, O(C L^3) per edge.
+    - ``"auto"`` (default): the smaller estimate of :func:`convolution_cost`, from the sizes
+      known at construction (degrees, channels). ``module.form`` says which one runs.
 
     Args:
         irreps_node: node features, every irrep with multiplicity C (e3nn layout).
         irreps_sh: the edge harmonics' degrees, ``1x0e + 1x1o + ...`` (natural parity,
             multiplicity 1; gaps allowed).
         irreps_out: output irreps, multiplicity C, each reached by a Gaunt path.
-        edge_chunk: edges processed at once (bounds the ``[edges, C, P]`` grid buffer).
+        edge_chunk: edges processed at once (bounds the ``[edges, C, P]`` grid buffer, or the
+            aligned form's ``[edges, C, M Q]`` meridian buffer and per-edge Wigner matrices).
+        form: ``"auto"``, ``"grid"`` or ``"aligned"``.
 
     Shape:
         ``forward(node_features [N, irreps_node.dim], edge_vectors [E, 3],
@@ -107,6 +184,7 @@ class GauntConvolution(nn.Module):
         irreps_out: o3.Irreps | str,
         *,
         edge_chunk: int = 1024,
+        form: str = "auto",
     ) -> None:
         super().__init__()
         irreps_sh = as_irreps(irreps_sh, "irreps_sh")
@@ -118,6 +196,8 @@ class GauntConvolution(nn.Module):
             raise ValueError("node features carry the channels; irreps_sh must have multiplicity 1")
         if edge_chunk < 1:
             raise ValueError(f"edge_chunk must be >= 1, got {edge_chunk}")
+        if form not in (*FORMS, "auto"):
+            raise ValueError(f"form must be one of 'auto', 'grid', 'aligned', got {form!r}")
         self.irreps_node, self.irreps_sh, self.irreps_out = self.desc.irreps_in1, irreps_sh, self.desc.irreps_out
         self.sh_degrees = [ir.l for _, ir in irreps_sh]
         self.channels = self.desc.mul
@@ -135,6 +215,27 @@ class GauntConvolution(nn.Module):
         # node class a lands in output class a (the edge function has natural parity)
         signs_out = [c.sign for c in self.desc.classes_out]
         self.routes = [(i, signs_out.index(c.sign)) for i, c in enumerate(self.desc.classes1) if c.sign in signs_out]
+        route_ls = [(self.desc.classes1[i].ls, self.desc.classes_out[io].ls) for i, io in self.routes]
+        self.costs = {
+            f: convolution_cost(
+                f,
+                channels=self.channels,
+                sh_degrees=self.sh_degrees,
+                routes=route_ls,
+                grid_points=self.grid.size,
+                edge_chunk=edge_chunk,
+            )
+            for f in FORMS
+        }
+        self.form = min(self.costs, key=self.costs.__getitem__) if form == "auto" else form
+        if self.form == "aligned":
+            self.frame_degrees = sorted({l for ls_in, ls_out in route_ls for l in ls_in + ls_out})
+            for l in self.frame_degrees:
+                tables[f"turn{l}"] = quarter_turn(l)
+            for (i, io), (ls_in, ls_out) in zip(self.routes, route_ls):
+                mt = meridian_tables(ls_in, tuple(self.sh_degrees), ls_out)
+                for name in ("gather_in", "evaluate", "zonal", "project", "gather_out"):
+                    tables[f"{name}{i}_{io}"] = getattr(mt, name)
         self.tables = TableCache(tables)
 
     def _check(self, x: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor, radial: torch.Tensor) -> None:
@@ -171,6 +272,8 @@ class GauntConvolution(nn.Module):
         radial_weights: torch.Tensor,
     ) -> torch.Tensor:
         self._check(node_features, edge_vectors, edge_index, radial_weights)
+        if self.form == "aligned":
+            return self._forward_aligned(node_features, edge_vectors, edge_index, radial_weights)
         desc, t = self.desc, self.tables.get(node_features.dtype, node_features.device)
         n, c = node_features.shape[0], self.channels
         classes = desc.split_classes(node_features, desc.blocks1, desc.classes1)  # [N, C, n_a]
@@ -190,3 +293,30 @@ class GauntConvolution(nn.Module):
                 sums[io] = sums[io].index_add_(0, receiver[sl], msg)
         out = [total @ t[f"o{io}"] for io, total in enumerate(sums)]
         return desc.merge_out(out)
+
+    def _forward_aligned(
+        self, node_features: torch.Tensor, edge_vectors: torch.Tensor, edge_index: torch.Tensor, radial: torch.Tensor
+    ) -> torch.Tensor:
+        desc, t = self.desc, self.tables.get(node_features.dtype, node_features.device)
+        n, c = node_features.shape[0], self.channels
+        classes = desc.split_classes(node_features, desc.blocks1, desc.classes1)  # [N, C, n_a]
+        unit, _ = safe_unit_vectors(edge_vectors)
+        radial = radial.view(-1, len(self.sh_degrees), c).transpose(1, 2)  # [E, C, n_l2]
+        # zero-length edges keep only l2 = 0 (as the grid form's s**l2 factor does)
+        kept = (unit * unit).sum(-1) > 0.5
+        keep = torch.stack([kept | (l == 0) for l in self.sh_degrees], dim=-1).to(radial.dtype)  # [E, n_l2]
+        turns = {l: t[f"turn{l}"] for l in self.frame_degrees}
+        sender, receiver = edge_index[0], edge_index[1]
+        sums = [node_features.new_zeros(n, c, cls.dim) for cls in desc.classes_out]
+        for start in range(0, edge_vectors.shape[0], self.edge_chunk):
+            sl = slice(start, start + self.edge_chunk)
+            wigner = edge_frame_wigner(unit[sl], self.frame_degrees, turns)
+            weights = radial[sl] * keep[sl, None, :]
+            for i, io in self.routes:
+                names = ("gather_in", "evaluate", "zonal", "project", "gather_out")
+                route_tables = {name: t[f"{name}{i}_{io}"] for name in names}
+                ls_in, ls_out = desc.classes1[i].ls, desc.classes_out[io].ls
+                senders = classes[i].index_select(0, sender[sl])
+                msg = aligned_messages(senders, wigner, weights, route_tables, ls_in, ls_out)
+                sums[io] = sums[io].index_add_(0, receiver[sl], msg)
+        return desc.merge_out(sums)

@@ -16,7 +16,7 @@ class TableCache:
     ``torch.compile`` sees plain attribute reads.
 
     Args:
-        tables: name -> float64 (or complex128) tensor.
+        tables: name -> float64 tensor, or an integer tensor (an index table: only its device changes).
     """
 
     def __init__(self, tables: dict[str, torch.Tensor]) -> None:
@@ -26,12 +26,15 @@ class TableCache:
             self.get(dtype, torch.device("cpu"))
 
     def get(self, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
-        """The tables as ``dtype`` on ``device`` (complex tables get the matching complex dtype)."""
+        """The tables as ``dtype`` on ``device`` (integer tables keep their dtype)."""
         key = (dtype, device)
         copies = self._copies.get(key)
         if copies is None:
             if dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
                 raise TypeError(f"features must be floating point, got {dtype}")
-            copies = {k: v.to(device=device, dtype=dtype).contiguous() for k, v in self.masters.items()}
+            copies = {
+                k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype).contiguous()
+                for k, v in self.masters.items()
+            }
             self._copies[key] = copies
         return copies
