@@ -44,8 +44,9 @@ def test_feature_interaction():
     same_on_cuda(module, x1, x2, differentiable=(0, 1))
 
 
-def test_convolution():
-    conv = GauntConvolution(natural(3, 8), natural(3, 1), natural(3, 8))
+@pytest.mark.parametrize("form", ["grid", "aligned"])
+def test_convolution(form):
+    conv = GauntConvolution(natural(3, 8), natural(3, 1), natural(3, 8), form=form)
     x = torch.randn(10, conv.irreps_node.dim, dtype=torch.float64)
     vectors = torch.randn(40, 3, dtype=torch.float64)
     vectors[0] = 0.0  # a zero-length edge stays finite on the GPU too
