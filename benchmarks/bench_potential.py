@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> None:
             t = time_interleaved(fns, device=torch.device("cpu"), repeats=20, budget_s=args.budget, min_rounds=3)
             results[f"max_L={max_l}/{task}"] = t
             ratio = f" (mace/gaunt {t['mace'] / t['gaunt']:.1f}x)" if "mace" in t else ""
-            print(f"max_L {max_l} {task}: " + ", ".join(f"{k} {v * 1e3:.4g} ms" for k, v in t.items()) + ratio, flush=True)
+            print(
+                f"max_L {max_l} {task}: " + ", ".join(f"{k} {v * 1e3:.4g} ms" for k, v in t.items()) + ratio, flush=True
+            )
     write_json(args.out / f"potential_{args.dtype}.json", {"dtype": args.dtype, "threads": args.threads, "seconds": results,
                                                              "torch": torch.__version__})  # fmt: skip
 
@@ -105,7 +107,11 @@ def gaunt_runner(systems: dict, max_l: int, dtype: torch.dtype) -> dict:
         loss = (out["energy"] - b.energy).square().mean() + (out["forces"] - b.forces).square().mean()
         loss.backward()
 
-    return {"train_step": train_step, "md_3bpa": lambda: model(batches["md_3bpa"]), "md_1000": lambda: model(batches["md_1000"])}
+    return {
+        "train_step": train_step,
+        "md_3bpa": lambda: model(batches["md_3bpa"]),
+        "md_1000": lambda: model(batches["md_1000"]),
+    }
 
 
 def mace_runner(systems: dict, max_l: int, dtype: torch.dtype) -> dict:
