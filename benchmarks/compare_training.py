@@ -75,13 +75,19 @@ def loss_fn(e: torch.Tensor, f: torch.Tensor, e_ref: torch.Tensor, f_ref: torch.
 
 
 def gaunt_contender(
-    train: list[Configuration], valid: list[Configuration], stats: dict, conv_blocks: str = "gaunt"
+    train: list[Configuration],
+    valid: list[Configuration],
+    stats: dict,
+    conv_blocks: str = "gaunt",
+    radial_per_input: bool = False,
 ) -> Contender:
-    """GauntMACE; ``conv_blocks="e3nn"`` swaps in MACE's per-path Clebsch-Gordan convolution."""
+    """GauntMACE; ``conv_blocks="e3nn"`` swaps in MACE's per-path Clebsch-Gordan convolution,
+    ``radial_per_input`` gives the Gaunt convolution one radial weight per input irrep as well."""
     table = ElementTable(stats["atomic_numbers"])
     config = ModelConfig(atomic_numbers=tuple(stats["atomic_numbers"]), e0s=tuple(stats["e0s"]),
                          avg_num_neighbors=stats["avg_num_neighbors"], energy_shift=stats["shift"],
-                         energy_scale=stats["scale"], conv_blocks=conv_blocks, **SIZE)  # fmt: skip
+                         energy_scale=stats["scale"], conv_blocks=conv_blocks,
+                         radial_per_input=radial_per_input, **SIZE)  # fmt: skip
     model = GauntMACE(config).to(torch.float64)
 
     def call(m, b, training):  # noqa: ANN001, ANN202
@@ -176,6 +182,7 @@ def plot(report: dict, path: Path) -> None:
     for name, label in (
         ("gaunt", "gaunt-tp GauntMACE"),
         ("gaunt-cg", "GauntMACE + CG convolution"),
+        ("gaunt-rpi", "GauntMACE, radial per input irrep"),
         ("mace", "mace-torch MACE"),
     ):
         rows = report["models"].get(name, {}).get("epochs", [])
@@ -209,8 +216,9 @@ def main(argv: list[str] | None = None) -> None:
         "--models",
         nargs="+",
         default=["gaunt", "mace"],
-        choices=["gaunt", "gaunt-cg", "mace"],
-        help="gaunt-cg: GauntMACE with MACE's Clebsch-Gordan convolution (per-path radial weights)",
+        choices=["gaunt", "gaunt-cg", "gaunt-rpi", "mace"],
+        help="gaunt-cg: GauntMACE with MACE's Clebsch-Gordan convolution (per-path radial weights); "
+        "gaunt-rpi: the Gaunt convolution with radial weights per input irrep too",
     )
     parser.add_argument("--limit", type=int, default=None, help="use only the first LIMIT configurations")
     parser.add_argument("--seed", type=int, default=1)
@@ -256,6 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     builders = {
         "gaunt": gaunt_contender,
         "gaunt-cg": lambda *a: gaunt_contender(*a, conv_blocks="e3nn"),
+        "gaunt-rpi": lambda *a: gaunt_contender(*a, radial_per_input=True),
         "mace": mace_contender,
     }
     for name in args.models:

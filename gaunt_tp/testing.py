@@ -236,7 +236,8 @@ class E3nnGauntConvolution(torch.nn.Module):
     """e3nn's 'uvu' TensorProduct plus a scatter-sum that equals :class:`gaunt_tp.ops.GauntConvolution`.
 
     Each Gaunt path (l1, l2, l3) gets ``path_weight = c**2`` (e3nn applies its square root)
-    and the per-edge weight ``sign * R_e[l2, c]``; parity-odd paths are left out. Edge
+    and the per-edge weight ``sign * R_e[l2, c]`` (``sign * R_e[i1, l2, c]`` with
+    ``radial_per_input``); parity-odd paths are left out. Edge
     harmonics come from ``o3.spherical_harmonics(..., normalize=True)`` (zero-length edges
     give NaN there, unlike the Gaunt convolution).
 
@@ -244,8 +245,16 @@ class E3nnGauntConvolution(torch.nn.Module):
         as :class:`gaunt_tp.ops.GauntConvolution`.
     """
 
-    def __init__(self, irreps_node: o3.Irreps | str, irreps_sh: o3.Irreps | str, irreps_out: o3.Irreps | str) -> None:
+    def __init__(
+        self,
+        irreps_node: o3.Irreps | str,
+        irreps_sh: o3.Irreps | str,
+        irreps_out: o3.Irreps | str,
+        *,
+        radial_per_input: bool = False,
+    ) -> None:
         super().__init__()
+        self.radial_inputs = len(as_irreps(irreps_node, "irreps_node")) if radial_per_input else 1
         self.irreps_node = as_irreps(irreps_node, "irreps_node")
         self.irreps_sh = as_irreps(irreps_sh, "irreps_sh")
         self.irreps_out = as_irreps(irreps_out, "irreps_out")
@@ -257,7 +266,7 @@ class E3nnGauntConvolution(torch.nn.Module):
                         continue
                     sign, constant = _path_sign_and_constant(ir1.l, ir2.l, ir3.l)
                     instructions.append((i1, i2, io, "uvu", True, constant**2))
-                    self.weight_plan.append((i2, sign))
+                    self.weight_plan.append((i1 if radial_per_input else 0, i2, sign))
         self.channels = self.irreps_node[0].mul
         with _float64_default():
             self.tp = o3.TensorProduct(
@@ -278,8 +287,8 @@ class E3nnGauntConvolution(torch.nn.Module):
         edge_index: torch.Tensor,
         radial_weights: torch.Tensor,
     ) -> torch.Tensor:
-        radial = radial_weights.view(radial_weights.shape[0], len(self.irreps_sh), self.channels)
-        weights = torch.cat([sign * radial[:, k] for k, sign in self.weight_plan], dim=1)
+        radial = radial_weights.view(radial_weights.shape[0], self.radial_inputs, len(self.irreps_sh), self.channels)
+        weights = torch.cat([sign * radial[:, a, k] for a, k, sign in self.weight_plan], dim=1)
         sh = o3.spherical_harmonics(self.irreps_sh, edge_vectors, normalize=True, normalization="integral")
         messages = self.tp(node_features[edge_index[0]], sh, weights)
         out = messages.new_zeros(node_features.shape[0], self.irreps_out.dim)

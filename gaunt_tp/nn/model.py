@@ -56,6 +56,9 @@ class ModelConfig:
         conv_blocks: ``"gaunt"`` (:class:`gaunt_tp.ops.GauntConvolution`) or ``"e3nn"`` (MACE's
             Clebsch-Gordan convolution, :class:`gaunt_tp.nn.cg_blocks.CGConvolution`), to compare the
             two inside one model.
+        radial_per_input: Gaunt convolutions with one radial weight per (input irrep, edge degree,
+            channel) instead of per (edge degree, channel) (:class:`gaunt_tp.ops.GauntConvolution`);
+            more freedom per edge at a cost that grows with the number of input degrees.
     """
 
     atomic_numbers: tuple[int, ...]
@@ -74,6 +77,7 @@ class ModelConfig:
     energy_scale: float = 1.0
     readout_hidden: int = 16
     conv_blocks: str = "gaunt"
+    radial_per_input: bool = False
 
     def __post_init__(self) -> None:
         if len(self.atomic_numbers) != len(self.e0s):
@@ -85,6 +89,8 @@ class ModelConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.conv_blocks not in ("gaunt", "e3nn"):
             raise ValueError(f"conv_blocks must be 'gaunt' or 'e3nn', got {self.conv_blocks!r}")
+        if self.radial_per_input and self.conv_blocks != "gaunt":
+            raise ValueError("radial_per_input applies to the Gaunt convolution (conv_blocks='gaunt') only")
         if self.max_L < 0 or self.max_L > self.max_ell:
             raise ValueError(f"max_L must be in 0..max_ell={self.max_ell}, got {self.max_L}")
 
@@ -106,8 +112,10 @@ class _Layer(nn.Module):
         irreps_sh = _natural(config.max_ell, 1)
         irreps_a = _natural(config.max_ell, c)
         self.linear_up = o3.Linear(irreps_in, irreps_in)
-        conv_cls = GauntConvolution if config.conv_blocks == "gaunt" else CGConvolution
-        self.conv = conv_cls(irreps_in, irreps_sh, irreps_a)
+        if config.conv_blocks == "gaunt":
+            self.conv = GauntConvolution(irreps_in, irreps_sh, irreps_a, radial_per_input=config.radial_per_input)
+        else:
+            self.conv = CGConvolution(irreps_in, irreps_sh, irreps_a)
         self.radial = RadialMLP(config.num_radial_basis, config.radial_mlp, self.conv.weight_numel)
         self.linear_a = o3.Linear(irreps_a, irreps_a)
         self.product = GauntManyBody(irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el)

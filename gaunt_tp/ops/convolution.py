@@ -161,12 +161,17 @@ class GauntConvolution(nn.Module):
         edge_chunk: edges processed at once (bounds the ``[edges, C, P]`` grid buffer, or the
             aligned form's ``[edges, C, M Q]`` meridian buffer and per-edge Wigner matrices).
         form: ``"auto"``, ``"grid"`` or ``"aligned"``.
+        radial_per_input: one radial weight per (node irrep, edge degree, channel) instead of per
+            (edge degree, channel): e3nn's path weight becomes ``R_e[i1, l2, c]`` (still shared by
+            the output degrees l3). The sender's function is then split by degree on the grid, so
+            the per-edge cost grows by the number of node irreps. Grid form only.
 
     Shape:
         ``forward(node_features [N, irreps_node.dim], edge_vectors [E, 3],
         edge_index [2, E] (sender, receiver), radial_weights [E, weight_numel])``
         returns ``[N, irreps_out.dim]``; ``weight_numel = len(irreps_sh) * C``, laid out
-        ``[l2, c]`` (degree-major). Zero-length edges contribute through l2 = 0 only.
+        ``[l2, c]`` (degree-major), or with ``radial_per_input`` ``len(irreps_node) * len(irreps_sh) * C``
+        laid out ``[i1, l2, c]``. Zero-length edges contribute through l2 = 0 only.
 
     Example:
         >>> import torch
@@ -185,6 +190,7 @@ class GauntConvolution(nn.Module):
         *,
         edge_chunk: int = 1024,
         form: str = "auto",
+        radial_per_input: bool = False,
     ) -> None:
         super().__init__()
         irreps_sh = as_irreps(irreps_sh, "irreps_sh")
@@ -198,10 +204,14 @@ class GauntConvolution(nn.Module):
             raise ValueError(f"edge_chunk must be >= 1, got {edge_chunk}")
         if form not in (*FORMS, "auto"):
             raise ValueError(f"form must be one of 'auto', 'grid', 'aligned', got {form!r}")
+        if radial_per_input and form == "aligned":
+            raise ValueError("radial_per_input=True is implemented in the grid form only: use form='grid' or 'auto'")
         self.irreps_node, self.irreps_sh, self.irreps_out = self.desc.irreps_in1, irreps_sh, self.desc.irreps_out
         self.sh_degrees = [ir.l for _, ir in irreps_sh]
         self.channels = self.desc.mul
-        self.weight_numel = len(self.sh_degrees) * self.channels
+        self.radial_per_input = radial_per_input
+        self.radial_inputs = len(self.irreps_node) if radial_per_input else 1
+        self.weight_numel = self.radial_inputs * len(self.sh_degrees) * self.channels
         self.edge_chunk = edge_chunk
         self.grid = smallest_grid(self.desc.lmax1 + self.desc.lmax2 + self.desc.lmax_out)
         points = self.grid.points
@@ -227,7 +237,10 @@ class GauntConvolution(nn.Module):
             )
             for f in FORMS
         }
-        self.form = min(self.costs, key=self.costs.__getitem__) if form == "auto" else form
+        if radial_per_input:
+            self.form = "grid"
+        else:
+            self.form = min(self.costs, key=self.costs.__getitem__) if form == "auto" else form
         if self.form == "aligned":
             self.frame_degrees = sorted({l for ls_in, ls_out in route_ls for l in ls_in + ls_out})
             for l in self.frame_degrees:
@@ -254,9 +267,9 @@ class GauntConvolution(nn.Module):
             bad = int(edge_index.min()) if int(edge_index.min()) < 0 else int(edge_index.max())
             raise ValueError(f"edge_index holds node {bad}, outside 0..{n - 1} for {n} nodes")
         if radial.shape != (e, self.weight_numel):
+            layout = "len(irreps_node) * len(irreps_sh) * C" if self.radial_per_input else "len(irreps_sh) * C"
             raise ValueError(
-                f"radial_weights must be [E, {self.weight_numel}] = [{e}, len(irreps_sh) * C], "
-                f"got {tuple(radial.shape)}"
+                f"radial_weights must be [E, {self.weight_numel}] = [{e}, {layout}], got {tuple(radial.shape)}"
             )
         if not (x.dtype == vectors.dtype == radial.dtype):
             raise TypeError(
@@ -277,9 +290,21 @@ class GauntConvolution(nn.Module):
         desc, t = self.desc, self.tables.get(node_features.dtype, node_features.device)
         n, c = node_features.shape[0], self.channels
         classes = desc.split_classes(node_features, desc.blocks1, desc.classes1)  # [N, C, n_a]
-        node_grid = [x @ t[f"a{i}"] for i, x in enumerate(classes)]  # [N, C, P]
         unit, _ = safe_unit_vectors(edge_vectors)
-        radial = radial_weights.view(-1, len(self.sh_degrees), c).transpose(1, 2)  # [E, C, n_l2]
+        # radial weights [E, C, n_l2] per group of node irreps sharing them (all of a class, or one irrep)
+        radial = radial_weights.view(-1, self.radial_inputs, len(self.sh_degrees), c).transpose(2, 3)
+        node_grid: list[list[tuple[torch.Tensor, int]]] = []  # per class: ([N, C, P], radial group)
+        for i, x in enumerate(classes):
+            table = t[f"a{i}"]
+            if not self.radial_per_input:
+                node_grid.append([(x @ table, 0)])
+                continue
+            pieces, start = [], 0
+            for irrep, l in zip(desc.classes1[i].irrep_indices, desc.classes1[i].ls):
+                stop = start + 2 * l + 1
+                pieces.append((x[..., start:stop] @ table[start:stop], irrep))
+                start = stop
+            node_grid.append(pieces)
         sender, receiver = edge_index[0], edge_index[1]
         # one accumulator per output class, filled in place chunk by chunk (index_add_ is differentiable)
         p = self.grid.size
@@ -287,9 +312,14 @@ class GauntConvolution(nn.Module):
         for start in range(0, edge_vectors.shape[0], self.edge_chunk):
             sl = slice(start, start + self.edge_chunk)
             zonal = _zonal_values(unit[sl], t["points"], self.sh_degrees)  # [e, n_l2, P]
-            edge_fn = torch.bmm(radial[sl], zonal)  # [e, C, P]
+            edge_fns = {}  # radial group -> [e, C, P]
             for i, io in self.routes:
-                msg = node_grid[i].index_select(0, sender[sl]) * edge_fn
+                msg = None
+                for grid_values, group in node_grid[i]:
+                    if group not in edge_fns:
+                        edge_fns[group] = torch.bmm(radial[sl, group], zonal)
+                    term = grid_values.index_select(0, sender[sl]) * edge_fns[group]
+                    msg = term if msg is None else msg + term
                 sums[io] = sums[io].index_add_(0, receiver[sl], msg)
         out = [total @ t[f"o{io}"] for io, total in enumerate(sums)]
         return desc.merge_out(out)

@@ -33,6 +33,7 @@ class TrainConfig:
     num_radial_basis: int = 8
     num_cutoff_basis: int = 5
     conv_blocks: str = "gaunt"
+    radial_per_input: bool = False
     batch_size: int = 5
     valid_batch_size: int = 10
     max_num_epochs: int = 100

@@ -149,6 +149,28 @@ def test_e3nn_convolution_blocks_give_a_valid_model(ethanol):
         dataclasses.replace(CONFIG, conv_blocks="cg")
 
 
+def test_radial_per_input_gives_a_valid_model(ethanol):
+    torch.manual_seed(4)
+    config = dataclasses.replace(CONFIG, radial_per_input=True)
+    assert ModelConfig.from_json(config.to_json()) == config
+    model = GauntMACE(config).double()
+    assert model.layers[1].conv.radial_per_input and model.layers[1].conv.radial_inputs == 2  # 0e + 1o in
+    c = ethanol[1]
+    out = model(graph(c))
+    h = 1e-5
+    plus, minus = c.positions.copy(), c.positions.copy()
+    plus[2, 0] += h
+    minus[2, 0] -= h
+    numeric = -(model(graph(moved(c, plus)))["energy"] - model(graph(moved(c, minus)))["energy"]) / (2 * h)
+    assert float(numeric) == pytest.approx(float(out["forces"][2, 0]), abs=1e-6)
+    rot = -random_rotation(generator=torch.Generator().manual_seed(6)).numpy()  # with inversion
+    rotated = model(graph(moved(c, c.positions @ rot.T)))
+    assert float(rotated["energy"]) == pytest.approx(float(out["energy"]), abs=1e-10)
+    torch.testing.assert_close(rotated["forces"], out["forces"] @ torch.from_numpy(rot).T, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="radial_per_input"):
+        dataclasses.replace(CONFIG, conv_blocks="e3nn", radial_per_input=True)
+
+
 def test_float32_invariance(ethanol):
     torch.manual_seed(2)
     model = GauntMACE(CONFIG).float()

@@ -29,6 +29,53 @@ def test_equals_e3nn_uvu_plus_scatter(case, chunk):
     torch.testing.assert_close(out, ref(x, vectors, edge_index, radial), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", CASES, ids=range(len(CASES)))
+@pytest.mark.parametrize("chunk", [3, 1024])
+def test_radial_per_input_equals_e3nn_with_per_input_path_weights(case, chunk):
+    conv = GauntConvolution(*case, edge_chunk=chunk, radial_per_input=True)
+    ref = E3nnGauntConvolution(*case, radial_per_input=True)
+    assert conv.form == "grid" and conv.weight_numel == len(conv.irreps_node) * len(conv.irreps_sh) * conv.channels
+    vectors, edge_index = graph(6, 17)
+    vectors[0] = 0.0  # zero-length edge: finite, l2 = 0 only, as without the option
+    x = torch.randn(6, conv.irreps_node.dim, dtype=torch.float64)
+    radial = torch.randn(17, conv.weight_numel, dtype=torch.float64)
+    out = conv(x, vectors, edge_index, radial)
+    assert torch.isfinite(out).all()
+    keep = torch.ones(17, dtype=torch.bool)
+    keep[0] = False  # e3nn's normalised harmonics are NaN for a zero vector: compare on the other edges
+    ref_out = ref(x, vectors[keep], edge_index[:, keep], radial[keep])
+    zero_edge = GauntConvolution(*case, radial_per_input=True)(x, vectors[:1], edge_index[:, :1], radial[:1])
+    torch.testing.assert_close(out, ref_out + zero_edge, rtol=0, atol=1e-12)
+    # with the same weight for every node irrep it is the plain convolution
+    shared = torch.randn(17, len(conv.irreps_sh) * conv.channels, dtype=torch.float64)
+    plain = GauntConvolution(*case, edge_chunk=chunk)(x, vectors, edge_index, shared)
+    tiled = shared.repeat(1, len(conv.irreps_node))
+    torch.testing.assert_close(conv(x, vectors, edge_index, tiled), plain, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="grid form only"):
+        GauntConvolution(*case, form="aligned", radial_per_input=True)
+
+
+def test_radial_per_input_gradcheck_and_equivariance():
+    conv = GauntConvolution("2x0e + 2x1o", "1x0e + 1x1o + 1x2e", "2x0e + 2x1o + 2x2e", radial_per_input=True)
+    vectors, edge_index = graph(3, 5)
+    x = torch.randn(3, conv.irreps_node.dim, dtype=torch.float64, requires_grad=True)
+    radial = torch.randn(5, conv.weight_numel, dtype=torch.float64, requires_grad=True)
+    vectors.requires_grad_(True)
+
+    def fn(x, vectors, radial):
+        return conv(x, vectors, edge_index, radial)
+
+    assert torch.autograd.gradcheck(fn, (x, vectors, radial))
+    assert torch.autograd.gradgradcheck(fn, (x, vectors, radial))
+    edges8 = torch.randint(0, 8, (2, 8))  # assert_equivariant draws 8 nodes and 8 edge vectors
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-6)):
+        r = torch.randn(8, conv.weight_numel, dtype=dtype)
+        err = assert_equivariant(
+            lambda x, v: conv(x, v, edges8, r), [conv.irreps_node, "1x1o"], conv.irreps_out, dtype=dtype
+        )
+        assert err < tol
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_equivariant_in_node_features_and_edge_vectors(dtype):
     conv = GauntConvolution(*CASES[1])
