@@ -4,9 +4,13 @@ Gaunt coefficients vanish on the paths with l1+l2+l3 odd (the cross product
 1o x 1o -> 1e is one). Those paths are the coefficients of a different bilinear
 function of f and g, ``r . (grad f x grad g)`` on the unit sphere
 (:func:`gaunt_tp.math.odd_product_coefficients`), which a sphere grid computes at a
-grid product's cost: evaluate ``r x grad f`` and ``grad g`` at the points (three
-components each), take the dot product pointwise, project onto the output
-harmonics. Each path equals e3nn's Clebsch-Gordan path times a constant,
+grid product's cost: evaluate ``r x grad f`` and ``grad g`` at the points, take the
+dot product pointwise, project onto the output harmonics. Both vectors are
+tangent to the sphere up to a radial part that drops out of the dot product, so
+they are evaluated by their two components in a tangent frame ``(t1, t2)`` at each
+point (any orthonormal pair with ``t1 x t2 = r``): two components instead of x, y, z,
+which is two thirds of the transforms and of the pointwise work. Each path equals
+e3nn's Clebsch-Gordan path times a constant,
 ``odd_product_coefficients(l1, l2, l3) = c * o3.wigner_3j(l1, l2, l3)``.
 """
 
@@ -21,7 +25,31 @@ from gaunt_tp.math.quadrature import smallest_grid
 from gaunt_tp.ops.descriptor import GauntDescriptor
 from gaunt_tp.ops.tables import TableCache
 
-__all__ = ["OddPathProduct"]
+__all__ = ["OddPathProduct", "tangent_frames"]
+
+
+def tangent_frames(points: torch.Tensor) -> torch.Tensor:
+    """An orthonormal tangent frame ``(t1, t2)`` with ``t1 x t2 = r`` at each unit vector r.
+
+    ``t1`` is ``a x r`` normalised, with ``a`` the z axis, or the x axis where ``|r_z| > 0.5``
+    (so ``a`` is never close to parallel to r); ``t2 = r x t1``.
+
+    Shape:
+        points ``[P, 3]`` (unit vectors); returns ``[P, 2, 3]``.
+
+    Example:
+        >>> f = tangent_frames(torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64))
+        >>> torch.linalg.cross(f[:, 0], f[:, 1]).tolist()
+        [[1.0, 0.0, 0.0]]
+    """
+    axis = torch.zeros_like(points)
+    near_z = points[:, 2].abs() > 0.5
+    axis[near_z, 0] = 1.0
+    axis[~near_z, 2] = 1.0
+    t1 = torch.linalg.cross(axis, points, dim=-1)
+    t1 = t1 / t1.norm(dim=-1, keepdim=True)
+    t2 = torch.linalg.cross(points, t1, dim=-1)
+    return torch.stack([t1, t2], dim=1)
 
 
 class OddPathProduct(nn.Module):
@@ -36,7 +64,7 @@ class OddPathProduct(nn.Module):
 
     Shape:
         ``x1 [N1, irreps_in1.dim]``, ``x2 [N2, irreps_in2.dim]`` with N1, N2 equal or 1;
-        returns ``[N, irreps_out.dim]``. Grid values are ``[N, mul, 3, P]``.
+        returns ``[N, irreps_out.dim]``. Grid values are ``[N, mul, 2, P]`` (tangent components).
     """
 
     def __init__(self, desc: GauntDescriptor) -> None:
@@ -49,12 +77,15 @@ class OddPathProduct(nn.Module):
         lmax = max(desc.lmax1, desc.lmax2, desc.lmax_out)
         grads = harmonic_gradients(max(desc.lmax1, desc.lmax2), r)  # [P, n_all, 3]
         curls = torch.linalg.cross(r[:, None, :].expand_as(grads), grads, dim=-1)  # r x grad P
+        frame = tangent_frames(r)  # [P, 2, 3]
+        curls = torch.einsum("pnk,pjk->pnj", curls, frame)  # [P, n_all, 2]
+        grads = torch.einsum("pnk,pjk->pnj", grads, frame)
         y = o3.spherical_harmonics(list(range(lmax + 1)), r, normalize=False, normalization="integral")
         tables = {}
         for i, cls in enumerate(desc.classes1):
-            tables[f"a{i}"] = curls[:, cls.sh_rows()].permute(1, 2, 0).reshape(cls.dim, -1)  # [n, 3 P]
+            tables[f"a{i}"] = curls[:, cls.sh_rows()].permute(1, 2, 0).reshape(cls.dim, -1)  # [n, 2 P]
         for i, cls in enumerate(desc.classes2):
-            tables[f"b{i}"] = grads[:, cls.sh_rows()].permute(1, 2, 0).reshape(cls.dim, -1)  # [n, 3 P]
+            tables[f"b{i}"] = grads[:, cls.sh_rows()].permute(1, 2, 0).reshape(cls.dim, -1)  # [n, 2 P]
         for i, cls in enumerate(desc.classes_out):
             tables[f"o{i}"] = (self.grid.weights[:, None] * y[:, cls.sh_rows()]).contiguous()  # [P, n]
         self.tables = TableCache(tables)
@@ -64,17 +95,18 @@ class OddPathProduct(nn.Module):
         """Floating-point operations of one forward call on ``products`` products."""
         d = self.desc
         n1, n2, n3 = (sum(c.dim for c in cs) for cs in (d.classes1, d.classes2, d.classes_out))
-        return products * self.points * (6.0 * (n1 + n2) + 2.0 * n3 + 6.0 * len(d.class_pairs))
+        return products * self.points * (4.0 * (n1 + n2) + 2.0 * n3 + 4.0 * len(d.class_pairs))
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         desc = self.desc
         t = self.tables.get(x1.dtype, x1.device)
         c1 = desc.split_classes(x1, desc.blocks1, desc.classes1)
         c2 = desc.split_classes(x2, desc.blocks2, desc.classes2)
-        curl = [(x @ t[f"a{i}"]).unflatten(-1, (3, self.points)) for i, x in enumerate(c1)]  # [N, mul, 3, P]
-        grad = [(x @ t[f"b{i}"]).unflatten(-1, (3, self.points)) for i, x in enumerate(c2)]
+        curl = [(x @ t[f"a{i}"]).unflatten(-1, (2, self.points)) for i, x in enumerate(c1)]  # [N, mul, 2, P]
+        grad = [(x @ t[f"b{i}"]).unflatten(-1, (2, self.points)) for i, x in enumerate(c2)]
         h: list[torch.Tensor | None] = [None] * len(desc.classes_out)
         for i1, i2, io in desc.class_pairs:
-            w = (curl[i1] * grad[i2]).sum(-2)  # (r x grad f) . grad g = r . (grad f x grad g)
+            a, b = curl[i1], grad[i2]
+            w = torch.addcmul(a[..., 0, :] * b[..., 0, :], a[..., 1, :], b[..., 1, :])  # (r x grad f) . grad g
             h[io] = w if h[io] is None else h[io] + w
         return desc.merge_out([hc @ t[f"o{i}"] for i, hc in enumerate(h)])  # type: ignore[operator]

@@ -56,3 +56,26 @@ def test_odd_paths_vanish_for_equal_inputs():
     tp = GauntTensorProduct("3x1o + 3x2e", "3x1o + 3x2e", "3x1e + 3x2o", odd_paths=True)
     x = torch.randn(4, tp.irreps_in1.dim, dtype=torch.float64)
     assert tp(x, x).abs().max() < 1e-13  # grad f x grad f = 0
+
+
+def test_tangent_frames_are_right_handed_and_orthonormal():
+    from gaunt_tp.math.quadrature import smallest_grid
+    from gaunt_tp.ops.odd import tangent_frames
+
+    poles = torch.eye(3, dtype=torch.float64)
+    points = torch.cat(
+        [
+            poles,
+            -poles,
+            smallest_grid(9).points,
+            torch.nn.functional.normalize(torch.randn(50, 3, dtype=torch.float64), dim=-1),
+        ]
+    )
+    f = tangent_frames(points)
+    t1, t2 = f[:, 0], f[:, 1]
+    ones, zeros = torch.ones(len(points), dtype=torch.float64), torch.zeros(len(points), dtype=torch.float64)
+    torch.testing.assert_close((t1 * t1).sum(-1), ones, rtol=0, atol=1e-14)
+    torch.testing.assert_close((t2 * t2).sum(-1), ones, rtol=0, atol=1e-14)
+    torch.testing.assert_close((t1 * t2).sum(-1), zeros, rtol=0, atol=1e-14)
+    torch.testing.assert_close((t1 * points).sum(-1), zeros, rtol=0, atol=1e-14)
+    torch.testing.assert_close(torch.linalg.cross(t1, t2, dim=-1), points, rtol=0, atol=1e-14)
