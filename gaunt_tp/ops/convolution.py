@@ -33,7 +33,7 @@ from gaunt_tp.ops.aligned import aligned_messages, edge_frame_wigner
 from gaunt_tp.ops.descriptor import GauntDescriptor, as_irreps
 from gaunt_tp.ops.tables import TableCache
 
-__all__ = ["FORMS", "GauntConvolution", "convolution_cost", "safe_unit_vectors"]
+__all__ = ["FORMS", "GauntConvolution", "auto_edge_chunk", "convolution_cost", "safe_unit_vectors"]
 
 FORMS = ("grid", "aligned")
 
@@ -78,6 +78,34 @@ def _zonal_values(unit: torch.Tensor, points: torch.Tensor, degrees: list[int]) 
 _RATE = {"grid": 8.0e9, "aligned": 3.7e9}
 _ROW_SECONDS = {"grid": 1.3e-8, "aligned": 1.2e-7}
 _LAUNCH_SECONDS = 1.0e-5
+
+# Automatic edge chunks. On the CPU the grid form's [edges, C, P] buffers are kept at or under 16 MiB:
+# above glibc's 32 MiB mmap threshold a buffer is page-faulted in afresh on every call, and larger ones
+# leave the caches. Smaller chunks are not better inside a model: each chunk's backward scatters into a
+# full [nodes, C, P] gradient, and each adds autograd nodes. Measured with benchmarks/bench_edge_chunk.py
+# (C = 64, 200 nodes, 4000 edges: forward+backward at lmax 6 took 206 ms with 1024-edge chunks, 120 ms
+# with 256) and with the whole model (3BPA, max_L 1-2: 1024-edge chunks as fast as or faster than 256).
+# On GPUs large kernels pay: 1024 edges, as measured there.
+_CPU_CHUNK_BYTES = 16 * 2**20
+_CPU_CHUNK_RANGE = (128, 1024)
+_GPU_CHUNK = 1024
+
+
+def auto_edge_chunk(row_elements: int, itemsize: int, device_type: str) -> int:
+    """Edges per chunk for a per-edge buffer of ``row_elements`` values of ``itemsize`` bytes.
+
+    CPU: the largest power of two with ``chunk * row_elements * itemsize <= 16 MiB``, clamped to 128..1024.
+    Other devices: 1024.
+
+    Example:
+        >>> auto_edge_chunk(64 * 146, 4, "cpu"), auto_edge_chunk(64 * 146, 4, "cuda")
+        (256, 1024)
+    """
+    if device_type != "cpu":
+        return _GPU_CHUNK
+    low, high = _CPU_CHUNK_RANGE
+    fits = max(_CPU_CHUNK_BYTES // max(row_elements * itemsize, 1), 1)
+    return min(max(1 << (fits.bit_length() - 1), low), high)
 
 
 def convolution_cost(
@@ -160,6 +188,8 @@ class GauntConvolution(nn.Module):
         irreps_out: output irreps, multiplicity C, each reached by a Gaunt path.
         edge_chunk: edges processed at once (bounds the ``[edges, C, P]`` grid buffer, or the
             aligned form's ``[edges, C, M Q]`` meridian buffer and per-edge Wigner matrices).
+            ``None`` (default): chosen per call by :func:`auto_edge_chunk` from the buffer's
+            size, dtype and device (buffers of at most 16 MiB on the CPU, 1024 edges on GPUs).
         form: ``"auto"``, ``"grid"`` or ``"aligned"``.
         radial_per_input: one radial weight per (node irrep, edge degree, channel) instead of per
             (edge degree, channel): e3nn's path weight becomes ``R_e[i1, l2, c]`` (still shared by
@@ -188,7 +218,7 @@ class GauntConvolution(nn.Module):
         irreps_sh: o3.Irreps | str,
         irreps_out: o3.Irreps | str,
         *,
-        edge_chunk: int = 1024,
+        edge_chunk: int | None = None,
         form: str = "auto",
         radial_per_input: bool = False,
     ) -> None:
@@ -200,7 +230,7 @@ class GauntConvolution(nn.Module):
         self.desc = GauntDescriptor(irreps_node, irreps_sh, irreps_out)
         if self.desc.mul2 != 1 or self.desc.mul1 != self.desc.mul:
             raise ValueError("node features carry the channels; irreps_sh must have multiplicity 1")
-        if edge_chunk < 1:
+        if edge_chunk is not None and edge_chunk < 1:
             raise ValueError(f"edge_chunk must be >= 1, got {edge_chunk}")
         if form not in (*FORMS, "auto"):
             raise ValueError(f"form must be one of 'auto', 'grid', 'aligned', got {form!r}")
@@ -233,7 +263,7 @@ class GauntConvolution(nn.Module):
                 sh_degrees=self.sh_degrees,
                 routes=route_ls,
                 grid_points=self.grid.size,
-                edge_chunk=edge_chunk,
+                edge_chunk=edge_chunk or auto_edge_chunk(self.channels * self.grid.size, 4, "cpu"),
             )
             for f in FORMS
         }
@@ -309,8 +339,9 @@ class GauntConvolution(nn.Module):
         # one accumulator per output class, filled in place chunk by chunk (index_add_ is differentiable)
         p = self.grid.size
         sums = [node_features.new_zeros(n, c, p) for _ in desc.classes_out]
-        for start in range(0, edge_vectors.shape[0], self.edge_chunk):
-            sl = slice(start, start + self.edge_chunk)
+        chunk = self.edge_chunk or auto_edge_chunk(c * p, node_features.element_size(), node_features.device.type)
+        for start in range(0, edge_vectors.shape[0], chunk):
+            sl = slice(start, start + chunk)
             zonal = _zonal_values(unit[sl], t["points"], self.sh_degrees)  # [e, n_l2, P]
             edge_fns = {}  # radial group -> [e, C, P]
             for i, io in self.routes:
@@ -338,8 +369,9 @@ class GauntConvolution(nn.Module):
         turns = {l: t[f"turn{l}"] for l in self.frame_degrees}
         sender, receiver = edge_index[0], edge_index[1]
         sums = [node_features.new_zeros(n, c, cls.dim) for cls in desc.classes_out]
-        for start in range(0, edge_vectors.shape[0], self.edge_chunk):
-            sl = slice(start, start + self.edge_chunk)
+        chunk = self.edge_chunk or _GPU_CHUNK  # the aligned form's buffers are not sized yet
+        for start in range(0, edge_vectors.shape[0], chunk):
+            sl = slice(start, start + chunk)
             wigner = edge_frame_wigner(unit[sl], self.frame_degrees, turns)
             weights = radial[sl] * keep[sl, None, :]
             for i, io in self.routes:
