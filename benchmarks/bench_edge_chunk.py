@@ -3,7 +3,8 @@
 The grid form of ``GauntConvolution`` works on ``[chunk, C, P]`` buffers. Large chunks leave the
 caches and, above glibc's mmap threshold (32 MiB), are page-faulted in afresh on every call; tiny
 chunks pay per-launch overhead. This sweeps fixed chunk sizes and the automatic choice
-(``gaunt_tp.ops.convolution.auto_edge_chunk``), forward (no grad) and forward+backward, timed
+(``gaunt_tp.ops.convolution.auto_edge_chunk``; it picks larger chunks when gradients are recorded),
+forward (no grad) and forward+backward, timed
 round-robin in one run; writes JSON and a plot (time vs chunk size, one line per lmax).
 
     python benchmarks/bench_edge_chunk.py                 # lmax 1 3 6, C = 64, N = 200, E = 4000
@@ -76,17 +77,18 @@ def main(argv: list[str] | None = None) -> None:
             {k: forward_backward(m) for k, m in convs.items()}, device=torch.device("cpu"), budget_s=args.budget
         )
         auto = auto_edge_chunk(c * ref.grid.size, x.element_size(), "cpu")
+        auto_grad = auto_edge_chunk(c * ref.grid.size, x.element_size(), "cpu", args.nodes)
         row = {
             "lmax": lmax,
             "grid_points": ref.grid.size,
-            "auto_chunk": auto,
+            "auto_chunk": {"forward_ms": auto, "forward_backward_ms": auto_grad},
             "forward_ms": {k: v * 1e3 for k, v in fwd.items()},
             "forward_backward_ms": {k: v * 1e3 for k, v in fb.items()},
         }
         rows.append(row)
         best = min(args.chunks, key=lambda k: fb[f"chunk {k}"])
         print(
-            f"lmax {lmax} (P = {ref.grid.size}, auto chunk {auto}): forward "
+            f"lmax {lmax} (P = {ref.grid.size}, auto chunk {auto} / {auto_grad} with gradients): forward "
             + " ".join(f"{k}:{fwd[f'chunk {k}'] * 1e3:.1f}" for k in args.chunks)
             + f" auto:{fwd['auto'] * 1e3:.1f} ms | forward+backward "
             + " ".join(f"{k}:{fb[f'chunk {k}'] * 1e3:.1f}" for k in args.chunks)
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
             (line,) = ax.plot(
                 args.chunks, [row[key][f"chunk {k}"] for k in args.chunks], "o-", label=f"lmax {row['lmax']}"
             )
-            ax.plot([row["auto_chunk"]], [row[key]["auto"]], "*", ms=14, color=line.get_color())
+            ax.plot([row["auto_chunk"][key]], [row[key]["auto"]], "*", ms=14, color=line.get_color())
         ax.set(xscale="log", yscale="log", xlabel="edges per chunk", ylabel="ms", title=f"{title} (star: auto)")
         ax.legend()
     fig.suptitle(f"GauntConvolution grid form, C = {args.channels}, {args.edges} edges, {args.dtype}, CPU")

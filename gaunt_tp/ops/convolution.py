@@ -79,33 +79,37 @@ _RATE = {"grid": 8.0e9, "aligned": 3.7e9}
 _ROW_SECONDS = {"grid": 1.3e-8, "aligned": 1.2e-7}
 _LAUNCH_SECONDS = 1.0e-5
 
-# Automatic edge chunks. On the CPU the grid form's [edges, C, P] buffers are kept at or under 16 MiB:
-# above glibc's 32 MiB mmap threshold a buffer is page-faulted in afresh on every call, and larger ones
-# leave the caches. Smaller chunks are not better inside a model: each chunk's backward scatters into a
-# full [nodes, C, P] gradient, and each adds autograd nodes. Measured with benchmarks/bench_edge_chunk.py
-# (C = 64, 200 nodes, 4000 edges: forward+backward at lmax 6 took 206 ms with 1024-edge chunks, 120 ms
-# with 256) and with the whole model (3BPA, max_L 1-2: 1024-edge chunks as fast as or faster than 256).
-# On GPUs large kernels pay: 1024 edges, as measured there.
-_CPU_CHUNK_BYTES = 16 * 2**20
+# Automatic edge chunks (benchmarks/bench_edge_chunk.py; C = 64, 200 nodes, 4000 edges, float32). On the
+# CPU the grid form's [edges, C, P] buffers are kept near 4 MiB, so a chunk's few buffers stay in cache:
+# at lmax 3 the forward took 6.4 ms with 256-edge chunks and 19.7 ms with 1024, at lmax 6 forward+backward
+# 120 ms with 256 and 180 ms with 1024 (larger buffers also cross glibc's 32 MiB mmap threshold and are
+# page-faulted in afresh on every call). When autograd records, each chunk's backward scatters into a full
+# [nodes, C, P] gradient, so chunks are not made smaller than the node count (up to 1024): in the whole
+# model on 1000 atoms 1024-edge chunks beat 256. On GPUs large kernels pay: 1024 edges, as measured there.
+_CPU_CHUNK_BYTES = 4 * 2**20
 _CPU_CHUNK_RANGE = (128, 1024)
 _GPU_CHUNK = 1024
 
 
-def auto_edge_chunk(row_elements: int, itemsize: int, device_type: str) -> int:
+def auto_edge_chunk(row_elements: int, itemsize: int, device_type: str, nodes: int = 0) -> int:
     """Edges per chunk for a per-edge buffer of ``row_elements`` values of ``itemsize`` bytes.
 
-    CPU: the largest power of two with ``chunk * row_elements * itemsize <= 16 MiB``, clamped to 128..1024.
-    Other devices: 1024.
+    CPU: the largest power of two with ``chunk * row_elements * itemsize <= 4 MiB``, raised to the
+    smallest power of two ``>= nodes`` (pass the node count when gradients are recorded, 0 otherwise),
+    clamped to 128..1024. Other devices: 1024.
 
     Example:
-        >>> auto_edge_chunk(64 * 146, 4, "cpu"), auto_edge_chunk(64 * 146, 4, "cuda")
-        (256, 1024)
+        >>> auto_edge_chunk(64 * 146, 4, "cpu"), auto_edge_chunk(64 * 146, 4, "cpu", nodes=200)
+        (128, 256)
+        >>> auto_edge_chunk(64 * 146, 4, "cuda")
+        1024
     """
     if device_type != "cpu":
         return _GPU_CHUNK
     low, high = _CPU_CHUNK_RANGE
     fits = max(_CPU_CHUNK_BYTES // max(row_elements * itemsize, 1), 1)
-    return min(max(1 << (fits.bit_length() - 1), low), high)
+    chunk = max(1 << (fits.bit_length() - 1), 1 << max(nodes - 1, 0).bit_length() if nodes else 1)
+    return min(max(chunk, low), high)
 
 
 def convolution_cost(
@@ -189,7 +193,8 @@ class GauntConvolution(nn.Module):
         edge_chunk: edges processed at once (bounds the ``[edges, C, P]`` grid buffer, or the
             aligned form's ``[edges, C, M Q]`` meridian buffer and per-edge Wigner matrices).
             ``None`` (default): chosen per call by :func:`auto_edge_chunk` from the buffer's
-            size, dtype and device (buffers of at most 16 MiB on the CPU, 1024 edges on GPUs).
+            size, dtype and device (buffers of about 4 MiB on the CPU, at least the node count when gradients are
+            recorded; 1024 edges on GPUs).
         form: ``"auto"``, ``"grid"`` or ``"aligned"``.
         radial_per_input: one radial weight per (node irrep, edge degree, channel) instead of per
             (edge degree, channel): e3nn's path weight becomes ``R_e[i1, l2, c]`` (still shared by
@@ -339,7 +344,11 @@ class GauntConvolution(nn.Module):
         # one accumulator per output class, filled in place chunk by chunk (index_add_ is differentiable)
         p = self.grid.size
         sums = [node_features.new_zeros(n, c, p) for _ in desc.classes_out]
-        chunk = self.edge_chunk or auto_edge_chunk(c * p, node_features.element_size(), node_features.device.type)
+        chunk = self.edge_chunk
+        if chunk is None:
+            inputs = (node_features, edge_vectors, radial_weights)
+            records = torch.is_grad_enabled() and any(v.requires_grad for v in inputs)
+            chunk = auto_edge_chunk(c * p, node_features.element_size(), node_features.device.type, n if records else 0)
         for start in range(0, edge_vectors.shape[0], chunk):
             sl = slice(start, start + chunk)
             zonal = _zonal_values(unit[sl], t["points"], self.sh_degrees)  # [e, n_l2, P]
