@@ -80,14 +80,16 @@ def gaunt_contender(
     stats: dict,
     conv_blocks: str = "gaunt",
     radial_per_input: bool = False,
+    num_products: int = 1,
 ) -> Contender:
     """GauntMACE; ``conv_blocks="e3nn"`` swaps in MACE's per-path Clebsch-Gordan convolution,
-    ``radial_per_input`` gives the Gaunt convolution one radial weight per input irrep as well."""
+    ``radial_per_input`` gives the Gaunt convolution one radial weight per input irrep as well,
+    ``num_products`` sums that many products in each many-body block."""
     table = ElementTable(stats["atomic_numbers"])
     config = ModelConfig(atomic_numbers=tuple(stats["atomic_numbers"]), e0s=tuple(stats["e0s"]),
                          avg_num_neighbors=stats["avg_num_neighbors"], energy_shift=stats["shift"],
                          energy_scale=stats["scale"], conv_blocks=conv_blocks,
-                         radial_per_input=radial_per_input, **SIZE)  # fmt: skip
+                         radial_per_input=radial_per_input, num_products=num_products, **SIZE)  # fmt: skip
     model = GauntMACE(config).to(torch.float64)
 
     def call(m, b, training):  # noqa: ANN001, ANN202
@@ -183,6 +185,8 @@ def plot(report: dict, path: Path) -> None:
         ("gaunt", "gaunt-tp GauntMACE"),
         ("gaunt-cg", "GauntMACE + CG convolution"),
         ("gaunt-rpi", "GauntMACE, radial per input irrep"),
+        ("gaunt-k4", "GauntMACE, 4 many-body products"),
+        ("gaunt-rpi-k4", "GauntMACE, radial per input, 4 products"),
         ("mace", "mace-torch MACE"),
     ):
         rows = report["models"].get(name, {}).get("epochs", [])
@@ -216,9 +220,10 @@ def main(argv: list[str] | None = None) -> None:
         "--models",
         nargs="+",
         default=["gaunt", "mace"],
-        choices=["gaunt", "gaunt-cg", "gaunt-rpi", "mace"],
+        choices=["gaunt", "gaunt-cg", "gaunt-rpi", "gaunt-k4", "gaunt-rpi-k4", "mace"],
         help="gaunt-cg: GauntMACE with MACE's Clebsch-Gordan convolution (per-path radial weights); "
-        "gaunt-rpi: the Gaunt convolution with radial weights per input irrep too",
+        "gaunt-rpi: the Gaunt convolution with radial weights per input irrep too; "
+        "-k4: four products summed in each many-body block (num_products=4)",
     )
     parser.add_argument("--limit", type=int, default=None, help="use only the first LIMIT configurations")
     parser.add_argument("--seed", type=int, default=1)
@@ -265,6 +270,8 @@ def main(argv: list[str] | None = None) -> None:
         "gaunt": gaunt_contender,
         "gaunt-cg": lambda *a: gaunt_contender(*a, conv_blocks="e3nn"),
         "gaunt-rpi": lambda *a: gaunt_contender(*a, radial_per_input=True),
+        "gaunt-k4": lambda *a: gaunt_contender(*a, num_products=4),
+        "gaunt-rpi-k4": lambda *a: gaunt_contender(*a, radial_per_input=True, num_products=4),
         "mace": mace_contender,
     }
     for name in args.models:

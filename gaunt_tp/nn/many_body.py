@@ -37,12 +37,25 @@ class GauntManyBody(nn.Module):
     couples to l (``benchmarks/rank_many_body.py`` measures it against MACE's symmetric
     contraction), at the same O(L^3) cost per factor.
 
+    One product still gives one function per (nu, l, channel), whereas MACE's symmetric
+    contraction learns a linear combination of all its coupling paths. ``num_products = K``
+    sums K such products, each with its own factors and weights,
+    ``out = sum_{q=1..K} sum_nu w[z, q, nu, l, c] N[nu, l] P_l(prod_k f_{z,q,k,c})``
+    (a rank-K combination of the features), at K times the cost of one.
+
     Args:
         irreps_in: node features A, natural parity, one multiplicity C.
         irreps_out: outputs, natural parity, multiplicity C.
         correlation: largest body order nu (>= 1).
         num_elements: number of chemical elements (rows of the weights).
         factor_weights: learn per-factor, per-element weights on the input degrees.
+        num_products: K, the number of products summed (needs ``factor_weights`` when > 1:
+            without them the K products are one function).
+
+    Parameters:
+        ``weights [num_elements, K * correlation, n_out_irreps, C]`` (index ``q * correlation + nu - 1``),
+        ``factor [num_elements, K * correlation, n_in_irreps, C]`` (index ``q * correlation + k - 1``)
+        or None.
 
     Shape:
         ``forward(node_features [N, irreps_in.dim], species [N] (int, 0..num_elements-1))``
@@ -63,6 +76,7 @@ class GauntManyBody(nn.Module):
         correlation: int,
         num_elements: int,
         factor_weights: bool = True,
+        num_products: int = 1,
     ) -> None:
         super().__init__()
         self.irreps_in = as_irreps(irreps_in, "irreps_in")
@@ -80,7 +94,12 @@ class GauntManyBody(nn.Module):
             raise ValueError(f"correlation must be an int >= 1, got {correlation!r}")
         if not isinstance(num_elements, int) or num_elements < 1:
             raise ValueError(f"num_elements must be an int >= 1, got {num_elements!r}")
+        if not isinstance(num_products, int) or num_products < 1:
+            raise ValueError(f"num_products must be an int >= 1, got {num_products!r}")
+        if num_products > 1 and not factor_weights:
+            raise ValueError("num_products > 1 needs factor_weights=True (otherwise the products are one function)")
         self.correlation, self.num_elements, self.factor_weights = correlation, num_elements, factor_weights
+        self.num_products = num_products
         lmax_in = max(ir.l for _, ir in self.irreps_in)
         lmax_out = max(ir.l for _, ir in self.irreps_out)
         reachable = [ir.l for _, ir in self.irreps_out if ir.l > correlation * lmax_in]
@@ -123,10 +142,9 @@ class GauntManyBody(nn.Module):
             persistent=False,
         )
         n_in, n_out = len(self.irreps_in), len(self.irreps_out)
-        self.weights = nn.Parameter(torch.randn(num_elements, correlation, n_out, self.channels) / correlation**0.5)
-        self.factor = (
-            nn.Parameter(torch.ones(num_elements, correlation, n_in, self.channels)) if factor_weights else None
-        )
+        terms = num_products * correlation
+        self.weights = nn.Parameter(torch.randn(num_elements, terms, n_out, self.channels) / terms**0.5)
+        self.factor = nn.Parameter(torch.ones(num_elements, terms, n_in, self.channels)) if factor_weights else None
         self.register_buffer("norm", self._normalisation(), persistent=False)
 
     @torch.no_grad()
@@ -160,16 +178,20 @@ class GauntManyBody(nn.Module):
         n, c = node_features.shape[0], self.channels
         t = self.tables.get(node_features.dtype, node_features.device)
         a = node_features.index_select(1, self.perm_in).view(n, c, -1)  # [N, C, n_in]
+        nu = self.correlation
         if self.factor is not None:
-            u = self.factor[species].index_select(2, self.degree_in).transpose(2, 3)  # [N, nu, C, n_in]
-            factors = [(a * u[:, k]) @ t["synth"] for k in range(self.correlation)]  # each [N, C, P]
+            u = self.factor[species].index_select(2, self.degree_in).transpose(2, 3)  # [N, K nu, C, n_in]
+            factors = [(a * u[:, k]) @ t["synth"] for k in range(u.shape[1])]  # each [N, C, P]
         else:
-            factors = [a @ t["synth"]] * self.correlation
-        w = self.weights[species] * self.norm.to(node_features.dtype)[None, :, :, None]  # [N, nu, n_out, C]
-        w = w.index_select(2, self.degree_out).transpose(2, 3)  # [N, nu, C, n_out_entries]
-        power, out = None, None
-        for k in range(self.correlation):
-            power = factors[k] if power is None else power * factors[k]
-            term = (power @ t["proj"]) * w[:, k]
-            out = term if out is None else out + term
+            factors = [a @ t["synth"]] * nu
+        norm = self.norm.to(node_features.dtype).repeat(self.num_products, 1)  # [K nu, n_out]
+        w = self.weights[species] * norm[None, :, :, None]  # [N, K nu, n_out, C]
+        w = w.index_select(2, self.degree_out).transpose(2, 3)  # [N, K nu, C, n_out_entries]
+        out = None
+        for q in range(self.num_products):
+            power = None
+            for k in range(q * nu, (q + 1) * nu):
+                power = factors[k] if power is None else power * factors[k]
+                term = (power @ t["proj"]) * w[:, k]
+                out = term if out is None else out + term
         return out.reshape(n, -1).index_select(1, self.perm_out_inverse)  # type: ignore[union-attr]

@@ -59,6 +59,8 @@ class ModelConfig:
         radial_per_input: Gaunt convolutions with one radial weight per (input irrep, edge degree,
             channel) instead of per (edge degree, channel) (:class:`gaunt_tp.ops.GauntConvolution`);
             more freedom per edge at a cost that grows with the number of input degrees.
+        num_products: products summed in each many-body block (:class:`gaunt_tp.nn.GauntManyBody`'s
+            ``num_products``): a rank-K combination of many-body features instead of one product.
     """
 
     atomic_numbers: tuple[int, ...]
@@ -78,13 +80,14 @@ class ModelConfig:
     readout_hidden: int = 16
     conv_blocks: str = "gaunt"
     radial_per_input: bool = False
+    num_products: int = 1
 
     def __post_init__(self) -> None:
         if len(self.atomic_numbers) != len(self.e0s):
             raise ValueError(f"need one E0 per element: {len(self.atomic_numbers)} elements, {len(self.e0s)} E0s")
         if list(self.atomic_numbers) != sorted(set(self.atomic_numbers)):
             raise ValueError(f"atomic_numbers must be sorted and distinct, got {self.atomic_numbers}")
-        for name in ("max_ell", "num_channels", "correlation", "num_interactions", "num_radial_basis"):
+        for name in ("max_ell", "num_channels", "correlation", "num_interactions", "num_radial_basis", "num_products"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.conv_blocks not in ("gaunt", "e3nn"):
@@ -118,7 +121,9 @@ class _Layer(nn.Module):
             self.conv = CGConvolution(irreps_in, irreps_sh, irreps_a)
         self.radial = RadialMLP(config.num_radial_basis, config.radial_mlp, self.conv.weight_numel)
         self.linear_a = o3.Linear(irreps_a, irreps_a)
-        self.product = GauntManyBody(irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el)
+        self.product = GauntManyBody(
+            irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el, num_products=config.num_products
+        )
         self.linear_out = o3.Linear(irreps_hidden, irreps_hidden)
         self.skip = o3.FullyConnectedTensorProduct(irreps_in, o3.Irreps(f"{n_el}x0e"), irreps_hidden)
         scalars = o3.Irreps(f"{c}x0e")

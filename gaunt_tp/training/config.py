@@ -34,6 +34,7 @@ class TrainConfig:
     num_cutoff_basis: int = 5
     conv_blocks: str = "gaunt"
     radial_per_input: bool = False
+    num_products: int = 1
     batch_size: int = 5
     valid_batch_size: int = 10
     max_num_epochs: int = 100

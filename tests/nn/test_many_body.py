@@ -45,10 +45,34 @@ def test_equals_chained_dense_gaunt_products(factor_weights):
     torch.testing.assert_close(mb(a, species), expected, rtol=0, atol=1e-12)
 
 
+def test_num_products_sums_independent_products():
+    irreps_in, irreps_out = natural(2, 3), natural(2, 3)
+    mb = GauntManyBody(irreps_in, irreps_out, correlation=3, num_elements=2, num_products=3).double()
+    singles = [GauntManyBody(irreps_in, irreps_out, correlation=3, num_elements=2).double() for _ in range(3)]
+    with torch.no_grad():
+        mb.factor.normal_()
+        for q, single in enumerate(singles):
+            single.factor.copy_(mb.factor[:, 3 * q : 3 * q + 3])
+            single.weights.copy_(mb.weights[:, 3 * q : 3 * q + 3])
+    species = torch.tensor([0, 1, 1, 0, 1])
+    a = torch.randn(5, mb.irreps_in.dim, dtype=torch.float64)
+    expected = sum(single(a, species) for single in singles)
+    torch.testing.assert_close(mb(a, species), expected, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="factor_weights"):
+        GauntManyBody(irreps_in, irreps_out, correlation=3, num_elements=2, num_products=2, factor_weights=False)
+    with pytest.raises(ValueError, match="num_products"):
+        GauntManyBody(irreps_in, irreps_out, correlation=3, num_elements=2, num_products=0)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("correlation", [1, 2, 4])
-def test_equivariant(dtype, correlation):
-    mb = GauntManyBody(natural(2, 4), natural(2, 4), correlation=correlation, num_elements=3).to(dtype)
+@pytest.mark.parametrize("num_products", [1, 2])
+def test_equivariant(dtype, correlation, num_products):
+    mb = GauntManyBody(
+        natural(2, 4), natural(2, 4), correlation=correlation, num_elements=3, num_products=num_products
+    ).to(dtype)
+    with torch.no_grad():
+        mb.factor.normal_()  # distinct products
     species = torch.tensor([0, 2, 1, 1, 0, 2, 2, 0])
     err = assert_equivariant(lambda a: mb(a, species), [mb.irreps_in], mb.irreps_out, dtype=dtype)
     assert err < (1e-12 if dtype == torch.float64 else 1e-5)
