@@ -108,8 +108,9 @@ def auto_edge_chunk(row_elements: int, itemsize: int, device_type: str, nodes: i
         return _GPU_CHUNK
     low, high = _CPU_CHUNK_RANGE
     fits = max(_CPU_CHUNK_BYTES // max(row_elements * itemsize, 1), 1)
-    chunk = max(1 << (fits.bit_length() - 1), 1 << max(nodes - 1, 0).bit_length() if nodes else 1)
-    return min(max(chunk, low), high)
+    cache_fit = 1 << (fits.bit_length() - 1)  # largest power of two <= fits
+    covers_nodes = 1 << (nodes - 1).bit_length() if nodes > 0 else 1  # smallest power of two >= nodes
+    return min(max(cache_fit, covers_nodes, low), high)
 
 
 def convolution_cost(
@@ -193,8 +194,8 @@ class GauntConvolution(nn.Module):
         edge_chunk: edges processed at once (bounds the ``[edges, C, P]`` grid buffer, or the
             aligned form's ``[edges, C, M Q]`` meridian buffer and per-edge Wigner matrices).
             ``None`` (default): chosen per call by :func:`auto_edge_chunk` from the buffer's
-            size, dtype and device (buffers of about 4 MiB on the CPU, at least the node count when gradients are
-            recorded; 1024 edges on GPUs).
+            size, dtype and device (buffers of about 4 MiB on the CPU, and at least the node
+            count when gradients are recorded; 1024 edges on GPUs).
         form: ``"auto"``, ``"grid"`` or ``"aligned"``.
         radial_per_input: one radial weight per (node irrep, edge degree, channel) instead of per
             (edge degree, channel): e3nn's path weight becomes ``R_e[i1, l2, c]`` (still shared by
