@@ -345,10 +345,10 @@ class GauntConvolution(nn.Module):
         # one accumulator per output class, filled in place chunk by chunk (index_add_ is differentiable)
         p = self.grid.size
         sums = [node_features.new_zeros(n, c, p) for _ in desc.classes_out]
+        inputs = (node_features, edge_vectors, radial_weights)
+        records = torch.is_grad_enabled() and any(v.requires_grad for v in inputs)
         chunk = self.edge_chunk
         if chunk is None:
-            inputs = (node_features, edge_vectors, radial_weights)
-            records = torch.is_grad_enabled() and any(v.requires_grad for v in inputs)
             chunk = auto_edge_chunk(c * p, node_features.element_size(), node_features.device.type, n if records else 0)
         for start in range(0, edge_vectors.shape[0], chunk):
             sl = slice(start, start + chunk)
@@ -359,8 +359,12 @@ class GauntConvolution(nn.Module):
                 for grid_values, group in node_grid[i]:
                     if group not in edge_fns:
                         edge_fns[group] = torch.bmm(radial[sl, group], zonal)
-                    term = grid_values.index_select(0, sender[sl]) * edge_fns[group]
-                    msg = term if msg is None else msg + term
+                    term = grid_values.index_select(0, sender[sl])
+                    if records:
+                        term = term * edge_fns[group]
+                        msg = term if msg is None else msg + term
+                    else:  # nothing is saved for a backward: work in place, in the freshly gathered buffer
+                        msg = term.mul_(edge_fns[group]) if msg is None else msg.addcmul_(term, edge_fns[group])
                 sums[io] = sums[io].index_add_(0, receiver[sl], msg)
         out = [total @ t[f"o{io}"] for io, total in enumerate(sums)]
         return desc.merge_out(out)
