@@ -171,6 +171,31 @@ def test_radial_per_input_gives_a_valid_model(ethanol):
         dataclasses.replace(CONFIG, conv_blocks="e3nn", radial_per_input=True)
 
 
+def test_num_products_gives_a_valid_model(ethanol):
+    torch.manual_seed(7)
+    config = dataclasses.replace(CONFIG, num_products=3)
+    assert ModelConfig.from_json(config.to_json()) == config
+    model = GauntMACE(config).double()
+    assert all(layer.product.num_products == 3 for layer in model.layers)
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.product.factor.normal_()  # three different products
+    c = ethanol[1]
+    out = model(graph(c))
+    h = 1e-5
+    plus, minus = c.positions.copy(), c.positions.copy()
+    plus[4, 1] += h
+    minus[4, 1] -= h
+    numeric = -(model(graph(moved(c, plus)))["energy"] - model(graph(moved(c, minus)))["energy"]) / (2 * h)
+    assert float(numeric) == pytest.approx(float(out["forces"][4, 1]), abs=1e-6)
+    rot = -random_rotation(generator=torch.Generator().manual_seed(8)).numpy()  # with inversion
+    rotated = model(graph(moved(c, c.positions @ rot.T)))
+    assert float(rotated["energy"]) == pytest.approx(float(out["energy"]), abs=1e-10)
+    torch.testing.assert_close(rotated["forces"], out["forces"] @ torch.from_numpy(rot).T, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="num_products"):
+        dataclasses.replace(CONFIG, num_products=0)
+
+
 def test_float32_invariance(ethanol):
     torch.manual_seed(2)
     model = GauntMACE(CONFIG).float()
