@@ -20,15 +20,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_convolution import natural  # noqa: E402
 from report import write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.ops import GauntConvolution  # noqa: E402
 from gaunt_tp.ops.convolution import auto_edge_chunk  # noqa: E402
-
-
-def natural(lmax: int, mul: int) -> str:
-    return " + ".join(f"{mul}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1))
 
 
 def main(argv: list[str] | None = None) -> None:

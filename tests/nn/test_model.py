@@ -149,24 +149,29 @@ def test_e3nn_convolution_blocks_give_a_valid_model(ethanol):
         dataclasses.replace(CONFIG, conv_blocks="cg")
 
 
+def assert_forces_and_invariance(model, c, atom: int, axis: int, seed: int) -> None:
+    """Forces = -grad E by central differences at (atom, axis); E invariant and F equivariant under a
+    rotation with inversion (float64 model)."""
+    out = model(graph(c))
+    h = 1e-5
+    plus, minus = c.positions.copy(), c.positions.copy()
+    plus[atom, axis] += h
+    minus[atom, axis] -= h
+    numeric = -(model(graph(moved(c, plus)))["energy"] - model(graph(moved(c, minus)))["energy"]) / (2 * h)
+    assert float(numeric) == pytest.approx(float(out["forces"][atom, axis]), abs=1e-6)
+    rot = -random_rotation(generator=torch.Generator().manual_seed(seed)).numpy()  # with inversion
+    rotated = model(graph(moved(c, c.positions @ rot.T)))
+    assert float(rotated["energy"]) == pytest.approx(float(out["energy"]), abs=1e-10)
+    torch.testing.assert_close(rotated["forces"], out["forces"] @ torch.from_numpy(rot).T, rtol=0, atol=1e-10)
+
+
 def test_radial_per_input_gives_a_valid_model(ethanol):
     torch.manual_seed(4)
     config = dataclasses.replace(CONFIG, radial_per_input=True)
     assert ModelConfig.from_json(config.to_json()) == config
     model = GauntMACE(config).double()
     assert model.layers[1].conv.radial_per_input and model.layers[1].conv.radial_inputs == 2  # 0e + 1o in
-    c = ethanol[1]
-    out = model(graph(c))
-    h = 1e-5
-    plus, minus = c.positions.copy(), c.positions.copy()
-    plus[2, 0] += h
-    minus[2, 0] -= h
-    numeric = -(model(graph(moved(c, plus)))["energy"] - model(graph(moved(c, minus)))["energy"]) / (2 * h)
-    assert float(numeric) == pytest.approx(float(out["forces"][2, 0]), abs=1e-6)
-    rot = -random_rotation(generator=torch.Generator().manual_seed(6)).numpy()  # with inversion
-    rotated = model(graph(moved(c, c.positions @ rot.T)))
-    assert float(rotated["energy"]) == pytest.approx(float(out["energy"]), abs=1e-10)
-    torch.testing.assert_close(rotated["forces"], out["forces"] @ torch.from_numpy(rot).T, rtol=0, atol=1e-10)
+    assert_forces_and_invariance(model, ethanol[1], atom=2, axis=0, seed=6)
     with pytest.raises(ValueError, match="radial_per_input"):
         dataclasses.replace(CONFIG, conv_blocks="e3nn", radial_per_input=True)
 
@@ -180,18 +185,7 @@ def test_num_products_gives_a_valid_model(ethanol):
     with torch.no_grad():
         for layer in model.layers:
             layer.product.factor.normal_()  # three different products
-    c = ethanol[1]
-    out = model(graph(c))
-    h = 1e-5
-    plus, minus = c.positions.copy(), c.positions.copy()
-    plus[4, 1] += h
-    minus[4, 1] -= h
-    numeric = -(model(graph(moved(c, plus)))["energy"] - model(graph(moved(c, minus)))["energy"]) / (2 * h)
-    assert float(numeric) == pytest.approx(float(out["forces"][4, 1]), abs=1e-6)
-    rot = -random_rotation(generator=torch.Generator().manual_seed(8)).numpy()  # with inversion
-    rotated = model(graph(moved(c, c.positions @ rot.T)))
-    assert float(rotated["energy"]) == pytest.approx(float(out["energy"]), abs=1e-10)
-    torch.testing.assert_close(rotated["forces"], out["forces"] @ torch.from_numpy(rot).T, rtol=0, atol=1e-10)
+    assert_forces_and_invariance(model, ethanol[1], atom=4, axis=1, seed=8)
     with pytest.raises(ValueError, match="num_products"):
         dataclasses.replace(CONFIG, num_products=0)
 
