@@ -33,6 +33,7 @@ from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.data import Configuration, ElementTable, collate, to_graph  # noqa: E402
 from gaunt_tp.nn import GauntMACE, ModelConfig  # noqa: E402
+from gaunt_tp.ops import GauntConvolution  # noqa: E402
 
 ZS = (1, 6, 7, 8)
 E0S = (-13.587222780835477, -1029.4889999855063, -1484.9814568572233, -2041.9816003861047)
@@ -85,10 +86,18 @@ def main(argv: list[str] | None = None) -> None:
                                                              "torch": torch.__version__})  # fmt: skip
 
 
-def gaunt_runner(systems: dict, max_l: int, dtype: torch.dtype) -> dict:
+def gaunt_runner(systems: dict, max_l: int, dtype: torch.dtype, edge_chunk: int | None = None, **overrides) -> dict:
+    """``train_step``, ``md_3bpa`` and ``md_1000`` callables for GauntMACE of this benchmark's size.
+
+    ``edge_chunk`` fixes the convolutions' edge chunk (default: automatic); ``overrides`` are further
+    ModelConfig fields (``num_products``, ``radial_per_input``, ...).
+    """
     config = ModelConfig(atomic_numbers=ZS, e0s=E0S, r_max=5.0, max_ell=3, num_channels=64, max_L=max_l, correlation=3,
-                         num_interactions=2, radial_mlp=(64, 64, 64), avg_num_neighbors=20.0)  # fmt: skip
+                         num_interactions=2, radial_mlp=(64, 64, 64), avg_num_neighbors=20.0, **overrides)  # fmt: skip
     model = GauntMACE(config).to(dtype)
+    for module in model.modules():
+        if isinstance(module, GauntConvolution):
+            module.edge_chunk = edge_chunk
     table = ElementTable(ZS)
 
     def graphs(frames):

@@ -90,8 +90,11 @@ def test_each_body_order_has_unit_second_moment():
             assert 0.75 < float(z[:, sl].square().mean()) < 1.33, nu
 
 
-def test_gradcheck_and_gradgradcheck():
-    mb = GauntManyBody(natural(1, 2), natural(1, 2), correlation=3, num_elements=2).double()
+@pytest.mark.parametrize("num_products", [1, 2])
+def test_gradcheck_and_gradgradcheck(num_products):
+    mb = GauntManyBody(natural(1, 2), natural(1, 2), correlation=3, num_elements=2, num_products=num_products).double()
+    with torch.no_grad():
+        mb.factor.normal_()
     species = torch.tensor([1, 0, 1])
     a = torch.randn(3, mb.irreps_in.dim, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: mb(x, species), (a,))
