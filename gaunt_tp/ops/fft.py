@@ -1,23 +1,40 @@
-"""Fourier backend: the Gaunt Tensor Product paper's 2D Fourier method, done with real FFTs.
+"""Fourier backend: the Gaunt Tensor Product paper's 2D Fourier method, with structured transforms.
 
 Each input function is expanded in the 2D Fourier basis exp(i (u theta + v phi))
-(:mod:`gaunt_tp.math.fourier`), the two expansions are multiplied as a convolution
-computed with FFTs, and the product's coefficients are projected back onto the
-requested output degrees. The steps, per product:
+(:mod:`gaunt_tp.math.fourier`), the two expansions are convolved by the convolution
+theorem (both are sampled on a uniform ``M_theta x M_phi`` torus grid by inverse
+discrete Fourier transforms, multiplied, and transformed back), and the product's
+coefficients are projected onto the requested output degrees. The steps, per function:
 
-1. SH -> Fourier, structured: a harmonic with order m only has ``v = +-m``, so the
-   transform is block-diagonal in ``v = |m|`` (a batched matmul over v), and only
-   the half spectrum ``v >= 0`` of a real function is formed.
-2. Convolution by FFT: an inverse FFT in theta (complex) and in phi (real, of
-   length ``M_phi``) samples each function on a uniform torus grid; the samples are
-   multiplied; a real FFT in phi is truncated to ``v <= lmax_out`` *before* the
-   complex FFT in theta and the projection.
-3. Fourier -> SH, structured the same way in v.
+1. SH -> theta samples, one small matmul per order ``v = |m|``: a harmonic of order m
+   only has the frequencies ``v = +-m``, so SH -> Fourier is block-diagonal in v; it
+   is composed with the inverse DFT in theta into one table ``[V, 2 * rows, K]``.
+   Only the half spectrum ``v >= 0`` of a real function is formed.
+2. Inverse real DFT in phi: one matmul ``[M_phi, 2V]`` over the half spectrum.
+3. Pointwise product of the samples.
+4. Forward real DFT in phi, truncated to ``v <= lmax_out`` *before* anything else
+   (one matmul ``[2 V_out, M_phi]``), then the forward DFT in theta composed with the
+   Fourier -> SH projection, again one small matmul per order v.
+
+The DFTs are dense matrix products rather than FFT calls: the lengths here are
+2 * lmax + 2 or less (under 40 up to lmax 8), where a matrix product runs far faster
+than an FFT library's batched tiny transforms (measured in docs/benchmarks.md: the
+pocketfft version of this backend was 5-12x behind the grid backend).
+
+Torus symmetry: every function here is a polynomial in the Cartesian coordinates, so
+``f(2 pi - theta, phi) = f(theta, phi + pi)``. With even ``M_theta`` and ``M_phi`` the
+rows ``theta_j``, ``j > M_theta / 2`` repeat rows ``M_theta - j`` shifted by half a
+turn in phi, whose phi spectrum is the same times ``(-1)**v``; only the
+``rows = M_theta / 2 + 1`` rows with ``theta`` in ``[0, pi]`` are computed, and the
+projection table folds the others in.
 
 Grid sizes: with ``U = lmax1 + lmax2`` the product has ``|u|, |v| <= U``; the theta
 length ``M_theta >= 2U + 1`` keeps every u unaliased (the projection needs all of
 them), the phi length ``M_phi >= U + lmax_out + 1`` keeps ``v <= lmax_out``
-unaliased. Both are rounded up to FFT-friendly (2, 3, 5-smooth) lengths.
+unaliased; both are the smallest even numbers that do.
+
+Layout: batch last. Samples are ``[M_phi, rows, N, mul]`` so every step is a plain
+matmul or a batched matmul over v with no transposes in between.
 """
 
 from __future__ import annotations
@@ -31,25 +48,19 @@ from gaunt_tp.math.fourier import fourier_to_sh, sh_to_fourier
 from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
 from gaunt_tp.ops.tables import TableCache
 
-__all__ = ["FourierGaunt", "fft_size"]
+__all__ = ["FourierGaunt", "torus_size"]
 
 
-def fft_size(n: int) -> int:
-    """Smallest 2, 3, 5-smooth integer >= n.
+def torus_size(lmax1: int, lmax2: int, lmax_out: int) -> tuple[int, int]:
+    """``(M_theta, M_phi)``: the smallest even lengths that sample a product exactly.
 
     Example:
-        >>> fft_size(17), fft_size(31)
-        (18, 32)
+        >>> torus_size(8, 8, 8)
+        (34, 26)
     """
-    m = max(n, 1)
-    while True:
-        k = m
-        for p in (2, 3, 5):
-            while k % p == 0:
-                k //= p
-        if k == 1:
-            return m
-        m += 1
+    band = lmax1 + lmax2
+    even = lambda n: n + (n % 2)  # noqa: E731
+    return even(2 * band + 1), even(band + lmax_out + 1)
 
 
 def _groups_by_order(cls: ClassLayout) -> list[list[tuple[int, int, int]]]:
@@ -63,145 +74,198 @@ def _groups_by_order(cls: ClassLayout) -> list[list[tuple[int, int, int]]]:
     return groups
 
 
-def _synthesis_tables(cls: ClassLayout, m_theta: int, half: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Tables for class vector -> zero-padded half spectrum ``[M_theta, half, re/im]``, ``half = M_phi // 2 + 1``.
+def _theta_angles(m_theta: int, count: int) -> torch.Tensor:
+    return 2 * math.pi * torch.arange(count, dtype=torch.float64) / m_theta
+
+
+def _phi_synthesis(v_count: int, m_phi: int) -> torch.Tensor:
+    """Inverse real DFT in phi: ``[M_phi, 2V]``, ``f(phi_k) = sum_v Re(s_v) cos(v phi_k) - Im(s_v) sin(v phi_k)``."""
+    phi = 2 * math.pi * torch.arange(m_phi, dtype=torch.float64) / m_phi
+    v = torch.arange(v_count, dtype=torch.float64)
+    angle = phi[:, None] * v[None, :]
+    return torch.stack([torch.cos(angle), -torch.sin(angle)], dim=-1).reshape(m_phi, 2 * v_count)
+
+
+def _phi_analysis(v_count: int, m_phi: int) -> torch.Tensor:
+    """Forward real DFT in phi, truncated to ``v < V``: ``[2V, M_phi]``, (Re, Im) of ``mean_k h_k e^{-i v phi_k}``."""
+    phi = 2 * math.pi * torch.arange(m_phi, dtype=torch.float64) / m_phi
+    v = torch.arange(v_count, dtype=torch.float64)
+    angle = v[:, None] * phi[None, :]
+    return torch.stack([torch.cos(angle), -torch.sin(angle)], dim=1).reshape(2 * v_count, m_phi) / m_phi
+
+
+def _synthesis_tables(cls: ClassLayout, m_theta: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class vector -> half spectrum in phi at the theta rows in ``[0, pi]``.
 
     Returns:
-        index_in ``[V * K]`` (positions gathered from the class vector, padding points
-        at 0 and meets zero rows), table ``[V, K, (2L+1) * 2 + 1]`` (last column zero),
-        index_out ``[M_theta * half * 2]`` into the flattened ``[V, (2L+1)*2 + 1]`` result.
+        index_in ``[V * K]`` (class-vector positions gathered into ``[V, K]``; padding
+        points at position 0 and meets zero columns) and table ``[V, 2 * rows, K]``:
+        ``s_v(theta_j) = scale_v * sum_u E[lm, u, v] exp(i u theta_j)`` as (Re rows, Im rows),
+        ``scale_v`` 1 for v = 0 and 2 otherwise (v and -v of a real function).
     """
     lmax = cls.lmax
     e = sh_to_fourier(lmax)  # [dim_all, 2L+1 (u), 2L+1 (v)], centred
     groups = _groups_by_order(cls)
     v_count, k_max = lmax + 1, max(len(g) for g in groups)
-    width = (2 * lmax + 1) * 2 + 1
+    rows = m_theta // 2 + 1
+    u = torch.arange(-lmax, lmax + 1, dtype=torch.float64)
+    phase = torch.exp(1j * _theta_angles(m_theta, rows)[:, None] * u[None, :])  # [rows, 2L+1]
     index_in = torch.zeros(v_count, k_max, dtype=torch.long)
-    table = torch.zeros(v_count, k_max, width, dtype=torch.float64)
+    table = torch.zeros(v_count, 2, rows, k_max, dtype=torch.float64)
     for v, group in enumerate(groups):
+        scale = 1.0 if v == 0 else 2.0
         for k, (pos, l, m) in enumerate(group):
             index_in[v, k] = pos
-            coeff = e[l * l + l + m, :, lmax + v]  # [2L+1] over u
-            table[v, k, :-1] = torch.stack([coeff.real, coeff.imag], dim=-1).reshape(-1)
-    index_out = torch.full((m_theta, half, 2), width - 1, dtype=torch.long)  # the zero column
-    for j in range(m_theta):
-        u = j if j <= lmax else j - m_theta
-        if -lmax <= u <= lmax:
-            for v in range(v_count):
-                for c in range(2):
-                    index_out[j, v, c] = v * width + (u + lmax) * 2 + c
-    return index_in.reshape(-1), table, index_out.reshape(-1)
+            s = scale * (phase @ e[l * l + l + m, :, lmax + v])  # [rows]
+            table[v, 0, :, k] = s.real
+            table[v, 1, :, k] = s.imag
+    return index_in.reshape(-1), table.reshape(v_count, 2 * rows, k_max)
 
 
 def _projection_tables(cls: ClassLayout, band: int, m_theta: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tables for the truncated spectrum ``[M_theta, lmax+1, re/im]`` -> class vector.
+    """Phi spectrum ``[V, 2 * rows]`` (Re rows, Im rows) at the theta rows in ``[0, pi]`` -> class vector.
+
+    ``z_lm = sum_{j, v} Re(G[lm, j, v] H[j, v])`` with ``H`` the phi spectrum of row j and
+    ``G[lm, j, v] = scale_v / M_theta * sum_u W[lm, u, v] exp(-i u theta_j)`` (the forward
+    DFT in theta composed with :func:`gaunt_tp.math.fourier_to_sh`); rows ``j > M_theta/2``
+    are folded onto ``M_theta - j`` with the factor ``(-1)**v``.
 
     Returns:
-        table ``[V, M_theta * 2, K]`` and index_out ``[n]`` into the flattened ``[V, K]`` result.
+        table ``[V, K, 2 * rows]`` and index_out ``[dim]`` into the flattened ``[V, K]`` result.
     """
     lmax = cls.lmax
     w = fourier_to_sh(band, lmax)  # [dim_all, 2 band + 1 (u), 2 lmax + 1 (v)]
     groups = _groups_by_order(cls)
     v_count, k_max = lmax + 1, max(len(g) for g in groups)
-    table = torch.zeros(v_count, m_theta, 2, k_max, dtype=torch.float64)
+    rows = m_theta // 2 + 1
+    u = torch.arange(-band, band + 1, dtype=torch.float64)
+    phase = torch.exp(-1j * _theta_angles(m_theta, m_theta)[:, None] * u[None, :]) / m_theta  # [M_theta, 2band+1]
+    table = torch.zeros(v_count, k_max, 2, rows, dtype=torch.float64)
     index_out = torch.zeros(cls.dim, dtype=torch.long)
     for v, group in enumerate(groups):
-        scale = 1.0 if v == 0 else 2.0  # v and -v: 2 Re(h W) from the half spectrum
+        scale = 1.0 if v == 0 else 2.0
         for k, (pos, l, m) in enumerate(group):
             index_out[pos] = v * k_max + k
-            for j in range(m_theta):
-                u = j if j <= band else j - m_theta
-                if -band <= u <= band:
-                    coeff = w[l * l + l + m, u + band, lmax + v]
-                    table[v, j, 0, k] = scale * coeff.real
-                    table[v, j, 1, k] = -scale * coeff.imag
-    return table.reshape(v_count, m_theta * 2, k_max), index_out
+            g = scale * (phase @ w[l * l + l + m, :, lmax + v])  # [M_theta]
+            folded = g[:rows].clone()
+            mirror = torch.arange(1, m_theta // 2)
+            folded[mirror] += (-1) ** v * g[m_theta - mirror]
+            table[v, k, 0] = folded.real  # Re(G H) = Re G Re H - Im G Im H
+            table[v, k, 1] = -folded.imag
+    return table.reshape(v_count, k_max, 2 * rows), index_out
+
+
+def _e3nn_positions(cls: ClassLayout, irreps_offsets: list[int]) -> list[tuple[int, int]]:
+    """For each class-vector entry: (index in e3nn's layout for channel 0, stride between channels = 2l+1)."""
+    out = []
+    for i, l in zip(cls.irrep_indices, cls.ls):
+        out += [(irreps_offsets[i] + k, 2 * l + 1) for k in range(2 * l + 1)]
+    return out
 
 
 class FourierGaunt(nn.Module):
-    """2D-Fourier (FFT) Gaunt product on class vectors.
+    """2D-Fourier Gaunt product from e3nn layout to e3nn layout.
 
     Shape:
         ``x1 [N1, irreps_in1.dim]``, ``x2 [N2, irreps_in2.dim]`` with N1, N2 equal or 1;
-        returns ``[N, irreps_out.dim]``. The samples are ``[N, mul, M_theta, M_phi]``.
+        returns ``[N, irreps_out.dim]`` (a transposed view). The samples are
+        ``[M_phi, rows, mul, N]``.
+
+    On a CPU the batch is cut into chunks of nodes whose samples take about
+    :attr:`chunk_bytes` (2 MiB): they stay in cache and are reused from the allocator's
+    free lists instead of being fresh pages on every call (measured in
+    docs/benchmarks.md). On a GPU the whole batch goes at once.
     """
+
+    chunk_bytes = 2 << 20
 
     def __init__(self, desc: GauntDescriptor) -> None:
         super().__init__()
         self.desc = desc
         band = desc.lmax1 + desc.lmax2
-        self.m_theta = fft_size(2 * band + 1)
-        self.m_phi = fft_size(max(band + desc.lmax_out + 1, 2 * desc.lmax1 + 1, 2 * desc.lmax2 + 1))
+        self.m_theta, self.m_phi = torus_size(desc.lmax1, desc.lmax2, desc.lmax_out)
+        self.rows = self.m_theta // 2 + 1
         tables = {}
-        self.in_shapes: dict[str, tuple[int, int]] = {}
-        for side, classes in (("a", desc.classes1), ("b", desc.classes2)):
+        self.in_shapes: dict[str, tuple[int, int, int]] = {}
+        for side, irreps, classes, mul in (
+            ("a", desc.irreps_in1, desc.classes1, desc.mul1),
+            ("b", desc.irreps_in2, desc.classes2, desc.mul2),
+        ):
+            offsets = [sl.start for sl in irreps.slices()]
             for i, cls in enumerate(classes):
-                idx_in, table, idx_out = _synthesis_tables(cls, self.m_theta, self.m_phi // 2 + 1)
-                tables[f"{side}{i}_table"] = table
-                self._register_index(f"{side}{i}_in", idx_in)
-                self._register_index(f"{side}{i}_out", idx_out)
-                self.in_shapes[f"{side}{i}"] = (table.shape[0], table.shape[1])
-        self.out_v: list[int] = []
+                idx_in, table = _synthesis_tables(cls, self.m_theta)
+                where = _e3nn_positions(cls, offsets)
+                gather = [where[p][0] + c * where[p][1] for p in idx_in.tolist() for c in range(mul)]
+                tables[f"{side}{i}_theta"] = table
+                tables[f"{side}{i}_phi"] = _phi_synthesis(cls.lmax + 1, self.m_phi)
+                self.register_buffer(f"{side}{i}_in", torch.tensor(gather), persistent=False)
+                self.in_shapes[f"{side}{i}"] = (table.shape[0], table.shape[2], mul)
+        self.out_shapes: list[tuple[int, int]] = []
+        offsets = [sl.start for sl in desc.irreps_out.slices()]
+        scatter = torch.zeros(desc.irreps_out.dim, dtype=torch.long)
+        base = 0
         for i, cls in enumerate(desc.classes_out):
             table, idx_out = _projection_tables(cls, band, self.m_theta)
-            tables[f"o{i}_table"] = table
-            self._register_index(f"o{i}_out", idx_out)
-            self.out_v.append(cls.lmax + 1)
+            tables[f"o{i}_theta"] = table
+            tables[f"o{i}_phi"] = _phi_analysis(cls.lmax + 1, self.m_phi)
+            for p, (at, stride) in enumerate(_e3nn_positions(cls, offsets)):
+                for c in range(desc.mul):
+                    scatter[at + c * stride] = base + int(idx_out[p]) * desc.mul + c
+            base += table.shape[0] * table.shape[1] * desc.mul
+            self.out_shapes.append((table.shape[0], table.shape[1]))
+        self.register_buffer("out_index", scatter, persistent=False)
         self.tables = TableCache(tables)
-        self.launches = (
-            7 * (len(desc.classes1) + len(desc.classes2)) + len(desc.class_pairs) + 7 * len(desc.classes_out) + 4
-        )
-
-    def _register_index(self, name: str, index: torch.Tensor) -> None:
-        self.register_buffer(name, index, persistent=False)
+        self.launches = 3 * (len(desc.classes1) + len(desc.classes2)) + 2 * len(desc.class_pairs)
+        self.launches += 2 * len(desc.classes_out) + 2
 
     @property
     def points(self) -> int:
-        return self.m_theta * self.m_phi
+        """Torus samples per function that are computed (theta in [0, pi])."""
+        return self.rows * self.m_phi
 
     def flops(self, products: int) -> float:
-        """Floating-point operations of one forward call on ``products`` (batch x channel) products.
+        """Floating-point operations of one forward call on ``products`` (batch x channel) products."""
+        rows, m_phi = self.rows, self.m_phi
+        total = 0.0
+        for v_count, k_max in (*(s[:2] for s in self.in_shapes.values()), *self.out_shapes):
+            total += 2.0 * v_count * k_max * 2 * rows + 2.0 * 2 * v_count * m_phi * rows
+        return products * (total + 2.0 * rows * m_phi * len(self.desc.class_pairs))
 
-        Real 2D FFTs of M points are counted as ``2.5 M log2 M`` flops each.
-        """
-        m = self.m_theta * self.m_phi
-        fft = 2.5 * m * math.log2(m)
-        transforms = 0.0
-        for key, (v_count, k_max) in self.in_shapes.items():
-            transforms += 2.0 * v_count * k_max * (self.tables.masters[f"{key}_table"].shape[-1])
-        for i, v_count in enumerate(self.out_v):
-            transforms += 2.0 * self.tables.masters[f"o{i}_table"].numel()
-        n_fft = len(self.in_shapes) + len(self.out_v)
-        return products * (transforms + n_fft * fft + m * len(self.desc.class_pairs) * 2.0)
-
-    def _synthesize(self, x: torch.Tensor, key: str, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        v_count, k_max = self.in_shapes[key]
-        lead = x.shape[:-1]
-        xg = x.reshape(-1, x.shape[-1]).index_select(-1, getattr(self, f"{key}_in")).view(-1, v_count, k_max)
-        spec = torch.einsum("bvk,vkn->bvn", xg, t[f"{key}_table"]).reshape(xg.shape[0], -1)
-        spec = spec.index_select(-1, getattr(self, f"{key}_out")).view(-1, self.m_theta, self.m_phi // 2 + 1, 2)
-        samples = torch.fft.irfft2(torch.view_as_complex(spec), s=(self.m_theta, self.m_phi), norm="forward")
-        return samples.view(*lead, self.m_theta, self.m_phi)
+    def _synthesize(self, xt: torch.Tensor, key: str, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Samples ``[M_phi, rows, mul, N]`` of one class of ``xt [irreps.dim, N]`` (e3nn layout, transposed)."""
+        v_count, k_max, mul = self.in_shapes[key]
+        n = xt.shape[1]
+        xg = xt.index_select(0, getattr(self, f"{key}_in")).view(v_count, k_max, mul * n)
+        spec = torch.bmm(t[f"{key}_theta"], xg)  # [V, 2 * rows, mul * N] = [V, 2, rows, mul, N]
+        samples = t[f"{key}_phi"] @ spec.view(2 * v_count, -1)
+        return samples.view(self.m_phi, self.rows, mul, n)
 
     def _project(self, h: torch.Tensor, i: int, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        lead = h.shape[:-2]
-        v_count = self.out_v[i]
-        spec = torch.fft.rfft2(h.reshape(-1, self.m_theta, self.m_phi), norm="forward")[..., :v_count]
-        spec = torch.view_as_real(spec)  # [B, M_theta, V, 2]
-        spec = spec.permute(0, 2, 1, 3).reshape(spec.shape[0], v_count, self.m_theta * 2)
-        z = torch.einsum("bvj,vjk->bvk", spec, t[f"o{i}_table"]).reshape(spec.shape[0], -1)
-        z = z.index_select(-1, getattr(self, f"o{i}_out"))
-        return z.view(*lead, -1)
+        """Coefficients ``[V * K * mul, N]`` of one output class from the samples ``h [M_phi, rows, mul, N]``."""
+        v_count, k_max = self.out_shapes[i]
+        spec = t[f"o{i}_phi"] @ h.reshape(self.m_phi, -1)  # [2V, rows * mul * N] = [V, 2, rows, mul, N]
+        z = torch.bmm(t[f"o{i}_theta"], spec.view(v_count, 2 * self.rows, -1))  # [V, K, mul * N]
+        return z.view(v_count * k_max * h.shape[2], h.shape[3])
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        n = max(x1.shape[0], x2.shape[0])
+        per_node = self.rows * self.m_phi * self.desc.mul * x1.element_size()
+        step = max(1, self.chunk_bytes // per_node)
+        x1t, x2t = x1.t(), x2.t()
+        if n <= step or x1.device.type != "cpu":
+            return self._forward(x1t, x2t).t()
+        pick = lambda x, i: x if x.shape[1] == 1 else x[:, i : i + step]  # noqa: E731
+        return torch.cat([self._forward(pick(x1t, i), pick(x2t, i)) for i in range(0, n, step)], dim=1).t()
+
+    def _forward(self, x1t: torch.Tensor, x2t: torch.Tensor) -> torch.Tensor:
         desc = self.desc
-        t = self.tables.get(x1.dtype, x1.device)
-        x1 = desc.split_classes(x1, desc.blocks1, desc.classes1)
-        x2 = desc.split_classes(x2, desc.blocks2, desc.classes2)
-        f1 = [self._synthesize(x, f"a{i}", t) for i, x in enumerate(x1)]
-        f2 = [self._synthesize(x, f"b{i}", t) for i, x in enumerate(x2)]
-        h: list[torch.Tensor | None] = [None] * len(self.desc.classes_out)
-        for i1, i2, io in self.desc.class_pairs:
+        t = self.tables.get(x1t.dtype, x1t.device)
+        f1 = [self._synthesize(x1t, f"a{i}", t) for i in range(len(desc.classes1))]
+        f2 = [self._synthesize(x2t, f"b{i}", t) for i in range(len(desc.classes2))]
+        h: list[torch.Tensor | None] = [None] * len(desc.classes_out)
+        for i1, i2, io in desc.class_pairs:
             p = f1[i1] * f2[i2]
             h[io] = p if h[io] is None else h[io] + p
-        return desc.merge_out([self._project(hc, i, t) for i, hc in enumerate(h)])  # type: ignore[arg-type]
+        z = [self._project(hc, i, t) for i, hc in enumerate(h)]  # type: ignore[arg-type]
+        z_all = z[0] if len(z) == 1 else torch.cat(z)
+        return z_all.index_select(0, self.out_index)
