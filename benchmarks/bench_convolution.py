@@ -34,11 +34,7 @@ from report import write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.ops import GauntConvolution  # noqa: E402
-from gaunt_tp.testing import E3nnGauntConvolution  # noqa: E402
-
-
-def natural(lmax: int, mul: int) -> str:
-    return " + ".join(f"{mul}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1))
+from gaunt_tp.testing import E3nnGauntConvolution, natural_irreps  # noqa: E402
 
 
 def cuequivariance_convolution(node: str, sh: str, nodes: int, device: torch.device, method: str):
@@ -104,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     edge_index = torch.randint(0, args.nodes, (2, args.edges), generator=g).to(device)
     rows = []
     for lmax in args.lmax:
-        node, sh = natural(lmax, args.channels), natural(lmax, 1)
+        node, sh = natural_irreps(lmax, args.channels), natural_irreps(lmax, 1)
         convs = {
             f"gaunt-{form}": GauntConvolution(node, sh, node, form=form).to(device) for form in ("grid", "aligned")
         }

@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_convolution import natural  # noqa: E402
 from report import write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.ops import GauntConvolution  # noqa: E402
 from gaunt_tp.ops.convolution import auto_edge_chunk  # noqa: E402
+from gaunt_tp.testing import natural_irreps  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for lmax in args.lmax:
         c = args.channels
-        irreps = natural(lmax, c)
-        convs = {f"chunk {k}": GauntConvolution(irreps, natural(lmax, 1), irreps, edge_chunk=k) for k in args.chunks}
-        convs["auto"] = GauntConvolution(irreps, natural(lmax, 1), irreps)
+        irreps = natural_irreps(lmax, c)
+        convs = {f"chunk {k}": GauntConvolution(irreps, natural_irreps(lmax, 1), irreps, edge_chunk=k) for k in args.chunks}
+        convs["auto"] = GauntConvolution(irreps, natural_irreps(lmax, 1), irreps)
         ref = convs["auto"]
         if ref.form != "grid":
             raise SystemExit(f"lmax {lmax}: form='auto' picked {ref.form}; this benchmark times the grid form")

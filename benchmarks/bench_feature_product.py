@@ -28,11 +28,7 @@ from timing import matmul_rate, time_interleaved  # noqa: E402
 
 from gaunt_tp import GauntTensorProduct  # noqa: E402
 from gaunt_tp.ops import BACKENDS  # noqa: E402
-from gaunt_tp.testing import E3nnGauntReference  # noqa: E402
-
-
-def natural_irreps(lmax: int, mul: int) -> str:
-    return " + ".join(f"{mul}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1))
+from gaunt_tp.testing import E3nnGauntReference, natural_irreps  # noqa: E402
 
 
 def cuequivariance_product(irreps: str, dtype: torch.dtype, method: str):

@@ -20,11 +20,7 @@ from report import write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp import GauntTensorProduct  # noqa: E402
-from gaunt_tp.testing import E3nnGauntReference  # noqa: E402
-
-
-def natural(lmax: int, mul: int) -> str:
-    return " + ".join(f"{mul}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1))
+from gaunt_tp.testing import E3nnGauntReference, natural_irreps  # noqa: E402
 
 
 def captured(fn, *args):
@@ -55,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with torch.no_grad():
         for lmax in args.lmax:
-            irreps = natural(lmax, args.channels)
+            irreps = natural_irreps(lmax, args.channels)
             tp = GauntTensorProduct(irreps, irreps, irreps).to(device)
             ref = E3nnGauntReference(irreps, irreps, irreps).to(device=device, dtype=torch.float32)
             x1, x2 = torch.randn(2, args.nodes, tp.irreps_in1.dim, device=device)

@@ -26,10 +26,7 @@ from report import write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.nn import GauntManyBody  # noqa: E402
-
-
-def natural(lmax: int, mul: int) -> str:
-    return " + ".join(f"{mul}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1))
+from gaunt_tp.testing import natural_irreps  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    irreps_in, irreps_out = natural(args.lmax_in, args.channels), natural(args.lmax_out, args.channels)
+    irreps_in, irreps_out = natural_irreps(args.lmax_in, args.channels), natural_irreps(args.lmax_out, args.channels)
     g = torch.Generator().manual_seed(0)
     species = torch.randint(0, args.elements, (args.nodes,), generator=g)
     contenders = {}

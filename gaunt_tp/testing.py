@@ -27,11 +27,22 @@ __all__ = [
     "E3nnGauntConvolution",
     "E3nnGauntReference",
     "gaunt_path_constant",
+    "natural_irreps",
     "random_rotation",
     "wigner_matrix",
 ]
 
 _DEFAULT_TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+def natural_irreps(lmax: int, mul: int, lmin: int = 0) -> str:
+    """Every degree ``lmin..lmax`` with natural parity and multiplicity ``mul``, as an e3nn irreps string.
+
+    Example:
+        >>> natural_irreps(2, 8)
+        '8x0e + 8x1o + 8x2e'
+    """
+    return " + ".join(f"{mul}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmin, lmax + 1))
 
 
 @contextlib.contextmanager

@@ -9,12 +9,10 @@ from gaunt_tp import GauntTensorProduct
 from gaunt_tp.data import Configuration, ElementTable, collate, to_graph
 from gaunt_tp.nn import GauntFeatureInteraction, GauntMACE, GauntManyBody, ModelConfig
 from gaunt_tp.ops import GauntConvolution
+from gaunt_tp.testing import natural_irreps
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
-
-def natural(lmax: int, mul: int) -> str:
-    return " + ".join(f"{mul}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1))
 
 
 def same_on_cuda(module: torch.nn.Module, *inputs: torch.Tensor, differentiable: tuple[int, ...] = ()) -> None:
@@ -39,14 +37,14 @@ def test_odd_path_product():
 
 
 def test_feature_interaction():
-    module = GauntFeatureInteraction(natural(3, 8), natural(3, 8), natural(3, 8))
+    module = GauntFeatureInteraction(natural_irreps(3, 8), natural_irreps(3, 8), natural_irreps(3, 8))
     x1, x2 = torch.randn(2, 11, module.irreps_in1.dim, dtype=torch.float64)
     same_on_cuda(module, x1, x2, differentiable=(0, 1))
 
 
 @pytest.mark.parametrize("form", ["grid", "aligned"])
 def test_convolution(form):
-    conv = GauntConvolution(natural(3, 8), natural(3, 1), natural(3, 8), form=form)
+    conv = GauntConvolution(natural_irreps(3, 8), natural_irreps(3, 1), natural_irreps(3, 8), form=form)
     x = torch.randn(10, conv.irreps_node.dim, dtype=torch.float64)
     vectors = torch.randn(40, 3, dtype=torch.float64)
     vectors[0] = 0.0  # a zero-length edge stays finite on the GPU too
@@ -56,7 +54,7 @@ def test_convolution(form):
 
 
 def test_many_body():
-    module = GauntManyBody(natural(3, 8), natural(2, 8), correlation=3, num_elements=3)
+    module = GauntManyBody(natural_irreps(3, 8), natural_irreps(2, 8), correlation=3, num_elements=3)
     x = torch.randn(12, module.irreps_in.dim, dtype=torch.float64)
     species = torch.randint(0, 3, (12,))
     same_on_cuda(module, x, species, differentiable=(0,))

@@ -3,11 +3,7 @@ import torch
 
 from gaunt_tp import GauntTensorProduct
 from gaunt_tp.nn import GauntManyBody
-from gaunt_tp.testing import assert_equivariant
-
-
-def natural(lmax: int, mul: int, lmin: int = 0) -> str:
-    return " + ".join(f"{mul}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmin, lmax + 1))
+from gaunt_tp.testing import assert_equivariant, natural_irreps
 
 
 def per_degree(x: torch.Tensor, irreps: str, scale: torch.Tensor) -> torch.Tensor:
@@ -25,14 +21,14 @@ def per_degree(x: torch.Tensor, irreps: str, scale: torch.Tensor) -> torch.Tenso
 @pytest.mark.parametrize("factor_weights", [False, True])
 def test_equals_chained_dense_gaunt_products(factor_weights):
     c, lmax_in = 3, 2
-    irreps_in, irreps_out = natural(lmax_in, c), natural(2, c)
+    irreps_in, irreps_out = natural_irreps(lmax_in, c), natural_irreps(2, c)
     mb = GauntManyBody(irreps_in, irreps_out, correlation=3, num_elements=2, factor_weights=factor_weights).double()
     with torch.no_grad():
         if mb.factor is not None:
             mb.factor.normal_()
     species = torch.tensor([0, 1, 1, 0])
     a = torch.randn(4, mb.irreps_in.dim, dtype=torch.float64)
-    full = natural(2 * lmax_in, c)
+    full = natural_irreps(2 * lmax_in, c)
     square = GauntTensorProduct(irreps_in, irreps_in, full, backend="dense")
     cube = GauntTensorProduct(full, irreps_in, irreps_out, backend="dense")
     square_out = GauntTensorProduct(irreps_in, irreps_in, irreps_out, backend="dense")
@@ -46,7 +42,7 @@ def test_equals_chained_dense_gaunt_products(factor_weights):
 
 
 def test_num_products_sums_independent_products():
-    irreps_in, irreps_out = natural(2, 3), natural(2, 3)
+    irreps_in, irreps_out = natural_irreps(2, 3), natural_irreps(2, 3)
     mb = GauntManyBody(irreps_in, irreps_out, correlation=3, num_elements=2, num_products=3).double()
     singles = [GauntManyBody(irreps_in, irreps_out, correlation=3, num_elements=2).double() for _ in range(3)]
     with torch.no_grad():
@@ -69,7 +65,7 @@ def test_num_products_sums_independent_products():
 @pytest.mark.parametrize("num_products", [1, 2])
 def test_equivariant(dtype, correlation, num_products):
     mb = GauntManyBody(
-        natural(2, 4), natural(2, 4), correlation=correlation, num_elements=3, num_products=num_products
+        natural_irreps(2, 4), natural_irreps(2, 4), correlation=correlation, num_elements=3, num_products=num_products
     ).to(dtype)
     with torch.no_grad():
         mb.factor.normal_()  # distinct products
@@ -79,7 +75,9 @@ def test_equivariant(dtype, correlation, num_products):
 
 
 def test_each_body_order_has_unit_second_moment():
-    mb = GauntManyBody(natural(3, 16), natural(2, 16), correlation=3, num_elements=1, factor_weights=False)
+    mb = GauntManyBody(
+        natural_irreps(3, 16), natural_irreps(2, 16), correlation=3, num_elements=1, factor_weights=False
+    )
     a, species = torch.randn(2000, mb.irreps_in.dim), torch.zeros(2000, dtype=torch.long)
     for nu in range(3):
         with torch.no_grad():
@@ -92,7 +90,9 @@ def test_each_body_order_has_unit_second_moment():
 
 @pytest.mark.parametrize("num_products", [1, 2])
 def test_gradcheck_and_gradgradcheck(num_products):
-    mb = GauntManyBody(natural(1, 2), natural(1, 2), correlation=3, num_elements=2, num_products=num_products).double()
+    mb = GauntManyBody(
+        natural_irreps(1, 2), natural_irreps(1, 2), correlation=3, num_elements=2, num_products=num_products
+    ).double()
     with torch.no_grad():
         mb.factor.normal_()
     species = torch.tensor([1, 0, 1])
@@ -102,7 +102,7 @@ def test_gradcheck_and_gradgradcheck(num_products):
 
 
 def test_bad_inputs():
-    mb = GauntManyBody(natural(1, 2), natural(1, 2), correlation=2, num_elements=2)
+    mb = GauntManyBody(natural_irreps(1, 2), natural_irreps(1, 2), correlation=2, num_elements=2)
     with pytest.raises(ValueError, match="outside 0..1"):
         mb(torch.randn(3, 8), torch.tensor([0, 2, 1]))
     with pytest.raises(ValueError, match="species"):

@@ -5,10 +5,7 @@ import torch
 
 from gaunt_tp import GauntTensorProduct
 from gaunt_tp.ops.fft import torus_size
-
-
-def natural(lmax: int, mul: int) -> str:
-    return " + ".join(f"{mul}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1))
+from gaunt_tp.testing import natural_irreps
 
 
 def test_torus_size_is_the_smallest_even_unaliased_grid():
@@ -26,7 +23,7 @@ def test_torus_size_is_the_smallest_even_unaliased_grid():
 )
 @pytest.mark.parametrize("mul2", [3, 1], ids=["same-mul", "broadcast-mul"])
 def test_batch_chunks_give_the_unchunked_result(shapes, mul2):
-    irreps1, irreps2, irreps_out = natural(3, 3), natural(2, mul2), natural(4, 3)
+    irreps1, irreps2, irreps_out = natural_irreps(3, 3), natural_irreps(2, mul2), natural_irreps(4, 3)
     tp = GauntTensorProduct(irreps1, irreps2, irreps_out, backend="fft")
     oracle = GauntTensorProduct(irreps1, irreps2, irreps_out, backend="dense")
     impl = tp.impls["fft"]
@@ -40,7 +37,7 @@ def test_batch_chunks_give_the_unchunked_result(shapes, mul2):
 
 
 def test_gradients_through_batch_chunks():
-    irreps = natural(2, 2)
+    irreps = natural_irreps(2, 2)
     tp = GauntTensorProduct(irreps, irreps, irreps, backend="fft")
     impl = tp.impls["fft"]
     impl.chunk_bytes = 2 * impl.rows * impl.m_phi * 2 * 8  # 2 nodes per chunk

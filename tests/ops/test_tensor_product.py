@@ -3,17 +3,12 @@ import torch
 
 from gaunt_tp import GauntTensorProduct
 from gaunt_tp.ops import BACKENDS
-from gaunt_tp.testing import E3nnGauntReference, assert_equivariant
-
-
-def natural(lmax: int, mul: int) -> str:
-    return " + ".join(f"{mul}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1))
-
+from gaunt_tp.testing import E3nnGauntReference, assert_equivariant, natural_irreps
 
 CASES = [
     # (irreps_in1, irreps_in2, irreps_out)
-    (natural(2, 3), natural(2, 3), natural(4, 3)),  # full product
-    (natural(3, 2), natural(1, 2), natural(2, 2)),  # truncated output
+    (natural_irreps(2, 3), natural_irreps(2, 3), natural_irreps(4, 3)),  # full product
+    (natural_irreps(3, 2), natural_irreps(1, 2), natural_irreps(2, 2)),  # truncated output
     ("2x0e + 2x1e + 2x2o", "2x1o + 2x0o", "2x1o + 2x0o + 2x2e + 2x3e + 2x1e + 2x2o"),  # pseudo parity
     ("2x3o + 2x1o", "2x2e", "2x5o + 2x1o + 2x3o"),  # gaps in degrees, unsorted
     ("2x1o", "2x1o", "2x2e + 2x0e"),  # output order differs from degree order
@@ -36,7 +31,7 @@ def test_equals_e3nn_in_float64(backend, case):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("lmax", [1, 4, 6])
 def test_equals_dense_oracle_in_float32(backend, lmax):
-    irreps = natural(lmax, 4)
+    irreps = natural_irreps(lmax, 4)
     tp = GauntTensorProduct(irreps, irreps, irreps, backend=backend)
     oracle = GauntTensorProduct(irreps, irreps, irreps, backend="dense")
     x1, x2 = torch.randn(2, 9, tp.irreps_in1.dim, dtype=torch.float64)
@@ -59,14 +54,14 @@ def test_equivariant_under_rotations_and_inversion(backend, dtype, case):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_broadcasting_of_batch_dims_and_of_a_single_channel(backend):
-    tp = GauntTensorProduct(natural(2, 1), natural(2, 4), natural(3, 4), backend=backend)
-    oracle = GauntTensorProduct(natural(2, 1), natural(2, 4), natural(3, 4), backend="dense")
+    tp = GauntTensorProduct(natural_irreps(2, 1), natural_irreps(2, 4), natural_irreps(3, 4), backend=backend)
+    oracle = GauntTensorProduct(natural_irreps(2, 1), natural_irreps(2, 4), natural_irreps(3, 4), backend="dense")
     x1 = torch.randn(3, 1, tp.irreps_in1.dim, dtype=torch.float64)
     x2 = torch.randn(1, 5, tp.irreps_in2.dim, dtype=torch.float64)
     out = tp(x1, x2)
     assert out.shape == (3, 5, tp.irreps_out.dim)
     # against an explicit loop with the multiplicity-1 input repeated channel by channel
-    full = GauntTensorProduct(natural(2, 4), natural(2, 4), natural(3, 4), backend="dense")
+    full = GauntTensorProduct(natural_irreps(2, 4), natural_irreps(2, 4), natural_irreps(3, 4), backend="dense")
     x1_rep = torch.cat([x1[..., l * l : (l + 1) ** 2].repeat_interleave(1, -1).repeat(1, 1, 4) for l in range(3)], -1)
     torch.testing.assert_close(out, full(x1_rep.expand(3, 5, -1), x2.expand(3, 5, -1)), rtol=0, atol=1e-12)
     torch.testing.assert_close(out, oracle(x1, x2), rtol=0, atol=1e-12)
@@ -85,7 +80,7 @@ def test_gradcheck_and_gradgradcheck(backend):
 
 
 def test_backward_is_the_same_for_every_backend():
-    irreps = natural(3, 3)
+    irreps = natural_irreps(3, 3)
     x1, x2, cot = (torch.randn(4, 48, dtype=torch.float64) for _ in range(3))
     grads = {}
     for backend in BACKENDS:
@@ -100,7 +95,7 @@ def test_backward_is_the_same_for_every_backend():
 
 
 def test_bad_inputs_are_clear_errors():
-    tp = GauntTensorProduct(natural(1, 2), natural(1, 2), natural(2, 2))
+    tp = GauntTensorProduct(natural_irreps(1, 2), natural_irreps(1, 2), natural_irreps(2, 2))
     x = torch.randn(4, 8)
     with pytest.raises(ValueError, match=r"x1 must have shape \[\.\.\., 8\]"):
         tp(torch.randn(4, 7), x)
@@ -113,8 +108,8 @@ def test_bad_inputs_are_clear_errors():
 
 
 def test_auto_backend_reports_its_choice():
-    small = GauntTensorProduct(natural(1, 4), natural(1, 4), natural(1, 4))
-    big = GauntTensorProduct(natural(6, 4), natural(6, 4), natural(6, 4))
+    small = GauntTensorProduct(natural_irreps(1, 4), natural_irreps(1, 4), natural_irreps(1, 4))
+    big = GauntTensorProduct(natural_irreps(6, 4), natural_irreps(6, 4), natural_irreps(6, 4))
     for tp in (small, big):
         assert tp.backend in BACKENDS
         x = torch.randn(256, tp.irreps_in1.dim)
@@ -123,13 +118,13 @@ def test_auto_backend_reports_its_choice():
         fixed = GauntTensorProduct(tp.irreps_in1, tp.irreps_in2, tp.irreps_out, backend=chosen)
         torch.testing.assert_close(out, fixed(x, x))
     assert big.backend == "grid"  # dense costs O(L^6): never picked at lmax 6
-    fixed = GauntTensorProduct(natural(1, 4), natural(1, 4), natural(1, 4), backend="fft")
+    fixed = GauntTensorProduct(natural_irreps(1, 4), natural_irreps(1, 4), natural_irreps(1, 4), backend="fft")
     assert fixed.backend == "fft"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_torch_compile(backend):
-    tp = GauntTensorProduct(natural(2, 2), natural(2, 2), natural(2, 2), backend=backend)
+    tp = GauntTensorProduct(natural_irreps(2, 2), natural_irreps(2, 2), natural_irreps(2, 2), backend=backend)
     x1, x2 = torch.randn(2, 5, tp.irreps_in1.dim)
     compiled = torch.compile(tp, fullgraph=False)
     torch.testing.assert_close(compiled(x1, x2), tp(x1, x2), rtol=1e-5, atol=1e-5)
@@ -138,7 +133,7 @@ def test_torch_compile(backend):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cuda_matches_cpu(backend):
-    tp = GauntTensorProduct(natural(3, 4), natural(3, 4), natural(3, 4), backend=backend)
+    tp = GauntTensorProduct(natural_irreps(3, 4), natural_irreps(3, 4), natural_irreps(3, 4), backend=backend)
     x1, x2 = torch.randn(2, 6, tp.irreps_in1.dim, dtype=torch.float64)
     expected = tp(x1, x2)
     out = tp.cuda()(x1.cuda(), x2.cuda())
