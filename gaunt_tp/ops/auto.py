@@ -13,14 +13,14 @@ from typing import Protocol
 
 __all__ = ["BACKENDS", "choose_backend", "estimate_seconds"]
 
-BACKENDS = ("dense", "fft", "grid")
+BACKENDS = ("dense", "fft", "grid", "fused")
 
 # Effective float32 flop/s per backend (memory traffic included) and the fixed cost of one
 # kernel launch. CPU figures: fitted to benchmarks/bench_feature_product.py and to batches of
 # 32..32768 products on the 2-core CI machine. CUDA figures: not yet measured (no GPU was
 # available when this was written); they only order the backends by their arithmetic.
 _RATES = {
-    "cpu": {"dense": 3.0e10, "grid": 2.5e10, "fft": 2.0e10},
+    "cpu": {"dense": 3.0e10, "grid": 2.5e10, "fft": 2.0e10, "fused": 1.2e11},
     "cuda": {"dense": 5.0e12, "grid": 2.0e13, "fft": 2.0e12},
 }
 _OVERHEAD = {"cpu": 7.0e-6, "cuda": 1.0e-5}
@@ -35,6 +35,8 @@ class CostedBackend(Protocol):
 def estimate_seconds(name: str, backend: CostedBackend, *, products: int, device_type: str) -> float:
     """Estimated seconds of one forward call of ``backend`` (registered as ``name``) on ``products`` products."""
     device_type = device_type if device_type in _RATES else "cpu"
+    if name not in _RATES[device_type]:
+        return float("inf")  # the fused backend runs on the CPU only
     return backend.launches * _OVERHEAD[device_type] + backend.flops(products) / _RATES[device_type][name]
 
 

@@ -10,12 +10,14 @@ from gaunt_tp.ops.auto import BACKENDS, choose_backend
 from gaunt_tp.ops.dense import DenseGaunt
 from gaunt_tp.ops.descriptor import GauntDescriptor, as_irreps, path_kinds
 from gaunt_tp.ops.fft import FourierGaunt
+from gaunt_tp.ops.fused import FusedGridGaunt
 from gaunt_tp.ops.grid import GridGaunt
+from gaunt_tp.ops.native import native_error, native_library
 from gaunt_tp.ops.odd import OddPathProduct
 
 __all__ = ["GauntTensorProduct"]
 
-_IMPLEMENTATIONS = {"dense": DenseGaunt, "fft": FourierGaunt, "grid": GridGaunt}
+_IMPLEMENTATIONS = {"dense": DenseGaunt, "fft": FourierGaunt, "grid": GridGaunt, "fused": FusedGridGaunt}
 
 
 def _split_outputs(
@@ -75,8 +77,11 @@ class GauntTensorProduct(nn.Module):
             by a Gaunt path (an output reached only through l1+l2+l3 odd, such as 1e from
             1o x 1o, the cross product, is a ValueError unless ``odd_paths=True``).
         backend: ``"dense"`` (Gaunt tensor, the reference), ``"fft"`` (2D Fourier, the
-            paper's method), ``"grid"`` (sphere quadrature) or ``"auto"`` (a cost model
-            picks per batch size, dtype and device; :attr:`backend` tells the last pick).
+            paper's method), ``"grid"`` (sphere quadrature), ``"fused"`` (the grid's product
+            in one C kernel compiled on first use; CPU, float32/float64; see
+            :mod:`gaunt_tp.ops.native`) or ``"auto"`` (a cost model picks per batch size,
+            dtype and device, among the backends that run there; :attr:`backend` tells the
+            last pick).
         odd_paths: also compute the paths with l1+l2+l3 odd (the cross product
             1o x 1o -> 1e, for example), which Gaunt coefficients miss, with
             :class:`gaunt_tp.ops.odd.OddPathProduct`: each such path is
@@ -124,7 +129,11 @@ class GauntTensorProduct(nn.Module):
         self._even_is_all = even_idx == list(range(len(self.irreps_out)))
         self._dim_out = self.irreps_out.dim  # a plain int for forward (torch.compile cannot guard on Irreps)
         self.requested_backend = backend
+        if backend == "fused":
+            native_library()  # raises NativeUnavailable with the reason (no compiler, disabled, ...)
         names = BACKENDS if backend == "auto" else (backend,)
+        if backend == "auto" and native_error() is not None:
+            names = tuple(name for name in names if name != "fused")  # unavailable here: see native_error()
         if self.descriptor is None:
             names = ()
         self.impls = nn.ModuleDict({name: _IMPLEMENTATIONS[name](self.descriptor) for name in names})
@@ -152,10 +161,12 @@ class GauntTensorProduct(nn.Module):
         batch = check.batch_shape(x1, x2)
         name = self._choose(batch.numel() * check.mul, x1.device.type)
         self._last_backend = name
+        if batch.numel() == 0:  # nothing to compute; still part of the inputs' graph (zero gradients)
+            return x1.new_zeros(*batch, self._dim_out) + 0 * (x1.sum() + x2.sum())
         x1, x2 = _flatten_pair(x1, x2, batch)
         even = self.impls[name](x1, x2) if self.impls else None
         if self.odd is None and self._even_is_all:
-            return even.reshape(*batch, -1)  # type: ignore[union-attr]
+            return even.reshape(*batch, self._dim_out)  # type: ignore[union-attr]
         out = x1.new_zeros(max(x1.shape[0], x2.shape[0]), self._dim_out)
         if even is not None:
             out = out.index_add(1, self._even_index, even)

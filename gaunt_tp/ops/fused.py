@@ -1,0 +1,182 @@
+"""Fused backend: the grid backend's product in one C kernel per call (CPU, float32/float64).
+
+Same grid, same mirror-symmetric tables and the same arithmetic as :mod:`gaunt_tp.ops.grid`,
+but instead of a chain of eager PyTorch kernels (permute, three matmuls, products, permute), each
+of which writes a ``[products, points]`` buffer to memory, the kernel in ``csrc/grid_product.c``
+takes a tile of 16 (float32) or 8 (float64) products at a time: gathers their coefficients from
+e3nn's layout, evaluates both functions on the grid's mirror half, multiplies, projects and
+scatters the result back, all in per-thread buffers that stay in cache.
+
+Derivatives are the same operation with other tables: for ``z = P(S_a x ⊙ S_b y)`` (``⊙`` the
+mirror product, ``S`` synthesis tables ``[n, H]``, ``P`` the weighted projection), the gradient
+with respect to x is ``S_a^T (S_b y ⊙ P^T g)``, i.e. the product of y and the output gradient
+g projected onto x's harmonics. So backward passes call the same kernel (through the same
+autograd function), and gradients of any order work.
+
+Broadcast inputs (one node, or multiplicity 1) are expanded before the kernel runs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from gaunt_tp.math.quadrature import mirror_half, smallest_grid
+from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
+from gaunt_tp.ops.grid import mirror_split
+from gaunt_tp.ops.native import native_library
+from gaunt_tp.ops.tables import TableCache
+
+__all__ = ["FusedGridGaunt"]
+
+
+@dataclass(frozen=True)
+class _Operand:
+    """One class of one operand: where its entries sit in e3nn's layout and its grid tables.
+
+    ``key`` names its tables in the TableCache: ``{key}_se``/``{key}_so`` ``[n, H]`` (synthesis
+    orientation) and ``{key}_pe``/``{key}_po`` ``[H, n]`` (projection orientation).
+    """
+
+    key: str
+    n_e: int
+    n_o: int
+    dim: int  # feature dim of the layout (multiplicity expanded to C)
+    covers: bool  # the class holds every entry of the layout
+
+
+def _layout(cls: ClassLayout, irreps: o3.Irreps, mul: int, order: list[int]) -> tuple[list[int], list[int]]:
+    """For class entries in ``order``: e3nn offset of channel 0 and stride between channels (``2l+1``),
+    in the layout of ``irreps`` with every multiplicity set to ``mul``."""
+    offsets, start = [], 0
+    for _, ir in irreps:
+        offsets.append(start)
+        start += mul * ir.dim
+    flat = [(offsets[i] + k, 2 * l + 1) for i, l in zip(cls.irrep_indices, cls.ls) for k in range(2 * l + 1)]
+    return [flat[p][0] for p in order], [flat[p][1] for p in order]
+
+
+class _FusedProduct(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor, plan: FusedGridGaunt, a: str, b: str, o: str):  # type: ignore[override]
+        ctx.save_for_backward(x, y)
+        ctx.plan, ctx.keys = plan, (a, b, o)
+        return plan.run(x, y, a, b, o)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor):  # type: ignore[override]
+        x, y = ctx.saved_tensors
+        plan, (a, b, o) = ctx.plan, ctx.keys
+        grad = grad.contiguous()
+        gx = _FusedProduct.apply(y, grad, plan, b, o, a) if ctx.needs_input_grad[0] else None
+        gy = _FusedProduct.apply(x, grad, plan, a, o, b) if ctx.needs_input_grad[1] else None
+        return gx, gy, None, None, None, None
+
+
+class FusedGridGaunt(nn.Module):
+    """Sphere-grid Gaunt product in one fused C kernel, e3nn layout to e3nn layout (CPU only).
+
+    Shape:
+        ``x1 [N1, irreps_in1.dim]``, ``x2 [N2, irreps_in2.dim]`` with N1, N2 equal or 1;
+        returns ``[N, irreps_out.dim]``.
+
+    The kernel is compiled on first use (:mod:`gaunt_tp.ops.native`); constructing the module
+    does not build it, calling it does (and raises :class:`gaunt_tp.ops.native.NativeUnavailable`
+    where it cannot be built).
+    """
+
+    def __init__(self, desc: GauntDescriptor) -> None:
+        super().__init__()
+        self.desc = desc
+        self.grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out)
+        points, half_weights = mirror_half(self.grid)
+        self.half_points = points.shape[0]
+        lmax = max(desc.lmax1, desc.lmax2, desc.lmax_out)
+        y = o3.spherical_harmonics(list(range(lmax + 1)), points, normalize=False, normalization="integral").T
+        weighted = y * half_weights[None, :]  # [dim_all, H]
+        mul = desc.mul
+        tables: dict[str, torch.Tensor] = {}
+        self.operands: dict[str, _Operand] = {}
+        for side, irreps, classes, values in (
+            ("a", desc.irreps_in1, desc.classes1, y),
+            ("b", desc.irreps_in2, desc.classes2, y),
+            ("o", desc.irreps_out, desc.classes_out, weighted),
+        ):
+            for i, cls in enumerate(classes):
+                pos_e, pos_o, row_e, row_o = mirror_split(cls)
+                off, stride = _layout(cls, irreps, mul, pos_e + pos_o)
+                key = f"{side}{i}"
+                self.register_buffer(f"{key}_off", torch.tensor(off, dtype=torch.int64), persistent=False)
+                self.register_buffer(f"{key}_str", torch.tensor(stride, dtype=torch.int64), persistent=False)
+                for part, rows in (("e", row_e), ("o", row_o)):
+                    tables[f"{key}_s{part}"] = values[rows].contiguous()  # [n, H]
+                    tables[f"{key}_p{part}"] = values[rows].T.contiguous()  # [H, n]
+                dim = mul * sum(ir.dim for _, ir in irreps)
+                self.operands[key] = _Operand(key, len(pos_e), len(pos_o), dim, covers=len(classes) == 1)
+        self.tables = TableCache(tables)
+        self.expand = {}
+        for side, irreps, own in (("a", desc.irreps_in1, desc.mul1), ("b", desc.irreps_in2, desc.mul2)):
+            if own != mul:  # multiplicity 1, broadcast: an index that repeats each irrep C times
+                starts = [sl.start for sl in irreps.slices()]
+                index = [start + m for (_, ir), start in zip(irreps, starts) for _ in range(mul) for m in range(ir.dim)]
+                self.register_buffer(f"{side}_expand", torch.tensor(index, dtype=torch.int64), persistent=False)
+                self.expand[side] = True
+        self.launches = len(desc.class_pairs) + 2
+        self._lib: ctypes.CDLL | None = None
+
+    @property
+    def points(self) -> int:
+        return self.grid.size
+
+    def flops(self, products: int) -> float:
+        """Floating-point operations of one forward call on ``products`` (batch x channel) products."""
+        half = self.half_points
+        n1 = sum(c.dim for c in self.desc.classes1)
+        n2 = sum(c.dim for c in self.desc.classes2)
+        n3 = sum(c.dim for c in self.desc.classes_out)
+        return products * half * (2.0 * (n1 + n2 + n3) + 6.0 * len(self.desc.class_pairs))
+
+    def run(self, x: torch.Tensor, y: torch.Tensor, a: str, b: str, o: str) -> torch.Tensor:
+        """One class product in the kernel: ``x``, ``y`` contiguous ``[N, dim]`` of operands a, b -> o."""
+        if self._lib is None:
+            self._lib = native_library()
+        if x.device.type != "cpu":
+            raise RuntimeError(f"the fused backend runs on the CPU only, got a tensor on {x.device}")
+        if x.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"the fused backend takes float32 or float64, got {x.dtype}")
+        t = self.tables.get(x.dtype, x.device)
+        ops = [self.operands[k] for k in (a, b, o)]
+        n = x.shape[0]
+        out = (torch.empty if ops[2].covers else torch.zeros)(n, ops[2].dim, dtype=x.dtype)
+        fn = self._lib.gaunt_grid_product_f32 if x.dtype == torch.float32 else self._lib.gaunt_grid_product_f64
+        args: list[Any] = [x.data_ptr(), y.data_ptr(), out.data_ptr(), n * self.desc.mul, self.desc.mul]
+        args.append(torch.get_num_threads())
+        for op, table in zip(ops, ("s", "s", "p")):
+            args += [getattr(self, f"{op.key}_off").data_ptr(), getattr(self, f"{op.key}_str").data_ptr()]
+            args += [op.n_e, op.n_o, op.dim, t[f"{op.key}_{table}e"].data_ptr(), t[f"{op.key}_{table}o"].data_ptr()]
+        args.append(self.half_points)
+        if fn(*args):
+            raise MemoryError("the fused kernel could not allocate its per-thread buffers")
+        return out
+
+    def _prepare(self, x: torch.Tensor, side: str, n: int) -> torch.Tensor:
+        if side in self.expand:
+            x = x.index_select(1, getattr(self, f"{side}_expand"))
+        if x.shape[0] != n:
+            x = x.expand(n, x.shape[1])
+        return x.contiguous()
+
+    @torch.compiler.disable  # an opaque C call: torch.compile runs this module eagerly, between graphs
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        n = max(x1.shape[0], x2.shape[0])
+        x1, x2 = self._prepare(x1, "a", n), self._prepare(x2, "b", n)
+        out = None
+        for i1, i2, io in self.desc.class_pairs:
+            z = _FusedProduct.apply(x1, x2, self, f"a{i1}", f"b{i2}", f"o{io}")
+            out = z if out is None else out + z
+        return out  # type: ignore[return-value]

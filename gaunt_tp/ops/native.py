@@ -1,0 +1,124 @@
+"""Builds and loads gaunt-tp's C kernels for the CPU on first use.
+
+The kernels (``gaunt_tp/ops/csrc/*.c``) are plain C with GCC/Clang vector extensions and
+OpenMP; they need no PyTorch headers. On first use they are compiled with the system's C
+compiler (``$CC``, else ``cc``) with ``-O3 -march=native -fopenmp`` into a shared library,
+cached in ``$GAUNT_TP_CACHE`` (default ``~/.cache/gaunt_tp``) under a name made from the
+source, the flags, the compiler and this CPU's instruction-set flags (a ``-march=native``
+build must not run on another CPU). Compiling takes about a second, once per machine;
+concurrent processes each build into a temporary file and rename it into place.
+
+Set ``GAUNT_TP_NATIVE=0`` to never build or load them: :func:`native_library` then raises and
+``backend="auto"`` does not consider the fused backend.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+__all__ = ["NativeUnavailable", "native_error", "native_library"]
+
+_SOURCES = ("grid_product.c",)
+_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu11")
+_I64, _INT, _PTR = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
+# gaunt_grid_product_*: a, b, out, count, mul, threads, then three operands (a, b, out) of
+# (off, str, n_e, n_o, dim, table_e, table_o), then H.
+_OPERAND = [_PTR, _PTR, _I64, _I64, _I64, _PTR, _PTR]
+_SIGNATURES = {
+    name: [_PTR, _PTR, _PTR, _I64, _I64, _INT, *_OPERAND, *_OPERAND, *_OPERAND, _I64]
+    for name in ("gaunt_grid_product_f32", "gaunt_grid_product_f64")
+}
+
+
+class NativeUnavailable(RuntimeError):
+    """The C kernels cannot be built or loaded here (no compiler, not Linux/macOS, or disabled)."""
+
+
+def _cpu_fingerprint() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        flags = next((line for line in text.splitlines() if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        flags = ""
+    return f"{platform.machine()}|{platform.processor()}|{flags}"
+
+
+def _compiler() -> str:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        raise NativeUnavailable("no C compiler found (set $CC or install gcc) to build gaunt-tp's CPU kernels")
+    return cc
+
+
+@functools.cache
+def _load_or_error() -> ctypes.CDLL | NativeUnavailable:
+    try:
+        return _build_and_load()
+    except NativeUnavailable as err:
+        return err  # remembered: a failed build is not retried in this process
+
+
+def _load() -> ctypes.CDLL:
+    result = _load_or_error()
+    if isinstance(result, NativeUnavailable):
+        raise result
+    return result
+
+
+def _build_and_load() -> ctypes.CDLL:
+    if os.environ.get("GAUNT_TP_NATIVE", "1") == "0":
+        raise NativeUnavailable("disabled by GAUNT_TP_NATIVE=0")
+    if os.name != "posix":
+        raise NativeUnavailable(f"the CPU kernels are built for Linux and macOS only, not {platform.system()}")
+    cc = _compiler()
+    sources = [Path(__file__).with_name("csrc") / name for name in _SOURCES]
+    key = hashlib.sha256()
+    for src in sources:
+        key.update(src.read_bytes())
+    key.update(" ".join((cc, *_FLAGS, _cpu_fingerprint())).encode())
+    cache = Path(os.environ.get("GAUNT_TP_CACHE", Path.home() / ".cache" / "gaunt_tp"))
+    target = cache / f"gaunt_tp_kernels_{key.hexdigest()[:16]}.so"
+    if not target.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
+        os.close(fd)
+        try:
+            done = subprocess.run(
+                [cc, *_FLAGS, *map(str, sources), "-o", tmp], capture_output=True, text=True, timeout=300
+            )
+            if done.returncode != 0:
+                raise NativeUnavailable(f"building gaunt-tp's CPU kernels with {cc} failed:\n{done.stderr.strip()}")
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    try:
+        lib = ctypes.CDLL(str(target))
+    except OSError as err:
+        raise NativeUnavailable(f"loading {target} failed: {err}") from None
+    for name, argtypes in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = argtypes, ctypes.c_int
+    return lib
+
+
+def native_library() -> ctypes.CDLL:
+    """The loaded kernels (built on first call); raises :class:`NativeUnavailable` with the reason."""
+    return _load()
+
+
+def native_error() -> str | None:
+    """None when the kernels load here, else why not."""
+    try:
+        _load()
+    except NativeUnavailable as err:
+        return str(err)
+    return None
