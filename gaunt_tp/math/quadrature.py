@@ -14,7 +14,15 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["PointGrid", "SphereGrid", "gauss_legendre_grid", "lebedev_grid", "mirror_half", "smallest_grid"]
+__all__ = [
+    "PointGrid",
+    "SphereGrid",
+    "gauss_legendre_grid",
+    "lebedev_grid",
+    "mirror_half",
+    "reflection_reduced",
+    "smallest_grid",
+]
 
 # Orders of the Lebedev rules that SciPy generates (each exact up to that degree).
 LEBEDEV_ORDERS = (
@@ -189,12 +197,47 @@ def smallest_grid(band: int) -> PointGrid:
     return product.as_points()
 
 
+def reflection_reduced(grid: PointGrid, axes: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One point per orbit of the reflections of ``axes`` (0: x -> -x, 1: y -> -y, 2: z -> -z).
+
+    Keeps the points with a non-negative coordinate on every axis in ``axes``; each gets its
+    weight times the size of its orbit (2 per axis on which its coordinate is non-zero). For a
+    function even under every one of these reflections, ``sum_all w f = sum_kept w' f``; a
+    function odd under one of them vanishes on that mirror plane, where the kept points sit.
+
+    Shape:
+        returns points ``[H, 3]`` and weights ``[H]`` (float64), in the grid's order.
+
+    Raises:
+        ValueError: if the grid is not invariant under one of the reflections.
+
+    Example:
+        >>> pts, w = reflection_reduced(lebedev_grid(18), (0, 1, 2))
+        >>> pts.shape[0], round(float(w.sum()), 12)
+        (22, 12.566370614359)
+    """
+    points, weights = grid.points, grid.weights
+    keep = torch.ones(points.shape[0], dtype=torch.bool)
+    orbit = torch.ones_like(weights)
+    for axis in axes:
+        flip = torch.ones(3, dtype=points.dtype)
+        flip[axis] = -1.0
+        images = torch.cdist(points * flip, points, compute_mode="donot_use_mm_for_euclid_dist")
+        nearest, index = images.min(dim=1)
+        if float(nearest.max()) > 1e-9 or not torch.allclose(weights[index], weights, rtol=1e-9, atol=0.0):
+            raise ValueError(f"{grid.name} grid of band {grid.band} is not symmetric under the mirror of axis {axis}")
+        off_plane = points[:, axis].abs() >= 1e-9
+        keep &= points[:, axis] > -1e-9
+        orbit = torch.where(off_plane, 2.0 * orbit, orbit)
+    return points[keep].clone(), (weights * orbit)[keep].clone()
+
+
 def mirror_half(grid: PointGrid) -> tuple[torch.Tensor, torch.Tensor]:
     """The points with y >= 0 of a grid symmetric under y -> -y, and their weights for mirror parts.
 
-    For a function ``f = f_e + f_o`` split into parts even and odd under the mirror,
-    ``sum_all w f = sum_half w' f_e`` where ``w' = 2 w`` off the plane y = 0 and ``w`` on it
-    (a point on the plane is its own mirror image); likewise for ``f_o`` times an odd function.
+    :func:`reflection_reduced` for the mirror y -> -y alone: for a function ``f = f_e + f_o``
+    split into parts even and odd under the mirror, ``sum_all w f = sum_half w' f_e`` where
+    ``w' = 2 w`` off the plane y = 0 and ``w`` on it; likewise for ``f_o`` times an odd function.
 
     Shape:
         returns points ``[H, 3]`` and weights ``[H]`` (float64).
@@ -207,16 +250,4 @@ def mirror_half(grid: PointGrid) -> tuple[torch.Tensor, torch.Tensor]:
         >>> pts.shape[0], round(float(w.sum()), 12)  # 69 points above the plane, 8 on it; weights still sum to 4 pi
         (77, 12.566370614359)
     """
-    points, weights = grid.points, grid.weights
-    on_plane = points[:, 1].abs() < 1e-9
-    upper = points[:, 1] >= 1e-9
-    lower = points[:, 1] <= -1e-9
-    mirrored = points[upper] * torch.tensor([1.0, -1.0, 1.0], dtype=points.dtype)
-    if int(upper.sum()) != int(lower.sum()) or (
-        bool(lower.any())
-        and torch.cdist(mirrored, points[lower], compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values.max()
-        > 1e-9
-    ):
-        raise ValueError(f"{grid.name} grid of band {grid.band} is not symmetric under y -> -y")
-    keep = upper | on_plane
-    return points[keep].clone(), torch.where(on_plane, weights, 2.0 * weights)[keep].clone()
+    return reflection_reduced(grid, (1,))

@@ -26,26 +26,62 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from gaunt_tp.math.quadrature import mirror_half, smallest_grid
+from gaunt_tp.math.quadrature import reflection_reduced, smallest_grid
 from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
-from gaunt_tp.ops.grid import mirror_split
 from gaunt_tp.ops.native import native_library
 from gaunt_tp.ops.tables import TableCache
 
 __all__ = ["FusedGridGaunt"]
 
 
+# Groups of coordinate reflections tried, by axis (0: x, 1: y, 2: z); e3nn's polar axis is y.
+_REFLECTION_GROUPS = ((1,), (1, 0), (1, 2), (0, 1, 2))
+# Per parity part, per product: the cost of its loops' setup and short passes, in flops of the
+# transforms. Fitted on the 2-core CI machine (lmax 3, 6, 8; C = 32, N = 128, float32): there 2 parts
+# were fastest at lmax 3, 4 at lmax 6, 8 at lmax 8, as this rule picks.
+_PART_OVERHEAD_FLOPS = 1200.0
+
+
+def reflection_parts(lmax: int, axes: tuple[int, ...]) -> list[int]:
+    """Parity part of each real harmonic of degree <= lmax under the reflections of ``axes``.
+
+    Bit i of the part is 1 where ``Y_lm`` is odd under the mirror of ``axes[i]`` (every real
+    harmonic in e3nn's basis is even or odd under each coordinate mirror; checked numerically).
+
+    Shape:
+        returns a list of length ``(lmax + 1)**2``, indexed ``l**2 + l + m``.
+
+    Example:
+        >>> reflection_parts(1, (1,))  # 0e even; of 1o, only the y component is odd under y -> -y
+        [0, 0, 1, 0]
+    """
+    points = torch.randn(16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ls = list(range(lmax + 1))
+    y = o3.spherical_harmonics(ls, points, normalize=True, normalization="integral")
+    parts = [0] * y.shape[1]
+    for bit, axis in enumerate(axes):
+        flip = torch.ones(3, dtype=torch.float64)
+        flip[axis] = -1.0
+        mirrored = o3.spherical_harmonics(ls, points * flip, normalize=True, normalization="integral")
+        for k in range(y.shape[1]):
+            if torch.allclose(mirrored[:, k], -y[:, k], atol=1e-12):
+                parts[k] |= 1 << bit
+            elif not torch.allclose(mirrored[:, k], y[:, k], atol=1e-12):
+                raise ValueError(f"harmonic {k} has no parity under the mirror of axis {axis}")
+    return parts
+
+
 @dataclass(frozen=True)
 class _Operand:
     """One class of one operand: where its entries sit in e3nn's layout and its grid tables.
 
-    ``key`` names its tables in the TableCache: ``{key}_se``/``{key}_so`` ``[n, H]`` (synthesis
-    orientation) and ``{key}_pe``/``{key}_po`` ``[H, n]`` (projection orientation).
+    ``key`` names its tables in the TableCache: ``{key}_s`` (synthesis orientation, the parts'
+    ``[n_j, H]`` blocks stacked) and ``{key}_p`` (projection orientation, the parts' ``[H, n_j]``
+    blocks one after the other, flattened).
     """
 
     key: str
-    n_e: int
-    n_o: int
+    counts: tuple[int, ...]  # entries per parity part
     dim: int  # feature dim of the layout (multiplicity expanded to C)
     covers: bool  # the class holds every entry of the layout
 
@@ -94,11 +130,22 @@ class FusedGridGaunt(nn.Module):
         super().__init__()
         self.desc = desc
         self.grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out)
-        points, half_weights = mirror_half(self.grid)
-        self.half_points = points.shape[0]
         lmax = max(desc.lmax1, desc.lmax2, desc.lmax_out)
+        options = []
+        for axes in _REFLECTION_GROUPS:
+            try:
+                points, weights = reflection_reduced(self.grid, axes)
+            except ValueError:
+                continue  # the grid lacks this symmetry (a Gauss-Legendre grid may)
+            parts = reflection_parts(lmax, axes)
+            flops = self._flops_per_product(desc, parts, points.shape[0])
+            options.append((flops + _PART_OVERHEAD_FLOPS * (1 << len(axes)), axes, points, weights))
+        _, self.axes, points, weights = min(options, key=lambda o: o[0])
+        self.parts = 1 << len(self.axes)
+        self.reduced_points = points.shape[0]
+        part_of = reflection_parts(lmax, self.axes)
         y = o3.spherical_harmonics(list(range(lmax + 1)), points, normalize=False, normalization="integral").T
-        weighted = y * half_weights[None, :]  # [dim_all, H]
+        weighted = y * weights[None, :]  # [dim_all, H]
         mul = desc.mul
         tables: dict[str, torch.Tensor] = {}
         self.operands: dict[str, _Operand] = {}
@@ -108,16 +155,23 @@ class FusedGridGaunt(nn.Module):
             ("o", desc.irreps_out, desc.classes_out, weighted),
         ):
             for i, cls in enumerate(classes):
-                pos_e, pos_o, row_e, row_o = mirror_split(cls)
-                off, stride = _layout(cls, irreps, mul, pos_e + pos_o)
+                rows = cls.sh_rows()
+                order = sorted(range(cls.dim), key=lambda p: (part_of[rows[p]], p))
+                off, stride = _layout(cls, irreps, mul, order)
                 key = f"{side}{i}"
                 self.register_buffer(f"{key}_off", torch.tensor(off, dtype=torch.int64), persistent=False)
                 self.register_buffer(f"{key}_str", torch.tensor(stride, dtype=torch.int64), persistent=False)
-                for part, rows in (("e", row_e), ("o", row_o)):
-                    tables[f"{key}_s{part}"] = values[rows].contiguous()  # [n, H]
-                    tables[f"{key}_p{part}"] = values[rows].T.contiguous()  # [H, n]
+                counts = tuple(sum(1 for p in order if part_of[rows[p]] == j) for j in range(self.parts))
+                sorted_rows = [rows[p] for p in order]
+                tables[f"{key}_s"] = values[sorted_rows].contiguous()  # [n, H], parts stacked
+                blocks, start = [], 0
+                for c in counts:
+                    blocks.append(values[sorted_rows[start : start + c]].T.reshape(-1))  # [H, n_j] flattened
+                    start += c
+                tables[f"{key}_p"] = torch.cat(blocks) if blocks else values.new_zeros(0)
                 dim = mul * sum(ir.dim for _, ir in irreps)
-                self.operands[key] = _Operand(key, len(pos_e), len(pos_o), dim, covers=len(classes) == 1)
+                self.operands[key] = _Operand(key, counts, dim, covers=len(classes) == 1)
+                self.register_buffer(f"{key}_cnt", torch.tensor(counts, dtype=torch.int64), persistent=False)
         self.tables = TableCache(tables)
         self.expand = {}
         for side, irreps, own in (("a", desc.irreps_in1, desc.mul1), ("b", desc.irreps_in2, desc.mul2)):
@@ -127,7 +181,22 @@ class FusedGridGaunt(nn.Module):
                 self.register_buffer(f"{side}_expand", torch.tensor(index, dtype=torch.int64), persistent=False)
                 self.expand[side] = True
         self.launches = len(desc.class_pairs) + 2
+        self._flops = self._flops_per_product(desc, part_of, self.reduced_points)
         self._lib: ctypes.CDLL | None = None
+
+    @staticmethod
+    def _flops_per_product(desc: GauntDescriptor, part_of: list[int], points: int) -> float:
+        """Multiply-adds x 2 of one product: three transforms over the kept points and the part products."""
+        counts = []
+        for classes in (desc.classes1, desc.classes2, desc.classes_out):
+            present = [set(part_of[r] for r in cls.sh_rows()) for cls in classes]
+            counts.append(present)
+        transforms = sum(c.dim for group in (desc.classes1, desc.classes2, desc.classes_out) for c in group)
+        products = 0
+        for i1, i2, io in desc.class_pairs:
+            a, b, o = counts[0][i1], counts[1][i2], counts[2][io]
+            products += sum(1 for j in a for k in b if j ^ k in o)
+        return 2.0 * points * (transforms + products)
 
     @property
     def points(self) -> int:
@@ -135,11 +204,7 @@ class FusedGridGaunt(nn.Module):
 
     def flops(self, products: int) -> float:
         """Floating-point operations of one forward call on ``products`` (batch x channel) products."""
-        half = self.half_points
-        n1 = sum(c.dim for c in self.desc.classes1)
-        n2 = sum(c.dim for c in self.desc.classes2)
-        n3 = sum(c.dim for c in self.desc.classes_out)
-        return products * half * (2.0 * (n1 + n2 + n3) + 6.0 * len(self.desc.class_pairs))
+        return products * self._flops
 
     def run(self, x: torch.Tensor, y: torch.Tensor, a: str, b: str, o: str) -> torch.Tensor:
         """One class product in the kernel: ``x``, ``y`` contiguous ``[N, dim]`` of operands a, b -> o."""
@@ -155,13 +220,13 @@ class FusedGridGaunt(nn.Module):
         out = (torch.empty if ops[2].covers else torch.zeros)(n, ops[2].dim, dtype=x.dtype)
         fn = self._lib.gaunt_grid_product_f32 if x.dtype == torch.float32 else self._lib.gaunt_grid_product_f64
         args: list[Any] = [x.data_ptr(), y.data_ptr(), out.data_ptr(), n * self.desc.mul, self.desc.mul]
-        args.append(torch.get_num_threads())
+        args += [torch.get_num_threads(), self.parts, self.reduced_points]
         for op, table in zip(ops, ("s", "s", "p")):
             args += [getattr(self, f"{op.key}_off").data_ptr(), getattr(self, f"{op.key}_str").data_ptr()]
-            args += [op.n_e, op.n_o, op.dim, t[f"{op.key}_{table}e"].data_ptr(), t[f"{op.key}_{table}o"].data_ptr()]
-        args.append(self.half_points)
-        if fn(*args):
-            raise MemoryError("the fused kernel could not allocate its per-thread buffers")
+            args += [getattr(self, f"{op.key}_cnt").data_ptr(), op.dim, t[f"{op.key}_{table}"].data_ptr()]
+        status = fn(*args)
+        if status:
+            raise MemoryError(f"the fused kernel failed (status {status}): could not allocate its per-thread buffers")
         return out
 
     def _prepare(self, x: torch.Tensor, side: str, n: int) -> torch.Tensor:

@@ -29,11 +29,11 @@ __all__ = ["NativeUnavailable", "native_error", "native_library"]
 _SOURCES = ("grid_product.c",)
 _FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu11")
 _I64, _INT, _PTR = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-# gaunt_grid_product_*: a, b, out, count, mul, threads, then three operands (a, b, out) of
-# (off, str, n_e, n_o, dim, table_e, table_o), then H.
-_OPERAND = [_PTR, _PTR, _I64, _I64, _I64, _PTR, _PTR]
+# gaunt_grid_product_*: a, b, out, count, mul, threads, parts, H, then three operands (a, b, out)
+# of (off, str, counts, dim, table).
+_OPERAND = [_PTR, _PTR, _PTR, _I64, _PTR]
 _SIGNATURES = {
-    name: [_PTR, _PTR, _PTR, _I64, _I64, _INT, *_OPERAND, *_OPERAND, *_OPERAND, _I64]
+    name: [_PTR, _PTR, _PTR, _I64, _I64, _INT, _I64, _I64, *_OPERAND, *_OPERAND, *_OPERAND]
     for name in ("gaunt_grid_product_f32", "gaunt_grid_product_f64")
 }
 

@@ -1,24 +1,37 @@
-/* Fused sphere-grid Gaunt product on the CPU: synthesis of two functions on the mirror half
- * of a grid, their mirror product and the projection back, one tile of products at a time.
+/* Fused sphere-grid Gaunt product on the CPU: synthesis of two functions on the symmetry-reduced
+ * grid, their product by parity parts, and the projection back, one tile of products at a time.
  *
  * Python side: gaunt_tp/ops/native.py (build, load) and gaunt_tp/ops/fused.py (layouts, tables,
  * autograd). Plain C with GCC/Clang vector extensions and OpenMP; no PyTorch headers.
  *
- * A tile is LANES consecutive products q = node * mul + channel (16 in float32, 8 in float64: one
- * 512-bit vector). Per tile and per operand, the coefficients are gathered from e3nn's layout
- * (entry k of product q sits at node * dim + off[k] + channel * stride[k]; the n_e mirror-even
- * entries first, then the n_o mirror-odd ones) into [n][LANES] vectors, evaluated at the H points of
- * the mirror half (table S[k * H + p]), multiplied by parts
- *     h_e = f_e g_e + f_o g_o,   h_o = f_e g_o + f_o g_e,
- * and projected (table P[p * n + k]), all in per-thread buffers that stay in cache. The output
- * entries are scattered into e3nn's layout; entries of `out` outside the output's class are not
- * touched (the caller zeroes them).
+ * Parity parts: the grid is invariant under a group of K = 1, 2, 4 or 8 coordinate reflections
+ * and every real harmonic is even or odd under each of them, so a function splits into K parts
+ * (part index = bits of its parities) and each part is known from its values at one point per
+ * orbit (the H representative points). The product's part P is sum_q f_q g_{P xor q}.
+ *
+ * A tile is LANES consecutive products q = node * mul + channel (one vector register: 16 or 8 in
+ * float32, 8 or 4 in float64, with or without AVX-512). Per tile and operand, the coefficients are gathered from e3nn's layout (entry k
+ * of product q sits at node * dim + off[k] + channel * stride[k]; entries sorted by part, count[j]
+ * in part j) into [n][LANES] vectors, evaluated at the H points (part j's table S_j[k * H + p]),
+ * multiplied by parts, projected (table P_j[p * n_j + k]) and scattered back into e3nn's layout.
+ * Both tables of an operand are the parts' tables concatenated; part j starts at H * (entries
+ * before part j). Entries of `out` outside the output operand are not touched.
  */
 #include <stdint.h>
 #include <stdlib.h>
 
-typedef float vf __attribute__((vector_size(64)));
-typedef double vd __attribute__((vector_size(64)));
+#define MAX_PARTS 8
+
+/* One vector register: 512 bits with AVX-512, else 256 (AVX2; plain SSE/NEON code splits it). */
+#if defined(__AVX512F__)
+#define VECTOR_BYTES 64
+#else
+#define VECTOR_BYTES 32
+#endif
+#define LANES_F32 (VECTOR_BYTES / 4)
+#define LANES_F64 (VECTOR_BYTES / 8)
+typedef float vf __attribute__((vector_size(VECTOR_BYTES)));
+typedef double vd __attribute__((vector_size(VECTOR_BYTES)));
 
 #define DEFINE_KERNEL(NAME, T, V, LANES)                                                                   \
 /* f[p] = sum_k S[k * H + p] x[k], eight points at a time (eight independent accumulators). */           \
@@ -61,31 +74,44 @@ static void NAME##_project(const V *h, int64_t H, const T *P, int64_t n, V *z) {
         z[k] = a;                                                                                          \
     }                                                                                                      \
 }                                                                                                          \
-/* x[k][lane] = src[base[lane] + off[k] + chan[lane] * str[k]] */                                          \
+/* x[k][lane] = src[base[lane] + off[k] + chan[lane] * str[k]]; when the tile is one node's channels   \
+ * c0..c0+LANES-1 (uniform), entry k is a strided run src[base + off[k] + (c0 + lane) * str[k]]. */      \
 static void NAME##_gather(const T *src, const int64_t *base, const int64_t *chan, const int64_t *off,      \
-                          const int64_t *str, int64_t n, V *x) {                                           \
+                          const int64_t *str, int64_t n, int uniform, V *x) {                              \
+    if (uniform) {                                                                                         \
+        for (int64_t k = 0; k < n; k++) {                                                                  \
+            const T *p = src + base[0] + off[k] + chan[0] * str[k];                                        \
+            int32_t s = (int32_t)str[k];                                                                   \
+            T tmp[LANES];                                                                                  \
+            for (int32_t l = 0; l < LANES; l++) tmp[l] = p[l * s];                                         \
+            __builtin_memcpy(&x[k], tmp, sizeof(V));                                                       \
+        }                                                                                                  \
+        return;                                                                                            \
+    }                                                                                                      \
     for (int64_t k = 0; k < n; k++)                                                                        \
         for (int l = 0; l < LANES; l++) x[k][l] = src[base[l] + off[k] + chan[l] * str[k]];                \
 }                                                                                                          \
-int NAME(const T *a, const T *b, T *out, int64_t count, int64_t mul, int threads,                          \
-         const int64_t *off_a, const int64_t *str_a, int64_t na_e, int64_t na_o, int64_t dim_a,            \
-         const T *sa_e, const T *sa_o,                                                                     \
-         const int64_t *off_b, const int64_t *str_b, int64_t nb_e, int64_t nb_o, int64_t dim_b,            \
-         const T *sb_e, const T *sb_o,                                                                     \
-         const int64_t *off_o, const int64_t *str_o, int64_t no_e, int64_t no_o, int64_t dim_o,            \
-         const T *po_e, const T *po_o, int64_t H) {                                                        \
+int NAME(const T *a, const T *b, T *out, int64_t count, int64_t mul, int threads, int64_t parts,          \
+         int64_t H,                                                                                        \
+         const int64_t *off_a, const int64_t *str_a, const int64_t *cnt_a, int64_t dim_a, const T *tab_a,  \
+         const int64_t *off_b, const int64_t *str_b, const int64_t *cnt_b, int64_t dim_b, const T *tab_b,  \
+         const int64_t *off_o, const int64_t *str_o, const int64_t *cnt_o, int64_t dim_o, const T *tab_o) {\
+    if (parts < 1 || parts > MAX_PARTS) return 2;                                                          \
     int64_t tiles = (count + LANES - 1) / LANES;                                                           \
-    int64_t na = na_e + na_o, nb = nb_e + nb_o, no = no_e + no_o;                                          \
+    int64_t na = 0, nb = 0, no = 0, start_a[MAX_PARTS], start_b[MAX_PARTS], start_o[MAX_PARTS];            \
+    for (int64_t j = 0; j < parts; j++) {                                                                  \
+        start_a[j] = na; start_b[j] = nb; start_o[j] = no;                                                 \
+        na += cnt_a[j]; nb += cnt_b[j]; no += cnt_o[j];                                                    \
+    }                                                                                                      \
     int failed = 0;                                                                                        \
     if (threads > tiles) threads = (int)tiles;                                                             \
     if (threads < 1) threads = 1;                                                                          \
     _Pragma("omp parallel num_threads(threads) reduction(|:failed)")                                       \
     {                                                                                                      \
-        size_t bytes = sizeof(V) * (size_t)(na + nb + no + 6 * H + 1);                                     \
+        size_t bytes = sizeof(V) * (size_t)(na + nb + no + 3 * parts * H + 1);                             \
         V *buf = (V *)aligned_alloc(64, (bytes + 63) / 64 * 64);                                          \
         if (!buf) failed = 1;                                                                              \
-        V *xa = buf, *xb = xa + na, *z = xb + nb;                                                          \
-        V *fe = z + no, *fo = fe + H, *ge = fo + H, *go = ge + H, *he = go + H, *ho = he + H;             \
+        V *xa = buf, *xb = xa + na, *z = xb + nb, *f = z + no, *g = f + parts * H, *h = g + parts * H;    \
         _Pragma("omp for schedule(static)")                                                                \
         for (int64_t tile = 0; tile < tiles; tile++) {                                                     \
             if (!buf) continue;                                                                            \
@@ -97,25 +123,46 @@ int NAME(const T *a, const T *b, T *out, int64_t count, int64_t mul, int threads
                 chan[l] = q % mul;                                                                         \
                 base_a[l] = node * dim_a; base_b[l] = node * dim_b; base_o[l] = node * dim_o;              \
             }                                                                                              \
-            NAME##_gather(a, base_a, chan, off_a, str_a, na, xa);                                          \
-            NAME##_gather(b, base_b, chan, off_b, str_b, nb, xb);                                          \
-            NAME##_synth(xa, na_e, sa_e, H, fe);                                                           \
-            NAME##_synth(xa + na_e, na_o, sa_o, H, fo);                                                    \
-            NAME##_synth(xb, nb_e, sb_e, H, ge);                                                           \
-            NAME##_synth(xb + nb_e, nb_o, sb_o, H, go);                                                    \
-            for (int64_t p = 0; p < H; p++) {                                                              \
-                he[p] = fe[p] * ge[p] + fo[p] * go[p];                                                     \
-                ho[p] = fe[p] * go[p] + fo[p] * ge[p];                                                     \
+            int uniform = lanes == LANES && base_a[0] == base_a[LANES - 1];                                \
+            NAME##_gather(a, base_a, chan, off_a, str_a, na, uniform, xa);                                 \
+            NAME##_gather(b, base_b, chan, off_b, str_b, nb, uniform, xb);                                 \
+            for (int64_t j = 0; j < parts; j++) {                                                          \
+                if (cnt_a[j]) NAME##_synth(xa + start_a[j], cnt_a[j], tab_a + start_a[j] * H, H, f + j * H);\
+                if (cnt_b[j]) NAME##_synth(xb + start_b[j], cnt_b[j], tab_b + start_b[j] * H, H, g + j * H);\
             }                                                                                              \
-            NAME##_project(he, H, po_e, no_e, z);                                                          \
-            NAME##_project(ho, H, po_o, no_o, z + no_e);                                                   \
-            for (int64_t k = 0; k < no; k++)                                                               \
-                for (int l = 0; l < lanes; l++) out[base_o[l] + off_o[k] + chan[l] * str_o[k]] = z[k][l];  \
+            for (int64_t P = 0; P < parts; P++) {                                                          \
+                if (!cnt_o[P]) continue;                                                                   \
+                V *hp = h + P * H;                                                                         \
+                int first = 1;                                                                             \
+                for (int64_t j = 0; j < parts; j++) {                                                      \
+                    if (!cnt_a[j] || !cnt_b[P ^ j]) continue;                                              \
+                    const V *fj = f + j * H, *gj = g + (P ^ j) * H;                                        \
+                    if (first) { for (int64_t p = 0; p < H; p++) hp[p] = fj[p] * gj[p]; first = 0; }      \
+                    else { for (int64_t p = 0; p < H; p++) hp[p] += fj[p] * gj[p]; }                       \
+                }                                                                                          \
+                if (first) { for (int64_t p = 0; p < H; p++) hp[p] = (V){0}; }                             \
+                NAME##_project(hp, H, tab_o + start_o[P] * H, cnt_o[P], z + start_o[P]);                   \
+            }                                                                                              \
+            if (uniform) {                                                                                 \
+                for (int64_t k = 0; k < no; k++) {                                                         \
+                    T *p = out + base_o[0] + off_o[k] + chan[0] * str_o[k];                                \
+                    int32_t s = (int32_t)str_o[k];                                                         \
+                    T tmp[LANES];                                                                          \
+                    __builtin_memcpy(tmp, &z[k], sizeof(V));                                               \
+                    for (int32_t l = 0; l < LANES; l++) p[l * s] = tmp[l];                                 \
+                }                                                                                          \
+            } else {                                                                                       \
+                for (int64_t k = 0; k < no; k++)                                                           \
+                    for (int l = 0; l < lanes; l++) out[base_o[l] + off_o[k] + chan[l] * str_o[k]] = z[k][l];\
+            }                                                                                              \
         }                                                                                                  \
         free(buf);                                                                                         \
     }                                                                                                      \
     return failed;                                                                                         \
 }
 
-DEFINE_KERNEL(gaunt_grid_product_f32, float, vf, 16)
-DEFINE_KERNEL(gaunt_grid_product_f64, double, vd, 8)
+DEFINE_KERNEL(gaunt_grid_product_f32, float, vf, LANES_F32)
+DEFINE_KERNEL(gaunt_grid_product_f64, double, vd, LANES_F64)
+
+/* Products per tile in float32, for the Python side's cost model. */
+int gaunt_grid_lanes_f32(void) { return LANES_F32; }
