@@ -98,6 +98,8 @@ def _layout(cls: ClassLayout, irreps: o3.Irreps, mul: int, order: list[int]) -> 
 
 
 class _FusedProduct(torch.autograd.Function):
+    """``product(x, y)`` of operands a, b into operand o (keys of the plan's operands)."""
+
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor, plan: FusedGridGaunt, a: str, b: str, o: str):  # type: ignore[override]
         ctx.save_for_backward(x, y)
@@ -109,9 +111,45 @@ class _FusedProduct(torch.autograd.Function):
         x, y = ctx.saved_tensors
         plan, (a, b, o) = ctx.plan, ctx.keys
         grad = grad.contiguous()
-        gx = _FusedProduct.apply(y, grad, plan, b, o, a) if ctx.needs_input_grad[0] else None
-        gy = _FusedProduct.apply(x, grad, plan, a, o, b) if ctx.needs_input_grad[1] else None
+        if ctx.needs_input_grad[0] and ctx.needs_input_grad[1]:
+            gx, gy = _FusedBackward.apply(x, y, grad, plan, a, b, o)
+        else:
+            gx = _FusedProduct.apply(y, grad, plan, b, o, a) if ctx.needs_input_grad[0] else None
+            gy = _FusedProduct.apply(x, grad, plan, a, o, b) if ctx.needs_input_grad[1] else None
         return gx, gy, None, None, None, None
+
+
+class _FusedBackward(torch.autograd.Function):
+    """Both gradients of ``product(x, y)`` for the output gradient g in one kernel pass:
+    ``product(y, g)`` onto a and ``product(x, g)`` onto b. Its own derivatives are products again."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: torch.Tensor, y: torch.Tensor, g: torch.Tensor, plan: FusedGridGaunt, a: str, b: str, o: str
+    ):
+        ctx.save_for_backward(x, y, g)
+        ctx.plan, ctx.keys = plan, (a, b, o)
+        return plan.run_backward(x, y, g, a, b, o)
+
+    @staticmethod
+    def backward(ctx: Any, ggx: torch.Tensor | None, ggy: torch.Tensor | None):  # type: ignore[override]
+        x, y, g = ctx.saved_tensors
+        plan, (a, b, o) = ctx.plan, ctx.keys
+        ggx = ggx.contiguous() if ggx is not None else None
+        ggy = ggy.contiguous() if ggy is not None else None
+        dx = dy = dg = None
+        if ggy is not None and ctx.needs_input_grad[0]:
+            dx = _FusedProduct.apply(g, ggy, plan, o, b, a)
+        if ggx is not None and ctx.needs_input_grad[1]:
+            dy = _FusedProduct.apply(g, ggx, plan, o, a, b)
+        if ctx.needs_input_grad[2]:
+            parts = []
+            if ggx is not None:
+                parts.append(_FusedProduct.apply(y, ggx, plan, b, a, o))
+            if ggy is not None:
+                parts.append(_FusedProduct.apply(x, ggy, plan, a, b, o))
+            dg = parts[0] if len(parts) == 1 else (parts[0] + parts[1] if parts else None)
+        return dx, dy, dg, None, None, None, None
 
 
 class FusedGridGaunt(nn.Module):
@@ -206,28 +244,56 @@ class FusedGridGaunt(nn.Module):
         """Floating-point operations of one forward call on ``products`` (batch x channel) products."""
         return products * self._flops
 
-    def run(self, x: torch.Tensor, y: torch.Tensor, a: str, b: str, o: str) -> torch.Tensor:
-        """One class product in the kernel: ``x``, ``y`` contiguous ``[N, dim]`` of operands a, b -> o."""
+    def _check(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self._lib is None:
             self._lib = native_library()
         if x.device.type != "cpu":
             raise RuntimeError(f"the fused backend runs on the CPU only, got a tensor on {x.device}")
         if x.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"the fused backend takes float32 or float64, got {x.dtype}")
-        t = self.tables.get(x.dtype, x.device)
-        ops = [self.operands[k] for k in (a, b, o)]
-        n = x.shape[0]
-        out = (torch.empty if ops[2].covers else torch.zeros)(n, ops[2].dim, dtype=x.dtype)
-        fn = self._lib.gaunt_grid_product_f32 if x.dtype == torch.float32 else self._lib.gaunt_grid_product_f64
-        args: list[Any] = [x.data_ptr(), y.data_ptr(), out.data_ptr(), n * self.desc.mul, self.desc.mul]
-        args += [torch.get_num_threads(), self.parts, self.reduced_points]
-        for op, table in zip(ops, ("s", "s", "p")):
-            args += [getattr(self, f"{op.key}_off").data_ptr(), getattr(self, f"{op.key}_str").data_ptr()]
-            args += [getattr(self, f"{op.key}_cnt").data_ptr(), op.dim, t[f"{op.key}_{table}"].data_ptr()]
+        return self.tables.get(x.dtype, x.device)
+
+    def _operand_args(self, key: str, tables: tuple[torch.Tensor, ...]) -> list[Any]:
+        op = self.operands[key]
+        args: list[Any] = [getattr(self, f"{key}_off").data_ptr(), getattr(self, f"{key}_str").data_ptr()]
+        return args + [getattr(self, f"{key}_cnt").data_ptr(), op.dim, *(t.data_ptr() for t in tables)]
+
+    def _new(self, key: str, n: int, like: torch.Tensor) -> torch.Tensor:
+        op = self.operands[key]
+        return (torch.empty if op.covers else torch.zeros)(n, op.dim, dtype=like.dtype)
+
+    def _call(self, fn: Any, args: list[Any]) -> None:
         status = fn(*args)
         if status:
             raise MemoryError(f"the fused kernel failed (status {status}): could not allocate its per-thread buffers")
+
+    def run(self, x: torch.Tensor, y: torch.Tensor, a: str, b: str, o: str) -> torch.Tensor:
+        """``product(x, y)``: contiguous ``[N, dim]`` features of operands a and b -> operand o."""
+        t = self._check(x)
+        n = x.shape[0]
+        out = self._new(o, n, x)
+        suffix = "f32" if x.dtype == torch.float32 else "f64"
+        args: list[Any] = [x.data_ptr(), y.data_ptr(), out.data_ptr(), n * self.desc.mul, self.desc.mul]
+        args += [torch.get_num_threads(), self.parts, self.reduced_points]
+        args += self._operand_args(a, (t[f"{a}_s"],)) + self._operand_args(b, (t[f"{b}_s"],))
+        args += self._operand_args(o, (t[f"{o}_p"],))
+        self._call(getattr(self._lib, f"gaunt_grid_product_{suffix}"), args)
         return out
+
+    def run_backward(
+        self, x: torch.Tensor, y: torch.Tensor, g: torch.Tensor, a: str, b: str, o: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradients of ``product(x, y)`` (operands a, b -> o) with respect to x and y for the output gradient g."""
+        t = self._check(x)
+        n = x.shape[0]
+        gx, gy = self._new(a, n, x), self._new(b, n, x)
+        suffix = "f32" if x.dtype == torch.float32 else "f64"
+        args: list[Any] = [x.data_ptr(), y.data_ptr(), g.data_ptr(), gx.data_ptr(), gy.data_ptr()]
+        args += [n * self.desc.mul, self.desc.mul, torch.get_num_threads(), self.parts, self.reduced_points]
+        args += self._operand_args(a, (t[f"{a}_s"], t[f"{a}_p"])) + self._operand_args(b, (t[f"{b}_s"], t[f"{b}_p"]))
+        args += self._operand_args(o, (t[f"{o}_s"],))
+        self._call(getattr(self._lib, f"gaunt_grid_product_{suffix}_backward"), args)
+        return gx, gy
 
     def _prepare(self, x: torch.Tensor, side: str, n: int) -> torch.Tensor:
         if side in self.expand:

@@ -91,6 +91,68 @@ static void NAME##_gather(const T *src, const int64_t *base, const int64_t *chan
     for (int64_t k = 0; k < n; k++)                                                                        \
         for (int l = 0; l < LANES; l++) x[k][l] = src[base[l] + off[k] + chan[l] * str[k]];                \
 }                                                                                                          \
+/* Part P of the product of f and g (parts with entries only), projected onto the output's entries of  \
+ * part P: z[start[P] + k] for k < cnt_o[P]. h is scratch [H]. */                                         \
+static void NAME##_combine(const V *f, const int64_t *cnt_f, const V *g, const int64_t *cnt_g,           \
+                           const int64_t *cnt_o, const int64_t *start_o, const T *tab_o, int64_t parts,    \
+                           int64_t H, V *h, V *z) {                                                        \
+    for (int64_t P = 0; P < parts; P++) {                                                                  \
+        if (!cnt_o[P]) continue;                                                                           \
+        int first = 1;                                                                                     \
+        for (int64_t j = 0; j < parts; j++) {                                                              \
+            if (!cnt_f[j] || !cnt_g[P ^ j]) continue;                                                      \
+            const V *fj = f + j * H, *gj = g + (P ^ j) * H;                                                \
+            if (first) { for (int64_t p = 0; p < H; p++) h[p] = fj[p] * gj[p]; first = 0; }              \
+            else { for (int64_t p = 0; p < H; p++) h[p] += fj[p] * gj[p]; }                               \
+        }                                                                                                  \
+        if (first) { for (int64_t p = 0; p < H; p++) h[p] = (V){0}; }                                      \
+        NAME##_project(h, H, tab_o + start_o[P] * H, cnt_o[P], z + start_o[P]);                           \
+    }                                                                                                      \
+}                                                                                                          \
+/* Synthesis of every non-empty part of one operand's gathered coefficients x into f [parts][H]. */       \
+static void NAME##_synth_parts(const V *x, const int64_t *cnt, const int64_t *start, const T *tab,        \
+                               int64_t parts, int64_t H, V *f) {                                           \
+    for (int64_t j = 0; j < parts; j++)                                                                    \
+        if (cnt[j]) NAME##_synth(x + start[j], cnt[j], tab + start[j] * H, H, f + j * H);                 \
+}                                                                                                          \
+/* Output scatter, the mirror image of gather. */                                                          \
+static void NAME##_scatter(T *dst, const int64_t *base, const int64_t *chan, const int64_t *off,           \
+                           const int64_t *str, int64_t n, int uniform, int64_t lanes, const V *z) {        \
+    if (uniform) {                                                                                         \
+        for (int64_t k = 0; k < n; k++) {                                                                  \
+            T *p = dst + base[0] + off[k] + chan[0] * str[k];                                              \
+            int32_t s = (int32_t)str[k];                                                                   \
+            T tmp[LANES];                                                                                  \
+            __builtin_memcpy(tmp, &z[k], sizeof(V));                                                       \
+            for (int32_t l = 0; l < LANES; l++) p[l * s] = tmp[l];                                         \
+        }                                                                                                  \
+        return;                                                                                            \
+    }                                                                                                      \
+    for (int64_t k = 0; k < n; k++)                                                                        \
+        for (int64_t l = 0; l < lanes; l++) dst[base[l] + off[k] + chan[l] * str[k]] = z[k][l];            \
+}                                                                                                          \
+/* Starts of the parts in an operand's entry list; returns the entry count. */                             \
+static int64_t NAME##_starts(const int64_t *cnt, int64_t parts, int64_t *start) {                          \
+    int64_t n = 0;                                                                                         \
+    for (int64_t j = 0; j < parts; j++) { start[j] = n; n += cnt[j]; }                                     \
+    return n;                                                                                              \
+}                                                                                                          \
+/* Per tile: node base offsets (times each layout's dim) and channels of its lanes; returns the number     \
+ * of real lanes and sets *uniform when they are one node's consecutive channels. */                       \
+static int64_t NAME##_lanes(int64_t tile, int64_t count, int64_t mul, int64_t *node, int64_t *chan,        \
+                            int *uniform) {                                                                \
+    int64_t q0 = tile * LANES, lanes = count - q0 < LANES ? count - q0 : LANES;                            \
+    for (int l = 0; l < LANES; l++) {                                                                      \
+        int64_t q = q0 + (l < lanes ? l : lanes - 1); /* short tile: repeat the last product */            \
+        node[l] = q / mul;                                                                                 \
+        chan[l] = q % mul;                                                                                 \
+    }                                                                                                      \
+    *uniform = lanes == LANES && node[0] == node[LANES - 1];                                               \
+    return lanes;                                                                                          \
+}                                                                                                          \
+static void NAME##_bases(const int64_t *node, int64_t dim, int64_t *base) {                                \
+    for (int l = 0; l < LANES; l++) base[l] = node[l] * dim;                                               \
+}                                                                                                          \
 int NAME(const T *a, const T *b, T *out, int64_t count, int64_t mul, int threads, int64_t parts,          \
          int64_t H,                                                                                        \
          const int64_t *off_a, const int64_t *str_a, const int64_t *cnt_a, int64_t dim_a, const T *tab_a,  \
@@ -98,63 +160,85 @@ int NAME(const T *a, const T *b, T *out, int64_t count, int64_t mul, int threads
          const int64_t *off_o, const int64_t *str_o, const int64_t *cnt_o, int64_t dim_o, const T *tab_o) {\
     if (parts < 1 || parts > MAX_PARTS) return 2;                                                          \
     int64_t tiles = (count + LANES - 1) / LANES;                                                           \
-    int64_t na = 0, nb = 0, no = 0, start_a[MAX_PARTS], start_b[MAX_PARTS], start_o[MAX_PARTS];            \
-    for (int64_t j = 0; j < parts; j++) {                                                                  \
-        start_a[j] = na; start_b[j] = nb; start_o[j] = no;                                                 \
-        na += cnt_a[j]; nb += cnt_b[j]; no += cnt_o[j];                                                    \
-    }                                                                                                      \
+    int64_t start_a[MAX_PARTS], start_b[MAX_PARTS], start_o[MAX_PARTS];                                    \
+    int64_t na = NAME##_starts(cnt_a, parts, start_a), nb = NAME##_starts(cnt_b, parts, start_b);          \
+    int64_t no = NAME##_starts(cnt_o, parts, start_o);                                                     \
     int failed = 0;                                                                                        \
     if (threads > tiles) threads = (int)tiles;                                                             \
     if (threads < 1) threads = 1;                                                                          \
     _Pragma("omp parallel num_threads(threads) reduction(|:failed)")                                       \
     {                                                                                                      \
-        size_t bytes = sizeof(V) * (size_t)(na + nb + no + 3 * parts * H + 1);                             \
+        size_t bytes = sizeof(V) * (size_t)(na + nb + no + 2 * parts * H + H + 1);                         \
         V *buf = (V *)aligned_alloc(64, (bytes + 63) / 64 * 64);                                          \
         if (!buf) failed = 1;                                                                              \
         V *xa = buf, *xb = xa + na, *z = xb + nb, *f = z + no, *g = f + parts * H, *h = g + parts * H;    \
         _Pragma("omp for schedule(static)")                                                                \
         for (int64_t tile = 0; tile < tiles; tile++) {                                                     \
             if (!buf) continue;                                                                            \
-            int64_t q0 = tile * LANES, lanes = count - q0 < LANES ? count - q0 : LANES;                    \
-            int64_t base_a[LANES], base_b[LANES], base_o[LANES], chan[LANES];                              \
-            for (int l = 0; l < LANES; l++) {                                                              \
-                int64_t q = q0 + (l < lanes ? l : lanes - 1); /* short tile: repeat the last product */    \
-                int64_t node = q / mul;                                                                    \
-                chan[l] = q % mul;                                                                         \
-                base_a[l] = node * dim_a; base_b[l] = node * dim_b; base_o[l] = node * dim_o;              \
-            }                                                                                              \
-            int uniform = lanes == LANES && base_a[0] == base_a[LANES - 1];                                \
-            NAME##_gather(a, base_a, chan, off_a, str_a, na, uniform, xa);                                 \
-            NAME##_gather(b, base_b, chan, off_b, str_b, nb, uniform, xb);                                 \
-            for (int64_t j = 0; j < parts; j++) {                                                          \
-                if (cnt_a[j]) NAME##_synth(xa + start_a[j], cnt_a[j], tab_a + start_a[j] * H, H, f + j * H);\
-                if (cnt_b[j]) NAME##_synth(xb + start_b[j], cnt_b[j], tab_b + start_b[j] * H, H, g + j * H);\
-            }                                                                                              \
-            for (int64_t P = 0; P < parts; P++) {                                                          \
-                if (!cnt_o[P]) continue;                                                                   \
-                V *hp = h + P * H;                                                                         \
-                int first = 1;                                                                             \
-                for (int64_t j = 0; j < parts; j++) {                                                      \
-                    if (!cnt_a[j] || !cnt_b[P ^ j]) continue;                                              \
-                    const V *fj = f + j * H, *gj = g + (P ^ j) * H;                                        \
-                    if (first) { for (int64_t p = 0; p < H; p++) hp[p] = fj[p] * gj[p]; first = 0; }      \
-                    else { for (int64_t p = 0; p < H; p++) hp[p] += fj[p] * gj[p]; }                       \
-                }                                                                                          \
-                if (first) { for (int64_t p = 0; p < H; p++) hp[p] = (V){0}; }                             \
-                NAME##_project(hp, H, tab_o + start_o[P] * H, cnt_o[P], z + start_o[P]);                   \
-            }                                                                                              \
-            if (uniform) {                                                                                 \
-                for (int64_t k = 0; k < no; k++) {                                                         \
-                    T *p = out + base_o[0] + off_o[k] + chan[0] * str_o[k];                                \
-                    int32_t s = (int32_t)str_o[k];                                                         \
-                    T tmp[LANES];                                                                          \
-                    __builtin_memcpy(tmp, &z[k], sizeof(V));                                               \
-                    for (int32_t l = 0; l < LANES; l++) p[l * s] = tmp[l];                                 \
-                }                                                                                          \
-            } else {                                                                                       \
-                for (int64_t k = 0; k < no; k++)                                                           \
-                    for (int l = 0; l < lanes; l++) out[base_o[l] + off_o[k] + chan[l] * str_o[k]] = z[k][l];\
-            }                                                                                              \
+            int64_t node[LANES], chan[LANES], base[LANES];                                                 \
+            int uniform;                                                                                   \
+            int64_t lanes = NAME##_lanes(tile, count, mul, node, chan, &uniform);                          \
+            NAME##_bases(node, dim_a, base);                                                               \
+            NAME##_gather(a, base, chan, off_a, str_a, na, uniform, xa);                                   \
+            NAME##_bases(node, dim_b, base);                                                               \
+            NAME##_gather(b, base, chan, off_b, str_b, nb, uniform, xb);                                   \
+            NAME##_synth_parts(xa, cnt_a, start_a, tab_a, parts, H, f);                                    \
+            NAME##_synth_parts(xb, cnt_b, start_b, tab_b, parts, H, g);                                    \
+            NAME##_combine(f, cnt_a, g, cnt_b, cnt_o, start_o, tab_o, parts, H, h, z);                    \
+            NAME##_bases(node, dim_o, base);                                                               \
+            NAME##_scatter(out, base, chan, off_o, str_o, no, uniform, lanes, z);                          \
+        }                                                                                                  \
+        free(buf);                                                                                         \
+    }                                                                                                      \
+    return failed;                                                                                         \
+}                                                                                                          \
+/* Both input gradients of out = product(a, b) in one pass: ga = product(b, go) projected onto a's        \
+ * entries, gb = product(a, go) onto b's. a, b take synthesis (s) and projection (p) tables; go, the     \
+ * output's gradient, the output operand's synthesis table. Shares the gather and synthesis of go. */    \
+int NAME##_backward(const T *a, const T *b, const T *go, T *ga, T *gb, int64_t count, int64_t mul,        \
+                    int threads, int64_t parts, int64_t H,                                                 \
+                    const int64_t *off_a, const int64_t *str_a, const int64_t *cnt_a, int64_t dim_a,       \
+                    const T *sa, const T *pa,                                                              \
+                    const int64_t *off_b, const int64_t *str_b, const int64_t *cnt_b, int64_t dim_b,       \
+                    const T *sb, const T *pb,                                                              \
+                    const int64_t *off_o, const int64_t *str_o, const int64_t *cnt_o, int64_t dim_o,       \
+                    const T *so) {                                                                         \
+    if (parts < 1 || parts > MAX_PARTS) return 2;                                                          \
+    int64_t tiles = (count + LANES - 1) / LANES;                                                           \
+    int64_t start_a[MAX_PARTS], start_b[MAX_PARTS], start_o[MAX_PARTS];                                    \
+    int64_t na = NAME##_starts(cnt_a, parts, start_a), nb = NAME##_starts(cnt_b, parts, start_b);          \
+    int64_t no = NAME##_starts(cnt_o, parts, start_o);                                                     \
+    int failed = 0;                                                                                        \
+    if (threads > tiles) threads = (int)tiles;                                                             \
+    if (threads < 1) threads = 1;                                                                          \
+    _Pragma("omp parallel num_threads(threads) reduction(|:failed)")                                       \
+    {                                                                                                      \
+        size_t bytes = sizeof(V) * (size_t)(2 * (na + nb) + no + 3 * parts * H + H + 1);                   \
+        V *buf = (V *)aligned_alloc(64, (bytes + 63) / 64 * 64);                                          \
+        if (!buf) failed = 1;                                                                              \
+        V *xa = buf, *xb = xa + na, *xo = xb + nb, *za = xo + no, *zb = za + na;                           \
+        V *f = zb + nb, *g = f + parts * H, *G = g + parts * H, *h = G + parts * H;                        \
+        _Pragma("omp for schedule(static)")                                                                \
+        for (int64_t tile = 0; tile < tiles; tile++) {                                                     \
+            if (!buf) continue;                                                                            \
+            int64_t node[LANES], chan[LANES], base[LANES];                                                 \
+            int uniform;                                                                                   \
+            int64_t lanes = NAME##_lanes(tile, count, mul, node, chan, &uniform);                          \
+            NAME##_bases(node, dim_a, base);                                                               \
+            NAME##_gather(a, base, chan, off_a, str_a, na, uniform, xa);                                   \
+            NAME##_bases(node, dim_b, base);                                                               \
+            NAME##_gather(b, base, chan, off_b, str_b, nb, uniform, xb);                                   \
+            NAME##_bases(node, dim_o, base);                                                               \
+            NAME##_gather(go, base, chan, off_o, str_o, no, uniform, xo);                                  \
+            NAME##_synth_parts(xa, cnt_a, start_a, sa, parts, H, f);                                       \
+            NAME##_synth_parts(xb, cnt_b, start_b, sb, parts, H, g);                                       \
+            NAME##_synth_parts(xo, cnt_o, start_o, so, parts, H, G);                                       \
+            NAME##_combine(g, cnt_b, G, cnt_o, cnt_a, start_a, pa, parts, H, h, za);                      \
+            NAME##_combine(f, cnt_a, G, cnt_o, cnt_b, start_b, pb, parts, H, h, zb);                      \
+            NAME##_bases(node, dim_a, base);                                                               \
+            NAME##_scatter(ga, base, chan, off_a, str_a, na, uniform, lanes, za);                          \
+            NAME##_bases(node, dim_b, base);                                                               \
+            NAME##_scatter(gb, base, chan, off_b, str_b, nb, uniform, lanes, zb);                          \
         }                                                                                                  \
         free(buf);                                                                                         \
     }                                                                                                      \
