@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     for lmax in args.lmax:
         c = args.channels
         irreps = natural_irreps(lmax, c)
-        convs = {f"chunk {k}": GauntConvolution(irreps, natural_irreps(lmax, 1), irreps, edge_chunk=k) for k in args.chunks}
+        convs = {
+            f"chunk {k}": GauntConvolution(irreps, natural_irreps(lmax, 1), irreps, edge_chunk=k) for k in args.chunks
+        }
         convs["auto"] = GauntConvolution(irreps, natural_irreps(lmax, 1), irreps)
         ref = convs["auto"]
         if ref.form != "grid":

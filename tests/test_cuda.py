@@ -14,7 +14,6 @@ from gaunt_tp.testing import natural_irreps
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-
 def same_on_cuda(module: torch.nn.Module, *inputs: torch.Tensor, differentiable: tuple[int, ...] = ()) -> None:
     """Outputs and input gradients (of a fixed random projection) agree between CPU and CUDA."""
     module = module.double()

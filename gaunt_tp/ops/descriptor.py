@@ -242,6 +242,8 @@ class GauntDescriptor:
                 raise ValueError(f"{name} must have shape [..., {dim}] for irreps {irreps}, got {tuple(x.shape)}")
         if x1.dtype != x2.dtype:
             raise TypeError(f"x1 and x2 must have the same dtype, got {x1.dtype} and {x2.dtype}")
+        if x1.shape[:-1] == x2.shape[:-1]:
+            return x1.shape[:-1]  # the common case, without broadcast_shapes' overhead
         try:
             return torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
         except RuntimeError:

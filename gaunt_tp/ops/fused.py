@@ -112,7 +112,10 @@ class _FusedProduct(torch.autograd.Function):
         plan, (a, b, o) = ctx.plan, ctx.keys
         grad = grad.contiguous()
         if ctx.needs_input_grad[0] and ctx.needs_input_grad[1]:
-            gx, gy = _FusedBackward.apply(x, y, grad, plan, a, b, o)
+            if torch.is_grad_enabled():  # create_graph: the gradients must be differentiable again
+                gx, gy = _FusedBackward.apply(x, y, grad, plan, a, b, o)
+            else:
+                gx, gy = plan.run_backward(x, y, grad, a, b, o)
         else:
             gx = _FusedProduct.apply(y, grad, plan, b, o, a) if ctx.needs_input_grad[0] else None
             gy = _FusedProduct.apply(x, grad, plan, a, o, b) if ctx.needs_input_grad[1] else None
@@ -247,7 +250,7 @@ class FusedGridGaunt(nn.Module):
     def _check(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self._lib is None:
             self._lib = native_library()
-        if x.device.type != "cpu":
+        if not x.is_cpu:
             raise RuntimeError(f"the fused backend runs on the CPU only, got a tensor on {x.device}")
         if x.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"the fused backend takes float32 or float64, got {x.dtype}")
@@ -306,8 +309,10 @@ class FusedGridGaunt(nn.Module):
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         n = max(x1.shape[0], x2.shape[0])
         x1, x2 = self._prepare(x1, "a", n), self._prepare(x2, "b", n)
+        records = torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad)
         out = None
         for i1, i2, io in self.desc.class_pairs:
-            z = _FusedProduct.apply(x1, x2, self, f"a{i1}", f"b{i2}", f"o{io}")
+            keys = (f"a{i1}", f"b{i2}", f"o{io}")
+            z = _FusedProduct.apply(x1, x2, self, *keys) if records else self.run(x1, x2, *keys)
             out = z if out is None else out + z
         return out  # type: ignore[return-value]

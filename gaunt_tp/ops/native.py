@@ -27,7 +27,7 @@ from pathlib import Path
 __all__ = ["NativeUnavailable", "native_error", "native_library"]
 
 _SOURCES = ("grid_product.c",)
-_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu11")
+_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu11", "-fno-strict-aliasing")
 _I64, _INT, _PTR = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
 # gaunt_grid_product_*: a, b, out, count, mul, threads, parts, H, then three operands (a, b, out)
 # of (off, str, counts, dim, table).

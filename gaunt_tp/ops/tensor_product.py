@@ -159,8 +159,12 @@ class GauntTensorProduct(nn.Module):
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         check = self._shape_check
         batch = check.batch_shape(x1, x2)
-        name = self._choose(batch.numel() * check.mul, x1.device.type)
-        self._last_backend = name
+        if self.requested_backend == "auto":
+            name = self._choose(batch.numel() * check.mul, x1.device.type)
+            if name != self._last_backend:
+                self._last_backend = name
+        else:
+            name = self._last_backend
         if batch.numel() == 0:  # nothing to compute; still part of the inputs' graph (zero gradients)
             return x1.new_zeros(*batch, self._dim_out) + 0 * (x1.sum() + x2.sum())
         x1, x2 = _flatten_pair(x1, x2, batch)

@@ -82,9 +82,8 @@ static void NAME##_gather(const T *src, const int64_t *base, const int64_t *chan
         for (int64_t k = 0; k < n; k++) {                                                                  \
             const T *p = src + base[0] + off[k] + chan[0] * str[k];                                        \
             int32_t s = (int32_t)str[k];                                                                   \
-            T tmp[LANES];                                                                                  \
-            for (int32_t l = 0; l < LANES; l++) tmp[l] = p[l * s];                                         \
-            __builtin_memcpy(&x[k], tmp, sizeof(V));                                                       \
+            T *dst = (T *)&x[k]; /* element stores, read back as a vector much later */                   \
+            for (int32_t l = 0; l < LANES; l++) dst[l] = p[l * s];                                         \
         }                                                                                                  \
         return;                                                                                            \
     }                                                                                                      \
@@ -122,9 +121,8 @@ static void NAME##_scatter(T *dst, const int64_t *base, const int64_t *chan, con
         for (int64_t k = 0; k < n; k++) {                                                                  \
             T *p = dst + base[0] + off[k] + chan[0] * str[k];                                              \
             int32_t s = (int32_t)str[k];                                                                   \
-            T tmp[LANES];                                                                                  \
-            __builtin_memcpy(tmp, &z[k], sizeof(V));                                                       \
-            for (int32_t l = 0; l < LANES; l++) p[l * s] = tmp[l];                                         \
+            const T *src = (const T *)&z[k];                                                               \
+            for (int32_t l = 0; l < LANES; l++) p[l * s] = src[l];                                         \
         }                                                                                                  \
         return;                                                                                            \
     }                                                                                                      \
