@@ -34,44 +34,26 @@ typedef float vf __attribute__((vector_size(VECTOR_BYTES)));
 typedef double vd __attribute__((vector_size(VECTOR_BYTES)));
 
 #define DEFINE_KERNEL(NAME, T, V, LANES)                                                                   \
-/* f[p] = sum_k S[k * H + p] x[k], eight points at a time (eight independent accumulators). */           \
-static void NAME##_synth(const V *x, int64_t n, const T *S, int64_t H, V *f) {                            \
-    int64_t p = 0;                                                                                         \
-    for (; p + 8 <= H; p += 8) {                                                                           \
+/* out[i] = sum_j tab[j * n_out + i] in[j] for i < n_out, eight outputs at a time (eight independent      \
+ * accumulators). Synthesis is (in, tab, out) = (coefficients, S [n, H], grid values); projection is     \
+ * (grid values, P [H, n], coefficients). */                                                               \
+static void NAME##_contract(const V *in, int64_t n_in, const T *tab, int64_t n_out, V *out) {             \
+    int64_t i = 0;                                                                                         \
+    for (; i + 8 <= n_out; i += 8) {                                                                       \
         V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};                  \
-        for (int64_t k = 0; k < n; k++) {                                                                  \
-            const T *s = S + k * H + p;                                                                    \
-            V v = x[k];                                                                                    \
-            a0 += s[0] * v; a1 += s[1] * v; a2 += s[2] * v; a3 += s[3] * v;                                \
-            a4 += s[4] * v; a5 += s[5] * v; a6 += s[6] * v; a7 += s[7] * v;                                \
+        for (int64_t j = 0; j < n_in; j++) {                                                               \
+            const T *t = tab + j * n_out + i;                                                              \
+            V v = in[j];                                                                                   \
+            a0 += t[0] * v; a1 += t[1] * v; a2 += t[2] * v; a3 += t[3] * v;                                \
+            a4 += t[4] * v; a5 += t[5] * v; a6 += t[6] * v; a7 += t[7] * v;                                \
         }                                                                                                  \
-        f[p] = a0; f[p + 1] = a1; f[p + 2] = a2; f[p + 3] = a3;                                            \
-        f[p + 4] = a4; f[p + 5] = a5; f[p + 6] = a6; f[p + 7] = a7;                                        \
+        out[i] = a0; out[i + 1] = a1; out[i + 2] = a2; out[i + 3] = a3;                                    \
+        out[i + 4] = a4; out[i + 5] = a5; out[i + 6] = a6; out[i + 7] = a7;                                \
     }                                                                                                      \
-    for (; p < H; p++) {                                                                                   \
+    for (; i < n_out; i++) {                                                                               \
         V a = {0};                                                                                         \
-        for (int64_t k = 0; k < n; k++) a += S[k * H + p] * x[k];                                          \
-        f[p] = a;                                                                                          \
-    }                                                                                                      \
-}                                                                                                          \
-/* z[k] = sum_p P[p * n + k] h[p], eight entries at a time. */                                             \
-static void NAME##_project(const V *h, int64_t H, const T *P, int64_t n, V *z) {                         \
-    int64_t k = 0;                                                                                         \
-    for (; k + 8 <= n; k += 8) {                                                                           \
-        V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};                  \
-        for (int64_t p = 0; p < H; p++) {                                                                  \
-            const T *s = P + p * n + k;                                                                    \
-            V v = h[p];                                                                                    \
-            a0 += s[0] * v; a1 += s[1] * v; a2 += s[2] * v; a3 += s[3] * v;                                \
-            a4 += s[4] * v; a5 += s[5] * v; a6 += s[6] * v; a7 += s[7] * v;                                \
-        }                                                                                                  \
-        z[k] = a0; z[k + 1] = a1; z[k + 2] = a2; z[k + 3] = a3;                                            \
-        z[k + 4] = a4; z[k + 5] = a5; z[k + 6] = a6; z[k + 7] = a7;                                        \
-    }                                                                                                      \
-    for (; k < n; k++) {                                                                                   \
-        V a = {0};                                                                                         \
-        for (int64_t p = 0; p < H; p++) a += P[p * n + k] * h[p];                                          \
-        z[k] = a;                                                                                          \
+        for (int64_t j = 0; j < n_in; j++) a += tab[j * n_out + i] * in[j];                                \
+        out[i] = a;                                                                                        \
     }                                                                                                      \
 }                                                                                                          \
 /* x[k][lane] = src[base[lane] + off[k] + chan[lane] * str[k]]; when the tile is one node's channels   \
@@ -105,14 +87,14 @@ static void NAME##_combine(const V *f, const int64_t *cnt_f, const V *g, const i
             else { for (int64_t p = 0; p < H; p++) h[p] += fj[p] * gj[p]; }                               \
         }                                                                                                  \
         if (first) { for (int64_t p = 0; p < H; p++) h[p] = (V){0}; }                                      \
-        NAME##_project(h, H, tab_o + start_o[P] * H, cnt_o[P], z + start_o[P]);                           \
+        NAME##_contract(h, H, tab_o + start_o[P] * H, cnt_o[P], z + start_o[P]);                           \
     }                                                                                                      \
 }                                                                                                          \
 /* Synthesis of every non-empty part of one operand's gathered coefficients x into f [parts][H]. */       \
 static void NAME##_synth_parts(const V *x, const int64_t *cnt, const int64_t *start, const T *tab,        \
                                int64_t parts, int64_t H, V *f) {                                           \
     for (int64_t j = 0; j < parts; j++)                                                                    \
-        if (cnt[j]) NAME##_synth(x + start[j], cnt[j], tab + start[j] * H, H, f + j * H);                 \
+        if (cnt[j]) NAME##_contract(x + start[j], cnt[j], tab + start[j] * H, H, f + j * H);                 \
 }                                                                                                          \
 /* Output scatter, the mirror image of gather. */                                                          \
 static void NAME##_scatter(T *dst, const int64_t *base, const int64_t *chan, const int64_t *off,           \
