@@ -98,9 +98,12 @@ def _build_and_load() -> ctypes.CDLL:
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
         os.close(fd)
         try:
-            done = subprocess.run(
-                [cc, *_FLAGS, *map(str, sources), "-o", tmp], capture_output=True, text=True, timeout=300
-            )
+            try:
+                done = subprocess.run(
+                    [cc, *_FLAGS, *map(str, sources), "-o", tmp], capture_output=True, text=True, timeout=300
+                )
+            except (OSError, subprocess.TimeoutExpired) as err:
+                raise NativeUnavailable(f"running the C compiler {cc} failed: {err}") from None
             if done.returncode != 0:
                 raise NativeUnavailable(f"building gaunt-tp's CPU kernels with {cc} failed:\n{done.stderr.strip()}")
             os.replace(tmp, target)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from e3nn import o3
 from torch import nn
@@ -18,6 +20,22 @@ from gaunt_tp.ops.odd import OddPathProduct
 __all__ = ["GauntTensorProduct"]
 
 _IMPLEMENTATIONS = {"dense": DenseGaunt, "fft": FourierGaunt, "grid": GridGaunt, "fused": FusedGridGaunt}
+
+
+_WARNED: list[bool] = []
+
+
+def _warn_without_fused(reason: str | None) -> None:
+    """Say once per process that ``auto`` runs without the fused CPU kernel (unless switched off on purpose)."""
+    if _WARNED or reason is None or "GAUNT_TP_NATIVE=0" in reason:
+        return
+    _WARNED.append(True)
+    warnings.warn(
+        f"gaunt-tp's fused CPU kernel is unavailable, so backend='auto' picks among dense, fft and grid "
+        f"(several times slower on CPUs): {reason}",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def _split_outputs(
@@ -134,6 +152,7 @@ class GauntTensorProduct(nn.Module):
         names = BACKENDS if backend == "auto" else (backend,)
         if backend == "auto" and native_error() is not None:
             names = tuple(name for name in names if name != "fused")  # unavailable here: see native_error()
+            _warn_without_fused(native_error())
         if self.descriptor is None:
             names = ()
         self.impls = nn.ModuleDict({name: _IMPLEMENTATIONS[name](self.descriptor) for name in names})

@@ -118,3 +118,21 @@ def test_bad_device_and_dtype_are_clear_errors():
     x = torch.randn(2, tp.irreps_in1.dim)
     with pytest.raises(TypeError, match="float32 or float64"):
         tp(x.half(), x.half())
+
+
+def test_missing_compiler_warns_once_and_auto_goes_on(monkeypatch, tmp_path):
+    import gaunt_tp.ops.tensor_product as tensor_product
+
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("GAUNT_TP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(tensor_product, "_WARNED", [])
+    native._load_or_error.cache_clear()
+    try:
+        with pytest.raises(native.NativeUnavailable, match="running the C compiler"):
+            GauntTensorProduct(natural_irreps(1, 2), natural_irreps(1, 2), natural_irreps(1, 2), backend="fused")
+        with pytest.warns(RuntimeWarning, match="fused CPU kernel is unavailable"):
+            auto = GauntTensorProduct(natural_irreps(2, 2), natural_irreps(2, 2), natural_irreps(2, 2))
+        assert "fused" not in auto.impls
+        assert not list((tmp_path / "cache").glob("*"))  # no half-built library left behind
+    finally:
+        native._load_or_error.cache_clear()
