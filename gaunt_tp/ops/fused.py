@@ -19,6 +19,7 @@ Broadcast inputs (one node, or multiplicity 1) are expanded before the kernel ru
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +27,13 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from gaunt_tp.math.quadrature import reflection_reduced, smallest_grid
+from gaunt_tp.math.gradients import harmonic_gradients
+from gaunt_tp.math.quadrature import PointGrid, reflection_reduced, smallest_grid
 from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
 from gaunt_tp.ops.native import native_library
 from gaunt_tp.ops.tables import TableCache
 
-__all__ = ["FusedGridGaunt"]
+__all__ = ["FusedGridGaunt", "FusedOddProduct", "parity_parts", "reflection_parts"]
 
 
 # Groups of coordinate reflections tried, by axis (0: x, 1: y, 2: z); e3nn's polar axis is y.
@@ -42,11 +44,38 @@ _REFLECTION_GROUPS = ((1,), (1, 0), (1, 2), (0, 1, 2))
 _PART_OVERHEAD_FLOPS = 1200.0
 
 
+def parity_parts(functions: Callable[[torch.Tensor], torch.Tensor], axes: tuple[int, ...]) -> list[int]:
+    """Parity part of each of ``functions`` (``[P, 3] -> [P, n]``) under the reflections of ``axes``.
+
+    Bit i of a function's part is 1 where it is odd under the mirror of ``axes[i]``; a function
+    that is neither even nor odd under one of them is a ValueError (checked at random points).
+    """
+    points = torch.randn(16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    values = functions(points)
+    parts = [0] * values.shape[1]
+    for bit, axis in enumerate(axes):
+        flip = torch.ones(3, dtype=torch.float64)
+        flip[axis] = -1.0
+        mirrored = functions(points * flip)
+        for k in range(values.shape[1]):
+            scale = 1e-12 * max(1.0, float(values[:, k].abs().max()))
+            if torch.allclose(mirrored[:, k], -values[:, k], atol=scale):
+                parts[k] |= 1 << bit
+            elif not torch.allclose(mirrored[:, k], values[:, k], atol=scale):
+                raise ValueError(f"function {k} has no parity under the mirror of axis {axis}")
+    return parts
+
+
+def _harmonics(lmax: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    ls = list(range(lmax + 1))
+    return lambda points: o3.spherical_harmonics(ls, points, normalize=False, normalization="integral")
+
+
 def reflection_parts(lmax: int, axes: tuple[int, ...]) -> list[int]:
     """Parity part of each real harmonic of degree <= lmax under the reflections of ``axes``.
 
     Bit i of the part is 1 where ``Y_lm`` is odd under the mirror of ``axes[i]`` (every real
-    harmonic in e3nn's basis is even or odd under each coordinate mirror; checked numerically).
+    harmonic in e3nn's basis is even or odd under each coordinate mirror).
 
     Shape:
         returns a list of length ``(lmax + 1)**2``, indexed ``l**2 + l + m``.
@@ -55,20 +84,7 @@ def reflection_parts(lmax: int, axes: tuple[int, ...]) -> list[int]:
         >>> reflection_parts(1, (1,))  # 0e even; of 1o, only the y component is odd under y -> -y
         [0, 0, 1, 0]
     """
-    points = torch.randn(16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    ls = list(range(lmax + 1))
-    y = o3.spherical_harmonics(ls, points, normalize=True, normalization="integral")
-    parts = [0] * y.shape[1]
-    for bit, axis in enumerate(axes):
-        flip = torch.ones(3, dtype=torch.float64)
-        flip[axis] = -1.0
-        mirrored = o3.spherical_harmonics(ls, points * flip, normalize=True, normalization="integral")
-        for k in range(y.shape[1]):
-            if torch.allclose(mirrored[:, k], -y[:, k], atol=1e-12):
-                parts[k] |= 1 << bit
-            elif not torch.allclose(mirrored[:, k], y[:, k], atol=1e-12):
-                raise ValueError(f"harmonic {k} has no parity under the mirror of axis {axis}")
-    return parts
+    return parity_parts(_harmonics(lmax), axes)
 
 
 @dataclass(frozen=True)
@@ -101,7 +117,7 @@ class _FusedProduct(torch.autograd.Function):
     """``product(x, y)`` of operands a, b into operand o (keys of the plan's operands)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor, plan: FusedGridGaunt, a: str, b: str, o: str):  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor, plan: _Plan, a: str, b: str, o: str):  # type: ignore[override]
         ctx.save_for_backward(x, y)
         ctx.plan, ctx.keys = plan, (a, b, o)
         return plan.run(x, y, a, b, o)
@@ -128,7 +144,7 @@ class _FusedBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: torch.Tensor, y: torch.Tensor, g: torch.Tensor, plan: FusedGridGaunt, a: str, b: str, o: str
+        ctx: Any, x: torch.Tensor, y: torch.Tensor, g: torch.Tensor, plan: _Plan, a: str, b: str, o: str
     ):
         ctx.save_for_backward(x, y, g)
         ctx.plan, ctx.keys = plan, (a, b, o)
@@ -155,54 +171,55 @@ class _FusedBackward(torch.autograd.Function):
         return dx, dy, dg, None, None, None, None
 
 
-class FusedGridGaunt(nn.Module):
-    """Sphere-grid Gaunt product in one fused C kernel, e3nn layout to e3nn layout (CPU only).
+class _Plan(nn.Module):
+    """Layouts and tables of one bilinear grid product ``z = P(S_a x ⊙ S_b y)`` in the kernel.
 
-    Shape:
-        ``x1 [N1, irreps_in1.dim]``, ``x2 [N2, irreps_in2.dim]`` with N1, N2 equal or 1;
-        returns ``[N, irreps_out.dim]``.
-
-    The kernel is compiled on first use (:mod:`gaunt_tp.ops.native`); constructing the module
-    does not build it, calling it does (and raises :class:`gaunt_tp.ops.native.NativeUnavailable`
-    where it cannot be built).
+    ``functions`` maps each side ("a", "b": the inputs; "o": the output) to the functions the
+    coefficients stand for, ``points [P, 3] -> values [P, n_all]`` with rows indexed like the
+    harmonics (``l**2 + l + m``): harmonics for the Gaunt product, gradient components for the
+    parity-odd one. The output side's table is weighted by the quadrature. The reflection group
+    (and so the number of parity parts) is the cheapest under which the grid and every
+    function are symmetric.
     """
 
-    def __init__(self, desc: GauntDescriptor) -> None:
+    def __init__(self, desc: GauntDescriptor, grid: PointGrid, functions: dict[str, Callable]) -> None:
         super().__init__()
         self.desc = desc
-        self.grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out)
-        lmax = max(desc.lmax1, desc.lmax2, desc.lmax_out)
         options = []
         for axes in _REFLECTION_GROUPS:
             try:
-                points, weights = reflection_reduced(self.grid, axes)
+                points, weights = reflection_reduced(grid, axes)
+                parts = {side: parity_parts(fn, axes) for side, fn in functions.items()}
             except ValueError:
-                continue  # the grid lacks this symmetry (a Gauss-Legendre grid may)
-            parts = reflection_parts(lmax, axes)
-            flops = self._flops_per_product(desc, parts, points.shape[0])
-            options.append((flops + _PART_OVERHEAD_FLOPS * (1 << len(axes)), axes, points, weights))
-        _, self.axes, points, weights = min(options, key=lambda o: o[0])
+                continue  # the grid (a Gauss-Legendre grid may) or a function lacks this symmetry
+            flops = _flops_per_product(desc, parts, points.shape[0])
+            options.append((flops + _PART_OVERHEAD_FLOPS * (1 << len(axes)), axes, points, weights, parts))
+        if not options:
+            raise ValueError(f"the {grid.name} grid of band {grid.band} is not symmetric under y -> -y")
+        _, self.axes, points, weights, part_of = min(options, key=lambda o: o[0])
         self.parts = 1 << len(self.axes)
         self.reduced_points = points.shape[0]
-        part_of = reflection_parts(lmax, self.axes)
-        y = o3.spherical_harmonics(list(range(lmax + 1)), points, normalize=False, normalization="integral").T
-        weighted = y * weights[None, :]  # [dim_all, H]
+        self.flops_per_product = _flops_per_product(desc, part_of, self.reduced_points)
         mul = desc.mul
         tables: dict[str, torch.Tensor] = {}
         self.operands: dict[str, _Operand] = {}
-        for side, irreps, classes, values in (
-            ("a", desc.irreps_in1, desc.classes1, y),
-            ("b", desc.irreps_in2, desc.classes2, y),
-            ("o", desc.irreps_out, desc.classes_out, weighted),
+        for side, irreps, classes in (
+            ("a", desc.irreps_in1, desc.classes1),
+            ("b", desc.irreps_in2, desc.classes2),
+            ("o", desc.irreps_out, desc.classes_out),
         ):
+            values = functions[side](points).T  # [n_all, H]
+            if side == "o":
+                values = values * weights[None, :]
             for i, cls in enumerate(classes):
                 rows = cls.sh_rows()
-                order = sorted(range(cls.dim), key=lambda p: (part_of[rows[p]], p))
+                order = sorted(range(cls.dim), key=lambda p: (part_of[side][rows[p]], p))
                 off, stride = _layout(cls, irreps, mul, order)
                 key = f"{side}{i}"
                 self.register_buffer(f"{key}_off", torch.tensor(off, dtype=torch.int64), persistent=False)
                 self.register_buffer(f"{key}_str", torch.tensor(stride, dtype=torch.int64), persistent=False)
-                counts = tuple(sum(1 for p in order if part_of[rows[p]] == j) for j in range(self.parts))
+                counts = tuple(sum(1 for p in order if part_of[side][rows[p]] == j) for j in range(self.parts))
+                self.register_buffer(f"{key}_cnt", torch.tensor(counts, dtype=torch.int64), persistent=False)
                 sorted_rows = [rows[p] for p in order]
                 tables[f"{key}_s"] = values[sorted_rows].contiguous()  # [n, H], parts stacked
                 blocks, start = [], 0
@@ -212,40 +229,8 @@ class FusedGridGaunt(nn.Module):
                 tables[f"{key}_p"] = torch.cat(blocks) if blocks else values.new_zeros(0)
                 dim = mul * sum(ir.dim for _, ir in irreps)
                 self.operands[key] = _Operand(key, counts, dim, covers=len(classes) == 1)
-                self.register_buffer(f"{key}_cnt", torch.tensor(counts, dtype=torch.int64), persistent=False)
         self.tables = TableCache(tables)
-        self.expand = {}
-        for side, irreps, own in (("a", desc.irreps_in1, desc.mul1), ("b", desc.irreps_in2, desc.mul2)):
-            if own != mul:  # multiplicity 1, broadcast: an index that repeats each irrep C times
-                starts = [sl.start for sl in irreps.slices()]
-                index = [start + m for (_, ir), start in zip(irreps, starts) for _ in range(mul) for m in range(ir.dim)]
-                self.register_buffer(f"{side}_expand", torch.tensor(index, dtype=torch.int64), persistent=False)
-                self.expand[side] = True
-        self.launches = len(desc.class_pairs) + 2
-        self._flops = self._flops_per_product(desc, part_of, self.reduced_points)
         self._lib: ctypes.CDLL | None = None
-
-    @staticmethod
-    def _flops_per_product(desc: GauntDescriptor, part_of: list[int], points: int) -> float:
-        """Multiply-adds x 2 of one product: three transforms over the kept points and the part products."""
-        counts = []
-        for classes in (desc.classes1, desc.classes2, desc.classes_out):
-            present = [set(part_of[r] for r in cls.sh_rows()) for cls in classes]
-            counts.append(present)
-        transforms = sum(c.dim for group in (desc.classes1, desc.classes2, desc.classes_out) for c in group)
-        products = 0
-        for i1, i2, io in desc.class_pairs:
-            a, b, o = counts[0][i1], counts[1][i2], counts[2][io]
-            products += sum(1 for j in a for k in b if j ^ k in o)
-        return 2.0 * points * (transforms + products)
-
-    @property
-    def points(self) -> int:
-        return self.grid.size
-
-    def flops(self, products: int) -> float:
-        """Floating-point operations of one forward call on ``products`` (batch x channel) products."""
-        return products * self._flops
 
     def _check(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self._lib is None:
@@ -298,6 +283,47 @@ class FusedGridGaunt(nn.Module):
         self._call(getattr(self._lib, f"gaunt_grid_product_{suffix}_backward"), args)
         return gx, gy
 
+
+def _flops_per_product(desc: GauntDescriptor, parts: dict[str, list[int]], points: int) -> float:
+    """Multiply-adds x 2 of one product: three transforms over the kept points and the part products."""
+    present = {
+        side: [{parts[side][r] for r in cls.sh_rows()} for cls in classes]
+        for side, classes in (("a", desc.classes1), ("b", desc.classes2), ("o", desc.classes_out))
+    }
+    transforms = sum(c.dim for group in (desc.classes1, desc.classes2, desc.classes_out) for c in group)
+    products = 0
+    for i1, i2, io in desc.class_pairs:
+        a, b, o = present["a"][i1], present["b"][i2], present["o"][io]
+        products += sum(1 for j in a for k in b if j ^ k in o)
+    return 2.0 * points * (transforms + products)
+
+
+class _FusedProducts(nn.Module):
+    """A sum of fused bilinear products (one per plan and class pair), e3nn layout to e3nn layout."""
+
+    def __init__(self, desc: GauntDescriptor, grid: PointGrid, plans: list[dict[str, Callable]]) -> None:
+        super().__init__()
+        self.desc = desc
+        self.grid = grid
+        self.plans = nn.ModuleList(_Plan(desc, grid, functions) for functions in plans)
+        self.expand = {}
+        mul = desc.mul
+        for side, irreps, own in (("a", desc.irreps_in1, desc.mul1), ("b", desc.irreps_in2, desc.mul2)):
+            if own != mul:  # multiplicity 1, broadcast: an index that repeats each irrep C times
+                starts = [sl.start for sl in irreps.slices()]
+                index = [start + m for (_, ir), start in zip(irreps, starts) for _ in range(mul) for m in range(ir.dim)]
+                self.register_buffer(f"{side}_expand", torch.tensor(index, dtype=torch.int64), persistent=False)
+                self.expand[side] = True
+        self.launches = len(self.plans) * len(desc.class_pairs) + 2
+
+    @property
+    def points(self) -> int:
+        return self.grid.size
+
+    def flops(self, products: int) -> float:
+        """Floating-point operations of one forward call on ``products`` (batch x channel) products."""
+        return products * sum(plan.flops_per_product for plan in self.plans)
+
     def _prepare(self, x: torch.Tensor, side: str, n: int) -> torch.Tensor:
         if side in self.expand:
             x = x.index_select(1, getattr(self, f"{side}_expand"))
@@ -311,8 +337,63 @@ class FusedGridGaunt(nn.Module):
         x1, x2 = self._prepare(x1, "a", n), self._prepare(x2, "b", n)
         records = torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad)
         out = None
-        for i1, i2, io in self.desc.class_pairs:
-            keys = (f"a{i1}", f"b{i2}", f"o{io}")
-            z = _FusedProduct.apply(x1, x2, self, *keys) if records else self.run(x1, x2, *keys)
-            out = z if out is None else out + z
+        for plan in self.plans:
+            for i1, i2, io in self.desc.class_pairs:
+                keys = (f"a{i1}", f"b{i2}", f"o{io}")
+                z = _FusedProduct.apply(x1, x2, plan, *keys) if records else plan.run(x1, x2, *keys)
+                out = z if out is None else out + z
         return out  # type: ignore[return-value]
+
+
+class FusedGridGaunt(_FusedProducts):
+    """Sphere-grid Gaunt product in one fused C kernel, e3nn layout to e3nn layout (CPU only).
+
+    Shape:
+        ``x1 [N1, irreps_in1.dim]``, ``x2 [N2, irreps_in2.dim]`` with N1, N2 equal or 1;
+        returns ``[N, irreps_out.dim]``.
+
+    The kernel is compiled on first use (:mod:`gaunt_tp.ops.native`); constructing the module
+    does not build it, calling it does (and raises :class:`gaunt_tp.ops.native.NativeUnavailable`
+    where it cannot be built).
+    """
+
+    def __init__(self, desc: GauntDescriptor) -> None:
+        harmonics = _harmonics(max(desc.lmax1, desc.lmax2, desc.lmax_out))
+        grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out)
+        super().__init__(desc, grid, [{"a": harmonics, "b": harmonics, "o": harmonics}])
+
+    @property
+    def axes(self) -> tuple[int, ...]:
+        """The coordinate mirrors whose parity parts the kernel uses."""
+        return self.plans[0].axes
+
+
+class FusedOddProduct(_FusedProducts):
+    """The parity-odd product ``r . (grad f x grad g)`` (:class:`gaunt_tp.ops.odd.OddPathProduct`) in the kernel.
+
+    ``(r x grad f) . grad g`` is the sum over the Cartesian components c of
+    ``(r x grad f)_c (grad g)_c``; each component function is even or odd under every
+    coordinate mirror, so each is one fused product with parity parts (three in all).
+
+    Shape:
+        as :class:`FusedGridGaunt`, for a descriptor built with ``odd=True``.
+    """
+
+    def __init__(self, desc: GauntDescriptor) -> None:
+        if not desc.odd:
+            raise ValueError("FusedOddProduct needs a descriptor built with odd=True")
+        lmax_in = max(desc.lmax1, desc.lmax2)
+        harmonics = _harmonics(desc.lmax_out)
+
+        def gradient(c: int) -> Callable[[torch.Tensor], torch.Tensor]:
+            return lambda points: harmonic_gradients(lmax_in, points)[:, :, c]
+
+        def curl(c: int) -> Callable[[torch.Tensor], torch.Tensor]:
+            def values(points: torch.Tensor) -> torch.Tensor:
+                grads = harmonic_gradients(lmax_in, points)
+                return torch.linalg.cross(points[:, None, :].expand_as(grads), grads, dim=-1)[:, :, c]
+
+            return values
+
+        grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out - 1)
+        super().__init__(desc, grid, [{"a": curl(c), "b": gradient(c), "o": harmonics} for c in range(3)])

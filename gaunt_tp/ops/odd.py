@@ -23,6 +23,8 @@ from torch import nn
 from gaunt_tp.math.gradients import harmonic_gradients
 from gaunt_tp.math.quadrature import smallest_grid
 from gaunt_tp.ops.descriptor import GauntDescriptor
+from gaunt_tp.ops.fused import FusedOddProduct
+from gaunt_tp.ops.native import native_error, native_library
 from gaunt_tp.ops.tables import TableCache
 
 __all__ = ["OddPathProduct", "tangent_frames"]
@@ -61,17 +63,28 @@ class OddPathProduct(nn.Module):
 
     Args:
         desc: a :class:`GauntDescriptor` built with ``odd=True``.
+        backend: ``"grid"`` (PyTorch operations on the tangent components, any device),
+            ``"fused"`` (:class:`gaunt_tp.ops.fused.FusedOddProduct`, the C kernel on Cartesian
+            components with parity parts; CPU, float32/float64) or ``"auto"`` (the kernel for
+            float32/float64 CPU tensors where it builds, else the grid).
 
     Shape:
         ``x1 [N1, irreps_in1.dim]``, ``x2 [N2, irreps_in2.dim]`` with N1, N2 equal or 1;
         returns ``[N, irreps_out.dim]``. Grid values are ``[N, mul, 2, P]`` (tangent components).
     """
 
-    def __init__(self, desc: GauntDescriptor) -> None:
+    def __init__(self, desc: GauntDescriptor, backend: str = "auto") -> None:
         super().__init__()
         if not desc.odd:
             raise ValueError("OddPathProduct needs a descriptor built with odd=True")
+        if backend not in ("auto", "grid", "fused"):
+            raise ValueError(f"backend must be 'auto', 'grid' or 'fused', got {backend!r}")
         self.desc = desc
+        if backend == "fused":
+            native_library()  # raises NativeUnavailable with the reason
+        use_kernel = backend == "fused" or (backend == "auto" and native_error() is None)
+        self.fused = FusedOddProduct(desc) if use_kernel else None
+        self.always_fused = backend == "fused"
         self.grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out - 1)
         r = self.grid.points
         lmax = max(desc.lmax1, desc.lmax2, desc.lmax_out)
@@ -98,6 +111,8 @@ class OddPathProduct(nn.Module):
         return products * self.points * (4.0 * (n1 + n2) + 2.0 * n3 + 4.0 * len(d.class_pairs))
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        if self.fused is not None and (self.always_fused or (x1.is_cpu and x1.dtype in (torch.float32, torch.float64))):
+            return self.fused(x1, x2)
         desc = self.desc
         t = self.tables.get(x1.dtype, x1.device)
         c1 = desc.split_classes(x1, desc.blocks1, desc.classes1)

@@ -102,7 +102,8 @@ class GauntTensorProduct(nn.Module):
             last pick).
         odd_paths: also compute the paths with l1+l2+l3 odd (the cross product
             1o x 1o -> 1e, for example), which Gaunt coefficients miss, with
-            :class:`gaunt_tp.ops.odd.OddPathProduct`: each such path is
+            :class:`gaunt_tp.ops.odd.OddPathProduct` (its fused C kernel with ``backend="auto"`` on a
+            CPU or ``"fused"``, else its PyTorch grid): each such path is
             ``odd_product_coefficients(l1, l2, l3)``, a constant times e3nn's 3j symbol.
             Output irreps may then be reached by either kind of path.
 
@@ -136,8 +137,9 @@ class GauntTensorProduct(nn.Module):
         even_idx, odd_idx = _split_outputs(self.irreps_in1, self.irreps_in2, self.irreps_out, odd_paths)
         sub = lambda idx: o3.Irreps([self.irreps_out[i] for i in idx])  # noqa: E731
         self.descriptor = GauntDescriptor(self.irreps_in1, self.irreps_in2, sub(even_idx)) if even_idx else None
+        odd_backend = backend if backend in ("auto", "fused") else "grid"
         self.odd = (
-            OddPathProduct(GauntDescriptor(self.irreps_in1, self.irreps_in2, sub(odd_idx), odd=True))
+            OddPathProduct(GauntDescriptor(self.irreps_in1, self.irreps_in2, sub(odd_idx), odd=True), odd_backend)
             if odd_idx
             else None
         )

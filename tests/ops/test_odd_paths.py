@@ -24,21 +24,25 @@ def test_equals_e3nn_with_odd_paths(backend, case):
     torch.testing.assert_close(tp(x1, x2), ref(x1, x2), rtol=0, atol=1e-12)
 
 
-def test_cross_product_of_vectors():
-    tp = GauntTensorProduct("1x1o", "1x1o", "1x1e", odd_paths=True)
+@pytest.mark.parametrize("backend", ["grid", "fused"])
+def test_cross_product_of_vectors(backend):
+    tp = GauntTensorProduct("1x1o", "1x1o", "1x1e", odd_paths=True, backend=backend)
     a, b = torch.randn(2, 7, 3, dtype=torch.float64)
     torch.testing.assert_close(tp(a, b), math.sqrt(3 / (4 * math.pi)) * torch.linalg.cross(a, b), rtol=0, atol=1e-14)
 
 
+@pytest.mark.parametrize("backend", ["grid", "fused"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_equivariant_with_parity(dtype):
-    tp = GauntTensorProduct(*CASES[1], odd_paths=True)
+def test_equivariant_with_parity(dtype, backend):
+    tp = GauntTensorProduct(*CASES[1], odd_paths=True, backend=backend)
     err = assert_equivariant(tp, [tp.irreps_in1, tp.irreps_in2], tp.irreps_out, dtype=dtype)
     assert err < (1e-12 if dtype == torch.float64 else 1e-6)
 
 
-def test_gradcheck_and_gradgradcheck():
-    tp = GauntTensorProduct("1x0e + 1x1o + 1x2e", "1x1o + 1x2e", "1x1e + 1x2o + 1x1o", odd_paths=True)
+@pytest.mark.parametrize("backend", ["grid", "fused"])
+def test_gradcheck_and_gradgradcheck(backend):
+    irreps = ("1x0e + 1x1o + 1x2e", "1x1o + 1x2e", "1x1e + 1x2o + 1x1o")
+    tp = GauntTensorProduct(*irreps, odd_paths=True, backend=backend)
     x1 = torch.randn(3, tp.irreps_in1.dim, dtype=torch.float64, requires_grad=True)
     x2 = torch.randn(3, tp.irreps_in2.dim, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(tp, (x1, x2))
@@ -52,8 +56,9 @@ def test_without_the_option_the_error_points_to_it():
         GauntTensorProduct("1x1o", "1x1o", "1x3e", odd_paths=True)
 
 
-def test_odd_paths_vanish_for_equal_inputs():
-    tp = GauntTensorProduct("3x1o + 3x2e", "3x1o + 3x2e", "3x1e + 3x2o", odd_paths=True)
+@pytest.mark.parametrize("backend", ["grid", "fused"])
+def test_odd_paths_vanish_for_equal_inputs(backend):
+    tp = GauntTensorProduct("3x1o + 3x2e", "3x1o + 3x2e", "3x1e + 3x2o", odd_paths=True, backend=backend)
     x = torch.randn(4, tp.irreps_in1.dim, dtype=torch.float64)
     assert tp(x, x).abs().max() < 1e-13  # grad f x grad f = 0
 
