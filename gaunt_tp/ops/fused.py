@@ -97,7 +97,8 @@ class _Operand:
     """
 
     key: str
-    counts: tuple[int, ...]  # entries per parity part
+    counts: tuple[int, ...]  # entries per slot (component * parts + parity part)
+    comps: int  # components (1, or 3 for the parity-odd product's gradient vectors)
     dim: int  # feature dim of the layout (multiplicity expanded to C)
     covers: bool  # the class holds every entry of the layout
 
@@ -174,22 +175,23 @@ class _FusedBackward(torch.autograd.Function):
 class _Plan(nn.Module):
     """Layouts and tables of one bilinear grid product ``z = P(S_a x ⊙ S_b y)`` in the kernel.
 
-    ``functions`` maps each side ("a", "b": the inputs; "o": the output) to the functions the
-    coefficients stand for, ``points [P, 3] -> values [P, n_all]`` with rows indexed like the
-    harmonics (``l**2 + l + m``): harmonics for the Gaunt product, gradient components for the
-    parity-odd one. The output side's table is weighted by the quadrature. The reflection group
-    (and so the number of parity parts) is the cheapest under which the grid and every
-    function are symmetric.
+    ``functions`` maps each side ("a", "b": the inputs; "o": the output) to the functions its
+    coefficients stand for, each ``points [P, 3] -> values [P, n_all]`` with rows indexed like the
+    harmonics (``l**2 + l + m``): one function (the harmonics) for the Gaunt product; for the
+    parity-odd product the inputs have three components (x, y, z) that pair up one by one and
+    are summed. The output side's table is weighted by the quadrature. The reflection group (and
+    so the number of parity parts) is the cheapest under which the grid and every function are
+    symmetric.
     """
 
-    def __init__(self, desc: GauntDescriptor, grid: PointGrid, functions: dict[str, Callable]) -> None:
+    def __init__(self, desc: GauntDescriptor, grid: PointGrid, functions: dict[str, list[Callable]]) -> None:
         super().__init__()
         self.desc = desc
         options = []
         for axes in _REFLECTION_GROUPS:
             try:
                 points, weights = reflection_reduced(grid, axes)
-                parts = {side: parity_parts(fn, axes) for side, fn in functions.items()}
+                parts = {side: [parity_parts(fn, axes) for fn in fns] for side, fns in functions.items()}
             except ValueError:
                 continue  # the grid (a Gauss-Legendre grid may) or a function lacks this symmetry
             flops = _flops_per_product(desc, parts, points.shape[0])
@@ -208,27 +210,32 @@ class _Plan(nn.Module):
             ("b", desc.irreps_in2, desc.classes2),
             ("o", desc.irreps_out, desc.classes_out),
         ):
-            values = functions[side](points).T  # [n_all, H]
+            values = [fn(points).T for fn in functions[side]]  # per component [n_all, H]
             if side == "o":
-                values = values * weights[None, :]
+                values = [v * weights[None, :] for v in values]
+            comps = len(values)
             for i, cls in enumerate(classes):
                 rows = cls.sh_rows()
-                order = sorted(range(cls.dim), key=lambda p: (part_of[side][rows[p]], p))
-                off, stride = _layout(cls, irreps, mul, order)
+                # entries (component, class position) sorted by slot = component * parts + part
+                slot = {
+                    (c, p): c * self.parts + part_of[side][c][rows[p]] for c in range(comps) for p in range(cls.dim)
+                }
+                order = sorted(slot, key=lambda cp: (slot[cp], cp[1]))
+                off, stride = _layout(cls, irreps, mul, [p for _, p in order])
                 key = f"{side}{i}"
                 self.register_buffer(f"{key}_off", torch.tensor(off, dtype=torch.int64), persistent=False)
                 self.register_buffer(f"{key}_str", torch.tensor(stride, dtype=torch.int64), persistent=False)
-                counts = tuple(sum(1 for p in order if part_of[side][rows[p]] == j) for j in range(self.parts))
+                counts = tuple(sum(1 for cp in order if slot[cp] == q) for q in range(comps * self.parts))
                 self.register_buffer(f"{key}_cnt", torch.tensor(counts, dtype=torch.int64), persistent=False)
-                sorted_rows = [rows[p] for p in order]
-                tables[f"{key}_s"] = values[sorted_rows].contiguous()  # [n, H], parts stacked
+                rows_in_order = torch.stack([values[c][rows[p]] for c, p in order]) if order else values[0][:0]
+                tables[f"{key}_s"] = rows_in_order.contiguous()  # [n, H], slots stacked
                 blocks, start = [], 0
-                for c in counts:
-                    blocks.append(values[sorted_rows[start : start + c]].T.reshape(-1))  # [H, n_j] flattened
-                    start += c
-                tables[f"{key}_p"] = torch.cat(blocks) if blocks else values.new_zeros(0)
+                for count in counts:
+                    blocks.append(rows_in_order[start : start + count].T.reshape(-1))  # [H, n_q] flattened
+                    start += count
+                tables[f"{key}_p"] = torch.cat(blocks)
                 dim = mul * sum(ir.dim for _, ir in irreps)
-                self.operands[key] = _Operand(key, counts, dim, covers=len(classes) == 1)
+                self.operands[key] = _Operand(key, counts, comps, dim, covers=len(classes) == 1)
         self.tables = TableCache(tables)
         self._lib: ctypes.CDLL | None = None
 
@@ -244,11 +251,12 @@ class _Plan(nn.Module):
     def _operand_args(self, key: str, tables: tuple[torch.Tensor, ...]) -> list[Any]:
         op = self.operands[key]
         args: list[Any] = [getattr(self, f"{key}_off").data_ptr(), getattr(self, f"{key}_str").data_ptr()]
-        return args + [getattr(self, f"{key}_cnt").data_ptr(), op.dim, *(t.data_ptr() for t in tables)]
+        return args + [getattr(self, f"{key}_cnt").data_ptr(), op.comps, op.dim, *(t.data_ptr() for t in tables)]
 
     def _new(self, key: str, n: int, like: torch.Tensor) -> torch.Tensor:
         op = self.operands[key]
-        return (torch.empty if op.covers else torch.zeros)(n, op.dim, dtype=like.dtype)
+        fill = torch.empty if op.covers and op.comps == 1 else torch.zeros  # components are summed into it
+        return fill(n, op.dim, dtype=like.dtype)
 
     def _call(self, fn: Any, args: list[Any]) -> None:
         status = fn(*args)
@@ -284,24 +292,29 @@ class _Plan(nn.Module):
         return gx, gy
 
 
-def _flops_per_product(desc: GauntDescriptor, parts: dict[str, list[int]], points: int) -> float:
-    """Multiply-adds x 2 of one product: three transforms over the kept points and the part products."""
+def _flops_per_product(desc: GauntDescriptor, parts: dict[str, list[list[int]]], points: int) -> float:
+    """Multiply-adds x 2 of one product: the transforms over the kept points and the part products."""
     present = {
-        side: [{parts[side][r] for r in cls.sh_rows()} for cls in classes]
+        side: [{parts[side][0][r] for r in cls.sh_rows()} for cls in classes]
         for side, classes in (("a", desc.classes1), ("b", desc.classes2), ("o", desc.classes_out))
     }
-    transforms = sum(c.dim for group in (desc.classes1, desc.classes2, desc.classes_out) for c in group)
+    transforms = sum(
+        len(parts[side]) * c.dim
+        for side, group in (("a", desc.classes1), ("b", desc.classes2), ("o", desc.classes_out))
+        for c in group
+    )
+    comps = max(len(p) for p in parts.values())
     products = 0
     for i1, i2, io in desc.class_pairs:
         a, b, o = present["a"][i1], present["b"][i2], present["o"][io]
-        products += sum(1 for j in a for k in b if j ^ k in o)
+        products += comps * sum(1 for j in a for k in b if j ^ k in o)
     return 2.0 * points * (transforms + products)
 
 
 class _FusedProducts(nn.Module):
     """A sum of fused bilinear products (one per plan and class pair), e3nn layout to e3nn layout."""
 
-    def __init__(self, desc: GauntDescriptor, grid: PointGrid, plans: list[dict[str, Callable]]) -> None:
+    def __init__(self, desc: GauntDescriptor, grid: PointGrid, plans: list[dict[str, list[Callable]]]) -> None:
         super().__init__()
         self.desc = desc
         self.grid = grid
@@ -360,7 +373,7 @@ class FusedGridGaunt(_FusedProducts):
     def __init__(self, desc: GauntDescriptor) -> None:
         harmonics = _harmonics(max(desc.lmax1, desc.lmax2, desc.lmax_out))
         grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out)
-        super().__init__(desc, grid, [{"a": harmonics, "b": harmonics, "o": harmonics}])
+        super().__init__(desc, grid, [{"a": [harmonics], "b": [harmonics], "o": [harmonics]}])
 
     @property
     def axes(self) -> tuple[int, ...]:
@@ -373,7 +386,8 @@ class FusedOddProduct(_FusedProducts):
 
     ``(r x grad f) . grad g`` is the sum over the Cartesian components c of
     ``(r x grad f)_c (grad g)_c``; each component function is even or odd under every
-    coordinate mirror, so each is one fused product with parity parts (three in all).
+    coordinate mirror, so the kernel takes the three components as extra slots of the inputs
+    (with their own parity parts), pairs them up one by one and sums them into the output.
 
     Shape:
         as :class:`FusedGridGaunt`, for a descriptor built with ``odd=True``.
@@ -396,4 +410,5 @@ class FusedOddProduct(_FusedProducts):
             return values
 
         grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out - 1)
-        super().__init__(desc, grid, [{"a": curl(c), "b": gradient(c), "o": harmonics} for c in range(3)])
+        curls, gradients = [curl(c) for c in range(3)], [gradient(c) for c in range(3)]
+        super().__init__(desc, grid, [{"a": curls, "b": gradients, "o": [harmonics]}])

@@ -29,12 +29,11 @@ __all__ = ["NativeUnavailable", "native_error", "native_library"]
 _SOURCES = ("grid_product.c",)
 _FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu11", "-fno-strict-aliasing")
 _I64, _INT, _PTR = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-# gaunt_grid_product_*: a, b, out, count, mul, threads, parts, H, then three operands (a, b, out)
-# of (off, str, counts, dim, table).
-# gaunt_grid_product_*_backward: a, b, grad_out, grad_a, grad_b, count, mul, threads, parts, H, then
-# operands a and b of (off, str, counts, dim, synthesis table, projection table) and the output's
-# (off, str, counts, dim, synthesis table).
-_OPERAND = [_PTR, _PTR, _PTR, _I64, _PTR]
+# gaunt_grid_product_*: a, b, out, count, mul, threads, parts, H, then three operands (a, b, out) of
+# (off, str, counts, components, dim, table). gaunt_grid_product_*_backward: a, b, grad_out, grad_a,
+# grad_b, count, mul, threads, parts, H, then operands a and b with a synthesis and a projection
+# table each and the output's with its synthesis table.
+_OPERAND = [_PTR, _PTR, _PTR, _I64, _I64, _PTR]
 _HEAD = [_I64, _I64, _INT, _I64, _I64]
 _SIGNATURES = {
     **{name: [_PTR] * 3 + _HEAD + _OPERAND * 3 for name in ("gaunt_grid_product_f32", "gaunt_grid_product_f64")},

@@ -136,3 +136,21 @@ def test_missing_compiler_warns_once_and_auto_goes_on(monkeypatch, tmp_path):
         assert not list((tmp_path / "cache").glob("*"))  # no half-built library left behind
     finally:
         native._load_or_error.cache_clear()
+
+
+@pytest.mark.parametrize("axes", fused._REFLECTION_GROUPS, ids=str)
+def test_parity_odd_product_under_every_reflection_group(monkeypatch, axes):
+    from gaunt_tp.ops.descriptor import GauntDescriptor
+    from gaunt_tp.ops.odd import OddPathProduct
+
+    monkeypatch.setattr(fused, "_REFLECTION_GROUPS", (axes,))
+    desc = GauntDescriptor(natural_irreps(3, 3), "3x1o + 3x2e", "3x1e + 3x2o + 3x3e + 3x4o", odd=True)
+    kernel, reference = OddPathProduct(desc, backend="fused"), OddPathProduct(desc, backend="grid")
+    assert kernel.fused.plans[0].axes == axes
+    x1 = torch.randn(7, desc.irreps_in1.dim, dtype=torch.float64, requires_grad=True)
+    x2 = torch.randn(7, desc.irreps_in2.dim, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(kernel(x1, x2), reference(x1, x2), rtol=0, atol=1e-12)
+    cot = torch.randn(7, desc.irreps_out.dim, dtype=torch.float64)
+    grads = [torch.autograd.grad(m(x1, x2), (x1, x2), cot) for m in (kernel, reference)]
+    for g_kernel, g_reference in zip(*grads):
+        torch.testing.assert_close(g_kernel, g_reference, rtol=0, atol=1e-12)

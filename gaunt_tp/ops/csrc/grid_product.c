@@ -9,10 +9,15 @@
  * (part index = bits of its parities) and each part is known from its values at one point per
  * orbit (the H representative points). The product's part P is sum_q f_q g_{P xor q}.
  *
+ * Components: for the parity-odd product (r x grad f) . grad g, the inputs carry three functions
+ * each (x, y, z components, each with its own parts): slot = component * K + part. Inputs with
+ * components pair up component by component; an output without them sums over the components,
+ * and an output with them (in the backward passes) gets each entry once per component, summed.
+ *
  * A tile is LANES consecutive products q = node * mul + channel (one vector register: 16 or 8 in
  * float32, 8 or 4 in float64, with or without AVX-512). Per tile and operand, the coefficients are gathered from e3nn's layout (entry k
- * of product q sits at node * dim + off[k] + channel * stride[k]; entries sorted by part, count[j]
- * in part j) into [n][LANES] vectors, evaluated at the H points (part j's table S_j[k * H + p]),
+ * of product q sits at node * dim + off[k] + channel * stride[k]; entries sorted by slot, count[j]
+ * in slot j) into [n][LANES] vectors, evaluated at the H points (part j's table S_j[k * H + p]),
  * multiplied by parts, projected (table P_j[p * n_j + k]) and scattered back into e3nn's layout.
  * Both tables of an operand are the parts' tables concatenated; part j starts at H * (entries
  * before part j). Entries of `out` outside the output operand are not touched.
@@ -21,6 +26,8 @@
 #include <stdlib.h>
 
 #define MAX_PARTS 8
+#define MAX_COMPONENTS 3
+#define MAX_SLOTS (MAX_PARTS * MAX_COMPONENTS)
 
 /* One vector register: 512 bits with AVX-512, else 256 (AVX2; plain SSE/NEON code splits it). */
 #if defined(__AVX512F__)
@@ -72,22 +79,30 @@ static void NAME##_gather(const T *src, const int64_t *base, const int64_t *chan
     for (int64_t k = 0; k < n; k++)                                                                        \
         for (int l = 0; l < LANES; l++) x[k][l] = src[base[l] + off[k] + chan[l] * str[k]];                \
 }                                                                                                          \
-/* Part P of the product of f and g (parts with entries only), projected onto the output's entries of  \
- * part P: z[start[P] + k] for k < cnt_o[P]. h is scratch [H]. */                                         \
-static void NAME##_combine(const V *f, const int64_t *cnt_f, const V *g, const int64_t *cnt_g,           \
-                           const int64_t *cnt_o, const int64_t *start_o, const T *tab_o, int64_t parts,    \
-                           int64_t H, V *h, V *z) {                                                        \
-    for (int64_t P = 0; P < parts; P++) {                                                                  \
-        if (!cnt_o[P]) continue;                                                                           \
+/* Part P of the product of f and g, projected onto the output's entries of part P (z[start[q] + k],  \
+ * k < cnt_o[q]). With components (the parity-odd product's x, y, z), an operand's part index is        \
+ * q = component * parts + P: operands with components pair up component by component, and an output   \
+ * without them sums over the components. h is scratch [H]. */                                           \
+static void NAME##_combine(const V *f, const int64_t *cnt_f, int64_t cf, const V *g, const int64_t *cnt_g, \
+                           int64_t cg, const int64_t *cnt_o, const int64_t *start_o, const T *tab_o,       \
+                           int64_t co, int64_t parts, int64_t H, V *h, V *z) {                             \
+    int64_t comps = cf > cg ? cf : cg;                                                                     \
+    if (co > comps) comps = co;                                                                            \
+    for (int64_t qo = 0; qo < co * parts; qo++) {                                                          \
+        if (!cnt_o[qo]) continue;                                                                          \
+        int64_t P = qo % parts, c0 = co > 1 ? qo / parts : 0, c1 = co > 1 ? c0 + 1 : comps;               \
         int first = 1;                                                                                     \
-        for (int64_t j = 0; j < parts; j++) {                                                              \
-            if (!cnt_f[j] || !cnt_g[P ^ j]) continue;                                                      \
-            const V *fj = f + j * H, *gj = g + (P ^ j) * H;                                                \
-            if (first) { for (int64_t p = 0; p < H; p++) h[p] = fj[p] * gj[p]; first = 0; }              \
-            else { for (int64_t p = 0; p < H; p++) h[p] += fj[p] * gj[p]; }                               \
+        for (int64_t c = c0; c < c1; c++) {                                                                \
+            for (int64_t j = 0; j < parts; j++) {                                                          \
+                int64_t qf = (cf > 1 ? c * parts : 0) + j, qg = (cg > 1 ? c * parts : 0) + (P ^ j);        \
+                if (!cnt_f[qf] || !cnt_g[qg]) continue;                                                    \
+                const V *fj = f + qf * H, *gj = g + qg * H;                                                \
+                if (first) { for (int64_t p = 0; p < H; p++) h[p] = fj[p] * gj[p]; first = 0; }          \
+                else { for (int64_t p = 0; p < H; p++) h[p] += fj[p] * gj[p]; }                           \
+            }                                                                                              \
         }                                                                                                  \
         if (first) { for (int64_t p = 0; p < H; p++) h[p] = (V){0}; }                                      \
-        NAME##_contract(h, H, tab_o + start_o[P] * H, cnt_o[P], z + start_o[P]);                           \
+        NAME##_contract(h, H, tab_o + start_o[qo] * H, cnt_o[qo], z + start_o[qo]);                       \
     }                                                                                                      \
 }                                                                                                          \
 /* Synthesis of every non-empty part of one operand's gathered coefficients x into f [parts][H]. */       \
@@ -96,20 +111,24 @@ static void NAME##_synth_parts(const V *x, const int64_t *cnt, const int64_t *st
     for (int64_t j = 0; j < parts; j++)                                                                    \
         if (cnt[j]) NAME##_contract(x + start[j], cnt[j], tab + start[j] * H, H, f + j * H);                 \
 }                                                                                                          \
-/* Output scatter, the mirror image of gather. */                                                          \
+/* Output scatter, the mirror image of gather; `add` sums into dst (entries listed once per component). */\
 static void NAME##_scatter(T *dst, const int64_t *base, const int64_t *chan, const int64_t *off,           \
-                           const int64_t *str, int64_t n, int uniform, int64_t lanes, const V *z) {        \
+                           const int64_t *str, int64_t n, int uniform, int64_t lanes, int add, const V *z) {\
     if (uniform) {                                                                                         \
         for (int64_t k = 0; k < n; k++) {                                                                  \
             T *p = dst + base[0] + off[k] + chan[0] * str[k];                                              \
             int32_t s = (int32_t)str[k];                                                                   \
             const T *src = (const T *)&z[k];                                                               \
-            for (int32_t l = 0; l < LANES; l++) p[l * s] = src[l];                                         \
+            if (add) { for (int32_t l = 0; l < LANES; l++) p[l * s] += src[l]; }                           \
+            else { for (int32_t l = 0; l < LANES; l++) p[l * s] = src[l]; }                               \
         }                                                                                                  \
         return;                                                                                            \
     }                                                                                                      \
     for (int64_t k = 0; k < n; k++)                                                                        \
-        for (int64_t l = 0; l < lanes; l++) dst[base[l] + off[k] + chan[l] * str[k]] = z[k][l];            \
+        for (int64_t l = 0; l < lanes; l++) {                                                              \
+            T *p = dst + base[l] + off[k] + chan[l] * str[k];                                              \
+            *p = add ? *p + z[k][l] : z[k][l];                                                             \
+        }                                                                                                  \
 }                                                                                                          \
 /* Starts of the parts in an operand's entry list; returns the entry count. */                             \
 static int64_t NAME##_starts(const int64_t *cnt, int64_t parts, int64_t *start) {                          \
@@ -133,25 +152,30 @@ static int64_t NAME##_lanes(int64_t tile, int64_t count, int64_t mul, int64_t *n
 static void NAME##_bases(const int64_t *node, int64_t dim, int64_t *base) {                                \
     for (int l = 0; l < LANES; l++) base[l] = node[l] * dim;                                               \
 }                                                                                                          \
+/* Each operand: off, str (its entry list), cnt (entries per part, comps * parts of them), comps (1, or   \
+ * the number of components), dim (feature dim of its layout), then its table(s). */                     \
 int NAME(const T *a, const T *b, T *out, int64_t count, int64_t mul, int threads, int64_t parts,          \
          int64_t H,                                                                                        \
-         const int64_t *off_a, const int64_t *str_a, const int64_t *cnt_a, int64_t dim_a, const T *tab_a,  \
-         const int64_t *off_b, const int64_t *str_b, const int64_t *cnt_b, int64_t dim_b, const T *tab_b,  \
-         const int64_t *off_o, const int64_t *str_o, const int64_t *cnt_o, int64_t dim_o, const T *tab_o) {\
-    if (parts < 1 || parts > MAX_PARTS) return 2;                                                          \
+         const int64_t *off_a, const int64_t *str_a, const int64_t *cnt_a, int64_t ca, int64_t dim_a,      \
+         const T *tab_a,                                                                                   \
+         const int64_t *off_b, const int64_t *str_b, const int64_t *cnt_b, int64_t cb, int64_t dim_b,      \
+         const T *tab_b,                                                                                   \
+         const int64_t *off_o, const int64_t *str_o, const int64_t *cnt_o, int64_t co, int64_t dim_o,      \
+         const T *tab_o) {                                                                                 \
+    if (parts < 1 || parts * ca > MAX_SLOTS || parts * cb > MAX_SLOTS || parts * co > MAX_SLOTS) return 2; \
     int64_t tiles = (count + LANES - 1) / LANES;                                                           \
-    int64_t start_a[MAX_PARTS], start_b[MAX_PARTS], start_o[MAX_PARTS];                                    \
-    int64_t na = NAME##_starts(cnt_a, parts, start_a), nb = NAME##_starts(cnt_b, parts, start_b);          \
-    int64_t no = NAME##_starts(cnt_o, parts, start_o);                                                     \
+    int64_t start_a[MAX_SLOTS], start_b[MAX_SLOTS], start_o[MAX_SLOTS];                                    \
+    int64_t na = NAME##_starts(cnt_a, ca * parts, start_a), nb = NAME##_starts(cnt_b, cb * parts, start_b);\
+    int64_t no = NAME##_starts(cnt_o, co * parts, start_o);                                                \
     int failed = 0;                                                                                        \
     if (threads > tiles) threads = (int)tiles;                                                             \
     if (threads < 1) threads = 1;                                                                          \
     _Pragma("omp parallel num_threads(threads) reduction(|:failed)")                                       \
     {                                                                                                      \
-        size_t bytes = sizeof(V) * (size_t)(na + nb + no + 2 * parts * H + H + 1);                         \
+        size_t bytes = sizeof(V) * (size_t)(na + nb + no + (ca + cb) * parts * H + H + 1);                 \
         V *buf = (V *)aligned_alloc(64, (bytes + 63) / 64 * 64);                                          \
         if (!buf) failed = 1;                                                                              \
-        V *xa = buf, *xb = xa + na, *z = xb + nb, *f = z + no, *g = f + parts * H, *h = g + parts * H;    \
+        V *xa = buf, *xb = xa + na, *z = xb + nb, *f = z + no, *g = f + ca * parts * H, *h = g + cb * parts * H;\
         _Pragma("omp for schedule(static)")                                                                \
         for (int64_t tile = 0; tile < tiles; tile++) {                                                     \
             if (!buf) continue;                                                                            \
@@ -162,11 +186,11 @@ int NAME(const T *a, const T *b, T *out, int64_t count, int64_t mul, int threads
             NAME##_gather(a, base, chan, off_a, str_a, na, uniform, xa);                                   \
             NAME##_bases(node, dim_b, base);                                                               \
             NAME##_gather(b, base, chan, off_b, str_b, nb, uniform, xb);                                   \
-            NAME##_synth_parts(xa, cnt_a, start_a, tab_a, parts, H, f);                                    \
-            NAME##_synth_parts(xb, cnt_b, start_b, tab_b, parts, H, g);                                    \
-            NAME##_combine(f, cnt_a, g, cnt_b, cnt_o, start_o, tab_o, parts, H, h, z);                    \
+            NAME##_synth_parts(xa, cnt_a, start_a, tab_a, ca * parts, H, f);                               \
+            NAME##_synth_parts(xb, cnt_b, start_b, tab_b, cb * parts, H, g);                               \
+            NAME##_combine(f, cnt_a, ca, g, cnt_b, cb, cnt_o, start_o, tab_o, co, parts, H, h, z);        \
             NAME##_bases(node, dim_o, base);                                                               \
-            NAME##_scatter(out, base, chan, off_o, str_o, no, uniform, lanes, z);                          \
+            NAME##_scatter(out, base, chan, off_o, str_o, no, uniform, lanes, co > 1, z);                  \
         }                                                                                                  \
         free(buf);                                                                                         \
     }                                                                                                      \
@@ -177,27 +201,27 @@ int NAME(const T *a, const T *b, T *out, int64_t count, int64_t mul, int threads
  * output's gradient, the output operand's synthesis table. Shares the gather and synthesis of go. */    \
 int NAME##_backward(const T *a, const T *b, const T *go, T *ga, T *gb, int64_t count, int64_t mul,        \
                     int threads, int64_t parts, int64_t H,                                                 \
-                    const int64_t *off_a, const int64_t *str_a, const int64_t *cnt_a, int64_t dim_a,       \
-                    const T *sa, const T *pa,                                                              \
-                    const int64_t *off_b, const int64_t *str_b, const int64_t *cnt_b, int64_t dim_b,       \
-                    const T *sb, const T *pb,                                                              \
-                    const int64_t *off_o, const int64_t *str_o, const int64_t *cnt_o, int64_t dim_o,       \
-                    const T *so) {                                                                         \
-    if (parts < 1 || parts > MAX_PARTS) return 2;                                                          \
+                    const int64_t *off_a, const int64_t *str_a, const int64_t *cnt_a, int64_t ca,          \
+                    int64_t dim_a, const T *sa, const T *pa,                                               \
+                    const int64_t *off_b, const int64_t *str_b, const int64_t *cnt_b, int64_t cb,          \
+                    int64_t dim_b, const T *sb, const T *pb,                                               \
+                    const int64_t *off_o, const int64_t *str_o, const int64_t *cnt_o, int64_t co,          \
+                    int64_t dim_o, const T *so) {                                                          \
+    if (parts < 1 || parts * ca > MAX_SLOTS || parts * cb > MAX_SLOTS || parts * co > MAX_SLOTS) return 2; \
     int64_t tiles = (count + LANES - 1) / LANES;                                                           \
-    int64_t start_a[MAX_PARTS], start_b[MAX_PARTS], start_o[MAX_PARTS];                                    \
-    int64_t na = NAME##_starts(cnt_a, parts, start_a), nb = NAME##_starts(cnt_b, parts, start_b);          \
-    int64_t no = NAME##_starts(cnt_o, parts, start_o);                                                     \
+    int64_t start_a[MAX_SLOTS], start_b[MAX_SLOTS], start_o[MAX_SLOTS];                                    \
+    int64_t na = NAME##_starts(cnt_a, ca * parts, start_a), nb = NAME##_starts(cnt_b, cb * parts, start_b);\
+    int64_t no = NAME##_starts(cnt_o, co * parts, start_o);                                                \
     int failed = 0;                                                                                        \
     if (threads > tiles) threads = (int)tiles;                                                             \
     if (threads < 1) threads = 1;                                                                          \
     _Pragma("omp parallel num_threads(threads) reduction(|:failed)")                                       \
     {                                                                                                      \
-        size_t bytes = sizeof(V) * (size_t)(2 * (na + nb) + no + 3 * parts * H + H + 1);                   \
+        size_t bytes = sizeof(V) * (size_t)(2 * (na + nb) + no + (ca + cb + co) * parts * H + H + 1);      \
         V *buf = (V *)aligned_alloc(64, (bytes + 63) / 64 * 64);                                          \
         if (!buf) failed = 1;                                                                              \
         V *xa = buf, *xb = xa + na, *xo = xb + nb, *za = xo + no, *zb = za + na;                           \
-        V *f = zb + nb, *g = f + parts * H, *G = g + parts * H, *h = G + parts * H;                        \
+        V *f = zb + nb, *g = f + ca * parts * H, *G = g + cb * parts * H, *h = G + co * parts * H;         \
         _Pragma("omp for schedule(static)")                                                                \
         for (int64_t tile = 0; tile < tiles; tile++) {                                                     \
             if (!buf) continue;                                                                            \
@@ -210,15 +234,15 @@ int NAME##_backward(const T *a, const T *b, const T *go, T *ga, T *gb, int64_t c
             NAME##_gather(b, base, chan, off_b, str_b, nb, uniform, xb);                                   \
             NAME##_bases(node, dim_o, base);                                                               \
             NAME##_gather(go, base, chan, off_o, str_o, no, uniform, xo);                                  \
-            NAME##_synth_parts(xa, cnt_a, start_a, sa, parts, H, f);                                       \
-            NAME##_synth_parts(xb, cnt_b, start_b, sb, parts, H, g);                                       \
-            NAME##_synth_parts(xo, cnt_o, start_o, so, parts, H, G);                                       \
-            NAME##_combine(g, cnt_b, G, cnt_o, cnt_a, start_a, pa, parts, H, h, za);                      \
-            NAME##_combine(f, cnt_a, G, cnt_o, cnt_b, start_b, pb, parts, H, h, zb);                      \
+            NAME##_synth_parts(xa, cnt_a, start_a, sa, ca * parts, H, f);                                  \
+            NAME##_synth_parts(xb, cnt_b, start_b, sb, cb * parts, H, g);                                  \
+            NAME##_synth_parts(xo, cnt_o, start_o, so, co * parts, H, G);                                  \
+            NAME##_combine(g, cnt_b, cb, G, cnt_o, co, cnt_a, start_a, pa, ca, parts, H, h, za);          \
+            NAME##_combine(f, cnt_a, ca, G, cnt_o, co, cnt_b, start_b, pb, cb, parts, H, h, zb);          \
             NAME##_bases(node, dim_a, base);                                                               \
-            NAME##_scatter(ga, base, chan, off_a, str_a, na, uniform, lanes, za);                          \
+            NAME##_scatter(ga, base, chan, off_a, str_a, na, uniform, lanes, ca > 1, za);                  \
             NAME##_bases(node, dim_b, base);                                                               \
-            NAME##_scatter(gb, base, chan, off_b, str_b, nb, uniform, lanes, zb);                          \
+            NAME##_scatter(gb, base, chan, off_b, str_b, nb, uniform, lanes, cb > 1, zb);                  \
         }                                                                                                  \
         free(buf);                                                                                         \
     }                                                                                                      \
@@ -228,5 +252,3 @@ int NAME##_backward(const T *a, const T *b, const T *go, T *ga, T *gb, int64_t c
 DEFINE_KERNEL(gaunt_grid_product_f32, float, vf, LANES_F32)
 DEFINE_KERNEL(gaunt_grid_product_f64, double, vd, LANES_F64)
 
-/* Products per tile in float32, for the Python side's cost model. */
-int gaunt_grid_lanes_f32(void) { return LANES_F32; }
