@@ -239,13 +239,21 @@ class _Plan(nn.Module):
         self.tables = TableCache(tables)
         self._lib: ctypes.CDLL | None = None
 
-    def _check(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _check(self, *operands: tuple[torch.Tensor, str]) -> dict[str, torch.Tensor]:
+        """Guard the C call: CPU, one float dtype, contiguous ``[N, dim]`` of each operand's layout."""
         if self._lib is None:
             self._lib = native_library()
-        if not x.is_cpu:
-            raise RuntimeError(f"the fused backend runs on the CPU only, got a tensor on {x.device}")
+        x = operands[0][0]
         if x.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"the fused backend takes float32 or float64, got {x.dtype}")
+        if not self.a0_off.is_cpu:
+            raise RuntimeError(f"the fused backend runs on the CPU; this module's buffers are on {self.a0_off.device}")
+        for tensor, key in operands:
+            if not tensor.is_cpu or tensor.dtype != x.dtype or not tensor.is_contiguous():
+                got = f"{tensor.dtype} on {tensor.device}, contiguous={tensor.is_contiguous()}"
+                raise RuntimeError(f"the fused backend needs contiguous CPU tensors of one dtype, got {got}")
+            if tensor.dim() != 2 or tensor.shape != (x.shape[0], self.operands[key].dim):
+                raise ValueError(f"expected [{x.shape[0]}, {self.operands[key].dim}], got {tuple(tensor.shape)}")
         return self.tables.get(x.dtype, x.device)
 
     def _operand_args(self, key: str, tables: tuple[torch.Tensor, ...]) -> list[Any]:
@@ -265,7 +273,7 @@ class _Plan(nn.Module):
 
     def run(self, x: torch.Tensor, y: torch.Tensor, a: str, b: str, o: str) -> torch.Tensor:
         """``product(x, y)``: contiguous ``[N, dim]`` features of operands a and b -> operand o."""
-        t = self._check(x)
+        t = self._check((x, a), (y, b))
         n = x.shape[0]
         out = self._new(o, n, x)
         suffix = "f32" if x.dtype == torch.float32 else "f64"
@@ -280,7 +288,7 @@ class _Plan(nn.Module):
         self, x: torch.Tensor, y: torch.Tensor, g: torch.Tensor, a: str, b: str, o: str
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Gradients of ``product(x, y)`` (operands a, b -> o) with respect to x and y for the output gradient g."""
-        t = self._check(x)
+        t = self._check((x, a), (y, b), (g, o))
         n = x.shape[0]
         gx, gy = self._new(a, n, x), self._new(b, n, x)
         suffix = "f32" if x.dtype == torch.float32 else "f64"

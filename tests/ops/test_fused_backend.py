@@ -154,3 +154,15 @@ def test_parity_odd_product_under_every_reflection_group(monkeypatch, axes):
     grads = [torch.autograd.grad(m(x1, x2), (x1, x2), cot) for m in (kernel, reference)]
     for g_kernel, g_reference in zip(*grads):
         torch.testing.assert_close(g_kernel, g_reference, rtol=0, atol=1e-12)
+
+
+def test_kernel_calls_are_guarded():
+    tp = GauntTensorProduct(natural_irreps(1, 2), natural_irreps(1, 2), natural_irreps(1, 2), backend="fused")
+    plan = tp.impls["fused"].plans[0]
+    x = torch.randn(3, 8)
+    with pytest.raises(RuntimeError, match="one dtype"):
+        plan.run(x, x.double(), "a0", "b0", "o0")
+    with pytest.raises(RuntimeError, match="contiguous=False"):
+        plan.run(x, torch.randn(8, 3).t(), "a0", "b0", "o0")
+    with pytest.raises(ValueError, match=r"expected \[3, 8\]"):
+        plan.run(x, torch.randn(3, 7), "a0", "b0", "o0")
