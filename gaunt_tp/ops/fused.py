@@ -1,17 +1,23 @@
 """Fused backend: the grid backend's product in one C kernel per call (CPU, float32/float64).
 
-Same grid, same mirror-symmetric tables and the same arithmetic as :mod:`gaunt_tp.ops.grid`,
-but instead of a chain of eager PyTorch kernels (permute, three matmuls, products, permute), each
-of which writes a ``[products, points]`` buffer to memory, the kernel in ``csrc/grid_product.c``
-takes a tile of 16 (float32) or 8 (float64) products at a time: gathers their coefficients from
-e3nn's layout, evaluates both functions on the grid's mirror half, multiplies, projects and
-scatters the result back, all in per-thread buffers that stay in cache.
+The same sphere grid and the same exact arithmetic as :mod:`gaunt_tp.ops.grid`, but instead of a
+chain of eager PyTorch kernels (permute, matmuls, products, permute), each of which writes a
+``[products, points]`` buffer to memory, the kernel in ``csrc/grid_product.c`` takes one vector
+register's worth of products at a time (8 in float32 with AVX2, 16 with AVX-512): gathers their
+coefficients from e3nn's layout, evaluates both functions, multiplies, projects and scatters the
+result back, all in per-thread buffers that stay in cache.
+
+Parity parts: the grid is invariant under the coordinate mirrors x -> -x, y -> -y, z -> -z (Lebedev
+rules under all three) and every real harmonic is even or odd under each, so a function splits into
+up to 8 parts, each known from one point per orbit of the mirrors
+(:func:`gaunt_tp.math.quadrature.reflection_reduced`); the product's part P is
+``sum_q f_q g_(P xor q)``. The number of parts (2, 4 or 8) is chosen per product by a cost rule.
 
 Derivatives are the same operation with other tables: for ``z = P(S_a x ⊙ S_b y)`` (``⊙`` the
-mirror product, ``S`` synthesis tables ``[n, H]``, ``P`` the weighted projection), the gradient
+product by parts, ``S`` synthesis tables ``[n, H]``, ``P`` the weighted projection), the gradient
 with respect to x is ``S_a^T (S_b y ⊙ P^T g)``, i.e. the product of y and the output gradient
-g projected onto x's harmonics. So backward passes call the same kernel (through the same
-autograd function), and gradients of any order work.
+g projected onto x's functions. So backward passes call the same kernel (through the same
+autograd functions), and gradients of any order work.
 
 Broadcast inputs (one node, or multiplicity 1) are expanded before the kernel runs.
 """
@@ -91,8 +97,8 @@ def reflection_parts(lmax: int, axes: tuple[int, ...]) -> list[int]:
 class _Operand:
     """One class of one operand: where its entries sit in e3nn's layout and its grid tables.
 
-    ``key`` names its tables in the TableCache: ``{key}_s`` (synthesis orientation, the parts'
-    ``[n_j, H]`` blocks stacked) and ``{key}_p`` (projection orientation, the parts' ``[H, n_j]``
+    ``key`` names its tables in the TableCache: ``{key}_s`` (synthesis orientation, the slots'
+    ``[n_j, H]`` blocks stacked) and ``{key}_p`` (projection orientation, the slots' ``[H, n_j]``
     blocks one after the other, flattened).
     """
 
@@ -320,13 +326,13 @@ def _flops_per_product(desc: GauntDescriptor, parts: dict[str, list[list[int]]],
 
 
 class _FusedProducts(nn.Module):
-    """A sum of fused bilinear products (one per plan and class pair), e3nn layout to e3nn layout."""
+    """A sum of fused bilinear products (one per class pair), e3nn layout to e3nn layout."""
 
-    def __init__(self, desc: GauntDescriptor, grid: PointGrid, plans: list[dict[str, list[Callable]]]) -> None:
+    def __init__(self, desc: GauntDescriptor, grid: PointGrid, functions: dict[str, list[Callable]]) -> None:
         super().__init__()
         self.desc = desc
         self.grid = grid
-        self.plans = nn.ModuleList(_Plan(desc, grid, functions) for functions in plans)
+        self.plan = _Plan(desc, grid, functions)
         self.expand = {}
         mul = desc.mul
         for side, irreps, own in (("a", desc.irreps_in1, desc.mul1), ("b", desc.irreps_in2, desc.mul2)):
@@ -335,7 +341,7 @@ class _FusedProducts(nn.Module):
                 index = [start + m for (_, ir), start in zip(irreps, starts) for _ in range(mul) for m in range(ir.dim)]
                 self.register_buffer(f"{side}_expand", torch.tensor(index, dtype=torch.int64), persistent=False)
                 self.expand[side] = True
-        self.launches = len(self.plans) * len(desc.class_pairs) + 2
+        self.launches = len(desc.class_pairs) + 2
 
     @property
     def points(self) -> int:
@@ -343,7 +349,7 @@ class _FusedProducts(nn.Module):
 
     def flops(self, products: int) -> float:
         """Floating-point operations of one forward call on ``products`` (batch x channel) products."""
-        return products * sum(plan.flops_per_product for plan in self.plans)
+        return products * self.plan.flops_per_product
 
     def _prepare(self, x: torch.Tensor, side: str, n: int) -> torch.Tensor:
         if side in self.expand:
@@ -358,12 +364,16 @@ class _FusedProducts(nn.Module):
         x1, x2 = self._prepare(x1, "a", n), self._prepare(x2, "b", n)
         records = torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad)
         out = None
-        for plan in self.plans:
-            for i1, i2, io in self.desc.class_pairs:
-                keys = (f"a{i1}", f"b{i2}", f"o{io}")
-                z = _FusedProduct.apply(x1, x2, plan, *keys) if records else plan.run(x1, x2, *keys)
-                out = z if out is None else out + z
+        for i1, i2, io in self.desc.class_pairs:
+            keys = (f"a{i1}", f"b{i2}", f"o{io}")
+            z = _FusedProduct.apply(x1, x2, self.plan, *keys) if records else self.plan.run(x1, x2, *keys)
+            out = z if out is None else out + z
         return out  # type: ignore[return-value]
+
+    @property
+    def axes(self) -> tuple[int, ...]:
+        """The coordinate mirrors whose parity parts the kernel uses."""
+        return self.plan.axes
 
 
 class FusedGridGaunt(_FusedProducts):
@@ -381,12 +391,7 @@ class FusedGridGaunt(_FusedProducts):
     def __init__(self, desc: GauntDescriptor) -> None:
         harmonics = _harmonics(max(desc.lmax1, desc.lmax2, desc.lmax_out))
         grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out)
-        super().__init__(desc, grid, [{"a": [harmonics], "b": [harmonics], "o": [harmonics]}])
-
-    @property
-    def axes(self) -> tuple[int, ...]:
-        """The coordinate mirrors whose parity parts the kernel uses."""
-        return self.plans[0].axes
+        super().__init__(desc, grid, {"a": [harmonics], "b": [harmonics], "o": [harmonics]})
 
 
 class FusedOddProduct(_FusedProducts):
@@ -407,16 +412,21 @@ class FusedOddProduct(_FusedProducts):
         lmax_in = max(desc.lmax1, desc.lmax2)
         harmonics = _harmonics(desc.lmax_out)
 
+        memo: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}  # the six components share their points
+
+        def gradients_and_curls(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            key = points.detach().to(torch.float64).numpy().tobytes()
+            if key not in memo:
+                grads = harmonic_gradients(lmax_in, points)  # [P, n_all, 3]
+                memo[key] = grads, torch.linalg.cross(points[:, None, :].expand_as(grads), grads, dim=-1)
+            return memo[key]
+
         def gradient(c: int) -> Callable[[torch.Tensor], torch.Tensor]:
-            return lambda points: harmonic_gradients(lmax_in, points)[:, :, c]
+            return lambda points: gradients_and_curls(points)[0][:, :, c]
 
         def curl(c: int) -> Callable[[torch.Tensor], torch.Tensor]:
-            def values(points: torch.Tensor) -> torch.Tensor:
-                grads = harmonic_gradients(lmax_in, points)
-                return torch.linalg.cross(points[:, None, :].expand_as(grads), grads, dim=-1)[:, :, c]
-
-            return values
+            return lambda points: gradients_and_curls(points)[1][:, :, c]
 
         grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out - 1)
         curls, gradients = [curl(c) for c in range(3)], [gradient(c) for c in range(3)]
-        super().__init__(desc, grid, [{"a": curls, "b": gradients, "o": [harmonics]}])
+        super().__init__(desc, grid, {"a": curls, "b": gradients, "o": [harmonics]})
