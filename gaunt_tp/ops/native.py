@@ -1,7 +1,8 @@
 """Builds and loads gaunt-tp's C kernels for the CPU on first use.
 
 The kernels (``gaunt_tp/ops/csrc/*.c``) are plain C with GCC/Clang vector extensions and
-OpenMP; they need no PyTorch headers. On first use they are compiled with the system's C
+OpenMP (gcc has it; Apple's clang needs libomp, else the build fails and ``auto`` does without);
+they need no PyTorch headers. On first use they are compiled with the system's C
 compiler (``$CC``, else ``cc``) with ``-O3 -march=native -fopenmp`` into a shared library,
 cached in ``$GAUNT_TP_CACHE`` (default ``~/.cache/gaunt_tp``) under a name made from the
 source, the flags, the compiler and this CPU's instruction-set flags (a ``-march=native``
@@ -45,7 +46,7 @@ _SIGNATURES = {
 
 
 class NativeUnavailable(RuntimeError):
-    """The C kernels cannot be built or loaded here (no compiler, not Linux/macOS, or disabled)."""
+    """The C kernels cannot be built or loaded here (no C compiler with OpenMP, not POSIX, or disabled)."""
 
 
 def _cpu_fingerprint() -> str:
@@ -72,18 +73,11 @@ def _load_or_error() -> ctypes.CDLL | NativeUnavailable:
         return err  # remembered: a failed build is not retried in this process
 
 
-def _load() -> ctypes.CDLL:
-    result = _load_or_error()
-    if isinstance(result, NativeUnavailable):
-        raise result
-    return result
-
-
 def _build_and_load() -> ctypes.CDLL:
     if os.environ.get("GAUNT_TP_NATIVE", "1") == "0":
         raise NativeUnavailable("disabled by GAUNT_TP_NATIVE=0")
     if os.name != "posix":
-        raise NativeUnavailable(f"the CPU kernels are built for Linux and macOS only, not {platform.system()}")
+        raise NativeUnavailable(f"the CPU kernels are built on POSIX systems only, not {platform.system()}")
     cc = _compiler()
     sources = [Path(__file__).with_name("csrc") / name for name in _SOURCES]
     key = hashlib.sha256()
@@ -121,13 +115,13 @@ def _build_and_load() -> ctypes.CDLL:
 
 def native_library() -> ctypes.CDLL:
     """The loaded kernels (built on first call); raises :class:`NativeUnavailable` with the reason."""
-    return _load()
+    result = _load_or_error()
+    if isinstance(result, NativeUnavailable):
+        raise result
+    return result
 
 
 def native_error() -> str | None:
     """None when the kernels load here, else why not."""
-    try:
-        _load()
-    except NativeUnavailable as err:
-        return str(err)
-    return None
+    result = _load_or_error()
+    return str(result) if isinstance(result, NativeUnavailable) else None

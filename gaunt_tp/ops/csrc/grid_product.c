@@ -15,12 +15,13 @@
  * and an output with them (in the backward passes) gets each entry once per component, summed.
  *
  * A tile is LANES consecutive products q = node * mul + channel (one vector register: 16 or 8 in
- * float32, 8 or 4 in float64, with or without AVX-512). Per tile and operand, the coefficients are gathered from e3nn's layout (entry k
- * of product q sits at node * dim + off[k] + channel * stride[k]; entries sorted by slot, count[j]
- * in slot j) into [n][LANES] vectors, evaluated at the H points (part j's table S_j[k * H + p]),
- * multiplied by parts, projected (table P_j[p * n_j + k]) and scattered back into e3nn's layout.
- * Both tables of an operand are the parts' tables concatenated; part j starts at H * (entries
- * before part j). Entries of `out` outside the output operand are not touched.
+ * float32, 8 or 4 in float64, with or without AVX-512). Per tile and operand, the coefficients are
+ * gathered from e3nn's layout (entry k of product q sits at node * dim + off[k] + channel * stride[k];
+ * entries sorted by slot, count[j] in slot j) into [n][LANES] vectors, evaluated at the H points
+ * (slot j's table S_j[k * H + p]), multiplied by parts, projected (table P_j[p * n_j + k]) and
+ * scattered back into e3nn's layout. Both tables of an operand are the slots' tables concatenated;
+ * slot j starts at H * (entries before slot j). Entries of `out` outside the output operand are not
+ * touched.
  */
 #include <stdint.h>
 #include <stdlib.h>
