@@ -24,7 +24,6 @@ Broadcast inputs (one node, or multiplicity 1) are expanded before the kernel ru
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -243,12 +242,9 @@ class _Plan(nn.Module):
                 dim = mul * sum(ir.dim for _, ir in irreps)
                 self.operands[key] = _Operand(key, counts, comps, dim, covers=len(classes) == 1)
         self.tables = TableCache(tables)
-        self._lib: ctypes.CDLL | None = None
 
     def _check(self, *operands: tuple[torch.Tensor, str]) -> dict[str, torch.Tensor]:
         """Guard the C call: CPU, one float dtype, contiguous ``[N, dim]`` of each operand's layout."""
-        if self._lib is None:
-            self._lib = native_library()
         x = operands[0][0]
         if x.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"the fused backend takes float32 or float64, got {x.dtype}")
@@ -287,7 +283,7 @@ class _Plan(nn.Module):
         args += [torch.get_num_threads(), self.parts, self.reduced_points]
         args += self._operand_args(a, (t[f"{a}_s"],)) + self._operand_args(b, (t[f"{b}_s"],))
         args += self._operand_args(o, (t[f"{o}_p"],))
-        self._call(getattr(self._lib, f"gaunt_grid_product_{suffix}"), args)
+        self._call(getattr(native_library(), f"gaunt_grid_product_{suffix}"), args)
         return out
 
     def run_backward(
@@ -302,7 +298,7 @@ class _Plan(nn.Module):
         args += [n * self.desc.mul, self.desc.mul, torch.get_num_threads(), self.parts, self.reduced_points]
         args += self._operand_args(a, (t[f"{a}_s"], t[f"{a}_p"])) + self._operand_args(b, (t[f"{b}_s"], t[f"{b}_p"]))
         args += self._operand_args(o, (t[f"{o}_s"],))
-        self._call(getattr(self._lib, f"gaunt_grid_product_{suffix}_backward"), args)
+        self._call(getattr(native_library(), f"gaunt_grid_product_{suffix}_backward"), args)
         return gx, gy
 
 

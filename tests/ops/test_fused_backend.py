@@ -166,3 +166,18 @@ def test_kernel_calls_are_guarded():
         plan.run(x, torch.randn(8, 3).t(), "a0", "b0", "o0")
     with pytest.raises(ValueError, match=r"expected \[3, 8\]"):
         plan.run(x, torch.randn(3, 7), "a0", "b0", "o0")
+
+
+def test_copies_and_saves_after_use():
+    import copy
+    import io
+
+    tp = GauntTensorProduct(natural_irreps(1, 2), natural_irreps(1, 2), natural_irreps(1, 2), backend="fused")
+    x = torch.randn(3, tp.irreps_in1.dim)
+    out = tp(x, x)
+    twin = copy.deepcopy(tp)  # as an EMA of the weights does
+    torch.testing.assert_close(twin(x, x), out)
+    buffer = io.BytesIO()
+    torch.save(tp, buffer)
+    buffer.seek(0)
+    torch.testing.assert_close(torch.load(buffer, weights_only=False)(x, x), out)
