@@ -58,10 +58,35 @@ static void NAME##_contract(const V *in, int64_t n_in, const T *tab, int64_t n_o
         out[i] = a0; out[i + 1] = a1; out[i + 2] = a2; out[i + 3] = a3;                                    \
         out[i + 4] = a4; out[i + 5] = a5; out[i + 6] = a6; out[i + 7] = a7;                                \
     }                                                                                                      \
-    for (; i < n_out; i++) {                                                                               \
-        V a = {0};                                                                                         \
-        for (int64_t j = 0; j < n_in; j++) a += tab[j * n_out + i] * in[j];                                \
-        out[i] = a;                                                                                        \
+    if (i + 4 <= n_out) { /* the rest in blocks of 4, 2, 1: independent accumulators hide FMA latency */  \
+        V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                                          \
+        for (int64_t j = 0; j < n_in; j++) {                                                               \
+            const T *t = tab + j * n_out + i;                                                              \
+            V v = in[j];                                                                                   \
+            a0 += t[0] * v; a1 += t[1] * v; a2 += t[2] * v; a3 += t[3] * v;                                \
+        }                                                                                                  \
+        out[i] = a0; out[i + 1] = a1; out[i + 2] = a2; out[i + 3] = a3;                                    \
+        i += 4;                                                                                            \
+    }                                                                                                      \
+    if (i + 2 <= n_out) {                                                                                  \
+        V a0 = {0}, a1 = {0};                                                                              \
+        for (int64_t j = 0; j < n_in; j++) {                                                               \
+            const T *t = tab + j * n_out + i;                                                              \
+            V v = in[j];                                                                                   \
+            a0 += t[0] * v; a1 += t[1] * v;                                                                \
+        }                                                                                                  \
+        out[i] = a0; out[i + 1] = a1;                                                                      \
+        i += 2;                                                                                            \
+    }                                                                                                      \
+    if (i < n_out) {                                                                                       \
+        V a0 = {0}, a1 = {0}; /* two chains over alternate inputs */                                       \
+        int64_t j = 0;                                                                                     \
+        for (; j + 2 <= n_in; j += 2) {                                                                    \
+            a0 += tab[j * n_out + i] * in[j];                                                              \
+            a1 += tab[(j + 1) * n_out + i] * in[j + 1];                                                    \
+        }                                                                                                  \
+        if (j < n_in) a0 += tab[j * n_out + i] * in[j];                                                    \
+        out[i] = a0 + a1;                                                                                  \
     }                                                                                                      \
 }                                                                                                          \
 /* x[k][lane] = src[base[lane] + off[k] + chan[lane] * str[k]]; when the tile is one node's channels   \
