@@ -178,6 +178,19 @@ static int64_t NAME##_lanes(int64_t tile, int64_t count, int64_t mul, int64_t *n
 static void NAME##_bases(const int64_t *node, int64_t dim, int64_t *base) {                                \
     for (int l = 0; l < LANES; l++) base[l] = node[l] * dim;                                               \
 }                                                                                                          \
+/* gather / scatter for one operand of a tile, from the lanes' nodes and that operand's feature dim */     \
+static void NAME##_fetch(const T *src, const int64_t *node, int64_t dim, const int64_t *chan,              \
+                         const int64_t *off, const int64_t *str, int64_t n, int uniform, V *x) {           \
+    int64_t base[LANES];                                                                                   \
+    NAME##_bases(node, dim, base);                                                                         \
+    NAME##_gather(src, base, chan, off, str, n, uniform, x);                                               \
+}                                                                                                          \
+static void NAME##_store(T *dst, const int64_t *node, int64_t dim, const int64_t *chan, const int64_t *off, \
+                         const int64_t *str, int64_t n, int uniform, int64_t lanes, int add, const V *z) {  \
+    int64_t base[LANES];                                                                                   \
+    NAME##_bases(node, dim, base);                                                                         \
+    NAME##_scatter(dst, base, chan, off, str, n, uniform, lanes, add, z);                                  \
+}                                                                                                          \
 /* Each operand: off, str (its entry list), cnt (entries per part, comps * parts of them), comps (1, or   \
  * the number of components), dim (feature dim of its layout), then its table(s). */                     \
 int NAME(const T *a, const T *b, T *out, int64_t count, int64_t mul, int threads, int64_t parts,          \
@@ -205,18 +218,15 @@ int NAME(const T *a, const T *b, T *out, int64_t count, int64_t mul, int threads
         _Pragma("omp for schedule(static)")                                                                \
         for (int64_t tile = 0; tile < tiles; tile++) {                                                     \
             if (!buf) continue;                                                                            \
-            int64_t node[LANES], chan[LANES], base[LANES];                                                 \
+            int64_t node[LANES], chan[LANES];                                                              \
             int uniform;                                                                                   \
             int64_t lanes = NAME##_lanes(tile, count, mul, node, chan, &uniform);                          \
-            NAME##_bases(node, dim_a, base);                                                               \
-            NAME##_gather(a, base, chan, off_a, str_a, na, uniform, xa);                                   \
-            NAME##_bases(node, dim_b, base);                                                               \
-            NAME##_gather(b, base, chan, off_b, str_b, nb, uniform, xb);                                   \
+            NAME##_fetch(a, node, dim_a, chan, off_a, str_a, na, uniform, xa);                             \
+            NAME##_fetch(b, node, dim_b, chan, off_b, str_b, nb, uniform, xb);                             \
             NAME##_synth_parts(xa, cnt_a, start_a, tab_a, ca * parts, H, f);                               \
             NAME##_synth_parts(xb, cnt_b, start_b, tab_b, cb * parts, H, g);                               \
             NAME##_combine(f, cnt_a, ca, g, cnt_b, cb, cnt_o, start_o, tab_o, co, parts, H, h, z);        \
-            NAME##_bases(node, dim_o, base);                                                               \
-            NAME##_scatter(out, base, chan, off_o, str_o, no, uniform, lanes, co > 1, z);                  \
+            NAME##_store(out, node, dim_o, chan, off_o, str_o, no, uniform, lanes, co > 1, z);             \
         }                                                                                                  \
         free(buf);                                                                                         \
     }                                                                                                      \
@@ -251,24 +261,19 @@ int NAME##_backward(const T *a, const T *b, const T *go, T *ga, T *gb, int64_t c
         _Pragma("omp for schedule(static)")                                                                \
         for (int64_t tile = 0; tile < tiles; tile++) {                                                     \
             if (!buf) continue;                                                                            \
-            int64_t node[LANES], chan[LANES], base[LANES];                                                 \
+            int64_t node[LANES], chan[LANES];                                                              \
             int uniform;                                                                                   \
             int64_t lanes = NAME##_lanes(tile, count, mul, node, chan, &uniform);                          \
-            NAME##_bases(node, dim_a, base);                                                               \
-            NAME##_gather(a, base, chan, off_a, str_a, na, uniform, xa);                                   \
-            NAME##_bases(node, dim_b, base);                                                               \
-            NAME##_gather(b, base, chan, off_b, str_b, nb, uniform, xb);                                   \
-            NAME##_bases(node, dim_o, base);                                                               \
-            NAME##_gather(go, base, chan, off_o, str_o, no, uniform, xo);                                  \
+            NAME##_fetch(a, node, dim_a, chan, off_a, str_a, na, uniform, xa);                             \
+            NAME##_fetch(b, node, dim_b, chan, off_b, str_b, nb, uniform, xb);                             \
+            NAME##_fetch(go, node, dim_o, chan, off_o, str_o, no, uniform, xo);                            \
             NAME##_synth_parts(xa, cnt_a, start_a, sa, ca * parts, H, f);                                  \
             NAME##_synth_parts(xb, cnt_b, start_b, sb, cb * parts, H, g);                                  \
             NAME##_synth_parts(xo, cnt_o, start_o, so, co * parts, H, G);                                  \
             NAME##_combine(g, cnt_b, cb, G, cnt_o, co, cnt_a, start_a, pa, ca, parts, H, h, za);          \
             NAME##_combine(f, cnt_a, ca, G, cnt_o, co, cnt_b, start_b, pb, cb, parts, H, h, zb);          \
-            NAME##_bases(node, dim_a, base);                                                               \
-            NAME##_scatter(ga, base, chan, off_a, str_a, na, uniform, lanes, ca > 1, za);                  \
-            NAME##_bases(node, dim_b, base);                                                               \
-            NAME##_scatter(gb, base, chan, off_b, str_b, nb, uniform, lanes, cb > 1, zb);                  \
+            NAME##_store(ga, node, dim_a, chan, off_a, str_a, na, uniform, lanes, ca > 1, za);             \
+            NAME##_store(gb, node, dim_b, chan, off_b, str_b, nb, uniform, lanes, cb > 1, zb);             \
         }                                                                                                  \
         free(buf);                                                                                         \
     }                                                                                                      \
