@@ -28,6 +28,7 @@ from timing import matmul_rate, time_interleaved  # noqa: E402
 
 from gaunt_tp import GauntTensorProduct  # noqa: E402
 from gaunt_tp.ops import BACKENDS  # noqa: E402
+from gaunt_tp.ops.fft import FourierGaunt  # noqa: E402
 from gaunt_tp.testing import E3nnGauntReference, natural_irreps  # noqa: E402
 
 
@@ -116,6 +117,11 @@ def run(args: argparse.Namespace) -> dict:
             if name == "fused" and device.type != "cpu":
                 continue  # a CPU kernel
             modules[f"gaunt-{name}"] = GauntTensorProduct(irreps, irreps, irreps, backend=name).to(device)
+        if device.type == "cpu" and modules["gaunt-fft"].impls["fft"].fused is not None:
+            # the fft backend runs the fused kernel on CPUs; time its PyTorch path beside it
+            eager_fft = GauntTensorProduct(irreps, irreps, irreps, backend="fft")
+            eager_fft.impls["fft"] = FourierGaunt(eager_fft.descriptor, fused=False)
+            modules["gaunt-fft-pytorch"] = eager_fft
         if lmax <= args.e3nn_lmax:
             modules["e3nn"] = E3nnGauntReference(irreps, irreps, irreps).to(device=device, dtype=dtype)
         if args.cuequivariance:

@@ -1,5 +1,8 @@
 """Fourier backend: the Gaunt Tensor Product paper's 2D Fourier method, with structured transforms.
 
+On a CPU where gaunt-tp's C kernel builds, the same samples and projection run in the fused
+kernel (:class:`FusedFourierGaunt`); the PyTorch operations below serve GPUs and the rest.
+
 Each input function is expanded in the 2D Fourier basis exp(i (u theta + v phi))
 (:mod:`gaunt_tp.math.fourier`), the two expansions are convolved by the convolution
 theorem (both are sampled on a uniform ``M_theta x M_phi`` torus grid by inverse
@@ -44,11 +47,14 @@ import math
 import torch
 from torch import nn
 
+from gaunt_tp.math.conventions import unit_vectors
 from gaunt_tp.math.fourier import fourier_to_sh, sh_to_fourier
 from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
+from gaunt_tp.ops.fused import Samples, _FusedProducts, _harmonics
+from gaunt_tp.ops.native import native_error
 from gaunt_tp.ops.tables import TableCache
 
-__all__ = ["FourierGaunt", "torus_size"]
+__all__ = ["FourierGaunt", "FusedFourierGaunt", "torus_samples", "torus_size"]
 
 
 def torus_size(lmax1: int, lmax2: int, lmax_out: int) -> tuple[int, int]:
@@ -155,6 +161,52 @@ def _projection_tables(cls: ClassLayout, band: int, m_theta: int) -> tuple[torch
     return table.reshape(v_count, k_max, 2 * rows), index_out
 
 
+def torus_samples(lmax1: int, lmax2: int, lmax_out: int) -> Samples:
+    """The half torus of this backend as :class:`gaunt_tp.ops.fused.Samples`, for the fused kernel.
+
+    Samples ``(theta_j, phi_k)``, ``j = 0..M_theta/2``, ``k < M_phi``, ordered phi-major; the
+    projection is this backend's (forward real DFT in phi truncated to ``v <= lmax_out``, forward
+    DFT in theta composed with the exact Fourier -> SH projection, the other half of the torus
+    folded in) written out per sample, exact for products of degrees ``lmax1`` and ``lmax2``. The
+    mirrors act on indices: y -> -y is theta -> pi - theta, x -> -x is phi -> -phi, z -> -z is
+    phi -> pi - phi (``x = sin(theta) sin(phi)``, ``z = sin(theta) cos(phi)``).
+    """
+    m_theta, m_phi = torus_size(lmax1, lmax2, lmax_out)
+    rows = m_theta // 2 + 1
+    cls = ClassLayout(sign=1, irrep_indices=tuple(range(lmax_out + 1)), ls=tuple(range(lmax_out + 1)))
+    table, index_out = _projection_tables(cls, lmax1 + lmax2, m_theta)  # [V, K, 2 rows], position -> v K + k
+    v_count, k_max = table.shape[0], table.shape[1]
+    psi = _phi_analysis(v_count, m_phi).view(v_count, 2, m_phi)
+    full = torch.einsum("vkcj,vcf->fjvk", table.view(v_count, k_max, 2, rows), psi)
+    projection = full.reshape(m_phi * rows, v_count * k_max)[:, index_out]  # [P, (lmax_out+1)**2]
+    theta = _theta_angles(m_theta, rows)
+    phi = 2 * math.pi * torch.arange(m_phi, dtype=torch.float64) / m_phi
+    points = unit_vectors(theta[None, :], phi[:, None]).reshape(-1, 3)
+    k, j = torch.meshgrid(torch.arange(m_phi), torch.arange(rows), indexing="ij")
+    index = lambda kk, jj: (kk % m_phi * rows + jj).reshape(-1)  # noqa: E731
+    mirrors = {0: index(-k, j), 1: index(k, m_theta // 2 - j), 2: index(m_phi // 2 - k, j)}
+    return Samples(points, projection, mirrors)
+
+
+class FusedFourierGaunt(_FusedProducts):
+    """This backend's product in the fused C kernel (:mod:`gaunt_tp.ops.fused`; CPU, float32/float64).
+
+    The convolution theorem on the half torus of :func:`torus_samples`: both functions are
+    sampled there (the SH -> Fourier change of basis composed with the inverse DFTs is the
+    evaluation of the harmonics at the samples), multiplied, and projected back with this
+    backend's exact Fourier projection written out per sample; the kernel splits everything
+    into parity parts under the torus's mirrors, like the sphere-grid kernel.
+
+    Shape:
+        as :class:`FourierGaunt`.
+    """
+
+    def __init__(self, desc: GauntDescriptor) -> None:
+        harmonics = _harmonics(max(desc.lmax1, desc.lmax2, desc.lmax_out))
+        samples = torus_samples(desc.lmax1, desc.lmax2, desc.lmax_out)
+        super().__init__(desc, samples, {"a": [harmonics], "b": [harmonics], "o": [harmonics]})
+
+
 def _e3nn_positions(cls: ClassLayout, irreps_offsets: list[int]) -> list[tuple[int, int]]:
     """For each class-vector entry: (index in e3nn's layout for channel 0, stride between channels = 2l+1)."""
     out = []
@@ -171,7 +223,13 @@ class FourierGaunt(nn.Module):
         returns ``[N, irreps_out.dim]`` (a transposed view). The samples are
         ``[M_phi, rows, mul, N]``.
 
-    On a CPU the batch is cut into chunks of nodes whose samples take about
+    Args:
+        desc: what to compute.
+        fused: run float32/float64 CPU inputs in the fused C kernel (:class:`FusedFourierGaunt`,
+            the same samples and projection) instead of the PyTorch operations below. ``None``
+            (default): where the kernel builds (:func:`gaunt_tp.ops.native.native_error`).
+
+    PyTorch path: on a CPU the batch is cut into chunks of nodes whose samples take about
     :attr:`chunk_bytes` (2 MiB): they stay in cache and are reused from the allocator's
     free lists instead of being fresh pages on every call (measured in
     docs/benchmarks.md). On a GPU the whole batch goes at once.
@@ -179,9 +237,12 @@ class FourierGaunt(nn.Module):
 
     chunk_bytes = 2 << 20
 
-    def __init__(self, desc: GauntDescriptor) -> None:
+    def __init__(self, desc: GauntDescriptor, fused: bool | None = None) -> None:
         super().__init__()
         self.desc = desc
+        if fused is None:
+            fused = native_error() is None
+        self.fused = FusedFourierGaunt(desc) if fused else None
         band = desc.lmax1 + desc.lmax2
         self.m_theta, self.m_phi = torus_size(desc.lmax1, desc.lmax2, desc.lmax_out)
         self.rows = self.m_theta // 2 + 1
@@ -248,6 +309,8 @@ class FourierGaunt(nn.Module):
         return z.view(v_count * k_max * h.shape[2], h.shape[3])
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        if self.fused is not None and x1.is_cpu and x1.dtype in (torch.float32, torch.float64):
+            return self.fused(x1, x2)
         n = max(x1.shape[0], x2.shape[0])
         per_node = self.rows * self.m_phi * self.desc.mul * x1.element_size()
         step = max(1, self.chunk_bytes // per_node)

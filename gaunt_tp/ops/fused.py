@@ -33,7 +33,7 @@ from e3nn import o3
 from torch import nn
 
 from gaunt_tp.math.gradients import harmonic_gradients
-from gaunt_tp.math.quadrature import PointGrid, reflection_reduced, smallest_grid
+from gaunt_tp.math.quadrature import PointGrid, smallest_grid
 from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
 from gaunt_tp.ops.native import native_library
 from gaunt_tp.ops.tables import TableCache
@@ -177,6 +177,59 @@ class _FusedBackward(torch.autograd.Function):
         return dx, dy, dg, None, None, None, None
 
 
+@dataclass(frozen=True)
+class Samples:
+    """Where a fused product samples its functions, and how it projects back.
+
+    Attributes:
+        points: ``[P, 3]`` unit vectors (repeated points allowed: the torus's poles).
+        projection: ``[P, n_all]``, ``z_lm = sum_p projection[p, lm] h(p)``, exact for the
+            product's band (quadrature weights times harmonics for a sphere grid).
+        mirrors: axis -> permutation ``[P]`` of the samples under that coordinate mirror (sample
+            ``mirrors[a][p]`` sits at the mirror image of sample p); axes missing where the
+            samples lack that symmetry.
+    """
+
+    points: torch.Tensor
+    projection: torch.Tensor
+    mirrors: dict[int, torch.Tensor]
+
+
+def grid_samples(grid: PointGrid, lmax_out: int) -> Samples:
+    """:class:`Samples` of a sphere quadrature grid: weights times harmonics, mirrors found geometrically."""
+    points, weights = grid.points, grid.weights
+    mirrors = {}
+    for axis in range(3):
+        flip = torch.ones(3, dtype=points.dtype)
+        flip[axis] = -1.0
+        nearest, index = torch.cdist(points * flip, points, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1)
+        if float(nearest.max()) < 1e-9 and torch.allclose(weights[index], weights, rtol=1e-9, atol=0.0):
+            mirrors[axis] = index
+    return Samples(points, weights[:, None] * _harmonics(lmax_out)(points), mirrors)
+
+
+def _orbits(samples: Samples, axes: tuple[int, ...]) -> list[list[tuple[int, int]]]:
+    """One entry per orbit of the mirrors of ``axes``: its distinct samples ``(index, mask)``, the
+    representative (smallest index) first; ``mask`` has bit i set where the mirror of ``axes[i]``
+    takes the representative there."""
+    size = samples.points.shape[0]
+    images = torch.arange(size)[None, :].repeat(1 << len(axes), 1)  # [mask, sample]
+    for mask in range(1 << len(axes)):
+        for bit, axis in enumerate(axes):
+            if mask >> bit & 1:
+                images[mask] = samples.mirrors[axis][images[mask]]
+    orbits, seen = [], set()
+    for p in range(size):
+        if p in seen:
+            continue
+        members: dict[int, int] = {}
+        for mask in range(1 << len(axes)):
+            members.setdefault(int(images[mask, p]), mask)
+        seen.update(members)
+        orbits.append(sorted(members.items(), key=lambda qm: qm[1]))
+    return orbits
+
+
 class _Plan(nn.Module):
     """Layouts and tables of one bilinear grid product ``z = P(S_a x ⊙ S_b y)`` in the kernel.
 
@@ -189,24 +242,36 @@ class _Plan(nn.Module):
     symmetric.
     """
 
-    def __init__(self, desc: GauntDescriptor, grid: PointGrid, functions: dict[str, list[Callable]]) -> None:
+    def __init__(self, desc: GauntDescriptor, samples: Samples, functions: dict[str, list[Callable]]) -> None:
         super().__init__()
         self.desc = desc
         options = []
         for axes in _REFLECTION_GROUPS:
+            if any(axis not in samples.mirrors for axis in axes):
+                continue  # the samples lack this symmetry (a Gauss-Legendre grid may)
             try:
-                points, weights = reflection_reduced(grid, axes)
                 parts = {side: [parity_parts(fn, axes) for fn in fns] for side, fns in functions.items()}
             except ValueError:
-                continue  # the grid (a Gauss-Legendre grid may) or a function lacks this symmetry
-            flops = _flops_per_product(desc, parts, points.shape[0])
-            options.append((flops + _PART_OVERHEAD_FLOPS * (1 << len(axes)), axes, points, weights, parts))
+                continue  # a function lacks it
+            orbits = _orbits(samples, axes)
+            flops = _flops_per_product(desc, parts, len(orbits))
+            options.append((flops + _PART_OVERHEAD_FLOPS * (1 << len(axes)), axes, orbits, parts))
         if not options:
-            raise ValueError(f"the {grid.name} grid of band {grid.band} is not symmetric under y -> -y")
-        _, self.axes, points, weights, part_of = min(options, key=lambda o: o[0])
+            raise ValueError("the samples are not symmetric under y -> -y")
+        _, self.axes, orbits, part_of = min(options, key=lambda o: o[0])
         self.parts = 1 << len(self.axes)
-        self.reduced_points = points.shape[0]
+        self.reduced_points = len(orbits)
         self.flops_per_product = _flops_per_product(desc, part_of, self.reduced_points)
+        reps = torch.tensor([orbit[0][0] for orbit in orbits])
+        points = samples.points[reps]
+        # the projection folded onto the representatives, per parity part: sum over an orbit of the
+        # projection at each member times the part's sign there (the part's values there)
+        folded = torch.zeros(self.parts, len(orbits), samples.projection.shape[1], dtype=samples.projection.dtype)
+        for r, orbit in enumerate(orbits):
+            for q, mask in orbit:
+                for part in range(self.parts):
+                    sign = -1.0 if bin(mask & part).count("1") % 2 else 1.0
+                    folded[part, r] += sign * samples.projection[q]
         mul = desc.mul
         tables: dict[str, torch.Tensor] = {}
         self.operands: dict[str, _Operand] = {}
@@ -216,8 +281,6 @@ class _Plan(nn.Module):
             ("o", desc.irreps_out, desc.classes_out),
         ):
             values = [fn(points).T for fn in functions[side]]  # per component [n_all, H]
-            if side == "o":
-                values = [v * weights[None, :] for v in values]
             comps = len(values)
             for i, cls in enumerate(classes):
                 rows = cls.sh_rows()
@@ -232,7 +295,10 @@ class _Plan(nn.Module):
                 self.register_buffer(f"{key}_str", torch.tensor(stride, dtype=torch.int64), persistent=False)
                 counts = tuple(sum(1 for cp in order if slot[cp] == q) for q in range(comps * self.parts))
                 self.register_buffer(f"{key}_cnt", torch.tensor(counts, dtype=torch.int64), persistent=False)
-                rows_in_order = torch.stack([values[c][rows[p]] for c, p in order]) if order else values[0][:0]
+                if side == "o":  # the projection, folded with the sign pattern of each entry's part
+                    rows_in_order = torch.stack([folded[part_of[side][c][rows[p]], :, rows[p]] for c, p in order])
+                else:
+                    rows_in_order = torch.stack([values[c][rows[p]] for c, p in order])
                 tables[f"{key}_s"] = rows_in_order.contiguous()  # [n, H], slots stacked
                 blocks, start = [], 0
                 for count in counts:
@@ -324,11 +390,11 @@ def _flops_per_product(desc: GauntDescriptor, parts: dict[str, list[list[int]]],
 class _FusedProducts(nn.Module):
     """A sum of fused bilinear products (one per class pair), e3nn layout to e3nn layout."""
 
-    def __init__(self, desc: GauntDescriptor, grid: PointGrid, functions: dict[str, list[Callable]]) -> None:
+    def __init__(self, desc: GauntDescriptor, samples: Samples, functions: dict[str, list[Callable]]) -> None:
         super().__init__()
         self.desc = desc
-        self.grid = grid
-        self.plan = _Plan(desc, grid, functions)
+        self.points = samples.points.shape[0]
+        self.plan = _Plan(desc, samples, functions)
         self.expand = {}
         mul = desc.mul
         for side, irreps, own in (("a", desc.irreps_in1, desc.mul1), ("b", desc.irreps_in2, desc.mul2)):
@@ -338,10 +404,6 @@ class _FusedProducts(nn.Module):
                 self.register_buffer(f"{side}_expand", torch.tensor(index, dtype=torch.int64), persistent=False)
                 self.expand[side] = True
         self.launches = len(desc.class_pairs) + 2
-
-    @property
-    def points(self) -> int:
-        return self.grid.size
 
     def flops(self, products: int) -> float:
         """Floating-point operations of one forward call on ``products`` (batch x channel) products."""
@@ -386,8 +448,8 @@ class FusedGridGaunt(_FusedProducts):
 
     def __init__(self, desc: GauntDescriptor) -> None:
         harmonics = _harmonics(max(desc.lmax1, desc.lmax2, desc.lmax_out))
-        grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out)
-        super().__init__(desc, grid, {"a": [harmonics], "b": [harmonics], "o": [harmonics]})
+        samples = grid_samples(smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out), desc.lmax_out)
+        super().__init__(desc, samples, {"a": [harmonics], "b": [harmonics], "o": [harmonics]})
 
 
 class FusedOddProduct(_FusedProducts):
@@ -423,6 +485,6 @@ class FusedOddProduct(_FusedProducts):
         def curl(c: int) -> Callable[[torch.Tensor], torch.Tensor]:
             return lambda points: gradients_and_curls(points)[1][:, :, c]
 
-        grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out - 1)
+        samples = grid_samples(smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out - 1), desc.lmax_out)
         curls, gradients = [curl(c) for c in range(3)], [gradient(c) for c in range(3)]
-        super().__init__(desc, grid, {"a": curls, "b": gradients, "o": [harmonics]})
+        super().__init__(desc, samples, {"a": curls, "b": gradients, "o": [harmonics]})
