@@ -30,7 +30,9 @@ from torch import nn
 from gaunt_tp.math.aligned import meridian_tables, quarter_turn
 from gaunt_tp.math.quadrature import smallest_grid
 from gaunt_tp.ops.aligned import aligned_messages, edge_frame_wigner
+from gaunt_tp.ops.conv_kernel import MAX_POINTS, convolution_sums
 from gaunt_tp.ops.descriptor import GauntDescriptor, as_irreps
+from gaunt_tp.ops.native import native_error
 from gaunt_tp.ops.tables import TableCache
 
 __all__ = ["FORMS", "GauntConvolution", "auto_edge_chunk", "convolution_cost", "safe_unit_vectors"]
@@ -249,6 +251,7 @@ class GauntConvolution(nn.Module):
         self.radial_inputs = len(self.irreps_node) if radial_per_input else 1
         self.weight_numel = self.radial_inputs * len(self.sh_degrees) * self.channels
         self.edge_chunk = edge_chunk
+        self.use_kernel = native_error() is None
         self.grid = smallest_grid(self.desc.lmax1 + self.desc.lmax2 + self.desc.lmax_out)
         points = self.grid.points
         lmax = max(self.desc.lmax1, self.desc.lmax_out)
@@ -258,6 +261,14 @@ class GauntConvolution(nn.Module):
             tables[f"a{i}"] = y[:, cls.sh_rows()].T.contiguous()  # [n, P]
         for i, cls in enumerate(self.desc.classes_out):
             tables[f"o{i}"] = (self.grid.weights[:, None] * y[:, cls.sh_rows()]).contiguous()  # [P, n]
+        # the C kernels' copies, padded with zero points (zero values, zero weights) to a multiple of 8
+        pad = -points.shape[0] % 8
+        tables["points_padded"] = torch.cat([points, points[:1].expand(pad, 3)])
+        for key in list(tables):
+            if key[0] == "a" and key[1:].isdigit():
+                tables[f"{key}_padded"] = torch.nn.functional.pad(tables[key], (0, pad))
+            elif key[0] == "o" and key[1:].isdigit():
+                tables[f"{key}_padded"] = torch.nn.functional.pad(tables[key], (0, 0, 0, pad))
         # node class a lands in output class a (the edge function has natural parity)
         signs_out = [c.sign for c in self.desc.classes_out]
         self.routes = [(i, signs_out.index(c.sign)) for i, c in enumerate(self.desc.classes1) if c.sign in signs_out]
@@ -286,6 +297,16 @@ class GauntConvolution(nn.Module):
                 for name in ("gather_in", "evaluate", "zonal", "project", "gather_out"):
                     tables[f"{name}{i}_{io}"] = getattr(mt, name)
         self.tables = TableCache(tables)
+
+    def _kernel_runs(self, x: torch.Tensor) -> bool:
+        """Whether the grid form's sums run in the C kernels (:mod:`gaunt_tp.ops.conv_kernel`)."""
+        return (
+            self.use_kernel
+            and x.is_cpu
+            and x.dtype in (torch.float32, torch.float64)
+            and not self.radial_per_input
+            and self.grid.size <= MAX_POINTS
+        )
 
     def _check(self, x: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor, radial: torch.Tensor) -> None:
         n, e = x.shape[0] if x.dim() == 2 else -1, vectors.shape[0] if vectors.dim() == 2 else -1
@@ -342,8 +363,16 @@ class GauntConvolution(nn.Module):
                 start = stop
             node_grid.append(pieces)
         sender, receiver = edge_index[0], edge_index[1]
-        # one accumulator per output class, filled in place chunk by chunk (index_add_ is differentiable)
         p = self.grid.size
+        if self._kernel_runs(node_features):  # on the grid padded with zero points to a multiple of 8
+            zonal = _zonal_values(unit, t["points_padded"], self.sh_degrees)  # [E, n_l2, P']
+            weights = radial[:, 0]  # [E, C, n_l2]
+            sums = [node_features.new_zeros(n, c, t["points_padded"].shape[0]) for _ in desc.classes_out]
+            for i, io in self.routes:
+                values = classes[i] @ t[f"a{i}_padded"]  # [N, C, P']
+                sums[io] = sums[io] + convolution_sums(values, weights, zonal, sender, receiver)
+            return desc.merge_out([total @ t[f"o{io}_padded"] for io, total in enumerate(sums)])
+        # one accumulator per output class, filled in place chunk by chunk (index_add_ is differentiable)
         sums = [node_features.new_zeros(n, c, p) for _ in desc.classes_out]
         inputs = (node_features, edge_vectors, radial_weights)
         records = torch.is_grad_enabled() and any(v.requires_grad for v in inputs)

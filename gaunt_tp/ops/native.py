@@ -27,7 +27,7 @@ from pathlib import Path
 
 __all__ = ["NativeUnavailable", "native_error", "native_library"]
 
-_SOURCES = ("grid_product.c",)
+_SOURCES = ("grid_product.c", "conv_quad.c")
 _FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu11", "-fno-strict-aliasing")
 _I64, _INT, _PTR = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
 # gaunt_grid_product_*: a, b, out, count, mul, threads, parts, H, then three operands (a, b, out) of
@@ -42,6 +42,10 @@ _SIGNATURES = {
         name: [_PTR] * 5 + _HEAD + [*_OPERAND, _PTR] * 2 + _OPERAND
         for name in ("gaunt_grid_product_f32_backward", "gaunt_grid_product_f64_backward")
     },
+    # conv_quad.c: quad_node(out, B, ib, ptr, edges, R, Z, nodes, C, L, P, threads),
+    # quad_radial(out, A, ia, B, ib, Z, E, C, L, P, threads), quad_zonal(out, A, ia, B, ib, R, E, C, L, P, threads)
+    **{f"quad_node_{t}": [_PTR] * 7 + [_I64] * 4 + [_INT] for t in ("f32", "f64")},
+    **{f"quad_{kind}_{t}": [_PTR] * 6 + [_I64] * 4 + [_INT] for kind in ("radial", "zonal") for t in ("f32", "f64")},
 }
 
 
@@ -109,7 +113,7 @@ def _build_and_load() -> ctypes.CDLL:
         raise NativeUnavailable(f"loading {target} failed: {err}") from None
     for name, argtypes in _SIGNATURES.items():
         fn = getattr(lib, name)
-        fn.argtypes, fn.restype = argtypes, ctypes.c_int
+        fn.argtypes, fn.restype = argtypes, (None if name.startswith("quad_") else ctypes.c_int)
     return lib
 
 

@@ -1,0 +1,112 @@
+"""The grid convolution's per-receiver sums in C kernels, without ``[edges, C, P]`` buffers (CPU).
+
+The sums of :class:`gaunt_tp.ops.GauntConvolution`'s grid form,
+``S[i, c, p] = sum_{e: r(e) = i} X[s(e), c, p] sum_l R[e, c, l] Z[e, l, p]``, are the derivative
+with respect to A of the 4-linear form over the edges
+
+    F(A, B, R, Z) = sum_e sum_{c, p, l} A[r(e), c, p] B[s(e), c, p] R[e, c, l] Z[e, l, p]
+
+at B = X (node values on the grid ``[N, C, P]``, R radial weights ``[E, C, L]``, Z the edges' zonal
+functions ``[E, L, P]``). Every derivative of F, of any order, is again the derivative of F with
+respect to one argument, with some of the others replaced by incoming gradients, so one autograd
+function (:class:`_Partial`) whose backward calls itself covers forces and force training. The C
+kernels (``csrc/conv_quad.c``) never form the per-edge products that the PyTorch grid form
+materialises, differentiates and scatters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from gaunt_tp.ops.native import native_library
+
+__all__ = ["convolution_sums", "MAX_POINTS"]
+
+MAX_POINTS = 512  # grid points the kernels' per-edge scratch holds (lmax_node + lmax_sh + lmax_out <= 35)
+
+_SLOTS = ("A", "B", "R", "Z")
+
+
+def _csr(index: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Edges grouped by ``index``: ``ptr [size + 1]`` and the edge ids in order."""
+    order = torch.argsort(index, stable=True)
+    ptr = torch.zeros(size + 1, dtype=torch.int64)
+    ptr[1:] = torch.cumsum(torch.bincount(index, minlength=size), 0)
+    return ptr, order
+
+
+class _Partial(torch.autograd.Function):
+    """dF/d(``missing``) with the other three arguments given (None for the missing one)."""
+
+    @staticmethod
+    def forward(ctx: Any, missing: str, graph: dict, a, b, r, z):  # type: ignore[override]
+        ctx.save_for_backward(*(t for t in (a, b, r, z) if t is not None))
+        ctx.missing, ctx.graph = missing, graph
+        ctx.present = tuple(t is not None for t in (a, b, r, z))
+        return _evaluate(missing, graph, dict(zip(_SLOTS, (a, b, r, z))))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor):  # type: ignore[override]
+        saved = iter(ctx.saved_tensors)
+        args = {slot: (next(saved) if present else None) for slot, present in zip(_SLOTS, ctx.present)}
+        args[ctx.missing] = grad.contiguous()
+        grads: dict[str, torch.Tensor | None] = {}
+        for i, slot in enumerate(_SLOTS):
+            if slot == ctx.missing or not ctx.needs_input_grad[2 + i]:
+                continue
+            others = {k: (None if k == slot else v) for k, v in args.items()}
+            grads[slot] = _Partial.apply(slot, ctx.graph, *(others[k] for k in _SLOTS))
+        return (None, None, *(grads.get(slot) for slot in _SLOTS))
+
+
+def _evaluate(missing: str, graph: dict, args: dict[str, torch.Tensor | None]) -> torch.Tensor:
+    lib = native_library()
+    ref = next(t for t in args.values() if t is not None)
+    suffix = "f32" if ref.dtype == torch.float32 else "f64"
+    n, e, c, l, p = graph["nodes"], graph["edges"], graph["channels"], graph["degrees"], graph["points"]
+    threads = torch.get_num_threads()
+    ptr = lambda t: t.data_ptr()  # noqa: E731
+    if missing in ("A", "B"):  # scatter onto the missing node slot from the other one
+        other = "B" if missing == "A" else "A"
+        csr_ptr, csr_edges = graph[f"csr_{missing}"]
+        out = torch.empty(n, c, p, dtype=ref.dtype)
+        getattr(lib, f"quad_node_{suffix}")(
+            ptr(out), ptr(args[other]), ptr(graph[f"index_{other}"]), ptr(csr_ptr), ptr(csr_edges),
+            ptr(args["R"]), ptr(args["Z"]), n, c, l, p, threads,
+        )  # fmt: skip
+        return out
+    a, b, ia, ib = args["A"], args["B"], graph["index_A"], graph["index_B"]
+    if missing == "R":
+        out = torch.empty(e, c, l, dtype=ref.dtype)
+        fn = getattr(lib, f"quad_radial_{suffix}")
+        fn(ptr(out), ptr(a), ptr(ia), ptr(b), ptr(ib), ptr(args["Z"]), e, c, l, p, threads)
+        return out
+    out = torch.empty(e, l, p, dtype=ref.dtype)
+    fn = getattr(lib, f"quad_zonal_{suffix}")
+    fn(ptr(out), ptr(a), ptr(ia), ptr(b), ptr(ib), ptr(args["R"]), e, c, l, p, threads)
+    return out
+
+
+def convolution_sums(
+    node_values: torch.Tensor, radial: torch.Tensor, zonal: torch.Tensor, sender: torch.Tensor, receiver: torch.Tensor
+) -> torch.Tensor:
+    """``S[i, c, p] = sum_{e: receiver(e) = i} node_values[sender(e), c, p] sum_l radial[e, c, l] zonal[e, l, p]``.
+
+    Shape:
+        node_values ``[N, C, P]``, radial ``[E, C, L]``, zonal ``[E, L, P]``, sender and receiver ``[E]``
+        (int64, in range); returns ``[N, C, P]``. float32 or float64 CPU tensors; ``P`` a multiple of 8
+        up to ``MAX_POINTS`` (pad the grid with zero points), at most 16 degrees L; differentiable to
+        any order.
+    """
+    n, c, p = node_values.shape
+    e, _, l = radial.shape
+    if p % 8 or p > MAX_POINTS or l > 16:
+        raise ValueError(f"the kernels take a multiple of 8 grid points up to {MAX_POINTS} and <= 16 degrees: {p}, {l}")
+    sender, receiver = sender.to(torch.int64).contiguous(), receiver.to(torch.int64).contiguous()
+    graph = {
+        "nodes": n, "edges": e, "channels": c, "degrees": l, "points": p,
+        "index_A": receiver, "index_B": sender, "csr_A": _csr(receiver, n), "csr_B": _csr(sender, n),
+    }  # fmt: skip
+    return _Partial.apply("A", graph, None, node_values.contiguous(), radial.contiguous(), zonal.contiguous())

@@ -1,0 +1,109 @@
+/* The grid convolution's sums without per-edge buffers, and all their derivatives (CPU).
+ *
+ * Everything the grid form of GauntConvolution computes comes from one 4-linear form over the edges,
+ *     F(A, B, R, Z) = sum_e sum_{c, p, l} A[ia(e), c, p] B[ib(e), c, p] R[e, c, l] Z[e, l, p],
+ * with A, B node values on the grid ([nodes, C, P]), R per-edge radial weights ([E, C, L]) and Z
+ * per-edge zonal functions on the grid ([E, L, P]): the convolution's sums are dF/dA with B the
+ * senders' values, and every derivative of any order is dF with respect to one argument, with the
+ * others (some replaced by incoming gradients) fixed. Three kernels compute those:
+ *   quad_node: out[i] = sum over edges with ia(e) = i of B[ib(e)] * (R Z)(e)   (edges in CSR by ia)
+ *   quad_radial: out[e, c, l] = sum_p A[ia(e), c, p] B[ib(e), c, p] Z[e, l, p]
+ *   quad_zonal: out[e, l, p] = sum_c A[ia(e), c, p] B[ib(e), c, p] R[e, c, l]
+ * Python side: gaunt_tp/ops/conv_kernel.py. OpenMP over output nodes or edges: no write conflicts.
+ * P must be a multiple of LANES (the caller pads the grid with zero points), L at most MAX_DEGREES.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#define LANES 8        /* the grid's point count P is padded to a multiple of this by the caller */
+#define MAX_DEGREES 16 /* edge degrees L */
+#define MAX_POINTS 512
+typedef float Vf32 __attribute__((vector_size(LANES * sizeof(float))));
+typedef double Vf64 __attribute__((vector_size(LANES * sizeof(double))));
+
+#define DEFINE_QUAD(SUFFIX, T)                                                                             \
+void quad_node_##SUFFIX(T *out, const T *B, const int64_t *ib, const int64_t *ptr, const int64_t *edges,   \
+                        const T *R, const T *Z, int64_t nodes, int64_t C, int64_t L, int64_t P, int threads) { \
+    _Pragma("omp parallel for num_threads(threads) schedule(dynamic, 16)")                                 \
+    for (int64_t i = 0; i < nodes; i++) {                                                                  \
+        T *o = out + i * C * P;                                                                            \
+        for (int64_t k = 0; k < C * P; k++) o[k] = 0;                                                      \
+        T w[MAX_POINTS];                                                                                   \
+        for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {                                                    \
+            int64_t e = edges[q];                                                                          \
+            const T *b = B + ib[e] * C * P, *r = R + e * C * L, *z = Z + e * L * P;                        \
+            for (int64_t c = 0; c < C; c++) {                                                              \
+                for (int64_t p = 0; p < P; p++) w[p] = 0;                                                  \
+                for (int64_t l = 0; l < L; l++) {                                                          \
+                    T rl = r[c * L + l];                                                                   \
+                    _Pragma("omp simd")                                                                    \
+                    for (int64_t p = 0; p < P; p++) w[p] += rl * z[l * P + p];                             \
+                }                                                                                          \
+                _Pragma("omp simd")                                                                        \
+                for (int64_t p = 0; p < P; p++) o[c * P + p] += b[c * P + p] * w[p];                      \
+            }                                                                                              \
+        }                                                                                                  \
+    }                                                                                                      \
+}                                                                                                          \
+void quad_radial_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, const int64_t *ib,           \
+                          const T *Z, int64_t E, int64_t C, int64_t L, int64_t P, int threads) {           \
+    _Pragma("omp parallel for num_threads(threads) schedule(static)")                                      \
+    for (int64_t e = 0; e < E; e++) {                                                                      \
+        const T *a = A + ia[e] * C * P, *b = B + ib[e] * C * P, *z = Z + e * L * P;                        \
+        if (L == 4) { /* max_ell 3, the common case: four vector accumulators in registers */          \
+            for (int64_t c = 0; c < C; c++) {                                                              \
+                const T *ac = a + c * P, *bc = b + c * P;                                                  \
+                V##SUFFIX s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, va, vb, z0, z1, z2, z3;                  \
+                for (int64_t p = 0; p < P; p += LANES) {                                                   \
+                    __builtin_memcpy(&va, ac + p, sizeof va); __builtin_memcpy(&vb, bc + p, sizeof vb);    \
+                    __builtin_memcpy(&z0, z + p, sizeof z0); __builtin_memcpy(&z1, z + P + p, sizeof z1);  \
+                    __builtin_memcpy(&z2, z + 2 * P + p, sizeof z2);                                       \
+                    __builtin_memcpy(&z3, z + 3 * P + p, sizeof z3);                                       \
+                    V##SUFFIX ab = va * vb;                                                                \
+                    s0 += ab * z0; s1 += ab * z1; s2 += ab * z2; s3 += ab * z3;                            \
+                }                                                                                          \
+                T r0 = 0, r1 = 0, r2 = 0, r3 = 0;                                                          \
+                for (int k = 0; k < LANES; k++) { r0 += s0[k]; r1 += s1[k]; r2 += s2[k]; r3 += s3[k]; }    \
+                T *o = out + (e * C + c) * 4;                                                              \
+                o[0] = r0; o[1] = r1; o[2] = r2; o[3] = r3;                                                \
+            }                                                                                              \
+            continue;                                                                                      \
+        }                                                                                                  \
+        for (int64_t c = 0; c < C; c++) {                                                                  \
+            const T *ac = a + c * P, *bc = b + c * P;                                                      \
+            T acc[MAX_DEGREES][LANES];                                                                     \
+            for (int64_t l = 0; l < L; l++)                                                                \
+                for (int k = 0; k < LANES; k++) acc[l][k] = 0;                                             \
+            for (int64_t p = 0; p < P; p += LANES) { /* P is a multiple of LANES (padded by the caller) */ \
+                T ab[LANES];                                                                               \
+                for (int k = 0; k < LANES; k++) ab[k] = ac[p + k] * bc[p + k];                             \
+                for (int64_t l = 0; l < L; l++)                                                            \
+                    for (int k = 0; k < LANES; k++) acc[l][k] += ab[k] * z[l * P + p + k];                 \
+            }                                                                                              \
+            for (int64_t l = 0; l < L; l++) {                                                              \
+                T sum = 0;                                                                                 \
+                for (int k = 0; k < LANES; k++) sum += acc[l][k];                                          \
+                out[(e * C + c) * L + l] = sum;                                                            \
+            }                                                                                              \
+        }                                                                                                  \
+    }                                                                                                      \
+}                                                                                                          \
+void quad_zonal_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, const int64_t *ib,            \
+                         const T *R, int64_t E, int64_t C, int64_t L, int64_t P, int threads) {            \
+    _Pragma("omp parallel for num_threads(threads) schedule(static)")                                      \
+    for (int64_t e = 0; e < E; e++) {                                                                      \
+        const T *a = A + ia[e] * C * P, *b = B + ib[e] * C * P, *r = R + e * C * L;                        \
+        T *o = out + e * L * P;                                                                            \
+        for (int64_t k = 0; k < L * P; k++) o[k] = 0;                                                      \
+        for (int64_t c = 0; c < C; c++) {                                                                  \
+            for (int64_t l = 0; l < L; l++) {                                                              \
+                T rl = r[c * L + l];                                                                       \
+                _Pragma("omp simd")                                                                        \
+                for (int64_t p = 0; p < P; p++) o[l * P + p] += rl * a[c * P + p] * b[c * P + p];          \
+            }                                                                                              \
+        }                                                                                                  \
+    }                                                                                                      \
+}
+
+DEFINE_QUAD(f32, float)
+DEFINE_QUAD(f64, double)

@@ -1,0 +1,71 @@
+"""The grid convolution's C kernels: exact sums, derivatives of any order, and the module with and without them."""
+
+import pytest
+import torch
+
+from gaunt_tp.ops import GauntConvolution
+from gaunt_tp.ops.conv_kernel import convolution_sums
+from gaunt_tp.ops.native import native_error
+from gaunt_tp.testing import natural_irreps
+
+pytestmark = pytest.mark.skipif(native_error() is not None, reason="no C compiler here")
+
+
+def reference(x, r, z, sender, receiver):
+    messages = x[sender] * torch.bmm(r, z)
+    return torch.zeros_like(x).index_add(0, receiver, messages)
+
+
+@pytest.mark.parametrize("degrees", [4, 3], ids=["L4", "L3"])  # L = 4 has its own code path
+def test_sums_and_derivatives(degrees):
+    gen = torch.Generator().manual_seed(0)
+    n, e, c, p = 6, 25, 3, 16
+    x = torch.randn(n, c, p, dtype=torch.float64, generator=gen, requires_grad=True)
+    r = torch.randn(e, c, degrees, dtype=torch.float64, generator=gen, requires_grad=True)
+    z = torch.randn(e, degrees, p, dtype=torch.float64, generator=gen, requires_grad=True)
+    sender, receiver = torch.randint(0, n, (2, e), generator=gen)
+    receiver[:3] = 5  # a node with several edges, and (likely) nodes with none
+    torch.testing.assert_close(
+        convolution_sums(x, r, z, sender, receiver), reference(x, r, z, sender, receiver), rtol=0, atol=1e-12
+    )
+    f = lambda *args: convolution_sums(*args, sender, receiver)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (x, r, z))
+    assert torch.autograd.gradgradcheck(f, (x, r, z))
+
+
+def test_points_must_be_padded():
+    x, r, z = torch.randn(2, 1, 10), torch.randn(3, 1, 4), torch.randn(3, 4, 10)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        convolution_sums(x, r, z, torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_module_with_and_without_the_kernels(dtype):
+    conv = GauntConvolution(natural_irreps(1, 4), "0e + 1o + 2e + 3o", natural_irreps(3, 4), form="grid").to(dtype)
+    gen = torch.Generator().manual_seed(1)
+    pos = torch.randn(7, 3, dtype=torch.float64, generator=gen).to(dtype).requires_grad_(True)
+    x = torch.randn(7, conv.irreps_node.dim, dtype=torch.float64, generator=gen).to(dtype).requires_grad_(True)
+    edges = torch.randint(0, 7, (2, 30), generator=gen)
+    edges = edges[:, edges[0] != edges[1]]  # forces through a zero-length edge are rounding noise in both paths
+    weights = torch.randn(edges.shape[1], conv.weight_numel, dtype=torch.float64, generator=gen).to(dtype)
+    results = []
+    for use_kernel in (True, False):
+        conv.use_kernel = use_kernel
+        out = conv(x, pos[edges[1]] - pos[edges[0]], edges, weights)
+        energy = (out * out).sum()
+        (force,) = torch.autograd.grad(energy, pos, create_graph=True)
+        (second,) = torch.autograd.grad((force * force).sum(), x)  # force training differentiates twice
+        results.append((out, force, second))
+    tol = 1e-11 if dtype == torch.float64 else 2e-4
+    for kernel, eager in zip(*results):
+        torch.testing.assert_close(kernel, eager, rtol=tol, atol=tol)
+
+
+def test_zero_length_edges_stay_finite():
+    conv = GauntConvolution(natural_irreps(1, 2), "0e + 1o + 2e", natural_irreps(2, 2), form="grid").double()
+    pos = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    edges = torch.tensor([[0, 1, 2], [0, 2, 2]])  # two of them zero-length
+    x = torch.randn(3, conv.irreps_node.dim, dtype=torch.float64)
+    out = conv(x, pos[edges[1]] - pos[edges[0]], edges, torch.randn(3, conv.weight_numel, dtype=torch.float64))
+    (force,) = torch.autograd.grad(out.square().sum(), pos)
+    assert torch.isfinite(out).all() and torch.isfinite(force).all()
