@@ -31,6 +31,24 @@ void quad_node_##SUFFIX(T *out, const T *B, const int64_t *ib, const int64_t *pt
         T w[MAX_POINTS];                                                                                   \
         for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {                                                    \
             int64_t e = edges[q];                                                                          \
+            if (L == 4) { /* per chunk of points: the edge's four zonal vectors stay in registers */       \
+                const T *b = B + ib[e] * C * P, *r = R + e * C * 4, *z = Z + e * 4 * P;                    \
+                for (int64_t p = 0; p < P; p += LANES) {                                                   \
+                    V##SUFFIX z0, z1, z2, z3, vb, vo;                                                      \
+                    __builtin_memcpy(&z0, z + p, sizeof z0); __builtin_memcpy(&z1, z + P + p, sizeof z1);  \
+                    __builtin_memcpy(&z2, z + 2 * P + p, sizeof z2);                                       \
+                    __builtin_memcpy(&z3, z + 3 * P + p, sizeof z3);                                       \
+                    for (int64_t c = 0; c < C; c++) {                                                      \
+                        const T *rc = r + c * 4;                                                           \
+                        V##SUFFIX wv = rc[0] * z0 + rc[1] * z1 + rc[2] * z2 + rc[3] * z3;                  \
+                        __builtin_memcpy(&vb, b + c * P + p, sizeof vb);                                   \
+                        __builtin_memcpy(&vo, o + c * P + p, sizeof vo);                                   \
+                        vo += vb * wv;                                                                     \
+                        __builtin_memcpy(o + c * P + p, &vo, sizeof vo);                                   \
+                    }                                                                                      \
+                }                                                                                          \
+                continue;                                                                                  \
+            }                                                                                              \
             const T *b = B + ib[e] * C * P, *r = R + e * C * L, *z = Z + e * L * P;                        \
             for (int64_t c = 0; c < C; c++) {                                                              \
                 for (int64_t p = 0; p < P; p++) w[p] = 0;                                                  \
@@ -94,6 +112,22 @@ void quad_zonal_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, cons
     for (int64_t e = 0; e < E; e++) {                                                                      \
         const T *a = A + ia[e] * C * P, *b = B + ib[e] * C * P, *r = R + e * C * L;                        \
         T *o = out + e * L * P;                                                                            \
+        if (L == 4) { /* per chunk of points: four accumulators, a * b formed once per channel */          \
+            for (int64_t p = 0; p < P; p += LANES) {                                                       \
+                V##SUFFIX s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, va, vb;                                  \
+                for (int64_t c = 0; c < C; c++) {                                                          \
+                    __builtin_memcpy(&va, a + c * P + p, sizeof va);                                       \
+                    __builtin_memcpy(&vb, b + c * P + p, sizeof vb);                                       \
+                    V##SUFFIX ab = va * vb;                                                                \
+                    const T *rc = r + c * 4;                                                               \
+                    s0 += rc[0] * ab; s1 += rc[1] * ab; s2 += rc[2] * ab; s3 += rc[3] * ab;                \
+                }                                                                                          \
+                __builtin_memcpy(o + p, &s0, sizeof s0); __builtin_memcpy(o + P + p, &s1, sizeof s1);      \
+                __builtin_memcpy(o + 2 * P + p, &s2, sizeof s2);                                           \
+                __builtin_memcpy(o + 3 * P + p, &s3, sizeof s3);                                           \
+            }                                                                                              \
+            continue;                                                                                      \
+        }                                                                                                  \
         for (int64_t k = 0; k < L * P; k++) o[k] = 0;                                                      \
         for (int64_t c = 0; c < C; c++) {                                                                  \
             for (int64_t l = 0; l < L; l++) {                                                              \
