@@ -181,7 +181,10 @@ class GauntConvolution(nn.Module):
     Two forms compute the same function (to float rounding):
 
     - ``"grid"``: node and edge functions on a sphere grid of P ~ 3 L^2 points, products
-      summed per receiver on the grid, one projection per node; O(C P L) per edge.
+      summed per receiver on the grid, one projection per node; O(C P L) per edge. On CPUs
+      (float32/float64, where gaunt-tp's C kernels build; :attr:`use_kernel`) the sums and all
+      their derivatives run in :mod:`gaunt_tp.ops.conv_kernel` without per-edge buffers;
+      ``radial_per_input`` and GPUs use PyTorch operations in edge chunks.
     - ``"aligned"`` (eSCN, arXiv 2302.03655; :mod:`gaunt_tp.ops.aligned`): each edge is
       rotated onto the polar axis y, where the edge function has only m = 0 coefficients
       and the product is diagonal in m; rotate, multiply, rotate back, O(C L^3) per edge.
@@ -193,8 +196,8 @@ class GauntConvolution(nn.Module):
         irreps_sh: the edge harmonics' degrees, ``1x0e + 1x1o + ...`` (natural parity,
             multiplicity 1; gaps allowed).
         irreps_out: output irreps, multiplicity C, each reached by a Gaunt path.
-        edge_chunk: edges processed at once (bounds the ``[edges, C, P]`` grid buffer, or the
-            aligned form's ``[edges, C, M Q]`` meridian buffer and per-edge Wigner matrices).
+        edge_chunk: edges processed at once by the PyTorch forms (bounds the ``[edges, C, P]`` grid
+            buffer, or the aligned form's ``[edges, C, M Q]`` meridian buffer and per-edge Wigner matrices).
             ``None`` (default): chosen per call by :func:`auto_edge_chunk` from the buffer's
             size, dtype and device (buffers of about 4 MiB on the CPU, and at least the node
             count when gradients are recorded; 1024 edges on GPUs).
@@ -305,7 +308,8 @@ class GauntConvolution(nn.Module):
             and x.is_cpu
             and x.dtype in (torch.float32, torch.float64)
             and not self.radial_per_input
-            and self.grid.size <= MAX_POINTS
+            and self.grid.size + (-self.grid.size % 8) <= MAX_POINTS
+            and len(self.sh_degrees) <= 16
         )
 
     def _check(self, x: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor, radial: torch.Tensor) -> None:
@@ -350,6 +354,20 @@ class GauntConvolution(nn.Module):
         unit, _ = safe_unit_vectors(edge_vectors)
         # radial weights [E, C, n_l2] per group of node irreps sharing them (all of a class, or one irrep)
         radial = radial_weights.view(-1, self.radial_inputs, len(self.sh_degrees), c).transpose(2, 3)
+        if self._kernel_runs(node_features):  # on the grid padded with zero points to a multiple of 8
+            sender, receiver = edge_index[0], edge_index[1]
+            zonal = _zonal_values(unit, t["points_padded"], self.sh_degrees)  # [E, n_l2, P']
+            weights = radial[:, 0]  # [E, C, n_l2]
+            padded: list[torch.Tensor | None] = [None] * len(desc.classes_out)
+            for i, io in self.routes:
+                part = convolution_sums(classes[i] @ t[f"a{i}_padded"], weights, zonal, sender, receiver)
+                padded[io] = part if padded[io] is None else padded[io] + part  # [N, C, P']
+            return desc.merge_out(
+                [
+                    (total if total is not None else zonal.new_zeros(n, c, zonal.shape[-1])) @ t[f"o{io}_padded"]
+                    for io, total in enumerate(padded)
+                ]
+            )
         node_grid: list[list[tuple[torch.Tensor, int]]] = []  # per class: ([N, C, P], radial group)
         for i, x in enumerate(classes):
             table = t[f"a{i}"]
@@ -364,14 +382,6 @@ class GauntConvolution(nn.Module):
             node_grid.append(pieces)
         sender, receiver = edge_index[0], edge_index[1]
         p = self.grid.size
-        if self._kernel_runs(node_features):  # on the grid padded with zero points to a multiple of 8
-            zonal = _zonal_values(unit, t["points_padded"], self.sh_degrees)  # [E, n_l2, P']
-            weights = radial[:, 0]  # [E, C, n_l2]
-            sums = [node_features.new_zeros(n, c, t["points_padded"].shape[0]) for _ in desc.classes_out]
-            for i, io in self.routes:
-                values = classes[i] @ t[f"a{i}_padded"]  # [N, C, P']
-                sums[io] = sums[io] + convolution_sums(values, weights, zonal, sender, receiver)
-            return desc.merge_out([total @ t[f"o{io}_padded"] for io, total in enumerate(sums)])
         # one accumulator per output class, filled in place chunk by chunk (index_add_ is differentiable)
         sums = [node_features.new_zeros(n, c, p) for _ in desc.classes_out]
         inputs = (node_features, edge_vectors, radial_weights)
