@@ -70,6 +70,8 @@ def _evaluate(missing: str, graph: dict, args: dict[str, torch.Tensor | None]) -
     ptr = lambda t: t.data_ptr()  # noqa: E731
     if missing in ("A", "B"):  # scatter onto the missing node slot from the other one
         other = "B" if missing == "A" else "A"
+        if f"csr_{missing}" not in graph:  # edges grouped by the node they scatter to, made when first needed
+            graph[f"csr_{missing}"] = _csr(graph[f"index_{missing}"], n)
         csr_ptr, csr_edges = graph[f"csr_{missing}"]
         out = torch.empty(n, c, p, dtype=ref.dtype)
         getattr(lib, f"quad_node_{suffix}")(
@@ -107,6 +109,6 @@ def convolution_sums(
     sender, receiver = sender.to(torch.int64).contiguous(), receiver.to(torch.int64).contiguous()
     graph = {
         "nodes": n, "edges": e, "channels": c, "degrees": l, "points": p,
-        "index_A": receiver, "index_B": sender, "csr_A": _csr(receiver, n), "csr_B": _csr(sender, n),
+        "index_A": receiver, "index_B": sender,
     }  # fmt: skip
     return _Partial.apply("A", graph, None, node_values.contiguous(), radial.contiguous(), zonal.contiguous())
