@@ -84,13 +84,14 @@ def test_backward_is_the_same_for_every_backend():
     irreps = natural_irreps(3, 3)
     x1, x2, cot = (torch.randn(4, 48, dtype=torch.float64) for _ in range(3))
     grads = {}
-    for backend in BACKENDS:
+    backends = [b for b in BACKENDS if b != "fused" or native_error() is None]
+    for backend in backends:
         a, b = x1.clone().requires_grad_(), x2.clone().requires_grad_()
         out = GauntTensorProduct(irreps, irreps, irreps, backend=backend)(a, b)
         ga, gb = torch.autograd.grad((out * cot).sum(), (a, b), create_graph=True)
         gga = torch.autograd.grad((ga**2).sum() + gb.sum(), a)[0]
         grads[backend] = (ga, gb, gga)
-    for backend in BACKENDS:
+    for backend in backends:
         for got, ref in zip(grads[backend], grads["dense"]):
             torch.testing.assert_close(got, ref, rtol=0, atol=1e-11)
 
