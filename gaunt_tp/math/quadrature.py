@@ -18,6 +18,7 @@ __all__ = [
     "PointGrid",
     "SphereGrid",
     "gauss_legendre_grid",
+    "grid_mirrors",
     "lebedev_grid",
     "mirror_half",
     "reflection_reduced",
@@ -197,6 +198,28 @@ def smallest_grid(band: int) -> PointGrid:
     return product.as_points()
 
 
+def grid_mirrors(grid: PointGrid) -> dict[int, torch.Tensor]:
+    """The coordinate mirrors (0: x -> -x, 1: y -> -y, 2: z -> -z) that map the grid onto itself.
+
+    Shape:
+        returns axis -> permutation ``[P]``: point ``perm[p]`` is the mirror image of point p (with the
+        same weight); axes whose mirror does not preserve the grid are missing.
+
+    Example:
+        >>> sorted(grid_mirrors(lebedev_grid(18)))
+        [0, 1, 2]
+    """
+    points, weights = grid.points, grid.weights
+    mirrors = {}
+    for axis in range(3):
+        flip = torch.ones(3, dtype=points.dtype)
+        flip[axis] = -1.0
+        nearest, index = torch.cdist(points * flip, points, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1)
+        if float(nearest.max()) < 1e-9 and torch.allclose(weights[index], weights, rtol=1e-9, atol=0.0):
+            mirrors[axis] = index
+    return mirrors
+
+
 def reflection_reduced(grid: PointGrid, axes: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """One point per orbit of the reflections of ``axes`` (0: x -> -x, 1: y -> -y, 2: z -> -z).
 
@@ -209,7 +232,7 @@ def reflection_reduced(grid: PointGrid, axes: tuple[int, ...]) -> tuple[torch.Te
         returns points ``[H, 3]`` and weights ``[H]`` (float64), in the grid's order.
 
     Raises:
-        ValueError: if the grid is not invariant under one of the reflections.
+        ValueError: if the grid is not invariant under one of the reflections (:func:`grid_mirrors`).
 
     Example:
         >>> pts, w = reflection_reduced(lebedev_grid(18), (0, 1, 2))
@@ -217,14 +240,11 @@ def reflection_reduced(grid: PointGrid, axes: tuple[int, ...]) -> tuple[torch.Te
         (22, 12.566370614359)
     """
     points, weights = grid.points, grid.weights
+    mirrors = grid_mirrors(grid)
     keep = torch.ones(points.shape[0], dtype=torch.bool)
     orbit = torch.ones_like(weights)
     for axis in axes:
-        flip = torch.ones(3, dtype=points.dtype)
-        flip[axis] = -1.0
-        images = torch.cdist(points * flip, points, compute_mode="donot_use_mm_for_euclid_dist")
-        nearest, index = images.min(dim=1)
-        if float(nearest.max()) > 1e-9 or not torch.allclose(weights[index], weights, rtol=1e-9, atol=0.0):
+        if axis not in mirrors:
             raise ValueError(f"{grid.name} grid of band {grid.band} is not symmetric under the mirror of axis {axis}")
         off_plane = points[:, axis].abs() >= 1e-9
         keep &= points[:, axis] > -1e-9

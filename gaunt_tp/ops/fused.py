@@ -10,7 +10,7 @@ result back, all in per-thread buffers that stay in cache.
 Parity parts: the grid is invariant under the coordinate mirrors x -> -x, y -> -y, z -> -z (Lebedev
 rules under all three) and every real harmonic is even or odd under each, so a function splits into
 up to 8 parts, each known from one point per orbit of the mirrors
-(:func:`gaunt_tp.math.quadrature.reflection_reduced`); the product's part P is
+(:func:`gaunt_tp.math.quadrature.grid_mirrors`); the product's part P is
 ``sum_q f_q g_(P xor q)``. The number of parts (2, 4 or 8) is chosen per product by a cost rule.
 
 Derivatives are the same operation with other tables: for ``z = P(S_a x ⊙ S_b y)`` (``⊙`` the
@@ -33,7 +33,7 @@ from e3nn import o3
 from torch import nn
 
 from gaunt_tp.math.gradients import harmonic_gradients
-from gaunt_tp.math.quadrature import PointGrid, smallest_grid
+from gaunt_tp.math.quadrature import PointGrid, grid_mirrors, smallest_grid
 from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
 from gaunt_tp.ops.native import native_library
 from gaunt_tp.ops.tables import TableCache
@@ -196,16 +196,8 @@ class Samples:
 
 
 def grid_samples(grid: PointGrid, lmax_out: int) -> Samples:
-    """:class:`Samples` of a sphere quadrature grid: weights times harmonics, mirrors found geometrically."""
-    points, weights = grid.points, grid.weights
-    mirrors = {}
-    for axis in range(3):
-        flip = torch.ones(3, dtype=points.dtype)
-        flip[axis] = -1.0
-        nearest, index = torch.cdist(points * flip, points, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1)
-        if float(nearest.max()) < 1e-9 and torch.allclose(weights[index], weights, rtol=1e-9, atol=0.0):
-            mirrors[axis] = index
-    return Samples(points, weights[:, None] * _harmonics(lmax_out)(points), mirrors)
+    """:class:`Samples` of a sphere quadrature grid: weights times harmonics, its mirrors (:func:`grid_mirrors`)."""
+    return Samples(grid.points, grid.weights[:, None] * _harmonics(lmax_out)(grid.points), grid_mirrors(grid))
 
 
 def _orbits(samples: Samples, axes: tuple[int, ...]) -> list[list[tuple[int, int]]]:
