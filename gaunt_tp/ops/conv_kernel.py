@@ -22,9 +22,10 @@ import torch
 
 from gaunt_tp.ops.native import native_library
 
-__all__ = ["convolution_sums", "MAX_POINTS"]
+__all__ = ["convolution_sums", "MAX_DEGREES", "MAX_POINTS"]
 
 MAX_POINTS = 512  # grid points the kernels' per-edge scratch holds (lmax_node + lmax_sh + lmax_out <= 35)
+MAX_DEGREES = 16  # edge degrees L the kernels' accumulators hold
 
 _SLOTS = ("A", "B", "R", "Z")
 
@@ -99,13 +100,15 @@ def convolution_sums(
     Shape:
         node_values ``[N, C, P]``, radial ``[E, C, L]``, zonal ``[E, L, P]``, sender and receiver ``[E]``
         (int64, in range); returns ``[N, C, P]``. float32 or float64 CPU tensors; ``P`` a multiple of 8
-        up to ``MAX_POINTS`` (pad the grid with zero points), at most 16 degrees L; differentiable to
-        any order.
+        up to ``MAX_POINTS`` (pad the grid with zero points), at most ``MAX_DEGREES`` degrees L;
+        differentiable to any order.
     """
     n, c, p = node_values.shape
     e, _, l = radial.shape
-    if p % 8 or p > MAX_POINTS or l > 16:
-        raise ValueError(f"the kernels take a multiple of 8 grid points up to {MAX_POINTS} and <= 16 degrees: {p}, {l}")
+    if p % 8 or p > MAX_POINTS or l > MAX_DEGREES:
+        raise ValueError(
+            f"the kernels take a multiple of 8 grid points up to {MAX_POINTS} and <= {MAX_DEGREES} degrees: {p}, {l}"
+        )
     sender, receiver = sender.to(torch.int64).contiguous(), receiver.to(torch.int64).contiguous()
     graph = {
         "nodes": n, "edges": e, "channels": c, "degrees": l, "points": p,

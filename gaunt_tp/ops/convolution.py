@@ -30,7 +30,7 @@ from torch import nn
 from gaunt_tp.math.aligned import meridian_tables, quarter_turn
 from gaunt_tp.math.quadrature import smallest_grid
 from gaunt_tp.ops.aligned import aligned_messages, edge_frame_wigner
-from gaunt_tp.ops.conv_kernel import MAX_POINTS, convolution_sums
+from gaunt_tp.ops.conv_kernel import MAX_DEGREES, MAX_POINTS, convolution_sums
 from gaunt_tp.ops.descriptor import GauntDescriptor, as_irreps
 from gaunt_tp.ops.native import native_error
 from gaunt_tp.ops.tables import TableCache
@@ -259,19 +259,19 @@ class GauntConvolution(nn.Module):
         points = self.grid.points
         lmax = max(self.desc.lmax1, self.desc.lmax_out)
         y = o3.spherical_harmonics(list(range(lmax + 1)), points, normalize=False, normalization="integral")
-        tables = {"points": points}
+        # "_padded": the C kernels' copies, with zero points (zero values, zero weights) up to a multiple of 8
+        pad = -points.shape[0] % 8
+        tables = {"points": points, "points_padded": torch.cat([points, points[:1].expand(pad, 3)])}
         for i, cls in enumerate(self.desc.classes1):
             tables[f"a{i}"] = y[:, cls.sh_rows()].T.contiguous()  # [n, P]
+            tables[f"a{i}_padded"] = nn.functional.pad(tables[f"a{i}"], (0, pad))
         for i, cls in enumerate(self.desc.classes_out):
             tables[f"o{i}"] = (self.grid.weights[:, None] * y[:, cls.sh_rows()]).contiguous()  # [P, n]
-        # the C kernels' copies, padded with zero points (zero values, zero weights) to a multiple of 8
-        pad = -points.shape[0] % 8
-        tables["points_padded"] = torch.cat([points, points[:1].expand(pad, 3)])
-        for key in list(tables):
-            if key[0] == "a" and key[1:].isdigit():
-                tables[f"{key}_padded"] = torch.nn.functional.pad(tables[key], (0, pad))
-            elif key[0] == "o" and key[1:].isdigit():
-                tables[f"{key}_padded"] = torch.nn.functional.pad(tables[key], (0, 0, 0, pad))
+            tables[f"o{i}_padded"] = nn.functional.pad(tables[f"o{i}"], (0, 0, 0, pad))
+        # what the kernels take (fixed by the sizes): radial weights per edge degree, a bounded grid
+        self._kernel_fits = (
+            not radial_per_input and points.shape[0] + pad <= MAX_POINTS and len(self.sh_degrees) <= MAX_DEGREES
+        )
         # node class a lands in output class a (the edge function has natural parity)
         signs_out = [c.sign for c in self.desc.classes_out]
         self.routes = [(i, signs_out.index(c.sign)) for i, c in enumerate(self.desc.classes1) if c.sign in signs_out]
@@ -303,14 +303,7 @@ class GauntConvolution(nn.Module):
 
     def _kernel_runs(self, x: torch.Tensor) -> bool:
         """Whether the grid form's sums run in the C kernels (:mod:`gaunt_tp.ops.conv_kernel`)."""
-        return (
-            self.use_kernel
-            and x.is_cpu
-            and x.dtype in (torch.float32, torch.float64)
-            and not self.radial_per_input
-            and self.grid.size + (-self.grid.size % 8) <= MAX_POINTS
-            and len(self.sh_degrees) <= 16
-        )
+        return self.use_kernel and self._kernel_fits and x.is_cpu and x.dtype in (torch.float32, torch.float64)
 
     def _check(self, x: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor, radial: torch.Tensor) -> None:
         n, e = x.shape[0] if x.dim() == 2 else -1, vectors.shape[0] if vectors.dim() == 2 else -1

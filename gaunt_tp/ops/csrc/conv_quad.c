@@ -16,7 +16,7 @@
 #include <stdlib.h>
 
 #define LANES 8        /* the grid's point count P is padded to a multiple of this by the caller */
-#define MAX_DEGREES 16 /* edge degrees L */
+#define MAX_DEGREES 16 /* edge degrees L; gaunt_tp/ops/conv_kernel.py checks against the same limits */
 #define MAX_POINTS 512
 typedef float Vf32 __attribute__((vector_size(LANES * sizeof(float))));
 typedef double Vf64 __attribute__((vector_size(LANES * sizeof(double))));
