@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> dict:
             if name == "fused" and device.type != "cpu":
                 continue  # a CPU kernel
             modules[f"gaunt-{name}"] = GauntTensorProduct(irreps, irreps, irreps, backend=name).to(device)
-        if device.type == "cpu" and modules["gaunt-fft"].impls["fft"].fused is not None:
+        if device.type == "cpu" and modules["gaunt-fft"].impls["fft"].use_kernel:
             # the fft backend runs the fused kernel on CPUs; time its PyTorch path beside it
             eager_fft = GauntTensorProduct(irreps, irreps, irreps, backend="fft")
             eager_fft.impls["fft"] = FourierGaunt(eager_fft.descriptor, fused=False)

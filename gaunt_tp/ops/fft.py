@@ -240,9 +240,8 @@ class FourierGaunt(nn.Module):
     def __init__(self, desc: GauntDescriptor, fused: bool | None = None) -> None:
         super().__init__()
         self.desc = desc
-        if fused is None:
-            fused = native_error() is None
-        self.fused = FusedFourierGaunt(desc) if fused else None
+        self.use_kernel = native_error() is None if fused is None else fused
+        self._kernel: FusedFourierGaunt | None = None  # built on the first call that runs it
         band = desc.lmax1 + desc.lmax2
         self.m_theta, self.m_phi = torus_size(desc.lmax1, desc.lmax2, desc.lmax_out)
         self.rows = self.m_theta // 2 + 1
@@ -309,8 +308,8 @@ class FourierGaunt(nn.Module):
         return z.view(v_count * k_max * h.shape[2], h.shape[3])
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        if self.fused is not None and x1.is_cpu and x1.dtype in (torch.float32, torch.float64):
-            return self.fused(x1, x2)
+        if self.use_kernel and x1.is_cpu and x1.dtype in (torch.float32, torch.float64):
+            return self.kernel()(x1, x2)
         n = max(x1.shape[0], x2.shape[0])
         per_node = self.rows * self.m_phi * self.desc.mul * x1.element_size()
         step = max(1, self.chunk_bytes // per_node)
@@ -319,6 +318,13 @@ class FourierGaunt(nn.Module):
             return self._forward(x1t, x2t).t()
         pick = lambda x, i: x if x.shape[1] == 1 else x[:, i : i + step]  # noqa: E731
         return torch.cat([self._forward(pick(x1t, i), pick(x2t, i)) for i in range(0, n, step)], dim=1).t()
+
+    @torch.compiler.disable  # building tables is no part of a graph
+    def kernel(self) -> FusedFourierGaunt:
+        """This product in the fused kernel, built on first use (a GPU-only module never builds it)."""
+        if self._kernel is None:
+            self._kernel = FusedFourierGaunt(self.desc)
+        return self._kernel
 
     def _forward(self, x1t: torch.Tensor, x2t: torch.Tensor) -> torch.Tensor:
         desc = self.desc

@@ -82,9 +82,9 @@ class OddPathProduct(nn.Module):
         self.desc = desc
         if backend == "fused":
             native_library()  # raises NativeUnavailable with the reason
-        use_kernel = backend == "fused" or (backend == "auto" and native_error() is None)
-        self.fused = FusedOddProduct(desc) if use_kernel else None
-        self.always_fused = backend == "fused"
+        self.use_kernel = backend == "fused" or (backend == "auto" and native_error() is None)
+        self.always_kernel = backend == "fused"
+        self._kernel: FusedOddProduct | None = None  # built on the first call that runs it
         self.grid = smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out - 1)
         r = self.grid.points
         lmax = max(desc.lmax1, desc.lmax2, desc.lmax_out)
@@ -110,9 +110,16 @@ class OddPathProduct(nn.Module):
         n1, n2, n3 = (sum(c.dim for c in cs) for cs in (d.classes1, d.classes2, d.classes_out))
         return products * self.points * (4.0 * (n1 + n2) + 2.0 * n3 + 4.0 * len(d.class_pairs))
 
+    @torch.compiler.disable  # building tables is no part of a graph
+    def kernel(self) -> FusedOddProduct:
+        """This product in the fused kernel, built on first use (a GPU-only module never builds it)."""
+        if self._kernel is None:
+            self._kernel = FusedOddProduct(self.desc)
+        return self._kernel
+
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        if self.fused is not None and (self.always_fused or (x1.is_cpu and x1.dtype in (torch.float32, torch.float64))):
-            return self.fused(x1, x2)
+        if self.use_kernel and (self.always_kernel or (x1.is_cpu and x1.dtype in (torch.float32, torch.float64))):
+            return self.kernel()(x1, x2)
         desc = self.desc
         t = self.tables.get(x1.dtype, x1.device)
         c1 = desc.split_classes(x1, desc.blocks1, desc.classes1)

@@ -25,9 +25,9 @@ _IMPLEMENTATIONS = {"dense": DenseGaunt, "fft": FourierGaunt, "grid": GridGaunt,
 _WARNED: list[bool] = []
 
 
-def _warn_without_fused(reason: str | None) -> None:
+def _warn_without_fused(reason: str) -> None:
     """Say once per process that ``auto`` runs without the fused CPU kernel (unless switched off on purpose)."""
-    if _WARNED or reason is None or "GAUNT_TP_NATIVE=0" in reason:
+    if _WARNED or "GAUNT_TP_NATIVE=0" in reason:
         return
     _WARNED.append(True)
     warnings.warn(
@@ -152,9 +152,10 @@ class GauntTensorProduct(nn.Module):
         if backend == "fused":
             native_library()  # raises NativeUnavailable with the reason (no compiler, disabled, ...)
         names = BACKENDS if backend == "auto" else (backend,)
-        if backend == "auto" and native_error() is not None:
-            names = tuple(name for name in names if name != "fused")  # unavailable here: see native_error()
-            _warn_without_fused(native_error())
+        unavailable = native_error() if backend == "auto" else None
+        if unavailable is not None:
+            names = tuple(name for name in names if name != "fused")
+            _warn_without_fused(unavailable)
         if self.descriptor is None:
             names = ()
         self.impls = nn.ModuleDict({name: _IMPLEMENTATIONS[name](self.descriptor) for name in names})

@@ -29,7 +29,7 @@ def test_batch_chunks_give_the_unchunked_result(shapes, mul2):
     tp = GauntTensorProduct(irreps1, irreps2, irreps_out, backend="fft")
     oracle = GauntTensorProduct(irreps1, irreps2, irreps_out, backend="dense")
     impl = tp.impls["fft"]
-    impl.fused = None  # the PyTorch path
+    impl.use_kernel = False  # the PyTorch path
     per_node = impl.rows * impl.m_phi * 3 * 8
     impl.chunk_bytes = 4 * per_node + 1  # 4 nodes per chunk: 23 nodes give 6 chunks, the last one short
     x1 = torch.randn(*shapes[0], tp.irreps_in1.dim, dtype=torch.float64)
@@ -43,7 +43,7 @@ def test_gradients_through_batch_chunks():
     irreps = natural_irreps(2, 2)
     tp = GauntTensorProduct(irreps, irreps, irreps, backend="fft")
     impl = tp.impls["fft"]
-    impl.fused = None  # the PyTorch path
+    impl.use_kernel = False  # the PyTorch path
     impl.chunk_bytes = 2 * impl.rows * impl.m_phi * 2 * 8  # 2 nodes per chunk
     x1 = torch.randn(5, tp.irreps_in1.dim, dtype=torch.float64, requires_grad=True)
     x2 = torch.randn(5, tp.irreps_in2.dim, dtype=torch.float64, requires_grad=True)
