@@ -50,7 +50,7 @@ from torch import nn
 from gaunt_tp.math.conventions import unit_vectors
 from gaunt_tp.math.fourier import fourier_to_sh, sh_to_fourier
 from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
-from gaunt_tp.ops.fused import Samples, _FusedProducts, _harmonics
+from gaunt_tp.ops.fused import FusedProducts, Samples, harmonic_values
 from gaunt_tp.ops.native import native_error
 from gaunt_tp.ops.tables import TableCache
 
@@ -188,7 +188,7 @@ def torus_samples(lmax1: int, lmax2: int, lmax_out: int) -> Samples:
     return Samples(points, projection, mirrors)
 
 
-class FusedFourierGaunt(_FusedProducts):
+class FusedFourierGaunt(FusedProducts):
     """This backend's product in the fused C kernel (:mod:`gaunt_tp.ops.fused`; CPU, float32/float64).
 
     The convolution theorem on the half torus of :func:`torus_samples`: both functions are
@@ -202,7 +202,7 @@ class FusedFourierGaunt(_FusedProducts):
     """
 
     def __init__(self, desc: GauntDescriptor) -> None:
-        harmonics = _harmonics(max(desc.lmax1, desc.lmax2, desc.lmax_out))
+        harmonics = harmonic_values(max(desc.lmax1, desc.lmax2, desc.lmax_out))
         samples = torus_samples(desc.lmax1, desc.lmax2, desc.lmax_out)
         super().__init__(desc, samples, {"a": [harmonics], "b": [harmonics], "o": [harmonics]})
 

@@ -38,7 +38,16 @@ from gaunt_tp.ops.descriptor import ClassLayout, GauntDescriptor
 from gaunt_tp.ops.native import native_library
 from gaunt_tp.ops.tables import TableCache
 
-__all__ = ["FusedGridGaunt", "FusedOddProduct", "parity_parts", "reflection_parts"]
+__all__ = [
+    "FusedGridGaunt",
+    "FusedOddProduct",
+    "FusedProducts",
+    "Samples",
+    "grid_samples",
+    "harmonic_values",
+    "parity_parts",
+    "reflection_parts",
+]
 
 
 # Groups of coordinate reflections tried, by axis (0: x, 1: y, 2: z); e3nn's polar axis is y.
@@ -71,7 +80,8 @@ def parity_parts(functions: Callable[[torch.Tensor], torch.Tensor], axes: tuple[
     return parts
 
 
-def _harmonics(lmax: int) -> Callable[[torch.Tensor], torch.Tensor]:
+def harmonic_values(lmax: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``points [P, 3] -> [P, (lmax+1)**2]``: e3nn's harmonics (integral normalisation), for kernel plans."""
     ls = list(range(lmax + 1))
     return lambda points: o3.spherical_harmonics(ls, points, normalize=False, normalization="integral")
 
@@ -89,7 +99,7 @@ def reflection_parts(lmax: int, axes: tuple[int, ...]) -> list[int]:
         >>> reflection_parts(1, (1,))  # 0e even; of 1o, only the y component is odd under y -> -y
         [0, 0, 1, 0]
     """
-    return parity_parts(_harmonics(lmax), axes)
+    return parity_parts(harmonic_values(lmax), axes)
 
 
 @dataclass(frozen=True)
@@ -197,7 +207,7 @@ class Samples:
 
 def grid_samples(grid: PointGrid, lmax_out: int) -> Samples:
     """:class:`Samples` of a sphere quadrature grid: weights times harmonics, its mirrors (:func:`grid_mirrors`)."""
-    return Samples(grid.points, grid.weights[:, None] * _harmonics(lmax_out)(grid.points), grid_mirrors(grid))
+    return Samples(grid.points, grid.weights[:, None] * harmonic_values(lmax_out)(grid.points), grid_mirrors(grid))
 
 
 def _orbits(samples: Samples, axes: tuple[int, ...]) -> list[list[tuple[int, int]]]:
@@ -241,8 +251,10 @@ class _Plan(nn.Module):
         for axes in _REFLECTION_GROUPS:
             if any(axis not in samples.mirrors for axis in axes):
                 continue  # the samples lack this symmetry (a Gauss-Legendre grid may)
+            unique = {id(fn): fn for fns in functions.values() for fn in fns}  # the sides often share one
             try:
-                parts = {side: [parity_parts(fn, axes) for fn in fns] for side, fns in functions.items()}
+                found = {key: parity_parts(fn, axes) for key, fn in unique.items()}
+                parts = {side: [found[id(fn)] for fn in fns] for side, fns in functions.items()}
             except ValueError:
                 continue  # a function lacks it
             orbits = _orbits(samples, axes)
@@ -379,7 +391,7 @@ def _flops_per_product(desc: GauntDescriptor, parts: dict[str, list[list[int]]],
     return 2.0 * points * (transforms + products)
 
 
-class _FusedProducts(nn.Module):
+class FusedProducts(nn.Module):
     """A sum of fused bilinear products (one per class pair), e3nn layout to e3nn layout."""
 
     def __init__(self, desc: GauntDescriptor, samples: Samples, functions: dict[str, list[Callable]]) -> None:
@@ -426,7 +438,7 @@ class _FusedProducts(nn.Module):
         return self.plan.axes
 
 
-class FusedGridGaunt(_FusedProducts):
+class FusedGridGaunt(FusedProducts):
     """Sphere-grid Gaunt product in one fused C kernel, e3nn layout to e3nn layout (CPU only).
 
     Shape:
@@ -439,12 +451,12 @@ class FusedGridGaunt(_FusedProducts):
     """
 
     def __init__(self, desc: GauntDescriptor) -> None:
-        harmonics = _harmonics(max(desc.lmax1, desc.lmax2, desc.lmax_out))
+        harmonics = harmonic_values(max(desc.lmax1, desc.lmax2, desc.lmax_out))
         samples = grid_samples(smallest_grid(desc.lmax1 + desc.lmax2 + desc.lmax_out), desc.lmax_out)
         super().__init__(desc, samples, {"a": [harmonics], "b": [harmonics], "o": [harmonics]})
 
 
-class FusedOddProduct(_FusedProducts):
+class FusedOddProduct(FusedProducts):
     """The parity-odd product ``r . (grad f x grad g)`` (:class:`gaunt_tp.ops.odd.OddPathProduct`) in the kernel.
 
     ``(r x grad f) . grad g`` is the sum over the Cartesian components c of
@@ -460,7 +472,7 @@ class FusedOddProduct(_FusedProducts):
         if not desc.odd:
             raise ValueError("FusedOddProduct needs a descriptor built with odd=True")
         lmax_in = max(desc.lmax1, desc.lmax2)
-        harmonics = _harmonics(desc.lmax_out)
+        harmonics = harmonic_values(desc.lmax_out)
 
         memo: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}  # the six components share their points
 
