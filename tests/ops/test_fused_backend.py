@@ -181,3 +181,14 @@ def test_copies_and_saves_after_use():
     torch.save(tp, buffer)
     buffer.seek(0)
     torch.testing.assert_close(torch.load(buffer, weights_only=False)(x, x), out)
+
+
+def test_odd_product_arguments_are_checked():
+    from gaunt_tp.ops.descriptor import GauntDescriptor
+    from gaunt_tp.ops.fused import FusedOddProduct
+    from gaunt_tp.ops.odd import OddPathProduct
+
+    with pytest.raises(ValueError, match="odd=True"):
+        FusedOddProduct(GauntDescriptor("2x1o", "2x1o", "2x0e"))
+    with pytest.raises(ValueError, match="backend must be 'auto', 'grid' or 'fused'"):
+        OddPathProduct(GauntDescriptor("2x1o", "2x1o", "2x1e", odd=True), backend="dense")
