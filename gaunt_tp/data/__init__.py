@@ -3,7 +3,7 @@
 from gaunt_tp.data.configuration import KCAL_PER_MOL_IN_EV, Configuration, KeySpec
 from gaunt_tp.data.e0s import e0s_average, e0s_from_isolated_atoms, resolve_e0s, shift_and_scale
 from gaunt_tp.data.graph import ElementTable, GraphBatch, collate, to_graph
-from gaunt_tp.data.neighbors import neighbor_list
+from gaunt_tp.data.neighbors import edge_pairs, neighbor_list
 from gaunt_tp.data.readers import read_any, read_configurations, read_rmd17
 from gaunt_tp.data.split import train_valid_split
 
@@ -16,6 +16,7 @@ __all__ = [
     "collate",
     "e0s_average",
     "e0s_from_isolated_atoms",
+    "edge_pairs",
     "neighbor_list",
     "read_any",
     "read_configurations",

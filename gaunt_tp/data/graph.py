@@ -8,6 +8,10 @@ Field names and shapes (n atoms, E edges, B graphs in a batch):
 ``edge_index``      [2, E] long      (sender, receiver); edge vector = positions[receiver]
                                      + shift - positions[sender]
 ``shifts``          [E, 3]           Cartesian periodic shift (S @ cell), Angstrom
+``edge_pair``       [E] long         undirected pair of each edge: edge (i, j, S) and its reverse
+                                     (j, i, -S) share one, in 0..U-1 (:func:`edge_pairs`)
+``pair_edge``       [U] long         one edge of each pair (functions of the length alone are
+                                     evaluated once per pair)
 ``cell``            [B, 3, 3]        Angstrom (zeros when not periodic)
 ``energy``          [B]              eV (NaN when missing)
 ``forces``          [n, 3]           eV/Angstrom (NaN when missing)
@@ -27,7 +31,7 @@ import numpy as np
 import torch
 
 from gaunt_tp.data.configuration import Configuration
-from gaunt_tp.data.neighbors import neighbor_list
+from gaunt_tp.data.neighbors import edge_pairs, neighbor_list
 
 __all__ = ["ElementTable", "GraphBatch", "collate", "to_graph"]
 
@@ -66,6 +70,8 @@ class GraphBatch:
     species: torch.Tensor
     edge_index: torch.Tensor
     shifts: torch.Tensor
+    edge_pair: torch.Tensor
+    pair_edge: torch.Tensor
     cell: torch.Tensor
     energy: torch.Tensor
     forces: torch.Tensor
@@ -89,6 +95,7 @@ def to_graph(
 ) -> GraphBatch:
     """A single configuration as a batch of one graph, with edges within ``cutoff`` Angstrom."""
     senders, receivers, shifts = neighbor_list(config.positions, config.cell, config.pbc, cutoff)
+    pair, representative = edge_pairs(senders, receivers, shifts)
     nan = float("nan")
     n = config.num_atoms
     forces = config.forces if config.forces is not None else np.full((n, 3), nan)
@@ -98,6 +105,8 @@ def to_graph(
         species=torch.from_numpy(table.index(config.atomic_numbers, config.source)),
         edge_index=torch.from_numpy(np.stack([senders, receivers])),
         shifts=torch.tensor(shifts.astype(np.float64) @ config.cell, dtype=dtype),
+        edge_pair=torch.from_numpy(pair),
+        pair_edge=torch.from_numpy(representative),
         cell=torch.tensor(config.cell, dtype=dtype)[None],
         energy=torch.tensor([config.energy if config.energy is not None else nan], dtype=dtype),
         forces=torch.tensor(forces, dtype=dtype),
@@ -114,6 +123,8 @@ def collate(graphs: Sequence[GraphBatch]) -> GraphBatch:
     if not graphs:
         raise ValueError("collate needs at least one graph")
     atom_offsets = np.cumsum([0] + [g.positions.shape[0] for g in graphs])
+    edge_offsets = np.cumsum([0] + [g.edge_index.shape[1] for g in graphs])
+    pair_offsets = np.cumsum([0] + [g.pair_edge.shape[0] for g in graphs])
     graph_offsets = np.cumsum([0] + [g.num_graphs for g in graphs])
     cat = torch.cat
     return GraphBatch(
@@ -121,6 +132,8 @@ def collate(graphs: Sequence[GraphBatch]) -> GraphBatch:
         species=cat([g.species for g in graphs]),
         edge_index=cat([g.edge_index + int(o) for g, o in zip(graphs, atom_offsets)], dim=1),
         shifts=cat([g.shifts for g in graphs]),
+        edge_pair=cat([g.edge_pair + int(o) for g, o in zip(graphs, pair_offsets)]),
+        pair_edge=cat([g.pair_edge + int(o) for g, o in zip(graphs, edge_offsets)]),
         cell=cat([g.cell for g in graphs]),
         energy=cat([g.energy for g in graphs]),
         forces=cat([g.forces for g in graphs]),

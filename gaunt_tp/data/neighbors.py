@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["neighbor_list"]
+__all__ = ["edge_pairs", "neighbor_list"]
 
 
 def neighbor_list(
@@ -35,3 +35,28 @@ def neighbor_list(
         points=positions, box=box, periodic=periodic if periodic.any() else False, quantities="ijS"
     )
     return i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)
+
+
+def edge_pairs(senders: np.ndarray, receivers: np.ndarray, shifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group each edge (i, j, S) with its reverse (j, i, -S): the undirected pairs of a full list.
+
+    The two edges of a pair have the same length, so functions of the length alone (radial
+    bases and MLPs) need to be evaluated once per pair. An edge whose reverse is not listed
+    forms a pair of its own.
+
+    Args:
+        senders, receivers: ``[E]`` atom indices; shifts: ``[E, 3]`` integer cell shifts.
+
+    Returns:
+        ``pair [E]``: the pair of each edge, in 0..U-1; ``representative [U]``: one edge of each pair.
+    """
+    forward = np.column_stack([senders, receivers, shifts]).astype(np.int64)
+    backward = np.column_stack([receivers, senders, -shifts]).astype(np.int64)
+    if forward.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    diff = forward - backward
+    first = np.argmax(diff != 0, axis=1)  # first differing column (0 where the edge is its own reverse)
+    take_backward = diff[np.arange(len(diff)), first] > 0
+    canonical = np.where(take_backward[:, None], backward, forward)
+    _, representative, pair = np.unique(canonical, axis=0, return_index=True, return_inverse=True)
+    return pair.reshape(-1).astype(np.int64), representative.astype(np.int64)

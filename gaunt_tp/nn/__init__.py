@@ -1,6 +1,7 @@
 """Learnable modules built on the products in :mod:`gaunt_tp.ops`."""
 
 from gaunt_tp.nn.feature_interaction import GauntFeatureInteraction, output_variance
+from gaunt_tp.nn.linear import ElementLinear, EquivariantLinear
 from gaunt_tp.nn.many_body import GauntManyBody
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 from gaunt_tp.nn.radial import BesselBasis, PolynomialCutoff, RadialMLP
@@ -8,6 +9,8 @@ from gaunt_tp.nn.serialization import load_model, save_model
 
 __all__ = [
     "BesselBasis",
+    "ElementLinear",
+    "EquivariantLinear",
     "GauntFeatureInteraction",
     "GauntMACE",
     "GauntManyBody",

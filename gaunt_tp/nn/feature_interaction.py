@@ -8,6 +8,7 @@ from torch import nn
 
 from gaunt_tp.math.gaunt import gaunt
 from gaunt_tp.math.gradients import odd_product_coefficients
+from gaunt_tp.nn.linear import EquivariantLinear
 from gaunt_tp.ops.tensor_product import GauntTensorProduct
 
 __all__ = ["GauntFeatureInteraction"]
@@ -50,7 +51,8 @@ class GauntFeatureInteraction(nn.Module):
     degree and channel (``w1[l1, c]``, ``w2[l2, c]``) and per output degree and channel
     (``w3[l3, c]``) around the channel-wise Gaunt product (*) of
     :class:`gaunt_tp.GauntTensorProduct`; optionally per-degree channel mixing
-    (``W_1``, ``W_2``, ``W_out``: e3nn ``o3.Linear``) before and after. ``N`` is a fixed
+    (``W_1``, ``W_2``, ``W_out``: :class:`gaunt_tp.nn.EquivariantLinear`, e3nn's ``o3.Linear``)
+    before and after. ``N`` is a fixed
     constant per output irrep that makes the output's second moment 1 at
     initialisation for inputs with unit second moment (see :func:`output_variance`).
 
@@ -86,9 +88,9 @@ class GauntFeatureInteraction(nn.Module):
         self.product = GauntTensorProduct(irreps_in1, irreps_in2, irreps_out, backend=backend, odd_paths=odd_paths)
         irreps_in1, irreps_in2, irreps_out = self.product.irreps_in1, self.product.irreps_in2, self.product.irreps_out
         self.irreps_in1, self.irreps_in2, self.irreps_out = irreps_in1, irreps_in2, irreps_out
-        self.mix1 = o3.Linear(irreps_in1, irreps_in1) if mix_inputs else None
-        self.mix2 = o3.Linear(irreps_in2, irreps_in2) if mix_inputs else None
-        self.mix_out = o3.Linear(irreps_out, irreps_out) if mix_output else None
+        self.mix1 = EquivariantLinear(irreps_in1, irreps_in1) if mix_inputs else None
+        self.mix2 = EquivariantLinear(irreps_in2, irreps_in2) if mix_inputs else None
+        self.mix_out = EquivariantLinear(irreps_out, irreps_out) if mix_output else None
         self.weight1 = nn.Parameter(torch.ones(len(irreps_in1), irreps_in1[0].mul))
         self.weight2 = nn.Parameter(torch.ones(len(irreps_in2), irreps_in2[0].mul))
         self.weight_out = nn.Parameter(torch.ones(len(irreps_out), irreps_out[0].mul))

@@ -21,6 +21,7 @@ from torch import nn
 
 from gaunt_tp.data.graph import GraphBatch
 from gaunt_tp.nn.cg_blocks import CGConvolution
+from gaunt_tp.nn.linear import ElementLinear, EquivariantLinear
 from gaunt_tp.nn.many_body import GauntManyBody
 from gaunt_tp.nn.radial import BesselBasis, PolynomialCutoff, RadialMLP
 from gaunt_tp.ops.convolution import GauntConvolution, safe_unit_vectors
@@ -114,27 +115,27 @@ class _Layer(nn.Module):
         c, n_el = config.num_channels, len(config.atomic_numbers)
         irreps_sh = _natural(config.max_ell, 1)
         irreps_a = _natural(config.max_ell, c)
-        self.linear_up = o3.Linear(irreps_in, irreps_in)
+        self.linear_up = EquivariantLinear(irreps_in, irreps_in)
         if config.conv_blocks == "gaunt":
             self.conv = GauntConvolution(irreps_in, irreps_sh, irreps_a, radial_per_input=config.radial_per_input)
         else:
             self.conv = CGConvolution(irreps_in, irreps_sh, irreps_a)
         self.radial = RadialMLP(config.num_radial_basis, config.radial_mlp, self.conv.weight_numel)
-        self.linear_a = o3.Linear(irreps_a, irreps_a)
+        self.linear_a = EquivariantLinear(irreps_a, irreps_a)
         self.product = GauntManyBody(
             irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el, num_products=config.num_products
         )
-        self.linear_out = o3.Linear(irreps_hidden, irreps_hidden)
-        self.skip = o3.FullyConnectedTensorProduct(irreps_in, o3.Irreps(f"{n_el}x0e"), irreps_hidden)
+        self.linear_out = EquivariantLinear(irreps_hidden, irreps_hidden)
+        self.skip = ElementLinear(irreps_in, n_el, irreps_hidden)
         scalars = o3.Irreps(f"{c}x0e")
         if last:
             self.readout = nn.Sequential(
-                o3.Linear(scalars, o3.Irreps(f"{config.readout_hidden}x0e")),
+                EquivariantLinear(scalars, o3.Irreps(f"{config.readout_hidden}x0e")),
                 nn.SiLU(),
-                o3.Linear(o3.Irreps(f"{config.readout_hidden}x0e"), o3.Irreps("1x0e")),
+                EquivariantLinear(o3.Irreps(f"{config.readout_hidden}x0e"), o3.Irreps("1x0e")),
             )
         else:
-            self.readout = o3.Linear(scalars, o3.Irreps("1x0e"))
+            self.readout = EquivariantLinear(scalars, o3.Irreps("1x0e"))
         self.inv_neighbors = 1.0 / config.avg_num_neighbors
         self.num_scalars = c
 
@@ -146,9 +147,14 @@ class _Layer(nn.Module):
         vectors: torch.Tensor,
         radial_feats: torch.Tensor,
         edge_index: torch.Tensor,
+        edge_pair: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """New node features ``[n, hidden.dim]`` and this layer's site energies ``[n]``."""
-        weights = self.radial(radial_feats)
+        """New node features ``[n, hidden.dim]`` and this layer's site energies ``[n]``.
+
+        ``radial_feats [U, num_radial_basis]`` holds one row per undirected edge pair, ``edge_pair [E]``
+        the pair of each edge: the radial MLP runs once per pair.
+        """
+        weights = self.radial(radial_feats).index_select(0, edge_pair)
         a = self.conv(self.linear_up(h), vectors, edge_index, weights) * self.inv_neighbors
         b = self.product(self.linear_a(a), species)
         h_new = self.linear_out(b) + self.skip(h, one_hot)
@@ -172,7 +178,7 @@ class GauntMACE(nn.Module):
         super().__init__()
         self.config = config
         c, n_el = config.num_channels, len(config.atomic_numbers)
-        self.embedding = o3.Linear(o3.Irreps(f"{n_el}x0e"), o3.Irreps(f"{c}x0e"))
+        self.embedding = EquivariantLinear(o3.Irreps(f"{n_el}x0e"), o3.Irreps(f"{c}x0e"))
         self.bessel = BesselBasis(config.r_max, config.num_radial_basis)
         self.cutoff = PolynomialCutoff(config.r_max, config.num_cutoff_basis)
         hidden = _natural(config.max_L, c)
@@ -201,12 +207,13 @@ class GauntMACE(nn.Module):
         sender, receiver = batch.edge_index
         vectors = positions[receiver] + shifts - positions[sender]
         _, lengths = safe_unit_vectors(vectors)
-        radial_feats = self.bessel(lengths) * self.cutoff(lengths)[:, None]
+        pair_lengths = lengths.index_select(0, batch.pair_edge)  # an edge and its reverse: one length
+        radial_feats = self.bessel(pair_lengths) * self.cutoff(pair_lengths)[:, None]  # [U, num_radial_basis]
         one_hot = torch.nn.functional.one_hot(batch.species, len(self.config.atomic_numbers)).to(positions.dtype)
         h = self.embedding(one_hot)
         interaction = torch.zeros_like(positions[:, 0])
         for layer in self.layers:
-            h, site = layer(h, one_hot, batch.species, vectors, radial_feats, batch.edge_index)
+            h, site = layer(h, one_hot, batch.species, vectors, radial_feats, batch.edge_index, batch.edge_pair)
             interaction = interaction + site
         node_energy = (
             self.e0s.to(positions.dtype)[batch.species]

@@ -10,6 +10,7 @@ from gaunt_tp.data import (
     collate,
     e0s_average,
     e0s_from_isolated_atoms,
+    edge_pairs,
     neighbor_list,
     read_configurations,
     resolve_e0s,
@@ -43,6 +44,31 @@ def test_mixed_and_non_periodic_neighbours_match_ase():
     )
 
 
+@pytest.mark.parametrize("case", ["periodic", "molecule"])
+def test_edge_pairs_group_each_edge_with_its_reverse(case):
+    if case == "periodic":  # cutoff beyond the cell: an atom's own images are neighbours too
+        atoms = bulk("Cu", "fcc", a=3.6)
+        atoms.rattle(0.05, seed=3)
+        i, j, s = neighbor_list(atoms.positions, atoms.cell.array, (True,) * 3, 6.0)
+        assert (i == j).any()
+    else:
+        atoms = molecule("CH3CH2OH")
+        i, j, s = neighbor_list(atoms.positions, atoms.cell.array, (False,) * 3, 2.5)
+    pair, rep = edge_pairs(i, j, s)
+    assert pair.shape == i.shape and rep.shape == (len(i) // 2,)  # a full list: two edges per pair
+    assert np.bincount(pair).tolist() == [2] * len(rep)
+    assert (pair[rep] == np.arange(len(rep))).all()
+    for e in range(len(i)):
+        r = rep[pair[e]]
+        same = (i[r], j[r], *s[r]) == (i[e], j[e], *s[e])
+        reverse = (i[r], j[r], *s[r]) == (j[e], i[e], *(-s[e]))
+        assert same or reverse
+    # an edge listed without its reverse is a pair of its own
+    pair, rep = edge_pairs(i[:1], j[:1], s[:1])
+    assert pair.tolist() == [0] and rep.tolist() == [0]
+    assert edge_pairs(i[:0], j[:0], s[:0])[1].shape == (0,)
+
+
 def test_graph_edges_and_batching(shared_data):
     configs = read_configurations(shared_data / "ethanol" / "train.xyz", index=":3")
     table = ElementTable([1, 6, 8])
@@ -56,6 +82,12 @@ def test_graph_edges_and_batching(shared_data):
     torch.testing.assert_close(batch.edge_index[:, e0 : e0 + e1], graphs[1].edge_index + 9)
     vec = batch.positions[batch.edge_index[1]] + batch.shifts - batch.positions[batch.edge_index[0]]
     assert float(vec.norm(dim=1).max()) < 3.0
+    # pairs stay within their graph and pair edges of equal length
+    lengths = vec.norm(dim=1)
+    torch.testing.assert_close(lengths, lengths[batch.pair_edge][batch.edge_pair], rtol=1e-14, atol=0)
+    assert batch.pair_edge.shape[0] == sum(g.pair_edge.shape[0] for g in graphs)
+    graph_of_edge = batch.batch[batch.edge_index[0]]
+    assert (graph_of_edge[batch.pair_edge][batch.edge_pair] == graph_of_edge).all()
     torch.testing.assert_close(batch.energy, torch.tensor([c.energy for c in configs], dtype=torch.float64))
 
 

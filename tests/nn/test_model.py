@@ -103,6 +103,25 @@ def test_batch_equals_one_at_a_time(model, ethanol):
         torch.testing.assert_close(out["forces"][9 * i : 9 * (i + 1)], single["forces"], rtol=0, atol=1e-10)
 
 
+def test_radial_functions_once_per_edge_pair_change_nothing(model, ethanol):
+    """The radial MLP runs once per undirected pair; with every edge its own pair the result is the same."""
+    periodic = Configuration(
+        atomic_numbers=np.array([1, 8, 6]),
+        positions=np.array([[0.1, 0.2, 0.3], [1.0, 1.1, 0.4], [2.0, 0.3, 1.6]]),
+        cell=np.diag([3.1, 3.3, 3.6]),
+        pbc=(True, True, True),
+    )
+    for batch in (collate([graph(c) for c in ethanol[:2]]), graph(periodic)):
+        assert batch.pair_edge.shape[0] < batch.edge_pair.shape[0]
+        every = dataclasses.replace(
+            batch, edge_pair=torch.arange(batch.edge_pair.shape[0]), pair_edge=torch.arange(batch.edge_pair.shape[0])
+        )
+        stress = bool(batch.cell.abs().sum() > 0)
+        a, b = model(batch, compute_stress=stress), model(every, compute_stress=stress)
+        for key in ("energy", "forces", "stress") if stress else ("energy", "forces"):
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-11)
+
+
 def test_stress_is_the_strain_derivative(model):
     rng = np.random.default_rng(1)
     cell = np.diag([3.2, 3.5, 3.8]) + 0.1 * rng.standard_normal((3, 3))

@@ -1,0 +1,171 @@
+"""Channel mixing per irrep: e3nn's ``o3.Linear`` and its element-dependent variant, in fewer operations.
+
+Both compute the same function as the e3nn module they are named after and hold the same
+weights in the same flat layout (a state dict of either loads into the other), but each irrep
+costs one broadcast matmul in e3nn's ``[mul, 2l+1]`` layout instead of e3nn's generated code
+(reshapes, permutes and einsums per instruction). Inside a potential's MD step on a small
+molecule, where a few hundred small operations dominate, that matters
+(``benchmarks/bench_model_options.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from gaunt_tp.ops.descriptor import as_irreps
+
+__all__ = ["ElementLinear", "EquivariantLinear"]
+
+
+def _instructions(irreps_in: o3.Irreps, irreps_out: o3.Irreps) -> list[tuple[int, int]]:
+    """(input irrep, output irrep) pairs of equal irreps, in e3nn's weight order."""
+    return [(i, j) for i, (_, a) in enumerate(irreps_in) for j, (_, b) in enumerate(irreps_out) if a == b]
+
+
+def _drop_e3nn_keys(module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
+    """Accept state dicts of e3nn's modules: their empty ``bias`` and ``output_mask`` have no counterpart."""
+    for key in ("bias", "output_mask"):
+        value = state_dict.get(prefix + key)
+        if value is not None and (key == "output_mask" or value.numel() == 0):
+            del state_dict[prefix + key]
+
+
+def _mix(x: torch.Tensor, weight: torch.Tensor, mul_in: int, dim: int) -> torch.Tensor:
+    """``[n, mul_in * dim]`` (e3nn layout) times ``weight [mul_in, mul_out]`` -> ``[n, mul_out, dim]``."""
+    if dim == 1:
+        return (x @ weight)[:, :, None]
+    return torch.matmul(weight.T, x.reshape(x.shape[0], mul_in, dim))
+
+
+class EquivariantLinear(nn.Module):
+    """``out_j = sum_{i: ir_i = ir_j} W_ij x_i / sqrt(fan_in_j)`` per irrep, no biases (e3nn's ``o3.Linear``).
+
+    ``W_ij`` is ``[mul_i, mul_j]``, initialised N(0, 1); ``fan_in_j`` is the sum of ``mul_i`` over
+    the inputs with the same irrep (e3nn's ``path_normalization="element"``). Outputs that no
+    input irrep reaches are 0.
+
+    Args:
+        irreps_in, irreps_out: e3nn Irreps (or strings).
+
+    Parameters:
+        ``weight [sum_ij mul_i mul_j]``: the blocks ``W_ij`` flattened in e3nn's order.
+
+    Shape:
+        ``[..., irreps_in.dim]`` -> ``[..., irreps_out.dim]``, e3nn layout.
+
+    Example:
+        >>> import torch
+        >>> lin = EquivariantLinear("4x0e + 4x1o", "8x0e + 2x1o")
+        >>> lin(torch.randn(10, 16)).shape
+        torch.Size([10, 14])
+    """
+
+    def __init__(self, irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str) -> None:
+        super().__init__()
+        self.irreps_in = as_irreps(irreps_in, "irreps_in")
+        self.irreps_out = as_irreps(irreps_out, "irreps_out")
+        self.instructions = _instructions(self.irreps_in, self.irreps_out)
+        self.shapes = [(self.irreps_in[i].mul, self.irreps_out[j].mul) for i, j in self.instructions]
+        self.weight = nn.Parameter(torch.randn(sum(a * b for a, b in self.shapes)))
+        fan_in = [
+            sum(self.irreps_in[i].mul for i, jj in self.instructions if jj == j) for j in range(len(self.irreps_out))
+        ]
+        self.alphas = [fan_in[j] ** -0.5 for _, j in self.instructions]
+        self._register_load_state_dict_pre_hook(_drop_e3nn_keys, with_module=True)
+
+    def blocks(self) -> list[torch.Tensor]:
+        """The weight blocks ``W_ij [mul_i, mul_j]`` times their ``1 / sqrt(fan_in_j)``, instruction order."""
+        out, start = [], 0
+        for (a, b), alpha in zip(self.shapes, self.alphas):
+            out.append(self.weight[start : start + a * b].view(a, b) * alpha)
+            start += a * b
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.irreps_in.dim:
+            raise ValueError(f"input must be [..., {self.irreps_in.dim}] for {self.irreps_in}, got {tuple(x.shape)}")
+        lead = x.shape[:-1]
+        x = x.reshape(-1, self.irreps_in.dim)
+        slices = self.irreps_in.slices()
+        outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+        for (i, j), w in zip(self.instructions, self.blocks()):
+            term = _mix(x[:, slices[i]], w, self.irreps_in[i].mul, self.irreps_in[i].ir.dim)
+            outs[j] = term if outs[j] is None else outs[j] + term
+        return _merge(outs, self.irreps_out, x).reshape(*lead, self.irreps_out.dim)
+
+
+class ElementLinear(nn.Module):
+    """A linear map per chemical element: ``out_j = sum_{i, e} onehot_e W_ije x_i / sqrt(fan_in_j)``.
+
+    e3nn's ``FullyConnectedTensorProduct(irreps_in, f"{num_elements}x0e", irreps_out)`` with a
+    one-hot second input (MACE's self-connection): ``W_ije`` is ``[mul_i, num_elements, mul_j]``
+    for equal irreps i, j, initialised N(0, 1); ``fan_in_j = num_elements * sum_i mul_i``. The
+    second input may be any ``[n, num_elements]`` scalars, not only one-hot rows.
+
+    Args:
+        irreps_in, irreps_out: e3nn Irreps (or strings).
+        num_elements: length of the element encoding.
+
+    Parameters:
+        ``weight``: the blocks ``W_ije`` flattened in e3nn's order.
+
+    Shape:
+        ``forward(x [n, irreps_in.dim], elements [n, num_elements])`` -> ``[n, irreps_out.dim]``.
+
+    Example:
+        >>> import torch
+        >>> skip = ElementLinear("4x0e + 4x1o", 3, "4x0e + 4x1o")
+        >>> onehot = torch.nn.functional.one_hot(torch.tensor([0, 2]), 3).float()
+        >>> skip(torch.randn(2, 16), onehot).shape
+        torch.Size([2, 16])
+    """
+
+    def __init__(self, irreps_in: o3.Irreps | str, num_elements: int, irreps_out: o3.Irreps | str) -> None:
+        super().__init__()
+        if not isinstance(num_elements, int) or num_elements < 1:
+            raise ValueError(f"num_elements must be an int >= 1, got {num_elements!r}")
+        self.irreps_in = as_irreps(irreps_in, "irreps_in")
+        self.irreps_out = as_irreps(irreps_out, "irreps_out")
+        self.num_elements = num_elements
+        self.instructions = _instructions(self.irreps_in, self.irreps_out)
+        self.shapes = [(self.irreps_in[i].mul, self.irreps_out[j].mul) for i, j in self.instructions]
+        self.weight = nn.Parameter(torch.randn(sum(a * num_elements * b for a, b in self.shapes)))
+        fan_in = [
+            num_elements * sum(self.irreps_in[i].mul for i, jj in self.instructions if jj == j)
+            for j in range(len(self.irreps_out))
+        ]
+        self.alphas = [fan_in[j] ** -0.5 for _, j in self.instructions]
+        self._register_load_state_dict_pre_hook(_drop_e3nn_keys, with_module=True)
+
+    def forward(self, x: torch.Tensor, elements: torch.Tensor) -> torch.Tensor:
+        n, k = x.shape[0], self.num_elements
+        if x.dim() != 2 or x.shape[1] != self.irreps_in.dim:
+            raise ValueError(f"x must be [n, {self.irreps_in.dim}] for {self.irreps_in}, got {tuple(x.shape)}")
+        if elements.shape != (n, k):
+            raise ValueError(f"elements must be [n, num_elements] = [{n}, {k}], got {tuple(elements.shape)}")
+        slices = self.irreps_in.slices()
+        outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+        start = 0
+        for (i, j), (a, b), alpha in zip(self.instructions, self.shapes, self.alphas):
+            w = self.weight[start : start + a * k * b].view(a * k, b) * alpha
+            start += a * k * b
+            d = self.irreps_in[i].ir.dim
+            # x_i [n, a, d] times elements [n, k] -> [n, a k, d] (e3nn's weight order: input channel, then element)
+            xe = (x[:, slices[i]].reshape(n, a, 1, d) * elements.view(n, 1, k, 1)).reshape(n, a * k * d)
+            term = _mix(xe, w, a * k, d)
+            outs[j] = term if outs[j] is None else outs[j] + term
+        return _merge(outs, self.irreps_out, x)
+
+
+def _merge(outs: list[torch.Tensor | None], irreps_out: o3.Irreps, like: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``[n, mul, dim]`` blocks (zeros where None) into ``[n, irreps_out.dim]``."""
+    n = like.shape[0]
+    flat = [
+        (o.reshape(n, -1) if o is not None else like.new_zeros(n, mul * ir.dim))
+        for o, (mul, ir) in zip(outs, irreps_out)
+    ]
+    return flat[0] if len(flat) == 1 else torch.cat(flat, dim=1)

@@ -1,0 +1,76 @@
+import pytest
+import torch
+from e3nn import o3
+
+from gaunt_tp.nn.linear import ElementLinear, EquivariantLinear
+from gaunt_tp.testing import assert_equivariant
+
+LINEAR_CASES = [
+    ("4x0e + 4x1o + 3x1o + 2x2e", "5x0e + 2x1o + 3x3o + 1x2e"),  # several inputs per output, an unreached output
+    ("6x0e", "1x0e"),
+    ("3x1e + 2x0o", "2x0o + 4x1e"),  # unnatural parities, outputs in another order
+]
+ELEMENT_CASES = [
+    ("4x0e + 4x1o", "4x0e + 4x1o + 4x2e"),
+    ("4x0e", "4x0e + 4x1o"),
+    ("2x0e + 3x1o + 2x1o", "5x1o + 1x0e"),
+]
+
+
+@pytest.mark.parametrize("irreps_in, irreps_out", LINEAR_CASES)
+def test_linear_equals_e3nn_and_loads_its_weights(irreps_in, irreps_out):
+    torch.manual_seed(0)
+    ref = o3.Linear(irreps_in, irreps_out).double()
+    mine = EquivariantLinear(irreps_in, irreps_out).double()
+    mine.load_state_dict(ref.state_dict())  # e3nn's bias and output_mask entries are accepted
+    x = torch.randn(2, 5, ref.irreps_in.dim, dtype=torch.float64)
+    expected = ref(x)
+    assert expected.abs().max() > 0
+    torch.testing.assert_close(mine(x), expected, rtol=0, atol=1e-13)
+    ref.load_state_dict(mine.state_dict(), strict=False)  # and the other way round
+    torch.testing.assert_close(ref(x), mine(x), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("irreps_in, irreps_out", ELEMENT_CASES)
+def test_element_linear_equals_e3nn_tensor_product_with_one_hot(irreps_in, irreps_out):
+    torch.manual_seed(1)
+    ref = o3.FullyConnectedTensorProduct(irreps_in, "3x0e", irreps_out).double()
+    mine = ElementLinear(irreps_in, 3, irreps_out).double()
+    mine.load_state_dict(ref.state_dict())
+    x = torch.randn(6, ref.irreps_in1.dim, dtype=torch.float64)
+    onehot = torch.nn.functional.one_hot(torch.tensor([0, 2, 1, 1, 0, 2]), 3).double()
+    for elements in (onehot, torch.randn(6, 3, dtype=torch.float64)):
+        expected = ref(x, elements)
+        assert expected.abs().max() > 0
+        torch.testing.assert_close(mine(x, elements), expected, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_equivariant(dtype):
+    lin = EquivariantLinear(*LINEAR_CASES[0]).to(dtype)
+    assert_equivariant(lin, [lin.irreps_in], lin.irreps_out, dtype=dtype)
+    skip = ElementLinear("4x0e + 4x1o", 3, "4x0e + 4x1o").to(dtype)
+    assert_equivariant(skip, [skip.irreps_in, "3x0e"], skip.irreps_out, dtype=dtype)  # elements: scalars
+
+
+def test_gradients_twice():
+    lin = EquivariantLinear("2x0e + 2x1o", "3x0e + 1x1o").double()
+    skip = ElementLinear("2x0e + 2x1o", 2, "2x0e + 2x1o").double()
+    x = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
+    e = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w: torch.func.functional_call(lin, {"weight": w}, (x,)), (x, lin.weight))
+    assert torch.autograd.gradgradcheck(lambda x: lin(x).square(), (x,))
+    assert torch.autograd.gradcheck(skip, (x, e))
+    assert torch.autograd.gradgradcheck(lambda x, e: skip(x, e).square(), (x, e))
+
+
+def test_errors_name_the_expected_shape():
+    lin = EquivariantLinear("2x0e + 2x1o", "2x0e")
+    with pytest.raises(ValueError, match=r"\[\.\.\., 8\]"):
+        lin(torch.randn(3, 7))
+    skip = ElementLinear("2x0e", 3, "2x0e")
+    with pytest.raises(ValueError, match=r"num_elements\] = \[4, 3\]"):
+        skip(torch.randn(4, 2), torch.randn(4, 2))
+    with pytest.raises(ValueError, match="num_elements"):
+        ElementLinear("2x0e", 0, "2x0e")
+    assert EquivariantLinear("2x0e", "3x1o")(torch.randn(5, 2)).abs().max() == 0  # no path: zeros
