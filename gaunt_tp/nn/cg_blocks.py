@@ -54,7 +54,12 @@ class CGConvolution(nn.Module):
         edge_vectors: torch.Tensor,
         edge_index: torch.Tensor,
         radial_weights: torch.Tensor,
+        *,
+        radial_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """As :class:`gaunt_tp.ops.GauntConvolution`'s forward (``radial_index``: rows shared by edges)."""
+        if radial_index is not None:
+            radial_weights = radial_weights.index_select(0, radial_index)
         unit, _ = safe_unit_vectors(edge_vectors)
         sh = o3.spherical_harmonics(self.irreps_sh, unit, normalize=False, normalization="integral")
         messages = self.tp(node_features[edge_index[0]], sh, radial_weights)

@@ -90,10 +90,10 @@ class EquivariantLinear(nn.Module):
             raise ValueError(f"input must be [..., {self.irreps_in.dim}] for {self.irreps_in}, got {tuple(x.shape)}")
         lead = x.shape[:-1]
         x = x.reshape(-1, self.irreps_in.dim)
-        slices = self.irreps_in.slices()
+        parts = _split(x, self.irreps_in)
         outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
         for (i, j), w in zip(self.instructions, self.blocks()):
-            term = _mix(x[:, slices[i]], w, self.irreps_in[i].mul, self.irreps_in[i].ir.dim)
+            term = _mix(parts[i], w, self.irreps_in[i].mul, self.irreps_in[i].ir.dim)
             outs[j] = term if outs[j] is None else outs[j] + term
         return _merge(outs, self.irreps_out, x).reshape(*lead, self.irreps_out.dim)
 
@@ -147,7 +147,7 @@ class ElementLinear(nn.Module):
             raise ValueError(f"x must be [n, {self.irreps_in.dim}] for {self.irreps_in}, got {tuple(x.shape)}")
         if elements.shape != (n, k):
             raise ValueError(f"elements must be [n, num_elements] = [{n}, {k}], got {tuple(elements.shape)}")
-        slices = self.irreps_in.slices()
+        parts = _split(x, self.irreps_in)
         outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
         start = 0
         for (i, j), (a, b), alpha in zip(self.instructions, self.shapes, self.alphas):
@@ -155,10 +155,15 @@ class ElementLinear(nn.Module):
             start += a * k * b
             d = self.irreps_in[i].ir.dim
             # x_i [n, a, d] times elements [n, k] -> [n, a k, d] (e3nn's weight order: input channel, then element)
-            xe = (x[:, slices[i]].reshape(n, a, 1, d) * elements.view(n, 1, k, 1)).reshape(n, a * k * d)
+            xe = (parts[i].reshape(n, a, 1, d) * elements.view(n, 1, k, 1)).reshape(n, a * k * d)
             term = _mix(xe, w, a * k, d)
             outs[j] = term if outs[j] is None else outs[j] + term
         return _merge(outs, self.irreps_out, x)
+
+
+def _split(x: torch.Tensor, irreps: o3.Irreps) -> tuple[torch.Tensor, ...]:
+    """``[n, irreps.dim]`` -> one ``[n, mul * dim]`` view per irrep (one split: its backward is one concatenation)."""
+    return x.split([mul * ir.dim for mul, ir in irreps], dim=1)
 
 
 def _merge(outs: list[torch.Tensor | None], irreps_out: o3.Irreps, like: torch.Tensor) -> torch.Tensor:

@@ -154,8 +154,8 @@ class _Layer(nn.Module):
         ``radial_feats [U, num_radial_basis]`` holds one row per undirected edge pair, ``edge_pair [E]``
         the pair of each edge: the radial MLP runs once per pair.
         """
-        weights = self.radial(radial_feats).index_select(0, edge_pair)
-        a = self.conv(self.linear_up(h), vectors, edge_index, weights) * self.inv_neighbors
+        weights = self.radial(radial_feats)  # [U, weight_numel]
+        a = self.conv(self.linear_up(h), vectors, edge_index, weights, radial_index=edge_pair) * self.inv_neighbors
         b = self.product(self.linear_a(a), species)
         h_new = self.linear_out(b) + self.skip(h, one_hot)
         return h_new, self.readout(h_new[:, : self.num_scalars]).squeeze(-1)
@@ -198,14 +198,14 @@ class GauntMACE(nn.Module):
         if compute_stress:
             strain = torch.zeros_like(cell, requires_grad=True)
             sym = 0.5 * (strain + strain.transpose(1, 2))
-            positions = positions + torch.einsum("ni,nij->nj", positions, sym[batch.batch])
+            positions = positions + torch.einsum("ni,nij->nj", positions, sym.index_select(0, batch.batch))
             edge_graph = batch.batch[batch.edge_index[0]]
-            shifts = shifts + torch.einsum("ei,eij->ej", shifts, sym[edge_graph])
+            shifts = shifts + torch.einsum("ei,eij->ej", shifts, sym.index_select(0, edge_graph))
             cell = cell + torch.bmm(cell, sym)
         if compute_forces and not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
         sender, receiver = batch.edge_index
-        vectors = positions[receiver] + shifts - positions[sender]
+        vectors = positions.index_select(0, receiver) + shifts - positions.index_select(0, sender)
         _, lengths = safe_unit_vectors(vectors)
         pair_lengths = lengths.index_select(0, batch.pair_edge)  # an edge and its reverse: one length
         radial_feats = self.bessel(pair_lengths) * self.cutoff(pair_lengths)[:, None]  # [U, num_radial_basis]

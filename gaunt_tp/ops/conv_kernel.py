@@ -1,17 +1,18 @@
 """The grid convolution's per-receiver sums in C kernels, without ``[edges, C, P]`` buffers (CPU).
 
 The sums of :class:`gaunt_tp.ops.GauntConvolution`'s grid form,
-``S[i, c, p] = sum_{e: r(e) = i} X[s(e), c, p] sum_l R[e, c, l] Z[e, l, p]``, are the derivative
+``S[i, c, p] = sum_{e: r(e) = i} X[s(e), c, p] sum_l R[k(e), l, c] Z[e, l, p]``, are the derivative
 with respect to A of the 4-linear form over the edges
 
-    F(A, B, R, Z) = sum_e sum_{c, p, l} A[r(e), c, p] B[s(e), c, p] R[e, c, l] Z[e, l, p]
+    F(A, B, R, Z) = sum_e sum_{c, p, l} A[r(e), c, p] B[s(e), c, p] R[k(e), l, c] Z[e, l, p]
 
-at B = X (node values on the grid ``[N, C, P]``, R radial weights ``[E, C, L]``, Z the edges' zonal
-functions ``[E, L, P]``). Every derivative of F, of any order, is again the derivative of F with
-respect to one argument, with some of the others replaced by incoming gradients, so one autograd
-function (:class:`_Partial`) whose backward calls itself covers forces and force training. The C
-kernels (``csrc/conv_quad.c``) never form the per-edge products that the PyTorch grid form
-materialises, differentiates and scatters.
+at B = X (node values on the grid ``[N, C, P]``, R radial weights ``[rows, L, C]`` of which edge e
+reads row k(e), Z the edges' zonal functions ``[E, L, P]``). Every derivative of F, of any order, is
+again the derivative of F with respect to one argument, with some of the others replaced by incoming
+gradients, so one autograd function (:class:`_Partial`) whose backward calls itself covers forces and
+force training. The C kernels (``csrc/conv_quad.c``) never form the per-edge products that the
+PyTorch grid form materialises, differentiates and scatters, and read the radial weights where they
+are: rows may be shared by edges (an edge and its reverse have one length, hence one row).
 """
 
 from __future__ import annotations
@@ -69,49 +70,64 @@ def _evaluate(missing: str, graph: dict, args: dict[str, torch.Tensor | None]) -
     n, e, c, l, p = graph["nodes"], graph["edges"], graph["channels"], graph["degrees"], graph["points"]
     threads = torch.get_num_threads()
     ptr = lambda t: t.data_ptr()  # noqa: E731
+    if missing in ("A", "B", "R") and f"csr_{missing}" not in graph:  # made when first needed
+        size = graph["rows"] if missing == "R" else n
+        graph[f"csr_{missing}"] = _csr(graph[f"index_{missing}"], size)
     if missing in ("A", "B"):  # scatter onto the missing node slot from the other one
         other = "B" if missing == "A" else "A"
-        if f"csr_{missing}" not in graph:  # edges grouped by the node they scatter to, made when first needed
-            graph[f"csr_{missing}"] = _csr(graph[f"index_{missing}"], n)
         csr_ptr, csr_edges = graph[f"csr_{missing}"]
         out = torch.empty(n, c, p, dtype=ref.dtype)
         getattr(lib, f"quad_node_{suffix}")(
             ptr(out), ptr(args[other]), ptr(graph[f"index_{other}"]), ptr(csr_ptr), ptr(csr_edges),
-            ptr(args["R"]), ptr(args["Z"]), n, c, l, p, threads,
+            ptr(args["R"]), ptr(graph["index_R"]), ptr(args["Z"]), n, c, l, p, threads,
         )  # fmt: skip
         return out
     a, b, ia, ib = args["A"], args["B"], graph["index_A"], graph["index_B"]
-    if missing == "R":
-        out = torch.empty(e, c, l, dtype=ref.dtype)
+    if missing == "R":  # summed over the edges that share a row
+        csr_ptr, csr_edges = graph["csr_R"]
+        out = torch.empty(graph["rows"], l, c, dtype=ref.dtype)
         fn = getattr(lib, f"quad_radial_{suffix}")
-        fn(ptr(out), ptr(a), ptr(ia), ptr(b), ptr(ib), ptr(args["Z"]), e, c, l, p, threads)
+        fn(ptr(out), ptr(a), ptr(ia), ptr(b), ptr(ib), ptr(args["Z"]), ptr(csr_ptr), ptr(csr_edges),
+           graph["rows"], c, l, p, threads)  # fmt: skip
         return out
     out = torch.empty(e, l, p, dtype=ref.dtype)
     fn = getattr(lib, f"quad_zonal_{suffix}")
-    fn(ptr(out), ptr(a), ptr(ia), ptr(b), ptr(ib), ptr(args["R"]), e, c, l, p, threads)
+    fn(ptr(out), ptr(a), ptr(ia), ptr(b), ptr(ib), ptr(args["R"]), ptr(graph["index_R"]), e, c, l, p, threads)
     return out
 
 
 def convolution_sums(
-    node_values: torch.Tensor, radial: torch.Tensor, zonal: torch.Tensor, sender: torch.Tensor, receiver: torch.Tensor
+    node_values: torch.Tensor,
+    radial: torch.Tensor,
+    zonal: torch.Tensor,
+    sender: torch.Tensor,
+    receiver: torch.Tensor,
+    radial_index: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``S[i, c, p] = sum_{e: receiver(e) = i} node_values[sender(e), c, p] sum_l radial[e, c, l] zonal[e, l, p]``.
+    """``S[i, c, p] = sum_{e: receiver(e) = i} node_values[sender(e), c, p] sum_l radial[k(e), l, c] zonal[e, l, p]``.
+
+    ``k(e) = radial_index[e]``, or e itself when ``radial_index`` is None.
 
     Shape:
-        node_values ``[N, C, P]``, radial ``[E, C, L]``, zonal ``[E, L, P]``, sender and receiver ``[E]``
-        (int64, in range); returns ``[N, C, P]``. float32 or float64 CPU tensors; ``P`` a multiple of 8
-        up to ``MAX_POINTS`` (pad the grid with zero points), at most ``MAX_DEGREES`` degrees L;
-        differentiable to any order.
+        node_values ``[N, C, P]``, radial ``[rows, L, C]`` (``rows = E`` without ``radial_index``),
+        zonal ``[E, L, P]``, sender, receiver and radial_index ``[E]`` (int64, in range); returns
+        ``[N, C, P]``. float32 or float64 CPU tensors; ``P`` a multiple of 8 up to ``MAX_POINTS`` (pad
+        the grid with zero points), at most ``MAX_DEGREES`` degrees L; differentiable to any order.
     """
     n, c, p = node_values.shape
-    e, _, l = radial.shape
+    rows, l, _ = radial.shape
+    e = zonal.shape[0]
     if p % 8 or p > MAX_POINTS or l > MAX_DEGREES:
         raise ValueError(
             f"the kernels take a multiple of 8 grid points up to {MAX_POINTS} and <= {MAX_DEGREES} degrees: {p}, {l}"
         )
+    if radial_index is None:
+        if rows != e:
+            raise ValueError(f"radial has {rows} rows for {e} edges: pass radial_index to share rows")
+        radial_index = torch.arange(e)
     sender, receiver = sender.to(torch.int64).contiguous(), receiver.to(torch.int64).contiguous()
     graph = {
-        "nodes": n, "edges": e, "channels": c, "degrees": l, "points": p,
-        "index_A": receiver, "index_B": sender,
+        "nodes": n, "edges": e, "channels": c, "degrees": l, "points": p, "rows": rows,
+        "index_A": receiver, "index_B": sender, "index_R": radial_index.to(torch.int64).contiguous(),
     }  # fmt: skip
     return _Partial.apply("A", graph, None, node_values.contiguous(), radial.contiguous(), zonal.contiguous())

@@ -212,7 +212,10 @@ class GauntConvolution(nn.Module):
         edge_index [2, E] (sender, receiver), radial_weights [E, weight_numel])``
         returns ``[N, irreps_out.dim]``; ``weight_numel = len(irreps_sh) * C``, laid out
         ``[l2, c]`` (degree-major), or with ``radial_per_input`` ``len(irreps_node) * len(irreps_sh) * C``
-        laid out ``[i1, l2, c]``. Zero-length edges contribute through l2 = 0 only.
+        laid out ``[i1, l2, c]``. Zero-length edges contribute through l2 = 0 only. With the keyword
+        ``radial_index [E]`` (int), ``radial_weights`` is ``[rows, weight_numel]`` and edge e takes row
+        ``radial_index[e]``: an edge and its reverse have one length, so a model computes radial
+        weights once per pair (the C kernels read the shared rows in place).
 
     Example:
         >>> import torch
@@ -305,7 +308,14 @@ class GauntConvolution(nn.Module):
         """Whether the grid form's sums run in the C kernels (:mod:`gaunt_tp.ops.conv_kernel`)."""
         return self.use_kernel and self._kernel_fits and x.is_cpu and x.dtype in (torch.float32, torch.float64)
 
-    def _check(self, x: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor, radial: torch.Tensor) -> None:
+    def _check(
+        self,
+        x: torch.Tensor,
+        vectors: torch.Tensor,
+        edge_index: torch.Tensor,
+        radial: torch.Tensor,
+        radial_index: torch.Tensor | None,
+    ) -> None:
         n, e = x.shape[0] if x.dim() == 2 else -1, vectors.shape[0] if vectors.dim() == 2 else -1
         if x.dim() != 2 or x.shape[1] != self.irreps_node.dim:
             raise ValueError(
@@ -320,10 +330,20 @@ class GauntConvolution(nn.Module):
         if e and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
             bad = int(edge_index.min()) if int(edge_index.min()) < 0 else int(edge_index.max())
             raise ValueError(f"edge_index holds node {bad}, outside 0..{n - 1} for {n} nodes")
-        if radial.shape != (e, self.weight_numel):
+        rows = e
+        if radial_index is not None:
+            rows = radial.shape[0] if radial.dim() == 2 else -1
+            if radial_index.shape != (e,) or radial_index.dtype not in (torch.int32, torch.int64):
+                raise ValueError(
+                    f"radial_index must be integer [E] = [{e}], got {radial_index.dtype} {tuple(radial_index.shape)}"
+                )
+            if e and (int(radial_index.min()) < 0 or int(radial_index.max()) >= rows):
+                raise ValueError(f"radial_index must point at rows 0..{rows - 1} of radial_weights")
+        if radial.shape != (rows, self.weight_numel):
             layout = "len(irreps_node) * len(irreps_sh) * C" if self.radial_per_input else "len(irreps_sh) * C"
+            what = "E" if radial_index is None else "rows"
             raise ValueError(
-                f"radial_weights must be [E, {self.weight_numel}] = [{e}, {layout}], got {tuple(radial.shape)}"
+                f"radial_weights must be [{what}, {self.weight_numel}] = [{rows}, {layout}], got {tuple(radial.shape)}"
             )
         if not (x.dtype == vectors.dtype == radial.dtype):
             raise TypeError(
@@ -337,23 +357,26 @@ class GauntConvolution(nn.Module):
         edge_vectors: torch.Tensor,
         edge_index: torch.Tensor,
         radial_weights: torch.Tensor,
+        *,
+        radial_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        self._check(node_features, edge_vectors, edge_index, radial_weights)
+        self._check(node_features, edge_vectors, edge_index, radial_weights, radial_index)
+        if radial_index is not None and not (self.form == "grid" and self._kernel_runs(node_features)):
+            radial_weights, radial_index = radial_weights.index_select(0, radial_index), None  # one row per edge
         if self.form == "aligned":
             return self._forward_aligned(node_features, edge_vectors, edge_index, radial_weights)
         desc, t = self.desc, self.tables.get(node_features.dtype, node_features.device)
         n, c = node_features.shape[0], self.channels
         classes = desc.split_classes(node_features, desc.blocks1, desc.classes1)  # [N, C, n_a]
         unit, _ = safe_unit_vectors(edge_vectors)
-        # radial weights [E, C, n_l2] per group of node irreps sharing them (all of a class, or one irrep)
-        radial = radial_weights.view(-1, self.radial_inputs, len(self.sh_degrees), c).transpose(2, 3)
         if self._kernel_runs(node_features):  # on the grid padded with zero points to a multiple of 8
             sender, receiver = edge_index[0], edge_index[1]
             zonal = _zonal_values(unit, t["points_padded"], self.sh_degrees)  # [E, n_l2, P']
-            weights = radial[:, 0]  # [E, C, n_l2]
+            weights = radial_weights.view(-1, len(self.sh_degrees), c)  # [rows, n_l2, C], as the kernels read it
             padded: list[torch.Tensor | None] = [None] * len(desc.classes_out)
             for i, io in self.routes:
-                part = convolution_sums(classes[i] @ t[f"a{i}_padded"], weights, zonal, sender, receiver)
+                values = classes[i] @ t[f"a{i}_padded"]
+                part = convolution_sums(values, weights, zonal, sender, receiver, radial_index)
                 padded[io] = part if padded[io] is None else padded[io] + part  # [N, C, P']
             return desc.merge_out(
                 [
@@ -361,6 +384,8 @@ class GauntConvolution(nn.Module):
                     for io, total in enumerate(padded)
                 ]
             )
+        # radial weights [E, C, n_l2] per group of node irreps sharing them (all of a class, or one irrep)
+        radial = radial_weights.view(-1, self.radial_inputs, len(self.sh_degrees), c).transpose(2, 3)
         node_grid: list[list[tuple[torch.Tensor, int]]] = []  # per class: ([N, C, P], radial group)
         for i, x in enumerate(classes):
             table = t[f"a{i}"]

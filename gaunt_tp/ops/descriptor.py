@@ -256,7 +256,9 @@ class GauntDescriptor:
         x: torch.Tensor, blocks: tuple[tuple[int, int, int], ...], classes: tuple[ClassLayout, ...]
     ) -> list[torch.Tensor]:
         """e3nn layout ``[..., dim]`` (``blocks`` from ``blocks1``/``blocks2``) -> one ``[..., mul, n_s]`` per class."""
-        blocks = [x[..., s : s + m * d].reshape(*x.shape[:-1], m, d) for s, m, d in blocks]
+        # one split (its backward is one concatenation) rather than slices (a zero-filled gradient each)
+        parts = x.split([m * d for _, m, d in blocks], dim=-1)
+        blocks = [part.reshape(*x.shape[:-1], m, d) for part, (_, m, d) in zip(parts, blocks)]
         out = []
         for cls in classes:
             parts = [blocks[i] for i in cls.irrep_indices]
@@ -267,9 +269,6 @@ class GauntDescriptor:
         """One class vector ``[..., C, n_s]`` per output class -> e3nn layout ``[..., irreps_out.dim]``."""
         pieces: list[torch.Tensor | None] = [None] * self.num_out
         for zc, cls in zip(z, self.classes_out):
-            start = 0
-            for i, l in zip(cls.irrep_indices, cls.ls):
-                block = zc[..., start : start + 2 * l + 1]
+            for i, block in zip(cls.irrep_indices, zc.split([2 * l + 1 for l in cls.ls], dim=-1)):
                 pieces[i] = block.reshape(*zc.shape[:-2], -1)
-                start += 2 * l + 1
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)  # type: ignore[arg-type]

@@ -42,10 +42,11 @@ _SIGNATURES = {
         name: [_PTR] * 5 + _HEAD + [*_OPERAND, _PTR] * 2 + _OPERAND
         for name in ("gaunt_grid_product_f32_backward", "gaunt_grid_product_f64_backward")
     },
-    # conv_quad.c: quad_node(out, B, ib, ptr, edges, R, Z, nodes, C, L, P, threads),
-    # quad_radial(out, A, ia, B, ib, Z, E, C, L, P, threads), quad_zonal(out, A, ia, B, ib, R, E, C, L, P, threads)
-    **{f"quad_node_{t}": [_PTR] * 7 + [_I64] * 4 + [_INT] for t in ("f32", "f64")},
-    **{f"quad_{kind}_{t}": [_PTR] * 6 + [_I64] * 4 + [_INT] for kind in ("radial", "zonal") for t in ("f32", "f64")},
+    # conv_quad.c: quad_node(out, B, ib, ptr, edges, R, ir, Z, nodes, C, L, P, threads),
+    # quad_radial(out, A, ia, B, ib, Z, ptr, edges, rows, C, L, P, threads),
+    # quad_zonal(out, A, ia, B, ib, R, ir, E, C, L, P, threads)
+    **{f"quad_{kind}_{t}": [_PTR] * 8 + [_I64] * 4 + [_INT] for kind in ("node", "radial") for t in ("f32", "f64")},
+    **{f"quad_zonal_{t}": [_PTR] * 7 + [_I64] * 4 + [_INT] for t in ("f32", "f64")},
 }
 
 

@@ -11,32 +11,41 @@ from gaunt_tp.testing import natural_irreps
 pytestmark = pytest.mark.skipif(native_error() is not None, reason="no C compiler here")
 
 
-def reference(x, r, z, sender, receiver):
-    messages = x[sender] * torch.bmm(r, z)
+def reference(x, r, z, sender, receiver, rows=None):
+    per_edge = r if rows is None else r[rows]  # [E, L, C]
+    messages = x[sender] * torch.bmm(per_edge.transpose(1, 2), z)
     return torch.zeros_like(x).index_add(0, receiver, messages)
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["row-per-edge", "shared-rows"])
 @pytest.mark.parametrize("degrees", [4, 3], ids=["L4", "L3"])  # L = 4 has its own code path
-def test_sums_and_derivatives(degrees):
+def test_sums_and_derivatives(degrees, shared):
     gen = torch.Generator().manual_seed(0)
     n, e, c, p = 6, 25, 3, 16
+    rows = torch.randint(0, 9, (e,), generator=gen) if shared else None  # some rows shared, some unused
     x = torch.randn(n, c, p, dtype=torch.float64, generator=gen, requires_grad=True)
-    r = torch.randn(e, c, degrees, dtype=torch.float64, generator=gen, requires_grad=True)
+    r = torch.randn(9 if shared else e, degrees, c, dtype=torch.float64, generator=gen, requires_grad=True)
     z = torch.randn(e, degrees, p, dtype=torch.float64, generator=gen, requires_grad=True)
     sender, receiver = torch.randint(0, n, (2, e), generator=gen)
     receiver[:3] = 5  # a node with several edges, and (likely) nodes with none
     torch.testing.assert_close(
-        convolution_sums(x, r, z, sender, receiver), reference(x, r, z, sender, receiver), rtol=0, atol=1e-12
+        convolution_sums(x, r, z, sender, receiver, rows),
+        reference(x, r, z, sender, receiver, rows),
+        rtol=0,
+        atol=1e-12,
     )
-    f = lambda *args: convolution_sums(*args, sender, receiver)  # noqa: E731
+    f = lambda *args: convolution_sums(*args, sender, receiver, rows)  # noqa: E731
     assert torch.autograd.gradcheck(f, (x, r, z))
     assert torch.autograd.gradgradcheck(f, (x, r, z))
 
 
 def test_points_must_be_padded():
-    x, r, z = torch.randn(2, 1, 10), torch.randn(3, 1, 4), torch.randn(3, 4, 10)
+    x, r, z = torch.randn(2, 1, 10), torch.randn(3, 4, 1), torch.randn(3, 4, 10)
+    index = torch.zeros(3, dtype=torch.long)
     with pytest.raises(ValueError, match="multiple of 8"):
-        convolution_sums(x, r, z, torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long))
+        convolution_sums(x, r, z, index, index)
+    with pytest.raises(ValueError, match="pass radial_index"):
+        convolution_sums(torch.randn(2, 1, 16), r[:2], torch.randn(3, 4, 16), index, index)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

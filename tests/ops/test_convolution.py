@@ -118,6 +118,28 @@ def test_zero_length_edge_is_finite_and_isotropic():
     torch.testing.assert_close(out, conv(x, torch.randn(1, 3, dtype=torch.float64), edge_index, only_scalar))
 
 
+@pytest.mark.parametrize("form, use_kernel", [("grid", True), ("grid", False), ("aligned", False)])
+def test_shared_radial_rows_equal_gathered_rows(form, use_kernel):
+    """``radial_index``: edges reading shared rows of radial weights, as a model does for edge pairs."""
+    conv = GauntConvolution(*CASES[1], form=form).double()
+    conv.use_kernel = use_kernel
+    vec, edges = graph(5, 17)
+    x = torch.randn(5, conv.irreps_node.dim, dtype=torch.float64, requires_grad=True)
+    rows = torch.randn(6, conv.weight_numel, dtype=torch.float64, requires_grad=True)
+    index = torch.randint(0, 6, (17,), generator=torch.Generator().manual_seed(2))
+    shared = conv(x, vec, edges, rows, radial_index=index)
+    gathered = conv(x, vec, edges, rows.index_select(0, index))
+    torch.testing.assert_close(shared, gathered, rtol=0, atol=1e-12)
+    g = torch.randn_like(shared)
+    grads = [torch.autograd.grad(out, (x, rows), g) for out in (shared, gathered)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="radial_index must point at rows 0..5"):
+        conv(x, vec, edges, rows, radial_index=index + 1)
+    with pytest.raises(ValueError, match="radial_index must be integer"):
+        conv(x, vec, edges, rows, radial_index=index[:-1])
+
+
 def test_no_edges_gives_zeros():
     conv = GauntConvolution(*CASES[0])
     out = conv(

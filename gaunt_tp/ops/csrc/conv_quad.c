@@ -1,15 +1,17 @@
 /* The grid convolution's sums without per-edge buffers, and all their derivatives (CPU).
  *
  * Everything the grid form of GauntConvolution computes comes from one 4-linear form over the edges,
- *     F(A, B, R, Z) = sum_e sum_{c, p, l} A[ia(e), c, p] B[ib(e), c, p] R[e, c, l] Z[e, l, p],
- * with A, B node values on the grid ([nodes, C, P]), R per-edge radial weights ([E, C, L]) and Z
- * per-edge zonal functions on the grid ([E, L, P]): the convolution's sums are dF/dA with B the
+ *     F(A, B, R, Z) = sum_e sum_{c, p, l} A[ia(e), c, p] B[ib(e), c, p] R[ir(e), l, c] Z[e, l, p],
+ * with A, B node values on the grid ([nodes, C, P]), R radial weights ([rows, L, C]; edge e reads row
+ * ir(e), so that an edge and its reverse can share one row) and Z per-edge zonal functions on the
+ * grid ([E, L, P]): the convolution's sums are dF/dA with B the
  * senders' values, and every derivative of any order is dF with respect to one argument, with the
  * others (some replaced by incoming gradients) fixed. Three kernels compute those:
  *   quad_node: out[i] = sum over edges with ia(e) = i of B[ib(e)] * (R Z)(e)   (edges in CSR by ia)
- *   quad_radial: out[e, c, l] = sum_p A[ia(e), c, p] B[ib(e), c, p] Z[e, l, p]
- *   quad_zonal: out[e, l, p] = sum_c A[ia(e), c, p] B[ib(e), c, p] R[e, c, l]
- * Python side: gaunt_tp/ops/conv_kernel.py. OpenMP over output nodes or edges: no write conflicts.
+ *   quad_radial: out[k, l, c] = sum over edges with ir(e) = k, sum_p A[ia(e), c, p] B[ib(e), c, p] Z[e, l, p]
+ *                (edges in CSR by ir)
+ *   quad_zonal: out[e, l, p] = sum_c A[ia(e), c, p] B[ib(e), c, p] R[ir(e), l, c]
+ * Python side: gaunt_tp/ops/conv_kernel.py. OpenMP over output nodes, rows or edges: no write conflicts.
  * P must be a multiple of LANES (the caller pads the grid with zero points), L at most MAX_DEGREES.
  */
 #include <stdint.h>
@@ -23,7 +25,8 @@ typedef double Vf64 __attribute__((vector_size(LANES * sizeof(double))));
 
 #define DEFINE_QUAD(SUFFIX, T)                                                                             \
 void quad_node_##SUFFIX(T *out, const T *B, const int64_t *ib, const int64_t *ptr, const int64_t *edges,   \
-                        const T *R, const T *Z, int64_t nodes, int64_t C, int64_t L, int64_t P, int threads) { \
+                        const T *R, const int64_t *ir, const T *Z, int64_t nodes, int64_t C, int64_t L,    \
+                        int64_t P, int threads) {                                                          \
     _Pragma("omp parallel for num_threads(threads) schedule(dynamic, 16)")                                 \
     for (int64_t i = 0; i < nodes; i++) {                                                                  \
         T *o = out + i * C * P;                                                                            \
@@ -32,15 +35,14 @@ void quad_node_##SUFFIX(T *out, const T *B, const int64_t *ib, const int64_t *pt
         for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {                                                    \
             int64_t e = edges[q];                                                                          \
             if (L == 4) { /* per chunk of points: the edge's four zonal vectors stay in registers */       \
-                const T *b = B + ib[e] * C * P, *r = R + e * C * 4, *z = Z + e * 4 * P;                    \
+                const T *b = B + ib[e] * C * P, *r = R + ir[e] * 4 * C, *z = Z + e * 4 * P;               \
                 for (int64_t p = 0; p < P; p += LANES) {                                                   \
                     V##SUFFIX z0, z1, z2, z3, vb, vo;                                                      \
                     __builtin_memcpy(&z0, z + p, sizeof z0); __builtin_memcpy(&z1, z + P + p, sizeof z1);  \
                     __builtin_memcpy(&z2, z + 2 * P + p, sizeof z2);                                       \
                     __builtin_memcpy(&z3, z + 3 * P + p, sizeof z3);                                       \
                     for (int64_t c = 0; c < C; c++) {                                                      \
-                        const T *rc = r + c * 4;                                                           \
-                        V##SUFFIX wv = rc[0] * z0 + rc[1] * z1 + rc[2] * z2 + rc[3] * z3;                  \
+                        V##SUFFIX wv = r[c] * z0 + r[C + c] * z1 + r[2 * C + c] * z2 + r[3 * C + c] * z3;  \
                         __builtin_memcpy(&vb, b + c * P + p, sizeof vb);                                   \
                         __builtin_memcpy(&vo, o + c * P + p, sizeof vo);                                   \
                         vo += vb * wv;                                                                     \
@@ -49,11 +51,11 @@ void quad_node_##SUFFIX(T *out, const T *B, const int64_t *ib, const int64_t *pt
                 }                                                                                          \
                 continue;                                                                                  \
             }                                                                                              \
-            const T *b = B + ib[e] * C * P, *r = R + e * C * L, *z = Z + e * L * P;                        \
+            const T *b = B + ib[e] * C * P, *r = R + ir[e] * L * C, *z = Z + e * L * P;                   \
             for (int64_t c = 0; c < C; c++) {                                                              \
                 for (int64_t p = 0; p < P; p++) w[p] = 0;                                                  \
                 for (int64_t l = 0; l < L; l++) {                                                          \
-                    T rl = r[c * L + l];                                                                   \
+                    T rl = r[l * C + c];                                                                   \
                     _Pragma("omp simd")                                                                    \
                     for (int64_t p = 0; p < P; p++) w[p] += rl * z[l * P + p];                             \
                 }                                                                                          \
@@ -64,53 +66,59 @@ void quad_node_##SUFFIX(T *out, const T *B, const int64_t *ib, const int64_t *pt
     }                                                                                                      \
 }                                                                                                          \
 void quad_radial_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, const int64_t *ib,           \
-                          const T *Z, int64_t E, int64_t C, int64_t L, int64_t P, int threads) {           \
-    _Pragma("omp parallel for num_threads(threads) schedule(static)")                                      \
-    for (int64_t e = 0; e < E; e++) {                                                                      \
-        const T *a = A + ia[e] * C * P, *b = B + ib[e] * C * P, *z = Z + e * L * P;                        \
-        if (L == 4) { /* max_ell 3, the common case: four vector accumulators in registers */          \
+                          const T *Z, const int64_t *ptr, const int64_t *edges, int64_t rows, int64_t C,   \
+                          int64_t L, int64_t P, int threads) {                                             \
+    _Pragma("omp parallel for num_threads(threads) schedule(dynamic, 16)")                                 \
+    for (int64_t k = 0; k < rows; k++) {                                                                   \
+        T *o = out + k * L * C;                                                                            \
+        for (int64_t j = 0; j < L * C; j++) o[j] = 0;                                                      \
+        for (int64_t q = ptr[k]; q < ptr[k + 1]; q++) {                                                    \
+            int64_t e = edges[q];                                                                          \
+            const T *a = A + ia[e] * C * P, *b = B + ib[e] * C * P, *z = Z + e * L * P;                    \
+            if (L == 4) { /* max_ell 3, the common case: four vector accumulators in registers */          \
+                for (int64_t c = 0; c < C; c++) {                                                          \
+                    const T *ac = a + c * P, *bc = b + c * P;                                              \
+                    V##SUFFIX s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, va, vb, z0, z1, z2, z3;              \
+                    for (int64_t p = 0; p < P; p += LANES) {                                               \
+                        __builtin_memcpy(&va, ac + p, sizeof va); __builtin_memcpy(&vb, bc + p, sizeof vb);\
+                        __builtin_memcpy(&z0, z + p, sizeof z0); __builtin_memcpy(&z1, z + P + p, sizeof z1);\
+                        __builtin_memcpy(&z2, z + 2 * P + p, sizeof z2);                                   \
+                        __builtin_memcpy(&z3, z + 3 * P + p, sizeof z3);                                   \
+                        V##SUFFIX ab = va * vb;                                                            \
+                        s0 += ab * z0; s1 += ab * z1; s2 += ab * z2; s3 += ab * z3;                        \
+                    }                                                                                      \
+                    T r0 = 0, r1 = 0, r2 = 0, r3 = 0;                                                      \
+                    for (int j = 0; j < LANES; j++) { r0 += s0[j]; r1 += s1[j]; r2 += s2[j]; r3 += s3[j]; }\
+                    o[c] += r0; o[C + c] += r1; o[2 * C + c] += r2; o[3 * C + c] += r3;                    \
+                }                                                                                          \
+                continue;                                                                                  \
+            }                                                                                              \
             for (int64_t c = 0; c < C; c++) {                                                              \
                 const T *ac = a + c * P, *bc = b + c * P;                                                  \
-                V##SUFFIX s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, va, vb, z0, z1, z2, z3;                  \
-                for (int64_t p = 0; p < P; p += LANES) {                                                   \
-                    __builtin_memcpy(&va, ac + p, sizeof va); __builtin_memcpy(&vb, bc + p, sizeof vb);    \
-                    __builtin_memcpy(&z0, z + p, sizeof z0); __builtin_memcpy(&z1, z + P + p, sizeof z1);  \
-                    __builtin_memcpy(&z2, z + 2 * P + p, sizeof z2);                                       \
-                    __builtin_memcpy(&z3, z + 3 * P + p, sizeof z3);                                       \
-                    V##SUFFIX ab = va * vb;                                                                \
-                    s0 += ab * z0; s1 += ab * z1; s2 += ab * z2; s3 += ab * z3;                            \
-                }                                                                                          \
-                T r0 = 0, r1 = 0, r2 = 0, r3 = 0;                                                          \
-                for (int k = 0; k < LANES; k++) { r0 += s0[k]; r1 += s1[k]; r2 += s2[k]; r3 += s3[k]; }    \
-                T *o = out + (e * C + c) * 4;                                                              \
-                o[0] = r0; o[1] = r1; o[2] = r2; o[3] = r3;                                                \
-            }                                                                                              \
-            continue;                                                                                      \
-        }                                                                                                  \
-        for (int64_t c = 0; c < C; c++) {                                                                  \
-            const T *ac = a + c * P, *bc = b + c * P;                                                      \
-            T acc[MAX_DEGREES][LANES];                                                                     \
-            for (int64_t l = 0; l < L; l++)                                                                \
-                for (int k = 0; k < LANES; k++) acc[l][k] = 0;                                             \
-            for (int64_t p = 0; p < P; p += LANES) { /* P is a multiple of LANES (padded by the caller) */ \
-                T ab[LANES];                                                                               \
-                for (int k = 0; k < LANES; k++) ab[k] = ac[p + k] * bc[p + k];                             \
+                T acc[MAX_DEGREES][LANES];                                                                 \
                 for (int64_t l = 0; l < L; l++)                                                            \
-                    for (int k = 0; k < LANES; k++) acc[l][k] += ab[k] * z[l * P + p + k];                 \
-            }                                                                                              \
-            for (int64_t l = 0; l < L; l++) {                                                              \
-                T sum = 0;                                                                                 \
-                for (int k = 0; k < LANES; k++) sum += acc[l][k];                                          \
-                out[(e * C + c) * L + l] = sum;                                                            \
+                    for (int j = 0; j < LANES; j++) acc[l][j] = 0;                                         \
+                for (int64_t p = 0; p < P; p += LANES) { /* P is a multiple of LANES (padded by the caller) */\
+                    T ab[LANES];                                                                           \
+                    for (int j = 0; j < LANES; j++) ab[j] = ac[p + j] * bc[p + j];                         \
+                    for (int64_t l = 0; l < L; l++)                                                        \
+                        for (int j = 0; j < LANES; j++) acc[l][j] += ab[j] * z[l * P + p + j];             \
+                }                                                                                          \
+                for (int64_t l = 0; l < L; l++) {                                                          \
+                    T sum = 0;                                                                             \
+                    for (int j = 0; j < LANES; j++) sum += acc[l][j];                                      \
+                    o[l * C + c] += sum;                                                                   \
+                }                                                                                          \
             }                                                                                              \
         }                                                                                                  \
     }                                                                                                      \
 }                                                                                                          \
 void quad_zonal_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, const int64_t *ib,            \
-                         const T *R, int64_t E, int64_t C, int64_t L, int64_t P, int threads) {            \
+                         const T *R, const int64_t *ir, int64_t E, int64_t C, int64_t L, int64_t P,        \
+                         int threads) {                                                                    \
     _Pragma("omp parallel for num_threads(threads) schedule(static)")                                      \
     for (int64_t e = 0; e < E; e++) {                                                                      \
-        const T *a = A + ia[e] * C * P, *b = B + ib[e] * C * P, *r = R + e * C * L;                        \
+        const T *a = A + ia[e] * C * P, *b = B + ib[e] * C * P, *r = R + ir[e] * L * C;                   \
         T *o = out + e * L * P;                                                                            \
         if (L == 4) { /* per chunk of points: four accumulators, a * b formed once per channel */          \
             for (int64_t p = 0; p < P; p += LANES) {                                                       \
@@ -119,8 +127,7 @@ void quad_zonal_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, cons
                     __builtin_memcpy(&va, a + c * P + p, sizeof va);                                       \
                     __builtin_memcpy(&vb, b + c * P + p, sizeof vb);                                       \
                     V##SUFFIX ab = va * vb;                                                                \
-                    const T *rc = r + c * 4;                                                               \
-                    s0 += rc[0] * ab; s1 += rc[1] * ab; s2 += rc[2] * ab; s3 += rc[3] * ab;                \
+                    s0 += r[c] * ab; s1 += r[C + c] * ab; s2 += r[2 * C + c] * ab; s3 += r[3 * C + c] * ab;\
                 }                                                                                          \
                 __builtin_memcpy(o + p, &s0, sizeof s0); __builtin_memcpy(o + P + p, &s1, sizeof s1);      \
                 __builtin_memcpy(o + 2 * P + p, &s2, sizeof s2);                                           \
@@ -131,7 +138,7 @@ void quad_zonal_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, cons
         for (int64_t k = 0; k < L * P; k++) o[k] = 0;                                                      \
         for (int64_t c = 0; c < C; c++) {                                                                  \
             for (int64_t l = 0; l < L; l++) {                                                              \
-                T rl = r[c * L + l];                                                                       \
+                T rl = r[l * C + c];                                                                       \
                 _Pragma("omp simd")                                                                        \
                 for (int64_t p = 0; p < P; p++) o[l * P + p] += rl * a[c * P + p] * b[c * P + p];          \
             }                                                                                              \
