@@ -247,7 +247,7 @@ class E3nnGauntConvolution(torch.nn.Module):
     """e3nn's 'uvu' TensorProduct plus a scatter-sum that equals :class:`gaunt_tp.ops.GauntConvolution`.
 
     Each Gaunt path (l1, l2, l3) gets ``path_weight = c**2`` (e3nn applies its square root)
-    and the per-edge weight ``sign * R_e[l2, c]`` (``sign * R_e[i1, l2, c]`` with
+    and the per-edge weight ``sign * R_e[l2, c]`` (``sign * R_e[l2, i1, c]`` with
     ``radial_per_input``); parity-odd paths are left out. Edge
     harmonics come from ``o3.spherical_harmonics(..., normalize=True)`` (zero-length edges
     give NaN there, unlike the Gaunt convolution).
@@ -298,8 +298,8 @@ class E3nnGauntConvolution(torch.nn.Module):
         edge_index: torch.Tensor,
         radial_weights: torch.Tensor,
     ) -> torch.Tensor:
-        radial = radial_weights.view(radial_weights.shape[0], self.radial_inputs, len(self.irreps_sh), self.channels)
-        weights = torch.cat([sign * radial[:, a, k] for a, k, sign in self.weight_plan], dim=1)
+        radial = radial_weights.view(radial_weights.shape[0], len(self.irreps_sh), self.radial_inputs, self.channels)
+        weights = torch.cat([sign * radial[:, k, a] for a, k, sign in self.weight_plan], dim=1)
         sh = o3.spherical_harmonics(self.irreps_sh, edge_vectors, normalize=True, normalization="integral")
         messages = self.tp(node_features[edge_index[0]], sh, weights)
         out = messages.new_zeros(node_features.shape[0], self.irreps_out.dim)

@@ -63,6 +63,11 @@ def test_saved_model_round_trip_and_bad_files(model_file, tmp_path):
         load_model(broken)
     with pytest.raises(ValueError, match="no such model file"):
         load_model(tmp_path / "missing.model")
+    payload = torch.load(model_file, weights_only=True)
+    payload["format"] = "gaunt-tp-model/1"  # the same weights meant another function then
+    torch.save(payload, tmp_path / "old.model")
+    with pytest.raises(ValueError, match="earlier gaunt-tp.*retrain"):
+        load_model(tmp_path / "old.model")
 
 
 def test_unknown_element_is_a_clear_error(model_file):

@@ -13,6 +13,7 @@ respect to a homogeneous strain, divided by the cell volume.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -20,7 +21,9 @@ from e3nn import o3
 from torch import nn
 
 from gaunt_tp.data.graph import GraphBatch
+from gaunt_tp.nn.activation import NormalizedSiLU
 from gaunt_tp.nn.cg_blocks import CGConvolution
+from gaunt_tp.nn.feature_interaction import output_variance
 from gaunt_tp.nn.linear import ElementLinear, EquivariantLinear
 from gaunt_tp.nn.many_body import GauntManyBody
 from gaunt_tp.nn.radial import BesselBasis, PolynomialCutoff, RadialMLP
@@ -131,12 +134,18 @@ class _Layer(nn.Module):
         if last:
             self.readout = nn.Sequential(
                 EquivariantLinear(scalars, o3.Irreps(f"{config.readout_hidden}x0e")),
-                nn.SiLU(),
+                NormalizedSiLU(),
                 EquivariantLinear(o3.Irreps(f"{config.readout_hidden}x0e"), o3.Irreps("1x0e")),
             )
         else:
             self.readout = EquivariantLinear(scalars, o3.Irreps("1x0e"))
-        self.inv_neighbors = 1.0 / config.avg_num_neighbors
+        # messages scaled to unit second moment per component for unit-variance inputs (e3nn's normalisation,
+        # which the CG blocks have already), then averaged over the neighbours as in MACE
+        scale = torch.ones(len(irreps_a), dtype=torch.float64)
+        if config.conv_blocks == "gaunt":
+            scale = (output_variance(irreps_in, irreps_sh, irreps_a, False) / (4 * math.pi)).rsqrt()
+        per_component = torch.cat([scale[i].repeat(mul * ir.dim) for i, (mul, ir) in enumerate(irreps_a)])
+        self.register_buffer("conv_scale", per_component / config.avg_num_neighbors, persistent=False)
         self.num_scalars = c
 
     def forward(
@@ -155,7 +164,7 @@ class _Layer(nn.Module):
         the pair of each edge: the radial MLP runs once per pair.
         """
         weights = self.radial(radial_feats)  # [U, weight_numel]
-        a = self.conv(self.linear_up(h), vectors, edge_index, weights, radial_index=edge_pair) * self.inv_neighbors
+        a = self.conv(self.linear_up(h), vectors, edge_index, weights, radial_index=edge_pair) * self.conv_scale
         b = self.product(self.linear_a(a), species)
         h_new = self.linear_out(b) + self.skip(h, one_hot)
         return h_new, self.readout(h_new[:, : self.num_scalars]).squeeze(-1)

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from gaunt_tp.nn.activation import silu_second_moment
+
 __all__ = ["BesselBasis", "PolynomialCutoff", "RadialMLP"]
 
 
@@ -54,7 +56,15 @@ class PolynomialCutoff(nn.Module):
 
 
 class RadialMLP(nn.Module):
-    """Per-edge weights from radial features: Linear-SiLU layers, no bias (0 features give 0 weights).
+    """Per-edge weights from radial features: linear maps and SiLU, no biases (0 features give 0 weights).
+
+    Parametrised like e3nn's ``FullyConnectedNet`` (MACE's radial MLP): weights drawn N(0, 1), each layer
+    divides by the square root of its fan-in, and SiLU is scaled to unit second moment for unit-normal
+    inputs, so every layer keeps unit variance at initialisation and an optimiser step changes every
+    weight by a similar fraction.
+
+    Parameters:
+        ``weights[i] [fan_in, fan_out]``.
 
     Shape:
         ``[E, num_basis]`` -> ``[E, out_features]``.
@@ -63,12 +73,13 @@ class RadialMLP(nn.Module):
     def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int) -> None:
         super().__init__()
         sizes = (in_features, *hidden, out_features)
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(nn.Linear(a, b, bias=False))
-            if i < len(sizes) - 2:
-                layers.append(nn.SiLU())
-        self.net = nn.Sequential(*layers)
+        self.weights = nn.ParameterList([nn.Parameter(torch.randn(a, b)) for a, b in zip(sizes[:-1], sizes[1:])])
+        # 1 / sqrt(fan_in), times the SiLU normalisation for the layers that follow an activation
+        act = silu_second_moment() ** -0.5
+        self.scales = [a**-0.5 * (act if i > 0 else 1.0) for i, a in enumerate(sizes[:-1])]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        for i, (w, scale) in enumerate(zip(self.weights, self.scales)):
+            x = torch.nn.functional.silu(x) if i > 0 else x
+            x = x @ (w * scale)
+        return x

@@ -11,6 +11,10 @@ from gaunt_tp.nn.model import GauntMACE, ModelConfig
 
 __all__ = ["load_model", "save_model"]
 
+# /2: messages normalised per degree, radial MLP and readout parametrised like e3nn's (2026-12-01);
+# the same weights compute a different function under /1
+FORMAT = "gaunt-tp-model/2"
+
 
 def save_model(model: GauntMACE, path: str | Path) -> None:
     """Write ``path`` (a ``.pt`` with the JSON config and the float64 weights) and ``path.json``.
@@ -21,7 +25,7 @@ def save_model(model: GauntMACE, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "format": "gaunt-tp-model/1",
+        "format": FORMAT,
         "config": model.config.to_json(),
         "state_dict": {
             k: v.detach().to("cpu", torch.float64 if v.is_floating_point() else v.dtype)
@@ -49,8 +53,13 @@ def load_model(
     except Exception as err:
         raise ValueError(f"{path}: not a readable gaunt-tp model ({type(err).__name__}: {err})") from err
     found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-    if found != "gaunt-tp-model/1":
-        raise ValueError(f"{path}: not a gaunt-tp model file (format {found!r}, expected 'gaunt-tp-model/1')")
+    if found == "gaunt-tp-model/1":
+        raise ValueError(
+            f"{path}: written by an earlier gaunt-tp (format 'gaunt-tp-model/1'), whose layers are parametrised "
+            f"differently; retrain the model with this version"
+        )
+    if found != FORMAT:
+        raise ValueError(f"{path}: not a gaunt-tp model file (format {found!r}, expected {FORMAT!r})")
     model = GauntMACE(ModelConfig.from_json(payload["config"]))
     model.load_state_dict(payload["state_dict"])
     return model.to(device=device, dtype=dtype)

@@ -40,6 +40,10 @@ __all__ = ["FORMS", "GauntConvolution", "auto_edge_chunk", "convolution_cost", "
 FORMS = ("grid", "aligned")
 
 
+def _consecutive(indices: list[int] | tuple[int, ...]) -> bool:
+    return list(indices) == list(range(indices[0], indices[0] + len(indices)))
+
+
 def safe_unit_vectors(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Unit vectors and lengths of ``[E, 3]`` edge vectors; a zero vector gives a zero "unit" vector.
 
@@ -203,16 +207,17 @@ class GauntConvolution(nn.Module):
             count when gradients are recorded; 1024 edges on GPUs).
         form: ``"auto"``, ``"grid"`` or ``"aligned"``.
         radial_per_input: one radial weight per (node irrep, edge degree, channel) instead of per
-            (edge degree, channel): e3nn's path weight becomes ``R_e[i1, l2, c]`` (still shared by
+            (edge degree, channel): e3nn's path weight becomes ``R_e[l2, i1, c]`` (still shared by
             the output degrees l3). The sender's function is then split by degree on the grid, so
-            the per-edge cost grows by the number of node irreps. Grid form only.
+            the per-edge cost grows by the number of node irreps (the C kernels take the degrees as
+            extra channels). Grid form only.
 
     Shape:
         ``forward(node_features [N, irreps_node.dim], edge_vectors [E, 3],
         edge_index [2, E] (sender, receiver), radial_weights [E, weight_numel])``
         returns ``[N, irreps_out.dim]``; ``weight_numel = len(irreps_sh) * C``, laid out
         ``[l2, c]`` (degree-major), or with ``radial_per_input`` ``len(irreps_node) * len(irreps_sh) * C``
-        laid out ``[i1, l2, c]``. Zero-length edges contribute through l2 = 0 only. With the keyword
+        laid out ``[l2, i1, c]``. Zero-length edges contribute through l2 = 0 only. With the keyword
         ``radial_index [E]`` (int), ``radial_weights`` is ``[rows, weight_numel]`` and edge e takes row
         ``radial_index[e]``: an edge and its reverse have one length, so a model computes radial
         weights once per pair (the C kernels read the shared rows in place).
@@ -272,9 +277,7 @@ class GauntConvolution(nn.Module):
             tables[f"o{i}"] = (self.grid.weights[:, None] * y[:, cls.sh_rows()]).contiguous()  # [P, n]
             tables[f"o{i}_padded"] = nn.functional.pad(tables[f"o{i}"], (0, 0, 0, pad))
         # what the kernels take (fixed by the sizes): radial weights per edge degree, a bounded grid
-        self._kernel_fits = (
-            not radial_per_input and points.shape[0] + pad <= MAX_POINTS and len(self.sh_degrees) <= MAX_DEGREES
-        )
+        self._kernel_fits = points.shape[0] + pad <= MAX_POINTS and len(self.sh_degrees) <= MAX_DEGREES
         # node class a lands in output class a (the edge function has natural parity)
         signs_out = [c.sign for c in self.desc.classes_out]
         self.routes = [(i, signs_out.index(c.sign)) for i, c in enumerate(self.desc.classes1) if c.sign in signs_out]
@@ -303,6 +306,15 @@ class GauntConvolution(nn.Module):
                 for name in ("gather_in", "evaluate", "zonal", "project", "gather_out"):
                     tables[f"{name}{i}_{io}"] = getattr(mt, name)
         self.tables = TableCache(tables)
+
+    def _pieces(self, x: torch.Tensor, i: int, table: torch.Tensor) -> list[torch.Tensor]:
+        """Class ``i``'s node functions ``x [N, C, n_i]`` on the grid, one ``[N, C, P]`` per node irrep."""
+        pieces, start = [], 0
+        for l in self.desc.classes1[i].ls:
+            stop = start + 2 * l + 1
+            pieces.append(x[..., start:stop] @ table[start:stop])
+            start = stop
+        return pieces
 
     def _kernel_runs(self, x: torch.Tensor) -> bool:
         """Whether the grid form's sums run in the C kernels (:mod:`gaunt_tp.ops.conv_kernel`)."""
@@ -372,11 +384,18 @@ class GauntConvolution(nn.Module):
         if self._kernel_runs(node_features):  # on the grid padded with zero points to a multiple of 8
             sender, receiver = edge_index[0], edge_index[1]
             zonal = _zonal_values(unit, t["points_padded"], self.sh_degrees)  # [E, n_l2, P']
-            weights = radial_weights.view(-1, len(self.sh_degrees), c)  # [rows, n_l2, C], as the kernels read it
+            weights = radial_weights.view(-1, len(self.sh_degrees), self.radial_inputs, c)  # [rows, n_l2, groups, C]
             padded: list[torch.Tensor | None] = [None] * len(desc.classes_out)
             for i, io in self.routes:
-                values = classes[i] @ t[f"a{i}_padded"]
-                part = convolution_sums(values, weights, zonal, sender, receiver, radial_index)
+                if self.radial_per_input:  # each node irrep its own group of channels: [N, k C, P'], [rows, n_l2, k C]
+                    irreps = desc.classes1[i].irrep_indices
+                    values = torch.stack(self._pieces(classes[i], i, t[f"a{i}_padded"]), dim=1).flatten(1, 2)
+                    rows = weights[:, :, irreps[0] : irreps[-1] + 1] if _consecutive(irreps) else weights[:, :, irreps]
+                    part = convolution_sums(values, rows.flatten(2), zonal, sender, receiver, radial_index)
+                    part = part.view(n, len(irreps), c, -1).sum(1)
+                else:
+                    values = classes[i] @ t[f"a{i}_padded"]
+                    part = convolution_sums(values, weights.flatten(2), zonal, sender, receiver, radial_index)
                 padded[io] = part if padded[io] is None else padded[io] + part  # [N, C, P']
             return desc.merge_out(
                 [
@@ -385,19 +404,13 @@ class GauntConvolution(nn.Module):
                 ]
             )
         # radial weights [E, C, n_l2] per group of node irreps sharing them (all of a class, or one irrep)
-        radial = radial_weights.view(-1, self.radial_inputs, len(self.sh_degrees), c).transpose(2, 3)
+        radial = radial_weights.view(-1, len(self.sh_degrees), self.radial_inputs, c).permute(0, 2, 3, 1)
         node_grid: list[list[tuple[torch.Tensor, int]]] = []  # per class: ([N, C, P], radial group)
         for i, x in enumerate(classes):
-            table = t[f"a{i}"]
             if not self.radial_per_input:
-                node_grid.append([(x @ table, 0)])
-                continue
-            pieces, start = [], 0
-            for irrep, l in zip(desc.classes1[i].irrep_indices, desc.classes1[i].ls):
-                stop = start + 2 * l + 1
-                pieces.append((x[..., start:stop] @ table[start:stop], irrep))
-                start = stop
-            node_grid.append(pieces)
+                node_grid.append([(x @ t[f"a{i}"], 0)])
+            else:
+                node_grid.append(list(zip(self._pieces(x, i, t[f"a{i}"]), desc.classes1[i].irrep_indices)))
         sender, receiver = edge_index[0], edge_index[1]
         p = self.grid.size
         # one accumulator per output class, filled in place chunk by chunk (index_add_ is differentiable)

@@ -122,6 +122,36 @@ def test_radial_functions_once_per_edge_pair_change_nothing(model, ethanol):
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-11)
 
 
+@pytest.mark.parametrize("layer", [0, 1])
+def test_messages_have_unit_second_moment_at_initialisation(layer):
+    """The convolution's output times the layer's scale: unit second moment per component for unit inputs
+    (one edge per receiver), as e3nn's normalisation gives MACE's messages."""
+    torch.manual_seed(1)
+    block = GauntMACE(CONFIG).double().layers[layer]
+    n = 6000
+    x = torch.randn(n, block.conv.irreps_node.dim, dtype=torch.float64)
+    radial = torch.randn(n, block.conv.weight_numel, dtype=torch.float64)
+    edges = torch.stack([torch.randperm(n), torch.arange(n)])
+    out = block.conv(x, torch.randn(n, 3, dtype=torch.float64), edges, radial) * block.conv_scale
+    out = out * CONFIG.avg_num_neighbors
+    for (mul, ir), sl in zip(block.conv.irreps_out, block.conv.irreps_out.slices()):
+        assert float(out[:, sl].square().mean()) == pytest.approx(1.0, rel=0.1), ir
+
+
+def test_radial_mlp_and_activation_keep_unit_variance():
+    from gaunt_tp.nn.activation import NormalizedSiLU, silu_second_moment
+    from gaunt_tp.nn.radial import RadialMLP
+
+    z = torch.randn(200_000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert silu_second_moment() == pytest.approx(float(torch.nn.functional.silu(z).square().mean()), rel=0.01)
+    assert float(NormalizedSiLU()(z).square().mean()) == pytest.approx(1.0, rel=0.01)
+    torch.manual_seed(0)
+    mlp = RadialMLP(8, (64, 64), 32).double()
+    out = mlp(torch.randn(20_000, 8, dtype=torch.float64))
+    assert float(out.square().mean()) == pytest.approx(1.0, rel=0.25)  # one draw of the weights
+    assert mlp(torch.zeros(3, 8, dtype=torch.float64)).abs().max() == 0  # no biases
+
+
 def test_stress_is_the_strain_derivative(model):
     rng = np.random.default_rng(1)
     cell = np.diag([3.2, 3.5, 3.8]) + 0.1 * rng.standard_normal((3, 3))

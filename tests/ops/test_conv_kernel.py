@@ -48,9 +48,12 @@ def test_points_must_be_padded():
         convolution_sums(torch.randn(2, 1, 16), r[:2], torch.randn(3, 4, 16), index, index)
 
 
+@pytest.mark.parametrize("radial_per_input", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_module_with_and_without_the_kernels(dtype):
-    conv = GauntConvolution(natural_irreps(1, 4), "0e + 1o + 2e + 3o", natural_irreps(3, 4), form="grid").to(dtype)
+def test_module_with_and_without_the_kernels(dtype, radial_per_input):
+    conv = GauntConvolution(
+        natural_irreps(1, 4), "0e + 1o + 2e + 3o", natural_irreps(3, 4), form="grid", radial_per_input=radial_per_input
+    ).to(dtype)
     gen = torch.Generator().manual_seed(1)
     pos = torch.randn(7, 3, dtype=torch.float64, generator=gen).to(dtype).requires_grad_(True)
     x = torch.randn(7, conv.irreps_node.dim, dtype=torch.float64, generator=gen).to(dtype).requires_grad_(True)

@@ -49,7 +49,8 @@ def test_radial_per_input_equals_e3nn_with_per_input_path_weights(case, chunk):
     # with the same weight for every node irrep it is the plain convolution
     shared = torch.randn(17, len(conv.irreps_sh) * conv.channels, dtype=torch.float64)
     plain = GauntConvolution(*case, edge_chunk=chunk)(x, vectors, edge_index, shared)
-    tiled = shared.repeat(1, len(conv.irreps_node))
+    k, c = len(conv.irreps_node), conv.channels
+    tiled = shared.view(17, -1, 1, c).expand(-1, -1, k, -1).reshape(17, -1)  # layout [l2, i1, c]
     torch.testing.assert_close(conv(x, vectors, edge_index, tiled), plain, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="grid form only"):
         GauntConvolution(*case, form="aligned", radial_per_input=True)
