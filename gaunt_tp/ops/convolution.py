@@ -182,6 +182,13 @@ class GauntConvolution(nn.Module):
     linear layers before and after (as MACE does) to regain expressivity. The
     edge-aligned form has the same freedom (it is the same function).
 
+    Scale: outputs carry the Gaunt coefficients (harmonics normalised to integral 1), so for
+    unit-variance node features and radial weights one edge's output of degree l3 has second
+    moment ``sum_paths ||G(l1, l2, l3)||^2 / ((2 l3 + 1) 4 pi)`` per component (about 0.025 at
+    max_ell 3), where e3nn's normalised TensorProduct gives about 1. Models rescale each output
+    degree (:class:`gaunt_tp.nn.GauntMACE` does, with
+    :func:`gaunt_tp.nn.feature_interaction.output_variance`); left small, it slows training.
+
     Two forms compute the same function (to float rounding):
 
     - ``"grid"``: node and edge functions on a sphere grid of P ~ 3 L^2 points, products
