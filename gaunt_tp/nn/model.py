@@ -2,10 +2,11 @@
 
 Per layer (as in MACE, arXiv 2206.07697): node features are mixed channel-wise, convolved
 with the edge harmonics weighted by a radial MLP (:class:`gaunt_tp.ops.GauntConvolution`, each
-output degree scaled so that one edge's message has unit second moment for unit inputs, as e3nn's
-normalised products give MACE, then divided by the average number of neighbours), combined into many-body features with
-element-dependent weights (:class:`gaunt_tp.nn.GauntManyBody`), mixed again and added to
-an element-dependent self-connection. Each layer's scalars are read out to site energies;
+output degree scaled so that one edge's message has unit second moment for unit inputs, as
+e3nn's normalised products give MACE, then divided by the average number of neighbours),
+combined into many-body features with element-dependent weights
+(:class:`gaunt_tp.nn.GauntManyBody`), mixed again and added to an element-dependent
+self-connection. Each layer's scalars are read out to site energies;
 the total energy is their sum plus the isolated-atom energies E0. Forces are minus the
 gradient of the energy with respect to the positions; the stress is the derivative with
 respect to a homogeneous strain, divided by the cell volume.
