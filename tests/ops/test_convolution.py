@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from gaunt_tp.ops import GauntConvolution
+from gaunt_tp.ops.native import native_error
 from gaunt_tp.testing import E3nnGauntConvolution, assert_equivariant
 
 CASES = [
@@ -122,6 +123,8 @@ def test_zero_length_edge_is_finite_and_isotropic():
 @pytest.mark.parametrize("form, use_kernel", [("grid", True), ("grid", False), ("aligned", False)])
 def test_shared_radial_rows_equal_gathered_rows(form, use_kernel):
     """``radial_index``: edges reading shared rows of radial weights, as a model does for edge pairs."""
+    if use_kernel and native_error() is not None:
+        pytest.skip(f"the C kernels are off here: {native_error()}")
     conv = GauntConvolution(*CASES[1], form=form).double()
     conv.use_kernel = use_kernel
     vec, edges = graph(5, 17)
