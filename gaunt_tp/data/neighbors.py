@@ -58,5 +58,14 @@ def edge_pairs(senders: np.ndarray, receivers: np.ndarray, shifts: np.ndarray) -
     first = np.argmax(diff != 0, axis=1)  # first differing column (0 where the edge is its own reverse)
     take_backward = diff[np.arange(len(diff)), first] > 0
     canonical = np.where(take_backward[:, None], backward, forward)
-    _, representative, pair = np.unique(canonical, axis=0, return_index=True, return_inverse=True)
+    # one integer per row (mixed radix) where it fits in int64: a 1-d unique is ~20x faster than rows
+    low, high = canonical.min(axis=0), canonical.max(axis=0)
+    bases = (high - low + 1).astype(object)
+    if np.prod(bases) < 2**62:
+        keys = np.zeros(len(canonical), dtype=np.int64)
+        for column, base in zip((canonical - low).T, bases):
+            keys = keys * int(base) + column
+        _, representative, pair = np.unique(keys, return_index=True, return_inverse=True)
+    else:
+        _, representative, pair = np.unique(canonical, axis=0, return_index=True, return_inverse=True)
     return pair.reshape(-1).astype(np.int64), representative.astype(np.int64)

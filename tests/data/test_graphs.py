@@ -63,6 +63,9 @@ def test_edge_pairs_group_each_edge_with_its_reverse(case):
         same = (i[r], j[r], *s[r]) == (i[e], j[e], *s[e])
         reverse = (i[r], j[r], *s[r]) == (j[e], i[e], *(-s[e]))
         assert same or reverse
+    # indices too large for one int64 key per edge take the row-wise path, with the same pairs
+    big_pair, big_rep = edge_pairs(i + 2**40, j + 2**40, s * 2**20)
+    assert (big_pair == pair).all() and (big_rep == rep).all()
     # an edge listed without its reverse is a pair of its own
     pair, rep = edge_pairs(i[:1], j[:1], s[:1])
     assert pair.tolist() == [0] and rep.tolist() == [0]
