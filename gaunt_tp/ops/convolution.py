@@ -195,7 +195,7 @@ class GauntConvolution(nn.Module):
       summed per receiver on the grid, one projection per node; O(C P L) per edge. On CPUs
       (float32/float64, where gaunt-tp's C kernels build; :attr:`use_kernel`) the sums and all
       their derivatives run in :mod:`gaunt_tp.ops.conv_kernel` without per-edge buffers;
-      ``radial_per_input`` and GPUs use PyTorch operations in edge chunks.
+      GPUs use PyTorch operations in edge chunks.
     - ``"aligned"`` (eSCN, arXiv 2302.03655; :mod:`gaunt_tp.ops.aligned`): each edge is
       rotated onto the polar axis y, where the edge function has only m = 0 coefficients
       and the product is diagonal in m; rotate, multiply, rotate back, O(C L^3) per edge.
