@@ -17,6 +17,7 @@ from e3nn import o3
 from torch import nn
 
 from gaunt_tp.ops.descriptor import as_irreps
+from gaunt_tp.ops.tables import TableCache
 
 __all__ = ["ElementLinear", "EquivariantLinear"]
 
@@ -34,11 +35,23 @@ def _drop_e3nn_keys(module: nn.Module, state_dict: dict, prefix: str, *args: Any
             del state_dict[prefix + key]
 
 
+def _scales(block_shapes: list[tuple[int, int]], alphas: list[float]) -> TableCache:
+    """Each weight entry's ``1 / sqrt(fan_in)`` as one float64 vector (flat weight order)."""
+    parts = [torch.full((a * b,), alpha, dtype=torch.float64) for (a, b), alpha in zip(block_shapes, alphas)]
+    return TableCache({"scale": torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)})
+
+
+def _blocks(weight: torch.Tensor, tables: TableCache, block_shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """The flat weight scaled and cut into its ``[rows, cols]`` blocks (one multiply, one split)."""
+    flat = (weight * tables.get(weight.dtype, weight.device)["scale"]).split([a * b for a, b in block_shapes])
+    return [w.view(a, b) for w, (a, b) in zip(flat, block_shapes)]
+
+
 def _mix(x: torch.Tensor, weight: torch.Tensor, mul_in: int, dim: int) -> torch.Tensor:
     """``[n, mul_in * dim]`` (e3nn layout) times ``weight [mul_in, mul_out]`` -> ``[n, mul_out, dim]``."""
     if dim == 1:
         return (x @ weight)[:, :, None]
-    return torch.matmul(weight.T, x.reshape(x.shape[0], mul_in, dim))
+    return (x.reshape(x.shape[0], mul_in, dim).transpose(1, 2) @ weight).transpose(1, 2)
 
 
 class EquivariantLinear(nn.Module):
@@ -74,16 +87,12 @@ class EquivariantLinear(nn.Module):
         fan_in = [
             sum(self.irreps_in[i].mul for i, jj in self.instructions if jj == j) for j in range(len(self.irreps_out))
         ]
-        self.alphas = [fan_in[j] ** -0.5 for _, j in self.instructions]
+        self.tables = _scales(self.shapes, [fan_in[j] ** -0.5 for _, j in self.instructions])
         self._register_load_state_dict_pre_hook(_drop_e3nn_keys, with_module=True)
 
     def blocks(self) -> list[torch.Tensor]:
         """The weight blocks ``W_ij [mul_i, mul_j]`` times their ``1 / sqrt(fan_in_j)``, instruction order."""
-        out, start = [], 0
-        for (a, b), alpha in zip(self.shapes, self.alphas):
-            out.append(self.weight[start : start + a * b].view(a, b) * alpha)
-            start += a * b
-        return out
+        return _blocks(self.weight, self.tables, self.shapes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.irreps_in.dim:
@@ -138,7 +147,8 @@ class ElementLinear(nn.Module):
             num_elements * sum(self.irreps_in[i].mul for i, jj in self.instructions if jj == j)
             for j in range(len(self.irreps_out))
         ]
-        self.alphas = [fan_in[j] ** -0.5 for _, j in self.instructions]
+        self.block_shapes = [(a * num_elements, b) for a, b in self.shapes]  # rows: (input channel, element)
+        self.tables = _scales(self.block_shapes, [fan_in[j] ** -0.5 for _, j in self.instructions])
         self._register_load_state_dict_pre_hook(_drop_e3nn_keys, with_module=True)
 
     def forward(self, x: torch.Tensor, elements: torch.Tensor) -> torch.Tensor:
@@ -149,10 +159,9 @@ class ElementLinear(nn.Module):
             raise ValueError(f"elements must be [n, num_elements] = [{n}, {k}], got {tuple(elements.shape)}")
         parts = _split(x, self.irreps_in)
         outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
-        start = 0
-        for (i, j), (a, b), alpha in zip(self.instructions, self.shapes, self.alphas):
-            w = self.weight[start : start + a * k * b].view(a * k, b) * alpha
-            start += a * k * b
+        for (i, j), (a, _), w in zip(
+            self.instructions, self.shapes, _blocks(self.weight, self.tables, self.block_shapes)
+        ):
             d = self.irreps_in[i].ir.dim
             # x_i [n, a, d] times elements [n, k] -> [n, a k, d] (e3nn's weight order: input channel, then element)
             xe = (parts[i].reshape(n, a, 1, d) * elements.view(n, 1, k, 1)).reshape(n, a * k * d)
