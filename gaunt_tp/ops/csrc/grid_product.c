@@ -162,6 +162,21 @@ static int64_t NAME##_starts(const int64_t *cnt, int64_t parts, int64_t *start) 
     for (int64_t j = 0; j < parts; j++) { start[j] = n; n += cnt[j]; }                                     \
     return n;                                                                                              \
 }                                                                                                          \
+/* Set-up shared by the entry points: slot limits (2 when the parts do not fit), part starts and entry     \
+ * counts of the three operands, the tile count, and the threads worth starting for it. */                 \
+static int NAME##_plan(int64_t parts, int64_t count, int *threads, const int64_t *cnt_a, int64_t ca,       \
+                       const int64_t *cnt_b, int64_t cb, const int64_t *cnt_o, int64_t co,                 \
+                       int64_t *start_a, int64_t *start_b, int64_t *start_o, int64_t *na, int64_t *nb,     \
+                       int64_t *no, int64_t *tiles) {                                                      \
+    if (parts < 1 || parts * ca > MAX_SLOTS || parts * cb > MAX_SLOTS || parts * co > MAX_SLOTS) return 2; \
+    *na = NAME##_starts(cnt_a, ca * parts, start_a);                                                       \
+    *nb = NAME##_starts(cnt_b, cb * parts, start_b);                                                       \
+    *no = NAME##_starts(cnt_o, co * parts, start_o);                                                       \
+    *tiles = (count + LANES - 1) / LANES;                                                                  \
+    if (*threads > *tiles) *threads = (int)*tiles;                                                         \
+    if (*threads < 1) *threads = 1;                                                                        \
+    return 0;                                                                                              \
+}                                                                                                          \
 /* Per tile: node base offsets (times each layout's dim) and channels of its lanes; returns the number     \
  * of real lanes and sets *uniform when they are one node's consecutive channels. */                       \
 static int64_t NAME##_lanes(int64_t tile, int64_t count, int64_t mul, int64_t *node, int64_t *chan,        \
@@ -201,14 +216,11 @@ int NAME(const T *a, const T *b, T *out, int64_t count, int64_t mul, int threads
          const T *tab_b,                                                                                   \
          const int64_t *off_o, const int64_t *str_o, const int64_t *cnt_o, int64_t co, int64_t dim_o,      \
          const T *tab_o) {                                                                                 \
-    if (parts < 1 || parts * ca > MAX_SLOTS || parts * cb > MAX_SLOTS || parts * co > MAX_SLOTS) return 2; \
-    int64_t tiles = (count + LANES - 1) / LANES;                                                           \
-    int64_t start_a[MAX_SLOTS], start_b[MAX_SLOTS], start_o[MAX_SLOTS];                                    \
-    int64_t na = NAME##_starts(cnt_a, ca * parts, start_a), nb = NAME##_starts(cnt_b, cb * parts, start_b);\
-    int64_t no = NAME##_starts(cnt_o, co * parts, start_o);                                                \
+    int64_t start_a[MAX_SLOTS], start_b[MAX_SLOTS], start_o[MAX_SLOTS], na, nb, no, tiles;                 \
+    if (NAME##_plan(parts, count, &threads, cnt_a, ca, cnt_b, cb, cnt_o, co, start_a, start_b, start_o,    \
+                    &na, &nb, &no, &tiles))                                                                \
+        return 2;                                                                                          \
     int failed = 0;                                                                                        \
-    if (threads > tiles) threads = (int)tiles;                                                             \
-    if (threads < 1) threads = 1;                                                                          \
     _Pragma("omp parallel num_threads(threads) reduction(|:failed)")                                       \
     {                                                                                                      \
         size_t bytes = sizeof(V) * (size_t)(na + nb + no + (ca + cb) * parts * H + H + 1);                 \
@@ -243,14 +255,11 @@ int NAME##_backward(const T *a, const T *b, const T *go, T *ga, T *gb, int64_t c
                     int64_t dim_b, const T *sb, const T *pb,                                               \
                     const int64_t *off_o, const int64_t *str_o, const int64_t *cnt_o, int64_t co,          \
                     int64_t dim_o, const T *so) {                                                          \
-    if (parts < 1 || parts * ca > MAX_SLOTS || parts * cb > MAX_SLOTS || parts * co > MAX_SLOTS) return 2; \
-    int64_t tiles = (count + LANES - 1) / LANES;                                                           \
-    int64_t start_a[MAX_SLOTS], start_b[MAX_SLOTS], start_o[MAX_SLOTS];                                    \
-    int64_t na = NAME##_starts(cnt_a, ca * parts, start_a), nb = NAME##_starts(cnt_b, cb * parts, start_b);\
-    int64_t no = NAME##_starts(cnt_o, co * parts, start_o);                                                \
+    int64_t start_a[MAX_SLOTS], start_b[MAX_SLOTS], start_o[MAX_SLOTS], na, nb, no, tiles;                 \
+    if (NAME##_plan(parts, count, &threads, cnt_a, ca, cnt_b, cb, cnt_o, co, start_a, start_b, start_o,    \
+                    &na, &nb, &no, &tiles))                                                                \
+        return 2;                                                                                          \
     int failed = 0;                                                                                        \
-    if (threads > tiles) threads = (int)tiles;                                                             \
-    if (threads < 1) threads = 1;                                                                          \
     _Pragma("omp parallel num_threads(threads) reduction(|:failed)")                                       \
     {                                                                                                      \
         size_t bytes = sizeof(V) * (size_t)(2 * (na + nb) + no + (ca + cb + co) * parts * H + H + 1);      \
