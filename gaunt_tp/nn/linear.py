@@ -35,9 +35,18 @@ def _drop_e3nn_keys(module: nn.Module, state_dict: dict, prefix: str, *args: Any
             del state_dict[prefix + key]
 
 
-def _scales(block_shapes: list[tuple[int, int]], alphas: list[float]) -> TableCache:
-    """Each weight entry's ``1 / sqrt(fan_in)`` as one float64 vector (flat weight order)."""
-    parts = [torch.full((a * b,), alpha, dtype=torch.float64) for (a, b), alpha in zip(block_shapes, alphas)]
+def _scales(block_shapes: list[tuple[int, int]], instructions: list[tuple[int, int]]) -> TableCache:
+    """Each weight entry's ``1 / sqrt(fan_in)`` as one float64 vector (flat weight order).
+
+    An output's fan-in is the number of rows of all blocks that feed it (e3nn's ``path_normalization="element"``).
+    """
+    fan_in: dict[int, int] = {}
+    for (_, j), (rows, _) in zip(instructions, block_shapes):
+        fan_in[j] = fan_in.get(j, 0) + rows
+    parts = [
+        torch.full((a * b,), fan_in[j] ** -0.5, dtype=torch.float64)
+        for (_, j), (a, b) in zip(instructions, block_shapes)
+    ]
     return TableCache({"scale": torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)})
 
 
@@ -84,10 +93,7 @@ class EquivariantLinear(nn.Module):
         self.instructions = _instructions(self.irreps_in, self.irreps_out)
         self.shapes = [(self.irreps_in[i].mul, self.irreps_out[j].mul) for i, j in self.instructions]
         self.weight = nn.Parameter(torch.randn(sum(a * b for a, b in self.shapes)))
-        fan_in = [
-            sum(self.irreps_in[i].mul for i, jj in self.instructions if jj == j) for j in range(len(self.irreps_out))
-        ]
-        self.tables = _scales(self.shapes, [fan_in[j] ** -0.5 for _, j in self.instructions])
+        self.tables = _scales(self.shapes, self.instructions)
         self._register_load_state_dict_pre_hook(_drop_e3nn_keys, with_module=True)
 
     def blocks(self) -> list[torch.Tensor]:
@@ -143,12 +149,8 @@ class ElementLinear(nn.Module):
         self.instructions = _instructions(self.irreps_in, self.irreps_out)
         self.shapes = [(self.irreps_in[i].mul, self.irreps_out[j].mul) for i, j in self.instructions]
         self.weight = nn.Parameter(torch.randn(sum(a * num_elements * b for a, b in self.shapes)))
-        fan_in = [
-            num_elements * sum(self.irreps_in[i].mul for i, jj in self.instructions if jj == j)
-            for j in range(len(self.irreps_out))
-        ]
         self.block_shapes = [(a * num_elements, b) for a, b in self.shapes]  # rows: (input channel, element)
-        self.tables = _scales(self.block_shapes, [fan_in[j] ** -0.5 for _, j in self.instructions])
+        self.tables = _scales(self.block_shapes, self.instructions)
         self._register_load_state_dict_pre_hook(_drop_e3nn_keys, with_module=True)
 
     def forward(self, x: torch.Tensor, elements: torch.Tensor) -> torch.Tensor:
