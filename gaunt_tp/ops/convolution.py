@@ -40,10 +40,6 @@ __all__ = ["FORMS", "GauntConvolution", "auto_edge_chunk", "convolution_cost", "
 FORMS = ("grid", "aligned")
 
 
-def _consecutive(indices: list[int] | tuple[int, ...]) -> bool:
-    return list(indices) == list(range(indices[0], indices[0] + len(indices)))
-
-
 def safe_unit_vectors(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Unit vectors and lengths of ``[E, 3]`` edge vectors; a zero vector gives a zero "unit" vector.
 
@@ -267,6 +263,12 @@ class GauntConvolution(nn.Module):
         self.channels = self.desc.mul
         self.radial_per_input = radial_per_input
         self.radial_inputs = len(self.irreps_node) if radial_per_input else 1
+        # with radial_per_input, the radial groups of each node class (a slice, a view, where they are consecutive)
+        self.class_groups: list[slice | list[int]] = []
+        for cls in self.desc.classes1:
+            idx = list(cls.irrep_indices)
+            consecutive = idx == list(range(idx[0], idx[0] + len(idx)))
+            self.class_groups.append(slice(idx[0], idx[-1] + 1) if consecutive else idx)
         self.weight_numel = self.radial_inputs * len(self.sh_degrees) * self.channels
         self.edge_chunk = edge_chunk
         self.use_kernel = native_error() is None
@@ -395,11 +397,10 @@ class GauntConvolution(nn.Module):
             padded: list[torch.Tensor | None] = [None] * len(desc.classes_out)
             for i, io in self.routes:
                 if self.radial_per_input:  # each node irrep its own group of channels: [N, k C, P'], [rows, n_l2, k C]
-                    irreps = desc.classes1[i].irrep_indices
                     values = torch.stack(self._pieces(classes[i], i, t[f"a{i}_padded"]), dim=1).flatten(1, 2)
-                    rows = weights[:, :, irreps[0] : irreps[-1] + 1] if _consecutive(irreps) else weights[:, :, irreps]
+                    rows = weights[:, :, self.class_groups[i]]
                     part = convolution_sums(values, rows.flatten(2), zonal, sender, receiver, radial_index)
-                    part = part.view(n, len(irreps), c, -1).sum(1)
+                    part = part.view(n, len(desc.classes1[i].irrep_indices), c, -1).sum(1)
                 else:
                     values = classes[i] @ t[f"a{i}_padded"]
                     part = convolution_sums(values, weights.flatten(2), zonal, sender, receiver, radial_index)
