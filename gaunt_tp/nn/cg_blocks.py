@@ -17,7 +17,9 @@ class CGConvolution(nn.Module):
 
     Same interface as :class:`gaunt_tp.ops.GauntConvolution`, with one radial weight per path
     and channel (e3nn's freedom) instead of one per edge degree and channel:
-    ``weight_numel = (number of paths) * C``, laid out path-major as e3nn expects.
+    ``weight_numel = (number of paths) * C``, laid out path-major as e3nn expects. The edge
+    harmonics are component-normalised (``sum_m Y_lm^2 = 2l + 1``), as in MACE, so that each
+    message has MACE's scale.
 
     Shape:
         ``forward(node_features [N, irreps_node.dim], edge_vectors [E, 3], edge_index [2, E],
@@ -61,7 +63,7 @@ class CGConvolution(nn.Module):
         if radial_index is not None:
             radial_weights = radial_weights.index_select(0, radial_index)
         unit, _ = safe_unit_vectors(edge_vectors)
-        sh = o3.spherical_harmonics(self.irreps_sh, unit, normalize=False, normalization="integral")
+        sh = o3.spherical_harmonics(self.irreps_sh, unit, normalize=False, normalization="component")
         messages = self.tp(node_features[edge_index[0]], sh, radial_weights)
         out = messages.new_zeros(node_features.shape[0], self.irreps_out.dim)
         return out.index_add(0, edge_index[1], messages)

@@ -122,12 +122,13 @@ def test_radial_functions_once_per_edge_pair_change_nothing(model, ethanol):
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-11)
 
 
+@pytest.mark.parametrize("conv_blocks", ["gaunt", "e3nn"])
 @pytest.mark.parametrize("layer", [0, 1])
-def test_messages_have_unit_second_moment_at_initialisation(layer):
+def test_messages_have_unit_second_moment_at_initialisation(layer, conv_blocks):
     """The convolution's output times the layer's scale: unit second moment per component for unit inputs
-    (one edge per receiver), as e3nn's normalisation gives MACE's messages."""
+    (one edge per receiver), as e3nn's normalisation gives MACE's messages, with either convolution."""
     torch.manual_seed(1)
-    block = GauntMACE(CONFIG).double().layers[layer]
+    block = GauntMACE(dataclasses.replace(CONFIG, conv_blocks=conv_blocks)).double().layers[layer]
     n = 6000
     x = torch.randn(n, block.conv.irreps_node.dim, dtype=torch.float64)
     radial = torch.randn(n, block.conv.weight_numel, dtype=torch.float64)
