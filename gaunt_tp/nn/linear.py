@@ -94,6 +94,9 @@ class EquivariantLinear(nn.Module):
         self.shapes = [(self.irreps_in[i].mul, self.irreps_out[j].mul) for i, j in self.instructions]
         self.weight = nn.Parameter(torch.randn(sum(a * b for a, b in self.shapes)))
         self.tables = _scales(self.shapes, self.instructions)
+        # one block of scalars (readouts, embeddings): a plain matrix product, no splitting or merging
+        self.dense = len(self.irreps_in) == len(self.irreps_out) == len(self.instructions) == 1
+        self.dense = self.dense and self.irreps_in[0].ir.dim == 1
         self._register_load_state_dict_pre_hook(_drop_e3nn_keys, with_module=True)
 
     def blocks(self) -> list[torch.Tensor]:
@@ -105,6 +108,9 @@ class EquivariantLinear(nn.Module):
             raise ValueError(f"input must be [..., {self.irreps_in.dim}] for {self.irreps_in}, got {tuple(x.shape)}")
         lead = x.shape[:-1]
         x = x.reshape(-1, self.irreps_in.dim)
+        if self.dense:
+            a, b = self.shapes[0]
+            return (x @ (self.weight.view(a, b) * a**-0.5)).reshape(*lead, b)
         parts = _split(x, self.irreps_in)
         outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
         for (i, j), w in zip(self.instructions, self.blocks()):

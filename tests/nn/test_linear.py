@@ -7,7 +7,8 @@ from gaunt_tp.testing import assert_equivariant
 
 LINEAR_CASES = [
     ("4x0e + 4x1o + 3x1o + 2x2e", "5x0e + 2x1o + 3x3o + 1x2e"),  # several inputs per output, an unreached output
-    ("6x0e", "1x0e"),
+    ("6x0e", "1x0e"),  # one block of scalars: a plain matrix product
+    ("3x0o", "2x0o"),
     ("3x1e + 2x0o", "2x0o + 4x1e"),  # unnatural parities, outputs in another order
 ]
 ELEMENT_CASES = [
