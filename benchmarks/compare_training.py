@@ -100,6 +100,30 @@ def gaunt_contender(
     return Contender(model, graphs(train), graphs(valid), collate, call)
 
 
+def with_mace_products(contender: Contender) -> Contender:
+    """The same GauntMACE with each Gaunt many-body block replaced by mace-torch's SymmetricContraction
+    (element-dependent weights on every coupling path): a diagnostic that separates the many-body block
+    from the rest of the model."""
+    from mace.modules.irreps_tools import reshape_irreps
+    from mace.modules.symmetric_contraction import SymmetricContraction
+
+    class MaceProduct(torch.nn.Module):
+        def __init__(self, gaunt: torch.nn.Module) -> None:
+            super().__init__()
+            self.reshape = reshape_irreps(gaunt.irreps_in)
+            self.contraction = SymmetricContraction(gaunt.irreps_in, gaunt.irreps_out, correlation=gaunt.correlation,
+                                                    num_elements=gaunt.num_elements)  # fmt: skip
+            self.num_elements = gaunt.num_elements
+
+        def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+            one_hot = torch.nn.functional.one_hot(species, self.num_elements).to(x.dtype)
+            return self.contraction(self.reshape(x), one_hot)
+
+    for layer in contender.model.layers:
+        layer.product = MaceProduct(layer.product).to(torch.float64)
+    return contender
+
+
 def mace_contender(train: list[Configuration], valid: list[Configuration], stats: dict) -> Contender:
     from e3nn import o3
     from mace import data, modules, tools
@@ -187,9 +211,12 @@ def plot(report: dict, path: Path) -> None:
         ("gaunt-rpi", "GauntMACE, radial per input irrep"),
         ("gaunt-k4", "GauntMACE, 4 many-body products"),
         ("gaunt-rpi-k4", "GauntMACE, radial per input, 4 products"),
+        ("gaunt-maceprod", "GauntMACE + mace-torch many-body"),
         ("mace", "mace-torch MACE"),
     ):
-        rows = report["models"].get(name, {}).get("epochs", [])
+        if name not in report["models"]:
+            continue
+        rows = report["models"][name]["epochs"]
         for ax, key in zip(axes, ("rmse_e_meV_per_atom", "rmse_f_meV_per_A")):
             ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], "o-", label=label)
     for ax, title in zip(axes, ("energy RMSE (meV/atom)", "force RMSE (meV/A)")):
@@ -220,10 +247,11 @@ def main(argv: list[str] | None = None) -> None:
         "--models",
         nargs="+",
         default=["gaunt", "mace"],
-        choices=["gaunt", "gaunt-cg", "gaunt-rpi", "gaunt-k4", "gaunt-rpi-k4", "mace"],
+        choices=["gaunt", "gaunt-cg", "gaunt-rpi", "gaunt-k4", "gaunt-rpi-k4", "gaunt-maceprod", "mace"],
         help="gaunt-cg: GauntMACE with MACE's Clebsch-Gordan convolution (per-path radial weights); "
         "gaunt-rpi: the Gaunt convolution with radial weights per input irrep too; "
-        "-k4: four products summed in each many-body block (num_products=4)",
+        "-k4: four products summed in each many-body block (num_products=4); "
+        "gaunt-maceprod: mace-torch's symmetric contraction in place of the Gaunt many-body block (a diagnostic)",
     )
     parser.add_argument("--limit", type=int, default=None, help="use only the first LIMIT configurations")
     parser.add_argument("--seed", type=int, default=1)
@@ -272,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         "gaunt-rpi": lambda *a: gaunt_contender(*a, radial_per_input=True),
         "gaunt-k4": lambda *a: gaunt_contender(*a, num_products=4),
         "gaunt-rpi-k4": lambda *a: gaunt_contender(*a, radial_per_input=True, num_products=4),
+        "gaunt-maceprod": lambda *a: with_mace_products(gaunt_contender(*a)),
         "mace": mace_contender,
     }
     for name in args.models:
