@@ -68,6 +68,14 @@ def test_saved_model_round_trip_and_bad_files(model_file, tmp_path):
     torch.save(payload, tmp_path / "old.model")
     with pytest.raises(ValueError, match="earlier gaunt-tp.*retrain"):
         load_model(tmp_path / "old.model")
+    payload["format"] = "gaunt-tp-model/2"  # Gaunt models of /2 compute the same function
+    torch.save(payload, tmp_path / "v2.model")
+    torch.testing.assert_close(load_model(tmp_path / "v2.model").state_dict(), model.state_dict())
+    payload["config"] = payload["config"].replace('"conv_blocks": "gaunt"', '"conv_blocks": "e3nn"')
+    assert '"e3nn"' in payload["config"]
+    torch.save(payload, tmp_path / "v2_cg.model")
+    with pytest.raises(ValueError, match="CG convolution.*earlier gaunt-tp.*retrain"):
+        load_model(tmp_path / "v2_cg.model")
 
 
 def test_unknown_element_is_a_clear_error(model_file):

@@ -12,8 +12,10 @@ from gaunt_tp.nn.model import GauntMACE, ModelConfig
 __all__ = ["load_model", "save_model"]
 
 # /2: messages normalised per degree, radial MLP and readout parametrised like e3nn's (2026-12-01);
-# the same weights compute a different function under /1
-FORMAT = "gaunt-tp-model/2"
+# the same weights compute a different function under /1.
+# /3: the CG convolution (conv_blocks="e3nn") takes component-normalised edge harmonics, as MACE does;
+# /2 files of Gaunt models mean the same function and load, those of CG models are refused.
+FORMAT = "gaunt-tp-model/3"
 
 
 def save_model(model: GauntMACE, path: str | Path) -> None:
@@ -58,8 +60,14 @@ def load_model(
             f"{path}: written by an earlier gaunt-tp (format 'gaunt-tp-model/1'), whose layers are parametrised "
             f"differently; retrain the model with this version"
         )
-    if found != FORMAT:
+    if found not in (FORMAT, "gaunt-tp-model/2"):
         raise ValueError(f"{path}: not a gaunt-tp model file (format {found!r}, expected {FORMAT!r})")
-    model = GauntMACE(ModelConfig.from_json(payload["config"]))
+    config = ModelConfig.from_json(payload["config"])
+    if found == "gaunt-tp-model/2" and config.conv_blocks != "gaunt":
+        raise ValueError(
+            f"{path}: a model with the CG convolution written by an earlier gaunt-tp (format 'gaunt-tp-model/2'), "
+            f"whose edge harmonics were normalised differently; retrain the model with this version"
+        )
+    model = GauntMACE(config)
     model.load_state_dict(payload["state_dict"])
     return model.to(device=device, dtype=dtype)
