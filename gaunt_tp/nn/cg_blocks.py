@@ -58,8 +58,10 @@ class CGConvolution(nn.Module):
         radial_weights: torch.Tensor,
         *,
         radial_index: torch.Tensor | None = None,
+        edge_cache: dict | None = None,
     ) -> torch.Tensor:
-        """As :class:`gaunt_tp.ops.GauntConvolution`'s forward (``radial_index``: rows shared by edges)."""
+        """As :class:`gaunt_tp.ops.GauntConvolution`'s forward (``radial_index``: rows shared by edges;
+        ``edge_cache`` is accepted and left unused: nothing here is shared between layers)."""
         if radial_index is not None:
             radial_weights = radial_weights.index_select(0, radial_index)
         unit, _ = safe_unit_vectors(edge_vectors)

@@ -159,14 +159,17 @@ class _Layer(nn.Module):
         radial_feats: torch.Tensor,
         edge_index: torch.Tensor,
         edge_pair: torch.Tensor,
+        edge_cache: dict,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """New node features ``[n, hidden.dim]`` and this layer's site energies ``[n]``.
 
         ``radial_feats [U, num_radial_basis]`` holds one row per undirected edge pair, ``edge_pair [E]``
-        the pair of each edge: the radial MLP runs once per pair.
+        the pair of each edge: the radial MLP runs once per pair. ``edge_cache``: one dict shared by the
+        layers of one forward pass (see :class:`gaunt_tp.ops.GauntConvolution`).
         """
         weights = self.radial(radial_feats)  # [U, weight_numel]
-        a = self.conv(self.linear_up(h), vectors, edge_index, weights, radial_index=edge_pair) * self.conv_scale
+        a = self.conv(self.linear_up(h), vectors, edge_index, weights, radial_index=edge_pair, edge_cache=edge_cache)
+        a = a * self.conv_scale
         b = self.product(self.linear_a(a), species)
         h_new = self.linear_out(b) + self.skip(h, one_hot)
         return h_new, self.readout(h_new[:, : self.num_scalars]).squeeze(-1)
@@ -223,8 +226,11 @@ class GauntMACE(nn.Module):
         one_hot = torch.nn.functional.one_hot(batch.species, len(self.config.atomic_numbers)).to(positions.dtype)
         h = self.embedding(one_hot)
         interaction = torch.zeros_like(positions[:, 0])
+        edge_cache: dict = {}  # what the layers' convolutions can share: they run over the same edges
         for layer in self.layers:
-            h, site = layer(h, one_hot, batch.species, vectors, radial_feats, batch.edge_index, batch.edge_pair)
+            h, site = layer(
+                h, one_hot, batch.species, vectors, radial_feats, batch.edge_index, batch.edge_pair, edge_cache
+            )
             interaction = interaction + site
         node_energy = (
             self.e0s.to(positions.dtype)[batch.species]

@@ -72,7 +72,13 @@ def _evaluate(missing: str, graph: dict, args: dict[str, torch.Tensor | None]) -
     ptr = lambda t: t.data_ptr()  # noqa: E731
     if missing in ("A", "B", "R") and f"csr_{missing}" not in graph:  # made when first needed
         size = graph["rows"] if missing == "R" else n
-        graph[f"csr_{missing}"] = _csr(graph[f"index_{missing}"], size)
+        shared, key = graph["groupings"], ("csr", missing, n, graph["edges"], graph["rows"], graph["own_rows"])
+        csr = shared.get(key) if shared is not None else None
+        if csr is None:
+            csr = _csr(graph[f"index_{missing}"], size)
+            if shared is not None:
+                shared[key] = csr
+        graph[f"csr_{missing}"] = csr
     if missing in ("A", "B"):  # scatter onto the missing node slot from the other one
         other = "B" if missing == "A" else "A"
         csr_ptr, csr_edges = graph[f"csr_{missing}"]
@@ -103,6 +109,7 @@ def convolution_sums(
     sender: torch.Tensor,
     receiver: torch.Tensor,
     radial_index: torch.Tensor | None = None,
+    groupings: dict | None = None,
 ) -> torch.Tensor:
     """``S[i, c, p] = sum_{e: receiver(e) = i} node_values[sender(e), c, p] sum_l radial[k(e), l, c] zonal[e, l, p]``.
 
@@ -113,6 +120,10 @@ def convolution_sums(
         zonal ``[E, L, P]``, sender, receiver and radial_index ``[E]`` (int64, in range); returns
         ``[N, C, P]``. float32 or float64 CPU tensors; ``P`` a multiple of 8 up to ``MAX_POINTS`` (pad
         the grid with zero points), at most ``MAX_DEGREES`` degrees L; differentiable to any order.
+
+    ``groupings``: a dict in which the edges' groupings by receiver, sender and radial row are kept
+    and looked up, so that sums over the same edges and the same ``radial_index`` share them; None: made
+    per call.
     """
     n, c, p = node_values.shape
     rows, l, _ = radial.shape
@@ -121,6 +132,7 @@ def convolution_sums(
         raise ValueError(
             f"the kernels take a multiple of 8 grid points up to {MAX_POINTS} and <= {MAX_DEGREES} degrees: {p}, {l}"
         )
+    own_rows = radial_index is None
     if radial_index is None:
         if rows != e:
             raise ValueError(f"radial has {rows} rows for {e} edges: pass radial_index to share rows")
@@ -129,5 +141,6 @@ def convolution_sums(
     graph = {
         "nodes": n, "edges": e, "channels": c, "degrees": l, "points": p, "rows": rows,
         "index_A": receiver, "index_B": sender, "index_R": radial_index.to(torch.int64).contiguous(),
+        "groupings": groupings, "own_rows": own_rows,
     }  # fmt: skip
     return _Partial.apply("A", graph, None, node_values.contiguous(), radial.contiguous(), zonal.contiguous())

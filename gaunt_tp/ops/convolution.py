@@ -223,7 +223,11 @@ class GauntConvolution(nn.Module):
         laid out ``[l2, i1, c]``. Zero-length edges contribute through l2 = 0 only. With the keyword
         ``radial_index [E]`` (int), ``radial_weights`` is ``[rows, weight_numel]`` and edge e takes row
         ``radial_index[e]``: an edge and its reverse have one length, so a model computes radial
-        weights once per pair (the C kernels read the shared rows in place).
+        weights once per pair (the C kernels read the shared rows in place). With the keyword
+        ``edge_cache`` (a dict, empty at first), convolutions over the same edges share what depends
+        on the edges alone (the edges' zonal functions on the grid, the kernels' edge groupings):
+        pass one fresh dict to every convolution of one forward pass over one graph, never
+        across graphs, edge vectors or ``radial_index``.
 
     Example:
         >>> import torch
@@ -380,6 +384,7 @@ class GauntConvolution(nn.Module):
         radial_weights: torch.Tensor,
         *,
         radial_index: torch.Tensor | None = None,
+        edge_cache: dict | None = None,
     ) -> torch.Tensor:
         self._check(node_features, edge_vectors, edge_index, radial_weights, radial_index)
         if radial_index is not None and not (self.form == "grid" and self._kernel_runs(node_features)):
@@ -392,18 +397,27 @@ class GauntConvolution(nn.Module):
         unit, _ = safe_unit_vectors(edge_vectors)
         if self._kernel_runs(node_features):  # on the grid padded with zero points to a multiple of 8
             sender, receiver = edge_index[0], edge_index[1]
-            zonal = _zonal_values(unit, t["points_padded"], self.sh_degrees)  # [E, n_l2, P']
+            key = ("zonal", self.grid.name, self.grid.size, tuple(self.sh_degrees), node_features.dtype)
+            zonal = edge_cache.get(key) if edge_cache is not None else None
+            if zonal is None:
+                zonal = _zonal_values(unit, t["points_padded"], self.sh_degrees)  # [E, n_l2, P']
+                if edge_cache is not None:
+                    edge_cache[key] = zonal
             weights = radial_weights.view(-1, len(self.sh_degrees), self.radial_inputs, c)  # [rows, n_l2, groups, C]
             padded: list[torch.Tensor | None] = [None] * len(desc.classes_out)
             for i, io in self.routes:
                 if self.radial_per_input:  # each node irrep its own group of channels: [N, k C, P'], [rows, n_l2, k C]
                     values = torch.stack(self._pieces(classes[i], i, t[f"a{i}_padded"]), dim=1).flatten(1, 2)
                     rows = weights[:, :, self.class_groups[i]]
-                    part = convolution_sums(values, rows.flatten(2), zonal, sender, receiver, radial_index)
+                    part = convolution_sums(
+                        values, rows.flatten(2), zonal, sender, receiver, radial_index, groupings=edge_cache
+                    )
                     part = part.view(n, len(desc.classes1[i].irrep_indices), c, -1).sum(1)
                 else:
                     values = classes[i] @ t[f"a{i}_padded"]
-                    part = convolution_sums(values, weights.flatten(2), zonal, sender, receiver, radial_index)
+                    part = convolution_sums(
+                        values, weights.flatten(2), zonal, sender, receiver, radial_index, groupings=edge_cache
+                    )
                 padded[io] = part if padded[io] is None else padded[io] + part  # [N, C, P']
             return desc.merge_out(
                 [

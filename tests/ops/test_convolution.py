@@ -144,6 +144,40 @@ def test_shared_radial_rows_equal_gathered_rows(form, use_kernel):
         conv(x, vec, edges, rows, radial_index=index[:-1])
 
 
+@pytest.mark.parametrize("use_kernel", [True, False])
+def test_edge_cache_shared_by_two_convolutions_changes_nothing(use_kernel):
+    """Two layers over one graph sharing zonal functions and edge groupings: same values, gradients and
+    second derivatives as without the cache."""
+    if use_kernel and native_error() is not None:
+        pytest.skip(f"the C kernels are off here: {native_error()}")
+    first = GauntConvolution("3x0e", "1x0e + 1x1o + 1x2e", "3x0e + 3x1o + 3x2e", form="grid").double()
+    second = GauntConvolution("3x0e + 3x1o", "1x0e + 1x1o + 1x2e", "3x0e + 3x1o", form="grid").double()
+    assert first.grid.size == second.grid.size  # one grid: the zonal functions can be shared
+    for conv in (first, second):
+        conv.use_kernel = use_kernel
+    vec, edges = graph(5, 17)
+    vec.requires_grad_(True)
+    rows = torch.randn(9, first.weight_numel, dtype=torch.float64, requires_grad=True)
+    index = torch.randint(0, 9, (17,), generator=torch.Generator().manual_seed(3))
+    x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+
+    def two_layers(cache):
+        h = first(x, vec, edges, rows, radial_index=index, edge_cache=cache)[:, :12]
+        return second(h, vec, edges, rows, radial_index=index, edge_cache=cache)
+
+    cache: dict = {}
+    shared, alone = two_layers(cache), two_layers(None)
+    assert len(cache) >= (2 if use_kernel else 0)  # zonal values and the receivers' grouping at least
+    torch.testing.assert_close(shared, alone, rtol=0, atol=1e-12)
+    g = torch.randn_like(shared)
+    grads = [torch.autograd.grad(out, (x, vec, rows), g, create_graph=True) for out in (shared, alone)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    second_order = [torch.autograd.grad(gr[1].square().sum(), (x, rows)) for gr in grads]
+    for a, b in zip(*second_order):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
+
+
 def test_no_edges_gives_zeros():
     conv = GauntConvolution(*CASES[0])
     out = conv(
