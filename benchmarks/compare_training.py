@@ -124,6 +124,60 @@ def with_mace_products(contender: Contender) -> Contender:
     return contender
 
 
+def with_all_gaunt_paths(contender: Contender) -> Contender:
+    """The same GauntMACE with each many-body block a free, element-dependent combination of every Gaunt
+    coupling path (a diagnostic, in plain PyTorch): with ``g_i`` the grid function of input irrep i alone,
+    ``out^L = sum_paths w[z, path, L, c] N[path, L] P_L(g_i1 ... g_inu)`` over all monomials
+    ``i1 <= ... <= inu``, ``nu <= correlation`` (34 for 4 input degrees at correlation 3). That is the span of
+    the Gaunt product form with every coefficient free; MACE's symmetric contraction has the antisymmetric
+    couplings as well."""
+    import itertools
+
+    class AllPaths(torch.nn.Module):
+        def __init__(self, gaunt: torch.nn.Module) -> None:
+            super().__init__()
+            self.gaunt = gaunt  # its tables and index maps; its own weights stay unused
+            degrees = gaunt.degree_in.tolist()
+            self.slices = [(degrees.index(i), degrees.index(i) + degrees.count(i)) for i in range(len(gaunt.irreps_in))]
+            monomials = [m for nu in range(1, gaunt.correlation + 1)
+                         for m in itertools.combinations_with_replacement(range(len(gaunt.irreps_in)), nu)]  # fmt: skip
+            pairs = [m for m in monomials if len(m) == 2]
+            triples = [m for m in monomials if len(m) == 3]
+            self.i2, self.j2 = torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+            self.i3 = torch.tensor([pairs.index(t[:2]) for t in triples])
+            self.j3 = torch.tensor([t[2] for t in triples])
+            n_out = len(gaunt.irreps_out)
+            self.weights = torch.nn.Parameter(
+                torch.randn(gaunt.num_elements, len(monomials), n_out, gaunt.channels) / len(monomials) ** 0.5
+            )
+            with torch.no_grad():
+                a = torch.randn(256, 1, len(degrees), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+                z = self.project(a)  # [256, 1, monomials, n_out entries]
+                rms = torch.stack([z[..., gaunt.degree_out == i].square().mean(dim=(0, 1, 3)) for i in range(n_out)], 1)
+                rms = rms.sqrt()
+            self.norm = torch.where(rms > 1e-8, 1 / rms.clamp_min(1e-8), torch.zeros_like(rms))  # [monomials, n_out]
+
+        def project(self, a: torch.Tensor) -> torch.Tensor:
+            t = self.gaunt.tables.get(a.dtype, a.device)
+            g = torch.stack([a[..., s:e] @ t["synth"][s:e] for s, e in self.slices], 2)  # [N, C, n_in, P]
+            m2 = g[:, :, self.i2] * g[:, :, self.j2]
+            m3 = m2[:, :, self.i3] * g[:, :, self.j3]
+            return torch.cat([g, m2, m3], 2) @ t["proj"]  # [N, C, monomials, n_out entries]
+
+        def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+            gaunt, n = self.gaunt, x.shape[0]
+            z = self.project(x.index_select(1, gaunt.perm_in).view(n, gaunt.channels, -1))
+            w = (self.weights[species] * self.norm[None, :, :, None]).index_select(2, gaunt.degree_out)
+            out = torch.einsum("ncme,nmec->nce", z, w)
+            return out.reshape(n, -1).index_select(1, gaunt.perm_out_inverse)
+
+    for layer in contender.model.layers:
+        if layer.product.correlation != 3:
+            raise ValueError("the all-paths diagnostic is written for correlation 3")
+        layer.product = AllPaths(layer.product).to(torch.float64)
+    return contender
+
+
 def mace_contender(train: list[Configuration], valid: list[Configuration], stats: dict) -> Contender:
     from e3nn import o3
     from mace import data, modules, tools
@@ -211,6 +265,7 @@ def plot(report: dict, path: Path) -> None:
         ("gaunt-rpi", "GauntMACE, radial per input irrep"),
         ("gaunt-k4", "GauntMACE, 4 many-body products"),
         ("gaunt-rpi-k4", "GauntMACE, radial per input, 4 products"),
+        ("gaunt-all", "GauntMACE, every Gaunt many-body path"),
         ("gaunt-maceprod", "GauntMACE + mace-torch many-body"),
         ("mace", "mace-torch MACE"),
     ):
@@ -247,10 +302,11 @@ def main(argv: list[str] | None = None) -> None:
         "--models",
         nargs="+",
         default=["gaunt", "mace"],
-        choices=["gaunt", "gaunt-cg", "gaunt-rpi", "gaunt-k4", "gaunt-rpi-k4", "gaunt-maceprod", "mace"],
+        choices=["gaunt", "gaunt-cg", "gaunt-rpi", "gaunt-k4", "gaunt-rpi-k4", "gaunt-all", "gaunt-maceprod", "mace"],
         help="gaunt-cg: GauntMACE with MACE's Clebsch-Gordan convolution (per-path radial weights); "
         "gaunt-rpi: the Gaunt convolution with radial weights per input irrep too; "
         "-k4: four products summed in each many-body block (num_products=4); "
+        "gaunt-all: a free combination of every Gaunt coupling path in the many-body block (a diagnostic); "
         "gaunt-maceprod: mace-torch's symmetric contraction in place of the Gaunt many-body block (a diagnostic)",
     )
     parser.add_argument("--limit", type=int, default=None, help="use only the first LIMIT configurations")
@@ -300,6 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         "gaunt-rpi": lambda *a: gaunt_contender(*a, radial_per_input=True),
         "gaunt-k4": lambda *a: gaunt_contender(*a, num_products=4),
         "gaunt-rpi-k4": lambda *a: gaunt_contender(*a, radial_per_input=True, num_products=4),
+        "gaunt-all": lambda *a: with_all_gaunt_paths(gaunt_contender(*a)),
         "gaunt-maceprod": lambda *a: with_mace_products(gaunt_contender(*a)),
         "mace": mace_contender,
     }
