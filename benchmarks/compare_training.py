@@ -143,9 +143,10 @@ def with_all_gaunt_paths(contender: Contender) -> Contender:
                          for m in itertools.combinations_with_replacement(range(len(gaunt.irreps_in)), nu)]  # fmt: skip
             pairs = [m for m in monomials if len(m) == 2]
             triples = [m for m in monomials if len(m) == 3]
-            self.i2, self.j2 = torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
-            self.i3 = torch.tensor([pairs.index(t[:2]) for t in triples])
-            self.j3 = torch.tensor([t[2] for t in triples])
+            self.register_buffer("i2", torch.tensor([p[0] for p in pairs]), persistent=False)
+            self.register_buffer("j2", torch.tensor([p[1] for p in pairs]), persistent=False)
+            self.register_buffer("i3", torch.tensor([pairs.index(t[:2]) for t in triples]), persistent=False)
+            self.register_buffer("j3", torch.tensor([t[2] for t in triples]), persistent=False)
             n_out = len(gaunt.irreps_out)
             self.weights = torch.nn.Parameter(
                 torch.randn(gaunt.num_elements, len(monomials), n_out, gaunt.channels) / len(monomials) ** 0.5
@@ -155,7 +156,8 @@ def with_all_gaunt_paths(contender: Contender) -> Contender:
                 z = self.project(a)  # [256, 1, monomials, n_out entries]
                 rms = torch.stack([z[..., gaunt.degree_out == i].square().mean(dim=(0, 1, 3)) for i in range(n_out)], 1)
                 rms = rms.sqrt()
-            self.norm = torch.where(rms > 1e-8, 1 / rms.clamp_min(1e-8), torch.zeros_like(rms))  # [monomials, n_out]
+            norm = torch.where(rms > 1e-8, 1 / rms.clamp_min(1e-8), torch.zeros_like(rms))  # [monomials, n_out]
+            self.register_buffer("norm", norm, persistent=False)
 
         def project(self, a: torch.Tensor) -> torch.Tensor:
             t = self.gaunt.tables.get(a.dtype, a.device)
