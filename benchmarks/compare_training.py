@@ -136,7 +136,9 @@ def with_all_gaunt_paths(contender: Contender) -> Contender:
     class AllPaths(torch.nn.Module):
         def __init__(self, gaunt: torch.nn.Module) -> None:
             super().__init__()
-            self.gaunt = gaunt  # its tables and index maps; its own weights stay unused
+            self.tables, self.channels = gaunt.tables, gaunt.channels  # the replaced block's grid tables and maps
+            for name in ("perm_in", "perm_out_inverse", "degree_out"):
+                self.register_buffer(name, getattr(gaunt, name), persistent=False)
             degrees = gaunt.degree_in.tolist()
             self.slices = [(degrees.index(i), degrees.index(i) + degrees.count(i)) for i in range(len(gaunt.irreps_in))]
             monomials = [m for nu in range(1, gaunt.correlation + 1)
@@ -154,24 +156,24 @@ def with_all_gaunt_paths(contender: Contender) -> Contender:
             with torch.no_grad():
                 a = torch.randn(256, 1, len(degrees), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
                 z = self.project(a)  # [256, 1, monomials, n_out entries]
-                rms = torch.stack([z[..., gaunt.degree_out == i].square().mean(dim=(0, 1, 3)) for i in range(n_out)], 1)
+                rms = torch.stack([z[..., self.degree_out == i].square().mean(dim=(0, 1, 3)) for i in range(n_out)], 1)
                 rms = rms.sqrt()
             norm = torch.where(rms > 1e-8, 1 / rms.clamp_min(1e-8), torch.zeros_like(rms))  # [monomials, n_out]
             self.register_buffer("norm", norm, persistent=False)
 
         def project(self, a: torch.Tensor) -> torch.Tensor:
-            t = self.gaunt.tables.get(a.dtype, a.device)
+            t = self.tables.get(a.dtype, a.device)
             g = torch.stack([a[..., s:e] @ t["synth"][s:e] for s, e in self.slices], 2)  # [N, C, n_in, P]
             m2 = g[:, :, self.i2] * g[:, :, self.j2]
             m3 = m2[:, :, self.i3] * g[:, :, self.j3]
             return torch.cat([g, m2, m3], 2) @ t["proj"]  # [N, C, monomials, n_out entries]
 
         def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-            gaunt, n = self.gaunt, x.shape[0]
-            z = self.project(x.index_select(1, gaunt.perm_in).view(n, gaunt.channels, -1))
-            w = (self.weights[species] * self.norm[None, :, :, None]).index_select(2, gaunt.degree_out)
+            n = x.shape[0]
+            z = self.project(x.index_select(1, self.perm_in).view(n, self.channels, -1))
+            w = (self.weights[species] * self.norm[None, :, :, None]).index_select(2, self.degree_out)
             out = torch.einsum("ncme,nmec->nce", z, w)
-            return out.reshape(n, -1).index_select(1, gaunt.perm_out_inverse)
+            return out.reshape(n, -1).index_select(1, self.perm_out_inverse)
 
     for layer in contender.model.layers:
         if layer.product.correlation != 3:
