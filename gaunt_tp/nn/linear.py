@@ -52,8 +52,10 @@ def _scales(block_shapes: list[tuple[int, int]], instructions: list[tuple[int, i
 
 def _blocks(weight: torch.Tensor, tables: TableCache, block_shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
     """The flat weight scaled and cut into its ``[rows, cols]`` blocks (one multiply, one split)."""
-    flat = (weight * tables.get(weight.dtype, weight.device)["scale"]).split([a * b for a, b in block_shapes])
-    return [w.view(a, b) for w, (a, b) in zip(flat, block_shapes)]
+    scaled = weight * tables.get(weight.dtype, weight.device)["scale"]
+    if len(block_shapes) == 1:
+        return [scaled.view(*block_shapes[0])]
+    return [w.view(a, b) for w, (a, b) in zip(scaled.split([a * b for a, b in block_shapes]), block_shapes)]
 
 
 def _mix(x: torch.Tensor, weight: torch.Tensor, mul_in: int, dim: int) -> torch.Tensor:
@@ -109,8 +111,7 @@ class EquivariantLinear(nn.Module):
         lead = x.shape[:-1]
         x = x.reshape(-1, self.irreps_in.dim)
         if self.dense:
-            a, b = self.shapes[0]
-            return (x @ (self.weight.view(a, b) * a**-0.5)).reshape(*lead, b)
+            return (x @ self.blocks()[0]).reshape(*lead, self.irreps_out.dim)
         parts = _split(x, self.irreps_in)
         outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
         for (i, j), w in zip(self.instructions, self.blocks()):

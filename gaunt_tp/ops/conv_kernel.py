@@ -17,18 +17,28 @@ are: rows may be shared by edges (an edge and its reverse have one length, hence
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from gaunt_tp.ops.native import native_library
 
-__all__ = ["convolution_sums", "MAX_DEGREES", "MAX_POINTS"]
+__all__ = ["cached", "convolution_sums", "MAX_DEGREES", "MAX_POINTS"]
 
 MAX_POINTS = 512  # grid points the kernels' per-edge scratch holds (lmax_node + lmax_sh + lmax_out <= 35)
 MAX_DEGREES = 16  # edge degrees L the kernels' accumulators hold
 
 _SLOTS = ("A", "B", "R", "Z")
+
+
+def cached(cache: dict | None, key: tuple, make: Callable[[], Any]) -> Any:
+    """``cache[key]``, made by ``make()`` and kept there on first use; ``make()`` every time without a cache."""
+    if cache is None:
+        return make()
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
 
 
 def _csr(index: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,13 +82,8 @@ def _evaluate(missing: str, graph: dict, args: dict[str, torch.Tensor | None]) -
     ptr = lambda t: t.data_ptr()  # noqa: E731
     if missing in ("A", "B", "R") and f"csr_{missing}" not in graph:  # made when first needed
         size = graph["rows"] if missing == "R" else n
-        shared, key = graph["groupings"], ("csr", missing, n, graph["edges"], graph["rows"], graph["own_rows"])
-        csr = shared.get(key) if shared is not None else None
-        if csr is None:
-            csr = _csr(graph[f"index_{missing}"], size)
-            if shared is not None:
-                shared[key] = csr
-        graph[f"csr_{missing}"] = csr
+        key = ("csr", missing, n, graph["edges"], graph["rows"], graph["own_rows"])
+        graph[f"csr_{missing}"] = cached(graph["groupings"], key, lambda: _csr(graph[f"index_{missing}"], size))
     if missing in ("A", "B"):  # scatter onto the missing node slot from the other one
         other = "B" if missing == "A" else "A"
         csr_ptr, csr_edges = graph[f"csr_{missing}"]

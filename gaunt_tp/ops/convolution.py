@@ -30,7 +30,7 @@ from torch import nn
 from gaunt_tp.math.aligned import meridian_tables, quarter_turn
 from gaunt_tp.math.quadrature import smallest_grid
 from gaunt_tp.ops.aligned import aligned_messages, edge_frame_wigner
-from gaunt_tp.ops.conv_kernel import MAX_DEGREES, MAX_POINTS, convolution_sums
+from gaunt_tp.ops.conv_kernel import MAX_DEGREES, MAX_POINTS, cached, convolution_sums
 from gaunt_tp.ops.descriptor import GauntDescriptor, as_irreps
 from gaunt_tp.ops.native import native_error
 from gaunt_tp.ops.tables import TableCache
@@ -398,11 +398,7 @@ class GauntConvolution(nn.Module):
         if self._kernel_runs(node_features):  # on the grid padded with zero points to a multiple of 8
             sender, receiver = edge_index[0], edge_index[1]
             key = ("zonal", self.grid.name, self.grid.size, tuple(self.sh_degrees), node_features.dtype)
-            zonal = edge_cache.get(key) if edge_cache is not None else None
-            if zonal is None:
-                zonal = _zonal_values(unit, t["points_padded"], self.sh_degrees)  # [E, n_l2, P']
-                if edge_cache is not None:
-                    edge_cache[key] = zonal
+            zonal = cached(edge_cache, key, lambda: _zonal_values(unit, t["points_padded"], self.sh_degrees))
             weights = radial_weights.view(-1, len(self.sh_degrees), self.radial_inputs, c)  # [rows, n_l2, groups, C]
             padded: list[torch.Tensor | None] = [None] * len(desc.classes_out)
             for i, io in self.routes:
