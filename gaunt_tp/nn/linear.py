@@ -4,8 +4,7 @@ Both compute the same function as the e3nn module they are named after and hold 
 weights in the same flat layout (a state dict of either loads into the other), but each irrep
 costs one broadcast matmul in e3nn's ``[mul, 2l+1]`` layout instead of e3nn's generated code
 (reshapes, permutes and einsums per instruction). In a potential, where many small operations
-dominate, that matters: swapping them into GauntMACE took the float32 training step of
-``benchmarks/bench_potential.py``'s model from 81 to 72 ms in one-off timings on a 2-core CPU.
+dominate, that matters (``benchmarks/bench_potential.py`` times the whole model).
 """
 
 from __future__ import annotations
