@@ -16,6 +16,8 @@ from torch import nn
 
 from gaunt_tp.math.quadrature import smallest_grid
 from gaunt_tp.ops.descriptor import as_irreps
+from gaunt_tp.ops.many_body_kernel import ManyBodyLayout, many_body_products
+from gaunt_tp.ops.native import native_error
 from gaunt_tp.ops.tables import TableCache
 
 __all__ = ["GauntManyBody"]
@@ -112,9 +114,6 @@ class GauntManyBody(nn.Module):
         )
         rows_in = [l * l + k for _, ir in self.irreps_in for l in [ir.l] for k in range(2 * l + 1)]
         rows_out = [l * l + k for _, ir in self.irreps_out for l in [ir.l] for k in range(2 * l + 1)]
-        self.tables = TableCache(
-            {"synth": y[:, rows_in].T.contiguous(), "proj": (self.grid.weights[:, None] * y[:, rows_out]).contiguous()}
-        )
         # e3nn layout [irrep: C, 2l+1] <-> class vector [C, n]: gather indices both ways
         perm_in = [
             sl.start + c * ir.dim + k
@@ -145,19 +144,32 @@ class GauntManyBody(nn.Module):
         terms = num_products * correlation
         self.weights = nn.Parameter(torch.randn(num_elements, terms, n_out, self.channels) / terms**0.5)
         self.factor = nn.Parameter(torch.ones(num_elements, terms, n_in, self.channels)) if factor_weights else None
-        self.register_buffer("norm", self._normalisation(), persistent=False)
+        synth, proj = y[:, rows_in].T.contiguous(), (self.grid.weights[:, None] * y[:, rows_out]).contiguous()
+        self.tables = TableCache({"synth": synth, "proj": proj, "norm": self._normalisation(synth, proj)})
+        layout = [
+            *perm_in[: len(rows_in)],
+            *[ir.dim for _, ir in self.irreps_in for _ in range(ir.dim)],
+            *self.degree_in.tolist(),
+            *perm_out[: len(rows_out)],
+            *[ir.dim for _, ir in self.irreps_out for _ in range(ir.dim)],
+            *self.degree_out.tolist(),
+        ]
+        self.kernel_layout = ManyBodyLayout(
+            torch.tensor(layout, dtype=torch.int64), len(rows_in), len(rows_out), n_in, n_out,
+            self.irreps_in.dim, self.irreps_out.dim, self.channels, num_products, correlation,
+        )  # fmt: skip
+        self.use_kernel = native_error() is None
 
     @torch.no_grad()
-    def _normalisation(self) -> torch.Tensor:
+    def _normalisation(self, synth: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:
         """``N[nu, l]``: 1 / RMS of the projected nu-th power for unit-variance inputs (fixed-seed estimate)."""
         g = torch.Generator().manual_seed(0)
         a = torch.randn(256, len(self.degree_in), dtype=torch.float64, generator=g)
-        t = self.tables.get(torch.float64, torch.device("cpu"))
-        f = a @ t["synth"]
+        f = a @ synth
         power, out = torch.ones_like(f), []
         for _ in range(self.correlation):
             power = power * f
-            z = power @ t["proj"]  # [256, n_out]
+            z = power @ proj  # [256, n_out]
             rms = torch.stack([z[:, self.degree_out == i].square().mean() for i in range(len(self.irreps_out))]).sqrt()
             out.append(1.0 / rms.clamp_min(1e-12))
         return torch.stack(out)  # [nu, n_out]
@@ -175,18 +187,26 @@ class GauntManyBody(nn.Module):
         if species.numel() and (int(species.min()) < 0 or int(species.max()) >= self.num_elements):
             bad = int(species.min()) if int(species.min()) < 0 else int(species.max())
             raise ValueError(f"species holds element index {bad}, outside 0..{self.num_elements - 1}")
+        u = self.factor[species] if self.factor is not None else None  # [N, K nu, n_in, C]
+        w = self.weights[species]  # [N, K nu, n_out, C]
+        if self.use_kernel and node_features.is_cpu and node_features.dtype in (torch.float32, torch.float64):
+            t = self.tables.get(node_features.dtype, node_features.device)
+            return many_body_products(node_features, u, w, self.kernel_layout, t, self._products)
+        return self._products(node_features, u, w)
+
+    def _products(self, node_features: torch.Tensor, u: torch.Tensor | None, w: torch.Tensor) -> torch.Tensor:
+        """The forward pass in PyTorch for per-node factor weights u and product weights w (see forward)."""
         n, c = node_features.shape[0], self.channels
         t = self.tables.get(node_features.dtype, node_features.device)
         a = node_features.index_select(1, self.perm_in).view(n, c, -1)  # [N, C, n_in]
         nu = self.correlation
-        if self.factor is not None:
-            u = self.factor[species].index_select(2, self.degree_in).transpose(2, 3)  # [N, K nu, C, n_in]
+        if u is not None:
+            u = u.index_select(2, self.degree_in).transpose(2, 3)  # [N, K nu, C, n_in]
             factors = [(a * u[:, k]) @ t["synth"] for k in range(u.shape[1])]  # each [N, C, P]
         else:
             factors = [a @ t["synth"]] * nu
-        norm = self.norm.to(node_features.dtype).repeat(self.num_products, 1)  # [K nu, n_out]
-        w = self.weights[species] * norm[None, :, :, None]  # [N, K nu, n_out, C]
-        w = w.index_select(2, self.degree_out).transpose(2, 3)  # [N, K nu, C, n_out_entries]
+        norm = t["norm"].repeat(self.num_products, 1)  # [K nu, n_out]
+        w = (w * norm[None, :, :, None]).index_select(2, self.degree_out).transpose(2, 3)  # [N, K nu, C, n_out_entries]
         out = None
         for q in range(self.num_products):
             power = None

@@ -27,7 +27,7 @@ from pathlib import Path
 
 __all__ = ["NativeUnavailable", "native_error", "native_library"]
 
-_SOURCES = ("grid_product.c", "conv_quad.c")
+_SOURCES = ("grid_product.c", "conv_quad.c", "many_body.c")
 _FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu11", "-fno-strict-aliasing")
 _I64, _INT, _PTR = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
 # gaunt_grid_product_*: a, b, out, count, mul, threads, parts, H, then three operands (a, b, out) of
@@ -47,7 +47,12 @@ _SIGNATURES = {
     # quad_zonal(out, A, ia, B, ib, R, ir, E, C, L, P, threads)
     **{f"quad_{kind}_{t}": [_PTR] * 8 + [_I64] * 4 + [_INT] for kind in ("node", "radial") for t in ("f32", "f64")},
     **{f"quad_zonal_{t}": [_PTR] * 7 + [_I64] * 4 + [_INT] for t in ("f32", "f64")},
+    # many_body.c: forward(out, a, u, w, norm, S, R, dims, layout, threads),
+    # backward(grad_a, grad_u, grad_w, grad_g, g, a, u, w, ta, tu, tw, norm, S, R, dims, layout, threads)
+    **{f"many_body_forward_{t}": [_PTR] * 9 + [_INT] for t in ("f32", "f64")},
+    **{f"many_body_backward_{t}": [_PTR] * 16 + [_INT] for t in ("f32", "f64")},
 }
+_VOID = ("quad_", "many_body_")  # kernels without a status code
 
 
 class NativeUnavailable(RuntimeError):
@@ -114,7 +119,7 @@ def _build_and_load() -> ctypes.CDLL:
         raise NativeUnavailable(f"loading {target} failed: {err}") from None
     for name, argtypes in _SIGNATURES.items():
         fn = getattr(lib, name)
-        fn.argtypes, fn.restype = argtypes, (None if name.startswith("quad_") else ctypes.c_int)
+        fn.argtypes, fn.restype = argtypes, (None if name.startswith(_VOID) else ctypes.c_int)
     return lib
 
 

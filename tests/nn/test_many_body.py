@@ -36,7 +36,7 @@ def test_equals_chained_dense_gaunt_products(factor_weights):
     u = mb.factor[species] if mb.factor is not None else ones[:, None].expand(4, 3, -1, -1)
     f = [per_degree(a, irreps_in, u[:, k]) for k in range(3)]
     terms = [f[0][:, : mb.irreps_out.dim], square_out(f[0], f[1]), cube(square(f[0], f[1]), f[2])]
-    w = mb.weights[species] * mb.norm[None, :, :, None]  # [N, nu, n_out, C]
+    w = mb.weights[species] * mb.tables.get(torch.float64, a.device)["norm"][None, :, :, None]  # [N, nu, n_out, C]
     expected = sum(per_degree(terms[k], irreps_out, w[:, k]) for k in range(3))
     torch.testing.assert_close(mb(a, species), expected, rtol=0, atol=1e-12)
 
