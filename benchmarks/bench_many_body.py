@@ -1,8 +1,10 @@
 """Many-body block: GauntManyBody against mace-torch's SymmetricContraction, side by side in one run.
 
 MACE's shape: node features with degrees 0..lmax_in (natural parity), C channels, outputs
-0..lmax_out, correlation nu, N nodes of num_elements elements, float32; forward and
-forward+backward (gradient with respect to the node features and the weights).
+0..lmax_out, correlation nu, N nodes of num_elements elements, float32; forward,
+forward+backward (gradient with respect to the node features and the weights), and force training
+(the features' gradient with create_graph, then the gradient of a loss on it with respect to the
+weights). Where gaunt-tp's C kernels build, the Gaunt block is also timed in PyTorch operations.
 
 mace-torch pins e3nn 0.4.4, so run this in a separate environment that has mace-torch and
 gaunt-tp (``pip install --no-deps -e .``), with ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``:
@@ -52,6 +54,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         x = torch.randn(args.nodes, mb.irreps_in.dim, generator=g)
         contenders["gaunt+factors" if factors else "gaunt"] = (mb, (x, species))
+    if contenders["gaunt"][0].use_kernel:  # the same block in PyTorch operations, for the C kernels' share
+        eager = GauntManyBody(irreps_in, irreps_out, correlation=args.correlation, num_elements=args.elements)
+        eager.use_kernel = False
+        contenders["gaunt+factors (PyTorch)"] = (eager, contenders["gaunt+factors"][1])
     try:
         from e3nn import o3
         from mace.modules.symmetric_contraction import SymmetricContraction
@@ -78,8 +84,19 @@ def main(argv: list[str] | None = None) -> None:
 
         return step
 
+    def force_training(mod, inputs):  # the features' gradient differentiated again, as in training on forces
+        x = inputs[0].clone().requires_grad_()
+        params = [p for p in mod.parameters() if p.requires_grad]
+
+        def step():
+            (grad,) = torch.autograd.grad(mod(x, *inputs[1:]).square().sum(), x, create_graph=True)
+            torch.autograd.grad(grad.square().sum(), params)
+
+        return step
+
     results = {}
-    for mode, make in (("forward", forward), ("forward_backward", forward_backward)):
+    modes = (("forward", forward), ("forward_backward", forward_backward), ("force_training", force_training))
+    for mode, make in modes:
         results[mode] = time_interleaved(
             {k: make(m, i) for k, (m, i) in contenders.items()},
             device=torch.device("cpu"),
