@@ -182,6 +182,57 @@ def with_all_gaunt_paths(contender: Contender) -> Contender:
     return contender
 
 
+def with_intermediate_degrees(contender: Contender) -> Contender:
+    """The same GauntMACE with the third body order's running product filtered by degree: ``f_1 f_2`` is
+    projected onto every degree L' <= 2 lmax_in, each degree weighted by a learnable, element-dependent
+    factor per channel (initially 1: the default block's function), synthesised again and multiplied by
+    ``f_3``. That reaches coupling paths through each intermediate degree separately, which no single
+    product of functions does (a diagnostic, in PyTorch operations)."""
+    from e3nn import o3
+
+    from gaunt_tp.math.quadrature import smallest_grid
+
+    class Intermediate(torch.nn.Module):
+        def __init__(self, gaunt: torch.nn.Module) -> None:
+            super().__init__()
+            if gaunt.correlation != 3 or gaunt.num_products != 1 or gaunt.factor is None:
+                raise ValueError("the intermediate-degree diagnostic is written for correlation 3, one product")
+            lmax_in = max(ir.l for _, ir in gaunt.irreps_in)
+            lmax_out = max(ir.l for _, ir in gaunt.irreps_out)
+            grid = smallest_grid(max(4 * lmax_in, 3 * lmax_in + lmax_out))  # f1 f2 projected exactly
+            y = o3.spherical_harmonics(list(range(2 * lmax_in + 1)), grid.points, False, normalization="integral")
+            rows_in = [l * l + k for _, ir in gaunt.irreps_in for l in [ir.l] for k in range(2 * l + 1)]
+            rows_out = [l * l + k for _, ir in gaunt.irreps_out for l in [ir.l] for k in range(2 * l + 1)]
+            w = grid.weights[:, None]
+            for name, value in (("synth", y[:, rows_in].T), ("proj", w * y[:, rows_out]), ("mid_synth", y.T),
+                                ("mid_proj", w * y)):  # fmt: skip
+                self.register_buffer(name, value.contiguous(), persistent=False)
+            self.register_buffer("mid_degree", torch.tensor([l for l in range(2 * lmax_in + 1) for _ in range(2 * l + 1)]),
+                                 persistent=False)  # fmt: skip
+            for name in ("perm_in", "perm_out_inverse", "degree_in", "degree_out"):
+                self.register_buffer(name, getattr(gaunt, name), persistent=False)
+            self.register_buffer("norm", gaunt.tables.get(torch.float64, torch.device("cpu"))["norm"], persistent=False)
+            self.channels = gaunt.channels
+            self.weights, self.factor = gaunt.weights, gaunt.factor  # the default block's initial values
+            self.mid = torch.nn.Parameter(torch.ones(gaunt.num_elements, 2 * lmax_in + 1, gaunt.channels))
+
+        def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+            n, c = x.shape[0], self.channels
+            a = x.index_select(1, self.perm_in).view(n, c, -1)  # [N, C, n_in]
+            u = self.factor[species].index_select(2, self.degree_in).transpose(2, 3)  # [N, 3, C, n_in]
+            f = [(a * u[:, k]) @ self.synth for k in range(3)]  # [N, C, P]
+            pair = f[0] * f[1]
+            mid = (pair @ self.mid_proj) * self.mid[species].index_select(1, self.mid_degree).transpose(1, 2)
+            terms = [f[0] @ self.proj, pair @ self.proj, ((mid @ self.mid_synth) * f[2]) @ self.proj]
+            w = (self.weights[species] * self.norm[None, :, :, None]).index_select(2, self.degree_out).transpose(2, 3)
+            out = sum(t * w[:, k] for k, t in enumerate(terms))
+            return out.reshape(n, -1).index_select(1, self.perm_out_inverse)
+
+    for layer in contender.model.layers:
+        layer.product = Intermediate(layer.product).to(torch.float64)
+    return contender
+
+
 def mace_contender(train: list[Configuration], valid: list[Configuration], stats: dict) -> Contender:
     from e3nn import o3
     from mace import data, modules, tools
@@ -271,6 +322,7 @@ def plot(report: dict, path: Path) -> None:
         ("gaunt-rpi-k4", "GauntMACE, radial per input, 4 products"),
         ("gaunt-all", "GauntMACE, every Gaunt many-body path"),
         ("gaunt-maceprod", "GauntMACE + mace-torch many-body"),
+        ("gaunt-inter", "GauntMACE, intermediate degrees weighted"),
         ("mace", "mace-torch MACE"),
     ):
         if name not in report["models"]:
@@ -306,12 +358,14 @@ def main(argv: list[str] | None = None) -> None:
         "--models",
         nargs="+",
         default=["gaunt", "mace"],
-        choices=["gaunt", "gaunt-cg", "gaunt-rpi", "gaunt-k4", "gaunt-rpi-k4", "gaunt-all", "gaunt-maceprod", "mace"],
+        choices=["gaunt", "gaunt-cg", "gaunt-rpi", "gaunt-k4", "gaunt-rpi-k4", "gaunt-all", "gaunt-maceprod",
+                 "gaunt-inter", "mace"],
         help="gaunt-cg: GauntMACE with MACE's Clebsch-Gordan convolution (per-path radial weights); "
         "gaunt-rpi: the Gaunt convolution with radial weights per input irrep too; "
         "-k4: four products summed in each many-body block (num_products=4); "
         "gaunt-all: a free combination of every Gaunt coupling path in the many-body block (a diagnostic); "
-        "gaunt-maceprod: mace-torch's symmetric contraction in place of the Gaunt many-body block (a diagnostic)",
+        "gaunt-maceprod: mace-torch's symmetric contraction in place of the Gaunt many-body block (a diagnostic); "
+        "gaunt-inter: the third body order's pair product weighted per intermediate degree (a diagnostic)",
     )
     parser.add_argument("--limit", type=int, default=None, help="use only the first LIMIT configurations")
     parser.add_argument("--seed", type=int, default=1)
@@ -362,6 +416,7 @@ def main(argv: list[str] | None = None) -> None:
         "gaunt-rpi-k4": lambda *a: gaunt_contender(*a, radial_per_input=True, num_products=4),
         "gaunt-all": lambda *a: with_all_gaunt_paths(gaunt_contender(*a)),
         "gaunt-maceprod": lambda *a: with_mace_products(gaunt_contender(*a)),
+        "gaunt-inter": lambda *a: with_intermediate_degrees(gaunt_contender(*a)),
         "mace": mace_contender,
     }
     for name in args.models:

@@ -141,6 +141,7 @@ class _Gradients(torch.autograd.Function):
         return (*(next(found) if want else None for want in wanted), None, None)
 
 
+@torch.compiler.disable  # an opaque C call: torch.compile runs it eagerly, between graphs
 def many_body_products(
     a: torch.Tensor,
     u: torch.Tensor | None,
