@@ -233,6 +233,78 @@ def with_intermediate_degrees(contender: Contender) -> Contender:
     return contender
 
 
+def with_odd_intermediates(contender: Contender) -> Contender:
+    """The same GauntMACE with one more third-order term per many-body block, through the parity-odd
+    product twice: ``q = r . (grad f_1 x grad f_2)`` (a pseudo-scalar function: the couplings
+    l1+l2+L' odd), projected onto each degree L' <= 2 lmax_in - 1 with a learnable element- and
+    channel-dependent weight, then ``r . (grad q x grad f_3)`` projected onto the outputs. Those are the
+    paths through unnatural-parity intermediate degrees that MACE's symmetric contraction has and
+    products of functions miss (a diagnostic, in PyTorch operations)."""
+    from e3nn import o3
+
+    from gaunt_tp.math.gradients import harmonic_gradients
+    from gaunt_tp.math.quadrature import smallest_grid
+    from gaunt_tp.ops.odd import tangent_frames
+
+    class OddIntermediates(torch.nn.Module):
+        def __init__(self, gaunt: torch.nn.Module) -> None:
+            super().__init__()
+            if gaunt.correlation != 3 or gaunt.num_products != 1 or gaunt.factor is None:
+                raise ValueError("the odd-intermediate diagnostic is written for correlation 3, one product")
+            self.gaunt = gaunt  # the default block, unchanged: this adds a term to it
+            lmax_in = max(ir.l for _, ir in gaunt.irreps_in)
+            lmax_out = max(ir.l for _, ir in gaunt.irreps_out)
+            lmid = 2 * lmax_in - 1
+            grid = smallest_grid(max(2 * lmid, lmid + lmax_in - 1 + lmax_out))  # both projections exact
+            points, w = grid.points, grid.weights[:, None]
+            frames = tangent_frames(points)  # [P, 2, 3]
+            rows_in = [l * l + k for _, ir in gaunt.irreps_in for l in [ir.l] for k in range(2 * l + 1)]
+            rows_out = [l * l + k for _, ir in gaunt.irreps_out for l in [ir.l] for k in range(2 * l + 1)]
+            grad_in = torch.einsum("pnk,pak->anp", harmonic_gradients(lmax_in, points)[:, rows_in], frames)
+            grad_mid = torch.einsum("pnk,pak->anp", harmonic_gradients(lmid, points), frames)
+            y_mid = o3.spherical_harmonics(list(range(lmid + 1)), points, False, normalization="integral")
+            y_out = o3.spherical_harmonics(list(range(lmax_out + 1)), points, False, normalization="integral")
+            for name, value in (("grad_in", grad_in), ("grad_mid", grad_mid), ("mid_proj", w * y_mid),
+                                ("proj", w * y_out[:, rows_out])):  # fmt: skip
+                self.register_buffer(name, value.contiguous(), persistent=False)
+            self.register_buffer("mid_degree", torch.tensor([l for l in range(lmid + 1) for _ in range(2 * l + 1)]),
+                                 persistent=False)  # fmt: skip
+            n_out = len(gaunt.irreps_out)
+            self.mid = torch.nn.Parameter(torch.ones(gaunt.num_elements, lmid + 1, gaunt.channels))
+            self.odd_weights = torch.nn.Parameter(torch.randn(gaunt.num_elements, n_out, gaunt.channels) / 2)
+            with torch.no_grad():  # 1 / RMS of the new term per output degree for unit inputs and unit random
+                gen = torch.Generator().manual_seed(0)  # factors (equal factors give q = 0)
+                a, *u = torch.randn(4, 256, 1, len(rows_in), dtype=torch.float64, generator=gen)
+                z = self.term(a, u, torch.ones(256, 1, (lmid + 1) ** 2, dtype=torch.float64))
+                rms = torch.stack([z[..., gaunt.degree_out == i].square().mean() for i in range(n_out)]).sqrt()
+            # (scalar outputs get nothing: no path through an odd intermediate ends at 0e)
+            self.register_buffer("odd_norm", torch.where(rms > 1e-8, 1 / rms.clamp_min(1e-8), 0.0), persistent=False)
+
+        def term(self, a: torch.Tensor, u: list, mid: torch.Tensor) -> torch.Tensor:
+            """``P_out(r . (grad q x grad f_3))`` for ``a [N, C, n_in]``, factor weights ``u[k] [N, C, n_in]``,
+            ``mid [N, C, n_mid]``: ``[N, C, n_out entries]``."""
+            g = [[(a * u[k]) @ self.grad_in[c] for c in range(2)] for k in range(3)]  # frame components [N, C, P]
+            q = g[0][0] * g[1][1] - g[0][1] * g[1][0]
+            q = (q @ self.mid_proj) * mid  # [N, C, n_mid]
+            dq = [q @ self.grad_mid[c] for c in range(2)]
+            return (dq[0] * g[2][1] - dq[1] * g[2][0]) @ self.proj
+
+        def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+            gb = self.gaunt
+            n, c = x.shape[0], gb.channels
+            a = x.index_select(1, gb.perm_in).view(n, c, -1)
+            u = gb.factor[species].index_select(2, gb.degree_in).transpose(2, 3)  # [N, 3, C, n_in]
+            mid = self.mid[species].index_select(1, self.mid_degree).transpose(1, 2)  # [N, C, n_mid]
+            z = self.term(a, [u[:, k] for k in range(3)], mid)
+            w = (self.odd_weights[species] * self.odd_norm[None, :, None]).index_select(1, gb.degree_out)
+            extra = (z * w.transpose(1, 2)).reshape(n, -1).index_select(1, gb.perm_out_inverse)
+            return gb(x, species) + extra
+
+    for layer in contender.model.layers:
+        layer.product = OddIntermediates(layer.product).to(torch.float64)
+    return contender
+
+
 def mace_contender(train: list[Configuration], valid: list[Configuration], stats: dict) -> Contender:
     from e3nn import o3
     from mace import data, modules, tools
@@ -319,10 +391,12 @@ def plot(report: dict, path: Path) -> None:
         ("gaunt-cg", "GauntMACE + CG convolution"),
         ("gaunt-rpi", "GauntMACE, radial per input irrep"),
         ("gaunt-k4", "GauntMACE, 4 many-body products"),
+        ("gaunt-k8", "GauntMACE, 8 many-body products"),
         ("gaunt-rpi-k4", "GauntMACE, radial per input, 4 products"),
         ("gaunt-all", "GauntMACE, every Gaunt many-body path"),
         ("gaunt-maceprod", "GauntMACE + mace-torch many-body"),
         ("gaunt-inter", "GauntMACE, intermediate degrees weighted"),
+        ("gaunt-odd", "GauntMACE + odd intermediate paths"),
         ("mace", "mace-torch MACE"),
     ):
         if name not in report["models"]:
@@ -358,14 +432,15 @@ def main(argv: list[str] | None = None) -> None:
         "--models",
         nargs="+",
         default=["gaunt", "mace"],
-        choices=["gaunt", "gaunt-cg", "gaunt-rpi", "gaunt-k4", "gaunt-rpi-k4", "gaunt-all", "gaunt-maceprod",
-                 "gaunt-inter", "mace"],
+        choices=["gaunt", "gaunt-cg", "gaunt-rpi", "gaunt-k4", "gaunt-k8", "gaunt-rpi-k4", "gaunt-all", "gaunt-maceprod",
+                 "gaunt-inter", "gaunt-odd", "mace"],
         help="gaunt-cg: GauntMACE with MACE's Clebsch-Gordan convolution (per-path radial weights); "
         "gaunt-rpi: the Gaunt convolution with radial weights per input irrep too; "
         "-k4: four products summed in each many-body block (num_products=4); "
         "gaunt-all: a free combination of every Gaunt coupling path in the many-body block (a diagnostic); "
         "gaunt-maceprod: mace-torch's symmetric contraction in place of the Gaunt many-body block (a diagnostic); "
-        "gaunt-inter: the third body order's pair product weighted per intermediate degree (a diagnostic)",
+        "gaunt-inter: the third body order's pair product weighted per intermediate degree (a diagnostic); "
+        "gaunt-odd: a third-order term through parity-odd intermediate degrees added to each block (a diagnostic)",
     )
     parser.add_argument("--limit", type=int, default=None, help="use only the first LIMIT configurations")
     parser.add_argument("--seed", type=int, default=1)
@@ -413,10 +488,12 @@ def main(argv: list[str] | None = None) -> None:
         "gaunt-cg": lambda *a: gaunt_contender(*a, conv_blocks="e3nn"),
         "gaunt-rpi": lambda *a: gaunt_contender(*a, radial_per_input=True),
         "gaunt-k4": lambda *a: gaunt_contender(*a, num_products=4),
+        "gaunt-k8": lambda *a: gaunt_contender(*a, num_products=8),
         "gaunt-rpi-k4": lambda *a: gaunt_contender(*a, radial_per_input=True, num_products=4),
         "gaunt-all": lambda *a: with_all_gaunt_paths(gaunt_contender(*a)),
         "gaunt-maceprod": lambda *a: with_mace_products(gaunt_contender(*a)),
         "gaunt-inter": lambda *a: with_intermediate_degrees(gaunt_contender(*a)),
+        "gaunt-odd": lambda *a: with_odd_intermediates(gaunt_contender(*a)),
         "mace": mace_contender,
     }
     for name in args.models:

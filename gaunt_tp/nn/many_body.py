@@ -45,6 +45,10 @@ class GauntManyBody(nn.Module):
     ``out = sum_{q=1..K} sum_nu w[z, q, nu, l, c] N[nu, l] P_l(prod_k f_{z,q,k,c})``
     (a rank-K combination of the features), at K times the cost of one.
 
+    On CPUs in float32/float64 the forward pass and the first and second derivatives run in C kernels
+    (:mod:`gaunt_tp.ops.many_body_kernel`) where they build; set :attr:`use_kernel` to False for the
+    same arithmetic in PyTorch operations (as on GPUs).
+
     Args:
         irreps_in: node features A, natural parity, one multiplicity C.
         irreps_out: outputs, natural parity, multiplicity C.
