@@ -432,8 +432,19 @@ def main(argv: list[str] | None = None) -> None:
         "--models",
         nargs="+",
         default=["gaunt", "mace"],
-        choices=["gaunt", "gaunt-cg", "gaunt-rpi", "gaunt-k4", "gaunt-k8", "gaunt-rpi-k4", "gaunt-all", "gaunt-maceprod",
-                 "gaunt-inter", "gaunt-odd", "mace"],
+        choices=[
+            "gaunt",
+            "gaunt-cg",
+            "gaunt-rpi",
+            "gaunt-k4",
+            "gaunt-k8",
+            "gaunt-rpi-k4",
+            "gaunt-all",
+            "gaunt-maceprod",
+            "gaunt-inter",
+            "gaunt-odd",
+            "mace",
+        ],
         help="gaunt-cg: GauntMACE with MACE's Clebsch-Gordan convolution (per-path radial weights); "
         "gaunt-rpi: the Gaunt convolution with radial weights per input irrep too; "
         "-k4: four products summed in each many-body block (num_products=4); "

@@ -101,6 +101,8 @@ class _Products(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor):  # type: ignore[override]
         a, u, w = ctx.saved_tensors
         wanted = tuple(t is not None and need and _engine_runs(t) for t, need in zip((a, u, w), ctx.needs_input_grad))
+        if not any(wanted):
+            return None, None, None, None
         grads = iter(_Gradients.apply(a, u, w, grad.contiguous(), wanted, ctx.setting))
         return (*(next(grads) if want else None for want in wanted), None)
 
@@ -156,8 +158,8 @@ def many_body_products(
         a ``[N, in_dim]`` (e3nn layout), u ``[N, K nu, in_degrees, C]`` or None (every factor is a),
         w ``[N, K nu, out_degrees, C]``; tables: ``synth [entries_in, P]``, ``proj [P, entries_out]``,
         ``norm [nu, out_degrees]``, all of a's dtype (float32 or float64, CPU). Returns
-        ``[N, out_dim]``. ``reference(a, u, w)`` computes the same in PyTorch (used for derivatives
-        of second and higher order).
+        ``[N, out_dim]``. ``reference(a, u, w)`` computes the same in PyTorch (differentiated for
+        derivatives of third and higher order).
     """
     u = u.contiguous() if u is not None else None
     return _Products.apply(a.contiguous(), u, w.contiguous(), _Setting(spec, tables, reference))
