@@ -100,6 +100,13 @@ def gaunt_contender(
     return Contender(model, graphs(train), graphs(valid), collate, call)
 
 
+def replace_products(contender: Contender, block: Callable[[torch.nn.Module], torch.nn.Module]) -> Contender:
+    """The contender with each layer's many-body block replaced by ``block(old_block)`` (float64)."""
+    for layer in contender.model.layers:
+        layer.product = block(layer.product).to(torch.float64)
+    return contender
+
+
 def with_mace_products(contender: Contender) -> Contender:
     """The same GauntMACE with each Gaunt many-body block replaced by mace-torch's SymmetricContraction
     (element-dependent weights on every coupling path): a diagnostic that separates the many-body block
@@ -119,9 +126,7 @@ def with_mace_products(contender: Contender) -> Contender:
             one_hot = torch.nn.functional.one_hot(species, self.num_elements).to(x.dtype)
             return self.contraction(self.reshape(x), one_hot)
 
-    for layer in contender.model.layers:
-        layer.product = MaceProduct(layer.product).to(torch.float64)
-    return contender
+    return replace_products(contender, MaceProduct)
 
 
 def with_all_gaunt_paths(contender: Contender) -> Contender:
@@ -175,11 +180,9 @@ def with_all_gaunt_paths(contender: Contender) -> Contender:
             out = torch.einsum("ncme,nmec->nce", z, w)
             return out.reshape(n, -1).index_select(1, self.perm_out_inverse)
 
-    for layer in contender.model.layers:
-        if layer.product.correlation != 3:
-            raise ValueError("the all-paths diagnostic is written for correlation 3")
-        layer.product = AllPaths(layer.product).to(torch.float64)
-    return contender
+    if any(layer.product.correlation != 3 for layer in contender.model.layers):
+        raise ValueError("the all-paths diagnostic is written for correlation 3")
+    return replace_products(contender, AllPaths)
 
 
 def with_intermediate_degrees(contender: Contender) -> Contender:
@@ -228,9 +231,7 @@ def with_intermediate_degrees(contender: Contender) -> Contender:
             out = sum(t * w[:, k] for k, t in enumerate(terms))
             return out.reshape(n, -1).index_select(1, self.perm_out_inverse)
 
-    for layer in contender.model.layers:
-        layer.product = Intermediate(layer.product).to(torch.float64)
-    return contender
+    return replace_products(contender, Intermediate)
 
 
 def with_odd_intermediates(contender: Contender) -> Contender:
@@ -300,9 +301,7 @@ def with_odd_intermediates(contender: Contender) -> Contender:
             extra = (z * w.transpose(1, 2)).reshape(n, -1).index_select(1, gb.perm_out_inverse)
             return gb(x, species) + extra
 
-    for layer in contender.model.layers:
-        layer.product = OddIntermediates(layer.product).to(torch.float64)
-    return contender
+    return replace_products(contender, OddIntermediates)
 
 
 def mace_contender(train: list[Configuration], valid: list[Configuration], stats: dict) -> Contender:
