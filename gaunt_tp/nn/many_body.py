@@ -179,7 +179,7 @@ class GauntManyBody(nn.Module):
         return torch.stack(out)  # [nu, n_out]
 
     def forward(self, node_features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        if node_features.dim() != 2 or node_features.shape[1] != self.irreps_in.dim:
+        if node_features.dim() != 2 or node_features.shape[1] != self.kernel_layout.in_dim:  # a plain int
             raise ValueError(
                 f"node_features must be [N, {self.irreps_in.dim}] for {self.irreps_in}, "
                 f"got {tuple(node_features.shape)}"

@@ -115,3 +115,20 @@ def test_bad_inputs():
         GauntManyBody("2x0e", "2x0e", correlation=0, num_elements=1)
     with pytest.raises(ValueError, match="exceed"):
         GauntManyBody("2x0e + 2x1o", "2x0e + 2x3o", correlation=2, num_elements=1)
+
+
+@pytest.mark.parametrize("use_kernel", [True, False])
+def test_torch_compile_gives_the_eager_values_and_gradients(use_kernel):
+    from gaunt_tp.ops.native import native_error
+
+    if use_kernel and native_error() is not None:
+        pytest.skip("no C compiler here")
+    mb = GauntManyBody(natural_irreps(2, 4), natural_irreps(1, 4), correlation=3, num_elements=2).double()
+    mb.use_kernel = use_kernel
+    x = torch.randn(5, mb.irreps_in.dim, dtype=torch.float64, requires_grad=True)
+    species = torch.tensor([0, 1, 0, 1, 1])
+    compiled = torch.compile(mb, fullgraph=False)
+    (want,) = torch.autograd.grad(mb(x, species).square().sum(), x)
+    (got,) = torch.autograd.grad(compiled(x, species).square().sum(), x)
+    torch.testing.assert_close(compiled(x, species), mb(x, species), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
