@@ -36,6 +36,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from many_body_variants import AllPaths, Intermediate, MaceProduct, OddIntermediates  # noqa: E402
 from report import write_json  # noqa: E402
 
 import gaunt_tp  # noqa: E402
@@ -101,207 +102,11 @@ def gaunt_contender(
 
 
 def replace_products(contender: Contender, block: Callable[[torch.nn.Module], torch.nn.Module]) -> Contender:
-    """The contender with each layer's many-body block replaced by ``block(old_block)`` (float64)."""
+    """The contender with each layer's many-body block replaced by ``block(old_block)`` (float64; the
+    diagnostic blocks are in ``many_body_variants.py``)."""
     for layer in contender.model.layers:
         layer.product = block(layer.product).to(torch.float64)
     return contender
-
-
-def with_mace_products(contender: Contender) -> Contender:
-    """The same GauntMACE with each Gaunt many-body block replaced by mace-torch's SymmetricContraction
-    (element-dependent weights on every coupling path): a diagnostic that separates the many-body block
-    from the rest of the model."""
-    from mace.modules.irreps_tools import reshape_irreps
-    from mace.modules.symmetric_contraction import SymmetricContraction
-
-    class MaceProduct(torch.nn.Module):
-        def __init__(self, gaunt: torch.nn.Module) -> None:
-            super().__init__()
-            self.reshape = reshape_irreps(gaunt.irreps_in)
-            self.contraction = SymmetricContraction(gaunt.irreps_in, gaunt.irreps_out, correlation=gaunt.correlation,
-                                                    num_elements=gaunt.num_elements)  # fmt: skip
-            self.num_elements = gaunt.num_elements
-
-        def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-            one_hot = torch.nn.functional.one_hot(species, self.num_elements).to(x.dtype)
-            return self.contraction(self.reshape(x), one_hot)
-
-    return replace_products(contender, MaceProduct)
-
-
-def with_all_gaunt_paths(contender: Contender) -> Contender:
-    """The same GauntMACE with each many-body block a free, element-dependent combination of every Gaunt
-    coupling path (a diagnostic, in plain PyTorch): with ``g_i`` the grid function of input irrep i alone,
-    ``out^L = sum_paths w[z, path, L, c] N[path, L] P_L(g_i1 ... g_inu)`` over all monomials
-    ``i1 <= ... <= inu``, ``nu <= correlation`` (34 for 4 input degrees at correlation 3). That is the span of
-    the Gaunt product form with every coefficient free; MACE's symmetric contraction has the antisymmetric
-    couplings as well."""
-    import itertools
-
-    class AllPaths(torch.nn.Module):
-        def __init__(self, gaunt: torch.nn.Module) -> None:
-            super().__init__()
-            self.tables, self.channels = gaunt.tables, gaunt.channels  # the replaced block's grid tables and maps
-            for name in ("perm_in", "perm_out_inverse", "degree_out"):
-                self.register_buffer(name, getattr(gaunt, name), persistent=False)
-            degrees = gaunt.degree_in.tolist()
-            self.slices = [(degrees.index(i), degrees.index(i) + degrees.count(i)) for i in range(len(gaunt.irreps_in))]
-            monomials = [m for nu in range(1, gaunt.correlation + 1)
-                         for m in itertools.combinations_with_replacement(range(len(gaunt.irreps_in)), nu)]  # fmt: skip
-            pairs = [m for m in monomials if len(m) == 2]
-            triples = [m for m in monomials if len(m) == 3]
-            self.register_buffer("i2", torch.tensor([p[0] for p in pairs]), persistent=False)
-            self.register_buffer("j2", torch.tensor([p[1] for p in pairs]), persistent=False)
-            self.register_buffer("i3", torch.tensor([pairs.index(t[:2]) for t in triples]), persistent=False)
-            self.register_buffer("j3", torch.tensor([t[2] for t in triples]), persistent=False)
-            n_out = len(gaunt.irreps_out)
-            self.weights = torch.nn.Parameter(
-                torch.randn(gaunt.num_elements, len(monomials), n_out, gaunt.channels) / len(monomials) ** 0.5
-            )
-            with torch.no_grad():
-                a = torch.randn(256, 1, len(degrees), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-                z = self.project(a)  # [256, 1, monomials, n_out entries]
-                rms = torch.stack([z[..., self.degree_out == i].square().mean(dim=(0, 1, 3)) for i in range(n_out)], 1)
-                rms = rms.sqrt()
-            norm = torch.where(rms > 1e-8, 1 / rms.clamp_min(1e-8), torch.zeros_like(rms))  # [monomials, n_out]
-            self.register_buffer("norm", norm, persistent=False)
-
-        def project(self, a: torch.Tensor) -> torch.Tensor:
-            t = self.tables.get(a.dtype, a.device)
-            g = torch.stack([a[..., s:e] @ t["synth"][s:e] for s, e in self.slices], 2)  # [N, C, n_in, P]
-            m2 = g[:, :, self.i2] * g[:, :, self.j2]
-            m3 = m2[:, :, self.i3] * g[:, :, self.j3]
-            return torch.cat([g, m2, m3], 2) @ t["proj"]  # [N, C, monomials, n_out entries]
-
-        def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-            n = x.shape[0]
-            z = self.project(x.index_select(1, self.perm_in).view(n, self.channels, -1))
-            w = (self.weights[species] * self.norm[None, :, :, None]).index_select(2, self.degree_out)
-            out = torch.einsum("ncme,nmec->nce", z, w)
-            return out.reshape(n, -1).index_select(1, self.perm_out_inverse)
-
-    if any(layer.product.correlation != 3 for layer in contender.model.layers):
-        raise ValueError("the all-paths diagnostic is written for correlation 3")
-    return replace_products(contender, AllPaths)
-
-
-def with_intermediate_degrees(contender: Contender) -> Contender:
-    """The same GauntMACE with the third body order's running product filtered by degree: ``f_1 f_2`` is
-    projected onto every degree L' <= 2 lmax_in, each degree weighted by a learnable, element-dependent
-    factor per channel (initially 1: the default block's function), synthesised again and multiplied by
-    ``f_3``. That reaches coupling paths through each intermediate degree separately, which no single
-    product of functions does (a diagnostic, in PyTorch operations)."""
-    from e3nn import o3
-
-    from gaunt_tp.math.quadrature import smallest_grid
-
-    class Intermediate(torch.nn.Module):
-        def __init__(self, gaunt: torch.nn.Module) -> None:
-            super().__init__()
-            if gaunt.correlation != 3 or gaunt.num_products != 1 or gaunt.factor is None:
-                raise ValueError("the intermediate-degree diagnostic is written for correlation 3, one product")
-            lmax_in = max(ir.l for _, ir in gaunt.irreps_in)
-            lmax_out = max(ir.l for _, ir in gaunt.irreps_out)
-            grid = smallest_grid(max(4 * lmax_in, 3 * lmax_in + lmax_out))  # f1 f2 projected exactly
-            y = o3.spherical_harmonics(list(range(2 * lmax_in + 1)), grid.points, False, normalization="integral")
-            rows_in = [l * l + k for _, ir in gaunt.irreps_in for l in [ir.l] for k in range(2 * l + 1)]
-            rows_out = [l * l + k for _, ir in gaunt.irreps_out for l in [ir.l] for k in range(2 * l + 1)]
-            w = grid.weights[:, None]
-            for name, value in (("synth", y[:, rows_in].T), ("proj", w * y[:, rows_out]), ("mid_synth", y.T),
-                                ("mid_proj", w * y)):  # fmt: skip
-                self.register_buffer(name, value.contiguous(), persistent=False)
-            self.register_buffer("mid_degree", torch.tensor([l for l in range(2 * lmax_in + 1) for _ in range(2 * l + 1)]),
-                                 persistent=False)  # fmt: skip
-            for name in ("perm_in", "perm_out_inverse", "degree_in", "degree_out"):
-                self.register_buffer(name, getattr(gaunt, name), persistent=False)
-            self.register_buffer("norm", gaunt.tables.get(torch.float64, torch.device("cpu"))["norm"], persistent=False)
-            self.channels = gaunt.channels
-            self.weights, self.factor = gaunt.weights, gaunt.factor  # the default block's initial values
-            self.mid = torch.nn.Parameter(torch.ones(gaunt.num_elements, 2 * lmax_in + 1, gaunt.channels))
-
-        def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-            n, c = x.shape[0], self.channels
-            a = x.index_select(1, self.perm_in).view(n, c, -1)  # [N, C, n_in]
-            u = self.factor[species].index_select(2, self.degree_in).transpose(2, 3)  # [N, 3, C, n_in]
-            f = [(a * u[:, k]) @ self.synth for k in range(3)]  # [N, C, P]
-            pair = f[0] * f[1]
-            mid = (pair @ self.mid_proj) * self.mid[species].index_select(1, self.mid_degree).transpose(1, 2)
-            terms = [f[0] @ self.proj, pair @ self.proj, ((mid @ self.mid_synth) * f[2]) @ self.proj]
-            w = (self.weights[species] * self.norm[None, :, :, None]).index_select(2, self.degree_out).transpose(2, 3)
-            out = sum(t * w[:, k] for k, t in enumerate(terms))
-            return out.reshape(n, -1).index_select(1, self.perm_out_inverse)
-
-    return replace_products(contender, Intermediate)
-
-
-def with_odd_intermediates(contender: Contender) -> Contender:
-    """The same GauntMACE with one more third-order term per many-body block, through the parity-odd
-    product twice: ``q = r . (grad f_1 x grad f_2)`` (a pseudo-scalar function: the couplings
-    l1+l2+L' odd), projected onto each degree L' <= 2 lmax_in - 1 with a learnable element- and
-    channel-dependent weight, then ``r . (grad q x grad f_3)`` projected onto the outputs. Those are the
-    paths through unnatural-parity intermediate degrees that MACE's symmetric contraction has and
-    products of functions miss (a diagnostic, in PyTorch operations)."""
-    from e3nn import o3
-
-    from gaunt_tp.math.gradients import harmonic_gradients
-    from gaunt_tp.math.quadrature import smallest_grid
-    from gaunt_tp.ops.odd import tangent_frames
-
-    class OddIntermediates(torch.nn.Module):
-        def __init__(self, gaunt: torch.nn.Module) -> None:
-            super().__init__()
-            if gaunt.correlation != 3 or gaunt.num_products != 1 or gaunt.factor is None:
-                raise ValueError("the odd-intermediate diagnostic is written for correlation 3, one product")
-            self.gaunt = gaunt  # the default block, unchanged: this adds a term to it
-            lmax_in = max(ir.l for _, ir in gaunt.irreps_in)
-            lmax_out = max(ir.l for _, ir in gaunt.irreps_out)
-            lmid = 2 * lmax_in - 1
-            grid = smallest_grid(max(2 * lmid, lmid + lmax_in - 1 + lmax_out))  # both projections exact
-            points, w = grid.points, grid.weights[:, None]
-            frames = tangent_frames(points)  # [P, 2, 3]
-            rows_in = [l * l + k for _, ir in gaunt.irreps_in for l in [ir.l] for k in range(2 * l + 1)]
-            rows_out = [l * l + k for _, ir in gaunt.irreps_out for l in [ir.l] for k in range(2 * l + 1)]
-            grad_in = torch.einsum("pnk,pak->anp", harmonic_gradients(lmax_in, points)[:, rows_in], frames)
-            grad_mid = torch.einsum("pnk,pak->anp", harmonic_gradients(lmid, points), frames)
-            y_mid = o3.spherical_harmonics(list(range(lmid + 1)), points, False, normalization="integral")
-            y_out = o3.spherical_harmonics(list(range(lmax_out + 1)), points, False, normalization="integral")
-            for name, value in (("grad_in", grad_in), ("grad_mid", grad_mid), ("mid_proj", w * y_mid),
-                                ("proj", w * y_out[:, rows_out])):  # fmt: skip
-                self.register_buffer(name, value.contiguous(), persistent=False)
-            self.register_buffer("mid_degree", torch.tensor([l for l in range(lmid + 1) for _ in range(2 * l + 1)]),
-                                 persistent=False)  # fmt: skip
-            n_out = len(gaunt.irreps_out)
-            self.mid = torch.nn.Parameter(torch.ones(gaunt.num_elements, lmid + 1, gaunt.channels))
-            self.odd_weights = torch.nn.Parameter(torch.randn(gaunt.num_elements, n_out, gaunt.channels) / 2)
-            with torch.no_grad():  # 1 / RMS of the new term per output degree for unit inputs and unit random
-                gen = torch.Generator().manual_seed(0)  # factors (equal factors give q = 0)
-                a, *u = torch.randn(4, 256, 1, len(rows_in), dtype=torch.float64, generator=gen)
-                z = self.term(a, u, torch.ones(256, 1, (lmid + 1) ** 2, dtype=torch.float64))
-                rms = torch.stack([z[..., gaunt.degree_out == i].square().mean() for i in range(n_out)]).sqrt()
-            # (scalar outputs get nothing: no path through an odd intermediate ends at 0e)
-            self.register_buffer("odd_norm", torch.where(rms > 1e-8, 1 / rms.clamp_min(1e-8), 0.0), persistent=False)
-
-        def term(self, a: torch.Tensor, u: list, mid: torch.Tensor) -> torch.Tensor:
-            """``P_out(r . (grad q x grad f_3))`` for ``a [N, C, n_in]``, factor weights ``u[k] [N, C, n_in]``,
-            ``mid [N, C, n_mid]``: ``[N, C, n_out entries]``."""
-            g = [[(a * u[k]) @ self.grad_in[c] for c in range(2)] for k in range(3)]  # frame components [N, C, P]
-            q = g[0][0] * g[1][1] - g[0][1] * g[1][0]
-            q = (q @ self.mid_proj) * mid  # [N, C, n_mid]
-            dq = [q @ self.grad_mid[c] for c in range(2)]
-            return (dq[0] * g[2][1] - dq[1] * g[2][0]) @ self.proj
-
-        def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-            gb = self.gaunt
-            n, c = x.shape[0], gb.channels
-            a = x.index_select(1, gb.perm_in).view(n, c, -1)
-            u = gb.factor[species].index_select(2, gb.degree_in).transpose(2, 3)  # [N, 3, C, n_in]
-            mid = self.mid[species].index_select(1, self.mid_degree).transpose(1, 2)  # [N, C, n_mid]
-            z = self.term(a, [u[:, k] for k in range(3)], mid)
-            w = (self.odd_weights[species] * self.odd_norm[None, :, None]).index_select(1, gb.degree_out)
-            extra = (z * w.transpose(1, 2)).reshape(n, -1).index_select(1, gb.perm_out_inverse)
-            return gb(x, species) + extra
-
-    return replace_products(contender, OddIntermediates)
 
 
 def mace_contender(train: list[Configuration], valid: list[Configuration], stats: dict) -> Contender:
@@ -500,10 +305,10 @@ def main(argv: list[str] | None = None) -> None:
         "gaunt-k4": lambda *a: gaunt_contender(*a, num_products=4),
         "gaunt-k8": lambda *a: gaunt_contender(*a, num_products=8),
         "gaunt-rpi-k4": lambda *a: gaunt_contender(*a, radial_per_input=True, num_products=4),
-        "gaunt-all": lambda *a: with_all_gaunt_paths(gaunt_contender(*a)),
-        "gaunt-maceprod": lambda *a: with_mace_products(gaunt_contender(*a)),
-        "gaunt-inter": lambda *a: with_intermediate_degrees(gaunt_contender(*a)),
-        "gaunt-odd": lambda *a: with_odd_intermediates(gaunt_contender(*a)),
+        "gaunt-all": lambda *a: replace_products(gaunt_contender(*a), AllPaths),
+        "gaunt-maceprod": lambda *a: replace_products(gaunt_contender(*a), MaceProduct),
+        "gaunt-inter": lambda *a: replace_products(gaunt_contender(*a), Intermediate),
+        "gaunt-odd": lambda *a: replace_products(gaunt_contender(*a), OddIntermediates),
         "mace": mace_contender,
     }
     for name in args.models:

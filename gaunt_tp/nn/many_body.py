@@ -106,8 +106,8 @@ class GauntManyBody(nn.Module):
             raise ValueError("num_products > 1 needs factor_weights=True (otherwise the products are one function)")
         self.correlation, self.num_elements, self.factor_weights = correlation, num_elements, factor_weights
         self.num_products = num_products
-        lmax_in = max(ir.l for _, ir in self.irreps_in)
-        lmax_out = max(ir.l for _, ir in self.irreps_out)
+        self.lmax_in = lmax_in = max(ir.l for _, ir in self.irreps_in)
+        self.lmax_out = lmax_out = max(ir.l for _, ir in self.irreps_out)
         reachable = [ir.l for _, ir in self.irreps_out if ir.l > correlation * lmax_in]
         if reachable:
             raise ValueError(f"output degrees {reachable} exceed correlation * lmax_in = {correlation * lmax_in}")
@@ -116,8 +116,9 @@ class GauntManyBody(nn.Module):
         y = o3.spherical_harmonics(
             list(range(max(lmax_in, lmax_out) + 1)), points, normalize=False, normalization="integral"
         )
-        rows_in = [l * l + k for _, ir in self.irreps_in for l in [ir.l] for k in range(2 * l + 1)]
-        rows_out = [l * l + k for _, ir in self.irreps_out for l in [ir.l] for k in range(2 * l + 1)]
+        # the class vector's entries as rows of e3nn's harmonics of all degrees (l^2 + l + m)
+        self.rows_in = rows_in = [l * l + k for _, ir in self.irreps_in for l in [ir.l] for k in range(2 * l + 1)]
+        self.rows_out = rows_out = [l * l + k for _, ir in self.irreps_out for l in [ir.l] for k in range(2 * l + 1)]
         # e3nn layout [irrep: C, 2l+1] <-> class vector [C, n]: gather indices both ways
         perm_in = [
             sl.start + c * ir.dim + k
