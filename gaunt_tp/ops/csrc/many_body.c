@@ -38,6 +38,15 @@ typedef double Vf64 __attribute__((vector_size(V_BYTES)));
 
 enum { D_N, D_C, D_NI, D_NO, D_NDIN, D_NDOUT, D_P, D_K, D_NU, D_IN_DIM, D_OUT_DIM };
 
+/* The sizes in dims and the index arrays in layout (see the top), and the channel padding: NB vectors of
+ * L lanes per row, Cp = NB L channels. */
+#define UNPACK_DIMS(T)                                                                                    \
+    const int64_t N = dims[D_N], C = dims[D_C], nI = dims[D_NI], nO = dims[D_NO], nDin = dims[D_NDIN];  \
+    const int64_t nDout = dims[D_NDOUT], P = dims[D_P], K = dims[D_K], nu = dims[D_NU], Tt = K * nu;     \
+    const int64_t L = V_BYTES / sizeof(T), NB = (C + L - 1) / L, Cp = NB * L;                           \
+    const int64_t *in_off = layout, *in_str = layout + nI, *in_deg = layout + 2 * nI;                    \
+    const int64_t *out_off = layout + 3 * nI, *out_str = out_off + nO, *out_deg = out_off + 2 * nO;
+
 #define DEFINE_MANY_BODY(SUFFIX, T)                                                                       \
 typedef V##SUFFIX V_##SUFFIX;                                                                            \
 /* dst[i, c] (channel-padded rows of Cp) = the e3nn row's entry i of channel c, zero for c >= C */       \
@@ -61,11 +70,7 @@ static void unpad_##SUFFIX(T *dst, const T *src, int64_t rows, int64_t C, int64_
 }                                                                                                        \
 void many_body_forward_##SUFFIX(T *out, const T *a, const T *u, const T *w, const T *norm, const T *S,   \
                                 const T *R, const int64_t *dims, const int64_t *layout, int threads) {   \
-    const int64_t N = dims[D_N], C = dims[D_C], nI = dims[D_NI], nO = dims[D_NO], nDin = dims[D_NDIN];  \
-    const int64_t nDout = dims[D_NDOUT], P = dims[D_P], K = dims[D_K], nu = dims[D_NU], Tt = K * nu;     \
-    const int64_t L = V_BYTES / sizeof(T), NB = (C + L - 1) / L, Cp = NB * L;                           \
-    const int64_t *in_off = layout, *in_str = layout + nI, *in_deg = layout + 2 * nI;                    \
-    const int64_t *out_off = layout + 3 * nI, *out_str = out_off + nO, *out_deg = out_off + 2 * nO;      \
+    UNPACK_DIMS(T)                                                                                       \
     _Pragma("omp parallel num_threads(threads)")                                                          \
     {                                                                                                    \
         int64_t vectors = NB * (nI + Tt * nDin + Tt * nDout + nO) + Tt * nI + Tt * nO;                   \
@@ -111,11 +116,7 @@ void many_body_backward_##SUFFIX(T *grad_a, T *grad_u, T *grad_w, T *grad_g, con
                                  const T *u, const T *w, const T *ta, const T *tu, const T *tw,          \
                                  const T *norm, const T *S, const T *R, const int64_t *dims,             \
                                  const int64_t *layout, int threads) {                                   \
-    const int64_t N = dims[D_N], C = dims[D_C], nI = dims[D_NI], nO = dims[D_NO], nDin = dims[D_NDIN];  \
-    const int64_t nDout = dims[D_NDOUT], P = dims[D_P], K = dims[D_K], nu = dims[D_NU], Tt = K * nu;     \
-    const int64_t L = V_BYTES / sizeof(T), NB = (C + L - 1) / L, Cp = NB * L;                           \
-    const int64_t *in_off = layout, *in_str = layout + nI, *in_deg = layout + 2 * nI;                    \
-    const int64_t *out_off = layout + 3 * nI, *out_str = out_off + nO, *out_deg = out_off + 2 * nO;      \
+    UNPACK_DIMS(T)                                                                                       \
     const int dual = ta || tu || tw;                                                                     \
     _Pragma("omp parallel num_threads(threads)")                                                          \
     {                                                                                                    \
