@@ -82,6 +82,7 @@ def gaunt_contender(
     conv_blocks: str = "gaunt",
     radial_per_input: bool = False,
     num_products: int = 1,
+    product_blocks: str = "gaunt",
 ) -> Contender:
     """GauntMACE; ``conv_blocks="e3nn"`` swaps in MACE's per-path Clebsch-Gordan convolution,
     ``radial_per_input`` gives the Gaunt convolution one radial weight per input irrep as well,
@@ -90,7 +91,8 @@ def gaunt_contender(
     config = ModelConfig(atomic_numbers=tuple(stats["atomic_numbers"]), e0s=tuple(stats["e0s"]),
                          avg_num_neighbors=stats["avg_num_neighbors"], energy_shift=stats["shift"],
                          energy_scale=stats["scale"], conv_blocks=conv_blocks,
-                         radial_per_input=radial_per_input, num_products=num_products, **SIZE)  # fmt: skip
+                         radial_per_input=radial_per_input, num_products=num_products,
+                         product_blocks=product_blocks, **SIZE)  # fmt: skip
     model = GauntMACE(config).to(torch.float64)
 
     def call(m, b, training):  # noqa: ANN001, ANN202
@@ -196,6 +198,7 @@ def plot(report: dict, path: Path) -> None:
         ("gaunt-rpi", "GauntMACE, radial per input irrep"),
         ("gaunt-k4", "GauntMACE, 4 many-body products"),
         ("gaunt-k8", "GauntMACE, 8 many-body products"),
+        ("gaunt-sym", "GauntMACE, product_blocks='symmetric'"),
         ("gaunt-rpi-k4", "GauntMACE, radial per input, 4 products"),
         ("gaunt-all", "GauntMACE, every Gaunt many-body path"),
         ("gaunt-maceprod", "GauntMACE + mace-torch many-body"),
@@ -242,6 +245,7 @@ def main(argv: list[str] | None = None) -> None:
             "gaunt-rpi",
             "gaunt-k4",
             "gaunt-k8",
+            "gaunt-sym",
             "gaunt-rpi-k4",
             "gaunt-all",
             "gaunt-maceprod",
@@ -252,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         help="gaunt-cg: GauntMACE with MACE's Clebsch-Gordan convolution (per-path radial weights); "
         "gaunt-rpi: the Gaunt convolution with radial weights per input irrep too; "
         "-k4: four products summed in each many-body block (num_products=4); "
+        "gaunt-sym: gaunt-tp's SymmetricContraction (MACE's many-body function space) as the many-body block; "
         "gaunt-all: a free combination of every Gaunt coupling path in the many-body block (a diagnostic); "
         "gaunt-maceprod: mace-torch's symmetric contraction in place of the Gaunt many-body block (a diagnostic); "
         "gaunt-inter: the third body order's pair product weighted per intermediate degree (a diagnostic); "
@@ -304,6 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         "gaunt-rpi": lambda *a: gaunt_contender(*a, radial_per_input=True),
         "gaunt-k4": lambda *a: gaunt_contender(*a, num_products=4),
         "gaunt-k8": lambda *a: gaunt_contender(*a, num_products=8),
+        "gaunt-sym": lambda *a: gaunt_contender(*a, product_blocks="symmetric"),
         "gaunt-rpi-k4": lambda *a: gaunt_contender(*a, radial_per_input=True, num_products=4),
         "gaunt-all": lambda *a: replace_products(gaunt_contender(*a), AllPaths),
         "gaunt-maceprod": lambda *a: replace_products(gaunt_contender(*a), MaceProduct),

@@ -6,6 +6,7 @@ from gaunt_tp.nn.many_body import GauntManyBody
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 from gaunt_tp.nn.radial import BesselBasis, PolynomialCutoff, RadialMLP
 from gaunt_tp.nn.serialization import load_model, save_model
+from gaunt_tp.nn.symmetric_contraction import SymmetricContraction
 
 __all__ = [
     "BesselBasis",
@@ -19,5 +20,6 @@ __all__ = [
     "RadialMLP",
     "load_model",
     "output_variance",
+    "SymmetricContraction",
     "save_model",
 ]

@@ -15,7 +15,7 @@ from e3nn import o3
 from torch import nn
 
 from gaunt_tp.math.quadrature import smallest_grid
-from gaunt_tp.ops.descriptor import as_irreps
+from gaunt_tp.nn.channel_irreps import channel_major, check_block_irreps, check_node_inputs
 from gaunt_tp.ops.many_body_kernel import ManyBodyLayout, many_body_products
 from gaunt_tp.ops.native import native_error
 from gaunt_tp.ops.tables import TableCache
@@ -85,17 +85,8 @@ class GauntManyBody(nn.Module):
         num_products: int = 1,
     ) -> None:
         super().__init__()
-        self.irreps_in = as_irreps(irreps_in, "irreps_in")
-        self.irreps_out = as_irreps(irreps_out, "irreps_out")
-        for name, irreps in (("irreps_in", self.irreps_in), ("irreps_out", self.irreps_out)):
-            muls = {mul for mul, _ in irreps}
-            if len(irreps) == 0 or len(muls) != 1:
-                raise ValueError(f"{name}={irreps} must be non-empty with one multiplicity (channels)")
-            if any(ir.p != (-1) ** ir.l for _, ir in irreps) or len({ir.l for _, ir in irreps}) != len(irreps):
-                raise ValueError(f"{name}={irreps} must hold distinct degrees of natural parity (0e, 1o, 2e, ...)")
-        self.channels = self.irreps_in[0].mul
-        if self.irreps_out[0].mul != self.channels:
-            raise ValueError(f"irreps_out multiplicity must equal the input's ({self.channels}), got {self.irreps_out}")
+        self.irreps_in, self.irreps_out, self.channels = check_block_irreps(irreps_in, irreps_out)
+        self.irreps_in_text = str(self.irreps_in)
         if not isinstance(correlation, int) or correlation < 1:
             raise ValueError(f"correlation must be an int >= 1, got {correlation!r}")
         if not isinstance(num_elements, int) or num_elements < 1:
@@ -120,18 +111,7 @@ class GauntManyBody(nn.Module):
         self.rows_in = rows_in = [l * l + k for _, ir in self.irreps_in for l in [ir.l] for k in range(2 * l + 1)]
         self.rows_out = rows_out = [l * l + k for _, ir in self.irreps_out for l in [ir.l] for k in range(2 * l + 1)]
         # e3nn layout [irrep: C, 2l+1] <-> class vector [C, n]: gather indices both ways
-        perm_in = [
-            sl.start + c * ir.dim + k
-            for c in range(self.channels)
-            for (_, ir), sl in zip(self.irreps_in, self.irreps_in.slices())
-            for k in range(ir.dim)
-        ]
-        perm_out = [
-            sl.start + c * ir.dim + k
-            for c in range(self.channels)
-            for (_, ir), sl in zip(self.irreps_out, self.irreps_out.slices())
-            for k in range(ir.dim)
-        ]
+        perm_in, perm_out = channel_major(self.irreps_in), channel_major(self.irreps_out)
         self.register_buffer("perm_in", torch.tensor(perm_in), persistent=False)
         self.register_buffer("perm_out_inverse", torch.tensor(perm_out).argsort(), persistent=False)
         # which input / output irrep each class-vector entry belongs to
@@ -180,18 +160,7 @@ class GauntManyBody(nn.Module):
         return torch.stack(out)  # [nu, n_out]
 
     def forward(self, node_features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        if node_features.dim() != 2 or node_features.shape[1] != self.kernel_layout.in_dim:  # a plain int
-            raise ValueError(
-                f"node_features must be [N, {self.irreps_in.dim}] for {self.irreps_in}, "
-                f"got {tuple(node_features.shape)}"
-            )
-        if species.shape != node_features.shape[:1] or species.dtype not in (torch.int32, torch.int64):
-            raise ValueError(
-                f"species must be integer [N] = [{node_features.shape[0]}], got {species.dtype} {tuple(species.shape)}"
-            )
-        if species.numel() and (int(species.min()) < 0 or int(species.max()) >= self.num_elements):
-            bad = int(species.min()) if int(species.min()) < 0 else int(species.max())
-            raise ValueError(f"species holds element index {bad}, outside 0..{self.num_elements - 1}")
+        check_node_inputs(node_features, species, self.kernel_layout.in_dim, self.irreps_in_text, self.num_elements)
         u = self.factor[species] if self.factor is not None else None  # [N, K nu, n_in, C]
         w = self.weights[species]  # [N, K nu, n_out, C]
         if self.use_kernel and node_features.is_cpu and node_features.dtype in (torch.float32, torch.float64):

@@ -29,6 +29,7 @@ from gaunt_tp.nn.feature_interaction import output_variance
 from gaunt_tp.nn.linear import ElementLinear, EquivariantLinear
 from gaunt_tp.nn.many_body import GauntManyBody
 from gaunt_tp.nn.radial import BesselBasis, PolynomialCutoff, RadialMLP
+from gaunt_tp.nn.symmetric_contraction import SymmetricContraction
 from gaunt_tp.ops.convolution import GauntConvolution, safe_unit_vectors
 
 __all__ = ["GauntMACE", "ModelConfig"]
@@ -67,6 +68,9 @@ class ModelConfig:
             more freedom per edge at a cost that grows with the number of input degrees.
         num_products: products summed in each many-body block (:class:`gaunt_tp.nn.GauntManyBody`'s
             ``num_products``): a rank-K combination of many-body features instead of one product.
+        product_blocks: ``"gaunt"`` (:class:`gaunt_tp.nn.GauntManyBody`) or ``"symmetric"`` (MACE's
+            function space, every coupling path with a free weight, evaluated as sparse polynomials:
+            :class:`gaunt_tp.nn.SymmetricContraction`; for max_ell <= 3 and correlation <= 3).
     """
 
     atomic_numbers: tuple[int, ...]
@@ -87,6 +91,7 @@ class ModelConfig:
     conv_blocks: str = "gaunt"
     radial_per_input: bool = False
     num_products: int = 1
+    product_blocks: str = "gaunt"
 
     def __post_init__(self) -> None:
         if len(self.atomic_numbers) != len(self.e0s):
@@ -98,6 +103,10 @@ class ModelConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.conv_blocks not in ("gaunt", "e3nn"):
             raise ValueError(f"conv_blocks must be 'gaunt' or 'e3nn', got {self.conv_blocks!r}")
+        if self.product_blocks not in ("gaunt", "symmetric"):
+            raise ValueError(f"product_blocks must be 'gaunt' or 'symmetric', got {self.product_blocks!r}")
+        if self.num_products > 1 and self.product_blocks != "gaunt":
+            raise ValueError("num_products applies to the Gaunt many-body block (product_blocks='gaunt') only")
         if self.radial_per_input and self.conv_blocks != "gaunt":
             raise ValueError("radial_per_input applies to the Gaunt convolution (conv_blocks='gaunt') only")
         if self.max_L < 0 or self.max_L > self.max_ell:
@@ -127,9 +136,15 @@ class _Layer(nn.Module):
             self.conv = CGConvolution(irreps_in, irreps_sh, irreps_a)
         self.radial = RadialMLP(config.num_radial_basis, config.radial_mlp, self.conv.weight_numel)
         self.linear_a = EquivariantLinear(irreps_a, irreps_a)
-        self.product = GauntManyBody(
-            irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el, num_products=config.num_products
-        )
+        if config.product_blocks == "gaunt":
+            self.product = GauntManyBody(
+                irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el,
+                num_products=config.num_products,
+            )  # fmt: skip
+        else:
+            self.product = SymmetricContraction(
+                irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el
+            )
         self.linear_out = EquivariantLinear(irreps_hidden, irreps_hidden)
         self.skip = ElementLinear(irreps_in, n_el, irreps_hidden)
         scalars = o3.Irreps(f"{c}x0e")

@@ -23,7 +23,7 @@ import torch
 
 from gaunt_tp.ops.native import native_library
 
-__all__ = ["ManyBodyLayout", "many_body_products"]
+__all__ = ["ManyBodyLayout", "many_body_products", "symmetric_products"]
 
 Reference = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor], torch.Tensor]
 
@@ -67,22 +67,22 @@ def _engine_runs(t: torch.Tensor) -> bool:
 
 @dataclass(frozen=True)
 class _Setting:
-    """What every call of one block shares: its layout, its tables (a's dtype) and its PyTorch form."""
+    """What the passes of one call share: the kernel family (``many_body`` or ``symmetric``), the arguments
+    after the tensors (tables of a's dtype, then the int64 sizes and layout), the output width and the
+    block's PyTorch form."""
 
-    spec: ManyBodyLayout
-    tables: dict[str, torch.Tensor]
+    kernel: str
+    args: tuple[torch.Tensor, ...]
+    out_dim: int
     reference: Reference
 
     def run(self, name: str, a: torch.Tensor, *tensors: torch.Tensor | None) -> None:
-        """Calls ``many_body_<name>`` with ``tensors`` (None: a null pointer), the tables and the layout."""
-        t = self.tables
-        fn = getattr(native_library(), f"many_body_{name}_{'f32' if a.dtype == torch.float32 else 'f64'}")
-        dims = self.spec.dims(a.shape[0], t["synth"].shape[1])  # held here until the call returns
-        args = (*tensors, t["norm"], t["synth"], t["proj"], dims, self.spec.layout)
-        fn(*(v.data_ptr() if v is not None else 0 for v in args), torch.get_num_threads())
+        """Calls ``<kernel>_<name>`` with ``tensors`` (None: a null pointer), then the arguments."""
+        fn = getattr(native_library(), f"{self.kernel}_{name}_{'f32' if a.dtype == torch.float32 else 'f64'}")
+        fn(*(v.data_ptr() if v is not None else 0 for v in (*tensors, *self.args)), torch.get_num_threads())
 
     def gradients(self, a, u, w, g, tangents=(None, None, None), wanted=(True, True, True, False)) -> list:
-        """``many_body_backward``: first derivatives (no tangents) or second (along the tangents)."""
+        """``<kernel>_backward``: first derivatives (no tangents) or second (along the tangents)."""
         grads = [torch.empty_like(t) if want else None for t, want in zip((a, u, w, g), wanted)]
         self.run("backward", a, *grads, g, a, u, w, *tangents)
         return grads
@@ -93,7 +93,7 @@ class _Products(torch.autograd.Function):
     def forward(ctx: Any, a, u, w, setting: _Setting):  # type: ignore[override]
         ctx.save_for_backward(a, u, w)
         ctx.setting = setting
-        out = a.new_empty(a.shape[0], setting.spec.out_dim)
+        out = a.new_empty(a.shape[0], setting.out_dim)
         setting.run("forward", a, out, a, u, w)
         return out
 
@@ -162,4 +162,29 @@ def many_body_products(
         derivatives of third and higher order).
     """
     u = u.contiguous() if u is not None else None
-    return _Products.apply(a.contiguous(), u, w.contiguous(), _Setting(spec, tables, reference))
+    dims = spec.dims(a.shape[0], tables["synth"].shape[1])
+    setting = _Setting("many_body", (tables["norm"], tables["synth"], tables["proj"], dims, spec.layout), spec.out_dim,
+                       reference)  # fmt: skip
+    return _Products.apply(a.contiguous(), u, w.contiguous(), setting)
+
+
+@torch.compiler.disable
+def symmetric_products(
+    a: torch.Tensor,
+    w: torch.Tensor,
+    layout: torch.Tensor,
+    sizes: tuple[int, ...],
+    coefficients: torch.Tensor,
+    reference: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """SymmetricContraction's output for per-node weights, in the C kernels; differentiable to any order.
+
+    Shape:
+        a ``[N, in_dim]`` (e3nn layout), w ``[N, num_paths, C]``, ``coefficients [nnz]`` of a's dtype
+        (float32 or float64, CPU); ``layout`` (int64) and ``sizes`` ``(C, nI, nE, Q, nnz, nS, nP, in_dim,
+        out_dim)`` as ``symmetric_*`` in ``csrc/many_body.c`` describes. Returns ``[N, out_dim]``.
+        ``reference(a, w)`` computes the same in PyTorch (differentiated for third and higher orders).
+    """
+    dims = torch.tensor([a.shape[0], *sizes], dtype=torch.int64)
+    setting = _Setting("symmetric", (coefficients, dims, layout), sizes[-1], lambda a, u, w: reference(a, w))
+    return _Products.apply(a.contiguous(), None, w.contiguous(), setting)

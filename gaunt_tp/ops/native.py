@@ -51,8 +51,12 @@ _SIGNATURES = {
     # backward(grad_a, grad_u, grad_w, grad_g, g, a, u, w, ta, tu, tw, norm, S, R, dims, layout, threads)
     **{f"many_body_forward_{t}": [_PTR] * 9 + [_INT] for t in ("f32", "f64")},
     **{f"many_body_backward_{t}": [_PTR] * 16 + [_INT] for t in ("f32", "f64")},
+    # and symmetric_forward(out, a, u, w, coef, dims, layout, threads),
+    # symmetric_backward(grad_a, grad_u, grad_w, grad_g, g, a, u, w, ta, tu, tw, coef, dims, layout, threads)
+    **{f"symmetric_forward_{t}": [_PTR] * 7 + [_INT] for t in ("f32", "f64")},
+    **{f"symmetric_backward_{t}": [_PTR] * 14 + [_INT] for t in ("f32", "f64")},
 }
-_VOID = ("quad_", "many_body_")  # kernels without a status code
+_VOID = ("quad_", "many_body_", "symmetric_")  # kernels without a status code
 
 
 class NativeUnavailable(RuntimeError):

@@ -35,6 +35,7 @@ class TrainConfig:
     conv_blocks: str = "gaunt"
     radial_per_input: bool = False
     num_products: int = 1
+    product_blocks: str = "gaunt"
     batch_size: int = 5
     valid_batch_size: int = 10
     max_num_epochs: int = 100

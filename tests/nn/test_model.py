@@ -240,6 +240,19 @@ def test_num_products_gives_a_valid_model(ethanol):
         dataclasses.replace(CONFIG, num_products=0)
 
 
+def test_symmetric_product_blocks_give_a_valid_model(ethanol):
+    torch.manual_seed(9)
+    config = dataclasses.replace(CONFIG, product_blocks="symmetric")
+    assert ModelConfig.from_json(config.to_json()) == config
+    model = GauntMACE(config).double()
+    assert all(type(layer.product).__name__ == "SymmetricContraction" for layer in model.layers)
+    assert_forces_and_invariance(model, ethanol[1], atom=3, axis=2, seed=10)
+    with pytest.raises(ValueError, match="product_blocks"):
+        dataclasses.replace(CONFIG, product_blocks="mace")
+    with pytest.raises(ValueError, match="num_products"):
+        dataclasses.replace(CONFIG, product_blocks="symmetric", num_products=2)
+
+
 def test_float32_invariance(ethanol):
     torch.manual_seed(2)
     model = GauntMACE(CONFIG).float()
@@ -252,11 +265,12 @@ def test_float32_invariance(ethanol):
     assert float((out["forces"] - expected).abs().max()) < 1e-5 * max(1.0, float(ref["forces"].abs().max()))
 
 
-@pytest.mark.parametrize("conv_blocks", ["gaunt", "e3nn"])
-def test_forces_are_twice_differentiable(conv_blocks, ethanol):
+@pytest.mark.parametrize("blocks", [("gaunt", "gaunt"), ("e3nn", "gaunt"), ("gaunt", "symmetric")])
+def test_forces_are_twice_differentiable(blocks, ethanol):
     """gradcheck of forces(positions), the double backward that force training runs."""
     torch.manual_seed(3)
-    model = GauntMACE(dataclasses.replace(CONFIG, conv_blocks=conv_blocks, num_channels=3)).double()
+    config = dataclasses.replace(CONFIG, conv_blocks=blocks[0], product_blocks=blocks[1], num_channels=3)
+    model = GauntMACE(config).double()
     g = graph(ethanol[0])
 
     def forces(positions):

@@ -233,3 +233,127 @@ void many_body_backward_##SUFFIX(T *grad_a, T *grad_u, T *grad_w, T *grad_g, con
 
 DEFINE_MANY_BODY(f32, float)
 DEFINE_MANY_BODY(f64, double)
+
+/* SymmetricContraction (gaunt_tp/nn/symmetric_contraction.py): per node n and channel c, with the
+ * node's input entries X[i] = A[i] (i < nI) read from e3nn's layout,
+ *     X[nI + q] = X[prefix[q]] X[last[q]]              (the monomials, each from one of degree one less)
+ *     v[s]      = sum_{k in start[s]..start[s+1]} coef[k] X[col[k]]   (slot s: one component of one path)
+ *     out[e]   += w[path[s]] v[s]   over the slots s with entry[s] = e
+ * w is per node, [N, nP, C]. The backward kernel returns the gradients of E = <g, out> with respect to
+ * A and w, reverse mode through the same recursion; given tangents (tA, tw) it returns the gradients of
+ * D = dE(A + e tA, w + e tw)/de with respect to A, w and g, the recursion carried in dual numbers as in
+ * the kernels above. The u arguments are unused (NULL), for the Python side's common signature.
+ *
+ * dims: N, C, nI, nE, Q, nnz, nS, nP, in_dim, out_dim.
+ * layout: in_off[nI], in_str[nI], out_off[nE], out_str[nE], prefix[Q], last[Q], start[nS + 1], col[nnz],
+ * path[nS], entry[nS].
+ */
+enum { S_N, S_C, S_NI, S_NE, S_Q, S_NNZ, S_S, S_P, S_IN_DIM, S_OUT_DIM };
+
+#define UNPACK_SYMMETRIC(T)                                                                               \
+    const int64_t N = dims[S_N], C = dims[S_C], nI = dims[S_NI], nE = dims[S_NE], Q = dims[S_Q];         \
+    const int64_t nS = dims[S_S], nP = dims[S_P], M = nI + Q;                                             \
+    const int64_t L = V_BYTES / sizeof(T), NB = (C + L - 1) / L, Cp = NB * L;                           \
+    const int64_t *in_off = layout, *in_str = layout + nI, *out_off = layout + 2 * nI, *out_str = out_off + nE; \
+    const int64_t *prefix = out_str + nE, *last = prefix + Q, *start = last + Q, *col = start + nS + 1;  \
+    const int64_t *path = col + dims[S_NNZ], *entry = path + nS;
+
+#define DEFINE_SYMMETRIC(SUFFIX, T)                                                                       \
+void symmetric_forward_##SUFFIX(T *out, const T *a, const T *u, const T *w, const T *coef,               \
+                                const int64_t *dims, const int64_t *layout, int threads) {               \
+    UNPACK_SYMMETRIC(T)                                                                                  \
+    (void)u;                                                                                             \
+    _Pragma("omp parallel num_threads(threads)")                                                          \
+    {                                                                                                    \
+        V_##SUFFIX *buf = aligned_alloc(V_BYTES, sizeof(V_##SUFFIX) * (NB * (nI + nP + nE) + M));        \
+        V_##SUFFIX *A = buf, *W = A + NB * nI, *O = W + NB * nP, *X = O + NB * nE;                       \
+        _Pragma("omp for schedule(static)")                                                               \
+        for (int64_t n = 0; n < N; n++) {                                                                \
+            gather_##SUFFIX((T *)A, a + n * dims[S_IN_DIM], in_off, in_str, nI, C, Cp);                  \
+            pad_##SUFFIX((T *)W, w + n * nP * C, nP, C, Cp);                                             \
+            for (int64_t b = 0; b < NB; b++) {                                                           \
+                for (int64_t i = 0; i < nI; i++) X[i] = A[i * NB + b];                                   \
+                for (int64_t q = 0; q < Q; q++) X[nI + q] = X[prefix[q]] * X[last[q]];                   \
+                for (int64_t e = 0; e < nE; e++) O[e * NB + b] = (V_##SUFFIX){0};                        \
+                for (int64_t s = 0; s < nS; s++) {                                                       \
+                    V_##SUFFIX v = {0};                                                                  \
+                    for (int64_t k = start[s]; k < start[s + 1]; k++) v += coef[k] * X[col[k]];          \
+                    O[entry[s] * NB + b] += W[path[s] * NB + b] * v;                                     \
+                }                                                                                        \
+            }                                                                                            \
+            scatter_##SUFFIX(out + n * dims[S_OUT_DIM], (T *)O, out_off, out_str, nE, C, Cp);            \
+        }                                                                                                \
+        free(buf);                                                                                       \
+    }                                                                                                    \
+}                                                                                                        \
+void symmetric_backward_##SUFFIX(T *grad_a, T *grad_u, T *grad_w, T *grad_g, const T *g, const T *a,     \
+                                 const T *u, const T *w, const T *ta, const T *tu, const T *tw,          \
+                                 const T *coef, const int64_t *dims, const int64_t *layout, int threads) { \
+    UNPACK_SYMMETRIC(T)                                                                                  \
+    (void)grad_u, (void)u, (void)tu;                                                                     \
+    const int dual = ta || tw;                                                                           \
+    _Pragma("omp parallel num_threads(threads)")                                                          \
+    {                                                                                                    \
+        const int64_t nA = NB * nI, nW = NB * nP, nG = NB * nE;                                          \
+        V_##SUFFIX *buf = aligned_alloc(V_BYTES, sizeof(V_##SUFFIX) * (3 * (nA + nW) + 2 * nG + 4 * M));  \
+        V_##SUFFIX *A = buf, *tA = A + nA, *dA = tA + nA, *W = dA + nA, *tW = W + nW, *GW = tW + nW;      \
+        V_##SUFFIX *G = GW + nW, *GG = G + nG, *X = GG + nG, *tX = X + M, *dX = tX + M, *tdX = dX + M;   \
+        _Pragma("omp for schedule(static)")                                                               \
+        for (int64_t n = 0; n < N; n++) {                                                                \
+            gather_##SUFFIX((T *)A, a + n * dims[S_IN_DIM], in_off, in_str, nI, C, Cp);                  \
+            gather_##SUFFIX((T *)G, g + n * dims[S_OUT_DIM], out_off, out_str, nE, C, Cp);               \
+            pad_##SUFFIX((T *)W, w + n * nP * C, nP, C, Cp);                                             \
+            memset(tA, 0, sizeof(V_##SUFFIX) * nA);                                                      \
+            memset(tW, 0, sizeof(V_##SUFFIX) * nW);                                                      \
+            if (ta) gather_##SUFFIX((T *)tA, ta + n * dims[S_IN_DIM], in_off, in_str, nI, C, Cp);        \
+            if (tw) pad_##SUFFIX((T *)tW, tw + n * nP * C, nP, C, Cp);                                   \
+            memset(dA, 0, sizeof(V_##SUFFIX) * nA);                                                      \
+            memset(GW, 0, sizeof(V_##SUFFIX) * nW);                                                      \
+            memset(GG, 0, sizeof(V_##SUFFIX) * nG);                                                      \
+            for (int64_t b = 0; b < NB; b++) {                                                           \
+                for (int64_t i = 0; i < nI; i++) X[i] = A[i * NB + b], tX[i] = tA[i * NB + b];           \
+                for (int64_t q = 0; q < Q; q++) {                                                        \
+                    X[nI + q] = X[prefix[q]] * X[last[q]];                                               \
+                    if (dual) tX[nI + q] = tX[prefix[q]] * X[last[q]] + X[prefix[q]] * tX[last[q]];      \
+                }                                                                                        \
+                for (int64_t k = 0; k < M; k++) dX[k] = tdX[k] = (V_##SUFFIX){0};                        \
+                for (int64_t s = 0; s < nS; s++) {                                                       \
+                    const int64_t ip = path[s] * NB + b, ie = entry[s] * NB + b;                         \
+                    V_##SUFFIX v = {0}, tv = {0}, dv = W[ip] * G[ie];                                    \
+                    for (int64_t k = start[s]; k < start[s + 1]; k++) {                                  \
+                        v += coef[k] * X[col[k]];                                                        \
+                        dX[col[k]] += coef[k] * dv;                                                      \
+                    }                                                                                    \
+                    if (!dual) {                                                                         \
+                        GW[ip] += v * G[ie];                                                             \
+                        continue;                                                                        \
+                    }                                                                                    \
+                    V_##SUFFIX tdv = tW[ip] * G[ie];                                                     \
+                    for (int64_t k = start[s]; k < start[s + 1]; k++) {                                  \
+                        tv += coef[k] * tX[col[k]];                                                      \
+                        tdX[col[k]] += coef[k] * tdv;                                                    \
+                    }                                                                                    \
+                    GW[ip] += tv * G[ie];                      /* the tangent of grad_w */               \
+                    GG[ie] += tW[ip] * v + W[ip] * tv;         /* the tangent of out */                  \
+                }                                                                                        \
+                for (int64_t q = Q - 1; q >= 0; q--) { /* back through the monomials */                 \
+                    const int64_t k = nI + q, p = prefix[q], l = last[q];                                \
+                    if (dual) {                                                                          \
+                        tdX[p] += tdX[k] * X[l] + dX[k] * tX[l];                                         \
+                        tdX[l] += tdX[k] * X[p] + dX[k] * tX[p];                                         \
+                    }                                                                                    \
+                    dX[p] += dX[k] * X[l];                                                               \
+                    dX[l] += dX[k] * X[p];                                                               \
+                }                                                                                        \
+                for (int64_t i = 0; i < nI; i++) dA[i * NB + b] += dual ? tdX[i] : dX[i];                \
+            }                                                                                            \
+            if (grad_a) scatter_##SUFFIX(grad_a + n * dims[S_IN_DIM], (T *)dA, in_off, in_str, nI, C, Cp); \
+            if (grad_w) unpad_##SUFFIX(grad_w + n * nP * C, (T *)GW, nP, C, Cp);                         \
+            if (grad_g) scatter_##SUFFIX(grad_g + n * dims[S_OUT_DIM], (T *)GG, out_off, out_str, nE, C, Cp); \
+        }                                                                                                \
+        free(buf);                                                                                       \
+    }                                                                                                    \
+}
+
+DEFINE_SYMMETRIC(f32, float)
+DEFINE_SYMMETRIC(f64, double)

@@ -1,0 +1,56 @@
+"""Checks and index maps shared by the many-body blocks, whose features are one multiplicity C of
+natural-parity irreps of distinct degrees (``C x 0e + C x 1o + C x 2e + ...``)."""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+
+from gaunt_tp.ops.descriptor import as_irreps
+
+__all__ = ["channel_major", "check_block_irreps", "check_node_inputs"]
+
+
+def check_block_irreps(irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str) -> tuple[o3.Irreps, o3.Irreps, int]:
+    """Parse and check a block's irreps: one multiplicity C, distinct degrees of natural parity, the same C in
+    both. Returns ``(irreps_in, irreps_out, C)``."""
+    parsed = []
+    for name, irreps in (("irreps_in", irreps_in), ("irreps_out", irreps_out)):
+        irreps = as_irreps(irreps, name)
+        if len(irreps) == 0 or len({mul for mul, _ in irreps}) != 1:
+            raise ValueError(f"{name}={irreps} must be non-empty with one multiplicity (channels)")
+        if any(ir.p != (-1) ** ir.l for _, ir in irreps) or len({ir.l for _, ir in irreps}) != len(irreps):
+            raise ValueError(f"{name}={irreps} must hold distinct degrees of natural parity (0e, 1o, 2e, ...)")
+        parsed.append(irreps)
+    channels = parsed[0][0].mul
+    if parsed[1][0].mul != channels:
+        raise ValueError(f"irreps_out multiplicity must equal the input's ({channels}), got {parsed[1]}")
+    return parsed[0], parsed[1], channels
+
+
+def channel_major(irreps: o3.Irreps) -> list[int]:
+    """Gather indices from e3nn's layout ``[irrep: C, 2l+1]`` to ``[C, n]`` (n = one copy of every irrep,
+    entries in irreps order): entry ``c * n + k`` of the result is e3nn position ``perm[c * n + k]``."""
+    channels = irreps[0].mul
+    return [
+        sl.start + c * ir.dim + k
+        for c in range(channels)
+        for (_, ir), sl in zip(irreps, irreps.slices())
+        for k in range(ir.dim)
+    ]
+
+
+def check_node_inputs(node_features: torch.Tensor, species: torch.Tensor, dim: int, irreps: str,
+                      num_elements: int) -> None:  # fmt: skip
+    """Clear errors for node features that are not ``[N, dim]`` or species not integer ``[N]`` in range.
+    ``dim`` and ``irreps`` (the input irreps as text, for the message) are plain Python values, which
+    ``torch.compile`` treats as constants (it cannot guard on e3nn's ``Irreps``)."""
+    if node_features.dim() != 2 or node_features.shape[1] != dim:  # dim: a plain int (torch.compile)
+        raise ValueError(f"node_features must be [N, {dim}] for {irreps}, got {tuple(node_features.shape)}")
+    if species.shape != node_features.shape[:1] or species.dtype not in (torch.int32, torch.int64):
+        raise ValueError(
+            f"species must be integer [N] = [{node_features.shape[0]}], got {species.dtype} {tuple(species.shape)}"
+        )
+    if species.numel() and (int(species.min()) < 0 or int(species.max()) >= num_elements):
+        bad = int(species.min()) if int(species.min()) < 0 else int(species.max())
+        raise ValueError(f"species holds element index {bad}, outside 0..{num_elements - 1}")

@@ -1,0 +1,170 @@
+"""MACE's symmetric contraction evaluated as sparse polynomials in the node features.
+
+MACE's product basis learns, per element and channel, a free linear combination of every
+equivariant coupling path of ``A^{⊗nu}`` (nu <= correlation) to each output irrep. Those paths span
+the equivariant polynomials of degree nu in the channel's vector ``a`` (:mod:`gaunt_tp.math.
+symmetric_powers`); at the sizes MACE uses they are short, sparse polynomials in a few hundred
+monomials ``a_i a_j a_k``. This block computes the same function space as MACE's contraction by
+evaluating those polynomials directly, instead of contracting dense coupling tensors.
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from gaunt_tp.math.symmetric_powers import equivariant_polynomials, monomials
+from gaunt_tp.nn.channel_irreps import channel_major, check_block_irreps, check_node_inputs
+from gaunt_tp.ops.many_body_kernel import symmetric_products
+from gaunt_tp.ops.native import native_error
+from gaunt_tp.ops.tables import TableCache
+
+__all__ = ["SymmetricContraction"]
+
+
+class SymmetricContraction(nn.Module):
+    r"""Element-dependent linear combination of every equivariant polynomial of the node features.
+
+    ``out_c^{L M} = sum_{nu=1..correlation} sum_p w[z, (L, nu, p), c] * B_{L nu p}^M(a_c)`` for a node
+    of element z, where ``a_c`` is channel c's vector of input irreps and ``B_{L nu p}`` runs over a
+    basis of the O(3)-equivariant polynomials of degree nu to the output irrep L
+    (:func:`gaunt_tp.math.symmetric_powers.equivariant_polynomials`, scaled to unit second moment per
+    component for unit normal inputs). That is the function space of MACE's ``SymmetricContraction``
+    (one free weight per coupling path, element and channel), parity-odd couplings such as the cross
+    product included, which no Gaunt product reaches; the weights are those of another basis of it.
+
+    The polynomials are evaluated from the monomials they use (products of input entries, built one
+    factor at a time and shared), their coefficients applied as a sparse table. The cost grows with the
+    number of monomials, about ``(sum_l (2l+1))^correlation / correlation!``: meant for MACE's sizes
+    (``max_ell <= 3``, ``correlation <= 3``), beyond which :class:`gaunt_tp.nn.GauntManyBody` scales better.
+
+    Args:
+        irreps_in: node features A, natural parity, distinct degrees, one multiplicity C.
+        irreps_out: outputs, natural parity, multiplicity C.
+        correlation: largest polynomial degree nu (body order nu + 1), >= 1.
+        num_elements: number of chemical elements (rows of the weights).
+
+    Parameters:
+        ``weights [num_elements, num_paths, C]``, paths ordered by output irrep, then nu, then basis index
+        (``path_ranges[i]``: the slice of output irrep i), initialised N(0, 1 / (paths of that output)).
+
+    Shape:
+        ``forward(node_features [N, irreps_in.dim], species [N] (int, 0..num_elements-1))`` returns
+        ``[N, irreps_out.dim]``, e3nn layout.
+
+    Example:
+        >>> import torch
+        >>> sc = SymmetricContraction("8x0e + 8x1o + 8x2e", "8x0e + 8x1o", correlation=3, num_elements=2)
+        >>> sc(torch.randn(5, 72), torch.tensor([0, 1, 1, 0, 1])).shape
+        torch.Size([5, 32])
+    """
+
+    def __init__(
+        self, irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str, *, correlation: int, num_elements: int
+    ) -> None:
+        super().__init__()
+        self.irreps_in, self.irreps_out, self.channels = check_block_irreps(irreps_in, irreps_out)
+        self.irreps_in_text = str(self.irreps_in)
+        if not isinstance(correlation, int) or correlation < 1:
+            raise ValueError(f"correlation must be an int >= 1, got {correlation!r}")
+        if not isinstance(num_elements, int) or num_elements < 1:
+            raise ValueError(f"num_elements must be an int >= 1, got {num_elements!r}")
+        self.correlation, self.num_elements = correlation, num_elements
+        degrees = [ir.l for _, ir in self.irreps_in]
+        n = sum(2 * l + 1 for l in degrees)
+        # one row per nonzero coefficient: (monomial as a tuple of input entries, slot, value); a slot is one
+        # component M of one path, slots ordered like the paths; path_of_slot / entry_of_slot index them
+        nonzeros: list[tuple[tuple[int, ...], int, float]] = []
+        path_of_slot, entry_of_slot, self.path_ranges = [], [], []
+        offset_out = paths = 0
+        for _, ir in self.irreps_out:
+            first = paths
+            for nu in range(1, correlation + 1):
+                basis = equivariant_polynomials(degrees, ir.l, nu) * (2 * ir.l + 1) ** 0.5  # unit moment per M
+                mono = monomials(n, nu).tolist()
+                for p in range(basis.shape[0]):
+                    for m_out in range(2 * ir.l + 1):
+                        slot = len(path_of_slot)
+                        path_of_slot.append(paths)
+                        entry_of_slot.append(offset_out + m_out)
+                        for m in basis[p, m_out].nonzero().flatten().tolist():
+                            nonzeros.append((tuple(mono[m]), slot, float(basis[p, m_out, m])))
+                    paths += 1
+            if paths == first:
+                raise ValueError(f"no polynomial of degree <= {correlation} in {self.irreps_in} reaches {ir}")
+            self.path_ranges.append(range(first, paths))
+            offset_out += ir.dim
+        self.num_paths = self.path_ranges[-1].stop
+        # the monomials to build, degree by degree: each is a monomial of one degree less times one entry
+        needed: list[set[tuple[int, ...]]] = [set() for _ in range(correlation + 1)]
+        for mono, _, _ in nonzeros:
+            needed[len(mono)].add(mono)
+        for nu in range(correlation, 1, -1):
+            needed[nu - 1].update(m[:-1] for m in needed[nu])
+        order = [(i,) for i in range(n)] + [m for nu in range(2, correlation + 1) for m in sorted(needed[nu])]
+        column = {m: k for k, m in enumerate(order)}
+        self.level_sizes = [n] + [len(needed[nu]) for nu in range(2, correlation + 1)]
+        level_start = [sum(self.level_sizes[:k]) for k in range(correlation)]
+        # a monomial of degree nu: its prefix's column within degree nu - 1, times input entry `last`
+        index = {"prefix": [column[m[:-1]] - level_start[len(m) - 2] for m in order[n:]],
+                 "last": [m[-1] for m in order[n:]]}  # fmt: skip
+        tables = {
+            "prefix": torch.tensor(index["prefix"], dtype=torch.int64),
+            "last": torch.tensor(index["last"], dtype=torch.int64),
+            "column": torch.tensor([column[m] for m, _, _ in nonzeros], dtype=torch.int64),
+            "slot": torch.tensor([s for _, s, _ in nonzeros], dtype=torch.int64),
+            "coefficient": torch.tensor([v for _, _, v in nonzeros], dtype=torch.float64),
+            "path_of_slot": torch.tensor(path_of_slot, dtype=torch.int64),
+            "entry_of_slot": torch.tensor(entry_of_slot, dtype=torch.int64),
+            "perm_in": torch.tensor(channel_major(self.irreps_in), dtype=torch.int64),
+            "perm_out_inverse": torch.tensor(channel_major(self.irreps_out), dtype=torch.int64).argsort(),
+        }
+        self.tables = TableCache(tables)
+        self.num_slots, self.in_dim = len(path_of_slot), self.irreps_in.dim
+        # the C kernels' index arrays (csrc/many_body.c, symmetric_*): entry i of channel c sits at e3nn
+        # position off[i] + c * (2l + 1); monomials by absolute column; each slot's run of nonzeros
+        perm_in, perm_out = channel_major(self.irreps_in), channel_major(self.irreps_out)
+        entries_out = self.irreps_out.dim // self.channels
+        starts = torch.zeros(self.num_slots + 1, dtype=torch.int64)
+        starts[1:] = torch.bincount(tables["slot"], minlength=self.num_slots).cumsum(0)
+        self.kernel_layout = torch.cat([
+            torch.tensor(perm_in[:n]), torch.tensor([ir.dim for _, ir in self.irreps_in for _ in range(ir.dim)]),
+            torch.tensor(perm_out[:entries_out]),
+            torch.tensor([ir.dim for _, ir in self.irreps_out for _ in range(ir.dim)]),
+            torch.tensor([column[m[:-1]] for m in order[n:]], dtype=torch.int64), tables["last"], starts,
+            tables["column"], tables["path_of_slot"], tables["entry_of_slot"],
+        ])  # fmt: skip
+        self.kernel_sizes = (self.channels, n, entries_out, len(order) - n, len(nonzeros), self.num_slots,
+                             self.num_paths, self.in_dim, self.irreps_out.dim)  # fmt: skip
+        self.use_kernel = native_error() is None
+        init = torch.cat([torch.full((len(r),), len(r) ** -0.5) for r in self.path_ranges])
+        self.weights = nn.Parameter(torch.randn(num_elements, self.num_paths, self.channels) * init[None, :, None])
+
+    def forward(self, node_features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        check_node_inputs(node_features, species, self.in_dim, self.irreps_in_text, self.num_elements)
+        t = self.tables.get(node_features.dtype, node_features.device)
+        w = self.weights.index_select(0, species)  # [N, paths, C]
+        if self.use_kernel and node_features.is_cpu and node_features.dtype in (torch.float32, torch.float64):
+            reference = lambda a, w: self._contract(a, w, t)  # noqa: E731
+            return symmetric_products(
+                node_features, w, self.kernel_layout, self.kernel_sizes, t["coefficient"], reference
+            )
+        return self._contract(node_features, w, t)
+
+    def _contract(self, node_features: torch.Tensor, w: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The forward pass in PyTorch for per-node weights ``w [N, num_paths, C]``: monomials, then slots, then
+        outputs, each a row of ``[rows, N * C]`` (rows gathered and added whole)."""
+        n, c = node_features.shape[0], self.channels
+        a = node_features.index_select(1, t["perm_in"]).view(n, c, -1).permute(2, 0, 1).reshape(-1, n * c)
+        levels, start = [a], 0
+        for size in self.level_sizes[1:]:  # monomials of degree nu from those of degree nu - 1
+            prefix, last = t["prefix"][start : start + size], t["last"][start : start + size]
+            levels.append(levels[-1].index_select(0, prefix) * a.index_select(0, last))
+            start += size
+        mono = torch.cat(levels, 0)  # [monomials, N C]
+        terms = mono.index_select(0, t["column"]) * t["coefficient"][:, None]
+        values = mono.new_zeros(self.num_slots, n * c).index_add_(0, t["slot"], terms)  # [slots, N C]
+        w = w.index_select(1, t["path_of_slot"]).transpose(0, 1).reshape(self.num_slots, n * c)
+        out = mono.new_zeros(self.irreps_out.dim // c, n * c).index_add_(0, t["entry_of_slot"], values * w)
+        return out.view(-1, n, c).permute(1, 2, 0).reshape(n, -1).index_select(1, t["perm_out_inverse"])

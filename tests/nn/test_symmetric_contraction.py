@@ -1,0 +1,130 @@
+"""SymmetricContraction: MACE's many-body function space as sparse polynomials; its C kernels."""
+
+import pytest
+import torch
+
+from gaunt_tp.math.symmetric_powers import equivariant_polynomials, monomials
+from gaunt_tp.nn import SymmetricContraction
+from gaunt_tp.ops.native import native_error
+from gaunt_tp.testing import assert_equivariant, natural_irreps
+
+needs_kernels = pytest.mark.skipif(native_error() is not None, reason="no C compiler here")
+# (lmax_in, lmax_out, channels, correlation): channel counts below, at and above one vector register
+CASES = [(3, 1, 20, 3), (2, 2, 5, 2), (1, 1, 3, 3), (2, 0, 17, 1)]
+
+
+def module(case, seed: int = 0) -> SymmetricContraction:
+    lmax_in, lmax_out, c, nu = case
+    sc = SymmetricContraction(natural_irreps(lmax_in, c), natural_irreps(lmax_out, c), correlation=nu, num_elements=3)
+    with torch.no_grad():
+        sc.weights.normal_(generator=torch.Generator().manual_seed(seed))
+    return sc.double()
+
+
+@pytest.mark.parametrize("use_kernel", [False, pytest.param(True, marks=needs_kernels)])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_equivariant(use_kernel, dtype):
+    sc = module(CASES[0]).to(dtype)
+    sc.use_kernel = use_kernel
+    species = torch.tensor([0, 2, 1, 1, 0, 2, 2, 1])
+    assert_equivariant(lambda x: sc(x, species), [sc.irreps_in], sc.irreps_out, dtype=dtype)
+
+
+def test_equals_the_basis_polynomials_weighted():
+    """An independent evaluation: dense monomials times the basis tables, weighted per path, in e3nn layout."""
+    lmax_in, lmax_out, c, nu = CASES[0]
+    sc = module(CASES[0])
+    sc.use_kernel = False
+    x = torch.randn(6, sc.irreps_in.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    species = torch.tensor([0, 1, 2, 2, 1, 0])
+    got = sc(x, species)
+    degrees = list(range(lmax_in + 1))
+    a = torch.cat([x[:, sl].view(6, c, -1) for sl in sc.irreps_in.slices()], 2)  # [N, C, n]
+    outputs = []
+    for i, (_, ir) in enumerate(sc.irreps_out):
+        paths = iter(sc.path_ranges[i])
+        total = 0
+        for k in range(1, nu + 1):
+            basis = equivariant_polynomials(degrees, ir.l, k) * (2 * ir.l + 1) ** 0.5
+            mono = a[..., monomials(a.shape[-1], k)].prod(-1)  # [N, C, m]
+            values = torch.einsum("pMm,ncm->ncpM", basis, mono)
+            w = sc.weights[species][:, [next(paths) for _ in range(basis.shape[0])]]  # [N, p, C]
+            total = total + torch.einsum("ncpM,npc->ncM", values, w)
+        outputs.append(total.reshape(6, -1))
+    torch.testing.assert_close(got, torch.cat(outputs, 1), rtol=1e-12, atol=1e-12)
+
+
+def test_outputs_have_unit_second_moment_at_initialisation():
+    sc = SymmetricContraction(natural_irreps(3, 32), natural_irreps(1, 32), correlation=3, num_elements=2).double()
+    x = torch.randn(400, sc.irreps_in.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = sc(x, torch.zeros(400, dtype=torch.int64))
+    for sl in sc.irreps_out.slices():
+        assert 0.5 < float(out[:, sl].square().mean()) < 2.0
+
+
+def derivatives(sc: SymmetricContraction, x: torch.Tensor, species: torch.Tensor, use_kernel: bool) -> list:
+    """Output, first derivatives (features, weights) and second derivatives of a force-training-like loss."""
+    sc.use_kernel = use_kernel
+    out = sc(x, species)
+    g = torch.randn(out.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).to(out.dtype)
+    first = torch.autograd.grad((out * g).sum(), [x, sc.weights], create_graph=True)
+    (forces,) = torch.autograd.grad((sc(x, species) * g).sum(), [x], create_graph=True)  # weights' gradient skipped
+    loss = forces.square().sum() + (first[0] * first[0].detach().sin()).sum() + first[1].square().sum()
+    second = torch.autograd.grad(loss, [x, sc.weights])
+    return [out, *first, forces, *second]
+
+
+@needs_kernels
+@pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
+def test_kernel_equals_pytorch_form(case):
+    sc = module(case)
+    x = torch.randn(7, sc.irreps_in.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x.requires_grad_(True)
+    species = torch.tensor([0, 2, 1, 1, 0, 2, 2])
+    for got, want in zip(derivatives(sc, x, species, True), derivatives(sc, x, species, False)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+@needs_kernels
+def test_kernel_float32_close_to_float64():
+    sc = module(CASES[0])
+    x = torch.randn(9, sc.irreps_in.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    species = torch.randint(0, 3, (9,), generator=torch.Generator().manual_seed(4))
+    want = derivatives(sc, x.clone().requires_grad_(True), species, False)
+    got = derivatives(sc.float(), x.float().requires_grad_(True), species, True)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g.double(), w, rtol=2e-4, atol=2e-4 * float(w.abs().max()))
+
+
+@needs_kernels
+def test_kernel_gradcheck_and_third_derivatives():
+    sc = module(CASES[2])
+    species = torch.tensor([0, 2, 1])
+    x = torch.randn(3, sc.irreps_in.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    x.requires_grad_(True)
+    torch.autograd.gradcheck(lambda x, w: sc.__class__.forward(sc, x, species) + 0 * w.sum(), (x, sc.weights))
+    torch.autograd.gradgradcheck(lambda x: sc(x, species), (x,))
+    third = []
+    for use_kernel in (True, False):
+        sc.use_kernel = use_kernel
+        (g,) = torch.autograd.grad(sc(x, species).square().sum(), [x], create_graph=True)
+        (h,) = torch.autograd.grad(g.square().sum(), [x], create_graph=True)
+        third.append(torch.autograd.grad(h.sin().sum(), [x, sc.weights]))
+    for got, want in zip(*third):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="natural parity"):
+        SymmetricContraction("4x0e + 4x1e", "4x0e", correlation=2, num_elements=1)
+    with pytest.raises(ValueError, match="multiplicity"):
+        SymmetricContraction("4x0e + 4x1o", "3x0e", correlation=2, num_elements=1)
+    with pytest.raises(ValueError, match="correlation"):
+        SymmetricContraction("4x0e + 4x1o", "4x0e", correlation=0, num_elements=1)
+    with pytest.raises(ValueError, match="reaches"):
+        SymmetricContraction("4x0e", "4x1o", correlation=3, num_elements=1)
+    sc = SymmetricContraction("4x0e + 4x1o", "4x0e", correlation=2, num_elements=2)
+    with pytest.raises(ValueError, match="node_features"):
+        sc(torch.randn(3, 5), torch.zeros(3, dtype=torch.int64))
+    with pytest.raises(ValueError, match="element index 2"):
+        sc(torch.randn(3, 16), torch.tensor([0, 1, 2]))
