@@ -9,6 +9,9 @@ irreps 0e (+ 1o for max_L 1, + 2e for max_L 2), correlation 3, 2 interactions, r
 - ``md_3bpa``: energy and forces of one 3BPA molecule (an MD step's model call);
 - ``md_1000``: energy and forces of a periodic box of 37 3BPA molecules (999 atoms).
 
+``--product_blocks gaunt symmetric`` times GauntMACE with each many-body block (``gaunt``: the Gaunt
+product, ``symmetric``: :class:`gaunt_tp.nn.SymmetricContraction`, MACE's function space) in the same run.
+
 mace-torch pins e3nn 0.4.4: run this in an environment with mace-torch and gaunt-tp
 (``pip install --no-deps -e .``), with ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``:
 
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--budget", type=float, default=20.0)
+    parser.add_argument("--product_blocks", nargs="+", default=["gaunt"], choices=["gaunt", "symmetric"])
+    parser.add_argument("--name", default=None, help="output file stem (default potential_<dtype>)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -69,7 +74,12 @@ def main(argv: list[str] | None = None) -> None:
     systems = {"train_step": frames, "md_3bpa": [frames[0]], "md_1000": [big]}
     results = {}
     for max_l in args.max_L:
-        contenders = {"gaunt": gaunt_runner(systems, max_l, dtype)}
+        contenders = {
+            "gaunt" if blocks == "gaunt" else f"gaunt-{blocks}": gaunt_runner(
+                systems, max_l, dtype, product_blocks=blocks
+            )
+            for blocks in args.product_blocks
+        }
         try:
             contenders["mace"] = mace_runner(systems, max_l, dtype)
         except ImportError:
@@ -78,11 +88,11 @@ def main(argv: list[str] | None = None) -> None:
             fns = {name: runner[task] for name, runner in contenders.items()}
             t = time_interleaved(fns, device=torch.device("cpu"), repeats=20, budget_s=args.budget, min_rounds=3)
             results[f"max_L={max_l}/{task}"] = t
-            ratio = f" (mace/gaunt {t['mace'] / t['gaunt']:.1f}x)" if "mace" in t else ""
+            ratio = "".join(f" (mace/{k} {t['mace'] / t[k]:.1f}x)" for k in t if k != "mace" and "mace" in t)
             print(
                 f"max_L {max_l} {task}: " + ", ".join(f"{k} {v * 1e3:.4g} ms" for k, v in t.items()) + ratio, flush=True
             )
-    write_json(args.out / f"potential_{args.dtype}.json", {"dtype": args.dtype, "threads": args.threads, "seconds": results,
+    write_json(args.out / f"{args.name or 'potential_' + args.dtype}.json", {"dtype": args.dtype, "threads": args.threads, "seconds": results,
                                                              "torch": torch.__version__})  # fmt: skip
 
 

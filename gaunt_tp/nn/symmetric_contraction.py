@@ -138,6 +138,9 @@ class SymmetricContraction(nn.Module):
         self.kernel_sizes = (self.channels, n, entries_out, len(order) - n, len(nonzeros), self.num_slots,
                              self.num_paths, self.in_dim, self.irreps_out.dim)  # fmt: skip
         self.use_kernel = native_error() is None
+        # unit second moment per output component at the start (each basis polynomial has unit moment);
+        # benchmarks/compare_training.py trained better so than with MACE's 1 / paths per degree or with
+        # each degree given an equal share (docs/benchmarks.md)
         init = torch.cat([torch.full((len(r),), len(r) ** -0.5) for r in self.path_ranges])
         self.weights = nn.Parameter(torch.randn(num_elements, self.num_paths, self.channels) * init[None, :, None])
 
