@@ -1,4 +1,4 @@
-"""GauntManyBody's products in one C kernel call per pass (CPU, float32/float64).
+"""The many-body blocks in one C kernel call per pass (CPU, float32/float64).
 
 :class:`gaunt_tp.nn.GauntManyBody` computes, per node and channel, K products of nu functions on a
 sphere grid and projects every running product. In PyTorch that is some 25 small operations forward
@@ -6,7 +6,8 @@ and twice as many backward per call, which is most of its time on molecules of t
 kernels in ``csrc/many_body.c`` do the forward pass in one call, the first derivatives (with respect
 to the node features, the factor weights and the product weights) in another, and the second
 derivatives (forces differentiated again in force training) in a third, which carries the first
-derivative's recursion in dual numbers.
+derivative's recursion in dual numbers. :class:`gaunt_tp.nn.SymmetricContraction` (sparse polynomials
+over monomials) has kernels of the same three kinds, behind the same autograd functions.
 
 Only the gradients the running backward pass reaches are computed (forces alone skip the weights').
 Third and higher derivatives differentiate the module's PyTorch form, recorded, so every order works
