@@ -50,7 +50,7 @@ from gaunt_tp.data import (  # noqa: E402
     to_graph,
     train_valid_split,
 )
-from gaunt_tp.nn import GauntMACE, ModelConfig  # noqa: E402
+from gaunt_tp.nn import GauntMACE, ModelConfig, SymmetricContraction  # noqa: E402
 
 SIZE = {"r_max": 5.0, "max_ell": 3, "num_channels": 64, "max_L": 1, "correlation": 3, "num_interactions": 2,
         "num_radial_basis": 8, "num_cutoff_basis": 5, "radial_mlp": (64, 64, 64), "readout_hidden": 16}  # fmt: skip
@@ -109,6 +109,13 @@ def replace_products(contender: Contender, block: Callable[[torch.nn.Module], to
     for layer in contender.model.layers:
         layer.product = block(layer.product).to(torch.float64)
     return contender
+
+
+def basis_weighted(block: torch.nn.Module) -> SymmetricContraction:
+    """A SymmetricContraction weighting its 29 basis polynomials directly (``weights_on="basis"``) instead of
+    MACE's 86 coupling chains, in place of ``block``."""
+    return SymmetricContraction(block.irreps_in, block.irreps_out, correlation=block.correlation,
+                                num_elements=block.num_elements, weights_on="basis")  # fmt: skip
 
 
 def mace_contender(train: list[Configuration], valid: list[Configuration], stats: dict) -> Contender:
@@ -199,6 +206,7 @@ def plot(report: dict, path: Path) -> None:
         ("gaunt-k4", "GauntMACE, 4 many-body products"),
         ("gaunt-k8", "GauntMACE, 8 many-body products"),
         ("gaunt-sym", "GauntMACE, product_blocks='symmetric'"),
+        ("gaunt-sym-basis", "GauntMACE, symmetric, basis weights"),
         ("gaunt-rpi-k4", "GauntMACE, radial per input, 4 products"),
         ("gaunt-all", "GauntMACE, every Gaunt many-body path"),
         ("gaunt-maceprod", "GauntMACE + mace-torch many-body"),
@@ -246,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
             "gaunt-k4",
             "gaunt-k8",
             "gaunt-sym",
+            "gaunt-sym-basis",
             "gaunt-rpi-k4",
             "gaunt-all",
             "gaunt-maceprod",
@@ -256,7 +265,8 @@ def main(argv: list[str] | None = None) -> None:
         help="gaunt-cg: GauntMACE with MACE's Clebsch-Gordan convolution (per-path radial weights); "
         "gaunt-rpi: the Gaunt convolution with radial weights per input irrep too; "
         "-k4: four products summed in each many-body block (num_products=4); "
-        "gaunt-sym: gaunt-tp's SymmetricContraction (MACE's many-body function space) as the many-body block; "
+        "gaunt-sym: gaunt-tp's SymmetricContraction (MACE's many-body function space) as the many-body block "
+        "(-basis: its basis weights instead of MACE's chain weights); "
         "gaunt-all: a free combination of every Gaunt coupling path in the many-body block (a diagnostic); "
         "gaunt-maceprod: mace-torch's symmetric contraction in place of the Gaunt many-body block (a diagnostic); "
         "gaunt-inter: the third body order's pair product weighted per intermediate degree (a diagnostic); "
@@ -310,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
         "gaunt-k4": lambda *a: gaunt_contender(*a, num_products=4),
         "gaunt-k8": lambda *a: gaunt_contender(*a, num_products=8),
         "gaunt-sym": lambda *a: gaunt_contender(*a, product_blocks="symmetric"),
+        "gaunt-sym-basis": lambda *a: replace_products(gaunt_contender(*a), basis_weighted),
         "gaunt-rpi-k4": lambda *a: gaunt_contender(*a, radial_per_input=True, num_products=4),
         "gaunt-all": lambda *a: replace_products(gaunt_contender(*a), AllPaths),
         "gaunt-maceprod": lambda *a: replace_products(gaunt_contender(*a), MaceProduct),

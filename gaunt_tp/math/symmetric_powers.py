@@ -24,7 +24,7 @@ import torch
 from gaunt_tp.math.gaunt import gaunt
 from gaunt_tp.math.gradients import odd_product_coefficients
 
-__all__ = ["equivariant_polynomials", "monomials"]
+__all__ = ["coupling_chains", "equivariant_polynomials", "monomials"]
 
 
 def monomials(n: int, degree: int) -> torch.Tensor:
@@ -34,18 +34,22 @@ def monomials(n: int, degree: int) -> torch.Tensor:
     )
 
 
+@functools.cache
 def _coupling(l1: int, l2: int, l3: int) -> torch.Tensor:
     """The equivariant bilinear map of degrees (l1, l2) to l3 (unique up to a factor), exact in float64:
-    Gaunt coefficients where l1 + l2 + l3 is even, the parity-odd (cross-product) ones where it is odd.
-    (e3nn's ``wigner_3j`` would do, but its tables carry float32 precision.)"""
-    return gaunt(l1, l2, l3) if (l1 + l2 + l3) % 2 == 0 else odd_product_coefficients(l1, l2, l3)
+    Gaunt coefficients where l1 + l2 + l3 is even, the parity-odd (cross-product) ones where it is odd,
+    scaled as e3nn's ``wigner_3j`` with "component" normalisation (Frobenius norm sqrt(2 l3 + 1), MACE's
+    coupling tensors; e3nn's own tables carry float32 precision)."""
+    c = gaunt(l1, l2, l3) if (l1 + l2 + l3) % 2 == 0 else odd_product_coefficients(l1, l2, l3)
+    return c * ((2 * l3 + 1) ** 0.5 / c.norm())
 
 
 def _couplings(degrees: tuple[int, ...], l_out: int, nu: int) -> list[torch.Tensor]:
     """Spanning set of equivariant maps ``V^{⊗nu} -> L`` (V the inputs): full tensors ``[2L+1, n, ..., n]``.
 
-    Chains ``(((a_k1 ⊗ a_k2)_l2 ⊗ a_k3)_l3 ... )_L`` over all input irreps k and intermediate degrees
-    (:func:`_coupling`); only chains whose parity (product of the inputs') is the output's.
+    Chains ``(((a_k1 ⊗ a_k2)_l2 ⊗ a_k3)_l3 ... )_L`` over all ordered tuples of input irreps k and all
+    intermediate degrees (:func:`_coupling`); only chains whose parity (product of the inputs') is the
+    output's. These are MACE's coupling paths (its ``U`` tensors), in the same order of tuples.
     """
     n = sum(2 * l + 1 for l in degrees)
     offsets = [sum(2 * l + 1 for l in degrees[:k]) for k in range(len(degrees))]
@@ -95,20 +99,36 @@ def _gaussian_moments(exponents: torch.Tensor) -> torch.Tensor:
 
 
 @functools.cache
-def _basis(degrees: tuple[int, ...], l_out: int, nu: int) -> torch.Tensor:
+def _chains(degrees: tuple[int, ...], l_out: int, nu: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The coupling chains as polynomials (made symmetric: coefficients over monomials), ``[K, 2L+1, count]``,
+    and the Gram matrix of the monomials for unit normal inputs, ``[count, count]``."""
     n = sum(2 * l + 1 for l in degrees)
     mono = monomials(n, nu)
     exponents = torch.zeros(len(mono), n, dtype=torch.int64).scatter_add_(1, mono, torch.ones_like(mono))
-    gram = _gaussian_moments(exponents[:, None, :] + exponents[None, :, :])  # [count, count]
+    gram = _gaussian_moments(exponents[:, None, :] + exponents[None, :, :])
     sym = _symmetriser(n, nu)
+    chains = [
+        torch.zeros(2 * l_out + 1, len(mono), dtype=torch.float64).index_add_(1, sym, t.reshape(2 * l_out + 1, -1))
+        for t in _couplings(degrees, l_out, nu)
+    ]
+    empty = torch.zeros(0, 2 * l_out + 1, len(mono), dtype=torch.float64)
+    return (torch.stack(chains) if chains else empty), gram
+
+
+def _inner(u: torch.Tensor, v: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+    """``E[sum_M u^M(a) v^M(a)]`` for unit normal a, u and v ``[..., 2L+1, count]`` (summed over the last two)."""
+    return (u * (v @ gram)).sum((-2, -1))
+
+
+@functools.cache
+def _basis(degrees: tuple[int, ...], l_out: int, nu: int) -> torch.Tensor:
+    chains, gram = _chains(degrees, l_out, nu)
     basis: list[torch.Tensor] = []  # each [2L+1, count], orthonormal in E[sum_M p^M q^M]
 
     def inner(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return (u * (v @ gram)).sum()
+        return _inner(u, v, gram)
 
-    for full in _couplings(degrees, l_out, nu):
-        v = torch.zeros(2 * l_out + 1, len(mono), dtype=torch.float64)
-        v.index_add_(1, sym, full.reshape(2 * l_out + 1, -1))
+    for v in chains:
         size = inner(v, v)
         if size < 1e-20:
             continue
@@ -118,7 +138,7 @@ def _basis(degrees: tuple[int, ...], l_out: int, nu: int) -> torch.Tensor:
         rest = inner(v, v)
         if rest > 1e-10 * size:
             basis.append(v / rest.sqrt())
-    return torch.stack(basis) if basis else torch.zeros(0, 2 * l_out + 1, len(mono), dtype=torch.float64)
+    return torch.stack(basis) if basis else chains[:0]
 
 
 def equivariant_polynomials(degrees: list[int] | tuple[int, ...], l_out: int, nu: int) -> torch.Tensor:
@@ -129,9 +149,25 @@ def equivariant_polynomials(degrees: list[int] | tuple[int, ...], l_out: int, nu
     dimension ``sum(2l + 1)``: polynomial p's component M is ``sum_m B[p, M, m] * prod_k a[monomials[m, k]]``.
     Orthonormal for ``a ~ N(0, I)``; the same on every machine (see the module docstring).
     """
+    return _basis(_checked(degrees, l_out, nu), int(l_out), int(nu)).clone()
+
+
+def _checked(degrees: list[int] | tuple[int, ...], l_out: int, nu: int) -> tuple[int, ...]:
     degrees = tuple(int(l) for l in degrees)
     if not degrees or len(set(degrees)) != len(degrees) or min(degrees) < 0:
         raise ValueError(f"degrees must be distinct non-negative ints, got {degrees}")
     if l_out < 0 or nu < 1:
         raise ValueError(f"need l_out >= 0 and nu >= 1, got l_out={l_out}, nu={nu}")
-    return _basis(degrees, int(l_out), int(nu)).clone()
+    return degrees
+
+
+def coupling_chains(degrees: list[int] | tuple[int, ...], l_out: int, nu: int) -> torch.Tensor:
+    """MACE's coupling paths of degree ``nu`` (every chain ``((a_k1 ⊗ a_k2)_l' ⊗ ...)_L`` over ordered tuples of
+    input irreps and intermediate degrees, coupling tensors normalised as e3nn's "component" Wigner 3j
+    symbols), as coordinates in :func:`equivariant_polynomials`' basis: ``R [K, P]`` with chain k's
+    polynomial ``sum_p R[k, p] B[p]``. K >= P: the chains are redundant (some are zero once made symmetric).
+    """
+    degrees = _checked(degrees, l_out, nu)
+    chains, gram = _chains(degrees, int(l_out), int(nu))
+    basis = _basis(degrees, int(l_out), int(nu))
+    return _inner(chains[:, None], basis[None], gram)  # orthonormal basis: coordinates are inner products

@@ -14,7 +14,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from gaunt_tp.math.symmetric_powers import equivariant_polynomials, monomials
+from gaunt_tp.math.symmetric_powers import coupling_chains, equivariant_polynomials, monomials
 from gaunt_tp.nn.channel_irreps import channel_major, check_block_irreps, check_node_inputs
 from gaunt_tp.ops.many_body_kernel import symmetric_products
 from gaunt_tp.ops.native import native_error
@@ -32,7 +32,14 @@ class SymmetricContraction(nn.Module):
     (:func:`gaunt_tp.math.symmetric_powers.equivariant_polynomials`, scaled to unit second moment per
     component for unit normal inputs). That is the function space of MACE's ``SymmetricContraction``
     (one free weight per coupling path, element and channel), parity-odd couplings such as the cross
-    product included, which no Gaunt product reaches; the weights are those of another basis of it.
+    product included, which no Gaunt product reaches.
+
+    Parametrised as MACE is by default (``weights_on="chains"``): one weight per coupling chain
+    ``((a ⊗ a)_l' ⊗ a)_L`` over ordered input irreps and intermediate degrees (86 per channel and element
+    for 0e + 1o + 2e + 3o to 0e + 1o at correlation 3, where 29 polynomials are independent), mapped onto
+    the basis weights above by a fixed matrix (:func:`gaunt_tp.math.symmetric_powers.coupling_chains`) at
+    each call; ``weights_on="basis"`` learns the 29 directly. Same functions, different training: the
+    redundant chains trained better in ``benchmarks/compare_training.py`` (docs/benchmarks.md).
 
     The polynomials are evaluated from the monomials they use (products of input entries, built one
     factor at a time and shared), their coefficients applied as a sparse table. The cost grows with the
@@ -44,10 +51,14 @@ class SymmetricContraction(nn.Module):
         irreps_out: outputs, natural parity, multiplicity C.
         correlation: largest polynomial degree nu (body order nu + 1), >= 1.
         num_elements: number of chemical elements (rows of the weights).
+        weights_on: ``"chains"`` (MACE's parametrisation) or ``"basis"``.
 
     Parameters:
-        ``weights [num_elements, num_paths, C]``, paths ordered by output irrep, then nu, then basis index
-        (``path_ranges[i]``: the slice of output irrep i), initialised N(0, 1 / (paths of that output)).
+        ``chain_weights [num_elements, num_chains, C]`` (chains ordered by output irrep, then nu, then
+        MACE's order), initialised N(0, 1) / (chains of that output and nu), as MACE does; or, with
+        ``weights_on="basis"``, ``weights [num_elements, num_paths, C]`` (paths ordered by output irrep, then
+        nu, then basis index; ``path_ranges[i]``: the slice of output irrep i), initialised
+        N(0, 1 / (paths of that output)).
 
     Shape:
         ``forward(node_features [N, irreps_in.dim], species [N] (int, 0..num_elements-1))`` returns
@@ -61,7 +72,13 @@ class SymmetricContraction(nn.Module):
     """
 
     def __init__(
-        self, irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str, *, correlation: int, num_elements: int
+        self,
+        irreps_in: o3.Irreps | str,
+        irreps_out: o3.Irreps | str,
+        *,
+        correlation: int,
+        num_elements: int,
+        weights_on: str = "chains",
     ) -> None:
         super().__init__()
         self.irreps_in, self.irreps_out, self.channels = check_block_irreps(irreps_in, irreps_out)
@@ -70,19 +87,22 @@ class SymmetricContraction(nn.Module):
             raise ValueError(f"correlation must be an int >= 1, got {correlation!r}")
         if not isinstance(num_elements, int) or num_elements < 1:
             raise ValueError(f"num_elements must be an int >= 1, got {num_elements!r}")
-        self.correlation, self.num_elements = correlation, num_elements
+        if weights_on not in ("basis", "chains"):
+            raise ValueError(f"weights_on must be 'basis' or 'chains', got {weights_on!r}")
+        self.correlation, self.num_elements, self.weights_on = correlation, num_elements, weights_on
         degrees = [ir.l for _, ir in self.irreps_in]
         n = sum(2 * l + 1 for l in degrees)
         # one row per nonzero coefficient: (monomial as a tuple of input entries, slot, value); a slot is one
         # component M of one path, slots ordered like the paths; path_of_slot / entry_of_slot index them
         nonzeros: list[tuple[tuple[int, ...], int, float]] = []
-        path_of_slot, entry_of_slot, self.path_ranges = [], [], []
+        path_of_slot, entry_of_slot, self.path_ranges, chains = [], [], [], []
         offset_out = paths = 0
         for _, ir in self.irreps_out:
             first = paths
             for nu in range(1, correlation + 1):
                 basis = equivariant_polynomials(degrees, ir.l, nu) * (2 * ir.l + 1) ** 0.5  # unit moment per M
                 mono = monomials(n, nu).tolist()
+                chains.append(coupling_chains(degrees, ir.l, nu) / (2 * ir.l + 1) ** 0.5)  # [K, P] onto our paths
                 for p in range(basis.shape[0]):
                     for m_out in range(2 * ir.l + 1):
                         slot = len(path_of_slot)
@@ -120,6 +140,8 @@ class SymmetricContraction(nn.Module):
             "perm_in": torch.tensor(channel_major(self.irreps_in), dtype=torch.int64),
             "perm_out_inverse": torch.tensor(channel_major(self.irreps_out), dtype=torch.int64).argsort(),
         }
+        if weights_on == "chains":
+            tables["chains"] = torch.block_diag(*chains)  # [chains, paths]
         self.tables = TableCache(tables)
         self.num_slots, self.in_dim = len(path_of_slot), self.irreps_in.dim
         # the C kernels' index arrays (csrc/many_body.c, symmetric_*): entry i of channel c sits at e3nn
@@ -138,16 +160,20 @@ class SymmetricContraction(nn.Module):
         self.kernel_sizes = (self.channels, n, entries_out, len(order) - n, len(nonzeros), self.num_slots,
                              self.num_paths, self.in_dim, self.irreps_out.dim)  # fmt: skip
         self.use_kernel = native_error() is None
-        # unit second moment per output component at the start (each basis polynomial has unit moment);
-        # benchmarks/compare_training.py trained better so than with MACE's 1 / paths per degree or with
-        # each degree given an equal share (docs/benchmarks.md)
-        init = torch.cat([torch.full((len(r),), len(r) ** -0.5) for r in self.path_ranges])
-        self.weights = nn.Parameter(torch.randn(num_elements, self.num_paths, self.channels) * init[None, :, None])
+        if weights_on == "basis":  # unit second moment per output component (the basis has unit moments)
+            init = torch.cat([torch.full((len(r),), len(r) ** -0.5) for r in self.path_ranges])
+            self.weights = nn.Parameter(torch.randn(num_elements, self.num_paths, self.channels) * init[None, :, None])
+        else:  # MACE's parametrisation: a weight per coupling chain, N(0, 1) / chains of that (output, nu)
+            init = torch.cat([torch.full((len(r),), 1.0 / len(r)) for r in chains])
+            self.chain_weights = nn.Parameter(torch.randn(num_elements, len(init), self.channels) * init[None, :, None])
 
     def forward(self, node_features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         check_node_inputs(node_features, species, self.in_dim, self.irreps_in_text, self.num_elements)
         t = self.tables.get(node_features.dtype, node_features.device)
-        w = self.weights.index_select(0, species)  # [N, paths, C]
+        if self.weights_on == "basis":
+            w = self.weights.index_select(0, species)  # [N, paths, C]
+        else:
+            w = torch.einsum("zkc,kp->zpc", self.chain_weights, t["chains"]).index_select(0, species)
         if self.use_kernel and node_features.is_cpu and node_features.dtype in (torch.float32, torch.float64):
             reference = lambda a, w: self._contract(a, w, t)  # noqa: E731
             return symmetric_products(
