@@ -49,7 +49,7 @@ def _couplings(degrees: tuple[int, ...], l_out: int, nu: int) -> list[torch.Tens
 
     Chains ``(((a_k1 ⊗ a_k2)_l2 ⊗ a_k3)_l3 ... )_L`` over all ordered tuples of input irreps k and all
     intermediate degrees (:func:`_coupling`); only chains whose parity (product of the inputs') is the
-    output's. These are MACE's coupling paths (its ``U`` tensors), in the same order of tuples.
+    output's. The same set of paths as MACE's ``U`` tensors (as many, for every case counted in the tests).
     """
     n = sum(2 * l + 1 for l in degrees)
     offsets = [sum(2 * l + 1 for l in degrees[:k]) for k in range(len(degrees))]
@@ -125,9 +125,7 @@ def _basis(degrees: tuple[int, ...], l_out: int, nu: int) -> torch.Tensor:
     chains, gram = _chains(degrees, l_out, nu)
     basis: list[torch.Tensor] = []  # each [2L+1, count], orthonormal in E[sum_M p^M q^M]
 
-    def inner(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return _inner(u, v, gram)
-
+    inner = functools.partial(_inner, gram=gram)
     for v in chains:
         size = inner(v, v)
         if size < 1e-20:

@@ -90,3 +90,12 @@ def test_eval_writes_predictions(tmp_path, data, capsys):
     frames = ase.io.read(out, index=":")
     assert len(frames) == 12 and "gaunt_energy" in frames[0].info and frames[0].arrays["gaunt_forces"].shape == (9, 3)
     assert "RMSE E" in capsys.readouterr().out
+
+
+def test_symmetric_product_blocks_train_and_serve(tmp_path, data):
+    """``--product_blocks symmetric``: trained, saved, loaded by the calculator, forces = -grad E."""
+    run = train(tmp_path, data, "sym", "--max_num_epochs", "1", "--product_blocks", "symmetric")
+    atoms = ase.io.read(data, index="1")
+    atoms.calc = GauntCalculator(run / "sym.model")
+    assert type(atoms.calc.model.layers[0].product).__name__ == "SymmetricContraction"
+    np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-4), atol=1e-6)
