@@ -7,7 +7,7 @@ import torch
 
 from gaunt_tp import GauntTensorProduct
 from gaunt_tp.data import Configuration, ElementTable, collate, to_graph
-from gaunt_tp.nn import GauntFeatureInteraction, GauntMACE, GauntManyBody, ModelConfig
+from gaunt_tp.nn import GauntFeatureInteraction, GauntMACE, GauntManyBody, ModelConfig, SymmetricContraction
 from gaunt_tp.ops import GauntConvolution
 from gaunt_tp.testing import natural_irreps
 
@@ -57,6 +57,12 @@ def test_many_body():
     x = torch.randn(12, module.irreps_in.dim, dtype=torch.float64)
     species = torch.randint(0, 3, (12,))
     same_on_cuda(module, x, species, differentiable=(0,))
+
+
+def test_symmetric_contraction():
+    module = SymmetricContraction(natural_irreps(3, 8), natural_irreps(1, 8), correlation=3, num_elements=2)
+    x = torch.randn(9, module.irreps_in.dim, dtype=torch.float64)
+    same_on_cuda(module, x, torch.tensor([0, 1, 1, 0, 1, 0, 0, 1, 1]), differentiable=(0,))
 
 
 @pytest.mark.parametrize("conv_blocks", ["gaunt", "e3nn"])
