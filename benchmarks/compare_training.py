@@ -207,6 +207,8 @@ def plot(report: dict, path: Path) -> None:
         ("gaunt-k8", "GauntMACE, 8 many-body products"),
         ("gaunt-sym", "GauntMACE, product_blocks='symmetric'"),
         ("gaunt-sym-basis", "GauntMACE, symmetric, basis weights"),
+        ("gaunt-sym-rpi", "GauntMACE, symmetric, radial per input irrep"),
+        ("gaunt-sym-cg", "GauntMACE, symmetric, CG convolution"),
         ("gaunt-rpi-k4", "GauntMACE, radial per input, 4 products"),
         ("gaunt-all", "GauntMACE, every Gaunt many-body path"),
         ("gaunt-maceprod", "GauntMACE + mace-torch many-body"),
@@ -255,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
             "gaunt-k8",
             "gaunt-sym",
             "gaunt-sym-basis",
+            "gaunt-sym-rpi",
+            "gaunt-sym-cg",
             "gaunt-rpi-k4",
             "gaunt-all",
             "gaunt-maceprod",
@@ -266,7 +270,8 @@ def main(argv: list[str] | None = None) -> None:
         "gaunt-rpi: the Gaunt convolution with radial weights per input irrep too; "
         "-k4: four products summed in each many-body block (num_products=4); "
         "gaunt-sym: gaunt-tp's SymmetricContraction (MACE's many-body function space) as the many-body block "
-        "(-basis: its basis weights instead of MACE's chain weights); "
+        "(-basis: its basis weights instead of MACE's chain weights; -rpi: with radial_per_input; "
+        "-cg: with MACE's CG convolution); "
         "gaunt-all: a free combination of every Gaunt coupling path in the many-body block (a diagnostic); "
         "gaunt-maceprod: mace-torch's symmetric contraction in place of the Gaunt many-body block (a diagnostic); "
         "gaunt-inter: the third body order's pair product weighted per intermediate degree (a diagnostic); "
@@ -321,6 +326,8 @@ def main(argv: list[str] | None = None) -> None:
         "gaunt-k8": lambda *a: gaunt_contender(*a, num_products=8),
         "gaunt-sym": lambda *a: gaunt_contender(*a, product_blocks="symmetric"),
         "gaunt-sym-basis": lambda *a: replace_products(gaunt_contender(*a), basis_weighted),
+        "gaunt-sym-rpi": lambda *a: gaunt_contender(*a, product_blocks="symmetric", radial_per_input=True),
+        "gaunt-sym-cg": lambda *a: gaunt_contender(*a, product_blocks="symmetric", conv_blocks="e3nn"),
         "gaunt-rpi-k4": lambda *a: gaunt_contender(*a, radial_per_input=True, num_products=4),
         "gaunt-all": lambda *a: replace_products(gaunt_contender(*a), AllPaths),
         "gaunt-maceprod": lambda *a: replace_products(gaunt_contender(*a), MaceProduct),
