@@ -9,8 +9,9 @@ irreps 0e (+ 1o for max_L 1, + 2e for max_L 2), correlation 3, 2 interactions, r
 - ``md_3bpa``: energy and forces of one 3BPA molecule (an MD step's model call);
 - ``md_1000``: energy and forces of a periodic box of 37 3BPA molecules (999 atoms).
 
-``--product_blocks gaunt symmetric`` times GauntMACE with each many-body block (``gaunt``: the Gaunt
-product, ``symmetric``: :class:`gaunt_tp.nn.SymmetricContraction`, MACE's function space) in the same run.
+``--variants gaunt symmetric symmetric+rpi`` times GauntMACE variants in the same run (``gaunt``: the
+default; ``symmetric``: ``product_blocks="symmetric"``, :class:`gaunt_tp.nn.SymmetricContraction`, MACE's
+many-body function space; ``symmetric+rpi``: that and ``radial_per_input``).
 
 mace-torch pins e3nn 0.4.4: run this in an environment with mace-torch and gaunt-tp
 (``pip install --no-deps -e .``), with ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``:
@@ -39,6 +40,11 @@ from gaunt_tp.nn import GauntMACE, ModelConfig  # noqa: E402
 from gaunt_tp.ops import GauntConvolution  # noqa: E402
 
 ZS = (1, 6, 7, 8)
+VARIANTS = {
+    "gaunt": {},
+    "symmetric": {"product_blocks": "symmetric"},
+    "symmetric+rpi": {"product_blocks": "symmetric", "radial_per_input": True},
+}
 E0S = (-13.587222780835477, -1029.4889999855063, -1484.9814568572233, -2041.9816003861047)
 
 
@@ -62,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--budget", type=float, default=20.0)
-    parser.add_argument("--product_blocks", nargs="+", default=["gaunt"], choices=["gaunt", "symmetric"])
+    parser.add_argument("--variants", nargs="+", default=["gaunt"], choices=list(VARIANTS))
     parser.add_argument("--name", default=None, help="output file stem (default potential_<dtype>)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
@@ -75,10 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for max_l in args.max_L:
         contenders = {
-            "gaunt" if blocks == "gaunt" else f"gaunt-{blocks}": gaunt_runner(
-                systems, max_l, dtype, product_blocks=blocks
-            )
-            for blocks in args.product_blocks
+            "gaunt" if v == "gaunt" else f"gaunt-{v}": gaunt_runner(systems, max_l, dtype, **VARIANTS[v])
+            for v in args.variants
         }
         try:
             contenders["mace"] = mace_runner(systems, max_l, dtype)
