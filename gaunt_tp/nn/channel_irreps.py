@@ -8,7 +8,7 @@ from e3nn import o3
 
 from gaunt_tp.ops.descriptor import as_irreps
 
-__all__ = ["channel_major", "check_block_irreps", "check_node_inputs"]
+__all__ = ["channel_major", "check_block_irreps", "check_counts", "check_node_inputs"]
 
 
 def check_block_irreps(irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str) -> tuple[o3.Irreps, o3.Irreps, int]:
@@ -26,6 +26,13 @@ def check_block_irreps(irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str) 
     if parsed[1][0].mul != channels:
         raise ValueError(f"irreps_out multiplicity must equal the input's ({channels}), got {parsed[1]}")
     return parsed[0], parsed[1], channels
+
+
+def check_counts(**counts: object) -> None:
+    """Clear errors for block sizes (correlation, num_elements, ...) that are not ints >= 1."""
+    for name, value in counts.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 
 def channel_major(irreps: o3.Irreps) -> list[int]:

@@ -15,7 +15,7 @@ from e3nn import o3
 from torch import nn
 
 from gaunt_tp.math.quadrature import smallest_grid
-from gaunt_tp.nn.channel_irreps import channel_major, check_block_irreps, check_node_inputs
+from gaunt_tp.nn.channel_irreps import channel_major, check_block_irreps, check_counts, check_node_inputs
 from gaunt_tp.ops.many_body_kernel import ManyBodyLayout, many_body_products
 from gaunt_tp.ops.native import native_error
 from gaunt_tp.ops.tables import TableCache
@@ -87,12 +87,7 @@ class GauntManyBody(nn.Module):
         super().__init__()
         self.irreps_in, self.irreps_out, self.channels = check_block_irreps(irreps_in, irreps_out)
         self.irreps_in_text = str(self.irreps_in)
-        if not isinstance(correlation, int) or correlation < 1:
-            raise ValueError(f"correlation must be an int >= 1, got {correlation!r}")
-        if not isinstance(num_elements, int) or num_elements < 1:
-            raise ValueError(f"num_elements must be an int >= 1, got {num_elements!r}")
-        if not isinstance(num_products, int) or num_products < 1:
-            raise ValueError(f"num_products must be an int >= 1, got {num_products!r}")
+        check_counts(correlation=correlation, num_elements=num_elements, num_products=num_products)
         if num_products > 1 and not factor_weights:
             raise ValueError("num_products > 1 needs factor_weights=True (otherwise the products are one function)")
         self.correlation, self.num_elements, self.factor_weights = correlation, num_elements, factor_weights

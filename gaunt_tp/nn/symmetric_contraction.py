@@ -15,7 +15,7 @@ from e3nn import o3
 from torch import nn
 
 from gaunt_tp.math.symmetric_powers import coupling_chains, equivariant_polynomials, monomials
-from gaunt_tp.nn.channel_irreps import channel_major, check_block_irreps, check_node_inputs
+from gaunt_tp.nn.channel_irreps import channel_major, check_block_irreps, check_counts, check_node_inputs
 from gaunt_tp.ops.many_body_kernel import symmetric_products
 from gaunt_tp.ops.native import native_error
 from gaunt_tp.ops.tables import TableCache
@@ -83,10 +83,7 @@ class SymmetricContraction(nn.Module):
         super().__init__()
         self.irreps_in, self.irreps_out, self.channels = check_block_irreps(irreps_in, irreps_out)
         self.irreps_in_text = str(self.irreps_in)
-        if not isinstance(correlation, int) or correlation < 1:
-            raise ValueError(f"correlation must be an int >= 1, got {correlation!r}")
-        if not isinstance(num_elements, int) or num_elements < 1:
-            raise ValueError(f"num_elements must be an int >= 1, got {num_elements!r}")
+        check_counts(correlation=correlation, num_elements=num_elements)
         if weights_on not in ("basis", "chains"):
             raise ValueError(f"weights_on must be 'basis' or 'chains', got {weights_on!r}")
         self.correlation, self.num_elements, self.weights_on = correlation, num_elements, weights_on
