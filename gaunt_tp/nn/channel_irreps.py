@@ -8,7 +8,7 @@ from e3nn import o3
 
 from gaunt_tp.ops.descriptor import as_irreps
 
-__all__ = ["channel_major", "check_block_irreps", "check_counts", "check_node_inputs"]
+__all__ = ["channel_major", "check_block_irreps", "check_counts", "check_node_inputs", "row_layout"]
 
 
 def check_block_irreps(irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str) -> tuple[o3.Irreps, o3.Irreps, int]:
@@ -45,6 +45,14 @@ def channel_major(irreps: o3.Irreps) -> list[int]:
         for (_, ir), sl in zip(irreps, irreps.slices())
         for k in range(ir.dim)
     ]
+
+
+def row_layout(irreps: o3.Irreps) -> list[int]:
+    """The C kernels' view of one e3nn row: for each entry i of one channel (irreps order), its position in
+    channel 0, then for each the stride between channels (2l + 1); entry i of channel c sits at
+    ``offset[i] + c * stride[i]``."""
+    n = irreps.dim // irreps[0].mul
+    return [*channel_major(irreps)[:n], *[ir.dim for _, ir in irreps for _ in range(ir.dim)]]
 
 
 def check_node_inputs(node_features: torch.Tensor, species: torch.Tensor, dim: int, irreps: str,

@@ -15,7 +15,13 @@ from e3nn import o3
 from torch import nn
 
 from gaunt_tp.math.quadrature import smallest_grid
-from gaunt_tp.nn.channel_irreps import channel_major, check_block_irreps, check_counts, check_node_inputs
+from gaunt_tp.nn.channel_irreps import (
+    channel_major,
+    check_block_irreps,
+    check_counts,
+    check_node_inputs,
+    row_layout,
+)
 from gaunt_tp.ops.many_body_kernel import ManyBodyLayout, many_body_products
 from gaunt_tp.ops.native import native_error
 from gaunt_tp.ops.tables import TableCache
@@ -127,11 +133,9 @@ class GauntManyBody(nn.Module):
         synth, proj = y[:, rows_in].T.contiguous(), (self.grid.weights[:, None] * y[:, rows_out]).contiguous()
         self.tables = TableCache({"synth": synth, "proj": proj, "norm": self._normalisation(synth, proj)})
         layout = [
-            *perm_in[: len(rows_in)],
-            *[ir.dim for _, ir in self.irreps_in for _ in range(ir.dim)],
+            *row_layout(self.irreps_in),
             *self.degree_in.tolist(),
-            *perm_out[: len(rows_out)],
-            *[ir.dim for _, ir in self.irreps_out for _ in range(ir.dim)],
+            *row_layout(self.irreps_out),
             *self.degree_out.tolist(),
         ]
         self.kernel_layout = ManyBodyLayout(

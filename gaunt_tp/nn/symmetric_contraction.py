@@ -15,7 +15,13 @@ from e3nn import o3
 from torch import nn
 
 from gaunt_tp.math.symmetric_powers import coupling_chains, equivariant_polynomials, monomials
-from gaunt_tp.nn.channel_irreps import channel_major, check_block_irreps, check_counts, check_node_inputs
+from gaunt_tp.nn.channel_irreps import (
+    channel_major,
+    check_block_irreps,
+    check_counts,
+    check_node_inputs,
+    row_layout,
+)
 from gaunt_tp.ops.many_body_kernel import symmetric_products
 from gaunt_tp.ops.native import native_error
 from gaunt_tp.ops.tables import TableCache
@@ -122,37 +128,29 @@ class SymmetricContraction(nn.Module):
         order = [(i,) for i in range(n)] + [m for nu in range(2, correlation + 1) for m in sorted(needed[nu])]
         column = {m: k for k, m in enumerate(order)}
         self.level_sizes = [n] + [len(needed[nu]) for nu in range(2, correlation + 1)]
-        level_start = [sum(self.level_sizes[:k]) for k in range(correlation)]
-        # a monomial of degree nu: its prefix's column within degree nu - 1, times input entry `last`
-        index = {"prefix": [column[m[:-1]] - level_start[len(m) - 2] for m in order[n:]],
-                 "last": [m[-1] for m in order[n:]]}  # fmt: skip
-        tables = {
-            "prefix": torch.tensor(index["prefix"], dtype=torch.int64),
-            "last": torch.tensor(index["last"], dtype=torch.int64),
+        perm_in, perm_out = channel_major(self.irreps_in), channel_major(self.irreps_out)
+        tables = {  # a monomial of degree nu: the one in column `prefix` (degree nu - 1) times input entry `last`
+            "prefix": torch.tensor([column[m[:-1]] for m in order[n:]], dtype=torch.int64),
+            "last": torch.tensor([m[-1] for m in order[n:]], dtype=torch.int64),
             "column": torch.tensor([column[m] for m, _, _ in nonzeros], dtype=torch.int64),
             "slot": torch.tensor([s for _, s, _ in nonzeros], dtype=torch.int64),
             "coefficient": torch.tensor([v for _, _, v in nonzeros], dtype=torch.float64),
             "path_of_slot": torch.tensor(path_of_slot, dtype=torch.int64),
             "entry_of_slot": torch.tensor(entry_of_slot, dtype=torch.int64),
-            "perm_in": torch.tensor(channel_major(self.irreps_in), dtype=torch.int64),
-            "perm_out_inverse": torch.tensor(channel_major(self.irreps_out), dtype=torch.int64).argsort(),
+            "perm_in": torch.tensor(perm_in, dtype=torch.int64),
+            "perm_out_inverse": torch.tensor(perm_out, dtype=torch.int64).argsort(),
         }
         if weights_on == "chains":
             tables["chains"] = torch.block_diag(*chains)  # [chains, paths]
         self.tables = TableCache(tables)
         self.num_slots, self.in_dim = len(path_of_slot), self.irreps_in.dim
-        # the C kernels' index arrays (csrc/many_body.c, symmetric_*): entry i of channel c sits at e3nn
-        # position off[i] + c * (2l + 1); monomials by absolute column; each slot's run of nonzeros
-        perm_in, perm_out = channel_major(self.irreps_in), channel_major(self.irreps_out)
+        # the C kernels' index arrays (csrc/many_body.c, symmetric_*); each slot's nonzeros are one run
         entries_out = self.irreps_out.dim // self.channels
         starts = torch.zeros(self.num_slots + 1, dtype=torch.int64)
         starts[1:] = torch.bincount(tables["slot"], minlength=self.num_slots).cumsum(0)
         self.kernel_layout = torch.cat([
-            torch.tensor(perm_in[:n]), torch.tensor([ir.dim for _, ir in self.irreps_in for _ in range(ir.dim)]),
-            torch.tensor(perm_out[:entries_out]),
-            torch.tensor([ir.dim for _, ir in self.irreps_out for _ in range(ir.dim)]),
-            torch.tensor([column[m[:-1]] for m in order[n:]], dtype=torch.int64), tables["last"], starts,
-            tables["column"], tables["path_of_slot"], tables["entry_of_slot"],
+            torch.tensor(row_layout(self.irreps_in) + row_layout(self.irreps_out)), tables["prefix"], tables["last"],
+            starts, tables["column"], tables["path_of_slot"], tables["entry_of_slot"],
         ])  # fmt: skip
         self.kernel_sizes = (self.channels, n, entries_out, len(order) - n, len(nonzeros), self.num_slots,
                              self.num_paths, self.in_dim, self.irreps_out.dim)  # fmt: skip
@@ -183,12 +181,11 @@ class SymmetricContraction(nn.Module):
         outputs, each a row of ``[rows, N * C]`` (rows gathered and added whole)."""
         n, c = node_features.shape[0], self.channels
         a = node_features.index_select(1, t["perm_in"]).view(n, c, -1).permute(2, 0, 1).reshape(-1, n * c)
-        levels, start = [a], 0
+        mono, start = a, 0  # [monomials so far, N C]
         for size in self.level_sizes[1:]:  # monomials of degree nu from those of degree nu - 1
             prefix, last = t["prefix"][start : start + size], t["last"][start : start + size]
-            levels.append(levels[-1].index_select(0, prefix) * a.index_select(0, last))
+            mono = torch.cat([mono, mono.index_select(0, prefix) * a.index_select(0, last)])
             start += size
-        mono = torch.cat(levels, 0)  # [monomials, N C]
         terms = mono.index_select(0, t["column"]) * t["coefficient"][:, None]
         values = mono.new_zeros(self.num_slots, n * c).index_add_(0, t["slot"], terms)  # [slots, N C]
         w = w.index_select(1, t["path_of_slot"]).transpose(0, 1).reshape(self.num_slots, n * c)
