@@ -149,6 +149,47 @@ def mace_contender(train: list[Configuration], valid: list[Configuration], stats
                      lambda items: Batch.from_data_list(items).to_dict(), call)  # fmt: skip
 
 
+# name -> (plot label, builder(train, valid, stats))
+CONTENDERS: dict[str, tuple[str, Callable[..., Contender]]] = {
+    "gaunt": ("gaunt-tp GauntMACE", gaunt_contender),
+    "gaunt-cg": ("GauntMACE + CG convolution", lambda *a: gaunt_contender(*a, conv_blocks="e3nn")),
+    "gaunt-rpi": ("GauntMACE, radial per input irrep", lambda *a: gaunt_contender(*a, radial_per_input=True)),
+    "gaunt-k4": ("GauntMACE, 4 many-body products", lambda *a: gaunt_contender(*a, num_products=4)),
+    "gaunt-k8": ("GauntMACE, 8 many-body products", lambda *a: gaunt_contender(*a, num_products=8)),
+    "gaunt-sym": ("GauntMACE, product_blocks='symmetric'", lambda *a: gaunt_contender(*a, product_blocks="symmetric")),
+    "gaunt-sym-basis": (
+        "GauntMACE, symmetric, basis weights",
+        lambda *a: replace_products(gaunt_contender(*a), basis_weighted),
+    ),
+    "gaunt-sym-rpi": (
+        "GauntMACE, symmetric, radial per input irrep",
+        lambda *a: gaunt_contender(*a, product_blocks="symmetric", radial_per_input=True),
+    ),
+    "gaunt-sym-cg": (
+        "GauntMACE, symmetric, CG convolution",
+        lambda *a: gaunt_contender(*a, product_blocks="symmetric", conv_blocks="e3nn"),
+    ),
+    "gaunt-rpi-k4": (
+        "GauntMACE, radial per input, 4 products",
+        lambda *a: gaunt_contender(*a, radial_per_input=True, num_products=4),
+    ),
+    "gaunt-all": ("GauntMACE, every Gaunt many-body path", lambda *a: replace_products(gaunt_contender(*a), AllPaths)),
+    "gaunt-maceprod": (
+        "GauntMACE + mace-torch many-body",
+        lambda *a: replace_products(gaunt_contender(*a), MaceProduct),
+    ),
+    "gaunt-inter": (
+        "GauntMACE, intermediate degrees weighted",
+        lambda *a: replace_products(gaunt_contender(*a), Intermediate),
+    ),
+    "gaunt-odd": (
+        "GauntMACE + odd intermediate paths",
+        lambda *a: replace_products(gaunt_contender(*a), OddIntermediates),
+    ),
+    "mace": ("mace-torch MACE", mace_contender),
+}
+
+
 def evaluate(c: Contender, model: torch.nn.Module, args: argparse.Namespace) -> dict:
     """Validation loss and RMSEs (E meV/atom, F meV/A) of ``model``, in batches of 10."""
     de, df, loss, graphs = [], [], 0.0, 0
@@ -199,23 +240,7 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for name, label in (
-        ("gaunt", "gaunt-tp GauntMACE"),
-        ("gaunt-cg", "GauntMACE + CG convolution"),
-        ("gaunt-rpi", "GauntMACE, radial per input irrep"),
-        ("gaunt-k4", "GauntMACE, 4 many-body products"),
-        ("gaunt-k8", "GauntMACE, 8 many-body products"),
-        ("gaunt-sym", "GauntMACE, product_blocks='symmetric'"),
-        ("gaunt-sym-basis", "GauntMACE, symmetric, basis weights"),
-        ("gaunt-sym-rpi", "GauntMACE, symmetric, radial per input irrep"),
-        ("gaunt-sym-cg", "GauntMACE, symmetric, CG convolution"),
-        ("gaunt-rpi-k4", "GauntMACE, radial per input, 4 products"),
-        ("gaunt-all", "GauntMACE, every Gaunt many-body path"),
-        ("gaunt-maceprod", "GauntMACE + mace-torch many-body"),
-        ("gaunt-inter", "GauntMACE, intermediate degrees weighted"),
-        ("gaunt-odd", "GauntMACE + odd intermediate paths"),
-        ("mace", "mace-torch MACE"),
-    ):
+    for name, (label, _) in CONTENDERS.items():
         if name not in report["models"]:
             continue
         rows = report["models"][name]["epochs"]
@@ -249,23 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         "--models",
         nargs="+",
         default=["gaunt", "mace"],
-        choices=[
-            "gaunt",
-            "gaunt-cg",
-            "gaunt-rpi",
-            "gaunt-k4",
-            "gaunt-k8",
-            "gaunt-sym",
-            "gaunt-sym-basis",
-            "gaunt-sym-rpi",
-            "gaunt-sym-cg",
-            "gaunt-rpi-k4",
-            "gaunt-all",
-            "gaunt-maceprod",
-            "gaunt-inter",
-            "gaunt-odd",
-            "mace",
-        ],
+        choices=list(CONTENDERS),
         help="gaunt-cg: GauntMACE with MACE's Clebsch-Gordan convolution (per-path radial weights); "
         "gaunt-rpi: the Gaunt convolution with radial weights per input irrep too; "
         "-k4: four products summed in each many-body block (num_products=4); "
@@ -318,26 +327,9 @@ def main(argv: list[str] | None = None) -> None:
     out_json, out_png = args.out / f"{args.name}.json", args.out / f"{args.name}.png"
     print(f"{len(train_cfg)} train / {len(valid_cfg)} valid; shift {shift:.5g} eV, scale {scale:.5g} eV/A, "
           f"avg neighbours {avg:.4g}", flush=True)  # fmt: skip
-    builders = {
-        "gaunt": gaunt_contender,
-        "gaunt-cg": lambda *a: gaunt_contender(*a, conv_blocks="e3nn"),
-        "gaunt-rpi": lambda *a: gaunt_contender(*a, radial_per_input=True),
-        "gaunt-k4": lambda *a: gaunt_contender(*a, num_products=4),
-        "gaunt-k8": lambda *a: gaunt_contender(*a, num_products=8),
-        "gaunt-sym": lambda *a: gaunt_contender(*a, product_blocks="symmetric"),
-        "gaunt-sym-basis": lambda *a: replace_products(gaunt_contender(*a), basis_weighted),
-        "gaunt-sym-rpi": lambda *a: gaunt_contender(*a, product_blocks="symmetric", radial_per_input=True),
-        "gaunt-sym-cg": lambda *a: gaunt_contender(*a, product_blocks="symmetric", conv_blocks="e3nn"),
-        "gaunt-rpi-k4": lambda *a: gaunt_contender(*a, radial_per_input=True, num_products=4),
-        "gaunt-all": lambda *a: replace_products(gaunt_contender(*a), AllPaths),
-        "gaunt-maceprod": lambda *a: replace_products(gaunt_contender(*a), MaceProduct),
-        "gaunt-inter": lambda *a: replace_products(gaunt_contender(*a), Intermediate),
-        "gaunt-odd": lambda *a: replace_products(gaunt_contender(*a), OddIntermediates),
-        "mace": mace_contender,
-    }
     for name in args.models:
         torch.manual_seed(args.seed)
-        contender = builders[name](train_cfg, valid_cfg, stats)
+        contender = CONTENDERS[name][1](train_cfg, valid_cfg, stats)
         params = sum(p.numel() for p in contender.model.parameters())
         report["models"][name] = {"parameters": params, "epochs": []}
 
