@@ -23,6 +23,7 @@ from gaunt_tp.ops.descriptor import as_irreps
 
 __all__ = [
     "assert_equivariant",
+    "block_derivatives",
     "equivariance_error",
     "E3nnGauntConvolution",
     "E3nnGauntReference",
@@ -151,6 +152,27 @@ def assert_equivariant(
                 kind = "roto-inversion" if inversion else "rotation"
                 raise AssertionError(f"not equivariant under a random {kind}: relative error {err:.3e} > {tol:.1e}")
     return worst
+
+
+def block_derivatives(
+    block: torch.nn.Module, x: torch.Tensor, species: torch.Tensor, use_kernel: bool
+) -> list[torch.Tensor]:
+    """What force training asks of a many-body block, for comparing its C kernels with its PyTorch form.
+
+    ``block(x, species)`` with an attribute ``use_kernel`` (set here); x must require grad. Returns the
+    output, the first derivatives of ``<g, out>`` (g fixed random, drawn in float64) with respect to x and
+    every parameter, x's gradient alone (as forces, without the parameters' gradients), and the gradients
+    of ``|forces|^2 + sum |first parameter derivatives|^2`` with respect to x and every parameter.
+    """
+    block.use_kernel = use_kernel
+    params = list(block.parameters())
+    out = block(x, species)
+    g = torch.randn(out.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).to(out.dtype)
+    first = torch.autograd.grad((out * g).sum(), [x, *params], create_graph=True)
+    (forces,) = torch.autograd.grad((block(x, species) * g).sum(), [x], create_graph=True)
+    loss = forces.square().sum() + sum((d * d).sum() for d in first[1:])
+    second = torch.autograd.grad(loss, [x, *params], allow_unused=True, materialize_grads=True)
+    return [out, *first, forces, *second]
 
 
 def _three_j_zero(l1: int, l2: int, l3: int) -> float:

@@ -5,8 +5,9 @@ import torch
 
 from gaunt_tp.math.symmetric_powers import equivariant_polynomials, monomials
 from gaunt_tp.nn import SymmetricContraction
+from gaunt_tp.ops.many_body_kernel import symmetric_products
 from gaunt_tp.ops.native import native_error
-from gaunt_tp.testing import assert_equivariant, natural_irreps
+from gaunt_tp.testing import assert_equivariant, block_derivatives, natural_irreps
 
 needs_kernels = pytest.mark.skipif(native_error() is not None, reason="no C compiler here")
 # (lmax_in, lmax_out, channels, correlation): channel counts below, at and above one vector register
@@ -73,18 +74,6 @@ def test_outputs_have_second_moment_of_order_one_at_initialisation(weights_on, l
         assert low < float(out[:, sl].square().mean()) < high
 
 
-def derivatives(sc: SymmetricContraction, x: torch.Tensor, species: torch.Tensor, use_kernel: bool) -> list:
-    """Output, first derivatives (features, weights) and second derivatives of a force-training-like loss."""
-    sc.use_kernel = use_kernel
-    out = sc(x, species)
-    g = torch.randn(out.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).to(out.dtype)
-    first = torch.autograd.grad((out * g).sum(), [x, parameter(sc)], create_graph=True)
-    (forces,) = torch.autograd.grad((sc(x, species) * g).sum(), [x], create_graph=True)  # weights' gradient skipped
-    loss = forces.square().sum() + (first[0] * first[0].detach().sin()).sum() + first[1].square().sum()
-    second = torch.autograd.grad(loss, [x, parameter(sc)])
-    return [out, *first, forces, *second]
-
-
 @needs_kernels
 @pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
 def test_kernel_equals_pytorch_form(case):
@@ -92,7 +81,7 @@ def test_kernel_equals_pytorch_form(case):
     x = torch.randn(7, sc.irreps_in.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     x.requires_grad_(True)
     species = torch.tensor([0, 2, 1, 1, 0, 2, 2])
-    for got, want in zip(derivatives(sc, x, species, True), derivatives(sc, x, species, False)):
+    for got, want in zip(block_derivatives(sc, x, species, True), block_derivatives(sc, x, species, False)):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
@@ -101,8 +90,8 @@ def test_kernel_float32_close_to_float64():
     sc = module(CASES[0])
     x = torch.randn(9, sc.irreps_in.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     species = torch.randint(0, 3, (9,), generator=torch.Generator().manual_seed(4))
-    want = derivatives(sc, x.clone().requires_grad_(True), species, False)
-    got = derivatives(sc.float(), x.float().requires_grad_(True), species, True)
+    want = block_derivatives(sc, x.clone().requires_grad_(True), species, False)
+    got = block_derivatives(sc.float(), x.float().requires_grad_(True), species, True)
     for g, w in zip(got, want):
         torch.testing.assert_close(g.double(), w, rtol=2e-4, atol=2e-4 * float(w.abs().max()))
 
@@ -113,8 +102,14 @@ def test_kernel_gradcheck_and_third_derivatives():
     species = torch.tensor([0, 2, 1])
     x = torch.randn(3, sc.irreps_in.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     x.requires_grad_(True)
-    torch.autograd.gradcheck(lambda x, w: sc.__class__.forward(sc, x, species) + 0 * w.sum(), (x, parameter(sc)))
-    torch.autograd.gradgradcheck(lambda x: sc(x, species), (x,))
+    t = sc.tables.get(torch.float64, torch.device("cpu"))
+    w = torch.randn(3, sc.num_paths, sc.channels, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    w.requires_grad_(True)  # per-node path weights, what the kernels take
+    f = lambda a, w: symmetric_products(  # noqa: E731
+        a, w, sc.kernel_layout, sc.kernel_sizes, t["coefficient"], lambda a, w: sc._contract(a, w, t)
+    )
+    assert torch.autograd.gradcheck(f, (x, w))
+    assert torch.autograd.gradgradcheck(f, (x, w))
     third = []
     for use_kernel in (True, False):
         sc.use_kernel = use_kernel

@@ -6,7 +6,7 @@ import torch
 from gaunt_tp.nn import GauntManyBody
 from gaunt_tp.ops.many_body_kernel import many_body_products
 from gaunt_tp.ops.native import native_error
-from gaunt_tp.testing import natural_irreps
+from gaunt_tp.testing import block_derivatives, natural_irreps
 
 pytestmark = pytest.mark.skipif(native_error() is not None, reason="no C compiler here")
 
@@ -31,27 +31,13 @@ def module(case) -> GauntManyBody:
     return mb
 
 
-def derivatives(mb: GauntManyBody, x: torch.Tensor, species: torch.Tensor, use_kernel: bool) -> list[torch.Tensor]:
-    """Output, first derivatives (node features, parameters) and second derivatives of a force-like loss."""
-    mb.use_kernel = use_kernel
-    params = list(mb.parameters())
-    out = mb(x, species)
-    g = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(1))
-    first = torch.autograd.grad((out * g).sum(), [x, *params], create_graph=True)
-    grad_x = first[0]  # as forces: only the features' gradient, differentiated again
-    (grad_x_only,) = torch.autograd.grad((mb(x, species) * g).sum(), [x], create_graph=True)
-    loss = grad_x_only.square().sum() + sum((d * d).sum() for d in first[1:])
-    second = torch.autograd.grad(loss, [x, *params], allow_unused=True, materialize_grads=True)
-    return [out, *first, grad_x, *second]
-
-
 @pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
 def test_kernel_equals_pytorch_form(case):
     mb = module(case)
     x = torch.randn(7, mb.irreps_in.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     x.requires_grad_(True)
     species = torch.tensor([0, 2, 1, 1, 0, 2, 2])
-    kernel, reference = derivatives(mb, x, species, True), derivatives(mb, x, species, False)
+    kernel, reference = block_derivatives(mb, x, species, True), block_derivatives(mb, x, species, False)
     for got, want in zip(kernel, reference):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
