@@ -141,7 +141,7 @@ class SymmetricContraction(nn.Module):
             "perm_out_inverse": torch.tensor(perm_out, dtype=torch.int64).argsort(),
         }
         if weights_on == "chains":
-            tables["chains"] = torch.block_diag(*chains)  # [chains, paths]
+            tables["chains"] = torch.block_diag(*chains).T.contiguous()  # [paths, chains]
         self.tables = TableCache(tables)
         self.num_slots, self.in_dim = len(path_of_slot), self.irreps_in.dim
         # the C kernels' index arrays (csrc/many_body.c, symmetric_*); each slot's nonzeros are one run
@@ -168,7 +168,7 @@ class SymmetricContraction(nn.Module):
         if self.weights_on == "basis":
             w = self.weights.index_select(0, species)  # [N, paths, C]
         else:
-            w = torch.einsum("zkc,kp->zpc", self.chain_weights, t["chains"]).index_select(0, species)
+            w = (t["chains"] @ self.chain_weights).index_select(0, species)  # one batched matmul over elements
         if self.use_kernel and node_features.is_cpu and node_features.dtype in (torch.float32, torch.float64):
             reference = lambda a, w: self._contract(a, w, t)  # noqa: E731
             return symmetric_products(
