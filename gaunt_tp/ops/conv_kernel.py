@@ -13,6 +13,10 @@ gradients, so one autograd function (:class:`_Partial`) whose backward calls its
 force training. The C kernels (``csrc/conv_quad.c``) never form the per-edge products that the
 PyTorch grid form materialises, differentiates and scatters, and read the radial weights where they
 are: rows may be shared by edges (an edge and its reverse have one length, hence one row).
+
+Scalar node features (l = 0) need no grid: their convolution is the edges' harmonics scaled per
+channel and degree (:func:`scalar_sums`, ``csrc/conv_scalar.c``), the same 4-linear structure with
+node coefficients in place of grid values, handled by the same autograd function.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from typing import Any
 
 import torch
 
+from gaunt_tp.ops.functions import gradient_needed
 from gaunt_tp.ops.native import native_library
 
-__all__ = ["cached", "convolution_sums", "MAX_DEGREES", "MAX_POINTS"]
+__all__ = ["cached", "convolution_sums", "scalar_sums", "MAX_DEGREES", "MAX_POINTS"]
 
 MAX_POINTS = 512  # grid points the kernels' per-edge scratch holds (lmax_node + lmax_sh + lmax_out <= 35)
 MAX_DEGREES = 16  # edge degrees L the kernels' accumulators hold
@@ -66,7 +71,7 @@ class _Partial(torch.autograd.Function):
         args[ctx.missing] = grad.contiguous()
         grads: dict[str, torch.Tensor | None] = {}
         for i, slot in enumerate(_SLOTS):
-            if slot == ctx.missing or not ctx.needs_input_grad[2 + i]:
+            if slot == ctx.missing or not ctx.needs_input_grad[2 + i] or not gradient_needed(args[slot]):
                 continue
             others = {k: (None if k == slot else v) for k, v in args.items()}
             grads[slot] = _Partial.apply(slot, ctx.graph, *(others[k] for k in _SLOTS))
@@ -84,27 +89,72 @@ def _evaluate(missing: str, graph: dict, args: dict[str, torch.Tensor | None]) -
         size = graph["rows"] if missing == "R" else n
         key = ("csr", missing, n, graph["edges"], graph["rows"], graph["own_rows"])
         graph[f"csr_{missing}"] = cached(graph["groupings"], key, lambda: _csr(graph[f"index_{missing}"], size))
-    if missing in ("A", "B"):  # scatter onto the missing node slot from the other one
+    a, b, ia, ib, r, ir, z = (args["A"], args["B"], graph["index_A"], graph["index_B"], args["R"], graph["index_R"],
+                              args["Z"])  # fmt: skip
+    csr_ptr, csr_edges = graph.get(f"csr_{missing}", (None, None))
+    if graph["scalar"]:  # conv_scalar.c: A [N, D, C], B [N, C], Z the harmonics [E, D]; p is D
+        deg = graph["deg"]
+        if missing == "A":
+            out = torch.empty(n, p, c, dtype=ref.dtype)
+            getattr(lib, f"scal_node_{suffix}")(ptr(out), ptr(b), ptr(ib), ptr(csr_ptr), ptr(csr_edges), ptr(r),
+                                                ptr(ir), ptr(z), ptr(deg), n, c, l, p, threads)  # fmt: skip
+        elif missing == "B":
+            out = torch.empty(n, c, dtype=ref.dtype)
+            getattr(lib, f"scal_sender_{suffix}")(ptr(out), ptr(a), ptr(ia), ptr(csr_ptr), ptr(csr_edges), ptr(r),
+                                                  ptr(ir), ptr(z), ptr(deg), n, c, l, p, threads)  # fmt: skip
+        elif missing == "R":
+            out = torch.empty(graph["rows"], l, c, dtype=ref.dtype)
+            fn = getattr(lib, f"scal_radial_{suffix}")
+            fn(ptr(out), ptr(a), ptr(ia), ptr(b), ptr(ib), ptr(z), ptr(deg), ptr(csr_ptr), ptr(csr_edges),
+               graph["rows"], c, l, p, threads)  # fmt: skip
+        else:
+            out = torch.empty(e, p, dtype=ref.dtype)
+            getattr(lib, f"scal_harm_{suffix}")(ptr(out), ptr(a), ptr(ia), ptr(b), ptr(ib), ptr(r), ptr(ir),
+                                                ptr(deg), e, c, l, p, threads)  # fmt: skip
+        return out
+    if missing in ("A", "B"):  # scatter onto the missing node slot from the other one (F is symmetric in A, B)
         other = "B" if missing == "A" else "A"
-        csr_ptr, csr_edges = graph[f"csr_{missing}"]
         out = torch.empty(n, c, p, dtype=ref.dtype)
         getattr(lib, f"quad_node_{suffix}")(
             ptr(out), ptr(args[other]), ptr(graph[f"index_{other}"]), ptr(csr_ptr), ptr(csr_edges),
-            ptr(args["R"]), ptr(graph["index_R"]), ptr(args["Z"]), n, c, l, p, threads,
+            ptr(r), ptr(ir), ptr(z), n, c, l, p, threads,
         )  # fmt: skip
         return out
-    a, b, ia, ib = args["A"], args["B"], graph["index_A"], graph["index_B"]
     if missing == "R":  # summed over the edges that share a row
-        csr_ptr, csr_edges = graph["csr_R"]
         out = torch.empty(graph["rows"], l, c, dtype=ref.dtype)
-        fn = getattr(lib, f"quad_radial_{suffix}")
-        fn(ptr(out), ptr(a), ptr(ia), ptr(b), ptr(ib), ptr(args["Z"]), ptr(csr_ptr), ptr(csr_edges),
-           graph["rows"], c, l, p, threads)  # fmt: skip
+        getattr(lib, f"quad_radial_{suffix}")(ptr(out), ptr(a), ptr(ia), ptr(b), ptr(ib), ptr(z), ptr(csr_ptr),
+                                              ptr(csr_edges), graph["rows"], c, l, p, threads)  # fmt: skip
         return out
     out = torch.empty(e, l, p, dtype=ref.dtype)
-    fn = getattr(lib, f"quad_zonal_{suffix}")
-    fn(ptr(out), ptr(a), ptr(ia), ptr(b), ptr(ib), ptr(args["R"]), ptr(graph["index_R"]), e, c, l, p, threads)
+    getattr(lib, f"quad_zonal_{suffix}")(ptr(out), ptr(a), ptr(ia), ptr(b), ptr(ib), ptr(r), ptr(ir), e, c, l, p,
+                                         threads)  # fmt: skip
     return out
+
+
+def _graph(
+    nodes: int,
+    edges: int,
+    channels: int,
+    radial: torch.Tensor,
+    width: int,
+    sender: torch.Tensor,
+    receiver: torch.Tensor,
+    radial_index: torch.Tensor | None,
+    groupings: dict | None,
+) -> dict:
+    """What the kernels of one sum share: sizes, the edges' indices, the edges' groupings (made when first needed)."""
+    rows, degrees, _ = radial.shape
+    own_rows = radial_index is None
+    if radial_index is None:
+        if rows != edges:
+            raise ValueError(f"radial has {rows} rows for {edges} edges: pass radial_index to share rows")
+        radial_index = torch.arange(edges)
+    return {
+        "nodes": nodes, "edges": edges, "channels": channels, "degrees": degrees, "points": width, "rows": rows,
+        "index_A": receiver.to(torch.int64).contiguous(), "index_B": sender.to(torch.int64).contiguous(),
+        "index_R": radial_index.to(torch.int64).contiguous(), "groupings": groupings, "own_rows": own_rows,
+        "scalar": False,
+    }  # fmt: skip
 
 
 def convolution_sums(
@@ -131,21 +181,40 @@ def convolution_sums(
     per call.
     """
     n, c, p = node_values.shape
-    rows, l, _ = radial.shape
-    e = zonal.shape[0]
-    if p % 8 or p > MAX_POINTS or l > MAX_DEGREES:
+    if p % 8 or p > MAX_POINTS or radial.shape[1] > MAX_DEGREES:
         raise ValueError(
-            f"the kernels take a multiple of 8 grid points up to {MAX_POINTS} and <= {MAX_DEGREES} degrees: {p}, {l}"
+            f"the kernels take a multiple of 8 grid points up to {MAX_POINTS} and <= {MAX_DEGREES} degrees: "
+            f"{p}, {radial.shape[1]}"
         )
-    own_rows = radial_index is None
-    if radial_index is None:
-        if rows != e:
-            raise ValueError(f"radial has {rows} rows for {e} edges: pass radial_index to share rows")
-        radial_index = torch.arange(e)
-    sender, receiver = sender.to(torch.int64).contiguous(), receiver.to(torch.int64).contiguous()
-    graph = {
-        "nodes": n, "edges": e, "channels": c, "degrees": l, "points": p, "rows": rows,
-        "index_A": receiver, "index_B": sender, "index_R": radial_index.to(torch.int64).contiguous(),
-        "groupings": groupings, "own_rows": own_rows,
-    }  # fmt: skip
+    graph = _graph(n, zonal.shape[0], c, radial, p, sender, receiver, radial_index, groupings)
     return _Partial.apply("A", graph, None, node_values.contiguous(), radial.contiguous(), zonal.contiguous())
+
+
+def scalar_sums(
+    scalars: torch.Tensor,
+    radial: torch.Tensor,
+    harmonics: torch.Tensor,
+    degree_index: torch.Tensor,
+    sender: torch.Tensor,
+    receiver: torch.Tensor,
+    radial_index: torch.Tensor | None = None,
+    groupings: dict | None = None,
+) -> torch.Tensor:
+    """``S[i, d, c] = sum_{e: receiver(e) = i} scalars[sender(e), c] radial[k(e), deg[d], c] harmonics[e, d]``.
+
+    The convolution of scalar node features (l = 0) with the edges' functions, as output coefficients:
+    no grid (``deg = degree_index``). ``k(e) = radial_index[e]``, or e itself when ``radial_index`` is None.
+
+    Shape:
+        scalars ``[N, C]``, radial ``[rows, L, C]``, harmonics ``[E, D]``, degree_index ``[D]`` (int64, in
+        0..L-1), sender, receiver, radial_index ``[E]``; returns
+        ``[N, D, C]`` (component-major). float32 or float64 CPU tensors; differentiable to any order.
+
+    ``groupings``: as for :func:`convolution_sums` (the two share the edges' groupings).
+    """
+    n, c = scalars.shape
+    graph = _graph(n, harmonics.shape[0], c, radial, harmonics.shape[1], sender, receiver, radial_index, groupings)
+    if degree_index.shape != (harmonics.shape[1],) or int(degree_index.max()) >= radial.shape[1]:
+        raise ValueError(f"degree_index must be [D] = [{harmonics.shape[1]}] with entries below {radial.shape[1]}")
+    graph.update(scalar=True, deg=degree_index.to(torch.int64).contiguous())
+    return _Partial.apply("A", graph, None, scalars.contiguous(), radial.contiguous(), harmonics.contiguous())

@@ -30,7 +30,7 @@ from torch import nn
 from gaunt_tp.math.aligned import meridian_tables, quarter_turn
 from gaunt_tp.math.quadrature import smallest_grid
 from gaunt_tp.ops.aligned import aligned_messages, edge_frame_wigner
-from gaunt_tp.ops.conv_kernel import MAX_DEGREES, MAX_POINTS, cached, convolution_sums
+from gaunt_tp.ops.conv_kernel import MAX_DEGREES, MAX_POINTS, cached, convolution_sums, scalar_sums
 from gaunt_tp.ops.descriptor import GauntDescriptor, as_irreps
 from gaunt_tp.ops.native import native_error
 from gaunt_tp.ops.tables import TableCache
@@ -267,12 +267,25 @@ class GauntConvolution(nn.Module):
         self.channels = self.desc.mul
         self.radial_per_input = radial_per_input
         self.radial_inputs = len(self.irreps_node) if radial_per_input else 1
-        # with radial_per_input, the radial groups of each node class (a slice, a view, where they are consecutive)
-        self.class_groups: list[slice | list[int]] = []
+        # Node irreps of degree 0 need no grid in the C kernels (conv_kernel.scalar_sums): a class of scalars
+        # only, or with radial_per_input each scalar irrep (its own radial group). Per node class: the scalar
+        # pieces (offset in the class vector, radial group) and the grid pieces (index in the class, radial
+        # group); with radial_per_input the grid pieces' groups as a slice (a view) where consecutive.
+        self.scalar_pieces: list[list[tuple[int, int]]] = []
+        self.grid_pieces: list[list[int]] = []
+        self.grid_groups: list[slice | list[int]] = []
         for cls in self.desc.classes1:
-            idx = list(cls.irrep_indices)
-            consecutive = idx == list(range(idx[0], idx[0] + len(idx)))
-            self.class_groups.append(slice(idx[0], idx[-1] + 1) if consecutive else idx)
+            offsets = [sum(2 * l + 1 for l in cls.ls[:k]) for k in range(len(cls.ls))]
+            if radial_per_input:
+                scalar = [k for k, l in enumerate(cls.ls) if l == 0]
+            else:
+                scalar = list(range(len(cls.ls))) if cls.lmax == 0 else []
+            group = (lambda k: cls.irrep_indices[k]) if radial_per_input else (lambda k: 0)  # noqa: E731
+            self.scalar_pieces.append([(offsets[k], group(k)) for k in scalar])
+            self.grid_pieces.append([k for k in range(len(cls.ls)) if k not in scalar])
+            idx = [cls.irrep_indices[k] for k in self.grid_pieces[-1]]
+            consecutive = bool(idx) and idx == list(range(idx[0], idx[0] + len(idx)))
+            self.grid_groups.append(slice(idx[0], idx[-1] + 1) if consecutive else idx)
         self.weight_numel = self.radial_inputs * len(self.sh_degrees) * self.channels
         self.edge_chunk = edge_chunk
         self.use_kernel = native_error() is None
@@ -280,6 +293,7 @@ class GauntConvolution(nn.Module):
         points = self.grid.points
         lmax = max(self.desc.lmax1, self.desc.lmax_out)
         y = o3.spherical_harmonics(list(range(lmax + 1)), points, normalize=False, normalization="integral")
+        self.scalar_degree: list[torch.Tensor] = []  # per output class (see the tables h below)
         # "_padded": the C kernels' copies, with zero points (zero values, zero weights) up to a multiple of 8
         pad = -points.shape[0] % 8
         tables = {"points": points, "points_padded": torch.cat([points, points[:1].expand(pad, 3)])}
@@ -289,6 +303,18 @@ class GauntConvolution(nn.Module):
         for i, cls in enumerate(self.desc.classes_out):
             tables[f"o{i}"] = (self.grid.weights[:, None] * y[:, cls.sh_rows()]).contiguous()  # [P, n]
             tables[f"o{i}_padded"] = nn.functional.pad(tables[f"o{i}"], (0, 0, 0, pad))
+            # the edges' harmonics of this class's degrees from their zonal values [E, L P'] (addition
+            # theorem), times Y_00 (a scalar node function's value): [L P', n], entry d read with radial degree
+            # scalar_degree{i}[d] (0 with a zero column for an output degree no edge degree reaches)
+            harm = y[:, :1] * tables[f"o{i}"]  # [P, n]
+            blocks = [harm * torch.tensor([float(l == l2) for l in cls.ls for _ in range(2 * l + 1)]) for l2 in
+                      self.sh_degrees]  # fmt: skip
+            tables[f"h{i}"] = nn.functional.pad(torch.stack(blocks), (0, 0, 0, pad)).flatten(0, 1)
+            self.scalar_degree.append(
+                torch.tensor(
+                    [self.sh_degrees.index(l) if l in self.sh_degrees else 0 for l in cls.ls for _ in range(2 * l + 1)]
+                )  # fmt: skip
+            )
         # what the kernels take (fixed by the sizes): radial weights per edge degree, a bounded grid
         self._kernel_fits = points.shape[0] + pad <= MAX_POINTS and len(self.sh_degrees) <= MAX_DEGREES
         # node class a lands in output class a (the edge function has natural parity)
@@ -320,14 +346,17 @@ class GauntConvolution(nn.Module):
                     tables[f"{name}{i}_{io}"] = getattr(mt, name)
         self.tables = TableCache(tables)
 
-    def _pieces(self, x: torch.Tensor, i: int, table: torch.Tensor) -> list[torch.Tensor]:
-        """Class ``i``'s node functions ``x [N, C, n_i]`` on the grid, one ``[N, C, P]`` per node irrep."""
-        pieces, start = [], 0
-        for l in self.desc.classes1[i].ls:
-            stop = start + 2 * l + 1
-            pieces.append(x[..., start:stop] @ table[start:stop])
-            start = stop
-        return pieces
+    def _pieces(
+        self, x: torch.Tensor, i: int, table: torch.Tensor, which: list[int] | None = None
+    ) -> list[torch.Tensor]:
+        """Class ``i``'s node functions ``x [N, C, n_i]`` on the grid, one ``[N, C, P]`` per node irrep (those
+        at positions ``which`` in the class, default all)."""
+        ls = self.desc.classes1[i].ls
+        starts = [sum(2 * l + 1 for l in ls[:k]) for k in range(len(ls))]
+        which = range(len(ls)) if which is None else which
+        return [
+            x[..., starts[k] : starts[k] + 2 * ls[k] + 1] @ table[starts[k] : starts[k] + 2 * ls[k] + 1] for k in which
+        ]
 
     def _kernel_runs(self, x: torch.Tensor) -> bool:
         """Whether the grid form's sums run in the C kernels (:mod:`gaunt_tp.ops.conv_kernel`)."""
@@ -400,27 +429,46 @@ class GauntConvolution(nn.Module):
             key = ("zonal", self.grid.name, self.grid.size, tuple(self.sh_degrees), node_features.dtype)
             zonal = cached(edge_cache, key, lambda: _zonal_values(unit, t["points_padded"], self.sh_degrees))
             weights = radial_weights.view(-1, len(self.sh_degrees), self.radial_inputs, c)  # [rows, n_l2, groups, C]
-            padded: list[torch.Tensor | None] = [None] * len(desc.classes_out)
+            padded: list[torch.Tensor | None] = [None] * len(desc.classes_out)  # [N, C, P'] on the grid
+            direct: list[torch.Tensor | None] = [None] * len(desc.classes_out)  # [N, n, C] coefficients
             for i, io in self.routes:
+                if self.scalar_pieces[i]:
+                    key = ("harmonics", self.grid.name, self.grid.size, tuple(self.sh_degrees), io, node_features.dtype)
+                    key += (desc.classes_out[io].ls,)
+                    harm = cached(edge_cache, key, lambda: zonal.flatten(1) @ t[f"h{io}"])  # [E, n]
+                    if self.radial_per_input:
+                        items = [(classes[i][..., off], weights[:, :, g]) for off, g in self.scalar_pieces[i]]
+                    else:
+                        items = [(sum(classes[i][..., off] for off, _ in self.scalar_pieces[i]), weights[:, :, 0])]
+                    for x0, w0 in items:
+                        part = scalar_sums(
+                            x0, w0, harm, self.scalar_degree[io], sender, receiver, radial_index, groupings=edge_cache
+                        )
+                        direct[io] = part if direct[io] is None else direct[io] + part
+                if not self.grid_pieces[i]:
+                    continue
                 if self.radial_per_input:  # each node irrep its own group of channels: [N, k C, P'], [rows, n_l2, k C]
-                    values = torch.stack(self._pieces(classes[i], i, t[f"a{i}_padded"]), dim=1).flatten(1, 2)
-                    rows = weights[:, :, self.class_groups[i]]
+                    pieces = self._pieces(classes[i], i, t[f"a{i}_padded"], self.grid_pieces[i])
+                    values = torch.stack(pieces, dim=1).flatten(1, 2)
+                    rows = weights[:, :, self.grid_groups[i]]
                     part = convolution_sums(
                         values, rows.flatten(2), zonal, sender, receiver, radial_index, groupings=edge_cache
                     )
-                    part = part.view(n, len(desc.classes1[i].irrep_indices), c, -1).sum(1)
+                    part = part.view(n, len(self.grid_pieces[i]), c, -1).sum(1)
                 else:
                     values = classes[i] @ t[f"a{i}_padded"]
                     part = convolution_sums(
                         values, weights.flatten(2), zonal, sender, receiver, radial_index, groupings=edge_cache
                     )
-                padded[io] = part if padded[io] is None else padded[io] + part  # [N, C, P']
-            return desc.merge_out(
-                [
-                    (total if total is not None else zonal.new_zeros(n, c, zonal.shape[-1])) @ t[f"o{io}_padded"]
-                    for io, total in enumerate(padded)
-                ]
-            )
+                padded[io] = part if padded[io] is None else padded[io] + part
+            out = []
+            for io, (total, coefficients) in enumerate(zip(padded, direct)):
+                projected = total @ t[f"o{io}_padded"] if total is not None else None
+                if coefficients is not None:
+                    coefficients = coefficients.transpose(1, 2)
+                    projected = coefficients if projected is None else projected + coefficients
+                out.append(projected if projected is not None else zonal.new_zeros(n, c, desc.classes_out[io].dim))
+            return desc.merge_out(out)
         # radial weights [E, C, n_l2] per group of node irreps sharing them (all of a class, or one irrep)
         radial = radial_weights.view(-1, len(self.sh_degrees), self.radial_inputs, c).permute(0, 2, 3, 1)
         node_grid: list[list[tuple[torch.Tensor, int]]] = []  # per class: ([N, C, P], radial group)

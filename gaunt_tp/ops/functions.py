@@ -10,7 +10,17 @@ from typing import Any
 
 import torch
 
-__all__ = ["mirror_product", "permute_features"]
+__all__ = ["gradient_needed", "mirror_product", "permute_features"]
+
+
+def gradient_needed(t: torch.Tensor) -> bool:
+    """Whether the running backward pass reaches ``t``'s gradient (not the weights' when only forces are
+    asked for, not a parameter-only branch's): custom backward passes skip what no one will read. True
+    where PyTorch cannot tell (outside a backward pass, or an older PyTorch)."""
+    try:
+        return bool(torch._C._will_engine_execute_node(torch.autograd.graph.get_gradient_edge(t).node))
+    except (AttributeError, RuntimeError):
+        return True
 
 
 class _Permute(torch.autograd.Function):

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from gaunt_tp.ops.functions import gradient_needed
 from gaunt_tp.ops.native import native_library
 
 __all__ = ["ManyBodyLayout", "many_body_products", "symmetric_products"]
@@ -55,15 +56,6 @@ class ManyBodyLayout:
              self.num_products, self.correlation, self.in_dim, self.out_dim],
             dtype=torch.int64,
         )  # fmt: skip
-
-
-def _engine_runs(t: torch.Tensor) -> bool:
-    """Whether the running backward pass reaches ``t``'s gradient (e.g. not the weights' when only forces
-    are asked for); True where PyTorch cannot tell."""
-    try:
-        return bool(torch._C._will_engine_execute_node(torch.autograd.graph.get_gradient_edge(t).node))
-    except (AttributeError, RuntimeError):
-        return True
 
 
 @dataclass(frozen=True)
@@ -101,7 +93,8 @@ class _Products(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor):  # type: ignore[override]
         a, u, w = ctx.saved_tensors
-        wanted = tuple(t is not None and need and _engine_runs(t) for t, need in zip((a, u, w), ctx.needs_input_grad))
+        needs = ctx.needs_input_grad
+        wanted = tuple(t is not None and need and gradient_needed(t) for t, need in zip((a, u, w), needs))
         if not any(wanted):
             return None, None, None, None
         grads = iter(_Gradients.apply(a, u, w, grad.contiguous(), wanted, ctx.setting))
@@ -122,7 +115,7 @@ class _Gradients(torch.autograd.Function):
         a, u, w, g = ctx.saved_tensors
         given = iter(cotangents)
         tangents = [next(given) if want else None for want in ctx.wanted]  # along a, u, w
-        wanted = [t is not None and need and _engine_runs(t) for t, need in zip((a, u, w, g), ctx.needs_input_grad)]
+        wanted = [t is not None and need and gradient_needed(t) for t, need in zip((a, u, w, g), ctx.needs_input_grad)]
         if all(t is None for t in tangents) or not any(wanted):
             return (None,) * 6
         if not torch.is_grad_enabled():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gaunt_tp.ops import GauntConvolution
-from gaunt_tp.ops.conv_kernel import convolution_sums
+from gaunt_tp.ops.conv_kernel import convolution_sums, scalar_sums
 from gaunt_tp.ops.native import native_error
 from gaunt_tp.testing import natural_irreps
 
@@ -39,6 +39,36 @@ def test_sums_and_derivatives(degrees, shared):
     assert torch.autograd.gradgradcheck(f, (x, r, z))
 
 
+def scalar_reference(x, r, y, deg, sender, receiver, rows=None):
+    per_edge = (r if rows is None else r[rows])[:, deg, :]  # [E, D, C]
+    messages = x[sender][:, None, :] * per_edge * y[:, :, None]
+    return x.new_zeros(x.shape[0], y.shape[1], x.shape[1]).index_add(0, receiver, messages)
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["row-per-edge", "shared-rows"])
+def test_scalar_sums_and_derivatives(shared):
+    gen = torch.Generator().manual_seed(2)
+    n, e, c = 6, 25, 5
+    deg = torch.tensor([0, 1, 1, 1, 2, 2, 2, 2, 2, 0, 0])  # components' radial degrees, padding columns on 0
+    rows = torch.randint(0, 9, (e,), generator=gen) if shared else None
+    x = torch.randn(n, c, dtype=torch.float64, generator=gen, requires_grad=True)
+    r = torch.randn(9 if shared else e, 3, c, dtype=torch.float64, generator=gen, requires_grad=True)
+    y = torch.randn(e, len(deg), dtype=torch.float64, generator=gen, requires_grad=True)
+    sender, receiver = torch.randint(0, n, (2, e), generator=gen)
+    receiver[:3] = 5
+    torch.testing.assert_close(
+        scalar_sums(x, r, y, deg, sender, receiver, rows),
+        scalar_reference(x, r, y, deg, sender, receiver, rows),
+        rtol=0,
+        atol=1e-12,
+    )
+    f = lambda *args: scalar_sums(*args[:3], deg, sender, receiver, rows)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (x, r, y))
+    assert torch.autograd.gradgradcheck(f, (x, r, y))
+    with pytest.raises(ValueError, match="degree_index"):
+        scalar_sums(x, r, y, deg + 2, sender, receiver, rows)
+
+
 def test_points_must_be_padded():
     x, r, z = torch.randn(2, 1, 10), torch.randn(3, 4, 1), torch.randn(3, 4, 10)
     index = torch.zeros(3, dtype=torch.long)
@@ -48,12 +78,22 @@ def test_points_must_be_padded():
         convolution_sums(torch.randn(2, 1, 16), r[:2], torch.randn(3, 4, 16), index, index)
 
 
+# node irreps: scalars only (a first layer: no grid in the kernels), scalars and vectors (with radial_per_input
+# the scalars take the scalar kernels, the vectors the grid), and pseudoscalars beside scalars, edge degrees
+# short of the output's (the output's l = 3 reached from l = 1 only)
+CASES = {
+    "scalars": (natural_irreps(0, 4), "0e + 1o + 2e + 3o", natural_irreps(3, 4)),
+    "l<=1": (natural_irreps(1, 4), "0e + 1o + 2e + 3o", natural_irreps(3, 4)),
+    "pseudo": ("4x0e + 4x0o + 4x1o", "0e + 1o + 2e", "4x0e + 4x1o + 4x2e + 4x3o + 4x1e + 4x2o"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("radial_per_input", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_module_with_and_without_the_kernels(dtype, radial_per_input):
-    conv = GauntConvolution(
-        natural_irreps(1, 4), "0e + 1o + 2e + 3o", natural_irreps(3, 4), form="grid", radial_per_input=radial_per_input
-    ).to(dtype)
+def test_module_with_and_without_the_kernels(dtype, radial_per_input, case):
+    conv = GauntConvolution(*CASES[case], form="grid", radial_per_input=radial_per_input).to(dtype)
+    assert any(conv.scalar_pieces) == (case != "l<=1" or radial_per_input)  # the scalar kernels are taken
     gen = torch.Generator().manual_seed(1)
     pos = torch.randn(7, 3, dtype=torch.float64, generator=gen).to(dtype).requires_grad_(True)
     x = torch.randn(7, conv.irreps_node.dim, dtype=torch.float64, generator=gen).to(dtype).requires_grad_(True)

@@ -292,6 +292,7 @@ void symmetric_backward_##SUFFIX(T *grad_a, T *grad_u, T *grad_w, T *grad_g, con
     UNPACK_SYMMETRIC(T)                                                                                  \
     (void)grad_u, (void)u, (void)tu;                                                                     \
     const int dual = ta || tw;                                                                           \
+    const int need_v = dual ? grad_g != 0 : grad_w != 0; /* v: the polynomials' values, for grad_w or GG */ \
     _Pragma("omp parallel num_threads(threads)")                                                          \
     {                                                                                                    \
         const int64_t nA = NB * nI, nW = NB * nP, nG = NB * nE;                                          \
@@ -320,9 +321,13 @@ void symmetric_backward_##SUFFIX(T *grad_a, T *grad_u, T *grad_w, T *grad_g, con
                 for (int64_t s = 0; s < nS; s++) {                                                       \
                     const int64_t ip = path[s] * NB + b, ie = entry[s] * NB + b;                         \
                     V_##SUFFIX v = {0}, tv = {0}, dv = W[ip] * G[ie];                                    \
-                    for (int64_t k = start[s]; k < start[s + 1]; k++) {                                  \
-                        v += coef[k] * X[col[k]];                                                        \
-                        dX[col[k]] += coef[k] * dv;                                                      \
+                    if (need_v) {                                                                        \
+                        for (int64_t k = start[s]; k < start[s + 1]; k++) {                              \
+                            v += coef[k] * X[col[k]];                                                    \
+                            dX[col[k]] += coef[k] * dv;                                                  \
+                        }                                                                                \
+                    } else { /* forces only: the polynomial's value is not needed */                     \
+                        for (int64_t k = start[s]; k < start[s + 1]; k++) dX[col[k]] += coef[k] * dv;   \
                     }                                                                                    \
                     if (!dual) {                                                                         \
                         GW[ip] += v * G[ie];                                                             \
