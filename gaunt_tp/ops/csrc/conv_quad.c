@@ -22,6 +22,25 @@
 #define MAX_POINTS 512
 typedef float Vf32 __attribute__((vector_size(LANES * sizeof(float))));
 typedef double Vf64 __attribute__((vector_size(LANES * sizeof(double))));
+typedef int32_t Mf32 __attribute__((vector_size(LANES * sizeof(int32_t)))); /* shuffle masks */
+typedef int64_t Mf64 __attribute__((vector_size(LANES * sizeof(int64_t))));
+#ifdef __clang__
+#define SHUFFLE(SUFFIX, a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define SHUFFLE(SUFFIX, a, b, ...) __builtin_shuffle(a, b, (M##SUFFIX){__VA_ARGS__})
+#endif
+/* The lane sums of four vectors, s0..s3 -> u[l] + u[l + 4] = sum of s_l, by a transposing tree of shuffles
+ * (six shuffles and three vector adds in place of four lane-by-lane reductions). */
+#define SUM4(SUFFIX, u, s0, s1, s2, s3)                                                                    \
+    V##SUFFIX u;                                                                                           \
+    {                                                                                                      \
+        V##SUFFIX t0 = SHUFFLE(SUFFIX, s0, s1, 0, 8, 2, 10, 4, 12, 6, 14)                                  \
+                       + SHUFFLE(SUFFIX, s0, s1, 1, 9, 3, 11, 5, 13, 7, 15);                               \
+        V##SUFFIX t1 = SHUFFLE(SUFFIX, s2, s3, 0, 8, 2, 10, 4, 12, 6, 14)                                  \
+                       + SHUFFLE(SUFFIX, s2, s3, 1, 9, 3, 11, 5, 13, 7, 15);                               \
+        u = SHUFFLE(SUFFIX, t0, t1, 0, 1, 8, 9, 4, 5, 12, 13)                                              \
+            + SHUFFLE(SUFFIX, t0, t1, 2, 3, 10, 11, 6, 7, 14, 15);                                         \
+    }
 
 #define DEFINE_QUAD(SUFFIX, T)                                                                             \
 void quad_node_##SUFFIX(T *out, const T *B, const int64_t *ib, const int64_t *ptr, const int64_t *edges,   \
@@ -87,9 +106,9 @@ void quad_radial_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, con
                         V##SUFFIX ab = va * vb;                                                            \
                         s0 += ab * z0; s1 += ab * z1; s2 += ab * z2; s3 += ab * z3;                        \
                     }                                                                                      \
-                    T r0 = 0, r1 = 0, r2 = 0, r3 = 0;                                                      \
-                    for (int j = 0; j < LANES; j++) { r0 += s0[j]; r1 += s1[j]; r2 += s2[j]; r3 += s3[j]; }\
-                    o[c] += r0; o[C + c] += r1; o[2 * C + c] += r2; o[3 * C + c] += r3;                    \
+                    SUM4(SUFFIX, u, s0, s1, s2, s3)                                                        \
+                    o[c] += u[0] + u[4]; o[C + c] += u[1] + u[5];                                          \
+                    o[2 * C + c] += u[2] + u[6]; o[3 * C + c] += u[3] + u[7];                              \
                 }                                                                                          \
                 continue;                                                                                  \
             }                                                                                              \
