@@ -423,11 +423,14 @@ class GauntConvolution(nn.Module):
         desc, t = self.desc, self.tables.get(node_features.dtype, node_features.device)
         n, c = node_features.shape[0], self.channels
         classes = desc.split_classes(node_features, desc.blocks1, desc.classes1)  # [N, C, n_a]
-        unit, _ = safe_unit_vectors(edge_vectors)
         if self._kernel_runs(node_features):  # on the grid padded with zero points to a multiple of 8
             sender, receiver = edge_index[0], edge_index[1]
             key = ("zonal", self.grid.name, self.grid.size, tuple(self.sh_degrees), node_features.dtype)
-            zonal = cached(edge_cache, key, lambda: _zonal_values(unit, t["points_padded"], self.sh_degrees))
+            zonal = cached(
+                edge_cache,
+                key,
+                lambda: _zonal_values(safe_unit_vectors(edge_vectors)[0], t["points_padded"], self.sh_degrees),
+            )
             weights = radial_weights.view(-1, len(self.sh_degrees), self.radial_inputs, c)  # [rows, n_l2, groups, C]
             padded: list[torch.Tensor | None] = [None] * len(desc.classes_out)  # [N, C, P'] on the grid
             direct: list[torch.Tensor | None] = [None] * len(desc.classes_out)  # [N, n, C] coefficients
@@ -469,6 +472,7 @@ class GauntConvolution(nn.Module):
                     projected = coefficients if projected is None else projected + coefficients
                 out.append(projected if projected is not None else zonal.new_zeros(n, c, desc.classes_out[io].dim))
             return desc.merge_out(out)
+        unit, _ = safe_unit_vectors(edge_vectors)
         # radial weights [E, C, n_l2] per group of node irreps sharing them (all of a class, or one irrep)
         radial = radial_weights.view(-1, len(self.sh_degrees), self.radial_inputs, c).permute(0, 2, 3, 1)
         node_grid: list[list[tuple[torch.Tensor, int]]] = []  # per class: ([N, C, P], radial group)
