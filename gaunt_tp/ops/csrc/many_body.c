@@ -312,12 +312,15 @@ void symmetric_backward_##SUFFIX(T *grad_a, T *grad_u, T *grad_w, T *grad_g, con
             memset(GW, 0, sizeof(V_##SUFFIX) * nW);                                                      \
             memset(GG, 0, sizeof(V_##SUFFIX) * nG);                                                      \
             for (int64_t b = 0; b < NB; b++) {                                                           \
-                for (int64_t i = 0; i < nI; i++) X[i] = A[i * NB + b], tX[i] = tA[i * NB + b];           \
-                for (int64_t q = 0; q < Q; q++) {                                                        \
-                    X[nI + q] = X[prefix[q]] * X[last[q]];                                               \
-                    if (dual) tX[nI + q] = tX[prefix[q]] * X[last[q]] + X[prefix[q]] * tX[last[q]];      \
+                for (int64_t i = 0; i < nI; i++) X[i] = A[i * NB + b];                                   \
+                for (int64_t q = 0; q < Q; q++) X[nI + q] = X[prefix[q]] * X[last[q]];                   \
+                memset(dX, 0, sizeof(V_##SUFFIX) * M);                                                   \
+                if (dual) { /* the tangents, for second derivatives only */                              \
+                    for (int64_t i = 0; i < nI; i++) tX[i] = tA[i * NB + b];                             \
+                    for (int64_t q = 0; q < Q; q++)                                                      \
+                        tX[nI + q] = tX[prefix[q]] * X[last[q]] + X[prefix[q]] * tX[last[q]];            \
+                    memset(tdX, 0, sizeof(V_##SUFFIX) * M);                                              \
                 }                                                                                        \
-                for (int64_t k = 0; k < M; k++) dX[k] = tdX[k] = (V_##SUFFIX){0};                        \
                 for (int64_t s = 0; s < nS; s++) {                                                       \
                     const int64_t ip = path[s] * NB + b, ie = entry[s] * NB + b;                         \
                     V_##SUFFIX v = {0}, tv = {0}, dv = W[ip] * G[ie];                                    \
