@@ -148,9 +148,13 @@ class SymmetricContraction(nn.Module):
         entries_out = self.irreps_out.dim // self.channels
         starts = torch.zeros(self.num_slots + 1, dtype=torch.int64)
         starts[1:] = torch.bincount(tables["slot"], minlength=self.num_slots).cumsum(0)
+        by_column = torch.argsort(tables["column"], stable=True)  # the nonzeros by monomial, for the backward
+        column_starts = torch.zeros(len(order) + 1, dtype=torch.int64)
+        column_starts[1:] = torch.bincount(tables["column"], minlength=len(order)).cumsum(0)
         self.kernel_layout = torch.cat([
             torch.tensor(row_layout(self.irreps_in) + row_layout(self.irreps_out)), tables["prefix"], tables["last"],
             starts, tables["column"], tables["path_of_slot"], tables["entry_of_slot"],
+            column_starts, by_column, tables["slot"][by_column],
         ])  # fmt: skip
         self.kernel_sizes = (self.channels, n, entries_out, len(order) - n, len(nonzeros), self.num_slots,
                              self.num_paths, self.in_dim, self.irreps_out.dim)  # fmt: skip

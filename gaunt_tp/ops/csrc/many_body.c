@@ -246,7 +246,8 @@ DEFINE_MANY_BODY(f64, double)
  *
  * dims: N, C, nI, nE, Q, nnz, nS, nP, in_dim, out_dim.
  * layout: in_off[nI], in_str[nI], out_off[nE], out_str[nE], prefix[Q], last[Q], start[nS + 1], col[nnz],
- * path[nS], entry[nS].
+ * path[nS], entry[nS], then the nonzeros by column (M = nI + Q columns) for the backward without the
+ * polynomials' values (forces): cstart[M + 1], and per nonzero in column order its index cnz and slot cslot.
  */
 enum { S_N, S_C, S_NI, S_NE, S_Q, S_NNZ, S_S, S_P, S_IN_DIM, S_OUT_DIM };
 
@@ -256,7 +257,8 @@ enum { S_N, S_C, S_NI, S_NE, S_Q, S_NNZ, S_S, S_P, S_IN_DIM, S_OUT_DIM };
     const int64_t L = V_BYTES / sizeof(T), NB = (C + L - 1) / L, Cp = NB * L;                           \
     const int64_t *in_off = layout, *in_str = layout + nI, *out_off = layout + 2 * nI, *out_str = out_off + nE; \
     const int64_t *prefix = out_str + nE, *last = prefix + Q, *start = last + Q, *col = start + nS + 1;  \
-    const int64_t *path = col + dims[S_NNZ], *entry = path + nS;
+    const int64_t *path = col + dims[S_NNZ], *entry = path + nS;                                         \
+    const int64_t *cstart = entry + nS, *cnz = cstart + M + 1, *cslot = cnz + dims[S_NNZ];
 
 #define DEFINE_SYMMETRIC(SUFFIX, T)                                                                       \
 void symmetric_forward_##SUFFIX(T *out, const T *a, const T *u, const T *w, const T *coef,               \
@@ -296,9 +298,11 @@ void symmetric_backward_##SUFFIX(T *grad_a, T *grad_u, T *grad_w, T *grad_g, con
     _Pragma("omp parallel num_threads(threads)")                                                          \
     {                                                                                                    \
         const int64_t nA = NB * nI, nW = NB * nP, nG = NB * nE;                                          \
-        V_##SUFFIX *buf = aligned_alloc(V_BYTES, sizeof(V_##SUFFIX) * (3 * (nA + nW) + 2 * nG + 4 * M));  \
+        const int64_t size = 3 * (nA + nW) + 2 * nG + 4 * M + nS;                                        \
+        V_##SUFFIX *buf = aligned_alloc(V_BYTES, sizeof(V_##SUFFIX) * size);                             \
         V_##SUFFIX *A = buf, *tA = A + nA, *dA = tA + nA, *W = dA + nA, *tW = W + nW, *GW = tW + nW;      \
         V_##SUFFIX *G = GW + nW, *GG = G + nG, *X = GG + nG, *tX = X + M, *dX = tX + M, *tdX = dX + M;   \
+        V_##SUFFIX *DV = tdX + M;                                                                        \
         _Pragma("omp for schedule(static)")                                                               \
         for (int64_t n = 0; n < N; n++) {                                                                \
             gather_##SUFFIX((T *)A, a + n * dims[S_IN_DIM], in_off, in_str, nI, C, Cp);                  \
@@ -314,44 +318,63 @@ void symmetric_backward_##SUFFIX(T *grad_a, T *grad_u, T *grad_w, T *grad_g, con
             for (int64_t b = 0; b < NB; b++) {                                                           \
                 for (int64_t i = 0; i < nI; i++) X[i] = A[i * NB + b];                                   \
                 for (int64_t q = 0; q < Q; q++) X[nI + q] = X[prefix[q]] * X[last[q]];                   \
-                memset(dX, 0, sizeof(V_##SUFFIX) * M);                                                   \
-                if (dual) { /* the tangents, for second derivatives only */                              \
-                    for (int64_t i = 0; i < nI; i++) tX[i] = tA[i * NB + b];                             \
-                    for (int64_t q = 0; q < Q; q++)                                                      \
-                        tX[nI + q] = tX[prefix[q]] * X[last[q]] + X[prefix[q]] * tX[last[q]];            \
-                    memset(tdX, 0, sizeof(V_##SUFFIX) * M);                                              \
-                }                                                                                        \
-                for (int64_t s = 0; s < nS; s++) {                                                       \
-                    const int64_t ip = path[s] * NB + b, ie = entry[s] * NB + b;                         \
-                    V_##SUFFIX v = {0}, tv = {0}, dv = W[ip] * G[ie];                                    \
-                    if (need_v) {                                                                        \
-                        for (int64_t k = start[s]; k < start[s + 1]; k++) {                              \
-                            v += coef[k] * X[col[k]];                                                    \
-                            dX[col[k]] += coef[k] * dv;                                                  \
+                if (!dual && !need_v) { /* forces only: each monomial's gradient gathered by column */   \
+                    for (int64_t s = 0; s < nS; s++) DV[s] = W[path[s] * NB + b] * G[entry[s] * NB + b]; \
+                    for (int64_t j = 0; j < M; j++) {                                                    \
+                        V_##SUFFIX acc = {0};                                                            \
+                        for (int64_t t = cstart[j]; t < cstart[j + 1]; t++)                              \
+                            acc += coef[cnz[t]] * DV[cslot[t]];                                          \
+                        dX[j] = acc;                                                                     \
+                    }                                                                                    \
+                } else {                                                                                 \
+                    memset(dX, 0, sizeof(V_##SUFFIX) * M);                                               \
+                    if (dual) { /* the tangents, for second derivatives only */                          \
+                        for (int64_t i = 0; i < nI; i++) tX[i] = tA[i * NB + b];                         \
+                        for (int64_t q = 0; q < Q; q++)                                                  \
+                            tX[nI + q] = tX[prefix[q]] * X[last[q]] + X[prefix[q]] * tX[last[q]];        \
+                        memset(tdX, 0, sizeof(V_##SUFFIX) * M);                                          \
+                    }                                                                                    \
+                    for (int64_t s = 0; s < nS; s++) {                                                   \
+                        const int64_t ip = path[s] * NB + b, ie = entry[s] * NB + b;                     \
+                        V_##SUFFIX v = {0}, tv = {0}, dv = W[ip] * G[ie];                                \
+                        if (need_v) {                                                                    \
+                            for (int64_t k = start[s]; k < start[s + 1]; k++) {                          \
+                                v += coef[k] * X[col[k]];                                                \
+                                dX[col[k]] += coef[k] * dv;                                              \
+                            }                                                                            \
+                        } else {                                                                         \
+                            for (int64_t k = start[s]; k < start[s + 1]; k++)                            \
+                                dX[col[k]] += coef[k] * dv;                                              \
                         }                                                                                \
-                    } else { /* forces only: the polynomial's value is not needed */                     \
-                        for (int64_t k = start[s]; k < start[s + 1]; k++) dX[col[k]] += coef[k] * dv;   \
+                        if (!dual) {                                                                     \
+                            GW[ip] += v * G[ie];                                                         \
+                            continue;                                                                    \
+                        }                                                                                \
+                        V_##SUFFIX tdv = tW[ip] * G[ie];                                                 \
+                        for (int64_t k = start[s]; k < start[s + 1]; k++) {                              \
+                            tv += coef[k] * tX[col[k]];                                                  \
+                            tdX[col[k]] += coef[k] * tdv;                                                \
+                        }                                                                                \
+                        GW[ip] += tv * G[ie];                      /* the tangent of grad_w */           \
+                        GG[ie] += tW[ip] * v + W[ip] * tv;         /* the tangent of out */              \
                     }                                                                                    \
-                    if (!dual) {                                                                         \
-                        GW[ip] += v * G[ie];                                                             \
-                        continue;                                                                        \
-                    }                                                                                    \
-                    V_##SUFFIX tdv = tW[ip] * G[ie];                                                     \
-                    for (int64_t k = start[s]; k < start[s + 1]; k++) {                                  \
-                        tv += coef[k] * tX[col[k]];                                                      \
-                        tdX[col[k]] += coef[k] * tdv;                                                    \
-                    }                                                                                    \
-                    GW[ip] += tv * G[ie];                      /* the tangent of grad_w */               \
-                    GG[ie] += tW[ip] * v + W[ip] * tv;         /* the tangent of out */                  \
                 }                                                                                        \
-                for (int64_t q = Q - 1; q >= 0; q--) { /* back through the monomials */                 \
-                    const int64_t k = nI + q, p = prefix[q], l = last[q];                                \
-                    if (dual) {                                                                          \
+                if (dual) {                                                                              \
+                    for (int64_t q = Q - 1; q >= 0; q--) { /* back through the monomials */             \
+                        const int64_t k = nI + q, p = prefix[q], l = last[q];                            \
                         tdX[p] += tdX[k] * X[l] + dX[k] * tX[l];                                         \
                         tdX[l] += tdX[k] * X[p] + dX[k] * tX[p];                                         \
+                        dX[p] += dX[k] * X[l];                                                           \
+                        dX[l] += dX[k] * X[p];                                                           \
                     }                                                                                    \
-                    dX[p] += dX[k] * X[l];                                                               \
-                    dX[l] += dX[k] * X[p];                                                               \
+                } else { /* the same; a prefix's children are consecutive: their sum kept in a register */ \
+                    V_##SUFFIX run = {0};                                                                \
+                    for (int64_t q = Q - 1; q >= 0; q--) {                                               \
+                        const int64_t k = nI + q, p = prefix[q], l = last[q];                            \
+                        run += dX[k] * X[l];                                                             \
+                        dX[l] += dX[k] * X[p];                                                           \
+                        if (q == 0 || prefix[q - 1] != p) dX[p] += run, run = (V_##SUFFIX){0};           \
+                    }                                                                                    \
                 }                                                                                        \
                 for (int64_t i = 0; i < nI; i++) dA[i * NB + b] += dual ? tdX[i] : dX[i];                \
             }                                                                                            \
