@@ -190,8 +190,10 @@ class GauntConvolution(nn.Module):
     - ``"grid"``: node and edge functions on a sphere grid of P ~ 3 L^2 points, products
       summed per receiver on the grid, one projection per node; O(C P L) per edge. On CPUs
       (float32/float64, where gaunt-tp's C kernels build; :attr:`use_kernel`) the sums and all
-      their derivatives run in :mod:`gaunt_tp.ops.conv_kernel` without per-edge buffers;
-      GPUs use PyTorch operations in edge chunks.
+      their derivatives run in :mod:`gaunt_tp.ops.conv_kernel` without per-edge buffers, and
+      node irreps of degree 0 (all of a class of scalars, or with ``radial_per_input`` each
+      scalar irrep) skip the grid: their messages are the edges' harmonics scaled per channel
+      and degree, D C multiply-adds per edge; GPUs use PyTorch operations in edge chunks.
     - ``"aligned"`` (eSCN, arXiv 2302.03655; :mod:`gaunt_tp.ops.aligned`): each edge is
       rotated onto the polar axis y, where the edge function has only m = 0 coefficients
       and the product is diagonal in m; rotate, multiply, rotate back, O(C L^3) per edge.
