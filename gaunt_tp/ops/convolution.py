@@ -282,8 +282,7 @@ class GauntConvolution(nn.Module):
                 scalar = [k for k, l in enumerate(cls.ls) if l == 0]
             else:
                 scalar = list(range(len(cls.ls))) if cls.lmax == 0 else []
-            group = (lambda k: cls.irrep_indices[k]) if radial_per_input else (lambda k: 0)  # noqa: E731
-            self.scalar_pieces.append([(offsets[k], group(k)) for k in scalar])
+            self.scalar_pieces.append([(offsets[k], cls.irrep_indices[k] if radial_per_input else 0) for k in scalar])
             self.grid_pieces.append([k for k in range(len(cls.ls)) if k not in scalar])
             idx = [cls.irrep_indices[k] for k in self.grid_pieces[-1]]
             consecutive = bool(idx) and idx == list(range(idx[0], idx[0] + len(idx)))
@@ -308,14 +307,11 @@ class GauntConvolution(nn.Module):
             # the edges' harmonics of this class's degrees from their zonal values [E, L P'] (addition
             # theorem), times Y_00 (a scalar node function's value): [L P', n], entry d read with radial degree
             # scalar_degree{i}[d] (0 with a zero column for an output degree no edge degree reaches)
-            harm = y[:, :1] * tables[f"o{i}"]  # [P, n]
-            blocks = [harm * torch.tensor([float(l == l2) for l in cls.ls for _ in range(2 * l + 1)]) for l2 in
-                      self.sh_degrees]  # fmt: skip
+            entry_ls = torch.tensor([l for l in cls.ls for _ in range(2 * l + 1)])
+            blocks = [y[:, :1] * tables[f"o{i}"] * (entry_ls == l2) for l2 in self.sh_degrees]  # [P, n] each
             tables[f"h{i}"] = nn.functional.pad(torch.stack(blocks), (0, 0, 0, pad)).flatten(0, 1)
             self.scalar_degree.append(
-                torch.tensor(
-                    [self.sh_degrees.index(l) if l in self.sh_degrees else 0 for l in cls.ls for _ in range(2 * l + 1)]
-                )  # fmt: skip
+                torch.tensor([self.sh_degrees.index(l) if l in self.sh_degrees else 0 for l in entry_ls.tolist()])
             )
         # what the kernels take (fixed by the sizes): radial weights per edge degree, a bounded grid
         self._kernel_fits = points.shape[0] + pad <= MAX_POINTS and len(self.sh_degrees) <= MAX_DEGREES
@@ -438,8 +434,8 @@ class GauntConvolution(nn.Module):
             direct: list[torch.Tensor | None] = [None] * len(desc.classes_out)  # [N, n, C] coefficients
             for i, io in self.routes:
                 if self.scalar_pieces[i]:
-                    key = ("harmonics", self.grid.name, self.grid.size, tuple(self.sh_degrees), io, node_features.dtype)
-                    key += (desc.classes_out[io].ls,)
+                    key = ("harmonics", self.grid.name, self.grid.size, tuple(self.sh_degrees))
+                    key += (desc.classes_out[io].ls, node_features.dtype)
                     harm = cached(edge_cache, key, lambda: zonal.flatten(1) @ t[f"h{io}"])  # [E, n]
                     if self.radial_per_input:
                         items = [(classes[i][..., off], weights[:, :, g]) for off, g in self.scalar_pieces[i]]
