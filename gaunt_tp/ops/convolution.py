@@ -450,12 +450,13 @@ class GauntConvolution(nn.Module):
                     continue
                 if self.radial_per_input:  # each node irrep its own group of channels: [N, k C, P'], [rows, n_l2, k C]
                     pieces = self._pieces(classes[i], i, t[f"a{i}_padded"], self.grid_pieces[i])
-                    values = torch.stack(pieces, dim=1).flatten(1, 2)
+                    values = torch.stack(pieces, dim=1).flatten(1, 2) if len(pieces) > 1 else pieces[0]
                     rows = weights[:, :, self.grid_groups[i]]
                     part = convolution_sums(
                         values, rows.flatten(2), zonal, sender, receiver, radial_index, groupings=edge_cache
                     )
-                    part = part.view(n, len(self.grid_pieces[i]), c, -1).sum(1)
+                    if len(pieces) > 1:
+                        part = part.view(n, len(pieces), c, -1).sum(1)
                 else:
                     values = classes[i] @ t[f"a{i}_padded"]
                     part = convolution_sums(
