@@ -142,8 +142,15 @@ def _graph(
     radial_index: torch.Tensor | None,
     groupings: dict | None,
 ) -> dict:
-    """What the kernels of one sum share: sizes, the edges' indices, the edges' groupings (made when first needed)."""
-    rows, degrees, _ = radial.shape
+    """What the kernels of one sum share: sizes, the edges' indices, the edges' groupings (made when first needed).
+
+    Checks the sizes the C kernels trust (index ranges are the caller's: the module checks them)."""
+    rows, degrees, radial_channels = radial.shape
+    if radial_channels != channels or sender.shape != (edges,) or receiver.shape != (edges,):
+        raise ValueError(
+            f"radial must be [rows, L, {channels}] and sender, receiver [{edges}], got {tuple(radial.shape)}, "
+            f"{tuple(sender.shape)}, {tuple(receiver.shape)}"
+        )
     own_rows = radial_index is None
     if radial_index is None:
         if rows != edges:
@@ -207,8 +214,8 @@ def scalar_sums(
 
     Shape:
         scalars ``[N, C]``, radial ``[rows, L, C]``, harmonics ``[E, D]``, degree_index ``[D]`` (int64, in
-        0..L-1), sender, receiver, radial_index ``[E]``; returns
-        ``[N, D, C]`` (component-major). float32 or float64 CPU tensors; differentiable to any order.
+        0..L-1), sender, receiver, radial_index ``[E]``; returns ``[N, D, C]`` (component-major). float32 or
+        float64 CPU tensors; differentiable to any order.
 
     ``groupings``: as for :func:`convolution_sums` (the two share the edges' groupings).
     """

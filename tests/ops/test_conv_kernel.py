@@ -67,6 +67,8 @@ def test_scalar_sums_and_derivatives(shared):
     assert torch.autograd.gradgradcheck(f, (x, r, y))
     with pytest.raises(ValueError, match="degree_index"):
         scalar_sums(x, r, y, deg + 2, sender, receiver, rows)
+    with pytest.raises(ValueError, match="radial must be"):
+        scalar_sums(x[:, :4], r, y, deg, sender, receiver, rows)
 
 
 def test_points_must_be_padded():
