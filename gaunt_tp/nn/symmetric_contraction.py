@@ -95,39 +95,13 @@ class SymmetricContraction(nn.Module):
         self.correlation, self.num_elements, self.weights_on = correlation, num_elements, weights_on
         degrees = [ir.l for _, ir in self.irreps_in]
         n = sum(2 * l + 1 for l in degrees)
-        # one row per nonzero coefficient: (monomial as a tuple of input entries, slot, value); a slot is one
-        # component M of one path, slots ordered like the paths; path_of_slot / entry_of_slot index them
-        nonzeros: list[tuple[tuple[int, ...], int, float]] = []
-        path_of_slot, entry_of_slot, self.path_ranges, chains = [], [], [], []
-        offset_out = paths = 0
-        for _, ir in self.irreps_out:
-            first = paths
-            for nu in range(1, correlation + 1):
-                basis = equivariant_polynomials(degrees, ir.l, nu) * (2 * ir.l + 1) ** 0.5  # unit moment per M
-                mono = monomials(n, nu).tolist()
-                chains.append(coupling_chains(degrees, ir.l, nu) / (2 * ir.l + 1) ** 0.5)  # [K, P] onto our paths
-                for p in range(basis.shape[0]):
-                    for m_out in range(2 * ir.l + 1):
-                        slot = len(path_of_slot)
-                        path_of_slot.append(paths)
-                        entry_of_slot.append(offset_out + m_out)
-                        for m in basis[p, m_out].nonzero().flatten().tolist():
-                            nonzeros.append((tuple(mono[m]), slot, float(basis[p, m_out, m])))
-                    paths += 1
-            if paths == first:
-                raise ValueError(f"no polynomial of degree <= {correlation} in {self.irreps_in} reaches {ir}")
-            self.path_ranges.append(range(first, paths))
-            offset_out += ir.dim
+        nonzeros, path_of_slot, entry_of_slot, self.path_ranges, chains = _sparse_basis(
+            degrees, self.irreps_in, self.irreps_out, correlation
+        )
         self.num_paths = self.path_ranges[-1].stop
-        # the monomials to build, degree by degree: each is a monomial of one degree less times one entry
-        needed: list[set[tuple[int, ...]]] = [set() for _ in range(correlation + 1)]
-        for mono, _, _ in nonzeros:
-            needed[len(mono)].add(mono)
-        for nu in range(correlation, 1, -1):
-            needed[nu - 1].update(m[:-1] for m in needed[nu])
-        order = [(i,) for i in range(n)] + [m for nu in range(2, correlation + 1) for m in sorted(needed[nu])]
+        order = _monomial_order(nonzeros, n, correlation)
         column = {m: k for k, m in enumerate(order)}
-        self.level_sizes = [n] + [len(needed[nu]) for nu in range(2, correlation + 1)]
+        self.level_sizes = [sum(len(m) == nu for m in order) for nu in range(1, correlation + 1)]
         perm_in, perm_out = channel_major(self.irreps_in), channel_major(self.irreps_out)
         tables = {  # a monomial of degree nu: the one in column `prefix` (degree nu - 1) times input entry `last`
             "prefix": torch.tensor([column[m[:-1]] for m in order[n:]], dtype=torch.int64),
@@ -144,20 +118,9 @@ class SymmetricContraction(nn.Module):
             tables["chains"] = torch.block_diag(*chains).T.contiguous()  # [paths, chains]
         self.tables = TableCache(tables)
         self.num_slots, self.in_dim = len(path_of_slot), self.irreps_in.dim
-        # the C kernels' index arrays (csrc/many_body.c, symmetric_*); each slot's nonzeros are one run
-        entries_out = self.irreps_out.dim // self.channels
-        starts = torch.zeros(self.num_slots + 1, dtype=torch.int64)
-        starts[1:] = torch.bincount(tables["slot"], minlength=self.num_slots).cumsum(0)
-        by_column = torch.argsort(tables["column"], stable=True)  # the nonzeros by monomial, for the backward
-        column_starts = torch.zeros(len(order) + 1, dtype=torch.int64)
-        column_starts[1:] = torch.bincount(tables["column"], minlength=len(order)).cumsum(0)
-        self.kernel_layout = torch.cat([
-            torch.tensor(row_layout(self.irreps_in) + row_layout(self.irreps_out)), tables["prefix"], tables["last"],
-            starts, tables["column"], tables["path_of_slot"], tables["entry_of_slot"],
-            column_starts, by_column, tables["slot"][by_column],
-        ])  # fmt: skip
-        self.kernel_sizes = (self.channels, n, entries_out, len(order) - n, len(nonzeros), self.num_slots,
-                             self.num_paths, self.in_dim, self.irreps_out.dim)  # fmt: skip
+        self.kernel_layout = _kernel_layout(self.irreps_in, self.irreps_out, tables, self.num_slots, len(order))
+        self.kernel_sizes = (self.channels, n, self.irreps_out.dim // self.channels, len(order) - n, len(nonzeros),
+                             self.num_slots, self.num_paths, self.in_dim, self.irreps_out.dim)  # fmt: skip
         self.use_kernel = native_error() is None
         if weights_on == "basis":  # unit second moment per output component (the basis has unit moments)
             init = torch.cat([torch.full((len(r),), len(r) ** -0.5) for r in self.path_ranges])
@@ -195,3 +158,71 @@ class SymmetricContraction(nn.Module):
         w = w.index_select(1, t["path_of_slot"]).transpose(0, 1).reshape(self.num_slots, n * c)
         out = mono.new_zeros(self.irreps_out.dim // c, n * c).index_add_(0, t["entry_of_slot"], values * w)
         return out.view(-1, n, c).permute(1, 2, 0).reshape(n, -1).index_select(1, t["perm_out_inverse"])
+
+
+def _sparse_basis(
+    degrees: list[int], irreps_in: o3.Irreps, irreps_out: o3.Irreps, correlation: int
+) -> tuple[list[tuple[tuple[int, ...], int, float]], list[int], list[int], list[range], list[torch.Tensor]]:
+    """The basis polynomials of every output irrep and degree nu <= correlation as nonzero coefficients.
+
+    Returns ``(nonzeros, path_of_slot, entry_of_slot, path_ranges, chains)``: one row per nonzero
+    coefficient (monomial as a tuple of input entries, slot, value), a slot being one component M of one
+    path (slots ordered like the paths, indexed by ``path_of_slot`` / ``entry_of_slot``); ``path_ranges[i]``
+    the paths of output irrep i; ``chains`` the ``[K, P]`` maps of MACE's coupling chains onto the paths,
+    one per (output irrep, nu). Each basis polynomial is scaled to unit second moment per component.
+    """
+    n = sum(2 * l + 1 for l in degrees)
+    nonzeros: list[tuple[tuple[int, ...], int, float]] = []
+    path_of_slot: list[int] = []
+    entry_of_slot: list[int] = []
+    path_ranges: list[range] = []
+    chains: list[torch.Tensor] = []
+    offset_out = paths = 0
+    for _, ir in irreps_out:
+        first = paths
+        for nu in range(1, correlation + 1):
+            basis = equivariant_polynomials(degrees, ir.l, nu) * (2 * ir.l + 1) ** 0.5  # unit moment per M
+            mono = monomials(n, nu).tolist()
+            chains.append(coupling_chains(degrees, ir.l, nu) / (2 * ir.l + 1) ** 0.5)  # [K, P] onto our paths
+            for p in range(basis.shape[0]):
+                for m_out in range(2 * ir.l + 1):
+                    slot = len(path_of_slot)
+                    path_of_slot.append(paths)
+                    entry_of_slot.append(offset_out + m_out)
+                    for m in basis[p, m_out].nonzero().flatten().tolist():
+                        nonzeros.append((tuple(mono[m]), slot, float(basis[p, m_out, m])))
+                paths += 1
+        if paths == first:
+            raise ValueError(f"no polynomial of degree <= {correlation} in {irreps_in} reaches {ir}")
+        path_ranges.append(range(first, paths))
+        offset_out += ir.dim
+    return nonzeros, path_of_slot, entry_of_slot, path_ranges, chains
+
+
+def _monomial_order(nonzeros: list[tuple[tuple[int, ...], int, float]], n: int, correlation: int) -> list[tuple]:
+    """The monomials to build, degree by degree, each a monomial of one degree less times one input entry:
+    the n input entries, then each degree's monomials sorted (so that those sharing a prefix are consecutive,
+    which the kernels' backward relies on)."""
+    needed: list[set[tuple[int, ...]]] = [set() for _ in range(correlation + 1)]
+    for mono, _, _ in nonzeros:
+        needed[len(mono)].add(mono)
+    for nu in range(correlation, 1, -1):
+        needed[nu - 1].update(m[:-1] for m in needed[nu])
+    return [(i,) for i in range(n)] + [m for nu in range(2, correlation + 1) for m in sorted(needed[nu])]
+
+
+def _kernel_layout(
+    irreps_in: o3.Irreps, irreps_out: o3.Irreps, tables: dict[str, torch.Tensor], num_slots: int, num_columns: int
+) -> torch.Tensor:
+    """The C kernels' index arrays (``csrc/many_body.c``, ``symmetric_*``): each slot's nonzeros as one run, and
+    the nonzeros again by monomial for the force backward."""
+    starts = torch.zeros(num_slots + 1, dtype=torch.int64)
+    starts[1:] = torch.bincount(tables["slot"], minlength=num_slots).cumsum(0)
+    by_column = torch.argsort(tables["column"], stable=True)
+    column_starts = torch.zeros(num_columns + 1, dtype=torch.int64)
+    column_starts[1:] = torch.bincount(tables["column"], minlength=num_columns).cumsum(0)
+    return torch.cat([
+        torch.tensor(row_layout(irreps_in) + row_layout(irreps_out)), tables["prefix"], tables["last"],
+        starts, tables["column"], tables["path_of_slot"], tables["entry_of_slot"],
+        column_starts, by_column, tables["slot"][by_column],
+    ])  # fmt: skip
