@@ -123,3 +123,26 @@ def test_zero_length_edges_stay_finite():
     out = conv(x, pos[edges[1]] - pos[edges[0]], edges, torch.randn(3, conv.weight_numel, dtype=torch.float64))
     (force,) = torch.autograd.grad(out.square().sum(), pos)
     assert torch.isfinite(out).all() and torch.isfinite(force).all()
+
+
+def test_backward_skips_gradients_no_one_reads(monkeypatch):
+    """Forces with trainable node features: the node-value gradient is not computed (it is when asked for)."""
+    import gaunt_tp.ops.conv_kernel as conv_kernel
+
+    calls = []
+    evaluate = conv_kernel._evaluate
+    monkeypatch.setattr(
+        conv_kernel, "_evaluate", lambda missing, *args: calls.append(missing) or evaluate(missing, *args)
+    )
+    conv = GauntConvolution(natural_irreps(1, 4), "0e + 1o + 2e", natural_irreps(2, 4), form="grid").double()
+    weight = torch.randn(7, conv.irreps_node.dim, dtype=torch.float64, requires_grad=True)  # a parameter's stand-in
+    pos = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
+    edges = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6]])
+    radial = torch.randn(6, conv.weight_numel, dtype=torch.float64)
+    out = conv(weight * 1.0, pos[edges[1]] - pos[edges[0]], edges, radial)
+    calls.clear()
+    torch.autograd.grad(out.square().sum(), pos, retain_graph=True)
+    assert "B" not in calls and "Z" in calls  # the node values' gradient skipped, the edge directions' computed
+    calls.clear()
+    torch.autograd.grad(out.square().sum(), weight)
+    assert calls == ["B"]
