@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gaunt_tp.ops import GauntConvolution
+from gaunt_tp.ops import GauntConvolution, conv_kernel
 from gaunt_tp.ops.conv_kernel import convolution_sums, scalar_sums
 from gaunt_tp.ops.native import native_error
 from gaunt_tp.testing import natural_irreps
@@ -127,8 +127,6 @@ def test_zero_length_edges_stay_finite():
 
 def test_backward_skips_gradients_no_one_reads(monkeypatch):
     """Forces with trainable node features: the node-value gradient is not computed (it is when asked for)."""
-    import gaunt_tp.ops.conv_kernel as conv_kernel
-
     calls = []
     evaluate = conv_kernel._evaluate
     monkeypatch.setattr(
