@@ -3,7 +3,7 @@
 The grid form of ``GauntConvolution`` works on ``[chunk, C, P]`` buffers. Large chunks leave the
 caches and, above glibc's mmap threshold (32 MiB), are page-faulted in afresh on every call; tiny
 chunks pay per-launch overhead. This sweeps fixed chunk sizes and the automatic choice
-(``gaunt_tp.ops.convolution.auto_edge_chunk``; it picks larger chunks when gradients are recorded),
+(``gaunt_tp.ops.convolution_cost.auto_edge_chunk``; it picks larger chunks when gradients are recorded),
 forward (no grad) and forward+backward, timed
 round-robin in one run; writes JSON and a plot (time vs chunk size, one line per lmax).
 
@@ -24,7 +24,7 @@ from report import write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.ops import GauntConvolution  # noqa: E402
-from gaunt_tp.ops.convolution import auto_edge_chunk  # noqa: E402
+from gaunt_tp.ops.convolution_cost import auto_edge_chunk  # noqa: E402
 from gaunt_tp.testing import natural_irreps  # noqa: E402
 
 
