@@ -31,13 +31,12 @@ from gaunt_tp.math.aligned import meridian_tables, quarter_turn
 from gaunt_tp.math.quadrature import smallest_grid
 from gaunt_tp.ops.aligned import aligned_messages, edge_frame_wigner
 from gaunt_tp.ops.conv_kernel import MAX_DEGREES, MAX_POINTS, cached, convolution_sums, scalar_sums
+from gaunt_tp.ops.convolution_cost import FORMS, GPU_EDGE_CHUNK, auto_edge_chunk, convolution_cost
 from gaunt_tp.ops.descriptor import GauntDescriptor, as_irreps
 from gaunt_tp.ops.native import native_error
 from gaunt_tp.ops.tables import TableCache
 
-__all__ = ["FORMS", "GauntConvolution", "auto_edge_chunk", "convolution_cost", "safe_unit_vectors"]
-
-FORMS = ("grid", "aligned")
+__all__ = ["GauntConvolution", "safe_unit_vectors"]
 
 
 def safe_unit_vectors(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,95 +69,6 @@ def _zonal_values(unit: torch.Tensor, points: torch.Tensor, degrees: list[int]) 
         q_prev, q = q, ((2 * l + 1) * t * q - l * s2 * q_prev) / (l + 1)
         values[l + 1] = q
     return torch.stack([values[l] * ((2 * l + 1) / (4 * math.pi)) for l in degrees], dim=1)
-
-
-# Effective float32 flop/s of each form on the CPU, a fixed cost per (edge, channel, class product) row
-# (gathers, copies, small batched matrices) and the cost of one kernel launch, fitted to
-# benchmarks/bench_convolution.py forward times (lmax 1..6, C = 64, 200 nodes, 4000 edges, 1 thread of a
-# shared 2-core machine): the grid form ran 4.5..81 ms, the aligned form 39..446 ms, so "auto" picks grid
-# there. Not measured on GPUs (the aligned form is a few large batched matmuls, which may favour it there).
-_RATE = {"grid": 8.0e9, "aligned": 3.7e9}
-_ROW_SECONDS = {"grid": 1.3e-8, "aligned": 1.2e-7}
-_LAUNCH_SECONDS = 1.0e-5
-
-# Automatic edge chunks (benchmarks/bench_edge_chunk.py; C = 64, 200 nodes, 4000 edges, float32). On the
-# CPU the grid form's [edges, C, P] buffers are kept near 4 MiB, so a chunk's few buffers stay in cache:
-# at lmax 3 the forward took 6.4 ms with 256-edge chunks and 19.7 ms with 1024, at lmax 6 forward+backward
-# 120 ms with 256 and 180 ms with 1024 (larger buffers also cross glibc's 32 MiB mmap threshold and are
-# page-faulted in afresh on every call). When autograd records, each chunk's backward scatters into a full
-# [nodes, C, P] gradient, so chunks are not made smaller than the node count (up to 1024): in the whole
-# model on 1000 atoms 1024-edge chunks beat 256. On GPUs large kernels pay: 1024 edges, as measured there.
-_CPU_CHUNK_BYTES = 4 * 2**20
-_CPU_CHUNK_RANGE = (128, 1024)
-_GPU_CHUNK = 1024
-
-
-def auto_edge_chunk(row_elements: int, itemsize: int, device_type: str, nodes: int = 0) -> int:
-    """Edges per chunk for a per-edge buffer of ``row_elements`` values of ``itemsize`` bytes.
-
-    CPU: the largest power of two with ``chunk * row_elements * itemsize <= 4 MiB``, raised to the
-    smallest power of two ``>= nodes`` (pass the node count when gradients are recorded, 0 otherwise),
-    clamped to 128..1024. Other devices: 1024.
-
-    Example:
-        >>> auto_edge_chunk(64 * 146, 4, "cpu"), auto_edge_chunk(64 * 146, 4, "cpu", nodes=200)
-        (128, 256)
-        >>> auto_edge_chunk(64 * 146, 4, "cuda")
-        1024
-    """
-    if device_type != "cpu":
-        return _GPU_CHUNK
-    low, high = _CPU_CHUNK_RANGE
-    fits = max(_CPU_CHUNK_BYTES // max(row_elements * itemsize, 1), 1)
-    cache_fit = 1 << (fits.bit_length() - 1)  # largest power of two <= fits
-    covers_nodes = 1 << (nodes - 1).bit_length() if nodes > 0 else 1  # smallest power of two >= nodes
-    return min(max(cache_fit, covers_nodes, low), high)
-
-
-def convolution_cost(
-    form: str,
-    *,
-    channels: int,
-    sh_degrees: list[int],
-    routes: list[tuple[tuple[int, ...], tuple[int, ...]]],
-    grid_points: int,
-    edge_chunk: int,
-) -> float:
-    """Estimated seconds per edge of one forward call in ``form`` ("grid" or "aligned").
-
-    ``flops / rate[form] + C * routes * row_cost[form] + launches * overhead / edge_chunk``, counting
-    multiply-adds as two flops:
-
-    - grid: the edge function on P points (``2 n_l2 P`` per channel), then per route a product
-      and a scatter-add (``2 P``);
-    - aligned: per route, the rotations of the input and output degrees
-      (``2 sum (2l+1)^2`` each), the meridian evaluation and projection
-      (``2 M Q (K_in + K_out)`` for M orders, Q nodes, K degrees) and the edge function at the
-      nodes (``2 n_l2 Q``); per edge (not per channel) the Wigner matrices (``4 sum (2l+1)^3``).
-
-    Args:
-        channels: C. sh_degrees: the edge degrees. routes: ``(ls_in, ls_out)`` per class product.
-        grid_points: P of the grid form. edge_chunk: edges per launch.
-    """
-    n_l2 = len(sh_degrees)
-    if form == "grid":
-        flops = channels * grid_points * (2 * n_l2 + 2 * len(routes)) + 4 * grid_points * max(sh_degrees)
-        launches = 2 + 2 * len(routes)
-    elif form == "aligned":
-        flops, degrees = 0.0, set()
-        for ls_in, ls_out in routes:
-            orders = 2 * min(max(ls_in), max(ls_out)) + 1
-            nodes = (max(ls_in) + max(sh_degrees) + max(ls_out)) // 2 + 1
-            rotations = 2 * sum((2 * l + 1) ** 2 for l in ls_in + ls_out)
-            product = 2 * orders * nodes * (len(ls_in) + len(ls_out)) + 2 * n_l2 * nodes + orders * nodes
-            flops += channels * (rotations + product)
-            degrees |= set(ls_in + ls_out)
-        flops += 4 * sum((2 * l + 1) ** 3 for l in degrees)
-        launches = 12 + 6 * len(degrees) + 8 * len(routes)
-    else:
-        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
-    rows = channels * len(routes)
-    return flops / _RATE[form] + rows * _ROW_SECONDS[form] + launches * _LAUNCH_SECONDS / edge_chunk
 
 
 class GauntConvolution(nn.Module):
@@ -276,8 +186,10 @@ class GauntConvolution(nn.Module):
         self.scalar_pieces: list[list[tuple[int, int]]] = []
         self.grid_pieces: list[list[int]] = []
         self.grid_groups: list[slice | list[int]] = []
+        self.piece_slices: list[list[slice]] = []  # per node class, each irrep's entries in the class vector
         for cls in self.desc.classes1:
             offsets = [sum(2 * l + 1 for l in cls.ls[:k]) for k in range(len(cls.ls))]
+            self.piece_slices.append([slice(o, o + 2 * l + 1) for o, l in zip(offsets, cls.ls)])
             if radial_per_input:
                 scalar = [k for k, l in enumerate(cls.ls) if l == 0]
             else:
@@ -349,12 +261,9 @@ class GauntConvolution(nn.Module):
     ) -> list[torch.Tensor]:
         """Class ``i``'s node functions ``x [N, C, n_i]`` on the grid, one ``[N, C, P]`` per node irrep (those
         at positions ``which`` in the class, default all)."""
-        ls = self.desc.classes1[i].ls
-        starts = [sum(2 * l + 1 for l in ls[:k]) for k in range(len(ls))]
-        which = range(len(ls)) if which is None else which
-        return [
-            x[..., starts[k] : starts[k] + 2 * ls[k] + 1] @ table[starts[k] : starts[k] + 2 * ls[k] + 1] for k in which
-        ]
+        pieces = self.piece_slices[i]
+        which = range(len(pieces)) if which is None else which
+        return [x[..., pieces[k]] @ table[pieces[k]] for k in which]
 
     def _kernel_runs(self, x: torch.Tensor) -> bool:
         """Whether the grid form's sums run in the C kernels (:mod:`gaunt_tp.ops.conv_kernel`)."""
@@ -440,7 +349,8 @@ class GauntConvolution(nn.Module):
                     if self.radial_per_input:
                         items = [(classes[i][..., off], weights[:, :, g]) for off, g in self.scalar_pieces[i]]
                     else:
-                        items = [(sum(classes[i][..., off] for off, _ in self.scalar_pieces[i]), weights[:, :, 0])]
+                        scalars = [classes[i][..., off] for off, _ in self.scalar_pieces[i]]
+                        items = [(scalars[0] if len(scalars) == 1 else torch.stack(scalars).sum(0), weights[:, :, 0])]
                     for x0, w0 in items:
                         part = scalar_sums(
                             x0, w0, harm, self.scalar_degree[io], sender, receiver, radial_index, groupings=edge_cache
@@ -522,7 +432,7 @@ class GauntConvolution(nn.Module):
         turns = {l: t[f"turn{l}"] for l in self.frame_degrees}
         sender, receiver = edge_index[0], edge_index[1]
         sums = [node_features.new_zeros(n, c, cls.dim) for cls in desc.classes_out]
-        chunk = self.edge_chunk or _GPU_CHUNK  # the aligned form's buffers are not sized yet
+        chunk = self.edge_chunk or GPU_EDGE_CHUNK  # the aligned form's buffers are not sized yet
         for start in range(0, edge_vectors.shape[0], chunk):
             sl = slice(start, start + chunk)
             wigner = edge_frame_wigner(unit[sl], self.frame_degrees, turns)
