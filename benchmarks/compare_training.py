@@ -190,12 +190,12 @@ CONTENDERS: dict[str, tuple[str, Callable[..., Contender]]] = {
 }
 
 
-def evaluate(c: Contender, model: torch.nn.Module, args: argparse.Namespace) -> dict:
-    """Validation loss and RMSEs (E meV/atom, F meV/A) of ``model``, in batches of 10."""
+def evaluate(c: Contender, model: torch.nn.Module, args: argparse.Namespace, energy_weight: float) -> dict:
+    """Validation loss (with ``energy_weight``) and RMSEs (E meV/atom, F meV/A) of ``model``, in batches of 10."""
     de, df, loss, graphs = [], [], 0.0, 0
     for s in range(0, len(c.valid), 10):
         e, f, e_ref, f_ref, n = c.run(model, c.valid[s : s + 10], training=False)
-        loss += float(loss_fn(e, f, e_ref, f_ref, n, args.energy_weight, args.forces_weight).detach()) * len(n)
+        loss += float(loss_fn(e, f, e_ref, f_ref, n, energy_weight, args.forces_weight).detach()) * len(n)
         graphs += len(n)
         de.append(((e - e_ref) / n).detach().numpy())
         df.append((f - f_ref).detach().numpy().reshape(-1))
@@ -209,14 +209,20 @@ def train(name: str, c: Contender, args: argparse.Namespace, record: Callable[[l
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.8, patience=args.scheduler_patience)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay))
     rows: list[dict] = []
+    stage_two = args.stage_two_start if args.stage_two_start is not None else args.epochs
     for epoch in range(1, args.epochs + 1):
         model.train()
+        two = epoch > stage_two  # MACE's stage two: energy weight up, learning rate down, plateau schedule off
+        if two:
+            for group in optimizer.param_groups:
+                group["lr"] = args.stage_two_lr
+        energy_weight = args.stage_two_energy_weight if two else args.energy_weight
         order = torch.randperm(len(c.train), generator=torch.Generator().manual_seed(args.seed * 100003 + epoch))
         started, running, steps = time.perf_counter(), 0.0, 0
         for s in range(0, len(order), args.batch_size):
             optimizer.zero_grad(set_to_none=True)
             e, f, e_ref, f_ref, n = c.run(model, [c.train[i] for i in order[s : s + args.batch_size]], training=True)
-            loss = loss_fn(e, f, e_ref, f_ref, n, args.energy_weight, args.forces_weight)
+            loss = loss_fn(e, f, e_ref, f_ref, n, energy_weight, args.forces_weight)
             loss.backward()
             optimizer.step()
             ema.update_parameters(model)
@@ -224,8 +230,9 @@ def train(name: str, c: Contender, args: argparse.Namespace, record: Callable[[l
         train_s = time.perf_counter() - started
         ema.module.eval()
         started = time.perf_counter()
-        errors = evaluate(c, ema.module, args)
-        scheduler.step(errors["valid_loss"])
+        errors = evaluate(c, ema.module, args, energy_weight)
+        if not two:
+            scheduler.step(errors["valid_loss"])
         rows.append({"epoch": epoch, "train_loss": running / steps, **errors, "lr": optimizer.param_groups[0]["lr"],
                      "train_seconds": train_s, "eval_seconds": time.perf_counter() - started})  # fmt: skip
         print(f"{name} epoch {epoch}: E {errors['rmse_e_meV_per_atom']:.2f} meV/atom, F {errors['rmse_f_meV_per_A']:.2f}"
@@ -296,6 +303,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scheduler_patience", type=int, default=5)
     parser.add_argument("--energy_weight", type=float, default=1.0)
     parser.add_argument("--forces_weight", type=float, default=100.0)
+    parser.add_argument(
+        "--stage_two_start",
+        type=int,
+        default=None,
+        help="after this many epochs, MACE's stage two for both models: energy weight --stage_two_energy_weight, "
+        "learning rate --stage_two_lr, no plateau schedule (mace-torch's --swa --start_swa; off by default)",
+    )
+    parser.add_argument("--stage_two_energy_weight", type=float, default=1000.0)
+    parser.add_argument("--stage_two_lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--name", default="compare_training", help="stem of the JSON and PNG written")

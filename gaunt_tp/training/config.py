@@ -45,6 +45,13 @@ class TrainConfig:
     optimizer: str = "adam"
     energy_weight: float = 1.0
     forces_weight: float = 100.0
+    # MACE's stage two (formerly "SWA"): after start_swa epochs (default 3/4 of max_num_epochs), train with
+    # these loss weights at learning rate swa_lr, without the plateau schedule
+    swa: bool = False
+    start_swa: int | None = None
+    swa_lr: float = 1e-3
+    swa_energy_weight: float = 1000.0
+    swa_forces_weight: float = 100.0
     scheduler_patience: int = 50
     lr_factor: float = 0.8
     ema: bool = True
@@ -69,6 +76,19 @@ class TrainConfig:
         for name in ("batch_size", "valid_batch_size", "max_num_epochs", "eval_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.swa and self.start_swa is not None and not 0 <= self.start_swa < self.max_num_epochs:
+            raise ValueError(
+                f"start_swa must be in 0..max_num_epochs-1={self.max_num_epochs - 1} "
+                f"(stage two starts after that many epochs), got {self.start_swa}"
+            )
+
+    @property
+    def stage_two_after(self) -> int | None:
+        """The number of epochs after which stage two starts (None without ``swa``); MACE's default
+        ``max(1, max_num_epochs // 4 * 3)``."""
+        if not self.swa:
+            return None
+        return self.start_swa if self.start_swa is not None else max(1, self.max_num_epochs // 4 * 3)
 
     @property
     def run_dir(self) -> Path:
@@ -84,15 +104,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="YAML file with any of the options below; flags given here override it")
     for f in dataclasses.fields(TrainConfig):
         kind = f.type if isinstance(f.type, str) else f.type.__name__
+        names = [f"--{f.name}"] + ([f"--{_ALIASES[f.name]}"] if f.name in _ALIASES else [])
         if "bool" in kind:
-            parser.add_argument(f"--{f.name}", type=_boolean, nargs="?", const=True, default=None)
+            parser.add_argument(*names, dest=f.name, type=_boolean, nargs="?", const=True, default=None)
         elif "int" in kind and "float" not in kind:
-            parser.add_argument(f"--{f.name}", type=int, default=None)
+            parser.add_argument(*names, dest=f.name, type=int, default=None)
         elif "float" in kind:
-            parser.add_argument(f"--{f.name}", type=float, default=None)
+            parser.add_argument(*names, dest=f.name, type=float, default=None)
         else:
-            parser.add_argument(f"--{f.name}", type=str, default=None)
+            parser.add_argument(*names, dest=f.name, type=str, default=None)
     return parser
+
+
+# second flag names, as in MACE's command line (which renamed "SWA" to "stage two")
+_ALIASES = {
+    "swa": "stage_two",
+    "start_swa": "start_stage_two",
+    "swa_lr": "stage_two_lr",
+    "swa_energy_weight": "stage_two_energy_weight",
+    "swa_forces_weight": "stage_two_forces_weight",
+}
 
 
 def _boolean(text: str) -> bool:

@@ -64,15 +64,14 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def evaluate(model: torch.nn.Module, batches: list[GraphBatch], config: TrainConfig) -> tuple[float, dict]:
-    """Mean loss and the error table of ``model`` on ``batches`` (forces by autograd, no graph kept)."""
+def evaluate(model: torch.nn.Module, batches: list[GraphBatch], weights: tuple[float, float]) -> tuple[float, dict]:
+    """Mean loss (``weights`` = energy and force weights) and the error table of ``model`` on ``batches``
+    (forces by autograd, no graph kept)."""
     acc, total, count = ErrorAccumulator(), 0.0, 0
     for batch in batches:
         with torch.enable_grad():
             out = model(batch, compute_forces=True)
-        total += (
-            float(weighted_loss(batch, out, config.energy_weight, config.forces_weight).detach()) * batch.num_graphs
-        )
+        total += float(weighted_loss(batch, out, *weights).detach()) * batch.num_graphs
         count += batch.num_graphs
         acc.add(batch, out)
     return total / max(count, 1), acc.table()
@@ -151,15 +150,27 @@ def run_training(config: TrainConfig) -> dict:
     from tqdm import tqdm
 
     started = time.monotonic()
+    stage_two_after = config.stage_two_after
     for epoch in range(start, config.max_num_epochs + 1):
         model.train()
+        stage_two = stage_two_after is not None and epoch > stage_two_after
+        weights = (config.energy_weight, config.forces_weight)
+        if stage_two:
+            weights = (config.swa_energy_weight, config.swa_forces_weight)
+            for group in optimizer.param_groups:
+                group["lr"] = config.swa_lr
+            if epoch == stage_two_after + 1:
+                best = math.inf  # the best model is chosen again under the stage-two loss, as in MACE
+                if rank == 0:
+                    log.info("stage two from epoch %d: energy weight %g, forces weight %g, lr %g", epoch, *weights,
+                             config.swa_lr)  # fmt: skip
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)  # same order after a restart
         batches = _batches(train_g, config.batch_size, generator, rank=rank, world=world)
         running = 0.0
         for batch in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None if rank == 0 else True):
             optimizer.zero_grad(set_to_none=True)
             out = trained(batch, compute_forces=True, training=True)
-            loss = weighted_loss(batch, out, config.energy_weight, config.forces_weight)
+            loss = weighted_loss(batch, out, *weights)
             loss.backward()
             optimizer.step()
             if ema is not None:
@@ -175,8 +186,9 @@ def run_training(config: TrainConfig) -> dict:
         if epoch % config.eval_interval and epoch != config.max_num_epochs and not out_of_time:
             continue
         evaluated = ema.module if ema is not None else model
-        valid_loss, errors = evaluate(evaluated, valid_batches, config)
-        scheduler.step(valid_loss)
+        valid_loss, errors = evaluate(evaluated, valid_batches, weights)
+        if not stage_two:
+            scheduler.step(valid_loss)
         row = {
             "epoch": epoch,
             "train_loss": running / len(batches),
@@ -225,7 +237,7 @@ def run_training(config: TrainConfig) -> dict:
     tables = {}
     for split, graphs in (("train", train_g), ("valid", valid_g), ("test", test_g)):
         if graphs:
-            tables[split] = evaluate(best_model, _batches(graphs, config.valid_batch_size), config)[1]
+            tables[split] = evaluate(best_model, _batches(graphs, config.valid_batch_size), (1.0, 1.0))[1]  # table only
     _write_json(run_dir / "errors.json", tables)
     log.info("final errors (best model):\n%s", format_tables(tables))
     if config.plots:

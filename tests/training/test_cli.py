@@ -1,3 +1,5 @@
+import csv
+
 import ase.io
 import numpy as np
 import pytest
@@ -42,10 +44,11 @@ def test_train_writes_the_run_and_the_calculator_passes_ase_checks(tmp_path, dat
     np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-4), atol=1e-6)
 
 
-def test_restart_latest_gives_the_same_weights(tmp_path, data):
-    straight = train(tmp_path, data, "straight", "--max_num_epochs", "3")
-    resumed = train(tmp_path, data, "resumed", "--max_num_epochs", "2")  # "killed" after epoch 2
-    train(tmp_path, data, "resumed", "--max_num_epochs", "3", "--restart_latest")
+@pytest.mark.parametrize("stage_two", [[], ["--stage_two", "--start_stage_two", "1"]], ids=["plain", "stage_two"])
+def test_restart_latest_gives_the_same_weights(tmp_path, data, stage_two):
+    straight = train(tmp_path, data, "straight", "--max_num_epochs", "3", *stage_two)
+    resumed = train(tmp_path, data, "resumed", "--max_num_epochs", "2", *stage_two)  # "killed" after epoch 2
+    train(tmp_path, data, "resumed", "--max_num_epochs", "3", "--restart_latest", *stage_two)
     a = load_checkpoint(latest_checkpoint(straight / "checkpoints"))
     b = load_checkpoint(latest_checkpoint(resumed / "checkpoints"))
     assert a["epoch"] == b["epoch"] == 3
@@ -69,6 +72,23 @@ def test_corrupted_checkpoint_is_a_clear_error_and_the_previous_survives(tmp_pat
         train(tmp_path, data, "crash", "--max_num_epochs", "3", "--restart_latest")
     previous = sorted((run / "checkpoints").glob("epoch-*.pt"))[0]
     assert previous != latest and load_checkpoint(previous)["epoch"] == 1
+
+
+def test_stage_two_switches_loss_weights_and_learning_rate(tmp_path, data):
+    """MACE's stage two: after ``start_swa`` epochs the loss has the stage-two weights and the learning rate is
+    ``swa_lr``; the validation loss logged is the weighted sum of the logged squared errors."""
+    run = train(tmp_path, data, "two", "--max_num_epochs", "3", "--swa", "--start_swa", "1", "--swa_lr", "0.002",
+                "--swa_energy_weight", "500", "--swa_forces_weight", "20")  # fmt: skip
+    with (run / "metrics.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["lr"]) for r in rows] == [0.01, 0.002, 0.002]
+    for row, (w_e, w_f) in zip(rows, [(1.0, 100.0), (500.0, 20.0), (500.0, 20.0)]):
+        e, f = float(row["rmse_e_meV_per_atom"]) / 1e3, float(row["rmse_f_meV_per_A"]) / 1e3
+        assert float(row["valid_loss"]) == pytest.approx(w_e * e**2 + w_f * f**2, rel=1e-9)
+    default = config_from_args(["--train_file", "a.xyz", "--stage_two", "--max_num_epochs", "12"])
+    assert (default.stage_two_after, config_from_args(["--train_file", "a.xyz"]).stage_two_after) == (9, None)
+    with pytest.raises(ValueError, match="start_swa must be in 0..max_num_epochs-1=3"):
+        config_from_args(["--train_file", "a.xyz", "--swa", "--start_swa", "4", "--max_num_epochs", "4"])
 
 
 def test_yaml_config_and_flags(tmp_path):
