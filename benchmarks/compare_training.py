@@ -191,7 +191,8 @@ CONTENDERS: dict[str, tuple[str, Callable[..., Contender]]] = {
 
 
 def evaluate(c: Contender, model: torch.nn.Module, args: argparse.Namespace, energy_weight: float) -> dict:
-    """Validation loss (with ``energy_weight``) and RMSEs (E meV/atom, F meV/A) of ``model``, in batches of 10."""
+    """Validation loss (with ``energy_weight``), RMSEs (E meV/atom, F meV/A) and mean energy error (its constant
+    part, meV/atom) of ``model``, in batches of 10."""
     de, df, loss, graphs = [], [], 0.0, 0
     for s in range(0, len(c.valid), 10):
         e, f, e_ref, f_ref, n = c.run(model, c.valid[s : s + 10], training=False)
@@ -200,7 +201,8 @@ def evaluate(c: Contender, model: torch.nn.Module, args: argparse.Namespace, ene
         de.append(((e - e_ref) / n).detach().numpy())
         df.append((f - f_ref).detach().numpy().reshape(-1))
     rms = lambda x: float(np.sqrt(np.mean(np.concatenate(x) ** 2)) * 1e3)  # noqa: E731
-    return {"valid_loss": loss / graphs, "rmse_e_meV_per_atom": rms(de), "rmse_f_meV_per_A": rms(df)}
+    return {"valid_loss": loss / graphs, "rmse_e_meV_per_atom": rms(de), "rmse_f_meV_per_A": rms(df),
+            "mean_e_meV_per_atom": float(np.mean(np.concatenate(de)) * 1e3)}  # fmt: skip
 
 
 def train(name: str, c: Contender, args: argparse.Namespace, record: Callable[[list[dict]], None]) -> None:

@@ -47,10 +47,10 @@ def cached(cache: dict | None, key: tuple, make: Callable[[], Any]) -> Any:
 
 
 def _csr(index: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Edges grouped by ``index``: ``ptr [size + 1]`` and the edge ids in order."""
-    order = torch.argsort(index, stable=True)
-    ptr = torch.zeros(size + 1, dtype=torch.int64)
-    ptr[1:] = torch.cumsum(torch.bincount(index, minlength=size), 0)
+    """Edges grouped by ``index`` (int64, contiguous): ``ptr [size + 1]`` and the edge ids in order (stable)."""
+    ptr, order = torch.empty(size + 1, dtype=torch.int64), torch.empty_like(index)
+    if native_library().edge_groups(ptr.data_ptr(), order.data_ptr(), index.data_ptr(), index.numel(), size):
+        raise ValueError(f"edge indices must lie in 0..{size - 1}")
     return ptr, order
 
 

@@ -181,11 +181,11 @@ class GauntConvolution(nn.Module):
         self.radial_inputs = len(self.irreps_node) if radial_per_input else 1
         # Node irreps of degree 0 need no grid in the C kernels (conv_kernel.scalar_sums): a class of scalars
         # only, or with radial_per_input each scalar irrep (its own radial group). Per node class: the scalar
-        # pieces (offset in the class vector, radial group) and the grid pieces (index in the class, radial
-        # group); with radial_per_input the grid pieces' groups as a slice (a view) where consecutive.
+        # pieces (offset in the class vector, radial group) and the grid pieces (index in the class) with, for
+        # radial_per_input, their radial groups.
         self.scalar_pieces: list[list[tuple[int, int]]] = []
         self.grid_pieces: list[list[int]] = []
-        self.grid_groups: list[slice | list[int]] = []
+        self.grid_groups: list[list[int]] = []
         self.piece_slices: list[list[slice]] = []  # per node class, each irrep's entries in the class vector
         for cls in self.desc.classes1:
             offsets = [sum(2 * l + 1 for l in cls.ls[:k]) for k in range(len(cls.ls))]
@@ -196,9 +196,7 @@ class GauntConvolution(nn.Module):
                 scalar = list(range(len(cls.ls))) if cls.lmax == 0 else []
             self.scalar_pieces.append([(offsets[k], cls.irrep_indices[k] if radial_per_input else 0) for k in scalar])
             self.grid_pieces.append([k for k in range(len(cls.ls)) if k not in scalar])
-            idx = [cls.irrep_indices[k] for k in self.grid_pieces[-1]]
-            consecutive = bool(idx) and idx == list(range(idx[0], idx[0] + len(idx)))
-            self.grid_groups.append(slice(idx[0], idx[-1] + 1) if consecutive else idx)
+            self.grid_groups.append([cls.irrep_indices[k] for k in self.grid_pieces[-1]])
         self.weight_numel = self.radial_inputs * len(self.sh_degrees) * self.channels
         self.edge_chunk = edge_chunk
         self.use_kernel = native_error() is None
@@ -338,7 +336,9 @@ class GauntConvolution(nn.Module):
                 key,
                 lambda: _zonal_values(safe_unit_vectors(edge_vectors)[0], t["points_padded"], self.sh_degrees),
             )
-            weights = radial_weights.view(-1, len(self.sh_degrees), self.radial_inputs, c)  # [rows, n_l2, groups, C]
+            # per radial group [rows, n_l2, C]; unbind's backward writes the groups' gradients into one new
+            # tensor, where selecting them one by one would add up zero-filled copies of the whole
+            groups = radial_weights.view(-1, len(self.sh_degrees), self.radial_inputs, c).unbind(2)
             padded: list[torch.Tensor | None] = [None] * len(desc.classes_out)  # [N, C, P'] on the grid
             direct: list[torch.Tensor | None] = [None] * len(desc.classes_out)  # [N, n, C] coefficients
             for i, io in self.routes:
@@ -347,10 +347,10 @@ class GauntConvolution(nn.Module):
                     key += (desc.classes_out[io].ls, node_features.dtype)
                     harm = cached(edge_cache, key, lambda: zonal.flatten(1) @ t[f"h{io}"])  # [E, n]
                     if self.radial_per_input:
-                        items = [(classes[i][..., off], weights[:, :, g]) for off, g in self.scalar_pieces[i]]
+                        items = [(classes[i][..., off], groups[g]) for off, g in self.scalar_pieces[i]]
                     else:
                         scalars = [classes[i][..., off] for off, _ in self.scalar_pieces[i]]
-                        items = [(scalars[0] if len(scalars) == 1 else torch.stack(scalars).sum(0), weights[:, :, 0])]
+                        items = [(scalars[0] if len(scalars) == 1 else torch.stack(scalars).sum(0), groups[0])]
                     for x0, w0 in items:
                         part = scalar_sums(
                             x0, w0, harm, self.scalar_degree[io], sender, receiver, radial_index, groupings=edge_cache
@@ -361,16 +361,15 @@ class GauntConvolution(nn.Module):
                 if self.radial_per_input:  # each node irrep its own group of channels: [N, k C, P'], [rows, n_l2, k C]
                     pieces = self._pieces(classes[i], i, t[f"a{i}_padded"], self.grid_pieces[i])
                     values = torch.stack(pieces, dim=1).flatten(1, 2) if len(pieces) > 1 else pieces[0]
-                    rows = weights[:, :, self.grid_groups[i]]
-                    part = convolution_sums(
-                        values, rows.flatten(2), zonal, sender, receiver, radial_index, groupings=edge_cache
-                    )
+                    rows = [groups[g] for g in self.grid_groups[i]]
+                    rows = torch.cat(rows, dim=2) if len(rows) > 1 else rows[0]  # [rows, n_l2, k C]
+                    part = convolution_sums(values, rows, zonal, sender, receiver, radial_index, groupings=edge_cache)
                     if len(pieces) > 1:
                         part = part.view(n, len(pieces), c, -1).sum(1)
                 else:
                     values = classes[i] @ t[f"a{i}_padded"]
                     part = convolution_sums(
-                        values, weights.flatten(2), zonal, sender, receiver, radial_index, groupings=edge_cache
+                        values, groups[0], zonal, sender, receiver, radial_index, groupings=edge_cache
                     )
                 padded[io] = part if padded[io] is None else padded[io] + part
             out = []

@@ -47,6 +47,8 @@ _SIGNATURES = {
     # quad_zonal(out, A, ia, B, ib, R, ir, E, C, L, P, threads)
     **{f"quad_{kind}_{t}": [_PTR] * 8 + [_I64] * 4 + [_INT] for kind in ("node", "radial") for t in ("f32", "f64")},
     **{f"quad_zonal_{t}": [_PTR] * 7 + [_I64] * 4 + [_INT] for t in ("f32", "f64")},
+    # and edge_groups(ptr, order, index, n, size) -> 0, or -1 for an index out of range
+    "edge_groups": [_PTR] * 3 + [_I64] * 2,
     # conv_scalar.c: scal_node(out, B, ib, ptr, edges, R, ir, Y, deg, nodes, C, L, D, threads), scal_sender
     # (the same with A, ia), scal_radial(out, A, ia, B, ib, Y, deg, ptr, edges, rows, C, L, D, threads),
     # scal_harm(out, A, ia, B, ib, R, ir, deg, E, C, L, D, threads)

@@ -71,6 +71,21 @@ def test_scalar_sums_and_derivatives(shared):
         scalar_sums(x[:, :4], r, y, deg, sender, receiver, rows)
 
 
+def test_edge_groups_match_a_stable_sort():
+    gen = torch.Generator().manual_seed(3)
+    index = torch.randint(0, 7, (40,), generator=gen)
+    index[index == 4] = 5  # an empty group inside, and (with size 9) two empty ones at the end
+    ptr, order = conv_kernel._csr(index, 9)
+    assert torch.equal(order, torch.argsort(index, stable=True))
+    assert torch.equal(
+        ptr, torch.cat([torch.zeros(1, dtype=torch.int64), torch.bincount(index, minlength=9).cumsum(0)])
+    )
+    for bad in (9, -1):
+        index[7] = bad
+        with pytest.raises(ValueError, match="edge indices must lie in 0..8"):
+            conv_kernel._csr(index, 9)
+
+
 def test_points_must_be_padded():
     x, r, z = torch.randn(2, 1, 10), torch.randn(3, 4, 1), torch.randn(3, 4, 10)
     index = torch.zeros(3, dtype=torch.long)

@@ -167,3 +167,19 @@ void quad_zonal_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, cons
 
 DEFINE_QUAD(f32, float)
 DEFINE_QUAD(f64, double)
+
+/* The edges grouped by index (a stable counting sort): ptr[size + 1] (ptr[0] = 0) and order[n], the edges
+ * with index i being order[ptr[i]..ptr[i + 1]) in their original order. Returns 0, or -1 when an index is
+ * outside 0..size-1 (then ptr and order are unspecified). */
+int edge_groups(int64_t *ptr, int64_t *order, const int64_t *index, int64_t n, int64_t size) {
+    for (int64_t i = 0; i <= size; i++) ptr[i] = 0;
+    for (int64_t e = 0; e < n; e++) {
+        if (index[e] < 0 || index[e] >= size) return -1;
+        ptr[index[e] + 1]++;
+    }
+    for (int64_t i = 0; i < size; i++) ptr[i + 1] += ptr[i];
+    for (int64_t e = 0; e < n; e++) order[ptr[index[e]]++] = e; /* ptr[i] now ends group i ... */
+    for (int64_t i = size; i > 0; i--) ptr[i] = ptr[i - 1];     /* ... shifted back by one place */
+    ptr[0] = 0;
+    return 0;
+}
