@@ -296,7 +296,10 @@ def main(argv: list[str] | None = None) -> None:
         "gaunt-odd: a third-order term through parity-odd intermediate degrees added to each block (a diagnostic)",
     )
     parser.add_argument("--limit", type=int, default=None, help="use only the first LIMIT configurations")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1, help="draws the split, the initial weights and the order")
+    parser.add_argument(
+        "--init_seed", type=int, default=None, help="another seed for the initial weights only (default: --seed)"
+    )
     parser.add_argument("--valid_fraction", type=float, default=0.1)
     parser.add_argument("--batch_size", type=int, default=5)
     parser.add_argument("--lr", type=float, default=0.01)
@@ -346,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(train_cfg)} train / {len(valid_cfg)} valid; shift {shift:.5g} eV, scale {scale:.5g} eV/A, "
           f"avg neighbours {avg:.4g}", flush=True)  # fmt: skip
     for name in args.models:
-        torch.manual_seed(args.seed)
+        torch.manual_seed(args.seed if args.init_seed is None else args.init_seed)
         contender = CONTENDERS[name][1](train_cfg, valid_cfg, stats)
         params = sum(p.numel() for p in contender.model.parameters())
         report["models"][name] = {"parameters": params, "epochs": []}

@@ -338,7 +338,9 @@ class GauntConvolution(nn.Module):
             )
             # per radial group [rows, n_l2, C]; unbind's backward writes the groups' gradients into one new
             # tensor, where selecting them one by one would add up zero-filled copies of the whole
-            groups = radial_weights.view(-1, len(self.sh_degrees), self.radial_inputs, c).unbind(2)
+            groups = (radial_weights.view(-1, len(self.sh_degrees), c),)  # a view: no copy in the backward
+            if self.radial_inputs > 1:
+                groups = radial_weights.view(-1, len(self.sh_degrees), self.radial_inputs, c).unbind(2)
             padded: list[torch.Tensor | None] = [None] * len(desc.classes_out)  # [N, C, P'] on the grid
             direct: list[torch.Tensor | None] = [None] * len(desc.classes_out)  # [N, n, C] coefficients
             for i, io in self.routes:
