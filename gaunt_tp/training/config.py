@@ -105,14 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(TrainConfig):
         kind = f.type if isinstance(f.type, str) else f.type.__name__
         names = [f"--{f.name}"] + ([f"--{_ALIASES[f.name]}"] if f.name in _ALIASES else [])
+        shown = "required" if f.default is dataclasses.MISSING else f"default {f.default}"
+        common = {"dest": f.name, "default": None, "help": shown}  # None: not given here (YAML or default)
         if "bool" in kind:
-            parser.add_argument(*names, dest=f.name, type=_boolean, nargs="?", const=True, default=None)
+            parser.add_argument(*names, type=_boolean, nargs="?", const=True, **common)
         elif "int" in kind and "float" not in kind:
-            parser.add_argument(*names, dest=f.name, type=int, default=None)
+            parser.add_argument(*names, type=int, **common)
         elif "float" in kind:
-            parser.add_argument(*names, dest=f.name, type=float, default=None)
+            parser.add_argument(*names, type=float, **common)
         else:
-            parser.add_argument(*names, dest=f.name, type=str, default=None)
+            parser.add_argument(*names, type=str, **common)
     return parser
 
 

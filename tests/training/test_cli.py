@@ -9,7 +9,7 @@ from ase.calculators.fd import calculate_numerical_forces
 from gaunt_tp.calculator import GauntCalculator
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.cli import main
-from gaunt_tp.training.config import config_from_args
+from gaunt_tp.training.config import build_parser, config_from_args
 
 SMALL = ["--num_channels", "4", "--max_L", "1", "--max_ell", "2", "--r_max", "4.0", "--batch_size", "4",
          "--num_radial_basis", "4", "--E0s", "average", "--plots", "false"]  # fmt: skip
@@ -89,6 +89,10 @@ def test_stage_two_switches_loss_weights_and_learning_rate(tmp_path, data):
     assert (default.stage_two_after, config_from_args(["--train_file", "a.xyz"]).stage_two_after) == (9, None)
     with pytest.raises(ValueError, match="start_swa must be in 0..max_num_epochs-1=3"):
         config_from_args(["--train_file", "a.xyz", "--swa", "--start_swa", "4", "--max_num_epochs", "4"])
+    help_text = " ".join(build_parser().format_help().split())
+    assert (
+        "--swa_energy_weight SWA_ENERGY_WEIGHT, --stage_two_energy_weight SWA_ENERGY_WEIGHT default 1000.0" in help_text
+    )
 
 
 def test_yaml_config_and_flags(tmp_path):
