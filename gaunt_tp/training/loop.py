@@ -243,7 +243,7 @@ def run_training(config: TrainConfig) -> dict:
     if config.plots:
         from gaunt_tp.training.plots import learning_curve, parity_plots
 
-        learning_curve(history_path, run_dir / "learning_curve.png")
+        learning_curve(history_path, run_dir / "learning_curve.png", config.stage_two_after)
         splits = {k: v for k, v in (("train", train_g), ("valid", valid_g), ("test", test_g)) if v}
         parity_plots(best_model, splits, run_dir / "parity.png", batch_size=config.valid_batch_size)
     return tables

@@ -19,8 +19,9 @@ def _pyplot():
     return plt
 
 
-def learning_curve(history_csv: Path, out: Path) -> None:
-    """Training and validation loss and validation RMSEs against the epoch."""
+def learning_curve(history_csv: Path, out: Path, stage_two_after: int | None = None) -> None:
+    """Training and validation loss and validation RMSEs against the epoch; a dashed line where stage two
+    starts (after ``stage_two_after`` epochs), where the loss changes its weights."""
     rows = list(csv.DictReader(history_csv.open()))
     if not rows:
         return
@@ -30,10 +31,13 @@ def learning_curve(history_csv: Path, out: Path) -> None:
     axes[0].semilogy(epochs, [float(r["train_loss"]) for r in rows], label="train loss")
     axes[0].semilogy(epochs, [float(r["valid_loss"]) for r in rows], label="valid loss")
     axes[0].set_xlabel("epoch")
-    axes[0].legend()
     axes[1].semilogy(epochs, [float(r["rmse_e_meV_per_atom"]) for r in rows], label="RMSE E (meV/atom)")
     axes[1].semilogy(epochs, [float(r["rmse_f_meV_per_A"]) for r in rows], label="RMSE F (meV/A)")
     axes[1].set_xlabel("epoch")
+    if stage_two_after is not None:
+        for ax in axes:
+            ax.axvline(stage_two_after + 0.5, color="grey", linestyle="--", linewidth=1, label="stage two")
+    axes[0].legend()
     axes[1].legend()
     fig.tight_layout()
     fig.savefig(out, dpi=110)

@@ -78,7 +78,8 @@ def test_stage_two_switches_loss_weights_and_learning_rate(tmp_path, data):
     """MACE's stage two: after ``start_swa`` epochs the loss has the stage-two weights and the learning rate is
     ``swa_lr``; the validation loss logged is the weighted sum of the logged squared errors."""
     run = train(tmp_path, data, "two", "--max_num_epochs", "3", "--swa", "--start_swa", "1", "--swa_lr", "0.002",
-                "--swa_energy_weight", "500", "--swa_forces_weight", "20")  # fmt: skip
+                "--swa_energy_weight", "500", "--swa_forces_weight", "20", "--plots", "true")  # fmt: skip
+    assert (run / "learning_curve.png").is_file()  # with the start of stage two marked
     with (run / "metrics.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [float(r["lr"]) for r in rows] == [0.01, 0.002, 0.002]
