@@ -144,7 +144,8 @@ def _graph(
 ) -> dict:
     """What the kernels of one sum share: sizes, the edges' indices, the edges' groupings (made when first needed).
 
-    Checks the sizes the C kernels trust (index ranges are the caller's: the module checks them)."""
+    Checks the sizes the C kernels trust; an index out of range is an error when the edges are grouped by it
+    (:func:`_csr`), and the module checks all of them before."""
     rows, degrees, radial_channels = radial.shape
     if radial_channels != channels or sender.shape != (edges,) or receiver.shape != (edges,):
         raise ValueError(

@@ -34,7 +34,7 @@ def learning_curve(history_csv: Path, out: Path, stage_two_after: int | None = N
     axes[1].semilogy(epochs, [float(r["rmse_e_meV_per_atom"]) for r in rows], label="RMSE E (meV/atom)")
     axes[1].semilogy(epochs, [float(r["rmse_f_meV_per_A"]) for r in rows], label="RMSE F (meV/A)")
     axes[1].set_xlabel("epoch")
-    if stage_two_after is not None:
+    if stage_two_after is not None and stage_two_after < epochs[-1]:  # not for a run stopped before it
         for ax in axes:
             ax.axvline(stage_two_after + 0.5, color="grey", linestyle="--", linewidth=1, label="stage two")
     axes[0].legend()
