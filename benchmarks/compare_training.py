@@ -36,6 +36,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conv_variants import EdgeProjections  # noqa: E402
 from many_body_variants import AllPaths, Intermediate, MaceProduct, OddIntermediates  # noqa: E402
 from report import write_json  # noqa: E402
 
@@ -118,6 +119,17 @@ def basis_weighted(block: torch.nn.Module) -> SymmetricContraction:
                                 num_elements=block.num_elements, weights_on="basis")  # fmt: skip
 
 
+def edge_projected(contender: Contender, stats: dict) -> Contender:
+    """The contender with the projection term of ``conv_variants.EdgeProjections`` in each layer whose node
+    features have irreps of degree >= 1 (a diagnostic)."""
+    for i, layer in enumerate(contender.model.layers):
+        if any(ir.l > 0 and ir.p == (-1) ** ir.l for _, ir in layer.conv.irreps_node):
+            contender.model.layers[i] = EdgeProjections(
+                layer, stats["avg_num_neighbors"], SIZE["num_radial_basis"], SIZE["radial_mlp"]
+            )
+    return contender
+
+
 def mace_contender(train: list[Configuration], valid: list[Configuration], stats: dict) -> Contender:
     from e3nn import o3
     from mace import data, modules, tools
@@ -168,6 +180,14 @@ CONTENDERS: dict[str, tuple[str, Callable[..., Contender]]] = {
     "gaunt-sym-cg": (
         "GauntMACE, symmetric, CG convolution",
         lambda *a: gaunt_contender(*a, product_blocks="symmetric", conv_blocks="e3nn"),
+    ),
+    "gaunt-sym-proj": (
+        "GauntMACE, symmetric, edge projections",
+        lambda *a: edge_projected(gaunt_contender(*a, product_blocks="symmetric"), a[2]),
+    ),
+    "gaunt-sym-rpi-proj": (
+        "GauntMACE, symmetric + rpi, edge projections",
+        lambda *a: edge_projected(gaunt_contender(*a, product_blocks="symmetric", radial_per_input=True), a[2]),
     ),
     "gaunt-rpi-k4": (
         "GauntMACE, radial per input, 4 products",
@@ -289,7 +309,8 @@ def main(argv: list[str] | None = None) -> None:
         "-k4: four products summed in each many-body block (num_products=4); "
         "gaunt-sym: gaunt-tp's SymmetricContraction (MACE's many-body function space) as the many-body block "
         "(-basis: its basis weights instead of MACE's chain weights; -rpi: with radial_per_input; "
-        "-cg: with MACE's CG convolution); "
+        "-cg: with MACE's CG convolution; -proj: with each node irrep's projection on the edge sent on as a scalar, "
+        "conv_variants.py, a diagnostic); "
         "gaunt-all: a free combination of every Gaunt coupling path in the many-body block (a diagnostic); "
         "gaunt-maceprod: mace-torch's symmetric contraction in place of the Gaunt many-body block (a diagnostic); "
         "gaunt-inter: the third body order's pair product weighted per intermediate degree (a diagnostic); "
