@@ -15,32 +15,38 @@ __all__ = ["main"]
 
 
 def _eval(argv: list[str]) -> int:
+    from types import SimpleNamespace
+
     import ase.io
     import numpy as np
     import torch
+    from ase.stress import voigt_6_to_full_3x3_stress
 
     from gaunt_tp.calculator import GauntCalculator
     from gaunt_tp.data import KeySpec, read_configurations
     from gaunt_tp.training.loop import format_tables
     from gaunt_tp.training.metrics import ErrorAccumulator
 
-    parser = argparse.ArgumentParser(prog="gaunt-tp eval", description="Predict energies and forces into extxyz.")
+    parser = argparse.ArgumentParser(
+        prog="gaunt-tp eval", description="Predict energies, forces and (periodic cells) stress into extxyz."
+    )
     parser.add_argument("--configs", required=True, help="structures to evaluate (extxyz or any ASE format)")
     parser.add_argument("--model", required=True, help="a .model file written by gaunt-tp train")
     parser.add_argument(
-        "--output", required=True, help="extxyz to write, with the predictions as <prefix>energy/forces"
+        "--output", required=True, help="extxyz to write, with the predictions as <prefix>energy/forces/stress"
     )
     parser.add_argument("--prefix", default="gaunt_")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--default_dtype", default="float64")
     parser.add_argument("--energy_key", default="REF_energy")
     parser.add_argument("--forces_key", default="REF_forces")
+    parser.add_argument("--stress_key", default="REF_stress")
     args = parser.parse_args(argv)
     calc = GauntCalculator(args.model, device=args.device, default_dtype=args.default_dtype)
     frames = ase.io.read(args.configs, index=":")
     refs = read_configurations(
         args.configs,
-        keys=KeySpec(energy_key=args.energy_key, forces_key=args.forces_key),
+        keys=KeySpec(energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key),
         require_energy=False,
         require_forces=False,
     )
@@ -48,20 +54,24 @@ def _eval(argv: list[str]) -> int:
     for atoms, ref in zip(frames, refs):
         atoms.calc = calc
         energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        predicted = {"energy": torch.tensor([energy]), "forces": torch.tensor(forces)}
+        if atoms.pbc.all():  # the calculator gives a stress for periodic cells: written as a 3x3 matrix
+            stress = voigt_6_to_full_3x3_stress(atoms.get_stress())
+            atoms.info[f"{args.prefix}stress"] = stress
+            predicted["stress"] = torch.tensor(stress)[None]
         atoms.calc = None
         atoms.info[f"{args.prefix}energy"] = energy
         atoms.arrays[f"{args.prefix}forces"] = forces
-        if ref.energy is not None or ref.forces is not None:
-            from types import SimpleNamespace
-
+        if ref.energy is not None or ref.forces is not None or ref.stress is not None:
             n = ref.num_atoms
             batch = SimpleNamespace(
                 ptr=torch.tensor([0, n]),
                 energy=torch.tensor([ref.energy if ref.energy is not None else np.nan]),
                 forces=torch.tensor(ref.forces if ref.forces is not None else np.full((n, 3), np.nan)),
+                stress=torch.tensor(ref.stress if ref.stress is not None else np.full((3, 3), np.nan))[None],
                 config_type=[ref.config_type],
             )
-            acc.add(batch, {"energy": torch.tensor([energy]), "forces": torch.tensor(forces)})
+            acc.add(batch, predicted)
     ase.io.write(args.output, frames, format="extxyz")
     table = acc.table()
     if table.get("all", {}).get("n"):

@@ -24,6 +24,7 @@ class TrainConfig:
     E0s: str = "average"
     energy_key: str = "REF_energy"
     forces_key: str = "REF_forces"
+    stress_key: str = "REF_stress"
     r_max: float = 5.0
     max_ell: int = 3
     num_channels: int = 64
@@ -45,6 +46,9 @@ class TrainConfig:
     optimizer: str = "adam"
     energy_weight: float = 1.0
     forces_weight: float = 100.0
+    # "weighted": energies and forces; "stress": also the stress of the configurations that have one (MACE's names)
+    loss: str = "weighted"
+    stress_weight: float = 1.0
     # MACE's stage two (formerly "SWA"): after start_swa epochs (default 3/4 of max_num_epochs), train with
     # these loss weights at learning rate swa_lr, without the plateau schedule
     swa: bool = False
@@ -52,6 +56,7 @@ class TrainConfig:
     swa_lr: float = 1e-3
     swa_energy_weight: float = 1000.0
     swa_forces_weight: float = 100.0
+    swa_stress_weight: float = 1.0
     scheduler_patience: int = 50
     lr_factor: float = 0.8
     ema: bool = True
@@ -65,6 +70,8 @@ class TrainConfig:
     plots: bool = True
 
     def __post_init__(self) -> None:
+        if self.loss not in ("weighted", "stress"):
+            raise ValueError(f"loss must be 'weighted' (energies, forces) or 'stress' (and stress), got {self.loss!r}")
         if self.optimizer not in ("adam", "adamw"):
             raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
         if self.default_dtype not in ("float32", "float64"):
@@ -89,6 +96,14 @@ class TrainConfig:
         if not self.swa:
             return None
         return self.start_swa if self.start_swa is not None else max(1, self.max_num_epochs // 4 * 3)
+
+    def loss_weights(self, stage_two: bool) -> tuple[float, float, float]:
+        """Energy, force and stress weights of the loss (stress 0 unless ``loss == "stress"``), in stage two or not."""
+        if stage_two:
+            weights = (self.swa_energy_weight, self.swa_forces_weight, self.swa_stress_weight)
+        else:
+            weights = (self.energy_weight, self.forces_weight, self.stress_weight)
+        return weights if self.loss == "stress" else (*weights[:2], 0.0)
 
     @property
     def run_dir(self) -> Path:
@@ -125,6 +140,7 @@ _ALIASES = {
     "swa_lr": "stage_two_lr",
     "swa_energy_weight": "stage_two_energy_weight",
     "swa_forces_weight": "stage_two_forces_weight",
+    "swa_stress_weight": "stage_two_stress_weight",
 }
 
 

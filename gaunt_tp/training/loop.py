@@ -64,13 +64,15 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def evaluate(model: torch.nn.Module, batches: list[GraphBatch], weights: tuple[float, float]) -> tuple[float, dict]:
-    """Mean loss (``weights`` = energy and force weights) and the error table of ``model`` on ``batches``
-    (forces by autograd, no graph kept)."""
+def evaluate(
+    model: torch.nn.Module, batches: list[GraphBatch], weights: tuple[float, float, float]
+) -> tuple[float, dict]:
+    """Mean loss (``weights`` = energy, force and stress weights) and the error table of ``model`` on ``batches``
+    (forces, and with a stress weight the stress, by autograd, no graph kept)."""
     acc, total, count = ErrorAccumulator(), 0.0, 0
     for batch in batches:
         with torch.enable_grad():
-            out = model(batch, compute_forces=True)
+            out = model(batch, compute_forces=True, compute_stress=bool(weights[2]))
         total += float(weighted_loss(batch, out, *weights).detach()) * batch.num_graphs
         count += batch.num_graphs
         acc.add(batch, out)
@@ -78,7 +80,7 @@ def evaluate(model: torch.nn.Module, batches: list[GraphBatch], weights: tuple[f
 
 
 def _load_split(config: TrainConfig) -> tuple[list, list, list]:
-    keys = KeySpec(energy_key=config.energy_key, forces_key=config.forces_key)
+    keys = KeySpec(energy_key=config.energy_key, forces_key=config.forces_key, stress_key=config.stress_key)
     train = read_any(config.train_file, keys=keys)
     if config.valid_file:
         valid = read_any(config.valid_file, keys=keys)
@@ -154,22 +156,21 @@ def run_training(config: TrainConfig) -> dict:
     for epoch in range(start, config.max_num_epochs + 1):
         model.train()
         stage_two = stage_two_after is not None and epoch > stage_two_after
-        weights = (config.energy_weight, config.forces_weight)
+        weights = config.loss_weights(stage_two)
         if stage_two:
-            weights = (config.swa_energy_weight, config.swa_forces_weight)
             for group in optimizer.param_groups:
                 group["lr"] = config.swa_lr
             if epoch == stage_two_after + 1:
                 best = math.inf  # the best model is chosen again under the stage-two loss, as in MACE
                 if rank == 0:
-                    log.info("stage two from epoch %d: energy weight %g, forces weight %g, lr %g", epoch, *weights,
-                             config.swa_lr)  # fmt: skip
+                    log.info("stage two from epoch %d: energy weight %g, forces weight %g, stress weight %g, lr %g",
+                             epoch, *weights, config.swa_lr)  # fmt: skip
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)  # same order after a restart
         batches = _batches(train_g, config.batch_size, generator, rank=rank, world=world)
         running = 0.0
         for batch in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None if rank == 0 else True):
             optimizer.zero_grad(set_to_none=True)
-            out = trained(batch, compute_forces=True, training=True)
+            out = trained(batch, compute_forces=True, compute_stress=bool(weights[2]), training=True)
             loss = weighted_loss(batch, out, *weights)
             loss.backward()
             optimizer.step()
@@ -195,15 +196,19 @@ def run_training(config: TrainConfig) -> dict:
             "valid_loss": valid_loss,
             "rmse_e_meV_per_atom": errors["all"]["rmse_e_meV_per_atom"],
             "rmse_f_meV_per_A": errors["all"]["rmse_f_meV_per_A"],
-            "lr": optimizer.param_groups[0]["lr"],
         }
+        if config.loss == "stress":
+            row["rmse_stress_meV_per_A3"] = errors["all"].get("rmse_stress_meV_per_A3", math.nan)
+        row["lr"] = optimizer.param_groups[0]["lr"]
         if rank != 0:  # every process evaluates (same schedule); one writes
             if out_of_time:
                 break
             continue
+        stress = f" RMSE_stress={row['rmse_stress_meV_per_A3']:.2f} meV/A^3" if config.loss == "stress" else ""
         log.info(
-            "epoch %d: loss=%.4g valid_loss=%.4g RMSE_E=%.2f meV/atom RMSE_F=%.2f meV/A lr=%.2e",
-            epoch, row["train_loss"], valid_loss, row["rmse_e_meV_per_atom"], row["rmse_f_meV_per_A"], row["lr"],
+            "epoch %d: loss=%.4g valid_loss=%.4g RMSE_E=%.2f meV/atom RMSE_F=%.2f meV/A%s lr=%.2e",
+            epoch, row["train_loss"], valid_loss, row["rmse_e_meV_per_atom"], row["rmse_f_meV_per_A"], stress,
+            row["lr"],
         )  # fmt: skip
         _append_csv(history_path, row)
         if valid_loss < best:
@@ -237,7 +242,8 @@ def run_training(config: TrainConfig) -> dict:
     tables = {}
     for split, graphs in (("train", train_g), ("valid", valid_g), ("test", test_g)):
         if graphs:
-            tables[split] = evaluate(best_model, _batches(graphs, config.valid_batch_size), (1.0, 1.0))[1]  # table only
+            stress = 1.0 if config.loss == "stress" else 0.0  # the weights only decide what is computed
+            tables[split] = evaluate(best_model, _batches(graphs, config.valid_batch_size), (1.0, 1.0, stress))[1]
     _write_json(run_dir / "errors.json", tables)
     log.info("final errors (best model):\n%s", format_tables(tables))
     if config.plots:
@@ -250,14 +256,19 @@ def run_training(config: TrainConfig) -> dict:
 
 
 def format_tables(tables: dict) -> str:
-    lines = ["| split | config_type | n | RMSE E (meV/atom) | RMSE F (meV/A) | MAE E (meV/atom) | MAE F (meV/A) |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    """The error tables of :class:`ErrorAccumulator` (per split) as one Markdown table; stress columns when any
+    split has stress errors."""
+    columns = [("RMSE E (meV/atom)", "rmse_e_meV_per_atom"), ("RMSE F (meV/A)", "rmse_f_meV_per_A"),
+               ("MAE E (meV/atom)", "mae_e_meV_per_atom"), ("MAE F (meV/A)", "mae_f_meV_per_A")]  # fmt: skip
+    if any("rmse_stress_meV_per_A3" in m for table in tables.values() for m in table.values()):
+        columns += [("RMSE stress (meV/A^3)", "rmse_stress_meV_per_A3"),
+                    ("MAE stress (meV/A^3)", "mae_stress_meV_per_A3")]  # fmt: skip
+    lines = ["| split | config_type | n | " + " | ".join(title for title, _ in columns) + " |",
+             "|---|---|---|" + "---|" * len(columns)]  # fmt: skip
     for split, table in tables.items():
         for kind, m in table.items():
-            lines.append(
-                f"| {split} | {kind} | {m['n']} | {m['rmse_e_meV_per_atom']:.2f} | {m['rmse_f_meV_per_A']:.2f} | "
-                f"{m['mae_e_meV_per_atom']:.2f} | {m['mae_f_meV_per_A']:.2f} |"
-            )
+            values = " | ".join(f"{m.get(key, math.nan):.2f}" for _, key in columns)
+            lines.append(f"| {split} | {kind} | {m['n']} | {values} |")
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
-"""Loss and error metrics (energies per atom in meV, forces in meV/Angstrom, like MACE's logs)."""
+"""Loss and error metrics (energies per atom in meV, forces in meV/Angstrom, stress in meV/Angstrom^3, like MACE's
+logs)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,17 @@ __all__ = ["ErrorAccumulator", "weighted_loss"]
 
 
 def weighted_loss(
-    batch: GraphBatch, out: dict[str, torch.Tensor], energy_weight: float, forces_weight: float
+    batch: GraphBatch,
+    out: dict[str, torch.Tensor],
+    energy_weight: float,
+    forces_weight: float,
+    stress_weight: float = 0.0,
 ) -> torch.Tensor:
-    """``w_E mean((dE / n_atoms)^2) + w_F mean(|dF|^2)`` with per-configuration weights.
+    """``w_E mean((dE / n_atoms)^2) + w_F mean(|dF|^2) [+ w_S mean(|dS|^2)]`` with per-configuration weights.
 
-    Labels that are NaN (missing) are left out of their mean.
+    Units eV, eV/Angstrom, eV/Angstrom^3 (MACE's ``weighted`` and ``stress`` losses). The stress term, taken
+    when ``stress_weight`` is not 0, needs ``out["stress"] [B, 3, 3]``; its mean runs over the 9 components of
+    the configurations with a stress label. Labels that are NaN (missing) are left out of their mean.
     """
     atoms = (batch.ptr[1:] - batch.ptr[:-1]).to(out["energy"].dtype)
     has_e = ~torch.isnan(batch.energy)
@@ -26,15 +33,25 @@ def weighted_loss(
     has_f = ~torch.isnan(batch.forces).any(dim=1)
     df = torch.where(has_f[:, None], out["forces"] - torch.nan_to_num(batch.forces), 0.0)
     loss_f = (batch.weight[batch.batch][:, None] * df.square()).sum() / (3 * has_f.sum().clamp_min(1))
-    return energy_weight * loss_e + forces_weight * loss_f
+    loss = energy_weight * loss_e + forces_weight * loss_f
+    if stress_weight:
+        has_s = ~torch.isnan(batch.stress).flatten(1).any(dim=1)
+        ds = torch.where(has_s[:, None, None], out["stress"] - torch.nan_to_num(batch.stress), 0.0)
+        loss_s = (batch.weight * ds.square().flatten(1).sum(1)).sum() / (9 * has_s.sum().clamp_min(1))
+        loss = loss + stress_weight * loss_s
+    return loss
 
 
 class ErrorAccumulator:
-    """Collects per-configuration errors and reports RMSE/MAE overall and per ``config_type``."""
+    """Collects per-configuration errors and reports RMSE/MAE overall and per ``config_type``.
+
+    Stress errors are collected when the outputs hold ``stress`` and the configuration a stress label.
+    """
 
     def __init__(self) -> None:
         self.e: dict[str, list[float]] = defaultdict(list)
         self.f: dict[str, list[np.ndarray]] = defaultdict(list)
+        self.s: dict[str, list[np.ndarray]] = defaultdict(list)
 
     def add(self, batch: GraphBatch, out: dict[str, torch.Tensor]) -> None:
         atoms = (batch.ptr[1:] - batch.ptr[:-1]).cpu().numpy()
@@ -46,20 +63,32 @@ class ErrorAccumulator:
             block = df[int(batch.ptr[g]) : int(batch.ptr[g + 1])]
             if np.isfinite(block).all():
                 self.f[kind].append(block.reshape(-1))
+        if "stress" in out:
+            ds = (out["stress"] - batch.stress).detach().cpu().numpy().reshape(-1, 9)
+            for g, kind in enumerate(batch.config_type):
+                if np.isfinite(ds[g]).all():
+                    self.s[kind].append(ds[g])
 
     def table(self) -> dict[str, dict[str, float]]:
-        """Per ``config_type`` and ``"all"``: n, RMSE and MAE of E (meV/atom) and of F (meV/Angstrom)."""
-        kinds = sorted(set(self.e) | set(self.f))
+        """Per ``config_type`` and ``"all"``: n, RMSE and MAE of E (meV/atom) and of F (meV/Angstrom); with stress
+        errors collected, also of the stress (meV/Angstrom^3, over its 9 components)."""
+        kinds = sorted(set(self.e) | set(self.f) | set(self.s))
+        rms = lambda x: float(np.sqrt(np.mean(x**2)) * 1e3) if x.size else float("nan")  # noqa: E731
+        mae = lambda x: float(np.mean(np.abs(x)) * 1e3) if x.size else float("nan")  # noqa: E731
         out = {}
         for kind in [*kinds, "all"]:
             e = np.array(self.e[kind] if kind != "all" else [x for k in kinds for x in self.e[k]])
             fs = self.f[kind] if kind != "all" else [x for k in kinds for x in self.f[k]]
+            ss = self.s[kind] if kind != "all" else [x for k in kinds for x in self.s[k]]
             f = np.concatenate(fs) if fs else np.zeros(0)
             out[kind] = {
-                "n": int(max(len(e), len(fs))),
-                "rmse_e_meV_per_atom": float(np.sqrt(np.mean(e**2)) * 1e3) if e.size else float("nan"),
-                "mae_e_meV_per_atom": float(np.mean(np.abs(e)) * 1e3) if e.size else float("nan"),
-                "rmse_f_meV_per_A": float(np.sqrt(np.mean(f**2)) * 1e3) if f.size else float("nan"),
-                "mae_f_meV_per_A": float(np.mean(np.abs(f)) * 1e3) if f.size else float("nan"),
+                "n": int(max(len(e), len(fs), len(ss))),
+                "rmse_e_meV_per_atom": rms(e),
+                "mae_e_meV_per_atom": mae(e),
+                "rmse_f_meV_per_A": rms(f),
+                "mae_f_meV_per_A": mae(f),
             }
+            if any(self.s.values()):
+                stress = np.concatenate(ss) if ss else np.zeros(0)
+                out[kind].update(rmse_stress_meV_per_A3=rms(stress), mae_stress_meV_per_A3=mae(stress))
         return out

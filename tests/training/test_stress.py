@@ -1,0 +1,105 @@
+"""Training on stress (MACE's ``--loss stress``): the loss term, the error tables, the command line."""
+
+import csv
+import json
+from types import SimpleNamespace
+
+import ase.io
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from gaunt_tp.training.cli import main
+from gaunt_tp.training.config import config_from_args
+from gaunt_tp.training.metrics import ErrorAccumulator, weighted_loss
+
+SMALL = ["--num_channels", "4", "--max_L", "1", "--max_ell", "2", "--r_max", "4.0", "--batch_size", "4",
+         "--num_radial_basis", "4", "--E0s", "average", "--plots", "false", "--valid_fraction", "0.25"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def copper(tmp_path_factory):
+    """Twelve strained and rattled 8-atom copper cells labelled by ASE's EMT (energy, forces, stress)."""
+    rng = np.random.default_rng(3)
+    frames = []
+    for _ in range(12):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+        strain = np.eye(3) + 0.03 * rng.standard_normal((3, 3))
+        atoms.set_cell(atoms.cell[:] @ (strain + strain.T) / 2, scale_atoms=True)
+        atoms.positions += 0.05 * rng.standard_normal(atoms.positions.shape)
+        atoms.calc = EMT()
+        atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+        frames.append(atoms)
+    path = tmp_path_factory.mktemp("copper") / "cu.xyz"
+    ase.io.write(path, frames)
+    return path
+
+
+def _batch(stress: torch.Tensor) -> SimpleNamespace:
+    """Two configurations of 1 and 2 atoms with energies, forces and the given ``[2, 3, 3]`` stress labels."""
+    return SimpleNamespace(
+        ptr=torch.tensor([0, 1, 3]), batch=torch.tensor([0, 1, 1]),
+        weight=torch.tensor([1.0, 2.0], dtype=torch.float64),
+        energy=torch.tensor([1.0, 2.0], dtype=torch.float64), forces=torch.zeros(3, 3, dtype=torch.float64),
+        stress=stress, config_type=["a", "b"],
+    )  # fmt: skip
+
+
+def test_stress_term_of_the_loss_skips_missing_labels():
+    stress = torch.randn(2, 3, 3, dtype=torch.float64)
+    out = {"energy": torch.tensor([1.0, 2.0], dtype=torch.float64), "forces": torch.zeros(3, 3, dtype=torch.float64),
+           "stress": torch.randn(2, 3, 3, dtype=torch.float64)}  # fmt: skip
+    both = weighted_loss(_batch(stress), out, 1.0, 1.0, 7.0)
+    squared = (out["stress"] - stress).square().sum((1, 2))
+    expected = 1.0 * squared[0] + 2.0 * squared[1]
+    assert float(both) == pytest.approx(7.0 * float(expected) / 18, rel=1e-12)  # energies and forces exact: 0
+    stress[1] = float("nan")  # the second configuration has no stress label
+    one = weighted_loss(_batch(stress), out, 1.0, 1.0, 7.0)
+    assert float(one) == pytest.approx(7.0 * float((out["stress"][0] - stress[0]).square().sum()) / 9, rel=1e-12)
+    assert float(weighted_loss(_batch(stress), out, 1.0, 1.0)) == 0.0  # no stress weight: no stress term
+
+
+def test_error_table_reports_stress_in_meV_per_cubic_angstrom():
+    stress = torch.randn(2, 3, 3, dtype=torch.float64)
+    out = {"energy": torch.tensor([1.0, 2.0], dtype=torch.float64), "forces": torch.zeros(3, 3, dtype=torch.float64),
+           "stress": stress + 1e-3 * torch.arange(18, dtype=torch.float64).view(2, 3, 3)}  # fmt: skip
+    acc = ErrorAccumulator()
+    acc.add(_batch(stress), out)
+    table = acc.table()
+    errors = np.arange(18.0)  # meV/A^3
+    assert table["all"]["rmse_stress_meV_per_A3"] == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-9)
+    assert table["all"]["mae_stress_meV_per_A3"] == pytest.approx(np.mean(errors), rel=1e-9)
+    assert table["b"]["rmse_stress_meV_per_A3"] == pytest.approx(np.sqrt(np.mean(errors[9:] ** 2)), rel=1e-9)
+    plain = ErrorAccumulator()
+    plain.add(_batch(stress), {k: v for k, v in out.items() if k != "stress"})
+    assert "rmse_stress_meV_per_A3" not in plain.table()["all"]
+
+
+def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, capsys):
+    """``--loss stress``: the validation loss is the weighted sum of the logged squared errors, stress included;
+    the final tables and ``gaunt-tp eval`` report stress errors; a bad loss name is a clear error."""
+    args = ["train", "--train_file", str(copper), "--work_dir", str(tmp_path), "--name", "cu", *SMALL,
+            "--max_num_epochs", "2", "--loss", "stress", "--stress_weight", "1000"]  # fmt: skip
+    assert main(args) == 0
+    run = tmp_path / "cu"
+    with (run / "metrics.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        e, f = float(row["rmse_e_meV_per_atom"]) / 1e3, float(row["rmse_f_meV_per_A"]) / 1e3
+        s = float(row["rmse_stress_meV_per_A3"]) / 1e3
+        assert s > 0
+        assert float(row["valid_loss"]) == pytest.approx(e**2 + 100 * f**2 + 1000 * s**2, rel=1e-9)
+    errors = json.loads((run / "errors.json").read_text())
+    assert {split: errors[split]["all"]["n"] for split in ("train", "valid")} == {"train": 9, "valid": 3}
+    assert np.isfinite(errors["valid"]["all"]["rmse_stress_meV_per_A3"])
+
+    out = tmp_path / "pred.xyz"
+    capsys.readouterr()
+    assert main(["eval", "--configs", str(copper), "--model", str(run / "cu.model"), "--output", str(out)]) == 0
+    frames = ase.io.read(out, index=":")
+    assert np.asarray(frames[0].info["gaunt_stress"]).size == 9
+    assert "RMSE stress (meV/A^3)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="loss must be 'weighted'"):
+        config_from_args(["--train_file", str(copper), "--loss", "virials"])
