@@ -49,6 +49,9 @@ class TrainConfig:
     # "weighted": energies and forces; "stress": also the stress of the configurations that have one (MACE's names)
     loss: str = "weighted"
     stress_weight: float = 1.0
+    # loss weight per config_type (JSON, e.g. '{"Default": 1.0, "bulk": 10}'; a mapping in YAML), times each
+    # configuration's own weight (config_weight); types not named keep 1
+    config_type_weights: str | None = None
     # MACE's stage two (formerly "SWA"): after start_swa epochs (default 3/4 of max_num_epochs), train with
     # these loss weights at learning rate swa_lr, without the plateau schedule
     swa: bool = False
@@ -58,6 +61,8 @@ class TrainConfig:
     swa_forces_weight: float = 100.0
     swa_stress_weight: float = 1.0
     scheduler_patience: int = 50
+    patience: int = 2048  # evaluations without a better validation loss before stopping (or starting stage two)
+    clip_grad: float | None = 10.0  # gradient norm clipping (MACE's default); 0 or None: no clipping
     lr_factor: float = 0.8
     ema: bool = True
     ema_decay: float = 0.99
@@ -80,7 +85,12 @@ class TrainConfig:
             raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.max_time_minutes is not None and self.max_time_minutes <= 0:
             raise ValueError(f"max_time_minutes must be > 0, got {self.max_time_minutes}")
-        for name in ("batch_size", "valid_batch_size", "max_num_epochs", "eval_interval"):
+        if self.clip_grad is not None and self.clip_grad < 0:
+            raise ValueError(f"clip_grad must be >= 0 (0: no clipping), got {self.clip_grad}")
+        if isinstance(self.config_type_weights, dict):  # from YAML: kept as JSON, like the flag
+            object.__setattr__(self, "config_type_weights", json.dumps(self.config_type_weights))
+        self.type_weights  # noqa: B018 (checks the mapping)
+        for name in ("batch_size", "valid_batch_size", "max_num_epochs", "eval_interval", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.swa and self.start_swa is not None and not 0 <= self.start_swa < self.max_num_epochs:
@@ -96,6 +106,23 @@ class TrainConfig:
         if not self.swa:
             return None
         return self.start_swa if self.start_swa is not None else max(1, self.max_num_epochs // 4 * 3)
+
+    @property
+    def type_weights(self) -> dict[str, float]:
+        """``config_type_weights`` as a mapping (empty when not given)."""
+        if self.config_type_weights is None:
+            return {}
+        try:
+            weights = json.loads(self.config_type_weights)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"config_type_weights must be a JSON mapping, got {self.config_type_weights!r}") from err
+        if not isinstance(weights, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in weights.values()
+        ):
+            raise ValueError(
+                f"config_type_weights must map config types to weights >= 0, got {self.config_type_weights!r}"
+            )
+        return {str(k): float(v) for k, v in weights.items()}
 
     def loss_weights(self, stage_two: bool) -> tuple[float, float, float]:
         """Energy, force and stress weights of the loss (stress 0 unless ``loss == "stress"``), in stage two or not."""

@@ -87,6 +87,11 @@ def _load_split(config: TrainConfig) -> tuple[list, list, list]:
     else:
         train, valid = train_valid_split(train, config.valid_fraction, config.seed)
     test = read_any(config.test_file, keys=keys) if config.test_file else []
+    if type_weights := config.type_weights:  # times each configuration's own weight (the loss's; tables unweighted)
+        train, valid = (
+            [dataclasses.replace(c, weight=c.weight * type_weights.get(c.config_type, 1.0)) for c in configs]
+            for configs in (train, valid)
+        )
     return train, valid, test
 
 
@@ -132,7 +137,8 @@ def run_training(config: TrainConfig) -> dict:
         optimizer, factor=config.lr_factor, patience=config.scheduler_patience
     )
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)) if config.ema else None
-    start, best = 1, math.inf
+    start, best, stale = 1, math.inf, 0  # stale: evaluations since the best validation loss
+    early_stage_two = None  # the epoch after which stage two started when patience ran out before its planned start
     ckpt_dir = run_dir / "checkpoints"
     if config.restart_latest and (path := latest_checkpoint(ckpt_dir)) is not None:
         state = load_checkpoint(path)
@@ -142,6 +148,7 @@ def run_training(config: TrainConfig) -> dict:
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
         start, best = int(state["epoch"]) + 1, float(state["best"])
+        stale, early_stage_two = int(state.get("stale", 0)), state.get("early_stage_two")
         log.info("restarted from %s (epoch %d)", path, state["epoch"])
 
     moved = lambda graphs: [g.to(device) for g in graphs]  # noqa: E731
@@ -152,16 +159,16 @@ def run_training(config: TrainConfig) -> dict:
     from tqdm import tqdm
 
     started = time.monotonic()
-    stage_two_after = config.stage_two_after
     for epoch in range(start, config.max_num_epochs + 1):
         model.train()
+        stage_two_after = early_stage_two if early_stage_two is not None else config.stage_two_after
         stage_two = stage_two_after is not None and epoch > stage_two_after
         weights = config.loss_weights(stage_two)
         if stage_two:
             for group in optimizer.param_groups:
                 group["lr"] = config.swa_lr
             if epoch == stage_two_after + 1:
-                best = math.inf  # the best model is chosen again under the stage-two loss, as in MACE
+                best, stale = math.inf, 0  # the best model is chosen again under the stage-two loss, as in MACE
                 if rank == 0:
                     log.info("stage two from epoch %d: energy weight %g, forces weight %g, stress weight %g, lr %g",
                              epoch, *weights, config.swa_lr)  # fmt: skip
@@ -173,6 +180,8 @@ def run_training(config: TrainConfig) -> dict:
             out = trained(batch, compute_forces=True, compute_stress=bool(weights[2]), training=True)
             loss = weighted_loss(batch, out, *weights)
             loss.backward()
+            if config.clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=config.clip_grad)
             optimizer.step()
             if ema is not None:
                 ema.update_parameters(model)
@@ -190,6 +199,13 @@ def run_training(config: TrainConfig) -> dict:
         valid_loss, errors = evaluate(evaluated, valid_batches, weights)
         if not stage_two:
             scheduler.step(valid_loss)
+        improved = valid_loss < best
+        best, stale = (valid_loss, 0) if improved else (best, stale + 1)
+        patience_spent = stale >= config.patience
+        if patience_spent and config.swa and not stage_two and epoch < config.max_num_epochs:
+            early_stage_two, patience_spent = epoch, False  # MACE: out of patience before stage two starts it
+            if rank == 0:
+                log.info("no better validation loss for %d evaluations: stage two starts now", stale)
         row = {
             "epoch": epoch,
             "train_loss": running / len(batches),
@@ -201,7 +217,7 @@ def run_training(config: TrainConfig) -> dict:
             row["rmse_stress_meV_per_A3"] = errors["all"].get("rmse_stress_meV_per_A3", math.nan)
         row["lr"] = optimizer.param_groups[0]["lr"]
         if rank != 0:  # every process evaluates (same schedule); one writes
-            if out_of_time:
+            if out_of_time or patience_spent:
                 break
             continue
         stress = f" RMSE_stress={row['rmse_stress_meV_per_A3']:.2f} meV/A^3" if config.loss == "stress" else ""
@@ -211,8 +227,7 @@ def run_training(config: TrainConfig) -> dict:
             row["lr"],
         )  # fmt: skip
         _append_csv(history_path, row)
-        if valid_loss < best:
-            best = valid_loss
+        if improved:
             save_model(evaluated, model_path)
         save_checkpoint(
             ckpt_dir,
@@ -220,6 +235,8 @@ def run_training(config: TrainConfig) -> dict:
             {
                 "epoch": epoch,
                 "best": best,
+                "stale": stale,
+                "early_stage_two": early_stage_two,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
@@ -229,6 +246,9 @@ def run_training(config: TrainConfig) -> dict:
         )
         if out_of_time:
             log.info("stopping after epoch %d: the %.3g-minute time budget is spent", epoch, config.max_time_minutes)
+            break
+        if patience_spent:
+            log.info("stopping after epoch %d: no better validation loss for %d evaluations", epoch, stale)
             break
 
     if world > 1:
@@ -249,7 +269,8 @@ def run_training(config: TrainConfig) -> dict:
     if config.plots:
         from gaunt_tp.training.plots import learning_curve, parity_plots
 
-        learning_curve(history_path, run_dir / "learning_curve.png", config.stage_two_after)
+        stage_two_after = early_stage_two if early_stage_two is not None else config.stage_two_after
+        learning_curve(history_path, run_dir / "learning_curve.png", stage_two_after)
         splits = {k: v for k, v in (("train", train_g), ("valid", valid_g), ("test", test_g)) if v}
         parity_plots(best_model, splits, run_dir / "parity.png", batch_size=config.valid_batch_size)
     return tables

@@ -1,4 +1,5 @@
 import csv
+import json
 
 import ase.io
 import numpy as np
@@ -124,3 +125,51 @@ def test_symmetric_product_blocks_train_and_serve(tmp_path, data):
     atoms.calc = GauntCalculator(run / "sym.model")
     assert type(atoms.calc.model.layers[0].product).__name__ == "SymmetricContraction"
     np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-4), atol=1e-6)
+
+
+def _rows(run):
+    with (run / "metrics.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_patience_stops_the_run_or_starts_stage_two(tmp_path, data):
+    """With a learning rate of 0 (and no EMA) the validation loss never improves after epoch 1: ``--patience 2``
+    stops after epoch 3; with ``--swa`` it starts stage two after epoch 3 instead (MACE's rule), and stops two
+    evaluations after stage two's first; a run killed inside and restarted does the same."""
+    frozen = ("--lr", "0", "--ema", "false", "--patience", "2", "--max_num_epochs", "10")
+    assert len(_rows(train(tmp_path, data, "stop", *frozen))) == 3
+    two = train(tmp_path, data, "two", *frozen, "--swa", "--swa_lr", "0")
+    assert len(_rows(two)) == 6
+    assert load_checkpoint(latest_checkpoint(two / "checkpoints"))["early_stage_two"] == 3
+    killed = train(tmp_path, data, "killed", *frozen[:-1], "4", "--swa", "--swa_lr", "0")
+    resumed = train(tmp_path, data, "killed", *frozen, "--swa", "--swa_lr", "0", "--restart_latest")
+    assert resumed == killed and [r["valid_loss"] for r in _rows(resumed)] == [r["valid_loss"] for r in _rows(two)]
+    with pytest.raises(ValueError, match="patience must be >= 1"):
+        config_from_args(["--train_file", "a.xyz", "--patience", "0"])
+
+
+def test_gradients_are_clipped_at_mace_default(tmp_path, data, monkeypatch):
+    norms = []
+    clip = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(
+        torch.nn.utils, "clip_grad_norm_", lambda p, max_norm: norms.append(max_norm) or clip(p, max_norm)
+    )
+    train(tmp_path, data, "clipped", "--max_num_epochs", "1")
+    assert norms and set(norms) == {10.0}
+    norms.clear()
+    train(tmp_path, data, "unclipped", "--max_num_epochs", "1", "--clip_grad", "0")
+    assert norms == []
+
+
+def test_config_type_weights_scale_the_loss(tmp_path, data):
+    """A zero weight for every configuration's type zeroes the loss, not the errors; bad mappings are clear errors."""
+    kind = ase.io.read(data, index="0").info.get("config_type", "Default")
+    run = train(tmp_path, data, "weighted", "--max_num_epochs", "1", "--config_type_weights", json.dumps({kind: 0}))
+    (row,) = _rows(run)
+    assert float(row["train_loss"]) == 0.0 and float(row["valid_loss"]) == 0.0 and float(row["rmse_f_meV_per_A"]) > 0
+    for bad in ('{"Default": -1}', "Default=1", "[1, 2]"):
+        with pytest.raises(ValueError, match="config_type_weights must"):
+            config_from_args(["--train_file", "a.xyz", "--config_type_weights", bad])
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("train_file: a.xyz\nconfig_type_weights: {Default: 2.0, bulk: 10}\n")
+    assert config_from_args(["--config", str(yaml_file)]).type_weights == {"Default": 2.0, "bulk": 10.0}
