@@ -65,14 +65,14 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
 
 
 def evaluate(
-    model: torch.nn.Module, batches: list[GraphBatch], weights: tuple[float, float, float]
+    model: torch.nn.Module, batches: list[GraphBatch], weights: tuple[float, float, float], stress: bool = False
 ) -> tuple[float, dict]:
     """Mean loss (``weights`` = energy, force and stress weights) and the error table of ``model`` on ``batches``
-    (forces, and with a stress weight the stress, by autograd, no graph kept)."""
+    (forces, and with a stress weight or ``stress`` the stress, by autograd, no graph kept)."""
     acc, total, count = ErrorAccumulator(), 0.0, 0
     for batch in batches:
         with torch.enable_grad():
-            out = model(batch, compute_forces=True, compute_stress=bool(weights[2]))
+            out = model(batch, compute_forces=True, compute_stress=stress or bool(weights[2]))
         total += float(weighted_loss(batch, out, *weights).detach()) * batch.num_graphs
         count += batch.num_graphs
         acc.add(batch, out)
@@ -262,8 +262,9 @@ def run_training(config: TrainConfig) -> dict:
     tables = {}
     for split, graphs in (("train", train_g), ("valid", valid_g), ("test", test_g)):
         if graphs:
-            stress = 1.0 if config.loss == "stress" else 0.0  # the weights only decide what is computed
-            tables[split] = evaluate(best_model, _batches(graphs, config.valid_batch_size), (1.0, 1.0, stress))[1]
+            labelled = any(bool(torch.isfinite(g.stress).all()) for g in graphs)  # stress errors where there are labels
+            batches = _batches(graphs, config.valid_batch_size)
+            tables[split] = evaluate(best_model, batches, (1.0, 1.0, 0.0), stress=labelled)[1]  # the table only
     _write_json(run_dir / "errors.json", tables)
     log.info("final errors (best model):\n%s", format_tables(tables))
     if config.plots:

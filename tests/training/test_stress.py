@@ -103,3 +103,13 @@ def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, caps
     assert "RMSE stress (meV/A^3)" in capsys.readouterr().out
     with pytest.raises(ValueError, match="loss must be 'weighted'"):
         config_from_args(["--train_file", str(copper), "--loss", "virials"])
+
+
+def test_final_tables_report_stress_for_periodic_data_without_the_stress_loss(tmp_path, copper):
+    args = ["train", "--train_file", str(copper), "--work_dir", str(tmp_path), "--name", "plain", *SMALL,
+            "--max_num_epochs", "1"]  # fmt: skip
+    assert main(args) == 0
+    errors = json.loads((tmp_path / "plain" / "errors.json").read_text())
+    assert np.isfinite(errors["train"]["all"]["rmse_stress_meV_per_A3"])
+    with (tmp_path / "plain" / "metrics.csv").open() as fh:
+        assert "rmse_stress_meV_per_A3" not in next(csv.DictReader(fh))  # the loss has no stress term
