@@ -11,6 +11,7 @@ chart of the test errors to ``stress_training.png``:
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--work_dir", type=Path, default=Path("runs/stress_training"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")  # epoch lines
     args.work_dir.mkdir(parents=True, exist_ok=True)
     train_file, test_file = args.work_dir / "cu_train.xyz", args.work_dir / "cu_test.xyz"
     ase.io.write(train_file, copper_frames(args.train, seed=1))
