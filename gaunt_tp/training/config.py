@@ -148,13 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         kind = f.type if isinstance(f.type, str) else f.type.__name__
         names = [f"--{f.name}"] + ([f"--{_ALIASES[f.name]}"] if f.name in _ALIASES else [])
         shown = "required" if f.default is dataclasses.MISSING else f"default {f.default}"
-        common = {"dest": f.name, "default": None, "help": shown}  # None: not given here (YAML or default)
+        common = {"dest": f.name, "default": argparse.SUPPRESS, "help": shown}  # absent unless given here
         if "bool" in kind:
             parser.add_argument(*names, type=_boolean, nargs="?", const=True, **common)
         elif "int" in kind and "float" not in kind:
             parser.add_argument(*names, type=int, **common)
         elif "float" in kind:
-            parser.add_argument(*names, type=float, **common)
+            parser.add_argument(*names, type=_float_or_none if "None" in kind else float, **common)
         else:
             parser.add_argument(*names, type=str, **common)
     return parser
@@ -169,6 +169,16 @@ _ALIASES = {
     "swa_forces_weight": "stage_two_forces_weight",
     "swa_stress_weight": "stage_two_stress_weight",
 }
+
+
+def _float_or_none(text: str) -> float | None:
+    """A number, or ``None``/``none`` (MACE's spelling for "off", e.g. ``--clip_grad None``)."""
+    if text.lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or None, got {text!r}") from None
 
 
 def _boolean(text: str) -> bool:
@@ -198,7 +208,7 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
         if unknown:
             raise ValueError(f"{path}: unknown options {unknown}")
         values.update(loaded)
-    values.update({k: v for k, v in args.items() if v is not None})
+    values.update(args)  # only the flags given (the others are absent: argparse.SUPPRESS)
     if "train_file" not in values:
         raise ValueError("--train_file is required (on the command line or in the --config file)")
     return TrainConfig(**values)

@@ -159,6 +159,10 @@ def test_gradients_are_clipped_at_mace_default(tmp_path, data, monkeypatch):
     norms.clear()
     train(tmp_path, data, "unclipped", "--max_num_epochs", "1", "--clip_grad", "0")
     assert norms == []
+    assert config_from_args(["--train_file", "a.xyz", "--clip_grad", "None"]).clip_grad is None  # MACE's spelling
+    assert config_from_args(["--train_file", "a.xyz"]).clip_grad == 10.0
+    with pytest.raises(SystemExit):
+        config_from_args(["--train_file", "a.xyz", "--clip_grad", "ten"])
 
 
 def test_config_type_weights_scale_the_loss(tmp_path, data):
