@@ -1,4 +1,4 @@
-"""Learning curve and energy/force parity plots (PNG) for a run folder."""
+"""Learning curve and energy/force (and stress) parity plots (PNG) for a run folder."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def learning_curve(history_csv: Path, out: Path, stage_two_after: int | None = N
     axes[0].set_xlabel("epoch")
     axes[1].semilogy(epochs, [float(r["rmse_e_meV_per_atom"]) for r in rows], label="RMSE E (meV/atom)")
     axes[1].semilogy(epochs, [float(r["rmse_f_meV_per_A"]) for r in rows], label="RMSE F (meV/A)")
+    if "rmse_stress_meV_per_A3" in rows[0]:  # trained with the stress loss
+        axes[1].semilogy(epochs, [float(r["rmse_stress_meV_per_A3"]) for r in rows], label="RMSE stress (meV/A^3)")
     axes[1].set_xlabel("epoch")
     if stage_two_after is not None and stage_two_after < epochs[-1]:  # not for a run stopped before it
         for ax in axes:
@@ -45,25 +47,30 @@ def learning_curve(history_csv: Path, out: Path, stage_two_after: int | None = N
 
 
 def parity_plots(model: torch.nn.Module, splits: dict[str, list], out: Path, batch_size: int = 16) -> None:
-    """Predicted against reference energies per atom and force components, one colour per split."""
+    """Predicted against reference energies per atom and force components, one colour per split; a third panel of
+    stress components where the configurations have stress labels."""
     from gaunt_tp.data import collate
 
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    stress = any(bool(torch.isfinite(g.stress).all()) for graphs in splits.values() for g in graphs)
+    titles = ["energy per atom (eV)", "force components (eV/A)"] + (["stress components (eV/A^3)"] if stress else [])
+    fig, axes = plt.subplots(1, len(titles), figsize=(5 * len(titles), 4.5))
     for name, graphs in splits.items():
-        ref_e, pred_e, ref_f, pred_f = [], [], [], []
+        ref, pred = [[] for _ in titles], [[] for _ in titles]
         for start in range(0, len(graphs), batch_size):  # bounded memory for large sets
             batch = collate(graphs[start : start + batch_size])
             with torch.enable_grad():
-                pred = model(batch, compute_forces=True)
+                predicted = model(batch, compute_forces=True, compute_stress=stress)
             atoms = (batch.ptr[1:] - batch.ptr[:-1]).to(batch.energy.dtype)
-            ref_e.append((batch.energy / atoms).cpu())
-            pred_e.append((pred["energy"].detach() / atoms).cpu())
-            ref_f.append(batch.forces.flatten().cpu())
-            pred_f.append(pred["forces"].detach().flatten().cpu())
-        axes[0].scatter(torch.cat(ref_e), torch.cat(pred_e), s=6, label=name)
-        axes[1].scatter(torch.cat(ref_f), torch.cat(pred_f), s=2, label=name)
-    for ax, title in zip(axes, ("energy per atom (eV)", "force components (eV/A)")):
+            pairs = [(batch.energy / atoms, predicted["energy"] / atoms), (batch.forces, predicted["forces"])]
+            if stress:
+                pairs.append((batch.stress, predicted["stress"]))
+            for k, (r, p) in enumerate(pairs):
+                ref[k].append(r.flatten().cpu())
+                pred[k].append(p.detach().flatten().cpu())
+        for k, ax in enumerate(axes):
+            ax.scatter(torch.cat(ref[k]), torch.cat(pred[k]), s=6 if k == 0 else 2, label=name)  # NaN: not drawn
+    for ax, title in zip(axes, titles):
         lo, hi = ax.get_xlim()
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         ax.set_xlabel(f"reference {title}")

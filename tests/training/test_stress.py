@@ -81,9 +81,14 @@ def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, caps
     """``--loss stress``: the validation loss is the weighted sum of the logged squared errors, stress included;
     the final tables and ``gaunt-tp eval`` report stress errors; a bad loss name is a clear error."""
     args = ["train", "--train_file", str(copper), "--work_dir", str(tmp_path), "--name", "cu", *SMALL,
-            "--max_num_epochs", "2", "--loss", "stress", "--stress_weight", "1000"]  # fmt: skip
+            "--max_num_epochs", "2", "--loss", "stress", "--stress_weight", "1000", "--plots", "true"]  # fmt: skip
     assert main(args) == 0
     run = tmp_path / "cu"
+    import matplotlib.image
+
+    # three parity panels (energy, forces, stress) at 5 x 4.5 inches and 110 dpi each
+    assert matplotlib.image.imread(run / "parity.png").shape[:2] == (495, 1650)
+    assert (run / "learning_curve.png").is_file()
     with (run / "metrics.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     for row in rows:
