@@ -17,31 +17,13 @@ import time
 from pathlib import Path
 
 import ase.io
-import numpy as np
-from ase.build import bulk
-from ase.calculators.emt import EMT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_json  # noqa: E402
 
+from gaunt_tp.testing import emt_copper  # noqa: E402
 from gaunt_tp.training.config import TrainConfig  # noqa: E402
 from gaunt_tp.training.loop import run_training  # noqa: E402
-
-
-def copper_frames(count: int, seed: int) -> list:
-    """``count`` fcc copper cells (2x1x1 or 2x2x1 cubic), strained by up to ~4% and rattled by 0.05 A, with EMT
-    energy, forces and stress attached."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for i in range(count):
-        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1 + i % 2, 1))
-        strain = np.eye(3) + 0.02 * rng.standard_normal((3, 3))
-        atoms.set_cell(atoms.cell[:] @ (strain + strain.T) / 2, scale_atoms=True)
-        atoms.positions += 0.05 * rng.standard_normal(atoms.positions.shape)
-        atoms.calc = EMT()
-        atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
-        frames.append(atoms)
-    return frames
 
 
 def main() -> None:
@@ -56,8 +38,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")  # epoch lines
     args.work_dir.mkdir(parents=True, exist_ok=True)
     train_file, test_file = args.work_dir / "cu_train.xyz", args.work_dir / "cu_test.xyz"
-    ase.io.write(train_file, copper_frames(args.train, seed=1))
-    ase.io.write(test_file, copper_frames(args.test, seed=2))
+    shapes = ((2, 1, 1), (2, 2, 1))  # 8 and 16 atoms
+    ase.io.write(train_file, emt_copper(args.train, seed=1, shapes=shapes))
+    ase.io.write(test_file, emt_copper(args.test, seed=2, shapes=shapes))
     report = {"data": f"EMT copper, {args.train} train+valid / {args.test} test", "runs": {}}
     for loss in ("weighted", "stress"):
         config = TrainConfig(

@@ -4,6 +4,7 @@
 inversion) to every input and checks that the output transforms with the output
 irreps. ``E3nnGauntReference`` is e3nn's ``TensorProduct`` that computes the
 same function as :class:`gaunt_tp.GauntTensorProduct`, as an independent reference.
+``emt_copper`` makes periodic structures with energies, forces and stress from ASE's EMT.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "equivariance_error",
     "E3nnGauntConvolution",
     "E3nnGauntReference",
+    "emt_copper",
     "gaunt_path_constant",
     "natural_irreps",
     "random_rotation",
@@ -326,3 +328,27 @@ class E3nnGauntConvolution(torch.nn.Module):
         messages = self.tp(node_features[edge_index[0]], sh, weights)
         out = messages.new_zeros(node_features.shape[0], self.irreps_out.dim)
         return out.index_add(0, edge_index[1], messages)
+
+
+def emt_copper(count: int, seed: int, strain: float = 0.02, rattle: float = 0.05, shapes: Sequence = ((2, 1, 1),)):
+    """``count`` periodic fcc copper cells (cubic cell repeated by ``shapes[i % len(shapes)]``), strained by a
+    random symmetric matrix of scale ``strain`` and rattled by ``rattle`` Angstrom, with ASE's EMT energy, forces
+    and stress computed and attached (offline labels for stress training).
+
+    Returns a list of ``ase.Atoms``.
+    """
+    import numpy as np
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(count):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(tuple(shapes[i % len(shapes)]))
+        deformation = np.eye(3) + strain * rng.standard_normal((3, 3))
+        atoms.set_cell(atoms.cell[:] @ (deformation + deformation.T) / 2, scale_atoms=True)
+        atoms.positions += rattle * rng.standard_normal(atoms.positions.shape)
+        atoms.calc = EMT()
+        atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+        frames.append(atoms)
+    return frames

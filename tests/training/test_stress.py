@@ -8,9 +8,8 @@ import ase.io
 import numpy as np
 import pytest
 import torch
-from ase.build import bulk
-from ase.calculators.emt import EMT
 
+from gaunt_tp.testing import emt_copper
 from gaunt_tp.training.cli import main
 from gaunt_tp.training.config import config_from_args
 from gaunt_tp.training.metrics import ErrorAccumulator, weighted_loss
@@ -21,17 +20,8 @@ SMALL = ["--num_channels", "4", "--max_L", "1", "--max_ell", "2", "--r_max", "4.
 
 @pytest.fixture(scope="module")
 def copper(tmp_path_factory):
-    """Twelve strained and rattled 8-atom copper cells labelled by ASE's EMT (energy, forces, stress)."""
-    rng = np.random.default_rng(3)
-    frames = []
-    for _ in range(12):
-        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
-        strain = np.eye(3) + 0.03 * rng.standard_normal((3, 3))
-        atoms.set_cell(atoms.cell[:] @ (strain + strain.T) / 2, scale_atoms=True)
-        atoms.positions += 0.05 * rng.standard_normal(atoms.positions.shape)
-        atoms.calc = EMT()
-        atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
-        frames.append(atoms)
+    """Twelve strained (3%) and rattled 8-atom copper cells labelled by ASE's EMT (energy, forces, stress)."""
+    frames = emt_copper(12, seed=3, strain=0.03)
     path = tmp_path_factory.mktemp("copper") / "cu.xyz"
     ase.io.write(path, frames)
     return path
