@@ -96,7 +96,28 @@ def _load_split(config: TrainConfig) -> tuple[list, list, list]:
 
 
 def run_training(config: TrainConfig) -> dict:
-    """Train as described by ``config``; returns the final error tables. See :mod:`gaunt_tp.training.cli`."""
+    """Train as described by ``config``; returns the final error tables. See :mod:`gaunt_tp.training.cli`.
+
+    The log lines (epochs, stage two, final tables) also go to ``train.log`` in the run folder, appended to by a
+    restart (by the first process only, under torchrun).
+    """
+    handler, level = None, log.level
+    if os.environ.get("RANK", "0") == "0":
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(config.run_dir / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
+    try:
+        return _train(config)
+    finally:
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
+            log.setLevel(level)
+
+
+def _train(config: TrainConfig) -> dict:
     dtype = {"float32": torch.float32, "float64": torch.float64}[config.default_dtype]
     device = torch.device(config.device)
     rank, world = _init_distributed(device)

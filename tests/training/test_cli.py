@@ -32,6 +32,7 @@ def test_train_writes_the_run_and_the_calculator_passes_ase_checks(tmp_path, dat
     run = train(tmp_path, data, "run", "--max_num_epochs", "2", "--plots", "true")
     for name in (
         "config.json",
+        "train.log",
         "metrics.csv",
         "errors.json",
         "run.model",
@@ -40,6 +41,8 @@ def test_train_writes_the_run_and_the_calculator_passes_ase_checks(tmp_path, dat
         "parity.png",
     ):
         assert (run / name).is_file(), name
+    logged = (run / "train.log").read_text()
+    assert "epoch 2: loss=" in logged and "final errors (best model)" in logged and "| test |" not in logged
     atoms = ase.io.read(data, index="0")
     atoms.calc = GauntCalculator(run / "run.model")
     np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-4), atol=1e-6)
