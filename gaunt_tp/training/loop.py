@@ -130,6 +130,11 @@ def _train(config: TrainConfig) -> dict:
     torch.manual_seed(config.seed)
 
     train, valid, test = _load_split(config)
+    if config.loss == "stress" and all(c.stress is None for c in train):
+        raise ValueError(
+            f"--loss stress, but no configuration of {config.train_file} has a stress label "
+            f"({config.stress_key!r} or the stress= that ASE writes)"
+        )
     zs = sorted({int(z) for c in (*train, *valid, *test) for z in c.atomic_numbers})
     table = ElementTable(zs)
     e0s = resolve_e0s(config.E0s, train, zs)

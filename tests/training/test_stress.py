@@ -67,7 +67,7 @@ def test_error_table_reports_stress_in_meV_per_cubic_angstrom():
     assert "rmse_stress_meV_per_A3" not in plain.table()["all"]
 
 
-def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, capsys):
+def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, capsys, shared_data):
     """``--loss stress``: the validation loss is the weighted sum of the logged squared errors, stress included;
     the final tables and ``gaunt-tp eval`` report stress errors; a bad loss name is a clear error."""
     args = ["train", "--train_file", str(copper), "--work_dir", str(tmp_path), "--name", "cu", *SMALL,
@@ -96,6 +96,10 @@ def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, caps
     frames = ase.io.read(out, index=":")
     assert np.asarray(frames[0].info["gaunt_stress"]).size == 9
     assert "RMSE stress (meV/A^3)" in capsys.readouterr().out
+    molecules = tmp_path / "molecules.xyz"
+    ase.io.write(molecules, ase.io.read(shared_data / "ethanol" / "train.xyz", index=":8"))
+    with pytest.raises(ValueError, match="no configuration of .*molecules.xyz has a stress label"):
+        main([*args[:2], str(molecules), *args[3:]])
     with pytest.raises(ValueError, match="loss must be 'weighted'"):
         config_from_args(["--train_file", str(copper), "--loss", "virials"])
 
