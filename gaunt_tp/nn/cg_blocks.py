@@ -21,6 +21,12 @@ class CGConvolution(nn.Module):
     harmonics are component-normalised (``sum_m Y_lm^2 = 2l + 1``), as in MACE, so that each
     message has MACE's scale.
 
+    Computed in coupled form: each edge's harmonics are contracted with a path's Wigner 3j symbol
+    and e3nn's path weight first, ``T_e[p] = w_p sum_m2 C_p[m1, m2, m3] Y_{l2 m2}(u_e)``
+    (``[2 l1 + 1, 2 l3 + 1]``, shared by the channels), then the sender's features with ``T_e[p]``,
+    ``(2 l1 + 1)(2 l3 + 1)`` multiply-adds per path, edge and channel where e3nn's TensorProduct forms
+    the ``(2 l1 + 1)(2 l2 + 1)`` outer product first. The same function as e3nn's to rounding (tested).
+
     Shape:
         ``forward(node_features [N, irreps_node.dim], edge_vectors [E, 3], edge_index [2, E],
         radial_weights [E, weight_numel])`` -> ``[N, irreps_out.dim]``.
@@ -40,7 +46,12 @@ class CGConvolution(nn.Module):
         ]
         if not instructions:
             raise ValueError(f"no path from {self.irreps_node} x {self.irreps_sh} to {self.irreps_out}")
-        self.tp = o3.TensorProduct(
+        muls = {mul for mul, _ in (*self.irreps_node, *self.irreps_out)}
+        if len(muls) != 1 or any(mul != 1 for mul, _ in self.irreps_sh):
+            raise ValueError("node and output irreps need one multiplicity C; irreps_sh multiplicity 1")
+        self.channels = muls.pop()
+        # e3nn's own normalisation of each path ('component' irreps, 'element' paths), read from its TensorProduct
+        tp = o3.TensorProduct(
             self.irreps_node,
             self.irreps_sh,
             self.irreps_out,
@@ -48,7 +59,15 @@ class CGConvolution(nn.Module):
             shared_weights=False,
             internal_weights=False,
         )
-        self.weight_numel = self.tp.weight_numel
+        self.weight_numel = tp.weight_numel
+        self.paths = [(ins.i_in1, ins.i_in2, ins.i_out) for ins in tp.instructions]
+        self.couplings: list[torch.Tensor] = []  # float64 [2 l1 + 1, 2 l2 + 1, 2 l3 + 1] per path (not buffers: a
+        # float32 copy would lose digits for a later float64 call)
+        for ins in tp.instructions:
+            l1, l2, l3 = (irreps[i].ir.l for irreps, i in ((self.irreps_node, ins.i_in1), (self.irreps_sh, ins.i_in2),
+                                                            (self.irreps_out, ins.i_out)))  # fmt: skip
+            self.couplings.append(ins.path_weight * o3.wigner_3j(l1, l2, l3, dtype=torch.float64))
+        self.sh_slices = self.irreps_sh.slices()
 
     def forward(
         self,
@@ -64,8 +83,25 @@ class CGConvolution(nn.Module):
         ``edge_cache`` is accepted and left unused: nothing here is shared between layers)."""
         if radial_index is not None:
             radial_weights = radial_weights.index_select(0, radial_index)
+        c, n = self.channels, node_features.shape[0]
         unit, _ = safe_unit_vectors(edge_vectors)
         sh = o3.spherical_harmonics(self.irreps_sh, unit, normalize=False, normalization="component")
-        messages = self.tp(node_features[edge_index[0]], sh, radial_weights)
-        out = messages.new_zeros(node_features.shape[0], self.irreps_out.dim)
-        return out.index_add(0, edge_index[1], messages)
+        sh = sh.to(node_features.dtype)
+        radial = radial_weights.view(-1, len(self.paths), c)  # [E, paths, C]
+        sender, receiver = edge_index
+        senders: dict[int, torch.Tensor] = {}  # node irrep -> its sender features [E, C, 2 l1 + 1]
+        messages: list[torch.Tensor | None] = [None] * len(self.irreps_out)  # [E, C, 2 l3 + 1] per output irrep
+        for p, (i1, i2, io) in enumerate(self.paths):
+            if i1 not in senders:
+                block = node_features[:, self.irreps_node.slices()[i1]].view(n, c, -1)
+                senders[i1] = block.index_select(0, sender)
+            cg = self.couplings[p].to(dtype=node_features.dtype, device=node_features.device)
+            coupling = torch.einsum("ijk,ej->eik", cg, sh[:, self.sh_slices[i2]])  # [E, 2 l1 + 1, 2 l3 + 1]
+            msg = torch.einsum("eci,eik->eck", senders[i1], coupling) * radial[:, p, :, None]
+            messages[io] = msg if messages[io] is None else messages[io] + msg
+        out = node_features.new_zeros(n, self.irreps_out.dim)
+        flat = [
+            m.flatten(1) if m is not None else node_features.new_zeros(len(unit), mul * ir.dim)
+            for m, (mul, ir) in zip(messages, self.irreps_out)
+        ]
+        return out.index_add(0, receiver, torch.cat(flat, dim=1))

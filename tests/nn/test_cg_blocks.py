@@ -1,0 +1,65 @@
+"""CGConvolution (MACE's per-path convolution in coupled form) against e3nn's TensorProduct + scatter-sum."""
+
+import pytest
+import torch
+from e3nn import o3
+
+from gaunt_tp.nn.cg_blocks import CGConvolution
+from gaunt_tp.ops.convolution import safe_unit_vectors
+from gaunt_tp.testing import assert_equivariant
+
+CASES = [
+    ("4x0e + 4x1o", "1x0e + 1x1o + 1x2e + 1x3o", "4x0e + 4x1o + 4x2e + 4x3o"),  # MACE's max_L 1 layer
+    ("3x0e + 3x1o + 3x2e", "1x0e + 1x1o + 1x2e", "3x0e + 3x1o + 3x1e + 3x2e"),  # a pseudovector output (1o x 1o)
+]
+
+
+def e3nn_reference(conv: CGConvolution, x, vectors, edge_index, radial):
+    """e3nn's TensorProduct on the same paths, fed e3nn's component-normalised harmonics, scatter-summed."""
+    instructions = [(i1, i2, io, "uvu", True) for i1, i2, io in conv.paths]
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # e3nn computes its Wigner 3j symbols in the default dtype
+    tp = o3.TensorProduct(conv.irreps_node, conv.irreps_sh, conv.irreps_out, instructions, shared_weights=False,
+                          internal_weights=False).to(x.dtype)  # fmt: skip
+    torch.set_default_dtype(previous)
+    sh = o3.spherical_harmonics(conv.irreps_sh, safe_unit_vectors(vectors)[0], False, normalization="component")
+    out = x.new_zeros(x.shape[0], conv.irreps_out.dim)
+    return out.index_add(0, edge_index[1], tp(x[edge_index[0]], sh, radial))
+
+
+@pytest.mark.parametrize("case", CASES, ids=range(len(CASES)))
+def test_equals_e3nn_tensor_product_plus_scatter(case):
+    g = torch.Generator().manual_seed(7)
+    conv = CGConvolution(*case)
+    vectors, edge_index = (
+        torch.randn(19, 3, dtype=torch.float64, generator=g),
+        torch.randint(0, 6, (2, 19), generator=g),
+    )
+    x = torch.randn(6, conv.irreps_node.dim, dtype=torch.float64, generator=g)
+    radial = torch.randn(19, conv.weight_numel, dtype=torch.float64, generator=g)
+    expected = e3nn_reference(conv, x, vectors, edge_index, radial)
+    torch.testing.assert_close(conv(x, vectors, edge_index, radial), expected, rtol=0, atol=1e-12)
+    rows, index = radial[:10], torch.randint(0, 10, (19,), generator=g)  # rows shared by edges
+    torch.testing.assert_close(
+        conv(x, vectors, edge_index, rows, radial_index=index),
+        e3nn_reference(conv, x, vectors, edge_index, rows[index]),
+        rtol=0,
+        atol=1e-12,
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_equivariant_in_node_features_and_edge_vectors(dtype):
+    conv = CGConvolution(*CASES[1])
+    edge_index = torch.randint(0, 8, (2, 8), generator=torch.Generator().manual_seed(1))
+    radial = torch.randn(8, conv.weight_numel, dtype=dtype)
+    err = assert_equivariant(lambda x, v: conv(x, v, edge_index, radial), [conv.irreps_node, "1x1o"], conv.irreps_out,
+                             dtype=dtype)  # fmt: skip
+    assert err < (1e-12 if dtype == torch.float64 else 1e-6)
+
+
+def test_bad_multiplicities_are_clear_errors():
+    with pytest.raises(ValueError, match="one multiplicity C"):
+        CGConvolution("4x0e + 2x1o", "1x0e + 1x1o", "4x0e + 4x1o")
+    with pytest.raises(ValueError, match="no path"):
+        CGConvolution("4x0e", "1x1o", "4x0e")
