@@ -11,7 +11,8 @@ irreps 0e (+ 1o for max_L 1, + 2e for max_L 2), correlation 3, 2 interactions, r
 
 ``--variants gaunt symmetric symmetric+rpi`` times GauntMACE variants in the same run (``gaunt``: the
 default; ``symmetric``: ``product_blocks="symmetric"``, :class:`gaunt_tp.nn.SymmetricContraction`, MACE's
-many-body function space; ``symmetric+rpi``: that and ``radial_per_input``).
+many-body function space; ``symmetric+rpi``: that and ``radial_per_input``; ``symmetric+cg``: that and MACE's
+per-path convolution, ``conv_blocks="e3nn"``, in gaunt-tp's coupled-form kernels).
 
 mace-torch pins e3nn 0.4.4: run this in an environment with mace-torch and gaunt-tp
 (``pip install --no-deps -e .``), with ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``:
@@ -44,6 +45,7 @@ VARIANTS = {
     "gaunt": {},
     "symmetric": {"product_blocks": "symmetric"},
     "symmetric+rpi": {"product_blocks": "symmetric", "radial_per_input": True},
+    "symmetric+cg": {"product_blocks": "symmetric", "conv_blocks": "e3nn"},
 }
 E0S = (-13.587222780835477, -1029.4889999855063, -1484.9814568572233, -2041.9816003861047)
 

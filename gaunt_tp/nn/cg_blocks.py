@@ -6,8 +6,10 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from gaunt_tp.ops.conv_kernel import coupled_sums
 from gaunt_tp.ops.convolution import safe_unit_vectors
 from gaunt_tp.ops.descriptor import as_irreps
+from gaunt_tp.ops.native import native_error
 
 __all__ = ["CGConvolution"]
 
@@ -26,6 +28,9 @@ class CGConvolution(nn.Module):
     (``[2 l1 + 1, 2 l3 + 1]``, shared by the channels), then the sender's features with ``T_e[p]``,
     ``(2 l1 + 1)(2 l3 + 1)`` multiply-adds per path, edge and channel where e3nn's TensorProduct forms
     the ``(2 l1 + 1)(2 l2 + 1)`` outer product first. The same function as e3nn's to rounding (tested).
+    On CPUs (float32/float64, where gaunt-tp's C kernels build) the sums over edges and all their
+    derivatives run in :func:`gaunt_tp.ops.conv_kernel.coupled_sums` without per-edge message buffers;
+    elsewhere in PyTorch operations.
 
     Shape:
         ``forward(node_features [N, irreps_node.dim], edge_vectors [E, 3], edge_index [2, E],
@@ -68,6 +73,16 @@ class CGConvolution(nn.Module):
                                                             (self.irreps_out, ins.i_out)))  # fmt: skip
             self.couplings.append(ins.path_weight * o3.wigner_3j(l1, l2, l3, dtype=torch.float64))
         self.sh_slices = self.irreps_sh.slices()
+        # the kernels' path table (o1, d1, o3, d3, toff): components counted per channel (component-major layout)
+        in_offsets = [sum(ir.dim for _, ir in self.irreps_node[:i]) for i in range(len(self.irreps_node))]
+        out_offsets = [sum(ir.dim for _, ir in self.irreps_out[:i]) for i in range(len(self.irreps_out))]
+        rows, toff = [], 0
+        for i1, _, io in self.paths:
+            d1, d3 = self.irreps_node[i1].ir.dim, self.irreps_out[io].ir.dim
+            rows.append((in_offsets[i1], d1, out_offsets[io], d3, toff))
+            toff += d1 * d3
+        self.path_table = torch.tensor(rows, dtype=torch.int64)
+        self.use_kernel = native_error() is None
 
     def forward(
         self,
@@ -80,15 +95,18 @@ class CGConvolution(nn.Module):
         edge_cache: dict | None = None,
     ) -> torch.Tensor:
         """As :class:`gaunt_tp.ops.GauntConvolution`'s forward (``radial_index``: rows shared by edges;
-        ``edge_cache`` is accepted and left unused: nothing here is shared between layers)."""
-        if radial_index is not None:
-            radial_weights = radial_weights.index_select(0, radial_index)
+        ``edge_cache``: the kernels' edge groupings, shared with the other convolutions over the same edges)."""
         c, n = self.channels, node_features.shape[0]
         unit, _ = safe_unit_vectors(edge_vectors)
         sh = o3.spherical_harmonics(self.irreps_sh, unit, normalize=False, normalization="component")
         sh = sh.to(node_features.dtype)
-        radial = radial_weights.view(-1, len(self.paths), c)  # [E, paths, C]
         sender, receiver = edge_index
+        kernel = self.use_kernel and node_features.is_cpu and node_features.dtype in (torch.float32, torch.float64)
+        if kernel:
+            return self._kernel_forward(node_features, sh, edge_index, radial_weights, radial_index, edge_cache)
+        if radial_index is not None:
+            radial_weights = radial_weights.index_select(0, radial_index)
+        radial = radial_weights.view(-1, len(self.paths), c)  # [E, paths, C]
         senders: dict[int, torch.Tensor] = {}  # node irrep -> its sender features [E, C, 2 l1 + 1]
         messages: list[torch.Tensor | None] = [None] * len(self.irreps_out)  # [E, C, 2 l3 + 1] per output irrep
         for p, (i1, i2, io) in enumerate(self.paths):
@@ -105,3 +123,41 @@ class CGConvolution(nn.Module):
             for m, (mul, ir) in zip(messages, self.irreps_out)
         ]
         return out.index_add(0, receiver, torch.cat(flat, dim=1))
+
+    def _kernel_forward(
+        self,
+        node_features: torch.Tensor,
+        sh: torch.Tensor,
+        edge_index: torch.Tensor,
+        radial_weights: torch.Tensor,
+        radial_index: torch.Tensor | None,
+        edge_cache: dict | None,
+    ) -> torch.Tensor:
+        """The forward pass in the C kernels: features component-major ``[N, Din, C]``, couplings ``[E, Tsum]``."""
+        c, n = self.channels, node_features.shape[0]
+        blocks = [node_features[:, sl].view(n, c, -1).transpose(1, 2) for sl in self.irreps_node.slices()]
+        values = torch.cat(blocks, dim=1)  # [N, Din, C]
+        couplings = torch.cat(
+            [
+                torch.einsum("ijk,ej->eik", cg.to(sh.dtype), sh[:, self.sh_slices[i2]]).flatten(1)
+                for cg, (_, i2, _) in zip(self.couplings, self.paths)
+            ],
+            dim=1,
+        )
+        dout = sum(ir.dim for _, ir in self.irreps_out)
+        sums = coupled_sums(
+            values,
+            radial_weights.view(radial_weights.shape[0], len(self.paths), c),
+            couplings,
+            self.path_table,
+            dout,
+            edge_index[0],
+            edge_index[1],
+            radial_index,
+            groupings=edge_cache,
+        )  # [N, Dout, C]
+        pieces, offset = [], 0
+        for _, ir in self.irreps_out:
+            pieces.append(sums[:, offset : offset + ir.dim].transpose(1, 2).reshape(n, c * ir.dim))
+            offset += ir.dim
+        return torch.cat(pieces, dim=1)

@@ -61,8 +61,8 @@ class ModelConfig:
             the RMS force component of the training set).
         readout_hidden: width of the last layer's nonlinear readout.
         conv_blocks: ``"gaunt"`` (:class:`gaunt_tp.ops.GauntConvolution`) or ``"e3nn"`` (MACE's
-            Clebsch-Gordan convolution, :class:`gaunt_tp.nn.cg_blocks.CGConvolution`), to compare the
-            two inside one model.
+            Clebsch-Gordan convolution with a radial weight per path, e3nn's function and normalisation,
+            in gaunt-tp's coupled-form kernels on CPUs: :class:`gaunt_tp.nn.cg_blocks.CGConvolution`).
         radial_per_input: Gaunt convolutions with one radial weight per (input irrep, edge degree,
             channel) instead of per (edge degree, channel) (:class:`gaunt_tp.ops.GauntConvolution`);
             more freedom per edge at a cost that grows with the number of input degrees.

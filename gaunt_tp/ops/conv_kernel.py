@@ -16,7 +16,9 @@ are: rows may be shared by edges (an edge and its reverse have one length, hence
 
 Scalar node features (l = 0) need no grid: their convolution is the edges' harmonics scaled per
 channel and degree (:func:`scalar_sums`, ``csrc/conv_scalar.c``), the same 4-linear structure with
-node coefficients in place of grid values, handled by the same autograd function.
+node coefficients in place of grid values, handled by the same autograd function. So is MACE's
+per-path convolution in coupled form (:func:`coupled_sums`, ``csrc/conv_coupled.c``), with per-edge
+coupling matrices in place of the zonal functions.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch
 from gaunt_tp.ops.functions import gradient_needed
 from gaunt_tp.ops.native import native_library
 
-__all__ = ["cached", "convolution_sums", "scalar_sums", "MAX_DEGREES", "MAX_POINTS"]
+__all__ = ["cached", "convolution_sums", "coupled_sums", "scalar_sums", "MAX_DEGREES", "MAX_POINTS"]
 
 MAX_POINTS = 512  # grid points the kernels' per-edge scratch holds (lmax_node + lmax_sh + lmax_out <= 35)
 MAX_DEGREES = 16  # edge degrees L the kernels' accumulators hold
@@ -92,6 +94,25 @@ def _evaluate(missing: str, graph: dict, args: dict[str, torch.Tensor | None]) -
     a, b, ia, ib, r, ir, z = (args["A"], args["B"], graph["index_A"], graph["index_B"], args["R"], graph["index_R"],
                               args["Z"])  # fmt: skip
     csr_ptr, csr_edges = graph.get(f"csr_{missing}", (None, None))
+    if graph.get("coupled"):  # conv_coupled.c: A [N, Dout, C], B [N, Din, C], R [rows, P, C], Z the couplings [E, Tsum]
+        paths, din, dout, tsum = graph["paths"], graph["din"], graph["dout"], graph["tsum"]
+        sizes = (c, l, din, dout, tsum, threads)
+        if missing in ("A", "B"):
+            other = "B" if missing == "A" else "A"
+            out = torch.empty(n, dout if missing == "A" else din, c, dtype=ref.dtype)
+            getattr(lib, f"cpl_{'node' if missing == 'A' else 'sender'}_{suffix}")(
+                ptr(out), ptr(args[other]), ptr(graph[f"index_{other}"]), ptr(csr_ptr), ptr(csr_edges), ptr(r),
+                ptr(ir), ptr(z), ptr(paths), n, *sizes,
+            )  # fmt: skip
+        elif missing == "R":
+            out = torch.empty(graph["rows"], l, c, dtype=ref.dtype)
+            getattr(lib, f"cpl_radial_{suffix}")(ptr(out), ptr(a), ptr(ia), ptr(b), ptr(ib), ptr(z), ptr(paths),
+                                                 ptr(csr_ptr), ptr(csr_edges), graph["rows"], *sizes)  # fmt: skip
+        else:
+            out = torch.empty(e, tsum, dtype=ref.dtype)
+            getattr(lib, f"cpl_coupling_{suffix}")(ptr(out), ptr(a), ptr(ia), ptr(b), ptr(ib), ptr(r), ptr(ir),
+                                                   ptr(paths), e, *sizes)  # fmt: skip
+        return out
     if graph["scalar"]:  # conv_scalar.c: A [N, D, C], B [N, C], Z the harmonics [E, D]; p is D
         deg = graph["deg"]
         if missing == "A":
@@ -226,3 +247,44 @@ def scalar_sums(
         raise ValueError(f"degree_index must be [D] = [{harmonics.shape[1]}] with entries below {radial.shape[1]}")
     graph.update(scalar=True, deg=degree_index.to(torch.int64).contiguous())
     return _Partial.apply("A", graph, None, scalars.contiguous(), radial.contiguous(), harmonics.contiguous())
+
+
+def coupled_sums(
+    node_values: torch.Tensor,
+    radial: torch.Tensor,
+    couplings: torch.Tensor,
+    paths: torch.Tensor,
+    out_components: int,
+    sender: torch.Tensor,
+    receiver: torch.Tensor,
+    radial_index: torch.Tensor | None = None,
+    groupings: dict | None = None,
+) -> torch.Tensor:
+    """``S[i, o3 + m3, c] = sum_{e: receiver(e) = i} sum_p radial[k(e), p, c] sum_m1 couplings[e, p, m1, m3]
+    node_values[sender(e), o1 + m1, c]``: MACE's per-path convolution in coupled form.
+
+    ``paths [P, 5]`` (int64) holds each path's ``(o1, d1, o3, d3, toff)``: its input components
+    ``o1 .. o1 + d1``, output components ``o3 .. o3 + d3`` and its ``d1 x d3`` coupling matrix (row-major) at
+    ``couplings[:, toff:]``. ``k(e) = radial_index[e]``, or e itself when ``radial_index`` is None.
+
+    Shape:
+        node_values ``[N, Din, C]`` (component-major), radial ``[rows, P, C]``, couplings ``[E, Tsum]``; returns
+        ``[N, out_components, C]``. float32 or float64 CPU tensors; differentiable to any order (the couplings
+        too: the edges' harmonics enter through them).
+
+    ``groupings``: as for :func:`convolution_sums`.
+    """
+    n, din, c = node_values.shape
+    if paths.dim() != 2 or paths.shape != (radial.shape[1], 5):
+        raise ValueError(f"paths must be [P, 5] = [{radial.shape[1]}, 5], got {tuple(paths.shape)}")
+    o1, d1, o3, d3, toff = paths.T
+    if (
+        int((o1 + d1).max()) > din
+        or int((o3 + d3).max()) > out_components
+        or int((toff + d1 * d3).max()) > couplings.shape[1]
+    ):
+        raise ValueError("paths point outside node_values, the outputs or the couplings")
+    graph = _graph(n, couplings.shape[0], c, radial, 0, sender, receiver, radial_index, groupings)
+    graph.update(coupled=True, paths=paths.to(torch.int64).contiguous(), din=din, dout=out_components,
+                 tsum=couplings.shape[1])  # fmt: skip
+    return _Partial.apply("A", graph, None, node_values.contiguous(), radial.contiguous(), couplings.contiguous())

@@ -27,7 +27,7 @@ from pathlib import Path
 
 __all__ = ["NativeUnavailable", "native_error", "native_library"]
 
-_SOURCES = ("grid_product.c", "conv_quad.c", "conv_scalar.c", "many_body.c")
+_SOURCES = ("grid_product.c", "conv_quad.c", "conv_scalar.c", "conv_coupled.c", "many_body.c")
 _FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu11", "-fno-strict-aliasing")
 _I64, _INT, _PTR = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
 # gaunt_grid_product_*: a, b, out, count, mul, threads, parts, H, then three operands (a, b, out) of
@@ -58,6 +58,15 @@ _SIGNATURES = {
         for t in ("f32", "f64")
     },
     **{f"scal_harm_{t}": [_PTR] * 8 + [_I64] * 4 + [_INT] for t in ("f32", "f64")},
+    # conv_coupled.c: cpl_node(out, B, ib, ptr, edges, R, ir, T, paths, nodes, C, P, Din, Dout, Tsum, threads),
+    # cpl_sender (the same with A, ia), cpl_radial(out, A, ia, B, ib, T, paths, ptr, edges, rows, C, P, Din, Dout,
+    # Tsum, threads), cpl_coupling(out, A, ia, B, ib, R, ir, paths, E, C, P, Din, Dout, Tsum, threads)
+    **{
+        f"cpl_{kind}_{t}": [_PTR] * 9 + [_I64] * 6 + [_INT]
+        for kind in ("node", "sender", "radial")
+        for t in ("f32", "f64")
+    },
+    **{f"cpl_coupling_{t}": [_PTR] * 8 + [_I64] * 6 + [_INT] for t in ("f32", "f64")},
     # many_body.c: forward(out, a, u, w, norm, S, R, dims, layout, threads),
     # backward(grad_a, grad_u, grad_w, grad_g, g, a, u, w, ta, tu, tw, norm, S, R, dims, layout, threads)
     **{f"many_body_forward_{t}": [_PTR] * 9 + [_INT] for t in ("f32", "f64")},
@@ -67,7 +76,7 @@ _SIGNATURES = {
     **{f"symmetric_forward_{t}": [_PTR] * 7 + [_INT] for t in ("f32", "f64")},
     **{f"symmetric_backward_{t}": [_PTR] * 14 + [_INT] for t in ("f32", "f64")},
 }
-_VOID = ("quad_", "scal_", "many_body_", "symmetric_")  # kernels without a status code
+_VOID = ("quad_", "scal_", "cpl_", "many_body_", "symmetric_")  # kernels without a status code
 
 
 class NativeUnavailable(RuntimeError):

@@ -63,3 +63,39 @@ def test_bad_multiplicities_are_clear_errors():
         CGConvolution("4x0e + 2x1o", "1x0e + 1x1o", "4x0e + 4x1o")
     with pytest.raises(ValueError, match="no path"):
         CGConvolution("4x0e", "1x1o", "4x0e")
+
+
+@pytest.mark.parametrize("use_kernel", [True, False], ids=["kernel", "pytorch"])
+def test_gradcheck_and_gradgradcheck_with_shared_rows(use_kernel, monkeypatch):
+    """Both forms (the C kernels' and PyTorch's) to second order in every input, rows shared by edges."""
+    conv = CGConvolution(*CASES[1])
+    if use_kernel and not conv.use_kernel:
+        pytest.skip("the C kernels do not build here")
+    monkeypatch.setattr(conv, "use_kernel", use_kernel)
+    g = torch.Generator().manual_seed(3)
+    edge_index = torch.randint(0, 4, (2, 7), generator=g)
+    index = torch.randint(0, 5, (7,), generator=g)
+    inputs = (
+        torch.randn(4, conv.irreps_node.dim, dtype=torch.float64, generator=g).requires_grad_(),
+        torch.randn(7, 3, dtype=torch.float64, generator=g).requires_grad_(),
+        torch.randn(5, conv.weight_numel, dtype=torch.float64, generator=g).requires_grad_(),
+    )
+
+    def fn(x, v, r):
+        return conv(x, v, edge_index, r, radial_index=index)
+
+    assert torch.autograd.gradcheck(fn, inputs, atol=1e-8)
+    assert torch.autograd.gradgradcheck(fn, inputs, atol=1e-7)
+
+
+def test_kernel_and_pytorch_forms_agree_in_float32(monkeypatch):
+    conv = CGConvolution(*CASES[0])
+    if not conv.use_kernel:
+        pytest.skip("the C kernels do not build here")
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(9, conv.irreps_node.dim, generator=g)
+    vectors, edge_index = torch.randn(40, 3, generator=g), torch.randint(0, 9, (2, 40), generator=g)
+    radial = torch.randn(40, conv.weight_numel, generator=g)
+    fast = conv(x, vectors, edge_index, radial)
+    monkeypatch.setattr(conv, "use_kernel", False)
+    torch.testing.assert_close(fast, conv(x, vectors, edge_index, radial), rtol=1e-5, atol=1e-5)

@@ -1,0 +1,142 @@
+/* MACE's per-path convolution in coupled form, and all its derivatives (CPU).
+ *
+ * Each edge's harmonics, contracted with a path's Wigner 3j symbol and weight, give per path p a small
+ * matrix T[e, p] ([d1, d3]: input components m1, output components m3; shared by the channels). The
+ * convolution and every derivative come from the 4-linear form over the edges
+ *     F(A, B, R, T) = sum_e sum_p sum_c R[ir(e), p, c] sum_{m1, m3} A[ia(e), o3 + m3, c] B[ib(e), o1 + m1, c] T[e, p, m1, m3]
+ * with A the receivers' outputs ([nodes, Dout, C], component-major), B the senders' features ([nodes, Din,
+ * C]), R radial weights ([rows, P, C]; edge e reads row ir(e)) and T the couplings ([E, Tsum]; path p's
+ * d1 x d3 entries from offset toff, row-major). paths[p] = (o1, d1, o3, d3, toff). Four kernels:
+ *   cpl_node:     out[i, o3 + m3, c] = sum over edges with ia(e) = i, paths, m1 of R B T
+ *   cpl_sender:   out[j, o1 + m1, c] = sum over edges with ib(e) = j, paths, m3 of R A T
+ *   cpl_radial:   out[k, p, c]       = sum over edges with ir(e) = k, m1, m3 of A B T
+ *   cpl_coupling: out[e, p, m1, m3]  = sum_c R A B
+ * (the first three with the edges in CSR order by the output's index). Python side:
+ * gaunt_tp/ops/conv_kernel.py. OpenMP over output rows: no write conflicts. Per edge and channel
+ * sum_p d1 d3 multiply-adds (72 for MACE's max_L 1 layer with l1 = 1), where e3nn forms d1 d2 products
+ * per path first.
+ */
+#include <stdint.h>
+
+#define DEFINE_COUPLED(SUFFIX, T)                                                                          \
+void cpl_node_##SUFFIX(T *out, const T *B, const int64_t *ib, const int64_t *ptr, const int64_t *edges,    \
+                       const T *R, const int64_t *ir, const T *Tc, const int64_t *paths, int64_t nodes,     \
+                       int64_t C, int64_t P, int64_t Din, int64_t Dout, int64_t Tsum, int threads) {        \
+    _Pragma("omp parallel for num_threads(threads) schedule(dynamic, 8)")                                  \
+    for (int64_t i = 0; i < nodes; i++) {                                                                  \
+        T acc[C];                                                                                          \
+        T *o = out + i * Dout * C;                                                                         \
+        for (int64_t k = 0; k < Dout * C; k++) o[k] = 0;                                                   \
+        for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {                                                    \
+            const int64_t e = edges[q];                                                                    \
+            const T *b = B + ib[e] * Din * C, *r = R + ir[e] * P * C, *t = Tc + e * Tsum;                  \
+            for (int64_t p = 0; p < P; p++) {                                                              \
+                const int64_t o1 = paths[5 * p], d1 = paths[5 * p + 1], o3 = paths[5 * p + 2];             \
+                const int64_t d3 = paths[5 * p + 3];                                                       \
+                const T *tp = t + paths[5 * p + 4], *rp = r + p * C;                                       \
+                for (int64_t m3 = 0; m3 < d3; m3++) {                                                      \
+                    for (int64_t c = 0; c < C; c++) acc[c] = 0;                                            \
+                    for (int64_t m1 = 0; m1 < d1; m1++) {                                                  \
+                        const T coef = tp[m1 * d3 + m3], *bm = b + (o1 + m1) * C;                          \
+                        _Pragma("omp simd")                                                                \
+                        for (int64_t c = 0; c < C; c++) acc[c] += coef * bm[c];                            \
+                    }                                                                                      \
+                    T *om = o + (o3 + m3) * C;                                                             \
+                    _Pragma("omp simd")                                                                    \
+                    for (int64_t c = 0; c < C; c++) om[c] += acc[c] * rp[c];                               \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+    }                                                                                                      \
+}                                                                                                          \
+void cpl_sender_##SUFFIX(T *out, const T *A, const int64_t *ia, const int64_t *ptr, const int64_t *edges,  \
+                         const T *R, const int64_t *ir, const T *Tc, const int64_t *paths, int64_t nodes,   \
+                         int64_t C, int64_t P, int64_t Din, int64_t Dout, int64_t Tsum, int threads) {      \
+    _Pragma("omp parallel for num_threads(threads) schedule(dynamic, 8)")                                  \
+    for (int64_t j = 0; j < nodes; j++) {                                                                  \
+        T acc[C];                                                                                          \
+        T *o = out + j * Din * C;                                                                          \
+        for (int64_t k = 0; k < Din * C; k++) o[k] = 0;                                                    \
+        for (int64_t q = ptr[j]; q < ptr[j + 1]; q++) {                                                    \
+            const int64_t e = edges[q];                                                                    \
+            const T *a = A + ia[e] * Dout * C, *r = R + ir[e] * P * C, *t = Tc + e * Tsum;                 \
+            for (int64_t p = 0; p < P; p++) {                                                              \
+                const int64_t o1 = paths[5 * p], d1 = paths[5 * p + 1], o3 = paths[5 * p + 2];             \
+                const int64_t d3 = paths[5 * p + 3];                                                       \
+                const T *tp = t + paths[5 * p + 4], *rp = r + p * C;                                       \
+                for (int64_t m1 = 0; m1 < d1; m1++) {                                                      \
+                    for (int64_t c = 0; c < C; c++) acc[c] = 0;                                            \
+                    for (int64_t m3 = 0; m3 < d3; m3++) {                                                  \
+                        const T coef = tp[m1 * d3 + m3], *am = a + (o3 + m3) * C;                          \
+                        _Pragma("omp simd")                                                                \
+                        for (int64_t c = 0; c < C; c++) acc[c] += coef * am[c];                            \
+                    }                                                                                      \
+                    T *om = o + (o1 + m1) * C;                                                             \
+                    _Pragma("omp simd")                                                                    \
+                    for (int64_t c = 0; c < C; c++) om[c] += acc[c] * rp[c];                               \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+    }                                                                                                      \
+}                                                                                                          \
+void cpl_radial_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, const int64_t *ib, const T *Tc, \
+                         const int64_t *paths, const int64_t *ptr, const int64_t *edges, int64_t rows,     \
+                         int64_t C, int64_t P, int64_t Din, int64_t Dout, int64_t Tsum, int threads) {      \
+    _Pragma("omp parallel for num_threads(threads) schedule(dynamic, 8)")                                  \
+    for (int64_t k = 0; k < rows; k++) {                                                                   \
+        T acc[C];                                                                                          \
+        T *o = out + k * P * C;                                                                            \
+        for (int64_t j = 0; j < P * C; j++) o[j] = 0;                                                      \
+        for (int64_t q = ptr[k]; q < ptr[k + 1]; q++) {                                                    \
+            const int64_t e = edges[q];                                                                    \
+            const T *a = A + ia[e] * Dout * C, *b = B + ib[e] * Din * C, *t = Tc + e * Tsum;               \
+            for (int64_t p = 0; p < P; p++) {                                                              \
+                const int64_t o1 = paths[5 * p], d1 = paths[5 * p + 1], o3 = paths[5 * p + 2];             \
+                const int64_t d3 = paths[5 * p + 3];                                                       \
+                const T *tp = t + paths[5 * p + 4];                                                        \
+                T *op = o + p * C;                                                                         \
+                for (int64_t m3 = 0; m3 < d3; m3++) {                                                      \
+                    for (int64_t c = 0; c < C; c++) acc[c] = 0;                                            \
+                    for (int64_t m1 = 0; m1 < d1; m1++) {                                                  \
+                        const T coef = tp[m1 * d3 + m3], *bm = b + (o1 + m1) * C;                          \
+                        _Pragma("omp simd")                                                                \
+                        for (int64_t c = 0; c < C; c++) acc[c] += coef * bm[c];                            \
+                    }                                                                                      \
+                    const T *am = a + (o3 + m3) * C;                                                       \
+                    _Pragma("omp simd")                                                                    \
+                    for (int64_t c = 0; c < C; c++) op[c] += acc[c] * am[c];                               \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+    }                                                                                                      \
+}                                                                                                          \
+void cpl_coupling_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, const int64_t *ib,           \
+                           const T *R, const int64_t *ir, const int64_t *paths, int64_t E, int64_t C,      \
+                           int64_t P, int64_t Din, int64_t Dout, int64_t Tsum, int threads) {              \
+    _Pragma("omp parallel for num_threads(threads) schedule(static)")                                      \
+    for (int64_t e = 0; e < E; e++) {                                                                      \
+        T ar[C];                                                                                           \
+        const T *a = A + ia[e] * Dout * C, *b = B + ib[e] * Din * C, *r = R + ir[e] * P * C;               \
+        for (int64_t p = 0; p < P; p++) {                                                                  \
+            const int64_t o1 = paths[5 * p], d1 = paths[5 * p + 1], o3 = paths[5 * p + 2];                 \
+            const int64_t d3 = paths[5 * p + 3];                                                           \
+            const T *rp = r + p * C;                                                                       \
+            T *op = out + e * Tsum + paths[5 * p + 4];                                                     \
+            for (int64_t m3 = 0; m3 < d3; m3++) {                                                          \
+                const T *am = a + (o3 + m3) * C;                                                           \
+                _Pragma("omp simd")                                                                        \
+                for (int64_t c = 0; c < C; c++) ar[c] = am[c] * rp[c];                                     \
+                for (int64_t m1 = 0; m1 < d1; m1++) {                                                      \
+                    const T *bm = b + (o1 + m1) * C;                                                       \
+                    T s = 0;                                                                               \
+                    _Pragma("omp simd reduction(+ : s)")                                                   \
+                    for (int64_t c = 0; c < C; c++) s += ar[c] * bm[c];                                    \
+                    op[m1 * d3 + m3] = s;                                                                  \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+    }                                                                                                      \
+}
+
+DEFINE_COUPLED(f32, float)
+DEFINE_COUPLED(f64, double)
