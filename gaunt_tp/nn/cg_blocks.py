@@ -10,6 +10,7 @@ from gaunt_tp.ops.conv_kernel import coupled_sums
 from gaunt_tp.ops.convolution import safe_unit_vectors
 from gaunt_tp.ops.descriptor import as_irreps
 from gaunt_tp.ops.native import native_error
+from gaunt_tp.ops.tables import TableCache
 
 __all__ = ["CGConvolution"]
 
@@ -66,12 +67,11 @@ class CGConvolution(nn.Module):
         )
         self.weight_numel = tp.weight_numel
         self.paths = [(ins.i_in1, ins.i_in2, ins.i_out) for ins in tp.instructions]
-        self.couplings: list[torch.Tensor] = []  # float64 [2 l1 + 1, 2 l2 + 1, 2 l3 + 1] per path (not buffers: a
-        # float32 copy would lose digits for a later float64 call)
+        couplings = []  # [2 l1 + 1, 2 l2 + 1, 2 l3 + 1] per path: e3nn's path weight times the 3j symbol
         for ins in tp.instructions:
             l1, l2, l3 = (irreps[i].ir.l for irreps, i in ((self.irreps_node, ins.i_in1), (self.irreps_sh, ins.i_in2),
                                                             (self.irreps_out, ins.i_out)))  # fmt: skip
-            self.couplings.append(ins.path_weight * o3.wigner_3j(l1, l2, l3, dtype=torch.float64))
+            couplings.append(ins.path_weight * o3.wigner_3j(l1, l2, l3, dtype=torch.float64))
         self.sh_slices = self.irreps_sh.slices()
         # the kernels' path table (o1, d1, o3, d3, toff): components counted per channel (component-major layout)
         in_offsets = [sum(ir.dim for _, ir in self.irreps_node[:i]) for i in range(len(self.irreps_node))]
@@ -82,6 +82,11 @@ class CGConvolution(nn.Module):
             rows.append((in_offsets[i1], d1, out_offsets[io], d3, toff))
             toff += d1 * d3
         self.path_table = torch.tensor(rows, dtype=torch.int64)
+        # all paths' couplings from the harmonics in one matmul: couplings [E, Tsum] = sh [E, dim sh] @ lift
+        lift = torch.zeros(self.irreps_sh.dim, toff, dtype=torch.float64)
+        for cg, (_, i2, _), (_, d1, _, d3, t0) in zip(couplings, self.paths, rows):
+            lift[self.sh_slices[i2], t0 : t0 + d1 * d3] = cg.permute(1, 0, 2).reshape(-1, d1 * d3)
+        self.tables = TableCache({"lift": lift, **{f"cg{p}": cg for p, cg in enumerate(couplings)}})
         self.use_kernel = native_error() is None
 
     def forward(
@@ -113,7 +118,7 @@ class CGConvolution(nn.Module):
             if i1 not in senders:
                 block = node_features[:, self.irreps_node.slices()[i1]].view(n, c, -1)
                 senders[i1] = block.index_select(0, sender)
-            cg = self.couplings[p].to(dtype=node_features.dtype, device=node_features.device)
+            cg = self.tables.get(node_features.dtype, node_features.device)[f"cg{p}"]
             coupling = torch.einsum("ijk,ej->eik", cg, sh[:, self.sh_slices[i2]])  # [E, 2 l1 + 1, 2 l3 + 1]
             msg = torch.einsum("eci,eik->eck", senders[i1], coupling) * radial[:, p, :, None]
             messages[io] = msg if messages[io] is None else messages[io] + msg
@@ -137,13 +142,7 @@ class CGConvolution(nn.Module):
         c, n = self.channels, node_features.shape[0]
         blocks = [node_features[:, sl].view(n, c, -1).transpose(1, 2) for sl in self.irreps_node.slices()]
         values = torch.cat(blocks, dim=1)  # [N, Din, C]
-        couplings = torch.cat(
-            [
-                torch.einsum("ijk,ej->eik", cg.to(sh.dtype), sh[:, self.sh_slices[i2]]).flatten(1)
-                for cg, (_, i2, _) in zip(self.couplings, self.paths)
-            ],
-            dim=1,
-        )
+        couplings = sh @ self.tables.get(sh.dtype, sh.device)["lift"]  # [E, Tsum]: T[e, p, m1, m3] row-major
         dout = sum(ir.dim for _, ir in self.irreps_out)
         sums = coupled_sums(
             values,
