@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -83,3 +85,20 @@ def test_unknown_element_is_a_clear_error(model_file):
     atoms.calc = GauntCalculator(model_file)
     with pytest.raises(ValueError, match=r"Z=\[7\]"):
         atoms.get_potential_energy()
+
+
+def test_cg_convolution_model_loads_files_with_the_former_tensor_product_entries(tmp_path):
+    """Models with ``conv_blocks="e3nn"`` saved while the CG convolution held an e3nn TensorProduct (an empty
+    weight and an output mask per layer, nothing trained) load, and compute the same energies."""
+    torch.manual_seed(1)
+    model = GauntMACE(dataclasses.replace(CONFIG, conv_blocks="e3nn"))
+    path = tmp_path / "cg.model"
+    save_model(model, path)
+    payload = torch.load(path, weights_only=True)
+    for i in range(len(model.layers)):
+        payload["state_dict"][f"layers.{i}.conv.tp.weight"] = torch.zeros(0)
+        payload["state_dict"][f"layers.{i}.conv.tp.output_mask"] = torch.ones(3)
+    torch.save(payload, path)
+    loaded = load_model(path)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value.double(), rtol=0, atol=0)

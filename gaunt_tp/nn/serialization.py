@@ -69,5 +69,10 @@ def load_model(
             f"whose edge harmonics were normalised differently; retrain the model with this version"
         )
     model = GauntMACE(config)
-    model.load_state_dict(payload["state_dict"])
+    # the CG convolution held an e3nn TensorProduct (no trained weights: an empty weight, an output mask) before
+    # it computed in coupled form; those entries of older files carry nothing
+    state = {
+        k: v for k, v in payload["state_dict"].items() if not k.endswith((".conv.tp.weight", ".conv.tp.output_mask"))
+    }
+    model.load_state_dict(state)
     return model.to(device=device, dtype=dtype)
