@@ -6,7 +6,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from gaunt_tp.ops.conv_kernel import coupled_sums
+from gaunt_tp.ops.conv_kernel import cached, coupled_sums
 from gaunt_tp.ops.convolution import safe_unit_vectors
 from gaunt_tp.ops.descriptor import as_irreps
 from gaunt_tp.ops.native import native_error
@@ -100,11 +100,16 @@ class CGConvolution(nn.Module):
         edge_cache: dict | None = None,
     ) -> torch.Tensor:
         """As :class:`gaunt_tp.ops.GauntConvolution`'s forward (``radial_index``: rows shared by edges;
-        ``edge_cache``: the kernels' edge groupings, shared with the other convolutions over the same edges)."""
+        ``edge_cache``: the edges' harmonics and the kernels' edge groupings, shared with the other convolutions
+        over the same edges)."""
         c, n = self.channels, node_features.shape[0]
-        unit, _ = safe_unit_vectors(edge_vectors)
-        sh = o3.spherical_harmonics(self.irreps_sh, unit, normalize=False, normalization="component")
-        sh = sh.to(node_features.dtype)
+
+        def harmonics() -> torch.Tensor:
+            unit, _ = safe_unit_vectors(edge_vectors)
+            sh = o3.spherical_harmonics(self.irreps_sh, unit, normalize=False, normalization="component")
+            return sh.to(node_features.dtype)
+
+        sh = cached(edge_cache, ("cg_harmonics", str(self.irreps_sh), node_features.dtype), harmonics)  # [E, dim sh]
         sender, receiver = edge_index
         kernel = self.use_kernel and node_features.is_cpu and node_features.dtype in (torch.float32, torch.float64)
         if kernel:
@@ -124,7 +129,7 @@ class CGConvolution(nn.Module):
             messages[io] = msg if messages[io] is None else messages[io] + msg
         out = node_features.new_zeros(n, self.irreps_out.dim)
         flat = [
-            m.flatten(1) if m is not None else node_features.new_zeros(len(unit), mul * ir.dim)
+            m.flatten(1) if m is not None else node_features.new_zeros(sh.shape[0], mul * ir.dim)
             for m, (mul, ir) in zip(messages, self.irreps_out)
         ]
         return out.index_add(0, receiver, torch.cat(flat, dim=1))
