@@ -279,7 +279,8 @@ def coupled_sums(
         raise ValueError(f"paths must be [P, 5] = [{radial.shape[1]}, 5], got {tuple(paths.shape)}")
     o1, d1, o3, d3, toff = paths.T
     if (
-        int((o1 + d1).max()) > din
+        int(paths.min()) < 0
+        or int((o1 + d1).max()) > din
         or int((o3 + d3).max()) > out_components
         or int((toff + d1 * d3).max()) > couplings.shape[1]
     ):

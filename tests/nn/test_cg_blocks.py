@@ -99,3 +99,15 @@ def test_kernel_and_pytorch_forms_agree_in_float32(monkeypatch):
     fast = conv(x, vectors, edge_index, radial)
     monkeypatch.setattr(conv, "use_kernel", False)
     torch.testing.assert_close(fast, conv(x, vectors, edge_index, radial), rtol=1e-5, atol=1e-5)
+
+
+def test_coupled_sums_rejects_paths_outside_the_tensors():
+    from gaunt_tp.ops.conv_kernel import coupled_sums
+
+    values, radial, couplings = torch.zeros(2, 4, 3), torch.zeros(5, 1, 3), torch.zeros(5, 9)
+    edges = torch.zeros(5, dtype=torch.int64)
+    for bad in ([2, 3, 0, 3, 0], [0, 3, 2, 3, 0], [0, 3, 0, 3, 1], [-1, 3, 0, 3, 0]):  # in, out, couplings, negative
+        with pytest.raises(ValueError, match="paths point outside"):
+            coupled_sums(values, radial, couplings, torch.tensor([bad]), 4, edges, edges)
+    with pytest.raises(ValueError, match=r"paths must be \[P, 5\]"):
+        coupled_sums(values, radial, couplings, torch.zeros(2, 5, dtype=torch.int64), 4, edges, edges)
