@@ -72,7 +72,8 @@ class CGConvolution(nn.Module):
             l1, l2, l3 = (irreps[i].ir.l for irreps, i in ((self.irreps_node, ins.i_in1), (self.irreps_sh, ins.i_in2),
                                                             (self.irreps_out, ins.i_out)))  # fmt: skip
             couplings.append(ins.path_weight * o3.wigner_3j(l1, l2, l3, dtype=torch.float64))
-        self.sh_slices = self.irreps_sh.slices()
+        sh_slices, self.node_slices = self.irreps_sh.slices(), self.irreps_node.slices()
+        self.out_components = self.irreps_out.dim // self.channels
         # the kernels' path table (o1, d1, o3, d3, toff): components counted per channel (component-major layout)
         in_offsets = [sum(ir.dim for _, ir in self.irreps_node[:i]) for i in range(len(self.irreps_node))]
         out_offsets = [sum(ir.dim for _, ir in self.irreps_out[:i]) for i in range(len(self.irreps_out))]
@@ -81,13 +82,20 @@ class CGConvolution(nn.Module):
             d1, d3 = self.irreps_node[i1].ir.dim, self.irreps_out[io].ir.dim
             rows.append((in_offsets[i1], d1, out_offsets[io], d3, toff))
             toff += d1 * d3
-        self.path_table = torch.tensor(rows, dtype=torch.int64)
+        self.path_rows, self.path_table = rows, torch.tensor(rows, dtype=torch.int64)
         # all paths' couplings from the harmonics in one matmul: couplings [E, Tsum] = sh [E, dim sh] @ lift
         lift = torch.zeros(self.irreps_sh.dim, toff, dtype=torch.float64)
         for cg, (_, i2, _), (_, d1, _, d3, t0) in zip(couplings, self.paths, rows):
-            lift[self.sh_slices[i2], t0 : t0 + d1 * d3] = cg.permute(1, 0, 2).reshape(-1, d1 * d3)
-        self.tables = TableCache({"lift": lift, **{f"cg{p}": cg for p, cg in enumerate(couplings)}})
+            lift[sh_slices[i2], t0 : t0 + d1 * d3] = cg.permute(1, 0, 2).reshape(-1, d1 * d3)
+        self.tables = TableCache({"lift": lift})
         self.use_kernel = native_error() is None
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        # before it computed in coupled form this module held an e3nn TensorProduct without trained weights (an
+        # empty weight, an output mask): those entries of older model files carry nothing
+        for name in ("tp.weight", "tp.output_mask"):
+            state_dict.pop(prefix + name, None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(
         self,
@@ -110,26 +118,25 @@ class CGConvolution(nn.Module):
             return sh.to(node_features.dtype)
 
         sh = cached(edge_cache, ("cg_harmonics", str(self.irreps_sh), node_features.dtype), harmonics)  # [E, dim sh]
-        sender, receiver = edge_index
+        couplings = sh @ self.tables.get(sh.dtype, sh.device)["lift"]  # [E, Tsum]: T[e, p, m1, m3] row-major
         kernel = self.use_kernel and node_features.is_cpu and node_features.dtype in (torch.float32, torch.float64)
         if kernel:
-            return self._kernel_forward(node_features, sh, edge_index, radial_weights, radial_index, edge_cache)
+            return self._kernel_forward(node_features, couplings, edge_index, radial_weights, radial_index, edge_cache)
         if radial_index is not None:
             radial_weights = radial_weights.index_select(0, radial_index)
         radial = radial_weights.view(-1, len(self.paths), c)  # [E, paths, C]
+        sender, receiver = edge_index
         senders: dict[int, torch.Tensor] = {}  # node irrep -> its sender features [E, C, 2 l1 + 1]
         messages: list[torch.Tensor | None] = [None] * len(self.irreps_out)  # [E, C, 2 l3 + 1] per output irrep
-        for p, (i1, i2, io) in enumerate(self.paths):
+        for p, ((i1, _, io), (_, d1, _, d3, t0)) in enumerate(zip(self.paths, self.path_rows)):
             if i1 not in senders:
-                block = node_features[:, self.irreps_node.slices()[i1]].view(n, c, -1)
-                senders[i1] = block.index_select(0, sender)
-            cg = self.tables.get(node_features.dtype, node_features.device)[f"cg{p}"]
-            coupling = torch.einsum("ijk,ej->eik", cg, sh[:, self.sh_slices[i2]])  # [E, 2 l1 + 1, 2 l3 + 1]
+                senders[i1] = node_features[:, self.node_slices[i1]].view(n, c, -1).index_select(0, sender)
+            coupling = couplings[:, t0 : t0 + d1 * d3].view(-1, d1, d3)  # [E, 2 l1 + 1, 2 l3 + 1]
             msg = torch.einsum("eci,eik->eck", senders[i1], coupling) * radial[:, p, :, None]
             messages[io] = msg if messages[io] is None else messages[io] + msg
         out = node_features.new_zeros(n, self.irreps_out.dim)
         flat = [
-            m.flatten(1) if m is not None else node_features.new_zeros(sh.shape[0], mul * ir.dim)
+            m.flatten(1) if m is not None else node_features.new_zeros(couplings.shape[0], mul * ir.dim)
             for m, (mul, ir) in zip(messages, self.irreps_out)
         ]
         return out.index_add(0, receiver, torch.cat(flat, dim=1))
@@ -137,7 +144,7 @@ class CGConvolution(nn.Module):
     def _kernel_forward(
         self,
         node_features: torch.Tensor,
-        sh: torch.Tensor,
+        couplings: torch.Tensor,
         edge_index: torch.Tensor,
         radial_weights: torch.Tensor,
         radial_index: torch.Tensor | None,
@@ -145,16 +152,14 @@ class CGConvolution(nn.Module):
     ) -> torch.Tensor:
         """The forward pass in the C kernels: features component-major ``[N, Din, C]``, couplings ``[E, Tsum]``."""
         c, n = self.channels, node_features.shape[0]
-        blocks = [node_features[:, sl].view(n, c, -1).transpose(1, 2) for sl in self.irreps_node.slices()]
+        blocks = [node_features[:, sl].view(n, c, -1).transpose(1, 2) for sl in self.node_slices]
         values = torch.cat(blocks, dim=1)  # [N, Din, C]
-        couplings = sh @ self.tables.get(sh.dtype, sh.device)["lift"]  # [E, Tsum]: T[e, p, m1, m3] row-major
-        dout = sum(ir.dim for _, ir in self.irreps_out)
         sums = coupled_sums(
             values,
             radial_weights.view(radial_weights.shape[0], len(self.paths), c),
             couplings,
             self.path_table,
-            dout,
+            self.out_components,
             edge_index[0],
             edge_index[1],
             radial_index,

@@ -69,10 +69,5 @@ def load_model(
             f"whose edge harmonics were normalised differently; retrain the model with this version"
         )
     model = GauntMACE(config)
-    # the CG convolution held an e3nn TensorProduct (no trained weights: an empty weight, an output mask) before
-    # it computed in coupled form; those entries of older files carry nothing
-    state = {
-        k: v for k, v in payload["state_dict"].items() if not k.endswith((".conv.tp.weight", ".conv.tp.output_mask"))
-    }
-    model.load_state_dict(state)
+    model.load_state_dict(payload["state_dict"])
     return model.to(device=device, dtype=dtype)

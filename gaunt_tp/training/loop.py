@@ -30,7 +30,7 @@ from gaunt_tp.nn.model import GauntMACE, ModelConfig
 from gaunt_tp.nn.serialization import save_model
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from gaunt_tp.training.config import TrainConfig
-from gaunt_tp.training.metrics import ErrorAccumulator, weighted_loss
+from gaunt_tp.training.metrics import ErrorAccumulator, has_stress_labels, weighted_loss
 
 __all__ = ["evaluate", "run_training"]
 
@@ -288,9 +288,8 @@ def _train(config: TrainConfig) -> dict:
     tables = {}
     for split, graphs in (("train", train_g), ("valid", valid_g), ("test", test_g)):
         if graphs:
-            labelled = any(bool(torch.isfinite(g.stress).all()) for g in graphs)  # stress errors where there are labels
-            batches = _batches(graphs, config.valid_batch_size)
-            tables[split] = evaluate(best_model, batches, (1.0, 1.0, 0.0), stress=labelled)[1]  # the table only
+            batches = _batches(graphs, config.valid_batch_size)  # stress errors where there are labels; the table only
+            tables[split] = evaluate(best_model, batches, (1.0, 1.0, 0.0), stress=has_stress_labels(graphs))[1]
     _write_json(run_dir / "errors.json", tables)
     log.info("final errors (best model):\n%s", format_tables(tables))
     if config.plots:

@@ -10,7 +10,12 @@ import torch
 
 from gaunt_tp.data.graph import GraphBatch
 
-__all__ = ["ErrorAccumulator", "weighted_loss"]
+__all__ = ["ErrorAccumulator", "has_stress_labels", "weighted_loss"]
+
+
+def has_stress_labels(graphs: list[GraphBatch]) -> bool:
+    """Whether any of ``graphs`` carries a stress label (missing ones are NaN)."""
+    return any(bool(torch.isfinite(g.stress).all()) for g in graphs)
 
 
 def weighted_loss(

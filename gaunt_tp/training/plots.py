@@ -50,9 +50,10 @@ def parity_plots(model: torch.nn.Module, splits: dict[str, list], out: Path, bat
     """Predicted against reference energies per atom and force components, one colour per split; a third panel of
     stress components where the configurations have stress labels."""
     from gaunt_tp.data import collate
+    from gaunt_tp.training.metrics import has_stress_labels
 
     plt = _pyplot()
-    stress = any(bool(torch.isfinite(g.stress).all()) for graphs in splits.values() for g in graphs)
+    stress = has_stress_labels([g for graphs in splits.values() for g in graphs])
     titles = ["energy per atom (eV)", "force components (eV/A)"] + (["stress components (eV/A^3)"] if stress else [])
     fig, axes = plt.subplots(1, len(titles), figsize=(5 * len(titles), 4.5))
     for name, graphs in splits.items():
