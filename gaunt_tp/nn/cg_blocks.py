@@ -7,7 +7,7 @@ from e3nn import o3
 from torch import nn
 
 from gaunt_tp.ops.conv_kernel import cached, coupled_sums
-from gaunt_tp.ops.convolution import safe_unit_vectors
+from gaunt_tp.ops.convolution import check_convolution_inputs, safe_unit_vectors
 from gaunt_tp.ops.descriptor import as_irreps
 from gaunt_tp.ops.native import native_error
 from gaunt_tp.ops.tables import TableCache
@@ -110,6 +110,10 @@ class CGConvolution(nn.Module):
         """As :class:`gaunt_tp.ops.GauntConvolution`'s forward (``radial_index``: rows shared by edges;
         ``edge_cache``: the edges' harmonics and the kernels' edge groupings, shared with the other convolutions
         over the same edges)."""
+        check_convolution_inputs(
+            node_features, edge_vectors, edge_index, radial_weights, radial_index, self.irreps_node, self.weight_numel,
+            "(number of paths) * C",
+        )  # fmt: skip
         c, n = self.channels, node_features.shape[0]
 
         def harmonics() -> torch.Tensor:

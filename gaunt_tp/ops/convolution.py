@@ -71,6 +71,51 @@ def _zonal_values(unit: torch.Tensor, points: torch.Tensor, degrees: list[int]) 
     return torch.stack([values[l] * ((2 * l + 1) / (4 * math.pi)) for l in degrees], dim=1)
 
 
+def check_convolution_inputs(
+    x: torch.Tensor,
+    vectors: torch.Tensor,
+    edge_index: torch.Tensor,
+    radial: torch.Tensor,
+    radial_index: torch.Tensor | None,
+    irreps_node: o3.Irreps,
+    weight_numel: int,
+    layout: str,
+) -> None:
+    """Clear errors for a convolution's inputs (shapes, index ranges, dtypes), as the forward passes take them;
+    ``layout`` describes ``weight_numel`` in the message."""
+    n, e = x.shape[0] if x.dim() == 2 else -1, vectors.shape[0] if vectors.dim() == 2 else -1
+    if x.dim() != 2 or x.shape[1] != irreps_node.dim:
+        raise ValueError(f"node_features must be [N, {irreps_node.dim}] for {irreps_node}, got {tuple(x.shape)}")
+    if vectors.dim() != 2 or vectors.shape[1] != 3:
+        raise ValueError(f"edge_vectors must be [E, 3], got {tuple(vectors.shape)}")
+    if edge_index.dim() != 2 or edge_index.shape != (2, e):
+        raise ValueError(f"edge_index must be [2, E] = [2, {e}] (sender, receiver), got {tuple(edge_index.shape)}")
+    if edge_index.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"edge_index must hold integers, got {edge_index.dtype}")
+    if e and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
+        bad = int(edge_index.min()) if int(edge_index.min()) < 0 else int(edge_index.max())
+        raise ValueError(f"edge_index holds node {bad}, outside 0..{n - 1} for {n} nodes")
+    rows = e
+    if radial_index is not None:
+        rows = radial.shape[0] if radial.dim() == 2 else -1
+        if radial_index.shape != (e,) or radial_index.dtype not in (torch.int32, torch.int64):
+            raise ValueError(
+                f"radial_index must be integer [E] = [{e}], got {radial_index.dtype} {tuple(radial_index.shape)}"
+            )
+        if e and (int(radial_index.min()) < 0 or int(radial_index.max()) >= rows):
+            raise ValueError(f"radial_index must point at rows 0..{rows - 1} of radial_weights")
+    if radial.shape != (rows, weight_numel):
+        what = "E" if radial_index is None else "rows"
+        raise ValueError(
+            f"radial_weights must be [{what}, {weight_numel}] = [{rows}, {layout}], got {tuple(radial.shape)}"
+        )
+    if not (x.dtype == vectors.dtype == radial.dtype):
+        raise TypeError(
+            "node_features, edge_vectors and radial_weights must share a dtype, "
+            f"got {x.dtype}, {vectors.dtype}, {radial.dtype}"
+        )
+
+
 class GauntConvolution(nn.Module):
     r"""Message passing with Gaunt products of node features and edge harmonics.
 
@@ -267,49 +312,6 @@ class GauntConvolution(nn.Module):
         """Whether the grid form's sums run in the C kernels (:mod:`gaunt_tp.ops.conv_kernel`)."""
         return self.use_kernel and self._kernel_fits and x.is_cpu and x.dtype in (torch.float32, torch.float64)
 
-    def _check(
-        self,
-        x: torch.Tensor,
-        vectors: torch.Tensor,
-        edge_index: torch.Tensor,
-        radial: torch.Tensor,
-        radial_index: torch.Tensor | None,
-    ) -> None:
-        n, e = x.shape[0] if x.dim() == 2 else -1, vectors.shape[0] if vectors.dim() == 2 else -1
-        if x.dim() != 2 or x.shape[1] != self.irreps_node.dim:
-            raise ValueError(
-                f"node_features must be [N, {self.irreps_node.dim}] for {self.irreps_node}, got {tuple(x.shape)}"
-            )
-        if vectors.dim() != 2 or vectors.shape[1] != 3:
-            raise ValueError(f"edge_vectors must be [E, 3], got {tuple(vectors.shape)}")
-        if edge_index.dim() != 2 or edge_index.shape != (2, e):
-            raise ValueError(f"edge_index must be [2, E] = [2, {e}] (sender, receiver), got {tuple(edge_index.shape)}")
-        if edge_index.dtype not in (torch.int32, torch.int64):
-            raise TypeError(f"edge_index must hold integers, got {edge_index.dtype}")
-        if e and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
-            bad = int(edge_index.min()) if int(edge_index.min()) < 0 else int(edge_index.max())
-            raise ValueError(f"edge_index holds node {bad}, outside 0..{n - 1} for {n} nodes")
-        rows = e
-        if radial_index is not None:
-            rows = radial.shape[0] if radial.dim() == 2 else -1
-            if radial_index.shape != (e,) or radial_index.dtype not in (torch.int32, torch.int64):
-                raise ValueError(
-                    f"radial_index must be integer [E] = [{e}], got {radial_index.dtype} {tuple(radial_index.shape)}"
-                )
-            if e and (int(radial_index.min()) < 0 or int(radial_index.max()) >= rows):
-                raise ValueError(f"radial_index must point at rows 0..{rows - 1} of radial_weights")
-        if radial.shape != (rows, self.weight_numel):
-            layout = "len(irreps_node) * len(irreps_sh) * C" if self.radial_per_input else "len(irreps_sh) * C"
-            what = "E" if radial_index is None else "rows"
-            raise ValueError(
-                f"radial_weights must be [{what}, {self.weight_numel}] = [{rows}, {layout}], got {tuple(radial.shape)}"
-            )
-        if not (x.dtype == vectors.dtype == radial.dtype):
-            raise TypeError(
-                "node_features, edge_vectors and radial_weights must share a dtype, "
-                f"got {x.dtype}, {vectors.dtype}, {radial.dtype}"
-            )
-
     def forward(
         self,
         node_features: torch.Tensor,
@@ -320,7 +322,11 @@ class GauntConvolution(nn.Module):
         radial_index: torch.Tensor | None = None,
         edge_cache: dict | None = None,
     ) -> torch.Tensor:
-        self._check(node_features, edge_vectors, edge_index, radial_weights, radial_index)
+        layout = "len(irreps_node) * len(irreps_sh) * C" if self.radial_per_input else "len(irreps_sh) * C"
+        check_convolution_inputs(
+            node_features, edge_vectors, edge_index, radial_weights, radial_index, self.irreps_node, self.weight_numel,
+            layout,
+        )  # fmt: skip
         if radial_index is not None and not (self.form == "grid" and self._kernel_runs(node_features)):
             radial_weights, radial_index = radial_weights.index_select(0, radial_index), None  # one row per edge
         if self.form == "aligned":

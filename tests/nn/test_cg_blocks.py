@@ -58,6 +58,20 @@ def test_equivariant_in_node_features_and_edge_vectors(dtype):
     assert err < (1e-12 if dtype == torch.float64 else 1e-6)
 
 
+def test_bad_inputs_are_clear_errors():
+    conv = CGConvolution(*CASES[0])
+    x, v, ei = torch.randn(3, conv.irreps_node.dim), torch.randn(4, 3), torch.randint(0, 3, (2, 4))
+    r = torch.randn(4, conv.weight_numel)
+    with pytest.raises(ValueError, match="node_features must be"):
+        conv(x[:, :-1], v, ei, r)
+    with pytest.raises(ValueError, match=r"radial_weights must be \[E, 40\] = \[4, \(number of paths\) \* C\]"):
+        conv(x, v, ei, r[:, :-1])
+    with pytest.raises(ValueError, match="outside 0..2"):
+        conv(x, v, ei + 3, r)
+    with pytest.raises(TypeError, match="share a dtype"):
+        conv(x, v.double(), ei, r)
+
+
 def test_bad_multiplicities_are_clear_errors():
     with pytest.raises(ValueError, match="one multiplicity C"):
         CGConvolution("4x0e + 2x1o", "1x0e + 1x1o", "4x0e + 4x1o")
