@@ -1,8 +1,8 @@
 """Accuracy after the same number of epochs: GauntMACE against mace-torch's ScaleShiftMACE, one training loop.
 
 Both models: r_max 5 A, 8 Bessel functions, polynomial cutoff p = 5, max_ell 3, 64 channels, max_L 1 (hidden
-irreps 64x0e + 64x1o), correlation 3, 2 interactions, radial MLP [64, 64, 64], readout MLP 16x0e, float64. They
-are trained by the same loop on the same configurations in the same order:
+irreps 64x0e + 64x1o; ``--max_L 2`` adds 64x2e), correlation 3, 2 interactions, radial MLP [64, 64, 64], readout
+MLP 16x0e, float64. They are trained by the same loop on the same configurations in the same order:
 
 - data: the train/validation split of ``gaunt-tp train`` (``gaunt_tp.data.train_valid_split``, valid fraction
   0.1, ``--seed``; seed 1 holds out the 50 configurations of the run in docs/benchmarks.md);
@@ -130,6 +130,11 @@ def edge_projected(contender: Contender, stats: dict) -> Contender:
     return contender
 
 
+def hidden_irreps(channels: int, max_L: int) -> str:
+    """MACE's hidden irreps: ``channels`` copies of each degree up to ``max_L`` with parity (-1)^l."""
+    return " + ".join(f"{channels}x{l}{'eo'[l % 2]}" for l in range(max_L + 1))
+
+
 def mace_contender(train: list[Configuration], valid: list[Configuration], stats: dict) -> Contender:
     from e3nn import o3
     from mace import data, modules, tools
@@ -140,7 +145,7 @@ def mace_contender(train: list[Configuration], valid: list[Configuration], stats
         max_ell=SIZE["max_ell"], interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
         interaction_cls_first=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
         num_interactions=SIZE["num_interactions"], num_elements=len(stats["atomic_numbers"]),
-        hidden_irreps=o3.Irreps("64x0e + 64x1o"), MLP_irreps=o3.Irreps(f"{SIZE['readout_hidden']}x0e"),
+        hidden_irreps=o3.Irreps(hidden_irreps(SIZE["num_channels"], SIZE["max_L"])), MLP_irreps=o3.Irreps(f"{SIZE['readout_hidden']}x0e"),
         atomic_energies=np.array(stats["e0s"]), avg_num_neighbors=stats["avg_num_neighbors"],
         atomic_numbers=list(stats["atomic_numbers"]), correlation=SIZE["correlation"], gate=torch.nn.functional.silu,
         radial_MLP=list(SIZE["radial_mlp"]), atomic_inter_scale=stats["scale"], atomic_inter_shift=stats["shift"],
@@ -316,6 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         "gaunt-inter: the third body order's pair product weighted per intermediate degree (a diagnostic); "
         "gaunt-odd: a third-order term through parity-odd intermediate degrees added to each block (a diagnostic)",
     )
+    parser.add_argument("--max_L", type=int, default=1, choices=(0, 1, 2, 3), help="largest hidden degree, both models")
     parser.add_argument("--limit", type=int, default=None, help="use only the first LIMIT configurations")
     parser.add_argument("--seed", type=int, default=1, help="draws the split, the initial weights and the order")
     parser.add_argument(
@@ -344,6 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+    SIZE["max_L"] = args.max_L  # the contender builders read the model size from SIZE
     torch.set_num_threads(args.threads)
     torch.set_default_dtype(torch.float64)  # mace-torch builds its tables and data in the default dtype
 
