@@ -130,22 +130,18 @@ def edge_projected(contender: Contender, stats: dict) -> Contender:
     return contender
 
 
-def hidden_irreps(channels: int, max_L: int) -> str:
-    """MACE's hidden irreps: ``channels`` copies of each degree up to ``max_L`` with parity (-1)^l."""
-    return " + ".join(f"{channels}x{l}{'eo'[l % 2]}" for l in range(max_L + 1))
-
-
 def mace_contender(train: list[Configuration], valid: list[Configuration], stats: dict) -> Contender:
     from e3nn import o3
     from mace import data, modules, tools
     from mace.tools.torch_geometric.batch import Batch
 
+    hidden = o3.Irreps([(SIZE["num_channels"], ir) for _, ir in o3.Irreps.spherical_harmonics(SIZE["max_L"])])
     model = modules.ScaleShiftMACE(
         r_max=SIZE["r_max"], num_bessel=SIZE["num_radial_basis"], num_polynomial_cutoff=SIZE["num_cutoff_basis"],
         max_ell=SIZE["max_ell"], interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
         interaction_cls_first=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
         num_interactions=SIZE["num_interactions"], num_elements=len(stats["atomic_numbers"]),
-        hidden_irreps=o3.Irreps(hidden_irreps(SIZE["num_channels"], SIZE["max_L"])), MLP_irreps=o3.Irreps(f"{SIZE['readout_hidden']}x0e"),
+        hidden_irreps=hidden, MLP_irreps=o3.Irreps(f"{SIZE['readout_hidden']}x0e"),
         atomic_energies=np.array(stats["e0s"]), avg_num_neighbors=stats["avg_num_neighbors"],
         atomic_numbers=list(stats["atomic_numbers"]), correlation=SIZE["correlation"], gate=torch.nn.functional.silu,
         radial_MLP=list(SIZE["radial_mlp"]), atomic_inter_scale=stats["scale"], atomic_inter_shift=stats["shift"],
