@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from gaunt_tp.data.configuration import Configuration
+from gaunt_tp.errors import InputError
 
 __all__ = ["e0s_average", "e0s_from_isolated_atoms", "resolve_e0s", "shift_and_scale"]
 
@@ -18,10 +19,10 @@ def e0s_from_isolated_atoms(configs: Sequence[Configuration]) -> dict[int, float
     out: dict[int, float] = {}
     for c in configs:
         if c.num_atoms != 1 or c.energy is None:
-            raise ValueError(f"{c.source}: an isolated-atom configuration needs exactly one atom and an energy")
+            raise InputError(f"{c.source}: an isolated-atom configuration needs exactly one atom and an energy")
         z = int(c.atomic_numbers[0])
         if z in out:
-            raise ValueError(f"{c.source}: element Z={z} appears twice among the isolated atoms")
+            raise InputError(f"{c.source}: element Z={z} appears twice among the isolated atoms")
         out[z] = c.energy
     return out
 
@@ -44,7 +45,7 @@ def resolve_e0s(
 ) -> dict[int, float]:
     """E0s from ``"average"``, a file of isolated atoms, a ``{Z: E0}`` dict or its string form.
 
-    Raises a ValueError naming the missing elements if the result does not cover ``atomic_numbers``.
+    Raises an InputError naming the missing elements if the result does not cover ``atomic_numbers``.
     """
     if isinstance(spec, dict):
         e0s = {int(k): float(v) for k, v in spec.items()}
@@ -58,15 +59,15 @@ def resolve_e0s(
         try:
             parsed = ast.literal_eval(spec)
         except (ValueError, SyntaxError):
-            raise ValueError(
+            raise InputError(
                 f"E0s {spec!r} is neither 'average', a file, nor a dict like '{{1: -13.6, 8: -2041.9}}'"
             ) from None
         if not isinstance(parsed, dict):
-            raise ValueError(f"E0s {spec!r} must be a dict like '{{1: -13.6, 8: -2041.9}}'")
+            raise InputError(f"E0s {spec!r} must be a dict like '{{1: -13.6, 8: -2041.9}}'")
         e0s = {int(k): float(v) for k, v in parsed.items()}
     missing = sorted(set(int(z) for z in atomic_numbers) - set(e0s))
     if missing:
-        raise ValueError(f"E0s have no value for elements Z={missing}")
+        raise InputError(f"E0s have no value for elements Z={missing}")
     return e0s
 
 

@@ -32,6 +32,7 @@ import torch
 
 from gaunt_tp.data.configuration import Configuration
 from gaunt_tp.data.neighbors import edge_pairs, neighbor_list
+from gaunt_tp.errors import InputError
 
 __all__ = ["ElementTable", "GraphBatch", "collate", "to_graph"]
 
@@ -48,7 +49,7 @@ class ElementTable:
     def __init__(self, atomic_numbers: Sequence[int]) -> None:
         self.zs = tuple(sorted({int(z) for z in atomic_numbers}))
         if not self.zs or self.zs[0] < 1:
-            raise ValueError(f"atomic numbers must be >= 1, got {atomic_numbers}")
+            raise InputError(f"atomic numbers must be >= 1, got {atomic_numbers}")
         self._lookup = {z: i for i, z in enumerate(self.zs)}
 
     def __len__(self) -> int:
@@ -58,7 +59,7 @@ class ElementTable:
         unknown = sorted({int(z) for z in atomic_numbers} - set(self._lookup))
         if unknown:
             where = f"{source}: " if source else ""
-            raise ValueError(f"{where}elements Z={unknown} are not among the model's elements {list(self.zs)}")
+            raise InputError(f"{where}elements Z={unknown} are not among the model's elements {list(self.zs)}")
         return np.array([self._lookup[int(z)] for z in atomic_numbers], dtype=np.int64)
 
 
@@ -121,7 +122,7 @@ def to_graph(
 def collate(graphs: Sequence[GraphBatch]) -> GraphBatch:
     """Concatenate graphs (or batches) into one batch, offsetting edge indices and graph ids."""
     if not graphs:
-        raise ValueError("collate needs at least one graph")
+        raise InputError("collate needs at least one graph")
     atom_offsets = np.cumsum([0] + [g.positions.shape[0] for g in graphs])
     edge_offsets = np.cumsum([0] + [g.edge_index.shape[1] for g in graphs])
     pair_offsets = np.cumsum([0] + [g.pair_edge.shape[0] for g in graphs])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gaunt_tp.errors import InputError
+
 __all__ = ["edge_pairs", "neighbor_list"]
 
 
@@ -25,12 +27,12 @@ def neighbor_list(
     from vesin import NeighborList
 
     if not cutoff > 0:
-        raise ValueError(f"cutoff must be > 0, got {cutoff}")
+        raise InputError(f"cutoff must be > 0, got {cutoff}")
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     periodic = np.asarray(pbc, dtype=bool)
     box = np.asarray(cell, dtype=np.float64) if periodic.any() else np.zeros((3, 3))
     if periodic.any() and abs(np.linalg.det(box)) < 1e-12:
-        raise ValueError("a periodic structure needs a cell with non-zero volume")
+        raise InputError("a periodic structure needs a cell with non-zero volume")
     i, j, shifts = NeighborList(cutoff=cutoff, full_list=True).compute(
         points=positions, box=box, periodic=periodic if periodic.any() else False, quantities="ijS"
     )

@@ -1,6 +1,6 @@
 """Reading configurations: extxyz (or anything ASE reads) and the rMD17 ``.npz`` files.
 
-Every problem with the data is a ValueError that names the file and the index of the
+Every problem with the data is an InputError that names the file and the index of the
 configuration: missing labels, non-finite coordinates or labels, arrays of the wrong
 length, empty files.
 """
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from gaunt_tp.data.configuration import KCAL_PER_MOL_IN_EV, Configuration, KeySpec
+from gaunt_tp.errors import InputError
 
 __all__ = ["read_any", "read_configurations", "read_rmd17"]
 
@@ -23,7 +24,7 @@ def _voigt_to_matrix(stress: np.ndarray) -> np.ndarray:
     if stress.size == 6:
         xx, yy, zz, yz, xz, xy = stress
         return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-    raise ValueError(f"stress must have 6 (Voigt) or 9 components, got {stress.size}")
+    raise InputError(f"stress must have 6 (Voigt) or 9 components, got {stress.size}")
 
 
 def _label(atoms, key: str, fallback: str, per_atom: bool):  # noqa: ANN001, ANN202 (ase.Atoms)
@@ -64,44 +65,44 @@ def read_configurations(
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:
-        raise ValueError(f"{path}: holds no configurations (empty file)")
+        raise InputError(f"{path}: holds no configurations (empty file)")
     try:
         frames = ase.io.read(str(path), index=index)
     except StopIteration:
         frames = []
     except Exception as err:  # ASE raises many types for malformed files
-        raise ValueError(f"{path}: cannot be read by ASE ({type(err).__name__}: {err})") from err
+        raise InputError(f"{path}: cannot be read by ASE ({type(err).__name__}: {err})") from err
     if not isinstance(frames, list):
         frames = [frames]
     if not frames:
-        raise ValueError(f"{path}: holds no configurations")
+        raise InputError(f"{path}: holds no configurations")
     out = []
     for i, atoms in enumerate(frames):
         where = f"{path}#{i}"
         positions = np.asarray(atoms.positions, dtype=np.float64)
         if not np.isfinite(positions).all():
-            raise ValueError(f"{where}: positions are not all finite (NaN or inf)")
+            raise InputError(f"{where}: positions are not all finite (NaN or inf)")
         energy = _label(atoms, keys.energy_key, "energy", per_atom=False)
         forces = _label(atoms, keys.forces_key, "forces", per_atom=True)
         stress = _label(atoms, keys.stress_key, "stress", per_atom=False)
         if energy is None and require_energy:
-            raise ValueError(f"{where}: no energy (looked for info[{keys.energy_key!r}] and the calculator's 'energy')")
+            raise InputError(f"{where}: no energy (looked for info[{keys.energy_key!r}] and the calculator's 'energy')")
         if forces is None and require_forces:
-            raise ValueError(
+            raise InputError(
                 f"{where}: no forces (looked for arrays[{keys.forces_key!r}] and the calculator's 'forces')"
             )
         if forces is not None:
             forces = np.asarray(forces, dtype=np.float64)
             if forces.shape != positions.shape:
-                raise ValueError(f"{where}: forces have shape {forces.shape}, positions {positions.shape}")
+                raise InputError(f"{where}: forces have shape {forces.shape}, positions {positions.shape}")
             if not np.isfinite(forces).all():
-                raise ValueError(f"{where}: forces are not all finite")
+                raise InputError(f"{where}: forces are not all finite")
         if energy is not None:
             energy = float(energy)
             if not np.isfinite(energy):
-                raise ValueError(f"{where}: energy is {energy}")
+                raise InputError(f"{where}: energy is {energy}")
         out.append(
             Configuration(
                 atomic_numbers=np.asarray(atoms.numbers, dtype=np.int64),
@@ -131,18 +132,18 @@ def read_rmd17(path: str | Path, *, limit: int | None = None) -> list[Configurat
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file")
     with np.load(path) as data:
         missing = {"nuclear_charges", "coords", "energies", "forces"} - set(data.files)
         if missing:
-            raise ValueError(f"{path}: missing arrays {sorted(missing)} (has {data.files})")
+            raise InputError(f"{path}: missing arrays {sorted(missing)} (has {data.files})")
         z = np.asarray(data["nuclear_charges"], dtype=np.int64)
         coords, energies, forces = (np.asarray(data[k], dtype=np.float64) for k in ("coords", "energies", "forces"))
     n = coords.shape[0] if limit is None else min(limit, coords.shape[0])
     if n == 0:
-        raise ValueError(f"{path}: holds no configurations")
+        raise InputError(f"{path}: holds no configurations")
     if coords.shape[1:] != (z.size, 3) or forces.shape != coords.shape or energies.shape[0] != coords.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"{path}: array lengths do not match: nuclear_charges {z.shape}, coords {coords.shape}, "
             f"energies {energies.shape}, forces {forces.shape}"
         )
@@ -150,9 +151,9 @@ def read_rmd17(path: str | Path, *, limit: int | None = None) -> list[Configurat
     for i in range(n):
         where = f"{path}#{i}"
         if not np.isfinite(coords[i]).all():
-            raise ValueError(f"{where}: coordinates are not all finite")
+            raise InputError(f"{where}: coordinates are not all finite")
         if not (np.isfinite(energies[i]) and np.isfinite(forces[i]).all()):
-            raise ValueError(f"{where}: energy or forces are not finite")
+            raise InputError(f"{where}: energy or forces are not finite")
         out.append(
             Configuration(
                 atomic_numbers=z.copy(),

@@ -23,6 +23,7 @@ from e3nn import o3
 from torch import nn
 
 from gaunt_tp.data.graph import GraphBatch
+from gaunt_tp.errors import InputError
 from gaunt_tp.nn.activation import NormalizedSiLU
 from gaunt_tp.nn.cg_blocks import CGConvolution
 from gaunt_tp.nn.feature_interaction import output_variance
@@ -95,22 +96,22 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if len(self.atomic_numbers) != len(self.e0s):
-            raise ValueError(f"need one E0 per element: {len(self.atomic_numbers)} elements, {len(self.e0s)} E0s")
+            raise InputError(f"need one E0 per element: {len(self.atomic_numbers)} elements, {len(self.e0s)} E0s")
         if list(self.atomic_numbers) != sorted(set(self.atomic_numbers)):
-            raise ValueError(f"atomic_numbers must be sorted and distinct, got {self.atomic_numbers}")
+            raise InputError(f"atomic_numbers must be sorted and distinct, got {self.atomic_numbers}")
         for name in ("max_ell", "num_channels", "correlation", "num_interactions", "num_radial_basis", "num_products"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.conv_blocks not in ("gaunt", "e3nn"):
-            raise ValueError(f"conv_blocks must be 'gaunt' or 'e3nn', got {self.conv_blocks!r}")
+            raise InputError(f"conv_blocks must be 'gaunt' or 'e3nn', got {self.conv_blocks!r}")
         if self.product_blocks not in ("gaunt", "symmetric"):
-            raise ValueError(f"product_blocks must be 'gaunt' or 'symmetric', got {self.product_blocks!r}")
+            raise InputError(f"product_blocks must be 'gaunt' or 'symmetric', got {self.product_blocks!r}")
         if self.num_products > 1 and self.product_blocks != "gaunt":
-            raise ValueError("num_products applies to the Gaunt many-body block (product_blocks='gaunt') only")
+            raise InputError("num_products applies to the Gaunt many-body block (product_blocks='gaunt') only")
         if self.radial_per_input and self.conv_blocks != "gaunt":
-            raise ValueError("radial_per_input applies to the Gaunt convolution (conv_blocks='gaunt') only")
+            raise InputError("radial_per_input applies to the Gaunt convolution (conv_blocks='gaunt') only")
         if self.max_L < 0 or self.max_L > self.max_ell:
-            raise ValueError(f"max_L must be in 0..max_ell={self.max_ell}, got {self.max_L}")
+            raise InputError(f"max_L must be in 0..max_ell={self.max_ell}, got {self.max_L}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 
 __all__ = ["load_model", "save_model"]
@@ -49,22 +50,25 @@ def load_model(
     """Rebuild a model saved by :func:`save_model` (``weights_only`` loading: no code is unpickled)."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such model file")
+        raise InputError(f"{path}: no such model file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path}: not a readable gaunt-tp model ({type(err).__name__}: {err})") from err
+        raise InputError(  # torch.load's own message is long and suggests unsafe loading: kept only as the cause
+            f"{path}: not a readable gaunt-tp model (torch.load raised {type(err).__name__}); expected a .model "
+            "file written by gaunt-tp train or save_model"
+        ) from err
     found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
     if found == "gaunt-tp-model/1":
-        raise ValueError(
+        raise InputError(
             f"{path}: written by an earlier gaunt-tp (format 'gaunt-tp-model/1'), whose layers are parametrised "
             f"differently; retrain the model with this version"
         )
     if found not in (FORMAT, "gaunt-tp-model/2"):
-        raise ValueError(f"{path}: not a gaunt-tp model file (format {found!r}, expected {FORMAT!r})")
+        raise InputError(f"{path}: not a gaunt-tp model file (format {found!r}, expected {FORMAT!r})")
     config = ModelConfig.from_json(payload["config"])
     if found == "gaunt-tp-model/2" and config.conv_blocks != "gaunt":
-        raise ValueError(
+        raise InputError(
             f"{path}: a model with the CG convolution written by an earlier gaunt-tp (format 'gaunt-tp-model/2'), "
             f"whose edge harmonics were normalised differently; retrain the model with this version"
         )

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from gaunt_tp.errors import InputError
+
 __all__ = ["latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
 _PATTERN = re.compile(r"epoch-(\d+)\.pt$")
@@ -41,14 +43,14 @@ def latest_checkpoint(directory: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Load a checkpoint; a truncated or corrupted file is a ValueError naming it (and what to do)."""
+    """Load a checkpoint; a truncated or corrupted file is an InputError naming it (and what to do)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(
-            f"{path}: checkpoint is truncated or corrupted ({type(err).__name__}: {err}); delete it to resume "
-            "from the previous one"
+        raise InputError(
+            f"{path}: checkpoint is truncated or corrupted (torch.load raised {type(err).__name__}); "
+            "delete it to resume from the previous one"
         ) from err
     if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
-        raise ValueError(f"{path}: not a gaunt-tp training checkpoint")
+        raise InputError(f"{path}: not a gaunt-tp training checkpoint")
     return state

@@ -11,7 +11,17 @@ import argparse
 import logging
 import sys
 
+from gaunt_tp.errors import InputError
+
 __all__ = ["main"]
+
+
+def _train(argv: list[str]) -> int:
+    from gaunt_tp.training.config import config_from_args
+    from gaunt_tp.training.loop import run_training
+
+    run_training(config_from_args(argv))
+    return 0
 
 
 def _eval(argv: list[str]) -> int:
@@ -43,13 +53,13 @@ def _eval(argv: list[str]) -> int:
     parser.add_argument("--stress_key", default="REF_stress")
     args = parser.parse_args(argv)
     calc = GauntCalculator(args.model, device=args.device, default_dtype=args.default_dtype)
-    frames = ase.io.read(args.configs, index=":")
-    refs = read_configurations(
+    refs = read_configurations(  # first: it checks the file and names what is wrong with it
         args.configs,
         keys=KeySpec(energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key),
         require_energy=False,
         require_forces=False,
     )
+    frames = ase.io.read(args.configs, index=":")
     acc = ErrorAccumulator()
     for atoms, ref in zip(frames, refs):
         atoms.calc = calc
@@ -87,21 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    if command == "train":
-        from gaunt_tp.training.config import config_from_args
-        from gaunt_tp.training.loop import run_training
-
-        try:
-            config = config_from_args(rest)
-        except ValueError as err:
-            print(f"gaunt-tp train: {err}", file=sys.stderr)
-            return 2
-        run_training(config)
-        return 0
-    if command == "eval":
-        return _eval(rest)
-    print(f"gaunt-tp: unknown command {command!r} (expected train or eval)", file=sys.stderr)
-    return 2
+    if command not in ("train", "eval"):
+        print(f"gaunt-tp: unknown command {command!r} (expected train or eval)", file=sys.stderr)
+        return 2
+    try:
+        return _train(rest) if command == "train" else _eval(rest)
+    except InputError as err:  # bad files or options: the message says which and why; no traceback
+        print(f"gaunt-tp {command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

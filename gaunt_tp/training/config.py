@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from gaunt_tp.errors import InputError
+
 __all__ = ["TrainConfig", "build_parser", "config_from_args"]
 
 
@@ -76,25 +78,25 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.loss not in ("weighted", "stress"):
-            raise ValueError(f"loss must be 'weighted' (energies, forces) or 'stress' (and stress), got {self.loss!r}")
+            raise InputError(f"loss must be 'weighted' (energies, forces) or 'stress' (and stress), got {self.loss!r}")
         if self.optimizer not in ("adam", "adamw"):
-            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+            raise InputError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
         if self.default_dtype not in ("float32", "float64"):
-            raise ValueError(f"default_dtype must be float32 or float64, got {self.default_dtype!r}")
+            raise InputError(f"default_dtype must be float32 or float64, got {self.default_dtype!r}")
         if not 0 < self.valid_fraction < 1:
-            raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
+            raise InputError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.max_time_minutes is not None and self.max_time_minutes <= 0:
-            raise ValueError(f"max_time_minutes must be > 0, got {self.max_time_minutes}")
+            raise InputError(f"max_time_minutes must be > 0, got {self.max_time_minutes}")
         if self.clip_grad is not None and self.clip_grad < 0:
-            raise ValueError(f"clip_grad must be >= 0 (0: no clipping), got {self.clip_grad}")
+            raise InputError(f"clip_grad must be >= 0 (0: no clipping), got {self.clip_grad}")
         if isinstance(self.config_type_weights, dict):  # from YAML: kept as JSON, like the flag
             object.__setattr__(self, "config_type_weights", json.dumps(self.config_type_weights))
         self.type_weights  # noqa: B018 (checks the mapping)
         for name in ("batch_size", "valid_batch_size", "max_num_epochs", "eval_interval", "patience"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.swa and self.start_swa is not None and not 0 <= self.start_swa < self.max_num_epochs:
-            raise ValueError(
+            raise InputError(
                 f"start_swa must be in 0..max_num_epochs-1={self.max_num_epochs - 1} "
                 f"(stage two starts after that many epochs), got {self.start_swa}"
             )
@@ -115,11 +117,11 @@ class TrainConfig:
         try:
             weights = json.loads(self.config_type_weights)
         except json.JSONDecodeError as err:
-            raise ValueError(f"config_type_weights must be a JSON mapping, got {self.config_type_weights!r}") from err
+            raise InputError(f"config_type_weights must be a JSON mapping, got {self.config_type_weights!r}") from err
         if not isinstance(weights, dict) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in weights.values()
         ):
-            raise ValueError(
+            raise InputError(
                 f"config_type_weights must map config types to weights >= 0, got {self.config_type_weights!r}"
             )
         return {str(k): float(v) for k, v in weights.items()}
@@ -199,16 +201,16 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
 
         path = Path(config_path)
         if not path.is_file():
-            raise ValueError(f"{path}: no such config file")
+            raise InputError(f"{path}: no such config file")
         loaded = yaml.safe_load(path.read_text()) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping of options, got {type(loaded).__name__}")
+            raise InputError(f"{path}: expected a mapping of options, got {type(loaded).__name__}")
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = sorted(set(loaded) - known)
         if unknown:
-            raise ValueError(f"{path}: unknown options {unknown}")
+            raise InputError(f"{path}: unknown options {unknown}")
         values.update(loaded)
     values.update(args)  # only the flags given (the others are absent: argparse.SUPPRESS)
     if "train_file" not in values:
-        raise ValueError("--train_file is required (on the command line or in the --config file)")
+        raise InputError("--train_file is required (on the command line or in the --config file)")
     return TrainConfig(**values)

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from gaunt_tp.data import (
     to_graph,
     train_valid_split,
 )
+from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 from gaunt_tp.nn.serialization import save_model
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -99,7 +101,8 @@ def run_training(config: TrainConfig) -> dict:
     """Train as described by ``config``; returns the final error tables. See :mod:`gaunt_tp.training.cli`.
 
     The log lines (epochs, stage two, final tables) also go to ``train.log`` in the run folder, appended to by a
-    restart (by the first process only, under torchrun).
+    restart (by the first process only, under torchrun); so does the error that stops a run, which is re-raised
+    (an :class:`~gaunt_tp.errors.InputError` for bad files or options).
     """
     handler, level = None, log.level
     if os.environ.get("RANK", "0") == "0":
@@ -110,6 +113,11 @@ def run_training(config: TrainConfig) -> dict:
         log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
     try:
         return _train(config)
+    except Exception as err:
+        if handler is not None:  # the run folder keeps why it stopped (the console shows it once, from the caller)
+            trace = None if isinstance(err, InputError) else sys.exc_info()
+            handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "stopped: %s", (err,), trace))
+        raise
     finally:
         if handler is not None:
             log.removeHandler(handler)
@@ -122,7 +130,7 @@ def _train(config: TrainConfig) -> dict:
     device = torch.device(config.device)
     rank, world = _init_distributed(device)
     if world > 1 and config.batch_size % world:
-        raise ValueError(f"batch_size {config.batch_size} must be a multiple of the {world} processes")
+        raise InputError(f"batch_size {config.batch_size} must be a multiple of the {world} processes")
     run_dir = config.run_dir
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +139,7 @@ def _train(config: TrainConfig) -> dict:
 
     train, valid, test = _load_split(config)
     if config.loss == "stress" and all(c.stress is None for c in train):
-        raise ValueError(
+        raise InputError(
             f"--loss stress, but no configuration of {config.train_file} has a stress label "
             f"({config.stress_key!r} or the stress= that ASE writes)"
         )

@@ -72,8 +72,9 @@ def test_corrupted_checkpoint_is_a_clear_error_and_the_previous_survives(tmp_pat
     run = train(tmp_path, data, "crash", "--max_num_epochs", "2")
     latest = latest_checkpoint(run / "checkpoints")
     latest.write_bytes(latest.read_bytes()[:100])
-    with pytest.raises(ValueError, match="truncated or corrupted"):
-        train(tmp_path, data, "crash", "--max_num_epochs", "3", "--restart_latest")
+    args = ["train", "--train_file", str(data), "--work_dir", str(tmp_path), "--name", "crash", *SMALL]
+    assert main([*args, "--max_num_epochs", "3", "--restart_latest"]) == 2  # the CLI's status for bad input
+    assert "truncated or corrupted" in (run / "train.log").read_text().splitlines()[-1]
     previous = sorted((run / "checkpoints").glob("epoch-*.pt"))[0]
     assert previous != latest and load_checkpoint(previous)["epoch"] == 1
 
@@ -180,3 +181,43 @@ def test_config_type_weights_scale_the_loss(tmp_path, data):
     yaml_file = tmp_path / "run.yaml"
     yaml_file.write_text("train_file: a.xyz\nconfig_type_weights: {Default: 2.0, bulk: 10}\n")
     assert config_from_args(["--config", str(yaml_file)]).type_weights == {"Default": 2.0, "bulk": 10.0}
+
+
+@pytest.mark.parametrize(
+    "command, problem, message",
+    [
+        ("train", "missing", "no such file"),
+        ("train", "no_forces", "#0: no forces (looked for arrays['REF_forces']"),
+        ("train", "bad_option", "product_blocks must be 'gaunt' or 'symmetric'"),
+        ("eval", "missing", "no such file"),
+        ("eval", "bad_model", "not a readable gaunt-tp model"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr_and_status_2(tmp_path, data, capsys, command, problem, message):
+    """Missing or malformed files and options: ``gaunt-tp`` prints what is wrong with what, no traceback."""
+    configs, extra = data, []
+    if problem == "missing":
+        configs = tmp_path / "nowhere.xyz"
+    elif problem == "no_forces":
+        configs = tmp_path / "energies_only.xyz"
+        frames = ase.io.read(data, index=":3")
+        for atoms in frames:
+            atoms.calc = None
+            atoms.info["REF_energy"] = -1.0
+        ase.io.write(configs, frames, format="extxyz")
+    elif problem == "bad_option":
+        extra = ["--product_blocks", "cubic"]
+    if command == "train":
+        argv = ["train", "--train_file", str(configs), "--work_dir", str(tmp_path), "--name", "bad", *SMALL, *extra]
+    else:
+        model = tmp_path / "x.model"
+        if problem == "bad_model":
+            model.write_bytes(b"not a model")
+        else:
+            train(tmp_path, data, "x", "--max_num_epochs", "1")
+            model = tmp_path / "x" / "x.model"
+        argv = ["eval", "--configs", str(configs), "--model", str(model), "--output", str(tmp_path / "out.xyz")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"gaunt-tp {command}: error: ") and message in err[0], err
+    assert not (tmp_path / "out.xyz").exists()

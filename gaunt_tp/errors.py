@@ -1,0 +1,13 @@
+"""The one exception type for bad input: files, labels, options and model files a user passes in."""
+
+from __future__ import annotations
+
+__all__ = ["InputError"]
+
+
+class InputError(ValueError):
+    """A problem with what the user gave (a missing file, a malformed label, an unknown option).
+
+    The message names the file or option and what is wrong; ``gaunt-tp`` prints it on one line without a
+    traceback and exits with status 2. Being a ValueError, it is caught by code that expects one.
+    """
