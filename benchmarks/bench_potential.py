@@ -46,6 +46,7 @@ VARIANTS = {
     "symmetric": {"product_blocks": "symmetric"},
     "symmetric+rpi": {"product_blocks": "symmetric", "radial_per_input": True},
     "symmetric+cg": {"product_blocks": "symmetric", "conv_blocks": "e3nn"},
+    "symmetric+cg-paths": {"product_blocks": "symmetric", "conv_blocks": "e3nn", "separate_paths": True},
 }
 E0S = (-13.587222780835477, -1029.4889999855063, -1484.9814568572233, -2041.9816003861047)
 

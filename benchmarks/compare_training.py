@@ -84,6 +84,7 @@ def gaunt_contender(
     radial_per_input: bool = False,
     num_products: int = 1,
     product_blocks: str = "gaunt",
+    separate_paths: bool = False,
 ) -> Contender:
     """GauntMACE; ``conv_blocks="e3nn"`` swaps in MACE's per-path Clebsch-Gordan convolution,
     ``radial_per_input`` gives the Gaunt convolution one radial weight per input irrep as well,
@@ -93,7 +94,7 @@ def gaunt_contender(
                          avg_num_neighbors=stats["avg_num_neighbors"], energy_shift=stats["shift"],
                          energy_scale=stats["scale"], conv_blocks=conv_blocks,
                          radial_per_input=radial_per_input, num_products=num_products,
-                         product_blocks=product_blocks, **SIZE)  # fmt: skip
+                         product_blocks=product_blocks, separate_paths=separate_paths, **SIZE)  # fmt: skip
     model = GauntMACE(config).to(torch.float64)
 
     def call(m, b, training):  # noqa: ANN001, ANN202
@@ -181,6 +182,10 @@ CONTENDERS: dict[str, tuple[str, Callable[..., Contender]]] = {
     "gaunt-sym-cg": (
         "GauntMACE, symmetric, CG convolution",
         lambda *a: gaunt_contender(*a, product_blocks="symmetric", conv_blocks="e3nn"),
+    ),
+    "gaunt-sym-cgp": (
+        "GauntMACE, symmetric, CG convolution, paths mixed",
+        lambda *a: gaunt_contender(*a, product_blocks="symmetric", conv_blocks="e3nn", separate_paths=True),
     ),
     "gaunt-sym-proj": (
         "GauntMACE, symmetric, edge projections",

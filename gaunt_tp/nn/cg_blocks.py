@@ -38,7 +38,13 @@ class CGConvolution(nn.Module):
         radial_weights [E, weight_numel])`` -> ``[N, irreps_out.dim]``.
     """
 
-    def __init__(self, irreps_node: o3.Irreps | str, irreps_sh: o3.Irreps | str, irreps_out: o3.Irreps | str) -> None:
+    def __init__(
+        self,
+        irreps_node: o3.Irreps | str,
+        irreps_sh: o3.Irreps | str,
+        irreps_out: o3.Irreps | str,
+        separate_paths: bool = False,
+    ) -> None:
         super().__init__()
         self.irreps_node = as_irreps(irreps_node, "irreps_node")
         self.irreps_sh = as_irreps(irreps_sh, "irreps_sh")
@@ -52,6 +58,10 @@ class CGConvolution(nn.Module):
         ]
         if not instructions:
             raise ValueError(f"no path from {self.irreps_node} x {self.irreps_sh} to {self.irreps_out}")
+        if separate_paths:  # each path its own output block (MACE's irreps_mid), grouped by output irrep
+            instructions = sorted(instructions, key=lambda ins: ins[2])
+            self.irreps_out = o3.Irreps([self.irreps_out[io] for _, _, io, _, _ in instructions])
+            instructions = [(i1, i2, k, mode, train) for k, (i1, i2, _, mode, train) in enumerate(instructions)]
         muls = {mul for mul, _ in (*self.irreps_node, *self.irreps_out)}
         if len(muls) != 1 or any(mul != 1 for mul, _ in self.irreps_sh):
             raise ValueError("node and output irreps need one multiplicity C; irreps_sh multiplicity 1")

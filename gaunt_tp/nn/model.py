@@ -72,6 +72,10 @@ class ModelConfig:
         product_blocks: ``"gaunt"`` (:class:`gaunt_tp.nn.GauntManyBody`) or ``"symmetric"`` (MACE's
             function space, every coupling path with a free weight, evaluated as sparse polynomials:
             :class:`gaunt_tp.nn.SymmetricContraction`; for max_ell <= 3 and correlation <= 3).
+        separate_paths: with ``conv_blocks="e3nn"``, each Clebsch-Gordan path's messages are kept apart
+            and mixed by the linear layer after the convolution, as MACE does (its ``irreps_mid``: MACE's
+            parameter count and function); without, the paths to each output irrep are summed first (fewer
+            parameters, 3-35% faster whole-model steps in docs/benchmarks.md).
     """
 
     atomic_numbers: tuple[int, ...]
@@ -93,6 +97,7 @@ class ModelConfig:
     radial_per_input: bool = False
     num_products: int = 1
     product_blocks: str = "gaunt"
+    separate_paths: bool = False
 
     def __post_init__(self) -> None:
         if len(self.atomic_numbers) != len(self.e0s):
@@ -110,6 +115,8 @@ class ModelConfig:
             raise InputError("num_products applies to the Gaunt many-body block (product_blocks='gaunt') only")
         if self.radial_per_input and self.conv_blocks != "gaunt":
             raise InputError("radial_per_input applies to the Gaunt convolution (conv_blocks='gaunt') only")
+        if self.separate_paths and self.conv_blocks != "e3nn":
+            raise InputError("separate_paths applies to the CG convolution (conv_blocks='e3nn') only")
         if self.max_L < 0 or self.max_L > self.max_ell:
             raise InputError(f"max_L must be in 0..max_ell={self.max_ell}, got {self.max_L}")
 
@@ -134,9 +141,9 @@ class _Layer(nn.Module):
         if config.conv_blocks == "gaunt":
             self.conv = GauntConvolution(irreps_in, irreps_sh, irreps_a, radial_per_input=config.radial_per_input)
         else:
-            self.conv = CGConvolution(irreps_in, irreps_sh, irreps_a)
+            self.conv = CGConvolution(irreps_in, irreps_sh, irreps_a, separate_paths=config.separate_paths)
         self.radial = RadialMLP(config.num_radial_basis, config.radial_mlp, self.conv.weight_numel)
-        self.linear_a = EquivariantLinear(irreps_a, irreps_a)
+        self.linear_a = EquivariantLinear(self.conv.irreps_out.simplify(), irreps_a)
         if config.product_blocks == "gaunt":
             self.product = GauntManyBody(
                 irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el,
@@ -159,10 +166,10 @@ class _Layer(nn.Module):
             self.readout = EquivariantLinear(scalars, o3.Irreps("1x0e"))
         # messages scaled to unit second moment per component for unit-variance inputs (e3nn's normalisation,
         # which the CG blocks have already), then averaged over the neighbours as in MACE
-        scale = torch.ones(len(irreps_a), dtype=torch.float64)
+        scale = torch.ones(len(self.conv.irreps_out), dtype=torch.float64)
         if config.conv_blocks == "gaunt":
             scale = (output_variance(irreps_in, irreps_sh, irreps_a, False) / (4 * math.pi)).rsqrt()
-        per_component = torch.cat([scale[i].repeat(mul * ir.dim) for i, (mul, ir) in enumerate(irreps_a)])
+        per_component = torch.cat([scale[i].repeat(mul * ir.dim) for i, (mul, ir) in enumerate(self.conv.irreps_out)])
         self.register_buffer("conv_scale", per_component / config.avg_num_neighbors, persistent=False)
         self.num_scalars = c
 

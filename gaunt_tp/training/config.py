@@ -39,6 +39,7 @@ class TrainConfig:
     radial_per_input: bool = False
     num_products: int = 1
     product_blocks: str = "gaunt"
+    separate_paths: bool = False
     batch_size: int = 5
     valid_batch_size: int = 10
     max_num_epochs: int = 100

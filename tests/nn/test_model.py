@@ -122,13 +122,15 @@ def test_radial_functions_once_per_edge_pair_change_nothing(model, ethanol):
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-11)
 
 
-@pytest.mark.parametrize("conv_blocks", ["gaunt", "e3nn"])
+@pytest.mark.parametrize("conv_blocks", ["gaunt", "e3nn", "e3nn-separate"])
 @pytest.mark.parametrize("layer", [0, 1])
 def test_messages_have_unit_second_moment_at_initialisation(layer, conv_blocks):
     """The convolution's output times the layer's scale: unit second moment per component for unit inputs
     (one edge per receiver), as e3nn's normalisation gives MACE's messages, with either convolution."""
     torch.manual_seed(1)
-    block = GauntMACE(dataclasses.replace(CONFIG, conv_blocks=conv_blocks)).double().layers[layer]
+    separate = conv_blocks == "e3nn-separate"
+    config = dataclasses.replace(CONFIG, conv_blocks=conv_blocks.split("-")[0], separate_paths=separate)
+    block = GauntMACE(config).double().layers[layer]
     n = 6000
     x = torch.randn(n, block.conv.irreps_node.dim, dtype=torch.float64)
     radial = torch.randn(n, block.conv.weight_numel, dtype=torch.float64)
@@ -265,11 +267,15 @@ def test_float32_invariance(ethanol):
     assert float((out["forces"] - expected).abs().max()) < 1e-5 * max(1.0, float(ref["forces"].abs().max()))
 
 
-@pytest.mark.parametrize("blocks", [("gaunt", "gaunt"), ("e3nn", "gaunt"), ("gaunt", "symmetric")])
+@pytest.mark.parametrize(
+    "blocks", [("gaunt", "gaunt", False), ("e3nn", "gaunt", False), ("gaunt", "symmetric", False),
+               ("e3nn", "symmetric", True)]
+)  # fmt: skip
 def test_forces_are_twice_differentiable(blocks, ethanol):
     """gradcheck of forces(positions), the double backward that force training runs."""
     torch.manual_seed(3)
-    config = dataclasses.replace(CONFIG, conv_blocks=blocks[0], product_blocks=blocks[1], num_channels=3)
+    config = dataclasses.replace(CONFIG, conv_blocks=blocks[0], product_blocks=blocks[1], separate_paths=blocks[2],
+                                 num_channels=3)  # fmt: skip
     model = GauntMACE(config).double()
     g = graph(ethanol[0])
 
@@ -279,3 +285,24 @@ def test_forces_are_twice_differentiable(blocks, ethanol):
 
     positions = g.positions.clone().requires_grad_(True)
     assert torch.autograd.gradcheck(forces, (positions,), atol=1e-6)
+
+
+@pytest.mark.parametrize("max_L, expected", [(1, 219_984), (2, 304_208)])
+def test_separate_paths_give_mace_its_parameter_count(max_L, expected):
+    """With the symmetric block and the CG convolution's paths kept apart, the model has exactly the
+    parameters of mace-torch 0.3.16's ScaleShiftMACE of the same size (64 channels, max_ell 3, correlation 3,
+    two layers, radial MLP [64, 64, 64], H C N O: counted by ``benchmarks/compare_training.py``'s models);
+    the paths are grouped by output irrep, each group one block of the next linear layer."""
+    config = ModelConfig(atomic_numbers=(1, 6, 7, 8), e0s=(0.0,) * 4, max_ell=3, num_channels=64, max_L=max_L,
+                         correlation=3, num_interactions=2, radial_mlp=(64, 64, 64), readout_hidden=16,
+                         conv_blocks="e3nn", product_blocks="symmetric", separate_paths=True)  # fmt: skip
+    model = GauntMACE(config)
+    assert sum(p.numel() for p in model.parameters()) == expected
+    conv = model.layers[1].conv
+    paths = [conv.irreps_out[io].ir for _, _, io in conv.paths]
+    assert paths == sorted(paths) and len(conv.irreps_out) == len(paths)  # one output block per path, grouped
+    assert [ir for _, ir in model.layers[1].linear_a.irreps_in] == sorted(set(paths))
+    summed = GauntMACE(dataclasses.replace(config, separate_paths=False)).layers[1].conv
+    assert len(summed.paths) == len(paths) and len(summed.irreps_out) == len(set(paths))
+    with pytest.raises(ValueError, match="separate_paths applies to the CG convolution"):
+        dataclasses.replace(config, conv_blocks="gaunt")

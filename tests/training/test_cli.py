@@ -123,11 +123,14 @@ def test_eval_writes_predictions(tmp_path, data, capsys):
 
 
 def test_symmetric_product_blocks_train_and_serve(tmp_path, data):
-    """``--product_blocks symmetric``: trained, saved, loaded by the calculator, forces = -grad E."""
-    run = train(tmp_path, data, "sym", "--max_num_epochs", "1", "--product_blocks", "symmetric")
+    """``--product_blocks symmetric`` (with MACE's convolution, paths kept apart): trained, saved, loaded by the
+    calculator, forces = -grad E."""
+    run = train(tmp_path, data, "sym", "--max_num_epochs", "1", "--product_blocks", "symmetric",
+                "--conv_blocks", "e3nn", "--separate_paths")  # fmt: skip
     atoms = ase.io.read(data, index="1")
     atoms.calc = GauntCalculator(run / "sym.model")
     assert type(atoms.calc.model.layers[0].product).__name__ == "SymmetricContraction"
+    assert atoms.calc.model.config.separate_paths and len(atoms.calc.model.layers[1].conv.irreps_out) > 4
     np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-4), atol=1e-6)
 
 
