@@ -180,7 +180,9 @@ class CGConvolution(nn.Module):
             groupings=edge_cache,
         )  # [N, Dout, C]
         pieces, offset = [], 0
-        for _, ir in self.irreps_out:
-            pieces.append(sums[:, offset : offset + ir.dim].transpose(1, 2).reshape(n, c * ir.dim))
-            offset += ir.dim
+        for mul, ir in self.irreps_out.simplify():  # k consecutive blocks of one irrep (separate paths): one copy
+            k = mul // c
+            block = sums[:, offset : offset + k * ir.dim].view(n, k, ir.dim, c)
+            pieces.append(block.transpose(2, 3).reshape(n, mul * ir.dim))
+            offset += k * ir.dim
         return torch.cat(pieces, dim=1)
