@@ -84,6 +84,8 @@ class CGConvolution(nn.Module):
             couplings.append(ins.path_weight * o3.wigner_3j(l1, l2, l3, dtype=torch.float64))
         sh_slices, self.node_slices = self.irreps_sh.slices(), self.irreps_node.slices()
         self.out_components = self.irreps_out.dim // self.channels
+        # runs of equal output irreps (k paths' blocks when separate_paths, else 1 each): (k, irrep)
+        self.out_groups = [(mul // self.channels, ir) for mul, ir in self.irreps_out.simplify()]
         # the kernels' path table (o1, d1, o3, d3, toff): components counted per channel (component-major layout)
         in_offsets = [sum(ir.dim for _, ir in self.irreps_node[:i]) for i in range(len(self.irreps_node))]
         out_offsets = [sum(ir.dim for _, ir in self.irreps_out[:i]) for i in range(len(self.irreps_out))]
@@ -180,8 +182,8 @@ class CGConvolution(nn.Module):
             groupings=edge_cache,
         )  # [N, Dout, C]
         pieces, offset = [], 0
-        for mul, ir in self.irreps_out.simplify():  # k consecutive blocks of one irrep (separate paths): one copy
-            k = mul // c
+        for k, ir in self.out_groups:  # k consecutive blocks of one irrep (separate paths): one copy
+            mul = k * c
             block = sums[:, offset : offset + k * ir.dim].view(n, k, ir.dim, c)
             pieces.append(block.transpose(2, 3).reshape(n, mul * ir.dim))
             offset += k * ir.dim

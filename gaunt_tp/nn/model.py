@@ -74,8 +74,8 @@ class ModelConfig:
             :class:`gaunt_tp.nn.SymmetricContraction`; for max_ell <= 3 and correlation <= 3).
         separate_paths: with ``conv_blocks="e3nn"``, each Clebsch-Gordan path's messages are kept apart
             and mixed by the linear layer after the convolution, as MACE does (its ``irreps_mid``: MACE's
-            parameter count and function); without, the paths to each output irrep are summed first (fewer
-            parameters, 3-35% faster whole-model steps in docs/benchmarks.md).
+            parameter count); without, the paths to each output irrep are summed first (fewer parameters;
+            keeping them apart cost up to 27% per whole-model step in docs/benchmarks.md).
     """
 
     atomic_numbers: tuple[int, ...]
