@@ -33,6 +33,12 @@ class CGConvolution(nn.Module):
     derivatives run in :func:`gaunt_tp.ops.conv_kernel.coupled_sums` without per-edge message buffers;
     elsewhere in PyTorch operations.
 
+    ``separate_paths=True`` gives each path its own output block instead of summing the paths to each
+    output irrep (MACE's ``irreps_mid``, mixed by the linear layer that follows): ``irreps_out`` becomes
+    one block per path, ordered by the output irrep it reaches (``irreps_out.simplify()`` then has one
+    block of ``k C`` channels for the k paths to each irrep), each path with e3nn's weight for a path
+    alone in its output.
+
     Shape:
         ``forward(node_features [N, irreps_node.dim], edge_vectors [E, 3], edge_index [2, E],
         radial_weights [E, weight_numel])`` -> ``[N, irreps_out.dim]``.
