@@ -184,7 +184,7 @@ CONTENDERS: dict[str, tuple[str, Callable[..., Contender]]] = {
         lambda *a: gaunt_contender(*a, product_blocks="symmetric", conv_blocks="e3nn"),
     ),
     "gaunt-sym-cgp": (
-        "GauntMACE, symmetric, CG convolution, paths mixed",
+        "GauntMACE, symmetric, CG convolution, paths apart",
         lambda *a: gaunt_contender(*a, product_blocks="symmetric", conv_blocks="e3nn", separate_paths=True),
     ),
     "gaunt-sym-proj": (

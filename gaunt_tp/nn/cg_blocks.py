@@ -49,6 +49,7 @@ class CGConvolution(nn.Module):
         irreps_node: o3.Irreps | str,
         irreps_sh: o3.Irreps | str,
         irreps_out: o3.Irreps | str,
+        *,
         separate_paths: bool = False,
     ) -> None:
         super().__init__()

@@ -12,8 +12,13 @@ CASES = [
     ("4x0e + 4x1o", "1x0e + 1x1o + 1x2e + 1x3o", "4x0e + 4x1o + 4x2e + 4x3o"),  # MACE's max_L 1 layer
     ("3x0e + 3x1o + 3x2e", "1x0e + 1x1o + 1x2e", "3x0e + 3x1o + 3x1e + 3x2e"),  # a pseudovector output (1o x 1o)
     # MACE's max_L 2 second layer with each path its own output block (irreps_mid), e3nn's per-path weights
-    ("3x0e + 3x1o + 3x2e", "1x0e + 1x1o + 1x2e + 1x3o", "3x0e + 3x1o + 3x2e + 3x3o", True),
+    ("3x0e + 3x1o + 3x2e", "1x0e + 1x1o + 1x2e + 1x3o", "3x0e + 3x1o + 3x2e + 3x3o", {"separate_paths": True}),
 ]
+
+
+def build(case) -> CGConvolution:
+    """The case's convolution (an optional fourth entry holds keyword options)."""
+    return CGConvolution(*case[:3], **(case[3] if len(case) > 3 else {}))
 
 
 def e3nn_reference(conv: CGConvolution, x, vectors, edge_index, radial):
@@ -32,7 +37,7 @@ def e3nn_reference(conv: CGConvolution, x, vectors, edge_index, radial):
 @pytest.mark.parametrize("case", CASES, ids=range(len(CASES)))
 def test_equals_e3nn_tensor_product_plus_scatter(case):
     g = torch.Generator().manual_seed(7)
-    conv = CGConvolution(*case)
+    conv = build(case)
     vectors, edge_index = (
         torch.randn(19, 3, dtype=torch.float64, generator=g),
         torch.randint(0, 6, (2, 19), generator=g),
@@ -53,7 +58,7 @@ def test_equals_e3nn_tensor_product_plus_scatter(case):
 @pytest.mark.parametrize("case", [1, 2])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_equivariant_in_node_features_and_edge_vectors(dtype, case):
-    conv = CGConvolution(*CASES[case])
+    conv = build(CASES[case])
     edge_index = torch.randint(0, 8, (2, 8), generator=torch.Generator().manual_seed(1))
     radial = torch.randn(8, conv.weight_numel, dtype=dtype)
     err = assert_equivariant(lambda x, v: conv(x, v, edge_index, radial), [conv.irreps_node, "1x1o"], conv.irreps_out,
@@ -86,7 +91,7 @@ def test_bad_multiplicities_are_clear_errors():
 @pytest.mark.parametrize("use_kernel", [True, False], ids=["kernel", "pytorch"])
 def test_gradcheck_and_gradgradcheck_with_shared_rows(use_kernel, case, monkeypatch):
     """Both forms (the C kernels' and PyTorch's) to second order in every input, rows shared by edges."""
-    conv = CGConvolution(*CASES[case])
+    conv = build(CASES[case])
     if use_kernel and not conv.use_kernel:
         pytest.skip("the C kernels do not build here")
     monkeypatch.setattr(conv, "use_kernel", use_kernel)
@@ -108,7 +113,7 @@ def test_gradcheck_and_gradgradcheck_with_shared_rows(use_kernel, case, monkeypa
 
 @pytest.mark.parametrize("case", [0, 2])
 def test_kernel_and_pytorch_forms_agree_in_float32(monkeypatch, case):
-    conv = CGConvolution(*CASES[case])
+    conv = build(CASES[case])
     if not conv.use_kernel:
         pytest.skip("the C kernels do not build here")
     g = torch.Generator().manual_seed(4)
