@@ -36,10 +36,12 @@ handed out as a fresh copy.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from e3nn import o3
 
-__all__ = ["sh_dim", "sh_offset", "unit_vectors", "real_spherical_harmonics"]
+__all__ = ["harmonic_power_table", "real_spherical_harmonics", "sh_dim", "sh_offset", "unit_vectors"]
 
 
 def sh_dim(lmax: int) -> int:
@@ -92,3 +94,40 @@ def real_spherical_harmonics(lmax: int, theta: torch.Tensor, phi: torch.Tensor) 
     """
     vec = unit_vectors(theta, phi)
     return o3.spherical_harmonics(list(range(lmax + 1)), vec, normalize=False, normalization="integral")
+
+
+@functools.cache
+def _harmonic_power_table(lmax: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    blocks = []
+    for l in range(lmax + 1):
+        v = torch.randn(4 * 3**l + 16, 3, generator=gen, dtype=torch.float64)
+        powers = torch.ones(v.shape[0], 1, dtype=torch.float64)
+        for _ in range(l):
+            powers = (powers[:, :, None] * v[:, None, :]).reshape(v.shape[0], -1)
+        y = o3.spherical_harmonics(l, v, normalize=False, normalization="integral")
+        # the least-norm solution: coefficients symmetric in the l factors (the powers repeat each monomial)
+        coefficients = torch.linalg.lstsq(powers, y, driver="gelsd").solution
+        if (powers @ coefficients - y).abs().max() > 1e-10 * y.abs().max():
+            raise ArithmeticError(f"the degree-{l} harmonics did not fit the tensor powers of their argument")
+        blocks.append(coefficients)
+    return torch.block_diag(*blocks)
+
+
+def harmonic_power_table(lmax: int) -> torch.Tensor:
+    """e3nn's harmonics of degrees ``0..lmax`` as linear functions of the tensor powers of their argument.
+
+    ``o3.spherical_harmonics(list(range(lmax + 1)), v, normalize=False, normalization="integral")`` equals
+    ``powers(v) @ harmonic_power_table(lmax)`` for every vector v, where ``powers(v)`` is
+    ``(1, v, v ⊗ v, ..., v^{⊗ lmax})``, each power flattened row-major (``sum_l 3**l`` entries): a harmonic
+    of degree l is a homogeneous polynomial of degree l, so a combination of the entries of ``v^{⊗ l}``.
+    The coefficients are the least-norm ones (symmetric in the l factors), fitted exactly in float64.
+    Evaluating the powers takes a few whole-array products, fewer operations (and backward operations)
+    than e3nn's per-component formulas.
+
+    Shape:
+        returns ``[sum_{l <= lmax} 3**l, (lmax + 1)**2]`` float64, block-diagonal by degree.
+    """
+    if not isinstance(lmax, int) or lmax < 0:
+        raise ValueError(f"lmax must be an int >= 0, got {lmax!r}")
+    return _harmonic_power_table(lmax).clone()

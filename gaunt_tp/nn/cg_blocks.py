@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from e3nn import o3
 from torch import nn
 
+from gaunt_tp.math.conventions import harmonic_power_table
 from gaunt_tp.ops.conv_kernel import cached, coupled_sums
 from gaunt_tp.ops.convolution import check_convolution_inputs, safe_unit_vectors
 from gaunt_tp.ops.descriptor import as_irreps
@@ -72,6 +75,8 @@ class CGConvolution(nn.Module):
         muls = {mul for mul, _ in (*self.irreps_node, *self.irreps_out)}
         if len(muls) != 1 or any(mul != 1 for mul, _ in self.irreps_sh):
             raise ValueError("node and output irreps need one multiplicity C; irreps_sh multiplicity 1")
+        if any(ir.p != (-1) ** ir.l for _, ir in self.irreps_sh):
+            raise ValueError(f"irreps_sh must be spherical harmonics (parity (-1)^l), got {self.irreps_sh}")
         self.channels = muls.pop()
         # e3nn's own normalisation of each path ('component' irreps, 'element' paths), read from its TensorProduct
         tp = o3.TensorProduct(
@@ -102,11 +107,15 @@ class CGConvolution(nn.Module):
             rows.append((in_offsets[i1], d1, out_offsets[io], d3, toff))
             toff += d1 * d3
         self.path_rows, self.path_table = rows, torch.tensor(rows, dtype=torch.int64)
-        # all paths' couplings from the harmonics in one matmul: couplings [E, Tsum] = sh [E, dim sh] @ lift
+        # all paths' couplings from the harmonics in one matmul, couplings [E, Tsum] = sh [E, dim sh] @ lift, and the
+        # harmonics (component-normalised) from the tensor powers of the edge's unit vector: one matmul from the powers
         lift = torch.zeros(self.irreps_sh.dim, toff, dtype=torch.float64)
         for cg, (_, i2, _), (_, d1, _, d3, t0) in zip(couplings, self.paths, rows):
             lift[sh_slices[i2], t0 : t0 + d1 * d3] = cg.permute(1, 0, 2).reshape(-1, d1 * d3)
-        self.tables = TableCache({"lift": lift})
+        self.lmax_sh = max(ir.l for _, ir in self.irreps_sh)
+        columns = [l * l + m for _, (l, _) in self.irreps_sh for m in range(2 * l + 1)]
+        harmonics = harmonic_power_table(self.lmax_sh)[:, columns] * (4 * math.pi) ** 0.5
+        self.tables = TableCache({"lift": harmonics @ lift})  # [sum_l 3^l, Tsum]
         self.use_kernel = native_error() is None
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
@@ -134,64 +143,91 @@ class CGConvolution(nn.Module):
             "(number of paths) * C",
         )  # fmt: skip
         c, n = self.channels, node_features.shape[0]
+        blocks = [node_features[:, sl].view(n, c, -1).transpose(1, 2) for sl in self.node_slices]
+        sums = self._sums(torch.cat(blocks, dim=1), edge_vectors, edge_index, radial_weights, radial_index, edge_cache)
+        pieces, offset = [], 0
+        for k, ir in self.out_groups:  # k consecutive blocks of one irrep (separate paths): one copy
+            block = sums[:, offset : offset + k * ir.dim].view(n, k, ir.dim, c)
+            pieces.append(block.transpose(2, 3).reshape(n, k * c * ir.dim))
+            offset += k * ir.dim
+        return torch.cat(pieces, dim=1)
 
-        def harmonics() -> torch.Tensor:
-            unit, _ = safe_unit_vectors(edge_vectors)
-            sh = o3.spherical_harmonics(self.irreps_sh, unit, normalize=False, normalization="component")
-            return sh.to(node_features.dtype)
-
-        sh = cached(edge_cache, ("cg_harmonics", str(self.irreps_sh), node_features.dtype), harmonics)  # [E, dim sh]
-        couplings = sh @ self.tables.get(sh.dtype, sh.device)["lift"]  # [E, Tsum]: T[e, p, m1, m3] row-major
-        kernel = self.use_kernel and node_features.is_cpu and node_features.dtype in (torch.float32, torch.float64)
-        if kernel:
-            return self._kernel_forward(node_features, couplings, edge_index, radial_weights, radial_index, edge_cache)
-        if radial_index is not None:
-            radial_weights = radial_weights.index_select(0, radial_index)
-        radial = radial_weights.view(-1, len(self.paths), c)  # [E, paths, C]
-        sender, receiver = edge_index
-        senders: dict[int, torch.Tensor] = {}  # node irrep -> its sender features [E, C, 2 l1 + 1]
-        messages: list[torch.Tensor | None] = [None] * len(self.irreps_out)  # [E, C, 2 l3 + 1] per output irrep
-        for p, ((i1, _, io), (_, d1, _, d3, t0)) in enumerate(zip(self.paths, self.path_rows)):
-            if i1 not in senders:
-                senders[i1] = node_features[:, self.node_slices[i1]].view(n, c, -1).index_select(0, sender)
-            coupling = couplings[:, t0 : t0 + d1 * d3].view(-1, d1, d3)  # [E, 2 l1 + 1, 2 l3 + 1]
-            msg = torch.einsum("eci,eik->eck", senders[i1], coupling) * radial[:, p, :, None]
-            messages[io] = msg if messages[io] is None else messages[io] + msg
-        out = node_features.new_zeros(n, self.irreps_out.dim)
-        flat = [
-            m.flatten(1) if m is not None else node_features.new_zeros(couplings.shape[0], mul * ir.dim)
-            for m, (mul, ir) in zip(messages, self.irreps_out)
-        ]
-        return out.index_add(0, receiver, torch.cat(flat, dim=1))
-
-    def _kernel_forward(
+    def forward_rows(
         self,
-        node_features: torch.Tensor,
-        couplings: torch.Tensor,
+        node_rows: torch.Tensor,
+        edge_vectors: torch.Tensor,
+        edge_index: torch.Tensor,
+        radial_weights: torch.Tensor,
+        *,
+        radial_index: torch.Tensor | None = None,
+        edge_cache: dict | None = None,
+    ) -> torch.Tensor:
+        """:meth:`forward` with the node features and the output in the kernels' rows layout (component-major,
+        ``[N, 2l+1 rows per irrep, C]``; :class:`gaunt_tp.nn.linear.RowsLinear` reads and writes it), which saves
+        the transpositions around the kernels.
+
+        Shape:
+            ``node_rows [N, irreps_node.dim / C, C]`` -> ``[N, irreps_out.dim / C, C]`` (irrep i of
+            ``irreps_out`` as ``mul_i / C`` blocks of ``2 l_i + 1`` rows).
+        """
+        n, c = node_rows.shape[0], self.channels
+        if node_rows.shape != (n, self.irreps_node.dim // c, c):
+            raise ValueError(f"node_rows must be [N, {self.irreps_node.dim // c}, {c}], got {tuple(node_rows.shape)}")
+        check_convolution_inputs(
+            node_rows.reshape(n, -1), edge_vectors, edge_index, radial_weights, radial_index, self.irreps_node,
+            self.weight_numel, "(number of paths) * C",
+        )  # fmt: skip
+        return self._sums(node_rows, edge_vectors, edge_index, radial_weights, radial_index, edge_cache)
+
+    def _sums(
+        self,
+        values: torch.Tensor,
+        edge_vectors: torch.Tensor,
         edge_index: torch.Tensor,
         radial_weights: torch.Tensor,
         radial_index: torch.Tensor | None,
         edge_cache: dict | None,
     ) -> torch.Tensor:
-        """The forward pass in the C kernels: features component-major ``[N, Din, C]``, couplings ``[E, Tsum]``."""
-        c, n = self.channels, node_features.shape[0]
-        blocks = [node_features[:, sl].view(n, c, -1).transpose(1, 2) for sl in self.node_slices]
-        values = torch.cat(blocks, dim=1)  # [N, Din, C]
-        sums = coupled_sums(
-            values,
-            radial_weights.view(radial_weights.shape[0], len(self.paths), c),
-            couplings,
-            self.path_table,
-            self.out_components,
-            edge_index[0],
-            edge_index[1],
-            radial_index,
-            groupings=edge_cache,
-        )  # [N, Dout, C]
-        pieces, offset = [], 0
-        for k, ir in self.out_groups:  # k consecutive blocks of one irrep (separate paths): one copy
-            mul = k * c
-            block = sums[:, offset : offset + k * ir.dim].view(n, k, ir.dim, c)
-            pieces.append(block.transpose(2, 3).reshape(n, mul * ir.dim))
-            offset += k * ir.dim
-        return torch.cat(pieces, dim=1)
+        """The convolution in rows: ``values [N, Din, C]`` -> ``[N, Dout, C]``, in the C kernels where they build,
+        else in PyTorch operations."""
+        c, n = self.channels, values.shape[0]
+
+        def powers() -> torch.Tensor:
+            unit, _ = safe_unit_vectors(edge_vectors)
+            return vector_powers(unit.to(values.dtype), self.lmax_sh)
+
+        u = cached(edge_cache, ("cg_powers", self.lmax_sh, values.dtype), powers)  # [E, sum_l 3^l]
+        couplings = u @ self.tables.get(u.dtype, u.device)["lift"]  # [E, Tsum]: T[e, p, m1, m3] row-major
+        radial = radial_weights.view(radial_weights.shape[0], len(self.paths), c)
+        if self.use_kernel and values.is_cpu and values.dtype in (torch.float32, torch.float64):
+            sender, receiver = edge_index
+            return coupled_sums(values, radial, couplings, self.path_table, self.out_components, sender, receiver,
+                                radial_index, groupings=edge_cache)  # fmt: skip
+        if radial_index is not None:
+            radial = radial.index_select(0, radial_index)  # [E, paths, C]
+        sender, receiver = edge_index
+        senders = values.index_select(0, sender)  # [E, Din, C]
+        messages: list[torch.Tensor | None] = [None] * len(self.irreps_out)  # [E, 2 l3 + 1, C] per output block
+        for p, ((_, _, io), (o1, d1, _, d3, t0)) in enumerate(zip(self.paths, self.path_rows)):
+            coupling = couplings[:, t0 : t0 + d1 * d3].view(-1, d1, d3)  # [E, 2 l1 + 1, 2 l3 + 1]
+            msg = torch.einsum("eic,eik->ekc", senders[:, o1 : o1 + d1], coupling) * radial[:, p, None, :]
+            messages[io] = msg if messages[io] is None else messages[io] + msg
+        edges = couplings.shape[0]
+        flat = [
+            m if m is not None else values.new_zeros(edges, ir.dim, c) for m, (_, ir) in zip(messages, self.irreps_out)
+        ]
+        return values.new_zeros(n, self.out_components, c).index_add(0, receiver, torch.cat(flat, dim=1))
+
+
+def vector_powers(vectors: torch.Tensor, lmax: int) -> torch.Tensor:
+    """``(1, v, v ⊗ v, ..., v^{⊗ lmax})`` per row, each power flattened row-major: the argument of
+    :func:`gaunt_tp.math.conventions.harmonic_power_table`.
+
+    Shape:
+        ``[E, 3]`` -> ``[E, sum_{l <= lmax} 3**l]``.
+    """
+    e = vectors.shape[0]
+    parts = [vectors.new_ones(e, 1)] + ([vectors] if lmax > 0 else [])
+    for _ in range(lmax - 1):
+        parts.append((parts[-1][:, :, None] * vectors[:, None, :]).reshape(e, -1))
+    return torch.cat(parts, dim=1)

@@ -18,7 +18,7 @@ from torch import nn
 from gaunt_tp.ops.descriptor import as_irreps
 from gaunt_tp.ops.tables import TableCache
 
-__all__ = ["ElementLinear", "EquivariantLinear"]
+__all__ = ["ElementLinear", "EquivariantLinear", "RowsLinear"]
 
 
 def _instructions(irreps_in: o3.Irreps, irreps_out: o3.Irreps) -> list[tuple[int, int]]:
@@ -117,6 +117,96 @@ class EquivariantLinear(nn.Module):
             term = _mix(parts[i], w, self.irreps_in[i].mul, self.irreps_in[i].ir.dim)
             outs[j] = term if outs[j] is None else outs[j] + term
         return _merge(outs, self.irreps_out, x).reshape(*lead, self.irreps_out.dim)
+
+
+class RowsLinear(EquivariantLinear):
+    """:class:`EquivariantLinear` with its input or its output in the convolution kernels' rows layout.
+
+    Rows layout with C channels (the layout of :meth:`gaunt_tp.nn.cg_blocks.CGConvolution.forward_rows`):
+    ``[N, R, C]``, irrep i of multiplicity ``k_i C`` held as ``k_i (2 l_i + 1)`` rows of C channels, rows
+    ordered by irrep, then block k, then component m; channel ``k C + c`` of irrep i, component m, is row
+    ``offset_i + k (2 l_i + 1) + m``, column c. Working there saves the transpositions to and from e3nn's
+    ``[mul, 2l+1]`` layout around the kernels: the map is one per-row matrix product (``einsum``).
+
+    Same function, weights and state dict as :class:`EquivariantLinear` (the layout is not a parameter).
+    Each input irrep must feed exactly one output irrep and every output be fed (distinct irreps); the
+    side in e3nn's layout must have one multiplicity.
+
+    Args:
+        irreps_in, irreps_out: e3nn Irreps (or strings).
+        rows: ``"in"`` (input in rows, multiplicities multiples of ``channels``) or ``"out"`` (output in
+            rows, multiplicity ``channels``).
+        channels: C, the width of a row.
+
+    Shape:
+        ``rows="in"``: ``[N, R, C]`` -> ``[N, irreps_out.dim]``; ``rows="out"``: ``[N, irreps_in.dim]`` ->
+        ``[N, R, C]`` (``R = irreps_out.dim / C``).
+    """
+
+    def __init__(self, irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str, *, rows: str, channels: int) -> None:
+        super().__init__(irreps_in, irreps_out)
+        if rows not in ("in", "out"):
+            raise ValueError(f"rows must be 'in' or 'out', got {rows!r}")
+        if not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be an int >= 1, got {channels!r}")
+        ins, outs = [i for i, _ in self.instructions], [j for _, j in self.instructions]
+        if sorted(ins) != list(range(len(self.irreps_in))) or sorted(outs) != list(range(len(self.irreps_out))):
+            raise ValueError(
+                f"{self.irreps_in} -> {self.irreps_out}: each irrep must meet exactly one of the other side"
+            )
+        row_side, flat_side = (self.irreps_in, self.irreps_out) if rows == "in" else (self.irreps_out, self.irreps_in)
+        if any(mul % channels or (rows == "out" and mul != channels) for mul, _ in row_side):
+            raise ValueError(f"{row_side}: multiplicities must be multiples of {channels} (equal to it for rows='out')")
+        if len({mul for mul, _ in flat_side}) != 1:
+            raise ValueError(f"{flat_side} must have one multiplicity")
+        self.rows, self.channels, width = rows, channels, flat_side[0].mul
+        # the flat weight is the blocks [mul_i, mul_j] in instruction order; viewed as [blocks, C, C'] (rows='in':
+        # a block of k_i C rows is k_i matrices) or [blocks, C', C] (rows='out'): the matrix of each row
+        side = 0 if rows == "in" else 1
+        k = [row_side[pair[side]].mul // channels for pair in self.instructions]
+        first = [sum(k[:p]) for p in range(len(k))]
+        flat_offsets = [sum(ir.dim for _, ir in flat_side[:j]) for j in range(len(flat_side))]
+        matrix_of_row, component_of_row = [], []  # and the component of the flat side each row meets
+        for p, pair in sorted(enumerate(self.instructions), key=lambda item: item[1][side]):
+            ir = row_side[pair[side]].ir
+            for b in range(k[p]):
+                matrix_of_row += [first[p] + b] * ir.dim
+                component_of_row += [flat_offsets[pair[1 - side]] + m for m in range(ir.dim)]
+        components = sum(ir.dim for _, ir in flat_side)
+        # entry (component, channel) of the flat side, component-major, is e3nn position e3nn_position[...]
+        e3nn_position = torch.tensor([
+            sl.start + c * ir.dim + m
+            for (_, ir), sl in zip(flat_side, flat_side.slices())
+            for m in range(ir.dim)
+            for c in range(width)
+        ], dtype=torch.int64)  # fmt: skip
+        rows_of = torch.tensor(component_of_row, dtype=torch.int64)
+        if rows == "out":  # gather the input straight into row order
+            gather = e3nn_position.view(components, width).index_select(0, rows_of).flatten()
+        else:
+            gather = e3nn_position.argsort()
+        self.register_buffer("matrix_of_row", torch.tensor(matrix_of_row, dtype=torch.int64), persistent=False)
+        self.register_buffer("component_of_row", rows_of, persistent=False)
+        self.register_buffer("gather", gather, persistent=False)
+        # rows='in': several rows (blocks k) add up to one component, or the rows are in another order
+        self.summed = component_of_row != list(range(components))
+        self.components, self.width = components, width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c, n, r = self.channels, x.shape[0], len(self.matrix_of_row)
+        scaled = self.weight * self.tables.get(self.weight.dtype, self.weight.device)["scale"]
+        if self.rows == "out":
+            if x.dim() != 2 or x.shape[1] != self.irreps_in.dim:
+                raise ValueError(f"input must be [N, {self.irreps_in.dim}] for {self.irreps_in}, got {tuple(x.shape)}")
+            w = scaled.view(-1, self.width, c).index_select(0, self.matrix_of_row)  # [R, C', C]
+            flat = x.index_select(1, self.gather).view(n, r, self.width)
+            return torch.bmm(flat.transpose(0, 1), w).transpose(0, 1)  # one matrix product per row
+        if x.shape != (n, r, c):
+            raise ValueError(f"input must be rows [N, {r}, {c}] for {self.irreps_in}, got {tuple(x.shape)}")
+        y = torch.bmm(x.transpose(0, 1), scaled.view(-1, c, self.width).index_select(0, self.matrix_of_row))
+        if self.summed:  # [R, N, C'] -> [components, N, C']
+            y = y.new_zeros(self.components, n, self.width).index_add(0, self.component_of_row, y)
+        return y.transpose(0, 1).reshape(n, -1).index_select(1, self.gather)
 
 
 class ElementLinear(nn.Module):

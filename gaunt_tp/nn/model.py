@@ -27,7 +27,7 @@ from gaunt_tp.errors import InputError
 from gaunt_tp.nn.activation import NormalizedSiLU
 from gaunt_tp.nn.cg_blocks import CGConvolution
 from gaunt_tp.nn.feature_interaction import output_variance
-from gaunt_tp.nn.linear import ElementLinear, EquivariantLinear
+from gaunt_tp.nn.linear import ElementLinear, EquivariantLinear, RowsLinear
 from gaunt_tp.nn.many_body import GauntManyBody
 from gaunt_tp.nn.radial import BesselBasis, PolynomialCutoff, RadialMLP
 from gaunt_tp.nn.symmetric_contraction import SymmetricContraction
@@ -137,13 +137,17 @@ class _Layer(nn.Module):
         c, n_el = config.num_channels, len(config.atomic_numbers)
         irreps_sh = _natural(config.max_ell, 1)
         irreps_a = _natural(config.max_ell, c)
-        self.linear_up = EquivariantLinear(irreps_in, irreps_in)
-        if config.conv_blocks == "gaunt":
-            self.conv = GauntConvolution(irreps_in, irreps_sh, irreps_a, radial_per_input=config.radial_per_input)
-        else:
+        # the CG convolution works in its kernels' rows layout, the linear maps around it read and write that
+        self.rows = config.conv_blocks == "e3nn"
+        if self.rows:
             self.conv = CGConvolution(irreps_in, irreps_sh, irreps_a, separate_paths=config.separate_paths)
+            self.linear_up = RowsLinear(irreps_in, irreps_in, rows="out", channels=c)
+            self.linear_a = RowsLinear(self.conv.irreps_out.simplify(), irreps_a, rows="in", channels=c)
+        else:
+            self.conv = GauntConvolution(irreps_in, irreps_sh, irreps_a, radial_per_input=config.radial_per_input)
+            self.linear_up = EquivariantLinear(irreps_in, irreps_in)
+            self.linear_a = EquivariantLinear(self.conv.irreps_out, irreps_a)
         self.radial = RadialMLP(config.num_radial_basis, config.radial_mlp, self.conv.weight_numel)
-        self.linear_a = EquivariantLinear(self.conv.irreps_out.simplify(), irreps_a)
         if config.product_blocks == "gaunt":
             self.product = GauntManyBody(
                 irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el,
@@ -166,11 +170,13 @@ class _Layer(nn.Module):
             self.readout = EquivariantLinear(scalars, o3.Irreps("1x0e"))
         # messages scaled to unit second moment per component for unit-variance inputs (e3nn's normalisation,
         # which the CG blocks have already), then averaged over the neighbours as in MACE
-        scale = torch.ones(len(self.conv.irreps_out), dtype=torch.float64)
-        if config.conv_blocks == "gaunt":
-            scale = (output_variance(irreps_in, irreps_sh, irreps_a, False) / (4 * math.pi)).rsqrt()
-        per_component = torch.cat([scale[i].repeat(mul * ir.dim) for i, (mul, ir) in enumerate(self.conv.irreps_out)])
-        self.register_buffer("conv_scale", per_component / config.avg_num_neighbors, persistent=False)
+        if self.rows:  # the CG blocks' messages have unit moments already: one factor for all
+            scale = torch.tensor(1.0 / config.avg_num_neighbors, dtype=torch.float64)
+        else:
+            per_irrep = (output_variance(irreps_in, irreps_sh, irreps_a, False) / (4 * math.pi)).rsqrt()
+            scale = torch.cat([v.repeat(mul * ir.dim) for v, (mul, ir) in zip(per_irrep, self.conv.irreps_out)])
+            scale = scale / config.avg_num_neighbors
+        self.register_buffer("conv_scale", scale, persistent=False)
         self.num_scalars = c
 
     def forward(
@@ -191,7 +197,8 @@ class _Layer(nn.Module):
         layers of one forward pass (see :class:`gaunt_tp.ops.GauntConvolution`).
         """
         weights = self.radial(radial_feats)  # [U, weight_numel]
-        a = self.conv(self.linear_up(h), vectors, edge_index, weights, radial_index=edge_pair, edge_cache=edge_cache)
+        conv = self.conv.forward_rows if self.rows else self.conv
+        a = conv(self.linear_up(h), vectors, edge_index, weights, radial_index=edge_pair, edge_cache=edge_cache)
         a = a * self.conv_scale
         b = self.product(self.linear_a(a), species)
         h_new = self.linear_out(b) + self.skip(h, one_hot)

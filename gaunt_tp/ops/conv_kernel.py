@@ -277,14 +277,10 @@ def coupled_sums(
     n, din, c = node_values.shape
     if paths.dim() != 2 or paths.shape != (radial.shape[1], 5):
         raise ValueError(f"paths must be [P, 5] = [{radial.shape[1]}, 5], got {tuple(paths.shape)}")
-    o1, d1, o3, d3, toff = paths.T
-    if (
-        int(paths.min()) < 0
-        or int((o1 + d1).max()) > din
-        or int((o3 + d3).max()) > out_components
-        or int((toff + d1 * d3).max()) > couplings.shape[1]
-    ):
-        raise ValueError("paths point outside node_values, the outputs or the couplings")
+    for o1, d1, o3, d3, toff in paths.tolist():  # a few rows: checked in Python, one operation
+        outside = o1 + d1 > din or o3 + d3 > out_components or toff + d1 * d3 > couplings.shape[1]
+        if outside or min(o1, d1, o3, d3, toff) < 0:
+            raise ValueError("paths point outside node_values, the outputs or the couplings")
     graph = _graph(n, couplings.shape[0], c, radial, 0, sender, receiver, radial_index, groupings)
     graph.update(coupled=True, paths=paths.to(torch.int64).contiguous(), din=din, dout=out_components,
                  tsum=couplings.shape[1])  # fmt: skip

@@ -55,3 +55,18 @@ def test_harmonics_are_orthonormal_under_dense_quadrature():
     y = real_spherical_harmonics(3, theta[:, None], phi[None, :]).reshape(-1, 16)
     gram = y.T @ y * (2 / n) * (2 * math.pi / (2 * n))
     torch.testing.assert_close(gram, torch.eye(16, dtype=f64), rtol=0, atol=1e-4)
+
+
+def test_harmonic_power_table_gives_e3nn_harmonics_of_any_vector():
+    from gaunt_tp.math.conventions import harmonic_power_table
+
+    vec = torch.cat([torch.randn(30, 3, dtype=f64) * 2, torch.zeros(1, 3, dtype=f64)])  # off the sphere, and zero
+    for lmax in range(5):
+        powers = [torch.ones(len(vec), 1, dtype=f64)]
+        for _ in range(lmax):
+            powers.append((powers[-1][:, :, None] * vec[:, None, :]).reshape(len(vec), -1))
+        table = harmonic_power_table(lmax)
+        assert table.shape == (sum(3**l for l in range(lmax + 1)), (lmax + 1) ** 2)
+        expected = o3.spherical_harmonics(list(range(lmax + 1)), vec, normalize=False, normalization="integral")
+        err = (torch.cat(powers, 1) @ table - expected).abs().max() / expected.abs().max()
+        assert err < 1e-13, (lmax, err)

@@ -135,3 +135,33 @@ def test_coupled_sums_rejects_paths_outside_the_tensors():
             coupled_sums(values, radial, couplings, torch.tensor([bad]), 4, edges, edges)
     with pytest.raises(ValueError, match=r"paths must be \[P, 5\]"):
         coupled_sums(values, radial, couplings, torch.zeros(2, 5, dtype=torch.int64), 4, edges, edges)
+
+
+@pytest.mark.parametrize("case", [0, 2])
+@pytest.mark.parametrize("use_kernel", [True, False], ids=["kernel", "pytorch"])
+def test_forward_rows_is_forward_in_the_rows_layout(use_kernel, case, monkeypatch):
+    """``forward_rows`` takes and returns the rows layout (each irrep as 2l+1 rows of C channels, the k path blocks of
+    one output irrep after another), in both forms."""
+    conv = build(CASES[case])
+    if use_kernel and not conv.use_kernel:
+        pytest.skip("the C kernels do not build here")
+    monkeypatch.setattr(conv, "use_kernel", use_kernel)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6, conv.irreps_node.dim, dtype=torch.float64, generator=g)
+    vectors, edge_index = torch.randn(21, 3, dtype=torch.float64, generator=g), torch.randint(0, 6, (2, 21), generator=g)
+    radial = torch.randn(21, conv.weight_numel, dtype=torch.float64, generator=g)
+    c = conv.channels
+
+    def rows(t, irreps):  # e3nn layout -> rows, one irrep block of multiplicity C at a time
+        blocks = [t[:, sl].view(len(t), c, ir.dim).transpose(1, 2) for (_, ir), sl in zip(irreps, irreps.slices())]
+        return torch.cat(blocks, dim=1)
+
+    out = conv.forward_rows(rows(x, conv.irreps_node), vectors, edge_index, radial)
+    torch.testing.assert_close(out, rows(conv(x, vectors, edge_index, radial), conv.irreps_out), rtol=0, atol=1e-13)
+    with pytest.raises(ValueError, match="node_rows must be"):
+        conv.forward_rows(x, vectors, edge_index, radial)
+
+
+def test_harmonics_must_have_natural_parity():
+    with pytest.raises(ValueError, match="parity"):
+        CGConvolution("4x0e + 4x1o", "1x0e + 1x1e", "4x0e + 4x1e")

@@ -2,7 +2,7 @@ import pytest
 import torch
 from e3nn import o3
 
-from gaunt_tp.nn.linear import ElementLinear, EquivariantLinear
+from gaunt_tp.nn.linear import ElementLinear, EquivariantLinear, RowsLinear
 from gaunt_tp.testing import assert_equivariant
 
 LINEAR_CASES = [
@@ -75,3 +75,63 @@ def test_errors_name_the_expected_shape():
     with pytest.raises(ValueError, match="num_elements"):
         ElementLinear("2x0e", 0, "2x0e")
     assert EquivariantLinear("2x0e", "3x1o")(torch.randn(5, 2)).abs().max() == 0  # no path: zeros
+
+
+def to_rows(x: torch.Tensor, irreps: str, channels: int) -> torch.Tensor:
+    """e3nn's layout -> the rows layout, written out from RowsLinear's docstring: irrep i of multiplicity k C as
+    k (2l+1) rows of C channels (block k, then component m)."""
+    blocks = []
+    for (mul, ir), sl in zip(o3.Irreps(irreps), o3.Irreps(irreps).slices()):
+        k = mul // channels
+        block = x[:, sl].reshape(x.shape[0], k, channels, ir.dim).permute(0, 1, 3, 2)  # [n, k, m, c]
+        blocks.append(block.reshape(x.shape[0], k * ir.dim, channels))
+    return torch.cat(blocks, dim=1)
+
+
+ROWS_CASES = [
+    ("8x0e + 4x1o + 8x2e", "3x0e + 3x1o + 3x2e", "in", 4),  # blocks of two paths add up (MACE's irreps_mid)
+    ("4x1o + 8x0e", "5x0e + 5x1o", "in", 4),  # irreps in another order on the two sides
+    ("3x0e + 3x1o + 3x2e", "4x0e + 4x1o + 4x2e", "out", 4),
+    ("3x1o + 3x0e", "4x0e + 4x1o", "out", 4),
+]
+
+
+@pytest.mark.parametrize("irreps_in, irreps_out, rows, channels", ROWS_CASES)
+def test_rows_linear_is_the_linear_map_in_the_rows_layout(irreps_in, irreps_out, rows, channels):
+    torch.manual_seed(2)
+    ref = EquivariantLinear(irreps_in, irreps_out).double()
+    mine = RowsLinear(irreps_in, irreps_out, rows=rows, channels=channels).double()
+    mine.load_state_dict(ref.state_dict())  # the same parameters
+    x = torch.randn(5, ref.irreps_in.dim, dtype=torch.float64)
+    if rows == "in":
+        out = mine(to_rows(x, irreps_in, channels))
+        expected = ref(x)
+    else:
+        out, expected = mine(x), to_rows(ref(x), irreps_out, channels)
+    assert expected.abs().max() > 0
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("case", [0, 3])
+def test_rows_linear_gradients_twice(case):
+    irreps_in, irreps_out, rows, channels = ROWS_CASES[case]
+    lin = RowsLinear(irreps_in, irreps_out, rows=rows, channels=channels).double()
+    x = torch.randn(3, lin.irreps_in.dim, dtype=torch.float64)
+    x = (to_rows(x, irreps_in, channels) if rows == "in" else x).requires_grad_()
+    fn = lambda x, w: torch.func.functional_call(lin, {"weight": w}, (x,))  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, lin.weight.detach().requires_grad_()))
+    assert torch.autograd.gradgradcheck(lambda x: lin(x).square(), (x,))
+
+
+def test_rows_linear_errors():
+    with pytest.raises(ValueError, match="exactly one"):
+        RowsLinear("4x0e + 4x0e", "4x0e", rows="in", channels=4)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        RowsLinear("6x0e", "4x0e", rows="in", channels=4)
+    with pytest.raises(ValueError, match="one multiplicity"):
+        RowsLinear("4x0e + 4x1o", "4x0e + 2x1o", rows="in", channels=4)
+    with pytest.raises(ValueError, match="rows must be"):
+        RowsLinear("4x0e", "4x0e", rows="both", channels=4)
+    lin = RowsLinear("8x0e + 4x1o", "4x0e + 4x1o", rows="in", channels=4)
+    with pytest.raises(ValueError, match=r"rows \[N, 5, 4\]"):
+        lin(torch.randn(2, 20))
