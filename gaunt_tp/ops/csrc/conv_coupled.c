@@ -15,6 +15,11 @@
  * gaunt_tp/ops/conv_kernel.py. OpenMP over output rows: no write conflicts. Per edge and channel
  * sum_p d1 d3 multiply-adds (72 for MACE's max_L 1 layer with l1 = 1), where e3nn forms d1 d2 products
  * per path first.
+ *
+ * Each path's small d1 x d3 contraction runs as passes over the C channels; of the two loop orders
+ * (scale the d1 sender rows by the radial weights first, or sum over m1 per output row first), each
+ * kernel takes per path the one with fewer passes: scalar inputs (d1 = 1) fan out to d3 rows, pairs of
+ * vectors sum in.
  */
 #include <stdint.h>
 
@@ -24,7 +29,7 @@ void cpl_node_##SUFFIX(T *out, const T *B, const int64_t *ib, const int64_t *ptr
                        int64_t C, int64_t P, int64_t Din, int64_t Dout, int64_t Tsum, int threads) {        \
     _Pragma("omp parallel for num_threads(threads) schedule(dynamic, 8)")                                  \
     for (int64_t i = 0; i < nodes; i++) {                                                                  \
-        T acc[C];                                                                                          \
+        T acc[C], rb[Din * C];                                                                             \
         T *o = out + i * Dout * C;                                                                         \
         for (int64_t k = 0; k < Dout * C; k++) o[k] = 0;                                                   \
         for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {                                                    \
@@ -34,9 +39,28 @@ void cpl_node_##SUFFIX(T *out, const T *B, const int64_t *ib, const int64_t *ptr
                 const int64_t o1 = paths[5 * p], d1 = paths[5 * p + 1], o3 = paths[5 * p + 2];             \
                 const int64_t d3 = paths[5 * p + 3];                                                       \
                 const T *tp = t + paths[5 * p + 4], *rp = r + p * C;                                       \
-                for (int64_t m3 = 0; m3 < d3; m3++) {                                                      \
-                    for (int64_t c = 0; c < C; c++) acc[c] = 0;                                            \
+                if (d1 < d3) { /* d1 scaled rows r b, then d1 d3 passes into the outputs */                \
                     for (int64_t m1 = 0; m1 < d1; m1++) {                                                  \
+                        const T *bm = b + (o1 + m1) * C;                                                   \
+                        _Pragma("omp simd")                                                                \
+                        for (int64_t c = 0; c < C; c++) rb[m1 * C + c] = rp[c] * bm[c];                    \
+                    }                                                                                      \
+                    for (int64_t m3 = 0; m3 < d3; m3++) {                                                  \
+                        T *om = o + (o3 + m3) * C;                                                         \
+                        for (int64_t m1 = 0; m1 < d1; m1++) {                                              \
+                            const T coef = tp[m1 * d3 + m3], *rbm = rb + m1 * C;                           \
+                            _Pragma("omp simd")                                                            \
+                            for (int64_t c = 0; c < C; c++) om[c] += coef * rbm[c];                        \
+                        }                                                                                  \
+                    }                                                                                      \
+                    continue;                                                                              \
+                }                                                                                          \
+                for (int64_t m3 = 0; m3 < d3; m3++) { /* sum over m1 first, then one pass with r */        \
+                    const T *b0 = b + o1 * C;                                                              \
+                    const T c0 = tp[m3];                                                                   \
+                    _Pragma("omp simd")                                                                    \
+                    for (int64_t c = 0; c < C; c++) acc[c] = c0 * b0[c];                                   \
+                    for (int64_t m1 = 1; m1 < d1; m1++) {                                                  \
                         const T coef = tp[m1 * d3 + m3], *bm = b + (o1 + m1) * C;                          \
                         _Pragma("omp simd")                                                                \
                         for (int64_t c = 0; c < C; c++) acc[c] += coef * bm[c];                            \
@@ -54,7 +78,7 @@ void cpl_sender_##SUFFIX(T *out, const T *A, const int64_t *ia, const int64_t *p
                          int64_t C, int64_t P, int64_t Din, int64_t Dout, int64_t Tsum, int threads) {      \
     _Pragma("omp parallel for num_threads(threads) schedule(dynamic, 8)")                                  \
     for (int64_t j = 0; j < nodes; j++) {                                                                  \
-        T acc[C];                                                                                          \
+        T acc[C], ra[Dout * C];                                                                            \
         T *o = out + j * Din * C;                                                                          \
         for (int64_t k = 0; k < Din * C; k++) o[k] = 0;                                                    \
         for (int64_t q = ptr[j]; q < ptr[j + 1]; q++) {                                                    \
@@ -64,9 +88,28 @@ void cpl_sender_##SUFFIX(T *out, const T *A, const int64_t *ia, const int64_t *p
                 const int64_t o1 = paths[5 * p], d1 = paths[5 * p + 1], o3 = paths[5 * p + 2];             \
                 const int64_t d3 = paths[5 * p + 3];                                                       \
                 const T *tp = t + paths[5 * p + 4], *rp = r + p * C;                                       \
-                for (int64_t m1 = 0; m1 < d1; m1++) {                                                      \
-                    for (int64_t c = 0; c < C; c++) acc[c] = 0;                                            \
+                if (d3 < d1) { /* d3 scaled rows r a, then d1 d3 passes into the outputs */                \
                     for (int64_t m3 = 0; m3 < d3; m3++) {                                                  \
+                        const T *am = a + (o3 + m3) * C;                                                   \
+                        _Pragma("omp simd")                                                                \
+                        for (int64_t c = 0; c < C; c++) ra[m3 * C + c] = rp[c] * am[c];                    \
+                    }                                                                                      \
+                    for (int64_t m1 = 0; m1 < d1; m1++) {                                                  \
+                        T *om = o + (o1 + m1) * C;                                                         \
+                        for (int64_t m3 = 0; m3 < d3; m3++) {                                              \
+                            const T coef = tp[m1 * d3 + m3], *ram = ra + m3 * C;                           \
+                            _Pragma("omp simd")                                                            \
+                            for (int64_t c = 0; c < C; c++) om[c] += coef * ram[c];                        \
+                        }                                                                                  \
+                    }                                                                                      \
+                    continue;                                                                              \
+                }                                                                                          \
+                for (int64_t m1 = 0; m1 < d1; m1++) { /* sum over m3 first, then one pass with r */        \
+                    const T *a0 = a + o3 * C;                                                              \
+                    const T c0 = tp[m1 * d3];                                                              \
+                    _Pragma("omp simd")                                                                    \
+                    for (int64_t c = 0; c < C; c++) acc[c] = c0 * a0[c];                                   \
+                    for (int64_t m3 = 1; m3 < d3; m3++) {                                                  \
                         const T coef = tp[m1 * d3 + m3], *am = a + (o3 + m3) * C;                          \
                         _Pragma("omp simd")                                                                \
                         for (int64_t c = 0; c < C; c++) acc[c] += coef * am[c];                            \
@@ -95,16 +138,24 @@ void cpl_radial_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, cons
                 const int64_t d3 = paths[5 * p + 3];                                                       \
                 const T *tp = t + paths[5 * p + 4];                                                        \
                 T *op = o + p * C;                                                                         \
-                for (int64_t m3 = 0; m3 < d3; m3++) {                                                      \
-                    for (int64_t c = 0; c < C; c++) acc[c] = 0;                                            \
-                    for (int64_t m1 = 0; m1 < d1; m1++) {                                                  \
-                        const T coef = tp[m1 * d3 + m3], *bm = b + (o1 + m1) * C;                          \
-                        _Pragma("omp simd")                                                                \
-                        for (int64_t c = 0; c < C; c++) acc[c] += coef * bm[c];                            \
-                    }                                                                                      \
-                    const T *am = a + (o3 + m3) * C;                                                       \
+                /* sum T over the longer index first: d_short (d_long + 1) passes */                       \
+                const int by_m1 = d1 < d3;                                                                 \
+                const int64_t outer = by_m1 ? d1 : d3, inner = by_m1 ? d3 : d1;                            \
+                const int64_t s_outer = by_m1 ? d3 : 1, s_inner = by_m1 ? 1 : d3;                          \
+                const T *x_outer = by_m1 ? b + o1 * C : a + o3 * C;                                        \
+                const T *x_inner = by_m1 ? a + o3 * C : b + o1 * C;                                        \
+                for (int64_t u = 0; u < outer; u++) {                                                      \
+                    const T c0 = tp[u * s_outer];                                                          \
                     _Pragma("omp simd")                                                                    \
-                    for (int64_t c = 0; c < C; c++) op[c] += acc[c] * am[c];                               \
+                    for (int64_t c = 0; c < C; c++) acc[c] = c0 * x_inner[c];                              \
+                    for (int64_t v = 1; v < inner; v++) {                                                  \
+                        const T coef = tp[u * s_outer + v * s_inner], *xv = x_inner + v * C;               \
+                        _Pragma("omp simd")                                                                \
+                        for (int64_t c = 0; c < C; c++) acc[c] += coef * xv[c];                            \
+                    }                                                                                      \
+                    const T *xu = x_outer + u * C;                                                         \
+                    _Pragma("omp simd")                                                                    \
+                    for (int64_t c = 0; c < C; c++) op[c] += acc[c] * xu[c];                               \
                 }                                                                                          \
             }                                                                                              \
         }                                                                                                  \
@@ -115,23 +166,29 @@ void cpl_coupling_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, co
                            int64_t P, int64_t Din, int64_t Dout, int64_t Tsum, int threads) {              \
     _Pragma("omp parallel for num_threads(threads) schedule(static)")                                      \
     for (int64_t e = 0; e < E; e++) {                                                                      \
-        T ar[C];                                                                                           \
+        T xr[C];                                                                                           \
         const T *a = A + ia[e] * Dout * C, *b = B + ib[e] * Din * C, *r = R + ir[e] * P * C;               \
         for (int64_t p = 0; p < P; p++) {                                                                  \
             const int64_t o1 = paths[5 * p], d1 = paths[5 * p + 1], o3 = paths[5 * p + 2];                 \
             const int64_t d3 = paths[5 * p + 3];                                                           \
             const T *rp = r + p * C;                                                                       \
             T *op = out + e * Tsum + paths[5 * p + 4];                                                     \
-            for (int64_t m3 = 0; m3 < d3; m3++) {                                                          \
-                const T *am = a + (o3 + m3) * C;                                                           \
+            /* the shorter side's rows times r, a dot product per (m1, m3): d_short (d_long + 1) passes */ \
+            const int by_m1 = d1 < d3;                                                                     \
+            const int64_t outer = by_m1 ? d1 : d3, inner = by_m1 ? d3 : d1;                                \
+            const int64_t s_outer = by_m1 ? d3 : 1, s_inner = by_m1 ? 1 : d3;                              \
+            const T *x_outer = by_m1 ? b + o1 * C : a + o3 * C;                                            \
+            const T *x_inner = by_m1 ? a + o3 * C : b + o1 * C;                                            \
+            for (int64_t u = 0; u < outer; u++) {                                                          \
+                const T *xu = x_outer + u * C;                                                             \
                 _Pragma("omp simd")                                                                        \
-                for (int64_t c = 0; c < C; c++) ar[c] = am[c] * rp[c];                                     \
-                for (int64_t m1 = 0; m1 < d1; m1++) {                                                      \
-                    const T *bm = b + (o1 + m1) * C;                                                       \
+                for (int64_t c = 0; c < C; c++) xr[c] = xu[c] * rp[c];                                     \
+                for (int64_t v = 0; v < inner; v++) {                                                      \
+                    const T *xv = x_inner + v * C;                                                         \
                     T s = 0;                                                                               \
                     _Pragma("omp simd reduction(+ : s)")                                                   \
-                    for (int64_t c = 0; c < C; c++) s += ar[c] * bm[c];                                    \
-                    op[m1 * d3 + m3] = s;                                                                  \
+                    for (int64_t c = 0; c < C; c++) s += xr[c] * xv[c];                                    \
+                    op[u * s_outer + v * s_inner] = s;                                                     \
                 }                                                                                          \
             }                                                                                              \
         }                                                                                                  \
