@@ -126,7 +126,7 @@ class RowsLinear(EquivariantLinear):
     ``[N, R, C]``, irrep i of multiplicity ``k_i C`` held as ``k_i (2 l_i + 1)`` rows of C channels, rows
     ordered by irrep, then block k, then component m; channel ``k C + c`` of irrep i, component m, is row
     ``offset_i + k (2 l_i + 1) + m``, column c. Working there saves the transpositions to and from e3nn's
-    ``[mul, 2l+1]`` layout around the kernels: the map is one per-row matrix product (``einsum``).
+    ``[mul, 2l+1]`` layout around the kernels: the map is one batched matrix product over the rows.
 
     Same function, weights and state dict as :class:`EquivariantLinear` (the layout is not a parameter).
     Each input irrep must feed exactly one output irrep and every output be fed (distinct irreps); the
@@ -140,7 +140,7 @@ class RowsLinear(EquivariantLinear):
 
     Shape:
         ``rows="in"``: ``[N, R, C]`` -> ``[N, irreps_out.dim]``; ``rows="out"``: ``[N, irreps_in.dim]`` ->
-        ``[N, R, C]`` (``R = irreps_out.dim / C``).
+        ``[N, R, C]`` (``R = irreps_out.dim / C``; a transposed view, which the kernels copy once).
     """
 
     def __init__(self, irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str, *, rows: str, channels: int) -> None:
