@@ -137,17 +137,20 @@ class _Layer(nn.Module):
         c, n_el = config.num_channels, len(config.atomic_numbers)
         irreps_sh = _natural(config.max_ell, 1)
         irreps_a = _natural(config.max_ell, c)
-        # the CG convolution works in its kernels' rows layout, the linear maps around it read and write that
+        # the CG convolution works in its kernels' rows layout, the linear maps around it read and write that;
+        # the modules are made in this order so that a seed gives the same initial weights as before
         self.rows = config.conv_blocks == "e3nn"
         if self.rows:
-            self.conv = CGConvolution(irreps_in, irreps_sh, irreps_a, separate_paths=config.separate_paths)
             self.linear_up = RowsLinear(irreps_in, irreps_in, rows="out", channels=c)
+            self.conv = CGConvolution(irreps_in, irreps_sh, irreps_a, separate_paths=config.separate_paths)
+        else:
+            self.linear_up = EquivariantLinear(irreps_in, irreps_in)
+            self.conv = GauntConvolution(irreps_in, irreps_sh, irreps_a, radial_per_input=config.radial_per_input)
+        self.radial = RadialMLP(config.num_radial_basis, config.radial_mlp, self.conv.weight_numel)
+        if self.rows:
             self.linear_a = RowsLinear(self.conv.irreps_out.simplify(), irreps_a, rows="in", channels=c)
         else:
-            self.conv = GauntConvolution(irreps_in, irreps_sh, irreps_a, radial_per_input=config.radial_per_input)
-            self.linear_up = EquivariantLinear(irreps_in, irreps_in)
-            self.linear_a = EquivariantLinear(self.conv.irreps_out, irreps_a)
-        self.radial = RadialMLP(config.num_radial_basis, config.radial_mlp, self.conv.weight_numel)
+            self.linear_a = EquivariantLinear(self.conv.irreps_out.simplify(), irreps_a)
         if config.product_blocks == "gaunt":
             self.product = GauntManyBody(
                 irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el,
