@@ -31,7 +31,9 @@ class CGConvolution(nn.Module):
     and e3nn's path weight first, ``T_e[p] = w_p sum_m2 C_p[m1, m2, m3] Y_{l2 m2}(u_e)``
     (``[2 l1 + 1, 2 l3 + 1]``, shared by the channels), then the sender's features with ``T_e[p]``,
     ``(2 l1 + 1)(2 l3 + 1)`` multiply-adds per path, edge and channel where e3nn's TensorProduct forms
-    the ``(2 l1 + 1)(2 l2 + 1)`` outer product first. The same function as e3nn's to rounding (tested).
+    the ``(2 l1 + 1)(2 l2 + 1)`` outer product first. All the ``T_e[p]`` are one matmul from the tensor powers
+    of the unit vector ``u_e`` (the harmonics are linear in them:
+    :func:`gaunt_tp.math.conventions.harmonic_power_table`). The same function as e3nn's to rounding (tested).
     On CPUs (float32/float64, where gaunt-tp's C kernels build) the sums over edges and all their
     derivatives run in :func:`gaunt_tp.ops.conv_kernel.coupled_sums` without per-edge message buffers;
     elsewhere in PyTorch operations.
