@@ -41,7 +41,7 @@ import functools
 import torch
 from e3nn import o3
 
-__all__ = ["harmonic_power_table", "real_spherical_harmonics", "sh_dim", "sh_offset", "unit_vectors"]
+__all__ = ["harmonic_power_table", "real_spherical_harmonics", "sh_dim", "sh_offset", "unit_vectors", "vector_powers"]
 
 
 def sh_dim(lmax: int) -> int:
@@ -102,9 +102,7 @@ def _harmonic_power_table(lmax: int) -> torch.Tensor:
     blocks = []
     for l in range(lmax + 1):
         v = torch.randn(4 * 3**l + 16, 3, generator=gen, dtype=torch.float64)
-        powers = torch.ones(v.shape[0], 1, dtype=torch.float64)
-        for _ in range(l):
-            powers = (powers[:, :, None] * v[:, None, :]).reshape(v.shape[0], -1)
+        powers = vector_powers(v, l)[:, -(3**l) :]  # v^{⊗ l}
         y = o3.spherical_harmonics(l, v, normalize=False, normalization="integral")
         # the least-norm solution: coefficients symmetric in the l factors (the powers repeat each monomial)
         coefficients = torch.linalg.lstsq(powers, y, driver="gelsd").solution
@@ -131,3 +129,17 @@ def harmonic_power_table(lmax: int) -> torch.Tensor:
     if not isinstance(lmax, int) or lmax < 0:
         raise ValueError(f"lmax must be an int >= 0, got {lmax!r}")
     return _harmonic_power_table(lmax).clone()
+
+
+def vector_powers(vectors: torch.Tensor, lmax: int) -> torch.Tensor:
+    """``(1, v, v ⊗ v, ..., v^{⊗ lmax})`` per row, each power flattened row-major: the argument of
+    :func:`harmonic_power_table`.
+
+    Shape:
+        ``[E, 3]`` -> ``[E, sum_{l <= lmax} 3**l]``.
+    """
+    e = vectors.shape[0]
+    parts = [vectors.new_ones(e, 1)] + ([vectors] if lmax > 0 else [])
+    for _ in range(lmax - 1):
+        parts.append((parts[-1][:, :, None] * vectors[:, None, :]).reshape(e, -1))
+    return torch.cat(parts, dim=1)

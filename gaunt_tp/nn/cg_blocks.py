@@ -8,7 +8,8 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from gaunt_tp.math.conventions import harmonic_power_table
+from gaunt_tp.math.conventions import harmonic_power_table, vector_powers
+from gaunt_tp.nn.channel_irreps import component_rows
 from gaunt_tp.ops.conv_kernel import cached, coupled_sums
 from gaunt_tp.ops.convolution import check_convolution_inputs, safe_unit_vectors
 from gaunt_tp.ops.descriptor import as_irreps
@@ -96,10 +97,13 @@ class CGConvolution(nn.Module):
             l1, l2, l3 = (irreps[i].ir.l for irreps, i in ((self.irreps_node, ins.i_in1), (self.irreps_sh, ins.i_in2),
                                                             (self.irreps_out, ins.i_out)))  # fmt: skip
             couplings.append(ins.path_weight * o3.wigner_3j(l1, l2, l3, dtype=torch.float64))
-        sh_slices, self.node_slices = self.irreps_sh.slices(), self.irreps_node.slices()
+        sh_slices = self.irreps_sh.slices()
         self.out_components = self.irreps_out.dim // self.channels
-        # runs of equal output irreps (k paths' blocks when separate_paths, else 1 each): (k, irrep)
-        self.out_groups = [(mul // self.channels, ir) for mul, ir in self.irreps_out.simplify()]
+        # e3nn's layout <-> the kernels' rows layout, for forward()
+        rows_in = torch.tensor(component_rows(self.irreps_node, self.channels), dtype=torch.int64)
+        rows_out = torch.tensor(component_rows(self.irreps_out, self.channels), dtype=torch.int64)
+        self.register_buffer("rows_in", rows_in, persistent=False)
+        self.register_buffer("rows_out_inverse", rows_out.argsort(), persistent=False)
         # the kernels' path table (o1, d1, o3, d3, toff): components counted per channel (component-major layout)
         in_offsets = [sum(ir.dim for _, ir in self.irreps_node[:i]) for i in range(len(self.irreps_node))]
         out_offsets = [sum(ir.dim for _, ir in self.irreps_out[:i]) for i in range(len(self.irreps_out))]
@@ -144,15 +148,10 @@ class CGConvolution(nn.Module):
             node_features, edge_vectors, edge_index, radial_weights, radial_index, self.irreps_node, self.weight_numel,
             "(number of paths) * C",
         )  # fmt: skip
-        c, n = self.channels, node_features.shape[0]
-        blocks = [node_features[:, sl].view(n, c, -1).transpose(1, 2) for sl in self.node_slices]
-        sums = self._sums(torch.cat(blocks, dim=1), edge_vectors, edge_index, radial_weights, radial_index, edge_cache)
-        pieces, offset = [], 0
-        for k, ir in self.out_groups:  # k consecutive blocks of one irrep (separate paths): one copy
-            block = sums[:, offset : offset + k * ir.dim].view(n, k, ir.dim, c)
-            pieces.append(block.transpose(2, 3).reshape(n, k * c * ir.dim))
-            offset += k * ir.dim
-        return torch.cat(pieces, dim=1)
+        n = node_features.shape[0]
+        values = node_features.index_select(1, self.rows_in).view(n, -1, self.channels)
+        sums = self._sums(values, edge_vectors, edge_index, radial_weights, radial_index, edge_cache)
+        return sums.reshape(n, -1).index_select(1, self.rows_out_inverse)
 
     def forward_rows(
         self,
@@ -219,17 +218,3 @@ class CGConvolution(nn.Module):
             m if m is not None else values.new_zeros(edges, ir.dim, c) for m, (_, ir) in zip(messages, self.irreps_out)
         ]
         return values.new_zeros(n, self.out_components, c).index_add(0, receiver, torch.cat(flat, dim=1))
-
-
-def vector_powers(vectors: torch.Tensor, lmax: int) -> torch.Tensor:
-    """``(1, v, v ⊗ v, ..., v^{⊗ lmax})`` per row, each power flattened row-major: the argument of
-    :func:`gaunt_tp.math.conventions.harmonic_power_table`.
-
-    Shape:
-        ``[E, 3]`` -> ``[E, sum_{l <= lmax} 3**l]``.
-    """
-    e = vectors.shape[0]
-    parts = [vectors.new_ones(e, 1)] + ([vectors] if lmax > 0 else [])
-    for _ in range(lmax - 1):
-        parts.append((parts[-1][:, :, None] * vectors[:, None, :]).reshape(e, -1))
-    return torch.cat(parts, dim=1)

@@ -1,5 +1,6 @@
 """Checks and index maps shared by the many-body blocks, whose features are one multiplicity C of
-natural-parity irreps of distinct degrees (``C x 0e + C x 1o + C x 2e + ...``)."""
+natural-parity irreps of distinct degrees (``C x 0e + C x 1o + C x 2e + ...``), and the index map of the
+convolution kernels' rows layout (:func:`component_rows`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from e3nn import o3
 
 from gaunt_tp.ops.descriptor import as_irreps
 
-__all__ = ["channel_major", "check_block_irreps", "check_counts", "check_node_inputs", "row_layout"]
+__all__ = ["channel_major", "check_block_irreps", "check_counts", "check_node_inputs", "component_rows", "row_layout"]
 
 
 def check_block_irreps(irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str) -> tuple[o3.Irreps, o3.Irreps, int]:
@@ -44,6 +45,19 @@ def channel_major(irreps: o3.Irreps) -> list[int]:
         for c in range(channels)
         for (_, ir), sl in zip(irreps, irreps.slices())
         for k in range(ir.dim)
+    ]
+
+
+def component_rows(irreps: o3.Irreps, channels: int) -> list[int]:
+    """Gather indices from e3nn's layout to the convolution kernels' rows layout ``[R, C]`` (component-major):
+    irrep i of multiplicity ``k_i C`` as ``k_i (2 l_i + 1)`` rows of C channels, ordered by irrep, then block k,
+    then component m. Entry ``r * C + c`` of the result is the e3nn position of row r, channel c."""
+    return [
+        sl.start + (k * channels + c) * ir.dim + m
+        for (mul, ir), sl in zip(irreps, irreps.slices())
+        for k in range(mul // channels)
+        for m in range(ir.dim)
+        for c in range(channels)
     ]
 
 

@@ -15,6 +15,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from gaunt_tp.nn.channel_irreps import component_rows
 from gaunt_tp.ops.descriptor import as_irreps
 from gaunt_tp.ops.tables import TableCache
 
@@ -174,12 +175,7 @@ class RowsLinear(EquivariantLinear):
                 component_of_row += [flat_offsets[pair[1 - side]] + m for m in range(ir.dim)]
         components = sum(ir.dim for _, ir in flat_side)
         # entry (component, channel) of the flat side, component-major, is e3nn position e3nn_position[...]
-        e3nn_position = torch.tensor([
-            sl.start + c * ir.dim + m
-            for (_, ir), sl in zip(flat_side, flat_side.slices())
-            for m in range(ir.dim)
-            for c in range(width)
-        ], dtype=torch.int64)  # fmt: skip
+        e3nn_position = torch.tensor(component_rows(flat_side, width), dtype=torch.int64)
         rows_of = torch.tensor(component_of_row, dtype=torch.int64)
         if rows == "out":  # gather the input straight into row order
             gather = e3nn_position.view(components, width).index_select(0, rows_of).flatten()
