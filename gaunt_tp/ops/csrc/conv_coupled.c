@@ -24,51 +24,58 @@
 #include <stdint.h>
 
 #define DEFINE_COUPLED(SUFFIX, T)                                                                          \
+/* One path of one edge into one output row: o[(oo + v) C + c] += r[c] sum_u t[u su + v sv] x[(ox + u) C + c]  \
+ * for u < du, v < dv (the node kernel: x = B's sender row, u = m1, v = m3; the sender kernel: x = A's       \
+ * receiver row, u = m3, v = m1). Scaled rows r x first when du < dv, else a sum over u per output row. */  \
+static inline void cpl_path_##SUFFIX(T *o, const T *x, const T *r, const T *t, int64_t ox, int64_t du,      \
+                                     int64_t su, int64_t oo, int64_t dv, int64_t sv, int64_t C, T *acc,       \
+                                     T *rx) {                                                               \
+    if (du < dv) { /* du scaled rows, then du dv passes into the outputs */                               \
+        for (int64_t u = 0; u < du; u++) {                                                                 \
+            const T *xu = x + (ox + u) * C;                                                                \
+            _Pragma("omp simd")                                                                            \
+            for (int64_t c = 0; c < C; c++) rx[u * C + c] = r[c] * xu[c];                                  \
+        }                                                                                                  \
+        for (int64_t v = 0; v < dv; v++) {                                                                 \
+            T *ov = o + (oo + v) * C;                                                                      \
+            for (int64_t u = 0; u < du; u++) {                                                             \
+                const T coef = t[u * su + v * sv], *rxu = rx + u * C;                                      \
+                _Pragma("omp simd")                                                                        \
+                for (int64_t c = 0; c < C; c++) ov[c] += coef * rxu[c];                                    \
+            }                                                                                              \
+        }                                                                                                  \
+        return;                                                                                            \
+    }                                                                                                      \
+    for (int64_t v = 0; v < dv; v++) { /* sum over u first, then one pass with r */                       \
+        const T *x0 = x + ox * C;                                                                          \
+        const T c0 = t[v * sv];                                                                            \
+        _Pragma("omp simd")                                                                                \
+        for (int64_t c = 0; c < C; c++) acc[c] = c0 * x0[c];                                               \
+        for (int64_t u = 1; u < du; u++) {                                                                 \
+            const T coef = t[u * su + v * sv], *xu = x + (ox + u) * C;                                     \
+            _Pragma("omp simd")                                                                            \
+            for (int64_t c = 0; c < C; c++) acc[c] += coef * xu[c];                                        \
+        }                                                                                                  \
+        T *ov = o + (oo + v) * C;                                                                          \
+        _Pragma("omp simd")                                                                                \
+        for (int64_t c = 0; c < C; c++) ov[c] += acc[c] * r[c];                                            \
+    }                                                                                                      \
+}                                                                                                          \
 void cpl_node_##SUFFIX(T *out, const T *B, const int64_t *ib, const int64_t *ptr, const int64_t *edges,    \
                        const T *R, const int64_t *ir, const T *Tc, const int64_t *paths, int64_t nodes,     \
                        int64_t C, int64_t P, int64_t Din, int64_t Dout, int64_t Tsum, int threads) {        \
     _Pragma("omp parallel for num_threads(threads) schedule(dynamic, 8)")                                  \
     for (int64_t i = 0; i < nodes; i++) {                                                                  \
-        T acc[C], rb[Din * C];                                                                             \
+        T acc[C], rx[Din * C];                                                                             \
         T *o = out + i * Dout * C;                                                                         \
         for (int64_t k = 0; k < Dout * C; k++) o[k] = 0;                                                   \
         for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {                                                    \
             const int64_t e = edges[q];                                                                    \
             const T *b = B + ib[e] * Din * C, *r = R + ir[e] * P * C, *t = Tc + e * Tsum;                  \
             for (int64_t p = 0; p < P; p++) {                                                              \
-                const int64_t o1 = paths[5 * p], d1 = paths[5 * p + 1], o3 = paths[5 * p + 2];             \
-                const int64_t d3 = paths[5 * p + 3];                                                       \
-                const T *tp = t + paths[5 * p + 4], *rp = r + p * C;                                       \
-                if (d1 < d3) { /* d1 scaled rows r b, then d1 d3 passes into the outputs */                \
-                    for (int64_t m1 = 0; m1 < d1; m1++) {                                                  \
-                        const T *bm = b + (o1 + m1) * C;                                                   \
-                        _Pragma("omp simd")                                                                \
-                        for (int64_t c = 0; c < C; c++) rb[m1 * C + c] = rp[c] * bm[c];                    \
-                    }                                                                                      \
-                    for (int64_t m3 = 0; m3 < d3; m3++) {                                                  \
-                        T *om = o + (o3 + m3) * C;                                                         \
-                        for (int64_t m1 = 0; m1 < d1; m1++) {                                              \
-                            const T coef = tp[m1 * d3 + m3], *rbm = rb + m1 * C;                           \
-                            _Pragma("omp simd")                                                            \
-                            for (int64_t c = 0; c < C; c++) om[c] += coef * rbm[c];                        \
-                        }                                                                                  \
-                    }                                                                                      \
-                    continue;                                                                              \
-                }                                                                                          \
-                for (int64_t m3 = 0; m3 < d3; m3++) { /* sum over m1 first, then one pass with r */        \
-                    const T *b0 = b + o1 * C;                                                              \
-                    const T c0 = tp[m3];                                                                   \
-                    _Pragma("omp simd")                                                                    \
-                    for (int64_t c = 0; c < C; c++) acc[c] = c0 * b0[c];                                   \
-                    for (int64_t m1 = 1; m1 < d1; m1++) {                                                  \
-                        const T coef = tp[m1 * d3 + m3], *bm = b + (o1 + m1) * C;                          \
-                        _Pragma("omp simd")                                                                \
-                        for (int64_t c = 0; c < C; c++) acc[c] += coef * bm[c];                            \
-                    }                                                                                      \
-                    T *om = o + (o3 + m3) * C;                                                             \
-                    _Pragma("omp simd")                                                                    \
-                    for (int64_t c = 0; c < C; c++) om[c] += acc[c] * rp[c];                               \
-                }                                                                                          \
+                const int64_t *pp = paths + 5 * p; /* o1, d1, o3, d3, toff */                              \
+                cpl_path_##SUFFIX(o, b, r + p * C, t + pp[4], pp[0], pp[1], pp[3], pp[2], pp[3], 1, C,     \
+                                  acc, rx);                                                                \
             }                                                                                              \
         }                                                                                                  \
     }                                                                                                      \
@@ -78,46 +85,16 @@ void cpl_sender_##SUFFIX(T *out, const T *A, const int64_t *ia, const int64_t *p
                          int64_t C, int64_t P, int64_t Din, int64_t Dout, int64_t Tsum, int threads) {      \
     _Pragma("omp parallel for num_threads(threads) schedule(dynamic, 8)")                                  \
     for (int64_t j = 0; j < nodes; j++) {                                                                  \
-        T acc[C], ra[Dout * C];                                                                            \
+        T acc[C], rx[Dout * C];                                                                            \
         T *o = out + j * Din * C;                                                                          \
         for (int64_t k = 0; k < Din * C; k++) o[k] = 0;                                                    \
         for (int64_t q = ptr[j]; q < ptr[j + 1]; q++) {                                                    \
             const int64_t e = edges[q];                                                                    \
             const T *a = A + ia[e] * Dout * C, *r = R + ir[e] * P * C, *t = Tc + e * Tsum;                 \
             for (int64_t p = 0; p < P; p++) {                                                              \
-                const int64_t o1 = paths[5 * p], d1 = paths[5 * p + 1], o3 = paths[5 * p + 2];             \
-                const int64_t d3 = paths[5 * p + 3];                                                       \
-                const T *tp = t + paths[5 * p + 4], *rp = r + p * C;                                       \
-                if (d3 < d1) { /* d3 scaled rows r a, then d1 d3 passes into the outputs */                \
-                    for (int64_t m3 = 0; m3 < d3; m3++) {                                                  \
-                        const T *am = a + (o3 + m3) * C;                                                   \
-                        _Pragma("omp simd")                                                                \
-                        for (int64_t c = 0; c < C; c++) ra[m3 * C + c] = rp[c] * am[c];                    \
-                    }                                                                                      \
-                    for (int64_t m1 = 0; m1 < d1; m1++) {                                                  \
-                        T *om = o + (o1 + m1) * C;                                                         \
-                        for (int64_t m3 = 0; m3 < d3; m3++) {                                              \
-                            const T coef = tp[m1 * d3 + m3], *ram = ra + m3 * C;                           \
-                            _Pragma("omp simd")                                                            \
-                            for (int64_t c = 0; c < C; c++) om[c] += coef * ram[c];                        \
-                        }                                                                                  \
-                    }                                                                                      \
-                    continue;                                                                              \
-                }                                                                                          \
-                for (int64_t m1 = 0; m1 < d1; m1++) { /* sum over m3 first, then one pass with r */        \
-                    const T *a0 = a + o3 * C;                                                              \
-                    const T c0 = tp[m1 * d3];                                                              \
-                    _Pragma("omp simd")                                                                    \
-                    for (int64_t c = 0; c < C; c++) acc[c] = c0 * a0[c];                                   \
-                    for (int64_t m3 = 1; m3 < d3; m3++) {                                                  \
-                        const T coef = tp[m1 * d3 + m3], *am = a + (o3 + m3) * C;                          \
-                        _Pragma("omp simd")                                                                \
-                        for (int64_t c = 0; c < C; c++) acc[c] += coef * am[c];                            \
-                    }                                                                                      \
-                    T *om = o + (o1 + m1) * C;                                                             \
-                    _Pragma("omp simd")                                                                    \
-                    for (int64_t c = 0; c < C; c++) om[c] += acc[c] * rp[c];                               \
-                }                                                                                          \
+                const int64_t *pp = paths + 5 * p;                                                         \
+                cpl_path_##SUFFIX(o, a, r + p * C, t + pp[4], pp[2], pp[3], 1, pp[0], pp[1], pp[3], C,     \
+                                  acc, rx);                                                                \
             }                                                                                              \
         }                                                                                                  \
     }                                                                                                      \
