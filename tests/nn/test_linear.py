@@ -135,3 +135,12 @@ def test_rows_linear_errors():
     lin = RowsLinear("8x0e + 4x1o", "4x0e + 4x1o", rows="in", channels=4)
     with pytest.raises(ValueError, match=r"rows \[N, 5, 4\]"):
         lin(torch.randn(2, 20))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_rows_linear_equivariant(dtype):
+    """Both directions at once: e3nn layout -> rows (rows='out') -> e3nn layout (rows='in')."""
+    up = RowsLinear("3x0e + 3x1o + 3x2e", "4x0e + 4x1o + 4x2e", rows="out", channels=4).to(dtype)
+    down = RowsLinear("4x0e + 4x1o + 4x2e", "2x0e + 2x1o + 2x2e", rows="in", channels=4).to(dtype)
+    err = assert_equivariant(lambda x: down(up(x)), [up.irreps_in], down.irreps_out, dtype=dtype)
+    assert err < (1e-12 if dtype == torch.float64 else 1e-6)
