@@ -30,9 +30,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One vector register of channels (16 floats or 8 doubles with AVX-512; the compiler splits it where
- * registers are narrower). Channels are padded with zeros to a multiple of it in per-thread scratch. */
+/* One vector register of channels: 512 bits with AVX-512, else 256 (AVX2; plain SSE/NEON code splits it).
+ * A 512-bit type on an AVX2 machine is not split well: GCC 12 made the symmetric kernels 4x slower with it.
+ * Channels are padded with zeros to a multiple of it in per-thread scratch. */
+#if defined(__AVX512F__)
 #define V_BYTES 64
+#else
+#define V_BYTES 32
+#endif
 typedef float Vf32 __attribute__((vector_size(V_BYTES)));
 typedef double Vf64 __attribute__((vector_size(V_BYTES)));
 
