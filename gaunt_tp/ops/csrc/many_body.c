@@ -256,10 +256,15 @@ DEFINE_MANY_BODY(f64, double)
  */
 enum { S_N, S_C, S_NI, S_NE, S_Q, S_NNZ, S_S, S_P, S_IN_DIM, S_OUT_DIM };
 
+/* The channel blocks of a node go through the recursion SG at a time (X[m] is SG vectors, one per block):
+ * independent chains for the CPU to overlap, where one block at a time waits on each product's latency. */
+#define SG 4
+#define FOR_G for (int64_t j = 0; j < SG; j++)
+
 #define UNPACK_SYMMETRIC(T)                                                                               \
     const int64_t N = dims[S_N], C = dims[S_C], nI = dims[S_NI], nE = dims[S_NE], Q = dims[S_Q];         \
     const int64_t nS = dims[S_S], nP = dims[S_P], M = nI + Q;                                             \
-    const int64_t L = V_BYTES / sizeof(T), NB = (C + L - 1) / L, Cp = NB * L;                           \
+    const int64_t L = V_BYTES / sizeof(T), NB = (C + L * SG - 1) / (L * SG) * SG, Cp = NB * L;           \
     const int64_t *in_off = layout, *in_str = layout + nI, *out_off = layout + 2 * nI, *out_str = out_off + nE; \
     const int64_t *prefix = out_str + nE, *last = prefix + Q, *start = last + Q, *col = start + nS + 1;  \
     const int64_t *path = col + dims[S_NNZ], *entry = path + nS;                                         \
@@ -272,20 +277,26 @@ void symmetric_forward_##SUFFIX(T *out, const T *a, const T *u, const T *w, cons
     (void)u;                                                                                             \
     _Pragma("omp parallel num_threads(threads)")                                                          \
     {                                                                                                    \
-        V_##SUFFIX *buf = aligned_alloc(V_BYTES, sizeof(V_##SUFFIX) * (NB * (nI + nP + nE) + M));        \
+        V_##SUFFIX *buf = aligned_alloc(V_BYTES, sizeof(V_##SUFFIX) * (NB * (nI + nP + nE) + SG * M));   \
         V_##SUFFIX *A = buf, *W = A + NB * nI, *O = W + NB * nP, *X = O + NB * nE;                       \
         _Pragma("omp for schedule(static)")                                                               \
         for (int64_t n = 0; n < N; n++) {                                                                \
             gather_##SUFFIX((T *)A, a + n * dims[S_IN_DIM], in_off, in_str, nI, C, Cp);                  \
             pad_##SUFFIX((T *)W, w + n * nP * C, nP, C, Cp);                                             \
-            for (int64_t b = 0; b < NB; b++) {                                                           \
-                for (int64_t i = 0; i < nI; i++) X[i] = A[i * NB + b];                                   \
-                for (int64_t q = 0; q < Q; q++) X[nI + q] = X[prefix[q]] * X[last[q]];                   \
-                for (int64_t e = 0; e < nE; e++) O[e * NB + b] = (V_##SUFFIX){0};                        \
+            for (int64_t b = 0; b < NB; b += SG) {                                                       \
+                for (int64_t i = 0; i < nI; i++) FOR_G X[i * SG + j] = A[i * NB + b + j];               \
+                for (int64_t q = 0; q < Q; q++) {                                                        \
+                    const V_##SUFFIX *xp = X + prefix[q] * SG, *xl = X + last[q] * SG;                   \
+                    FOR_G X[(nI + q) * SG + j] = xp[j] * xl[j];                                          \
+                }                                                                                        \
+                for (int64_t e = 0; e < nE; e++) FOR_G O[e * NB + b + j] = (V_##SUFFIX){0};              \
                 for (int64_t s = 0; s < nS; s++) {                                                       \
-                    V_##SUFFIX v = {0};                                                                  \
-                    for (int64_t k = start[s]; k < start[s + 1]; k++) v += coef[k] * X[col[k]];          \
-                    O[entry[s] * NB + b] += W[path[s] * NB + b] * v;                                     \
+                    V_##SUFFIX v[SG] = {0};                                                              \
+                    for (int64_t k = start[s]; k < start[s + 1]; k++) {                                  \
+                        const V_##SUFFIX *x = X + col[k] * SG;                                           \
+                        FOR_G v[j] += coef[k] * x[j];                                                    \
+                    }                                                                                    \
+                    FOR_G O[entry[s] * NB + b + j] += W[path[s] * NB + b + j] * v[j];                    \
                 }                                                                                        \
             }                                                                                            \
             scatter_##SUFFIX(out + n * dims[S_OUT_DIM], (T *)O, out_off, out_str, nE, C, Cp);            \
@@ -303,11 +314,11 @@ void symmetric_backward_##SUFFIX(T *grad_a, T *grad_u, T *grad_w, T *grad_g, con
     _Pragma("omp parallel num_threads(threads)")                                                          \
     {                                                                                                    \
         const int64_t nA = NB * nI, nW = NB * nP, nG = NB * nE;                                          \
-        const int64_t size = 3 * (nA + nW) + 2 * nG + 4 * M + nS;                                        \
+        const int64_t size = 3 * (nA + nW) + 2 * nG + SG * (4 * M + nS);                                 \
         V_##SUFFIX *buf = aligned_alloc(V_BYTES, sizeof(V_##SUFFIX) * size);                             \
         V_##SUFFIX *A = buf, *tA = A + nA, *dA = tA + nA, *W = dA + nA, *tW = W + nW, *GW = tW + nW;      \
-        V_##SUFFIX *G = GW + nW, *GG = G + nG, *X = GG + nG, *tX = X + M, *dX = tX + M, *tdX = dX + M;   \
-        V_##SUFFIX *DV = tdX + M;                                                                        \
+        V_##SUFFIX *G = GW + nW, *GG = G + nG, *X = GG + nG, *tX = X + SG * M, *dX = tX + SG * M;        \
+        V_##SUFFIX *tdX = dX + SG * M, *DV = tdX + SG * M;                                               \
         _Pragma("omp for schedule(static)")                                                               \
         for (int64_t n = 0; n < N; n++) {                                                                \
             gather_##SUFFIX((T *)A, a + n * dims[S_IN_DIM], in_off, in_str, nI, C, Cp);                  \
@@ -320,68 +331,76 @@ void symmetric_backward_##SUFFIX(T *grad_a, T *grad_u, T *grad_w, T *grad_g, con
             memset(dA, 0, sizeof(V_##SUFFIX) * nA);                                                      \
             memset(GW, 0, sizeof(V_##SUFFIX) * nW);                                                      \
             memset(GG, 0, sizeof(V_##SUFFIX) * nG);                                                      \
-            for (int64_t b = 0; b < NB; b++) {                                                           \
-                for (int64_t i = 0; i < nI; i++) X[i] = A[i * NB + b];                                   \
-                for (int64_t q = 0; q < Q; q++) X[nI + q] = X[prefix[q]] * X[last[q]];                   \
+            for (int64_t b = 0; b < NB; b += SG) {                                                       \
+                for (int64_t i = 0; i < nI; i++) FOR_G X[i * SG + j] = A[i * NB + b + j];               \
+                for (int64_t q = 0; q < Q; q++) {                                                        \
+                    const V_##SUFFIX *xp = X + prefix[q] * SG, *xl = X + last[q] * SG;                   \
+                    FOR_G X[(nI + q) * SG + j] = xp[j] * xl[j];                                          \
+                }                                                                                        \
                 if (!dual && !need_v) { /* forces only: each monomial's gradient gathered by column */   \
-                    for (int64_t s = 0; s < nS; s++) DV[s] = W[path[s] * NB + b] * G[entry[s] * NB + b]; \
-                    for (int64_t j = 0; j < M; j++) {                                                    \
-                        V_##SUFFIX acc = {0};                                                            \
-                        for (int64_t t = cstart[j]; t < cstart[j + 1]; t++)                              \
-                            acc += coef[cnz[t]] * DV[cslot[t]];                                          \
-                        dX[j] = acc;                                                                     \
+                    for (int64_t s = 0; s < nS; s++)                                                     \
+                        FOR_G DV[s * SG + j] = W[path[s] * NB + b + j] * G[entry[s] * NB + b + j];       \
+                    for (int64_t m = 0; m < M; m++) {                                                    \
+                        V_##SUFFIX acc[SG] = {0};                                                        \
+                        for (int64_t t = cstart[m]; t < cstart[m + 1]; t++) {                            \
+                            const V_##SUFFIX *dv = DV + cslot[t] * SG;                                   \
+                            FOR_G acc[j] += coef[cnz[t]] * dv[j];                                        \
+                        }                                                                                \
+                        FOR_G dX[m * SG + j] = acc[j];                                                   \
                     }                                                                                    \
                 } else {                                                                                 \
-                    memset(dX, 0, sizeof(V_##SUFFIX) * M);                                               \
+                    memset(dX, 0, sizeof(V_##SUFFIX) * SG * M);                                          \
                     if (dual) { /* the tangents, for second derivatives only */                          \
-                        for (int64_t i = 0; i < nI; i++) tX[i] = tA[i * NB + b];                         \
-                        for (int64_t q = 0; q < Q; q++)                                                  \
-                            tX[nI + q] = tX[prefix[q]] * X[last[q]] + X[prefix[q]] * tX[last[q]];        \
-                        memset(tdX, 0, sizeof(V_##SUFFIX) * M);                                          \
+                        for (int64_t i = 0; i < nI; i++) FOR_G tX[i * SG + j] = tA[i * NB + b + j];     \
+                        for (int64_t q = 0; q < Q; q++) {                                                \
+                            const int64_t p = prefix[q] * SG, l = last[q] * SG, k = (nI + q) * SG;       \
+                            FOR_G tX[k + j] = tX[p + j] * X[l + j] + X[p + j] * tX[l + j];               \
+                        }                                                                                \
+                        memset(tdX, 0, sizeof(V_##SUFFIX) * SG * M);                                     \
                     }                                                                                    \
                     for (int64_t s = 0; s < nS; s++) {                                                   \
                         const int64_t ip = path[s] * NB + b, ie = entry[s] * NB + b;                     \
-                        V_##SUFFIX v = {0}, tv = {0}, dv = W[ip] * G[ie];                                \
-                        if (need_v) {                                                                    \
-                            for (int64_t k = start[s]; k < start[s + 1]; k++) {                          \
-                                v += coef[k] * X[col[k]];                                                \
-                                dX[col[k]] += coef[k] * dv;                                              \
-                            }                                                                            \
-                        } else {                                                                         \
-                            for (int64_t k = start[s]; k < start[s + 1]; k++)                            \
-                                dX[col[k]] += coef[k] * dv;                                              \
+                        V_##SUFFIX v[SG] = {0}, tv[SG] = {0}, dv[SG], tdv[SG];                           \
+                        FOR_G dv[j] = W[ip + j] * G[ie + j];                                             \
+                        for (int64_t k = start[s]; k < start[s + 1]; k++) {                              \
+                            const int64_t c = col[k] * SG;                                               \
+                            if (need_v) FOR_G v[j] += coef[k] * X[c + j];                                \
+                            FOR_G dX[c + j] += coef[k] * dv[j];                                          \
                         }                                                                                \
                         if (!dual) {                                                                     \
-                            GW[ip] += v * G[ie];                                                         \
+                            FOR_G GW[ip + j] += v[j] * G[ie + j];                                        \
                             continue;                                                                    \
                         }                                                                                \
-                        V_##SUFFIX tdv = tW[ip] * G[ie];                                                 \
+                        FOR_G tdv[j] = tW[ip + j] * G[ie + j];                                           \
                         for (int64_t k = start[s]; k < start[s + 1]; k++) {                              \
-                            tv += coef[k] * tX[col[k]];                                                  \
-                            tdX[col[k]] += coef[k] * tdv;                                                \
+                            const int64_t c = col[k] * SG;                                               \
+                            FOR_G tv[j] += coef[k] * tX[c + j];                                          \
+                            FOR_G tdX[c + j] += coef[k] * tdv[j];                                        \
                         }                                                                                \
-                        GW[ip] += tv * G[ie];                      /* the tangent of grad_w */           \
-                        GG[ie] += tW[ip] * v + W[ip] * tv;         /* the tangent of out */              \
+                        FOR_G GW[ip + j] += tv[j] * G[ie + j];                     /* the tangent of grad_w */ \
+                        FOR_G GG[ie + j] += tW[ip + j] * v[j] + W[ip + j] * tv[j]; /* the tangent of out */ \
                     }                                                                                    \
                 }                                                                                        \
                 if (dual) {                                                                              \
                     for (int64_t q = Q - 1; q >= 0; q--) { /* back through the monomials */             \
-                        const int64_t k = nI + q, p = prefix[q], l = last[q];                            \
-                        tdX[p] += tdX[k] * X[l] + dX[k] * tX[l];                                         \
-                        tdX[l] += tdX[k] * X[p] + dX[k] * tX[p];                                         \
-                        dX[p] += dX[k] * X[l];                                                           \
-                        dX[l] += dX[k] * X[p];                                                           \
+                        const int64_t k = (nI + q) * SG, p = prefix[q] * SG, l = last[q] * SG;           \
+                        FOR_G {                                                                          \
+                            tdX[p + j] += tdX[k + j] * X[l + j] + dX[k + j] * tX[l + j];                 \
+                            tdX[l + j] += tdX[k + j] * X[p + j] + dX[k + j] * tX[p + j];                 \
+                            dX[p + j] += dX[k + j] * X[l + j];                                           \
+                            dX[l + j] += dX[k + j] * X[p + j];                                           \
+                        }                                                                                \
                     }                                                                                    \
-                } else { /* the same; a prefix's children are consecutive: their sum kept in a register */ \
-                    V_##SUFFIX run = {0};                                                                \
+                } else { /* the same; a prefix's children are consecutive: their sum kept in registers */ \
+                    V_##SUFFIX run[SG] = {0};                                                            \
                     for (int64_t q = Q - 1; q >= 0; q--) {                                               \
-                        const int64_t k = nI + q, p = prefix[q], l = last[q];                            \
-                        run += dX[k] * X[l];                                                             \
-                        dX[l] += dX[k] * X[p];                                                           \
-                        if (q == 0 || prefix[q - 1] != p) dX[p] += run, run = (V_##SUFFIX){0};           \
+                        const int64_t k = (nI + q) * SG, p = prefix[q] * SG, l = last[q] * SG;           \
+                        FOR_G run[j] += dX[k + j] * X[l + j];                                            \
+                        FOR_G dX[l + j] += dX[k + j] * X[p + j];                                         \
+                        if (q == 0 || prefix[q - 1] != prefix[q]) FOR_G dX[p + j] += run[j], run[j] = (V_##SUFFIX){0}; \
                     }                                                                                    \
                 }                                                                                        \
-                for (int64_t i = 0; i < nI; i++) dA[i * NB + b] += dual ? tdX[i] : dX[i];                \
+                for (int64_t i = 0; i < nI; i++) FOR_G dA[i * NB + b + j] += dual ? tdX[i * SG + j] : dX[i * SG + j]; \
             }                                                                                            \
             if (grad_a) scatter_##SUFFIX(grad_a + n * dims[S_IN_DIM], (T *)dA, in_off, in_str, nI, C, Cp); \
             if (grad_w) unpad_##SUFFIX(grad_w + n * nP * C, (T *)GW, nP, C, Cp);                         \
