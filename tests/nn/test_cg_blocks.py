@@ -137,6 +137,33 @@ def test_coupled_sums_rejects_paths_outside_the_tensors():
         coupled_sums(values, radial, couplings, torch.zeros(2, 5, dtype=torch.int64), 4, edges, edges)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_kernels_over_full_and_partial_channel_blocks(dtype, monkeypatch):
+    """70 channels: the node and sender kernels' blocks of 256 bytes (64 floats, 32 doubles) whole, then a partial
+    one. Output, first derivatives in every input and a second derivative (force training) against PyTorch's form."""
+    conv = CGConvolution("70x0e + 70x1o", "1x0e + 1x1o + 1x2e", "70x0e + 70x1o + 70x2e")
+    if not conv.use_kernel:
+        pytest.skip("the C kernels do not build here")
+    g = torch.Generator().manual_seed(8)
+    edge_index = torch.randint(0, 5, (2, 12), generator=g)
+    inputs = [torch.randn(5, conv.irreps_node.dim, dtype=torch.float64, generator=g),
+              torch.randn(12, 3, dtype=torch.float64, generator=g),
+              torch.randn(12, conv.weight_numel, dtype=torch.float64, generator=g)]  # fmt: skip
+    cotangent = torch.randn(5, conv.irreps_out.dim, dtype=torch.float64, generator=g).to(dtype)
+
+    def derivatives(use_kernel):
+        monkeypatch.setattr(conv, "use_kernel", use_kernel)
+        x, v, r = (t.to(dtype).requires_grad_() for t in inputs)
+        out = conv(x, v, edge_index, r)
+        first = torch.autograd.grad((out * cotangent).sum(), (x, v, r), create_graph=True)
+        second = torch.autograd.grad(first[1].square().sum(), (x, v, r))  # as forces enter a loss
+        return (out, *first, *second)
+
+    tol = 1e-11 if dtype == torch.float64 else 2e-5
+    for got, want in zip(derivatives(True), derivatives(False)):
+        torch.testing.assert_close(got, want, rtol=tol, atol=tol * float(want.abs().max()))
+
+
 @pytest.mark.parametrize("case", [0, 2])
 @pytest.mark.parametrize("use_kernel", [True, False], ids=["kernel", "pytorch"])
 def test_forward_rows_is_forward_in_the_rows_layout(use_kernel, case, monkeypatch):
