@@ -16,6 +16,7 @@ and agrees with the PyTorch path.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,11 +52,16 @@ class ManyBodyLayout:
     correlation: int
 
     def dims(self, nodes: int, points: int) -> torch.Tensor:
-        return torch.tensor(
-            [nodes, self.channels, self.entries_in, self.entries_out, self.in_degrees, self.out_degrees, points,
-             self.num_products, self.correlation, self.in_dim, self.out_dim],
-            dtype=torch.int64,
+        return _int64_row(
+            (nodes, self.channels, self.entries_in, self.entries_out, self.in_degrees, self.out_degrees, points,
+             self.num_products, self.correlation, self.in_dim, self.out_dim)
         )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=256)
+def _int64_row(values: tuple[int, ...]) -> torch.Tensor:
+    """The sizes a kernel call reads, as an int64 tensor made once per distinct tuple (the kernels only read it)."""
+    return torch.tensor(values, dtype=torch.int64)
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,6 @@ def symmetric_products(
         out_dim)`` as ``symmetric_*`` in ``csrc/many_body.c`` describes. Returns ``[N, out_dim]``.
         ``reference(a, w)`` computes the same in PyTorch (differentiated for third and higher orders).
     """
-    dims = torch.tensor([a.shape[0], *sizes], dtype=torch.int64)
+    dims = _int64_row((a.shape[0], *sizes))
     setting = _Setting("symmetric", (coefficients, dims, layout), sizes[-1], lambda a, u, w: reference(a, w))
     return _Products.apply(a.contiguous(), None, w.contiguous(), setting)
