@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from e3nn import o3
 
+from gaunt_tp.ops.checks import index_range
 from gaunt_tp.ops.descriptor import as_irreps
 
 __all__ = ["channel_major", "check_block_irreps", "check_counts", "check_node_inputs", "component_rows", "row_layout"]
@@ -80,6 +81,7 @@ def check_node_inputs(node_features: torch.Tensor, species: torch.Tensor, dim: i
         raise ValueError(
             f"species must be integer [N] = [{node_features.shape[0]}], got {species.dtype} {tuple(species.shape)}"
         )
-    if species.numel() and (int(species.min()) < 0 or int(species.max()) >= num_elements):
-        bad = int(species.min()) if int(species.min()) < 0 else int(species.max())
-        raise ValueError(f"species holds element index {bad}, outside 0..{num_elements - 1}")
+    if species.numel():
+        low, high = index_range(species)
+        if low < 0 or high >= num_elements:
+            raise ValueError(f"species holds element index {low if low < 0 else high}, outside 0..{num_elements - 1}")

@@ -30,6 +30,7 @@ from torch import nn
 from gaunt_tp.math.aligned import meridian_tables, quarter_turn
 from gaunt_tp.math.quadrature import smallest_grid
 from gaunt_tp.ops.aligned import aligned_messages, edge_frame_wigner
+from gaunt_tp.ops.checks import index_range
 from gaunt_tp.ops.conv_kernel import MAX_DEGREES, MAX_POINTS, cached, convolution_sums, scalar_sums
 from gaunt_tp.ops.convolution_cost import FORMS, GPU_EDGE_CHUNK, auto_edge_chunk, convolution_cost
 from gaunt_tp.ops.descriptor import GauntDescriptor, as_irreps
@@ -92,9 +93,10 @@ def check_convolution_inputs(
         raise ValueError(f"edge_index must be [2, E] = [2, {e}] (sender, receiver), got {tuple(edge_index.shape)}")
     if edge_index.dtype not in (torch.int32, torch.int64):
         raise TypeError(f"edge_index must hold integers, got {edge_index.dtype}")
-    if e and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
-        bad = int(edge_index.min()) if int(edge_index.min()) < 0 else int(edge_index.max())
-        raise ValueError(f"edge_index holds node {bad}, outside 0..{n - 1} for {n} nodes")
+    if e:
+        low, high = index_range(edge_index)
+        if low < 0 or high >= n:
+            raise ValueError(f"edge_index holds node {low if low < 0 else high}, outside 0..{n - 1} for {n} nodes")
     rows = e
     if radial_index is not None:
         rows = radial.shape[0] if radial.dim() == 2 else -1
@@ -102,8 +104,10 @@ def check_convolution_inputs(
             raise ValueError(
                 f"radial_index must be integer [E] = [{e}], got {radial_index.dtype} {tuple(radial_index.shape)}"
             )
-        if e and (int(radial_index.min()) < 0 or int(radial_index.max()) >= rows):
-            raise ValueError(f"radial_index must point at rows 0..{rows - 1} of radial_weights")
+        if e:
+            low, high = index_range(radial_index)
+            if low < 0 or high >= rows:
+                raise ValueError(f"radial_index must point at rows 0..{rows - 1} of radial_weights")
     if radial.shape != (rows, weight_numel):
         what = "E" if radial_index is None else "rows"
         raise ValueError(

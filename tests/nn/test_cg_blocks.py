@@ -175,7 +175,8 @@ def test_forward_rows_is_forward_in_the_rows_layout(use_kernel, case, monkeypatc
     monkeypatch.setattr(conv, "use_kernel", use_kernel)
     g = torch.Generator().manual_seed(5)
     x = torch.randn(6, conv.irreps_node.dim, dtype=torch.float64, generator=g)
-    vectors, edge_index = torch.randn(21, 3, dtype=torch.float64, generator=g), torch.randint(0, 6, (2, 21), generator=g)
+    vectors = torch.randn(21, 3, dtype=torch.float64, generator=g)
+    edge_index = torch.randint(0, 6, (2, 21), generator=g)
     radial = torch.randn(21, conv.weight_numel, dtype=torch.float64, generator=g)
     c = conv.channels
 
