@@ -20,18 +20,27 @@
 #define LANES 8        /* the grid's point count P is padded to a multiple of this by the caller */
 #define MAX_DEGREES 16 /* edge degrees L; gaunt_tp/ops/conv_kernel.py checks against the same limits */
 #define MAX_POINTS 512
-typedef float Vf32 __attribute__((vector_size(LANES * sizeof(float))));
-typedef double Vf64 __attribute__((vector_size(LANES * sizeof(double))));
-typedef int32_t Mf32 __attribute__((vector_size(LANES * sizeof(int32_t)))); /* shuffle masks */
-typedef int64_t Mf64 __attribute__((vector_size(LANES * sizeof(int64_t))));
+/* Points per vector: 8 floats; 8 doubles with AVX-512, else 4 (a 512-bit type on an AVX2 machine is split
+ * badly by GCC; see many_body.c). Both divide LANES, the padding. */
+#define LANES_f32 8
+#if defined(__AVX512F__)
+#define LANES_f64 8
+#else
+#define LANES_f64 4
+#endif
+typedef float Vf32 __attribute__((vector_size(LANES_f32 * sizeof(float))));
+typedef double Vf64 __attribute__((vector_size(LANES_f64 * sizeof(double))));
+typedef int32_t Mf32 __attribute__((vector_size(LANES_f32 * sizeof(int32_t)))); /* shuffle masks */
+typedef int64_t Mf64 __attribute__((vector_size(LANES_f64 * sizeof(int64_t))));
 #ifdef __clang__
 #define SHUFFLE(SUFFIX, a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
 #else
 #define SHUFFLE(SUFFIX, a, b, ...) __builtin_shuffle(a, b, (M##SUFFIX){__VA_ARGS__})
 #endif
-/* The lane sums of four vectors, s0..s3 -> u[l] + u[l + 4] = sum of s_l, by a transposing tree of shuffles
- * (six shuffles and three vector adds in place of four lane-by-lane reductions). */
-#define SUM4(SUFFIX, u, s0, s1, s2, s3)                                                                    \
+/* The lane sums of four vectors s0..s3 -> SUM_OF(u, l) = sum of s_l, by a transposing tree of shuffles
+ * (six shuffles and three vector adds in place of four lane-by-lane reductions); with 8 lanes the tree
+ * stops one level short, at u[l] + u[l + 4]. */
+#define SUM4_8(SUFFIX, u, s0, s1, s2, s3)                                                                  \
     V##SUFFIX u;                                                                                           \
     {                                                                                                      \
         V##SUFFIX t0 = SHUFFLE(SUFFIX, s0, s1, 0, 8, 2, 10, 4, 12, 6, 14)                                  \
@@ -41,6 +50,24 @@ typedef int64_t Mf64 __attribute__((vector_size(LANES * sizeof(int64_t))));
         u = SHUFFLE(SUFFIX, t0, t1, 0, 1, 8, 9, 4, 5, 12, 13)                                              \
             + SHUFFLE(SUFFIX, t0, t1, 2, 3, 10, 11, 6, 7, 14, 15);                                         \
     }
+#define SUM4_4(SUFFIX, u, s0, s1, s2, s3)                                                                  \
+    V##SUFFIX u;                                                                                           \
+    {                                                                                                      \
+        V##SUFFIX t0 = SHUFFLE(SUFFIX, s0, s1, 0, 4, 2, 6) + SHUFFLE(SUFFIX, s0, s1, 1, 5, 3, 7);         \
+        V##SUFFIX t1 = SHUFFLE(SUFFIX, s2, s3, 0, 4, 2, 6) + SHUFFLE(SUFFIX, s2, s3, 1, 5, 3, 7);         \
+        u = SHUFFLE(SUFFIX, t0, t1, 0, 1, 4, 5) + SHUFFLE(SUFFIX, t0, t1, 2, 3, 6, 7);                    \
+    }
+#define SUM_OF_8(u, l) ((u)[l] + (u)[(l) + 4])
+#define SUM_OF_4(u, l) ((u)[l])
+#define SUM4_f32 SUM4_8
+#define SUM_OF_f32 SUM_OF_8
+#if defined(__AVX512F__)
+#define SUM4_f64 SUM4_8
+#define SUM_OF_f64 SUM_OF_8
+#else
+#define SUM4_f64 SUM4_4
+#define SUM_OF_f64 SUM_OF_4
+#endif
 
 #define DEFINE_QUAD(SUFFIX, T)                                                                             \
 void quad_node_##SUFFIX(T *out, const T *B, const int64_t *ib, const int64_t *ptr, const int64_t *edges,   \
@@ -55,7 +82,7 @@ void quad_node_##SUFFIX(T *out, const T *B, const int64_t *ib, const int64_t *pt
             int64_t e = edges[q];                                                                          \
             if (L == 4) { /* per chunk of points: the edge's four zonal vectors stay in registers */       \
                 const T *b = B + ib[e] * C * P, *r = R + ir[e] * 4 * C, *z = Z + e * 4 * P;               \
-                for (int64_t p = 0; p < P; p += LANES) {                                                   \
+                for (int64_t p = 0; p < P; p += LANES_##SUFFIX) {                                          \
                     V##SUFFIX z0, z1, z2, z3, vb, vo;                                                      \
                     __builtin_memcpy(&z0, z + p, sizeof z0); __builtin_memcpy(&z1, z + P + p, sizeof z1);  \
                     __builtin_memcpy(&z2, z + 2 * P + p, sizeof z2);                                       \
@@ -98,7 +125,7 @@ void quad_radial_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, con
                 for (int64_t c = 0; c < C; c++) {                                                          \
                     const T *ac = a + c * P, *bc = b + c * P;                                              \
                     V##SUFFIX s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, va, vb, z0, z1, z2, z3;              \
-                    for (int64_t p = 0; p < P; p += LANES) {                                               \
+                    for (int64_t p = 0; p < P; p += LANES_##SUFFIX) {                                      \
                         __builtin_memcpy(&va, ac + p, sizeof va); __builtin_memcpy(&vb, bc + p, sizeof vb);\
                         __builtin_memcpy(&z0, z + p, sizeof z0); __builtin_memcpy(&z1, z + P + p, sizeof z1);\
                         __builtin_memcpy(&z2, z + 2 * P + p, sizeof z2);                                   \
@@ -106,26 +133,26 @@ void quad_radial_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, con
                         V##SUFFIX ab = va * vb;                                                            \
                         s0 += ab * z0; s1 += ab * z1; s2 += ab * z2; s3 += ab * z3;                        \
                     }                                                                                      \
-                    SUM4(SUFFIX, u, s0, s1, s2, s3)                                                        \
-                    o[c] += u[0] + u[4]; o[C + c] += u[1] + u[5];                                          \
-                    o[2 * C + c] += u[2] + u[6]; o[3 * C + c] += u[3] + u[7];                              \
+                    SUM4_##SUFFIX(SUFFIX, u, s0, s1, s2, s3)                                               \
+                    o[c] += SUM_OF_##SUFFIX(u, 0); o[C + c] += SUM_OF_##SUFFIX(u, 1);                      \
+                    o[2 * C + c] += SUM_OF_##SUFFIX(u, 2); o[3 * C + c] += SUM_OF_##SUFFIX(u, 3);          \
                 }                                                                                          \
                 continue;                                                                                  \
             }                                                                                              \
             for (int64_t c = 0; c < C; c++) {                                                              \
                 const T *ac = a + c * P, *bc = b + c * P;                                                  \
-                T acc[MAX_DEGREES][LANES];                                                                 \
+                T acc[MAX_DEGREES][LANES_##SUFFIX];                                                        \
                 for (int64_t l = 0; l < L; l++)                                                            \
-                    for (int j = 0; j < LANES; j++) acc[l][j] = 0;                                         \
-                for (int64_t p = 0; p < P; p += LANES) { /* P is a multiple of LANES (padded by the caller) */\
-                    T ab[LANES];                                                                           \
-                    for (int j = 0; j < LANES; j++) ab[j] = ac[p + j] * bc[p + j];                         \
+                    for (int j = 0; j < LANES_##SUFFIX; j++) acc[l][j] = 0;                                \
+                for (int64_t p = 0; p < P; p += LANES_##SUFFIX) { /* P: a multiple of LANES (padded) */    \
+                    T ab[LANES_##SUFFIX];                                                                  \
+                    for (int j = 0; j < LANES_##SUFFIX; j++) ab[j] = ac[p + j] * bc[p + j];                \
                     for (int64_t l = 0; l < L; l++)                                                        \
-                        for (int j = 0; j < LANES; j++) acc[l][j] += ab[j] * z[l * P + p + j];             \
+                        for (int j = 0; j < LANES_##SUFFIX; j++) acc[l][j] += ab[j] * z[l * P + p + j];    \
                 }                                                                                          \
                 for (int64_t l = 0; l < L; l++) {                                                          \
                     T sum = 0;                                                                             \
-                    for (int j = 0; j < LANES; j++) sum += acc[l][j];                                      \
+                    for (int j = 0; j < LANES_##SUFFIX; j++) sum += acc[l][j];                             \
                     o[l * C + c] += sum;                                                                   \
                 }                                                                                          \
             }                                                                                              \
@@ -140,7 +167,7 @@ void quad_zonal_##SUFFIX(T *out, const T *A, const int64_t *ia, const T *B, cons
         const T *a = A + ia[e] * C * P, *b = B + ib[e] * C * P, *r = R + ir[e] * L * C;                   \
         T *o = out + e * L * P;                                                                            \
         if (L == 4) { /* per chunk of points: four accumulators, a * b formed once per channel */          \
-            for (int64_t p = 0; p < P; p += LANES) {                                                       \
+            for (int64_t p = 0; p < P; p += LANES_##SUFFIX) {                                              \
                 V##SUFFIX s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, va, vb;                                  \
                 for (int64_t c = 0; c < C; c++) {                                                          \
                     __builtin_memcpy(&va, a + c * P + p, sizeof va);                                       \
