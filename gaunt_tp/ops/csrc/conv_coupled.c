@@ -37,7 +37,7 @@
 
 #define DEFINE_COUPLED(SUFFIX, T)                                                                          \
 typedef T CV_##SUFFIX __attribute__((vector_size(CV_BYTES)));                                               \
-enum { LANES_##SUFFIX = CV_BYTES / sizeof(T), BLOCK_##SUFFIX = CG * CV_BYTES / sizeof(T) };                 \
+enum { BLOCK_##SUFFIX = CG * CV_BYTES / sizeof(T) }; /* channels per block */                              \
 /* n <= BLOCK channels from x into CG vectors (the rest zero), and back */                                 \
 static inline void cv_load_##SUFFIX(CV_##SUFFIX *v, const T *x, int64_t n) {                               \
     if (n == BLOCK_##SUFFIX) {                                                                             \
