@@ -22,7 +22,7 @@
 #define MAX_POINTS 512
 /* Points per vector: 8 floats; 8 doubles with AVX-512, else 4 (a 512-bit type on an AVX2 machine is split
  * badly by GCC; see many_body.c). Both divide LANES, the padding. */
-#define LANES_f32 8
+#define LANES_f32 LANES
 #if defined(__AVX512F__)
 #define LANES_f64 8
 #else

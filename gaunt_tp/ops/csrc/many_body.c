@@ -271,6 +271,16 @@ enum { S_N, S_C, S_NI, S_NE, S_Q, S_NNZ, S_S, S_P, S_IN_DIM, S_OUT_DIM };
     const int64_t *cstart = entry + nS, *cnz = cstart + M + 1, *cslot = cnz + dims[S_NNZ];
 
 #define DEFINE_SYMMETRIC(SUFFIX, T)                                                                       \
+/* X[m] (SG vectors each) for the channel blocks b..b+SG-1: the inputs, then every monomial as the       \
+ * product of one of degree one less (prefix) and an input (last) */                                     \
+static inline void monomials_##SUFFIX(V_##SUFFIX *X, const V_##SUFFIX *A, int64_t b, int64_t NB,       \
+                                      int64_t nI, int64_t Q, const int64_t *prefix, const int64_t *last) { \
+    for (int64_t i = 0; i < nI; i++) FOR_G X[i * SG + j] = A[i * NB + b + j];                           \
+    for (int64_t q = 0; q < Q; q++) {                                                                    \
+        const V_##SUFFIX *xp = X + prefix[q] * SG, *xl = X + last[q] * SG;                               \
+        FOR_G X[(nI + q) * SG + j] = xp[j] * xl[j];                                                      \
+    }                                                                                                    \
+}                                                                                                        \
 void symmetric_forward_##SUFFIX(T *out, const T *a, const T *u, const T *w, const T *coef,               \
                                 const int64_t *dims, const int64_t *layout, int threads) {               \
     UNPACK_SYMMETRIC(T)                                                                                  \
@@ -284,11 +294,7 @@ void symmetric_forward_##SUFFIX(T *out, const T *a, const T *u, const T *w, cons
             gather_##SUFFIX((T *)A, a + n * dims[S_IN_DIM], in_off, in_str, nI, C, Cp);                  \
             pad_##SUFFIX((T *)W, w + n * nP * C, nP, C, Cp);                                             \
             for (int64_t b = 0; b < NB; b += SG) {                                                       \
-                for (int64_t i = 0; i < nI; i++) FOR_G X[i * SG + j] = A[i * NB + b + j];               \
-                for (int64_t q = 0; q < Q; q++) {                                                        \
-                    const V_##SUFFIX *xp = X + prefix[q] * SG, *xl = X + last[q] * SG;                   \
-                    FOR_G X[(nI + q) * SG + j] = xp[j] * xl[j];                                          \
-                }                                                                                        \
+                monomials_##SUFFIX(X, A, b, NB, nI, Q, prefix, last);                                    \
                 for (int64_t e = 0; e < nE; e++) FOR_G O[e * NB + b + j] = (V_##SUFFIX){0};              \
                 for (int64_t s = 0; s < nS; s++) {                                                       \
                     V_##SUFFIX v[SG] = {0};                                                              \
@@ -332,11 +338,7 @@ void symmetric_backward_##SUFFIX(T *grad_a, T *grad_u, T *grad_w, T *grad_g, con
             memset(GW, 0, sizeof(V_##SUFFIX) * nW);                                                      \
             memset(GG, 0, sizeof(V_##SUFFIX) * nG);                                                      \
             for (int64_t b = 0; b < NB; b += SG) {                                                       \
-                for (int64_t i = 0; i < nI; i++) FOR_G X[i * SG + j] = A[i * NB + b + j];               \
-                for (int64_t q = 0; q < Q; q++) {                                                        \
-                    const V_##SUFFIX *xp = X + prefix[q] * SG, *xl = X + last[q] * SG;                   \
-                    FOR_G X[(nI + q) * SG + j] = xp[j] * xl[j];                                          \
-                }                                                                                        \
+                monomials_##SUFFIX(X, A, b, NB, nI, Q, prefix, last);                                    \
                 if (!dual && !need_v) { /* forces only: each monomial's gradient gathered by column */   \
                     for (int64_t s = 0; s < nS; s++)                                                     \
                         FOR_G DV[s * SG + j] = W[path[s] * NB + b + j] * G[entry[s] * NB + b + j];       \
