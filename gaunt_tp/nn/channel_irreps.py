@@ -10,7 +10,10 @@ from e3nn import o3
 from gaunt_tp.ops.checks import index_range
 from gaunt_tp.ops.descriptor import as_irreps
 
-__all__ = ["channel_major", "check_block_irreps", "check_counts", "check_node_inputs", "component_rows", "row_layout"]
+__all__ = [
+    "channel_major", "check_block_irreps", "check_counts", "check_node_inputs", "component_rows", "row_layout",
+    "rows_layout",
+]  # fmt: skip
 
 
 def check_block_irreps(irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str) -> tuple[o3.Irreps, o3.Irreps, int]:
@@ -68,6 +71,13 @@ def row_layout(irreps: o3.Irreps) -> list[int]:
     ``offset[i] + c * stride[i]``."""
     n = irreps.dim // irreps[0].mul
     return [*channel_major(irreps)[:n], *[ir.dim for _, ir in irreps for _ in range(ir.dim)]]
+
+
+def rows_layout(irreps: o3.Irreps) -> list[int]:
+    """:func:`row_layout` for a node's features in the rows layout of :func:`component_rows` with one block per
+    irrep (``[n entries, C]``): entry i of channel c sits at ``i * C + c``."""
+    n, channels = irreps.dim // irreps[0].mul, irreps[0].mul
+    return [*(i * channels for i in range(n)), *([1] * n)]
 
 
 def check_node_inputs(node_features: torch.Tensor, species: torch.Tensor, dim: int, irreps: str,

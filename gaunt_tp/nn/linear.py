@@ -138,14 +138,21 @@ class RowsLinear(EquivariantLinear):
         rows: ``"in"`` (input in rows, multiplicities multiples of ``channels``) or ``"out"`` (output in
             rows, multiplicity ``channels``).
         channels: C, the width of a row.
+        output_scale: a constant factor on the output, applied to the weights' normalisation (no extra
+            operation on the features; the parameters stay those of :class:`EquivariantLinear`).
 
     Shape:
         ``rows="in"``: ``[N, R, C]`` -> ``[N, irreps_out.dim]``; ``rows="out"``: ``[N, irreps_in.dim]`` ->
         ``[N, R, C]`` (``R = irreps_out.dim / C``; a transposed view, which the kernels copy once).
     """
 
-    def __init__(self, irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str, *, rows: str, channels: int) -> None:
+    def __init__(
+        self, irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str, *, rows: str, channels: int,
+        output_scale: float = 1.0,
+    ) -> None:  # fmt: skip
         super().__init__(irreps_in, irreps_out)
+        if output_scale != 1.0:
+            self.tables = TableCache({"scale": self.tables.masters["scale"] * float(output_scale)})
         if rows not in ("in", "out"):
             raise ValueError(f"rows must be 'in' or 'out', got {rows!r}")
         if not isinstance(channels, int) or channels < 1:
@@ -186,6 +193,7 @@ class RowsLinear(EquivariantLinear):
         self.register_buffer("gather", gather, persistent=False)
         # rows='in': several rows (blocks k) add up to one component, or the rows are in another order
         self.summed = component_of_row != list(range(components))
+        self.reordered = gather.tolist() != list(range(len(gather)))  # False for scalars alone: no gather
         self.components, self.width = components, width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,7 +210,8 @@ class RowsLinear(EquivariantLinear):
         y = torch.bmm(x.transpose(0, 1), scaled.view(-1, c, self.width).index_select(0, self.matrix_of_row))
         if self.summed:  # [R, N, C'] -> [components, N, C']
             y = y.new_zeros(self.components, n, self.width).index_add(0, self.component_of_row, y)
-        return y.transpose(0, 1).reshape(n, -1).index_select(1, self.gather)
+        y = y.transpose(0, 1).reshape(n, -1)
+        return y.index_select(1, self.gather) if self.reordered else y
 
 
 class ElementLinear(nn.Module):

@@ -140,8 +140,10 @@ class _Layer(nn.Module):
         # the CG convolution works in its kernels' rows layout, the linear maps around it read and write that;
         # the modules are made in this order so that a seed gives the same initial weights as before
         self.rows = config.conv_blocks == "e3nn"
-        if self.rows:
-            self.linear_up = RowsLinear(irreps_in, irreps_in, rows="out", channels=c)
+        if self.rows:  # the CG blocks' messages have unit moments already: the convolution sum's 1 / avg_num_neighbors
+            # applies to its input instead, folded into the weights of the map before it (the convolution is linear)
+            self.linear_up = RowsLinear(irreps_in, irreps_in, rows="out", channels=c,
+                                        output_scale=1.0 / config.avg_num_neighbors)  # fmt: skip
             self.conv = CGConvolution(irreps_in, irreps_sh, irreps_a, separate_paths=config.separate_paths)
         else:
             self.linear_up = EquivariantLinear(irreps_in, irreps_in)
@@ -156,11 +158,15 @@ class _Layer(nn.Module):
                 irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el,
                 num_products=config.num_products,
             )  # fmt: skip
-        else:
+        else:  # next to the CG convolution it writes the rows layout, which the output linear map reads
             self.product = SymmetricContraction(
-                irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el
-            )
-        self.linear_out = EquivariantLinear(irreps_hidden, irreps_hidden)
+                irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el,
+                out_layout="rows" if self.rows else "e3nn",
+            )  # fmt: skip
+        if self.rows and config.product_blocks == "symmetric":
+            self.linear_out = RowsLinear(irreps_hidden, irreps_hidden, rows="in", channels=c)
+        else:
+            self.linear_out = EquivariantLinear(irreps_hidden, irreps_hidden)
         self.skip = ElementLinear(irreps_in, n_el, irreps_hidden)
         scalars = o3.Irreps(f"{c}x0e")
         if last:
@@ -171,15 +177,12 @@ class _Layer(nn.Module):
             )
         else:
             self.readout = EquivariantLinear(scalars, o3.Irreps("1x0e"))
-        # messages scaled to unit second moment per component for unit-variance inputs (e3nn's normalisation,
+        # Gaunt messages scaled to unit second moment per component for unit-variance inputs (e3nn's normalisation,
         # which the CG blocks have already), then averaged over the neighbours as in MACE
-        if self.rows:  # the CG blocks' messages have unit moments already: one factor for all
-            scale = torch.tensor(1.0 / config.avg_num_neighbors, dtype=torch.float64)
-        else:
+        if not self.rows:
             per_irrep = (output_variance(irreps_in, irreps_sh, irreps_a, False) / (4 * math.pi)).rsqrt()
             scale = torch.cat([v.repeat(mul * ir.dim) for v, (mul, ir) in zip(per_irrep, self.conv.irreps_out)])
-            scale = scale / config.avg_num_neighbors
-        self.register_buffer("conv_scale", scale, persistent=False)
+            self.register_buffer("conv_scale", scale / config.avg_num_neighbors, persistent=False)
         self.num_scalars = c
 
     def forward(
@@ -202,7 +205,8 @@ class _Layer(nn.Module):
         weights = self.radial(radial_feats)  # [U, weight_numel]
         conv = self.conv.forward_rows if self.rows else self.conv
         a = conv(self.linear_up(h), vectors, edge_index, weights, radial_index=edge_pair, edge_cache=edge_cache)
-        a = a * self.conv_scale
+        if not self.rows:
+            a = a * self.conv_scale
         b = self.product(self.linear_a(a), species)
         h_new = self.linear_out(b) + self.skip(h, one_hot)
         return h_new, self.readout(h_new[:, : self.num_scalars]).squeeze(-1)

@@ -21,6 +21,7 @@ from gaunt_tp.nn.channel_irreps import (
     check_counts,
     check_node_inputs,
     row_layout,
+    rows_layout,
 )
 from gaunt_tp.ops.many_body_kernel import symmetric_products
 from gaunt_tp.ops.native import native_error
@@ -58,6 +59,9 @@ class SymmetricContraction(nn.Module):
         correlation: largest polynomial degree nu (body order nu + 1), >= 1.
         num_elements: number of chemical elements (rows of the weights).
         weights_on: ``"chains"`` (MACE's parametrisation) or ``"basis"``.
+        out_layout: ``"e3nn"`` or ``"rows"``: the output in the convolution kernels' rows layout
+            (component-major ``[N, irreps_out.dim / C, C]``, rows ordered by irrep then component, as
+            :class:`gaunt_tp.nn.RowsLinear` reads it), which saves the transpositions to e3nn's layout.
 
     Parameters:
         ``chain_weights [num_elements, num_chains, C]`` (chains ordered by output irrep, then nu, then
@@ -68,7 +72,7 @@ class SymmetricContraction(nn.Module):
 
     Shape:
         ``forward(node_features [N, irreps_in.dim], species [N] (int, 0..num_elements-1))`` returns
-        ``[N, irreps_out.dim]``, e3nn layout.
+        ``[N, irreps_out.dim]`` in e3nn layout, or ``[N, irreps_out.dim / C, C]`` with ``out_layout="rows"``.
 
     Example:
         >>> import torch
@@ -85,6 +89,7 @@ class SymmetricContraction(nn.Module):
         correlation: int,
         num_elements: int,
         weights_on: str = "chains",
+        out_layout: str = "e3nn",
     ) -> None:
         super().__init__()
         self.irreps_in, self.irreps_out, self.channels = check_block_irreps(irreps_in, irreps_out)
@@ -92,7 +97,10 @@ class SymmetricContraction(nn.Module):
         check_counts(correlation=correlation, num_elements=num_elements)
         if weights_on not in ("basis", "chains"):
             raise ValueError(f"weights_on must be 'basis' or 'chains', got {weights_on!r}")
+        if out_layout not in ("e3nn", "rows"):
+            raise ValueError(f"out_layout must be 'e3nn' or 'rows', got {out_layout!r}")
         self.correlation, self.num_elements, self.weights_on = correlation, num_elements, weights_on
+        self.out_layout = out_layout
         degrees = [ir.l for _, ir in self.irreps_in]
         n = sum(2 * l + 1 for l in degrees)
         nonzeros, path_of_slot, entry_of_slot, self.path_ranges, chains = _sparse_basis(
@@ -118,7 +126,8 @@ class SymmetricContraction(nn.Module):
             tables["chains"] = torch.block_diag(*chains).T.contiguous()  # [paths, chains]
         self.tables = TableCache(tables)
         self.num_slots, self.in_dim = len(path_of_slot), self.irreps_in.dim
-        self.kernel_layout = _kernel_layout(self.irreps_in, self.irreps_out, tables, self.num_slots, len(order))
+        out_rows = row_layout(self.irreps_out) if out_layout == "e3nn" else rows_layout(self.irreps_out)
+        self.kernel_layout = _kernel_layout(self.irreps_in, out_rows, tables, self.num_slots, len(order))
         self.kernel_sizes = (self.channels, n, self.irreps_out.dim // self.channels, len(order) - n, len(nonzeros),
                              self.num_slots, self.num_paths, self.in_dim, self.irreps_out.dim)  # fmt: skip
         self.use_kernel = native_error() is None
@@ -138,14 +147,17 @@ class SymmetricContraction(nn.Module):
             w = (t["chains"] @ self.chain_weights).index_select(0, species)  # one batched matmul over elements
         if self.use_kernel and node_features.is_cpu and node_features.dtype in (torch.float32, torch.float64):
             reference = lambda a, w: self._contract(a, w, t)  # noqa: E731
-            return symmetric_products(
+            out = symmetric_products(
                 node_features, w, self.kernel_layout, self.kernel_sizes, t["coefficient"], reference
             )
-        return self._contract(node_features, w, t)
+        else:
+            out = self._contract(node_features, w, t)
+        return out if self.out_layout == "e3nn" else out.view(out.shape[0], -1, self.channels)
 
     def _contract(self, node_features: torch.Tensor, w: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
         """The forward pass in PyTorch for per-node weights ``w [N, num_paths, C]``: monomials, then slots, then
-        outputs, each a row of ``[rows, N * C]`` (rows gathered and added whole)."""
+        outputs, each a row of ``[rows, N * C]`` (rows gathered and added whole). Returns ``[N, irreps_out.dim]``
+        in the output layout (rows flattened)."""
         n, c = node_features.shape[0], self.channels
         a = node_features.index_select(1, t["perm_in"]).view(n, c, -1).permute(2, 0, 1).reshape(-1, n * c)
         mono, start = a, 0  # [monomials so far, N C]
@@ -157,6 +169,8 @@ class SymmetricContraction(nn.Module):
         values = mono.new_zeros(self.num_slots, n * c).index_add_(0, t["slot"], terms)  # [slots, N C]
         w = w.index_select(1, t["path_of_slot"]).transpose(0, 1).reshape(self.num_slots, n * c)
         out = mono.new_zeros(self.irreps_out.dim // c, n * c).index_add_(0, t["entry_of_slot"], values * w)
+        if self.out_layout == "rows":
+            return out.view(-1, n, c).transpose(0, 1).reshape(n, -1)
         return out.view(-1, n, c).permute(1, 2, 0).reshape(n, -1).index_select(1, t["perm_out_inverse"])
 
 
@@ -212,17 +226,18 @@ def _monomial_order(nonzeros: list[tuple[tuple[int, ...], int, float]], n: int, 
 
 
 def _kernel_layout(
-    irreps_in: o3.Irreps, irreps_out: o3.Irreps, tables: dict[str, torch.Tensor], num_slots: int, num_columns: int
+    irreps_in: o3.Irreps, out_rows: list[int], tables: dict[str, torch.Tensor], num_slots: int, num_columns: int
 ) -> torch.Tensor:
-    """The C kernels' index arrays (``csrc/many_body.c``, ``symmetric_*``): each slot's nonzeros as one run, and
-    the nonzeros again by monomial for the force backward."""
+    """The C kernels' index arrays (``csrc/many_body.c``, ``symmetric_*``): the input's and the output's entry
+    offsets and channel strides (``out_rows``), each slot's nonzeros as one run, and the nonzeros again by
+    monomial for the force backward."""
     starts = torch.zeros(num_slots + 1, dtype=torch.int64)
     starts[1:] = torch.bincount(tables["slot"], minlength=num_slots).cumsum(0)
     by_column = torch.argsort(tables["column"], stable=True)
     column_starts = torch.zeros(num_columns + 1, dtype=torch.int64)
     column_starts[1:] = torch.bincount(tables["column"], minlength=num_columns).cumsum(0)
     return torch.cat([
-        torch.tensor(row_layout(irreps_in) + row_layout(irreps_out)), tables["prefix"], tables["last"],
+        torch.tensor(row_layout(irreps_in) + out_rows), tables["prefix"], tables["last"],
         starts, tables["column"], tables["path_of_slot"], tables["entry_of_slot"],
         column_starts, by_column, tables["slot"][by_column],
     ])  # fmt: skip

@@ -93,6 +93,8 @@ ROWS_CASES = [
     ("4x1o + 8x0e", "5x0e + 5x1o", "in", 4),  # irreps in another order on the two sides
     ("3x0e + 3x1o + 3x2e", "4x0e + 4x1o + 4x2e", "out", 4),
     ("3x1o + 3x0e", "4x0e + 4x1o", "out", 4),
+    ("8x0e", "3x0e", "in", 4),  # scalars alone: no reordering on the e3nn side
+    ("3x0e", "4x0e", "out", 4),
 ]
 
 
@@ -112,7 +114,18 @@ def test_rows_linear_is_the_linear_map_in_the_rows_layout(irreps_in, irreps_out,
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-13)
 
 
-@pytest.mark.parametrize("case", [0, 3])
+def test_rows_linear_output_scale():
+    """``output_scale`` multiplies the output and nothing else: same parameters, same state dict."""
+    torch.manual_seed(3)
+    plain = RowsLinear("4x0e + 4x1o", "4x0e + 4x1o", rows="out", channels=4).double()
+    scaled = RowsLinear("4x0e + 4x1o", "4x0e + 4x1o", rows="out", channels=4, output_scale=0.25).double()
+    scaled.load_state_dict(plain.state_dict())
+    x = torch.randn(3, 16, dtype=torch.float64)
+    torch.testing.assert_close(scaled(x), 0.25 * plain(x), rtol=0, atol=1e-15)
+    assert scaled.state_dict().keys() == plain.state_dict().keys()
+
+
+@pytest.mark.parametrize("case", [0, 3, 4])
 def test_rows_linear_gradients_twice(case):
     irreps_in, irreps_out, rows, channels = ROWS_CASES[case]
     lin = RowsLinear(irreps_in, irreps_out, rows=rows, channels=channels).double()

@@ -6,6 +6,7 @@ import torch
 
 from gaunt_tp.data import Configuration, ElementTable, collate, read_configurations, to_graph
 from gaunt_tp.nn import GauntMACE, ModelConfig
+from gaunt_tp.nn.linear import EquivariantLinear
 from gaunt_tp.testing import random_rotation
 
 TABLE = ElementTable([1, 6, 8])
@@ -125,8 +126,9 @@ def test_radial_functions_once_per_edge_pair_change_nothing(model, ethanol):
 @pytest.mark.parametrize("conv_blocks", ["gaunt", "e3nn", "e3nn-separate"])
 @pytest.mark.parametrize("layer", [0, 1])
 def test_messages_have_unit_second_moment_at_initialisation(layer, conv_blocks):
-    """The convolution's output times the layer's scale: unit second moment per component for unit inputs
-    (one edge per receiver), as e3nn's normalisation gives MACE's messages, with either convolution."""
+    """The convolution's output, times the layer's scale for the Gaunt convolution: unit second moment per
+    component for unit inputs (one edge per receiver), as e3nn's normalisation gives MACE's messages, with either
+    convolution (the CG layers' 1 / avg_num_neighbors: next test)."""
     torch.manual_seed(1)
     separate = conv_blocks == "e3nn-separate"
     config = dataclasses.replace(CONFIG, conv_blocks=conv_blocks.split("-")[0], separate_paths=separate)
@@ -135,10 +137,27 @@ def test_messages_have_unit_second_moment_at_initialisation(layer, conv_blocks):
     x = torch.randn(n, block.conv.irreps_node.dim, dtype=torch.float64)
     radial = torch.randn(n, block.conv.weight_numel, dtype=torch.float64)
     edges = torch.stack([torch.randperm(n), torch.arange(n)])
-    out = block.conv(x, torch.randn(n, 3, dtype=torch.float64), edges, radial) * block.conv_scale
-    out = out * CONFIG.avg_num_neighbors
+    out = block.conv(x, torch.randn(n, 3, dtype=torch.float64), edges, radial)
+    if conv_blocks == "gaunt":
+        out = out * block.conv_scale * CONFIG.avg_num_neighbors
     for (mul, ir), sl in zip(block.conv.irreps_out, block.conv.irreps_out.slices()):
         assert float(out[:, sl].square().mean()) == pytest.approx(1.0, rel=0.1), ir
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+def test_cg_layers_average_the_messages_over_the_neighbours(layer):
+    """With the CG convolution the sum over neighbours is divided by avg_num_neighbors before the convolution
+    (it is linear), in the weights of the map that feeds it: that map is EquivariantLinear's, divided."""
+    config = dataclasses.replace(CONFIG, conv_blocks="e3nn", product_blocks="symmetric", avg_num_neighbors=7.5)
+    block = GauntMACE(config).double().layers[layer]
+    plain = EquivariantLinear(block.linear_up.irreps_in, block.linear_up.irreps_out).double()
+    plain.load_state_dict(block.linear_up.state_dict())
+    h = torch.randn(5, plain.irreps_in.dim, dtype=torch.float64)
+    rows = block.linear_up(h)  # [N, R, C]: component-major, one block per irrep
+    c = config.num_channels
+    want = torch.cat([plain(h)[:, sl].view(5, c, ir.dim).transpose(1, 2) for (_, ir), sl in
+                      zip(plain.irreps_out, plain.irreps_out.slices())], dim=1)  # fmt: skip
+    torch.testing.assert_close(rows * 7.5, want, rtol=1e-13, atol=1e-13)
 
 
 def test_radial_mlp_and_activation_keep_unit_variance():

@@ -122,6 +122,43 @@ def test_kernel_gradcheck_and_third_derivatives():
         torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-10 * float(want.abs().max()))
 
 
+class _FromRows(torch.nn.Module):
+    """A rows-layout block with its output moved back to e3nn's layout, written out from the docstring."""
+
+    def __init__(self, sc: SymmetricContraction) -> None:
+        super().__init__()
+        self.sc = sc
+
+    def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        self.sc.use_kernel = self.use_kernel
+        out, parts, row = self.sc(x, species), [], 0  # [N, R, C]: row = component of the irreps in order
+        for _, ir in self.sc.irreps_out:
+            parts.append(out[:, row : row + ir.dim].transpose(1, 2).reshape(out.shape[0], -1))
+            row += ir.dim
+        return torch.cat(parts, dim=1)
+
+
+@pytest.mark.parametrize("use_kernel", [False, pytest.param(True, marks=needs_kernels)])
+def test_rows_output_is_the_e3nn_output_rearranged(use_kernel):
+    """``out_layout="rows"``: ``[N, R, C]``, row r = component r of the irreps, column c = channel c; the same
+    values and derivatives (to second order) as e3nn's layout, in the kernels and in PyTorch."""
+    lmax_in, lmax_out, c, nu = case = CASES[1]
+    e3nn_sc = module(case)
+    rows_sc = SymmetricContraction(e3nn_sc.irreps_in, e3nn_sc.irreps_out, correlation=nu, num_elements=3,
+                                   out_layout="rows").double()  # fmt: skip
+    rows_sc.load_state_dict(e3nn_sc.state_dict())
+    x = torch.randn(6, e3nn_sc.irreps_in.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    species = torch.tensor([0, 2, 1, 1, 0, 2])
+    rows_sc.use_kernel = use_kernel
+    assert rows_sc(x, species).shape == (6, e3nn_sc.irreps_out.dim // c, c)
+    want = block_derivatives(e3nn_sc, x.clone().requires_grad_(True), species, use_kernel)
+    got = block_derivatives(_FromRows(rows_sc), x.clone().requires_grad_(True), species, use_kernel)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="out_layout"):
+        SymmetricContraction("4x0e", "4x0e", correlation=1, num_elements=1, out_layout="channels")
+
+
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="natural parity"):
         SymmetricContraction("4x0e + 4x1e", "4x0e", correlation=2, num_elements=1)
