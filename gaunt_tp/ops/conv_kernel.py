@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from gaunt_tp.ops.checks import index_range
 from gaunt_tp.ops.functions import gradient_needed
 from gaunt_tp.ops.native import native_library
 
@@ -243,8 +244,9 @@ def scalar_sums(
     """
     n, c = scalars.shape
     graph = _graph(n, harmonics.shape[0], c, radial, harmonics.shape[1], sender, receiver, radial_index, groupings)
-    if degree_index.shape != (harmonics.shape[1],) or int(degree_index.max()) >= radial.shape[1]:
-        raise ValueError(f"degree_index must be [D] = [{harmonics.shape[1]}] with entries below {radial.shape[1]}")
+    low, high = index_range(degree_index) if degree_index.numel() else (0, 0)
+    if degree_index.shape != (harmonics.shape[1],) or low < 0 or high >= radial.shape[1]:
+        raise ValueError(f"degree_index must be [D] = [{harmonics.shape[1]}] with entries in 0..{radial.shape[1] - 1}")
     graph.update(scalar=True, deg=degree_index.to(torch.int64).contiguous())
     return _Partial.apply("A", graph, None, scalars.contiguous(), radial.contiguous(), harmonics.contiguous())
 

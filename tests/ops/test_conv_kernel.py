@@ -65,8 +65,9 @@ def test_scalar_sums_and_derivatives(shared):
     f = lambda *args: scalar_sums(*args[:3], deg, sender, receiver, rows)  # noqa: E731
     assert torch.autograd.gradcheck(f, (x, r, y))
     assert torch.autograd.gradgradcheck(f, (x, r, y))
-    with pytest.raises(ValueError, match="degree_index"):
-        scalar_sums(x, r, y, deg + 2, sender, receiver, rows)
+    for bad in (deg + 2, deg - 1):  # past the radial degrees, or negative
+        with pytest.raises(ValueError, match="degree_index"):
+            scalar_sums(x, r, y, bad, sender, receiver, rows)
     with pytest.raises(ValueError, match="radial must be"):
         scalar_sums(x[:, :4], r, y, deg, sender, receiver, rows)
 
