@@ -61,7 +61,7 @@ class SymmetricContraction(nn.Module):
         weights_on: ``"chains"`` (MACE's parametrisation) or ``"basis"``.
         out_layout: ``"e3nn"`` or ``"rows"``: the output in the convolution kernels' rows layout
             (component-major ``[N, irreps_out.dim / C, C]``, rows ordered by irrep then component, as
-            :class:`gaunt_tp.nn.RowsLinear` reads it), which saves the transpositions to e3nn's layout.
+            :class:`gaunt_tp.nn.linear.RowsLinear` reads it), which saves the transpositions to e3nn's layout.
 
     Parameters:
         ``chain_weights [num_elements, num_chains, C]`` (chains ordered by output irrep, then nu, then
