@@ -193,7 +193,7 @@ class RowsLinear(EquivariantLinear):
         self.register_buffer("gather", gather, persistent=False)
         # rows='in': several rows (blocks k) add up to one component, or the rows are in another order
         self.summed = component_of_row != list(range(components))
-        self.reordered = gather.tolist() != list(range(len(gather)))  # False for scalars alone: no gather
+        self.reordered = gather.tolist() != list(range(len(gather)))  # either side; False for scalars alone
         self.components, self.width = components, width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -203,7 +203,7 @@ class RowsLinear(EquivariantLinear):
             if x.dim() != 2 or x.shape[1] != self.irreps_in.dim:
                 raise ValueError(f"input must be [N, {self.irreps_in.dim}] for {self.irreps_in}, got {tuple(x.shape)}")
             w = scaled.view(-1, self.width, c).index_select(0, self.matrix_of_row)  # [R, C', C]
-            flat = x.index_select(1, self.gather).view(n, r, self.width)
+            flat = (x.index_select(1, self.gather) if self.reordered else x).view(n, r, self.width)
             return torch.bmm(flat.transpose(0, 1), w).transpose(0, 1)  # one matrix product per row
         if x.shape != (n, r, c):
             raise ValueError(f"input must be rows [N, {r}, {c}] for {self.irreps_in}, got {tuple(x.shape)}")

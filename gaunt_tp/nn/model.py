@@ -153,17 +153,19 @@ class _Layer(nn.Module):
             self.linear_a = RowsLinear(self.conv.irreps_out.simplify(), irreps_a, rows="in", channels=c)
         else:
             self.linear_a = EquivariantLinear(self.conv.irreps_out.simplify(), irreps_a)
+        # next to the CG convolution the symmetric block writes the rows layout, which the output linear map reads
+        rows_out = self.rows and config.product_blocks == "symmetric"
         if config.product_blocks == "gaunt":
             self.product = GauntManyBody(
                 irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el,
                 num_products=config.num_products,
             )  # fmt: skip
-        else:  # next to the CG convolution it writes the rows layout, which the output linear map reads
+        else:
             self.product = SymmetricContraction(
                 irreps_a, irreps_hidden, correlation=config.correlation, num_elements=n_el,
-                out_layout="rows" if self.rows else "e3nn",
+                out_layout="rows" if rows_out else "e3nn",
             )  # fmt: skip
-        if self.rows and config.product_blocks == "symmetric":
+        if rows_out:
             self.linear_out = RowsLinear(irreps_hidden, irreps_hidden, rows="in", channels=c)
         else:
             self.linear_out = EquivariantLinear(irreps_hidden, irreps_hidden)
