@@ -274,6 +274,25 @@ def test_symmetric_product_blocks_give_a_valid_model(ethanol):
         dataclasses.replace(CONFIG, product_blocks="symmetric", num_products=2)
 
 
+@pytest.mark.parametrize("separate_paths", [False, True])
+def test_cg_convolution_with_symmetric_blocks_gives_a_valid_model(separate_paths, ethanol):
+    """MACE's blocks (the layers in the rows layout end to end): forces, invariance with inversion in float64,
+    and in float32 to its rounding."""
+    torch.manual_seed(11)
+    config = dataclasses.replace(CONFIG, conv_blocks="e3nn", product_blocks="symmetric", separate_paths=separate_paths)
+    model = GauntMACE(config).double()
+    assert all(layer.product.out_layout == "rows" for layer in model.layers)
+    assert_forces_and_invariance(model, ethanol[1], atom=5, axis=0, seed=12)
+    model = model.float()
+    c = ethanol[3]
+    ref = model(to_graph(c, TABLE, CONFIG.r_max, torch.float32))
+    rot = -random_rotation(generator=torch.Generator().manual_seed(13)).numpy()
+    out = model(to_graph(moved(c, c.positions @ rot.T), TABLE, CONFIG.r_max, torch.float32))
+    assert abs(float(out["energy"]) - float(ref["energy"])) < 1e-6 * abs(float(ref["energy"]))
+    expected = ref["forces"] @ torch.from_numpy(rot).float().T
+    assert float((out["forces"] - expected).abs().max()) < 1e-5 * max(1.0, float(ref["forces"].abs().max()))
+
+
 def test_float32_invariance(ethanol):
     torch.manual_seed(2)
     model = GauntMACE(CONFIG).float()

@@ -159,6 +159,18 @@ def test_rows_output_is_the_e3nn_output_rearranged(use_kernel):
         SymmetricContraction("4x0e", "4x0e", correlation=1, num_elements=1, out_layout="channels")
 
 
+@pytest.mark.parametrize("use_kernel", [False, pytest.param(True, marks=needs_kernels)])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_rows_output_equivariant(use_kernel, dtype):
+    sc = SymmetricContraction(natural_irreps(3, 20), natural_irreps(1, 20), correlation=3, num_elements=3,
+                              out_layout="rows").to(dtype)  # fmt: skip
+    block = _FromRows(sc)
+    block.use_kernel = use_kernel
+    species = torch.tensor([0, 2, 1, 1, 0, 2, 2, 1])
+    err = assert_equivariant(lambda x: block(x, species), [sc.irreps_in], sc.irreps_out, dtype=dtype)
+    assert err < (1e-12 if dtype == torch.float64 else 1e-5)
+
+
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="natural parity"):
         SymmetricContraction("4x0e + 4x1e", "4x0e", correlation=2, num_elements=1)
