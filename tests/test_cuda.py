@@ -8,6 +8,8 @@ import torch
 from gaunt_tp import GauntTensorProduct
 from gaunt_tp.data import Configuration, ElementTable, collate, to_graph
 from gaunt_tp.nn import GauntFeatureInteraction, GauntMACE, GauntManyBody, ModelConfig, SymmetricContraction
+from gaunt_tp.nn.cg_blocks import CGConvolution
+from gaunt_tp.nn.linear import RowsLinear
 from gaunt_tp.ops import GauntConvolution
 from gaunt_tp.testing import natural_irreps
 
@@ -27,6 +29,17 @@ def same_on_cuda(module: torch.nn.Module, *inputs: torch.Tensor, differentiable:
         results.append([out.detach().cpu(), *(g.cpu() for g in grads)])
     for cpu, cuda in zip(*results):
         torch.testing.assert_close(cuda, cpu, rtol=1e-10, atol=1e-10)
+
+
+class _Method(torch.nn.Module):
+    """``module.name`` as a forward, for methods other than ``forward`` (``forward_rows``)."""
+
+    def __init__(self, module: torch.nn.Module, name: str) -> None:
+        super().__init__()
+        self.module, self.name = module, name
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return getattr(self.module, self.name)(*args)
 
 
 def test_odd_path_product():
@@ -65,10 +78,47 @@ def test_symmetric_contraction():
     same_on_cuda(module, x, torch.tensor([0, 1, 1, 0, 1, 0, 0, 1, 1]), differentiable=(0,))
 
 
-@pytest.mark.parametrize("conv_blocks", ["gaunt", "e3nn"])
-def test_model_energy_forces_and_stress(conv_blocks):
+def test_symmetric_contraction_rows_output():
+    module = SymmetricContraction(natural_irreps(3, 8), natural_irreps(2, 8), correlation=3, num_elements=2,
+                                  out_layout="rows")  # fmt: skip
+    x = torch.randn(9, module.irreps_in.dim, dtype=torch.float64)
+    same_on_cuda(module, x, torch.tensor([0, 1, 1, 0, 1, 0, 0, 1, 1]), differentiable=(0,))
+
+
+@pytest.mark.parametrize("separate_paths", [False, True])
+def test_cg_convolution_and_its_rows_form(separate_paths):
+    irreps = natural_irreps(2, 8)
+    conv = CGConvolution(irreps, natural_irreps(3, 1), irreps, separate_paths=separate_paths)
+    x = torch.randn(10, conv.irreps_node.dim, dtype=torch.float64)
+    vectors = torch.randn(40, 3, dtype=torch.float64)
+    edge_index = torch.randint(0, 10, (2, 40))
+    radial = torch.randn(40, conv.weight_numel, dtype=torch.float64)
+    same_on_cuda(conv, x, vectors, edge_index, radial, differentiable=(0, 1, 3))
+    rows = torch.randn(10, conv.irreps_node.dim // 8, 8, dtype=torch.float64)
+    same_on_cuda(_Method(conv, "forward_rows"), rows, vectors, edge_index, radial, differentiable=(0, 1, 3))
+
+
+@pytest.mark.parametrize("rows", ["in", "out"])
+def test_rows_linear(rows):
+    irreps_rows, irreps_flat = "16x0e + 8x1o + 16x2e", "8x0e + 8x1o + 8x2e"
+    if rows == "in":
+        lin = RowsLinear(irreps_rows, irreps_flat, rows="in", channels=8, output_scale=0.5)
+        x = torch.randn(7, lin.irreps_in.dim // 8, 8, dtype=torch.float64)
+    else:
+        lin = RowsLinear(irreps_flat, irreps_flat, rows="out", channels=8, output_scale=0.5)
+        x = torch.randn(7, lin.irreps_in.dim, dtype=torch.float64)
+    same_on_cuda(lin, x, differentiable=(0,))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"conv_blocks": "gaunt"}, {"conv_blocks": "e3nn"}, {"conv_blocks": "e3nn", "product_blocks": "symmetric"},
+     {"conv_blocks": "e3nn", "product_blocks": "symmetric", "separate_paths": True}],
+    ids=["gaunt", "e3nn", "symmetric-e3nn", "symmetric-e3nn-separate"],
+)  # fmt: skip
+def test_model_energy_forces_and_stress(options):
     config = ModelConfig(atomic_numbers=(1, 8), e0s=(-1.0, -2.0), r_max=3.0, max_ell=2, num_channels=8, max_L=1,
-                         avg_num_neighbors=6.0, conv_blocks=conv_blocks)  # fmt: skip
+                         avg_num_neighbors=6.0, **options)  # fmt: skip
     torch.manual_seed(0)
     model = GauntMACE(config).double()
     gen = torch.Generator().manual_seed(0)
@@ -86,4 +136,4 @@ def test_model_energy_forces_and_stress(conv_blocks):
         outs.append({k: out[k].detach().cpu() for k in ("energy", "forces", "stress")})
     for key in ("energy", "forces", "stress"):
         torch.testing.assert_close(outs[1][key], outs[0][key], rtol=1e-9, atol=1e-9)
-    assert dataclasses.asdict(config)["conv_blocks"] == conv_blocks
+    assert {k: dataclasses.asdict(config)[k] for k in options} == options
