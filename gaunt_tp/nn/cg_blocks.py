@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 
 import torch
@@ -62,41 +63,35 @@ class CGConvolution(nn.Module):
         self.irreps_node = as_irreps(irreps_node, "irreps_node")
         self.irreps_sh = as_irreps(irreps_sh, "irreps_sh")
         self.irreps_out = as_irreps(irreps_out, "irreps_out")
-        instructions = [
-            (i1, i2, io, "uvu", True)
+        paths = [  # (node block, harmonic block, output block) of every Clebsch-Gordan path, e3nn's order
+            (i1, i2, io)
             for i1, (_, ir1) in enumerate(self.irreps_node)
             for i2, (_, ir2) in enumerate(self.irreps_sh)
             for io, (_, ir3) in enumerate(self.irreps_out)
             if ir3 in ir1 * ir2
         ]
-        if not instructions:
+        if not paths:
             raise ValueError(f"no path from {self.irreps_node} x {self.irreps_sh} to {self.irreps_out}")
         if separate_paths:  # each path its own output block (MACE's irreps_mid), grouped by output irrep
-            instructions = sorted(instructions, key=lambda ins: ins[2])
-            self.irreps_out = o3.Irreps([self.irreps_out[io] for _, _, io, _, _ in instructions])
-            instructions = [(i1, i2, k, mode, train) for k, (i1, i2, _, mode, train) in enumerate(instructions)]
+            paths = sorted(paths, key=lambda path: path[2])
+            self.irreps_out = o3.Irreps([self.irreps_out[io] for _, _, io in paths])
+            paths = [(i1, i2, k) for k, (i1, i2, _) in enumerate(paths)]
         muls = {mul for mul, _ in (*self.irreps_node, *self.irreps_out)}
         if len(muls) != 1 or any(mul != 1 for mul, _ in self.irreps_sh):
             raise ValueError("node and output irreps need one multiplicity C; irreps_sh multiplicity 1")
         if any(ir.p != (-1) ** ir.l for _, ir in self.irreps_sh):
             raise ValueError(f"irreps_sh must be spherical harmonics (parity (-1)^l), got {self.irreps_sh}")
         self.channels = muls.pop()
-        # e3nn's own normalisation of each path ('component' irreps, 'element' paths), read from its TensorProduct
-        tp = o3.TensorProduct(
-            self.irreps_node,
-            self.irreps_sh,
-            self.irreps_out,
-            instructions,
-            shared_weights=False,
-            internal_weights=False,
-        )
-        self.weight_numel = tp.weight_numel
-        self.paths = [(ins.i_in1, ins.i_in2, ins.i_out) for ins in tp.instructions]
+        # e3nn's normalisation for 'component' irreps and 'element' paths, unit-variance inputs and one weight per
+        # channel ('uvu' with multiplicity-1 harmonics): sqrt((2 l3 + 1) / number of paths into the same output block)
+        self.weight_numel = len(paths) * self.channels
+        self.paths = paths
+        fan_in = collections.Counter(io for _, _, io in self.paths)
         couplings = []  # [2 l1 + 1, 2 l2 + 1, 2 l3 + 1] per path: e3nn's path weight times the 3j symbol
-        for ins in tp.instructions:
-            l1, l2, l3 = (irreps[i].ir.l for irreps, i in ((self.irreps_node, ins.i_in1), (self.irreps_sh, ins.i_in2),
-                                                            (self.irreps_out, ins.i_out)))  # fmt: skip
-            couplings.append(ins.path_weight * o3.wigner_3j(l1, l2, l3, dtype=torch.float64))
+        for i1, i2, io in self.paths:
+            l1, l2, l3 = self.irreps_node[i1].ir.l, self.irreps_sh[i2].ir.l, self.irreps_out[io].ir.l
+            path_weight = ((2 * l3 + 1) / fan_in[io]) ** 0.5
+            couplings.append(path_weight * o3.wigner_3j(l1, l2, l3, dtype=torch.float64))
         sh_slices = self.irreps_sh.slices()
         self.out_components = self.irreps_out.dim // self.channels
         # e3nn's layout <-> the kernels' rows layout, for forward()

@@ -110,7 +110,6 @@ class SymmetricContraction(nn.Module):
         order = _monomial_order(nonzeros, n, correlation)
         column = {m: k for k, m in enumerate(order)}
         self.level_sizes = [sum(len(m) == nu for m in order) for nu in range(1, correlation + 1)]
-        perm_in, perm_out = channel_major(self.irreps_in), channel_major(self.irreps_out)
         tables = {  # a monomial of degree nu: the one in column `prefix` (degree nu - 1) times input entry `last`
             "prefix": torch.tensor([column[m[:-1]] for m in order[n:]], dtype=torch.int64),
             "last": torch.tensor([m[-1] for m in order[n:]], dtype=torch.int64),
@@ -119,9 +118,10 @@ class SymmetricContraction(nn.Module):
             "coefficient": torch.tensor([v for _, _, v in nonzeros], dtype=torch.float64),
             "path_of_slot": torch.tensor(path_of_slot, dtype=torch.int64),
             "entry_of_slot": torch.tensor(entry_of_slot, dtype=torch.int64),
-            "perm_in": torch.tensor(perm_in, dtype=torch.int64),
-            "perm_out_inverse": torch.tensor(perm_out, dtype=torch.int64).argsort(),
+            "perm_in": torch.tensor(channel_major(self.irreps_in), dtype=torch.int64),
         }
+        if out_layout == "e3nn":  # the outputs' rows back to e3nn's layout
+            tables["perm_out_inverse"] = torch.tensor(channel_major(self.irreps_out), dtype=torch.int64).argsort()
         if weights_on == "chains":
             tables["chains"] = torch.block_diag(*chains).T.contiguous()  # [paths, chains]
         self.tables = TableCache(tables)
