@@ -75,7 +75,7 @@ class ModelConfig:
         separate_paths: with ``conv_blocks="e3nn"``, each Clebsch-Gordan path's messages are kept apart
             and mixed by the linear layer after the convolution, as MACE does (its ``irreps_mid``: MACE's
             parameter count); without, the paths to each output irrep are summed first (fewer parameters;
-            keeping them apart cost up to 27% per whole-model step in docs/benchmarks.md).
+            keeping them apart cost up to 27% per whole-model step in docs/benchmark-log.md).
     """
 
     atomic_numbers: tuple[int, ...]

@@ -46,7 +46,7 @@ class SymmetricContraction(nn.Module):
     for 0e + 1o + 2e + 3o to 0e + 1o at correlation 3, where 29 polynomials are independent), mapped onto
     the basis weights above by a fixed matrix (:func:`gaunt_tp.math.symmetric_powers.coupling_chains`) at
     each call; ``weights_on="basis"`` learns the 29 directly. Same functions, different training: the
-    redundant chains trained better in ``benchmarks/compare_training.py`` (docs/benchmarks.md).
+    redundant chains trained better in ``benchmarks/compare_training.py`` (docs/benchmark-log.md).
 
     The polynomials are evaluated from the monomials they use (products of input entries, built one
     factor at a time and shared), their coefficients applied as a sparse table. The cost grows with the

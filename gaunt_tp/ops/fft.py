@@ -21,7 +21,7 @@ coefficients are projected onto the requested output degrees. The steps, per fun
 
 The DFTs are dense matrix products rather than FFT calls: the lengths here are
 2 * lmax + 2 or less (under 40 up to lmax 8), where a matrix product runs far faster
-than an FFT library's batched tiny transforms (measured in docs/benchmarks.md: the
+than an FFT library's batched tiny transforms (measured in docs/benchmark-log.md: the
 pocketfft version of this backend was 5-12x behind the grid backend).
 
 Torus symmetry: every function here is a polynomial in the Cartesian coordinates, so
@@ -232,7 +232,7 @@ class FourierGaunt(nn.Module):
     PyTorch path: on a CPU the batch is cut into chunks of nodes whose samples take about
     :attr:`chunk_bytes` (2 MiB): they stay in cache and are reused from the allocator's
     free lists instead of being fresh pages on every call (measured in
-    docs/benchmarks.md). On a GPU the whole batch goes at once.
+    docs/benchmark-log.md). On a GPU the whole batch goes at once.
     """
 
     chunk_bytes = 2 << 20
