@@ -33,7 +33,10 @@ from gaunt_tp.nn.radial import BesselBasis, PolynomialCutoff, RadialMLP
 from gaunt_tp.nn.symmetric_contraction import SymmetricContraction
 from gaunt_tp.ops.convolution import GauntConvolution, safe_unit_vectors
 
-__all__ = ["GauntMACE", "ModelConfig"]
+__all__ = ["CONV_BLOCKS", "PRODUCT_BLOCKS", "GauntMACE", "ModelConfig"]
+
+CONV_BLOCKS = ("gaunt", "e3nn")  # ModelConfig.conv_blocks
+PRODUCT_BLOCKS = ("gaunt", "symmetric")  # ModelConfig.product_blocks
 
 
 def _natural(lmax: int, mul: int) -> o3.Irreps:
@@ -107,9 +110,9 @@ class ModelConfig:
         for name in ("max_ell", "num_channels", "correlation", "num_interactions", "num_radial_basis", "num_products"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.conv_blocks not in ("gaunt", "e3nn"):
+        if self.conv_blocks not in CONV_BLOCKS:
             raise InputError(f"conv_blocks must be 'gaunt' or 'e3nn', got {self.conv_blocks!r}")
-        if self.product_blocks not in ("gaunt", "symmetric"):
+        if self.product_blocks not in PRODUCT_BLOCKS:
             raise InputError(f"product_blocks must be 'gaunt' or 'symmetric', got {self.product_blocks!r}")
         if self.num_products > 1 and self.product_blocks != "gaunt":
             raise InputError("num_products applies to the Gaunt many-body block (product_blocks='gaunt') only")

@@ -34,6 +34,7 @@ def _eval(argv: list[str]) -> int:
 
     from gaunt_tp.calculator import GauntCalculator
     from gaunt_tp.data import KeySpec, read_configurations
+    from gaunt_tp.training.config import DTYPES
     from gaunt_tp.training.loop import format_tables
     from gaunt_tp.training.metrics import ErrorAccumulator
 
@@ -45,12 +46,15 @@ def _eval(argv: list[str]) -> int:
     parser.add_argument(
         "--output", required=True, help="extxyz to write, with the predictions as <prefix>energy/forces/stress"
     )
-    parser.add_argument("--prefix", default="gaunt_")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--default_dtype", default="float64")
-    parser.add_argument("--energy_key", default="REF_energy")
-    parser.add_argument("--forces_key", default="REF_forces")
-    parser.add_argument("--stress_key", default="REF_stress")
+    parser.add_argument("--prefix", default="gaunt_", help="prefix of the predicted keys (default gaunt_)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--default_dtype", default="float64", metavar="{" + ",".join(DTYPES) + "}", help="precision (default float64)"
+    )
+    for label, key in (("energy", "REF_energy"), ("forces", "REF_forces"), ("stress", "REF_stress")):
+        parser.add_argument(
+            f"--{label}_key", default=key, help=f"key of the reference {label}, for the error table (default {key})"
+        )
     args = parser.parse_args(argv)
     calc = GauntCalculator(args.model, device=args.device, default_dtype=args.default_dtype)
     refs = read_configurations(  # first: it checks the file and names what is wrong with it

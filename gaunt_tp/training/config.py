@@ -9,8 +9,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gaunt_tp.errors import InputError
+from gaunt_tp.nn.model import CONV_BLOCKS, PRODUCT_BLOCKS
 
 __all__ = ["TrainConfig", "build_parser", "config_from_args"]
+
+DTYPES = ("float32", "float64")
+# the options with a fixed set of values (listed by --help, checked by TrainConfig)
+CHOICES = {
+    "conv_blocks": CONV_BLOCKS,
+    "product_blocks": PRODUCT_BLOCKS,
+    "loss": ("weighted", "stress"),
+    "optimizer": ("adam", "adamw"),
+    "default_dtype": DTYPES,
+}
 
 
 @dataclass(frozen=True)
@@ -78,12 +89,9 @@ class TrainConfig:
     plots: bool = True
 
     def __post_init__(self) -> None:
-        if self.loss not in ("weighted", "stress"):
-            raise InputError(f"loss must be 'weighted' (energies, forces) or 'stress' (and stress), got {self.loss!r}")
-        if self.optimizer not in ("adam", "adamw"):
-            raise InputError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
-        if self.default_dtype not in ("float32", "float64"):
-            raise InputError(f"default_dtype must be float32 or float64, got {self.default_dtype!r}")
+        for name, allowed in CHOICES.items():  # before any data is read
+            if getattr(self, name) not in allowed:
+                raise InputError(f"{name} must be {' or '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
         if not 0 < self.valid_fraction < 1:
             raise InputError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.max_time_minutes is not None and self.max_time_minutes <= 0:
@@ -144,23 +152,102 @@ class TrainConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """``gaunt-tp train`` flags: one per TrainConfig field, plus ``--config`` (YAML; flags override it)."""
-    parser = argparse.ArgumentParser(prog="gaunt-tp train", description="Train a gaunt-tp interatomic potential.")
+    """``gaunt-tp train`` flags: one per TrainConfig field, in MACE-like groups, plus ``--config`` (YAML; flags
+    override it)."""
+    parser = argparse.ArgumentParser(
+        prog="gaunt-tp train",
+        description="Train a gaunt-tp interatomic potential. Every option may also be given in the --config YAML file.",
+    )
     parser.add_argument("--config", help="YAML file with any of the options below; flags given here override it")
-    for f in dataclasses.fields(TrainConfig):
-        kind = f.type if isinstance(f.type, str) else f.type.__name__
-        names = [f"--{f.name}"] + ([f"--{_ALIASES[f.name]}"] if f.name in _ALIASES else [])
-        shown = "required" if f.default is dataclasses.MISSING else f"default {f.default}"
-        common = {"dest": f.name, "default": argparse.SUPPRESS, "help": shown}  # absent unless given here
-        if "bool" in kind:
-            parser.add_argument(*names, type=_boolean, nargs="?", const=True, **common)
-        elif "int" in kind and "float" not in kind:
-            parser.add_argument(*names, type=int, **common)
-        elif "float" in kind:
-            parser.add_argument(*names, type=_float_or_none if "None" in kind else float, **common)
-        else:
-            parser.add_argument(*names, type=str, **common)
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for title, helps in _HELP_GROUPS:
+        group = parser.add_argument_group(title)
+        for name, text in helps.items():
+            f = fields[name]
+            kind = f.type if isinstance(f.type, str) else f.type.__name__
+            names = [f"--{name}"] + ([f"--{_ALIASES[name]}"] if name in _ALIASES else [])
+            shown = "required" if f.default is dataclasses.MISSING else f"default {f.default}"
+            common = {"dest": name, "default": argparse.SUPPRESS, "help": f"{text} ({shown})"}  # absent unless given
+            if name in CHOICES:  # listed here, checked by TrainConfig like the YAML file's values
+                group.add_argument(*names, type=str, metavar="{" + ",".join(CHOICES[name]) + "}", **common)
+            elif "bool" in kind:
+                group.add_argument(*names, type=_boolean, nargs="?", const=True, metavar="BOOL", **common)
+            elif "int" in kind and "float" not in kind:
+                group.add_argument(*names, type=int, **common)
+            elif "float" in kind:
+                group.add_argument(*names, type=_float_or_none if "None" in kind else float, **common)
+            else:
+                group.add_argument(*names, type=str, **common)
     return parser
+
+
+# (group title, {field: help}) for every TrainConfig field, in the order --help lists them
+_HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
+    ("data", {
+        "train_file": "training configurations: extxyz (or any ASE format) or an rMD17 .npz",
+        "valid_file": "validation configurations; without it --valid_fraction of the training file is held out",
+        "valid_fraction": "fraction of the training file held out for validation when no --valid_file is given",
+        "test_file": "test configurations, evaluated with the best model at the end",
+        "E0s": "isolated-atom energies: 'average' (least squares over the training set), an extxyz of isolated "
+               "atoms, or a mapping such as '{1: -13.6, 8: -2041.9}' (atomic number: eV)",
+        "energy_key": "info key of the reference energy (eV); ASE's calculator energy is read when it is absent",
+        "forces_key": "arrays key of the reference forces (eV/A); ASE's calculator forces are read when absent",
+        "stress_key": "info key of the reference stress (eV/A^3, periodic cells)",
+        "config_type_weights": "loss weight per config_type as JSON, e.g. '{\"Default\": 1.0, \"bulk\": 10}'",
+    }),
+    ("model", {
+        "r_max": "cutoff radius (A)",
+        "max_ell": "largest degree of the edges' spherical harmonics",
+        "num_channels": "channels per irrep of the hidden features",
+        "max_L": "largest degree of the hidden features (hidden irreps num_channels x (0e + 1o + ... ))",
+        "correlation": "body order minus one of the many-body block",
+        "num_interactions": "message-passing layers",
+        "num_radial_basis": "Bessel functions of the radial basis",
+        "num_cutoff_basis": "power p of the polynomial cutoff",
+        "conv_blocks": "convolution: 'gaunt' (Gaunt products) or 'e3nn' (MACE's per-path Clebsch-Gordan convolution)",
+        "radial_per_input": "Gaunt convolution: one radial weight per input irrep as well",
+        "num_products": "Gaunt many-body block: products summed per block",
+        "product_blocks": "many-body block: 'gaunt' (Gaunt products) or 'symmetric' (MACE's function space)",
+        "separate_paths": "with --conv_blocks e3nn, keep each path's messages apart for the next linear layer "
+                          "(MACE's irreps_mid and parameter count)",
+    }),
+    ("training", {
+        "batch_size": "configurations per training step (the global batch under torchrun)",
+        "valid_batch_size": "configurations per evaluation batch",
+        "max_num_epochs": "epochs to train",
+        "lr": "learning rate",
+        "weight_decay": "weight decay of the optimiser",
+        "amsgrad": "AMSGrad variant of Adam",
+        "optimizer": "optimiser",
+        "energy_weight": "weight of the energy term (per atom, squared) of the loss",
+        "forces_weight": "weight of the forces term of the loss",
+        "loss": "'weighted' (energies and forces) or 'stress' (and stresses)",
+        "stress_weight": "weight of the stress term with --loss stress",
+        "swa": "MACE's stage two: other loss weights and learning rate for the last epochs",
+        "start_swa": "epochs before stage two starts (default: three quarters of --max_num_epochs)",
+        "swa_lr": "learning rate in stage two",
+        "swa_energy_weight": "energy weight in stage two",
+        "swa_forces_weight": "forces weight in stage two",
+        "swa_stress_weight": "stress weight in stage two",
+        "scheduler_patience": "evaluations without a better validation loss before the learning rate falls",
+        "lr_factor": "factor of each learning-rate fall",
+        "patience": "evaluations without a better validation loss before training stops (or stage two starts)",
+        "clip_grad": "largest gradient norm (0 or None: no clipping)",
+        "ema": "evaluate and export an exponential moving average of the weights",
+        "ema_decay": "decay of that average",
+        "eval_interval": "epochs between evaluations on the validation set",
+        "max_time_minutes": "stop after the epoch that crosses this much training time",
+    }),
+    ("run", {
+        "name": "run name: the run folder and the model file's stem",
+        "work_dir": "folder that holds the run folder",
+        "device": "torch device: cpu, cuda, cuda:1, ...",
+        "default_dtype": "precision of the model and the training",
+        "seed": "seed of the split, the initial weights and the batch order",
+        "restart_latest": "resume from the run folder's latest checkpoint",
+        "plots": "write the learning curve and parity plots (PNG)",
+    }),
+]  # fmt: skip
 
 
 # second flag names, as in MACE's command line (which renamed "SWA" to "stage two")

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 
 import ase.io
@@ -10,7 +11,7 @@ from ase.calculators.fd import calculate_numerical_forces
 from gaunt_tp.calculator import GauntCalculator
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.cli import main
-from gaunt_tp.training.config import build_parser, config_from_args
+from gaunt_tp.training.config import _HELP_GROUPS, TrainConfig, build_parser, config_from_args
 
 SMALL = ["--num_channels", "4", "--max_L", "1", "--max_ell", "2", "--r_max", "4.0", "--batch_size", "4",
          "--num_radial_basis", "4", "--E0s", "average", "--plots", "false"]  # fmt: skip
@@ -97,8 +98,23 @@ def test_stage_two_switches_loss_weights_and_learning_rate(tmp_path, data):
         config_from_args(["--train_file", "a.xyz", "--swa", "--start_swa", "4", "--max_num_epochs", "4"])
     help_text = " ".join(build_parser().format_help().split())
     assert (
-        "--swa_energy_weight SWA_ENERGY_WEIGHT, --stage_two_energy_weight SWA_ENERGY_WEIGHT default 1000.0" in help_text
+        "--swa_energy_weight SWA_ENERGY_WEIGHT, --stage_two_energy_weight SWA_ENERGY_WEIGHT energy weight in stage two "
+        "(default 1000.0)" in help_text
     )
+
+
+def test_every_option_is_described_once_and_fixed_choices_are_listed_and_checked():
+    described = [name for _, helps in _HELP_GROUPS for name in helps]
+    assert sorted(described) == sorted(f.name for f in dataclasses.fields(TrainConfig))  # each field, once
+    assert all(text.strip() for _, helps in _HELP_GROUPS for text in helps.values())
+    help_text = " ".join(build_parser().format_help().split())
+    for title, _ in _HELP_GROUPS:
+        assert f"{title}:" in help_text
+    assert "--conv_blocks {gaunt,e3nn}" in help_text and "(default gaunt)" in help_text
+    with pytest.raises(ValueError, match="product_blocks must be 'gaunt' or 'symmetric', got 'mace'"):
+        config_from_args(["--train_file", "a.xyz", "--product_blocks", "mace"])
+    with pytest.raises(ValueError, match="default_dtype must be 'float32' or 'float64', got 'float16'"):
+        TrainConfig(train_file="a.xyz", default_dtype="float16")  # as from a YAML file
 
 
 def test_yaml_config_and_flags(tmp_path):
