@@ -3,6 +3,7 @@
 gaunt-tp train --train_file data.xyz --E0s average --max_num_epochs 50 --name run1
 gaunt-tp train --config run.yaml --lr 0.005          # flags override the YAML file
 gaunt-tp eval --configs test.xyz --model run1/run1.model --output predicted.xyz
+gaunt-tp --version                                     # with the versions of torch and e3nn, for bug reports
 """
 
 from __future__ import annotations
@@ -98,6 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
+        return 0
+    if argv[0] == "--version":
+        import e3nn
+        import torch
+
+        from gaunt_tp import __version__
+
+        print(f"gaunt-tp {__version__} (torch {torch.__version__}, e3nn {e3nn.__version__})")
         return 0
     command, rest = argv[0], argv[1:]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")

@@ -117,6 +117,18 @@ def test_every_option_is_described_once_and_fixed_choices_are_listed_and_checked
         TrainConfig(train_file="a.xyz", default_dtype="float16")  # as from a YAML file
 
 
+def test_top_level_help_version_and_unknown_command(capsys):
+    import e3nn
+
+    from gaunt_tp import __version__
+
+    assert main(["--version"]) == 0
+    expected = f"gaunt-tp {__version__} (torch {torch.__version__}, e3nn {e3nn.__version__})"
+    assert capsys.readouterr().out.strip() == expected
+    assert main(["--help"]) == 0 and "gaunt-tp train" in capsys.readouterr().out
+    assert main(["fit"]) == 2 and "unknown command 'fit'" in capsys.readouterr().err
+
+
 def test_yaml_config_and_flags(tmp_path):
     yaml_file = tmp_path / "run.yaml"
     yaml_file.write_text("train_file: a.xyz\nlr: 0.02\nmax_num_epochs: 7\n")
