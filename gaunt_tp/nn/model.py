@@ -111,9 +111,11 @@ class ModelConfig:
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.conv_blocks not in CONV_BLOCKS:
-            raise InputError(f"conv_blocks must be 'gaunt' or 'e3nn', got {self.conv_blocks!r}")
+            raise InputError(f"conv_blocks must be {' or '.join(map(repr, CONV_BLOCKS))}, got {self.conv_blocks!r}")
         if self.product_blocks not in PRODUCT_BLOCKS:
-            raise InputError(f"product_blocks must be 'gaunt' or 'symmetric', got {self.product_blocks!r}")
+            raise InputError(
+                f"product_blocks must be {' or '.join(map(repr, PRODUCT_BLOCKS))}, got {self.product_blocks!r}"
+            )
         if self.num_products > 1 and self.product_blocks != "gaunt":
             raise InputError("num_products applies to the Gaunt many-body block (product_blocks='gaunt') only")
         if self.radial_per_input and self.conv_blocks != "gaunt":
