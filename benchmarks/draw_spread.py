@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_json  # noqa: E402
-from seed_summary import final_errors  # noqa: E402
+from seed_summary import final_errors, split_model  # noqa: E402
 
 
 def parse_run(text: str) -> tuple[str, Path, str | None]:
@@ -33,10 +33,8 @@ def parse_run(text: str) -> tuple[str, Path, str | None]:
     label, sep, rest = text.partition("=")
     if not sep or not label or not rest:
         raise SystemExit(f"--run wants LABEL=FILE[:MODEL], got {text!r}")
-    head, colon, model = rest.rpartition(":")
-    if colon and head.endswith(".json") and model:
-        return label, Path(head), model
-    return label, Path(rest), None
+    path, model = split_model(rest)
+    return label, Path(path), model
 
 
 def summarise(runs: list[tuple[str, Path, str | None]], epoch: int | None) -> dict:

@@ -31,10 +31,15 @@ def parse_run(text: str) -> tuple[str, str, str | None]:
     label, sep, rest = text.partition("=")
     if not sep or not label or "{seed}" not in rest:
         raise SystemExit(f"--run wants LABEL=PATTERN[:MODEL] with {{seed}} in PATTERN, got {text!r}")
-    head, colon, model = rest.rpartition(":")
+    return (label, *split_model(rest))
+
+
+def split_model(text: str) -> tuple[str, str | None]:
+    """``FILE.json[:MODEL]`` -> ``(file, model or None)`` (a colon elsewhere in the path stays in it)."""
+    head, colon, model = text.rpartition(":")
     if colon and head.endswith(".json") and model:
-        return label, head, model
-    return label, rest, None
+        return head, model
+    return text, None
 
 
 def final_errors(path: Path, model: str | None, epoch: int | None) -> tuple[float, float, int]:
