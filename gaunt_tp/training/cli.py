@@ -26,28 +26,28 @@ def _train(argv: list[str]) -> int:
 
 
 def _eval(argv: list[str]) -> int:
-    from types import SimpleNamespace
-
     import ase.io
-    import numpy as np
     import torch
-    from ase.stress import voigt_6_to_full_3x3_stress
 
-    from gaunt_tp.calculator import GauntCalculator
     from gaunt_tp.data import KeySpec, read_configurations
+    from gaunt_tp.nn.serialization import load_model
     from gaunt_tp.training.config import DTYPES
     from gaunt_tp.training.loop import format_tables
-    from gaunt_tp.training.metrics import ErrorAccumulator
+    from gaunt_tp.training.predict import predict
 
     parser = argparse.ArgumentParser(
-        prog="gaunt-tp eval", description="Predict energies, forces and (periodic cells) stress into extxyz."
+        prog="gaunt-tp eval",
+        description="Predict energies, forces and (periodic cells) stress into extxyz, with an error table where the "
+        "configurations carry reference labels.",
     )
     parser.add_argument("--configs", required=True, help="structures to evaluate (extxyz or any ASE format)")
     parser.add_argument("--model", required=True, help="a .model file written by gaunt-tp train")
     parser.add_argument(
-        "--output", required=True, help="extxyz to write, with the predictions as <prefix>energy/forces/stress"
-    )
+        "--output", required=True, help="extxyz to write: the input with <prefix>energy, <prefix>forces, "
+        "<prefix>energies (per atom) and, for periodic cells, <prefix>stress (3x3) added",
+    )  # fmt: skip
     parser.add_argument("--prefix", default="gaunt_", help="prefix of the predicted keys (default gaunt_)")
+    parser.add_argument("--batch_size", type=int, default=16, help="configurations per model call (default 16)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument(
         "--default_dtype", default="float64", metavar="{" + ",".join(DTYPES) + "}", help="precision (default float64)"
@@ -57,38 +57,25 @@ def _eval(argv: list[str]) -> int:
             f"--{label}_key", default=key, help=f"key of the reference {label}, for the error table (default {key})"
         )
     args = parser.parse_args(argv)
-    calc = GauntCalculator(args.model, device=args.device, default_dtype=args.default_dtype)
-    refs = read_configurations(  # first: it checks the file and names what is wrong with it
+    if args.default_dtype not in DTYPES:
+        raise InputError(f"default_dtype must be {' or '.join(map(repr, DTYPES))}, got {args.default_dtype!r}")
+    model = load_model(args.model).to(device=args.device, dtype=getattr(torch, args.default_dtype)).eval()
+    model.requires_grad_(False)
+    configs = read_configurations(  # first: it checks the file and names what is wrong with it
         args.configs,
         keys=KeySpec(energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key),
         require_energy=False,
         require_forces=False,
     )
-    frames = ase.io.read(args.configs, index=":")
-    acc = ErrorAccumulator()
-    for atoms, ref in zip(frames, refs):
-        atoms.calc = calc
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        predicted = {"energy": torch.tensor([energy]), "forces": torch.tensor(forces)}
-        if atoms.pbc.all():  # the calculator gives a stress for periodic cells: written as a 3x3 matrix
-            stress = voigt_6_to_full_3x3_stress(atoms.get_stress())
-            atoms.info[f"{args.prefix}stress"] = stress
-            predicted["stress"] = torch.tensor(stress)[None]
-        atoms.calc = None
-        atoms.info[f"{args.prefix}energy"] = energy
-        atoms.arrays[f"{args.prefix}forces"] = forces
-        if ref.energy is not None or ref.forces is not None or ref.stress is not None:
-            n = ref.num_atoms
-            batch = SimpleNamespace(
-                ptr=torch.tensor([0, n]),
-                energy=torch.tensor([ref.energy if ref.energy is not None else np.nan]),
-                forces=torch.tensor(ref.forces if ref.forces is not None else np.full((n, 3), np.nan)),
-                stress=torch.tensor(ref.stress if ref.stress is not None else np.full((3, 3), np.nan))[None],
-                config_type=[ref.config_type],
-            )
-            acc.add(batch, predicted)
+    predictions, table = predict(model, configs, batch_size=args.batch_size, progress=True)
+    frames = ase.io.read(args.configs, index=":")  # written back with the input's own keys and labels
+    for atoms, p in zip(frames, predictions):
+        atoms.info[f"{args.prefix}energy"] = p.energy
+        atoms.arrays[f"{args.prefix}forces"] = p.forces
+        atoms.arrays[f"{args.prefix}energies"] = p.energies
+        if p.stress is not None:
+            atoms.info[f"{args.prefix}stress"] = p.stress
     ase.io.write(args.output, frames, format="extxyz")
-    table = acc.table()
     if table.get("all", {}).get("n"):
         print(format_tables({"eval": table}))
     print(f"wrote {len(frames)} configurations to {args.output}")

@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 import torch
 from ase.calculators.fd import calculate_numerical_forces
+from ase.stress import voigt_6_to_full_3x3_stress
 
 from gaunt_tp.calculator import GauntCalculator
+from gaunt_tp.data import read_configurations
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.cli import main
 from gaunt_tp.training.config import _HELP_GROUPS, TrainConfig, build_parser, config_from_args
+from gaunt_tp.training.predict import predict
 
 SMALL = ["--num_channels", "4", "--max_L", "1", "--max_ell", "2", "--r_max", "4.0", "--batch_size", "4",
          "--num_radial_basis", "4", "--E0s", "average", "--plots", "false"]  # fmt: skip
@@ -148,6 +151,41 @@ def test_eval_writes_predictions(tmp_path, data, capsys):
     frames = ase.io.read(out, index=":")
     assert len(frames) == 12 and "gaunt_energy" in frames[0].info and frames[0].arrays["gaunt_forces"].shape == (9, 3)
     assert "RMSE E" in capsys.readouterr().out
+    # the input's own labels (here ASE's energy= and forces) are written back beside the predictions
+    inputs = ase.io.read(data, index=":")
+    assert [a.get_potential_energy() for a in frames] == pytest.approx([a.get_potential_energy() for a in inputs])
+
+
+def test_eval_in_batches_equals_the_calculator_one_configuration_at_a_time(tmp_path, data, capsys):
+    """Batches of 5 over 12 configurations, half of them in periodic cells (stress predicted for those alone):
+    ``predict`` to 1e-10 in float64, and the file ``gaunt-tp eval`` writes (extxyz keeps 8 decimals)."""
+    run = train(tmp_path, data, "batched", "--max_num_epochs", "1")
+    frames = ase.io.read(data, index=":")
+    for atoms in frames[::2]:
+        atoms.pbc = True  # the 50 A cell of the file: no image within the cutoff, but a stress
+    mixed, out = tmp_path / "mixed.xyz", tmp_path / "pred.xyz"
+    ase.io.write(mixed, frames)
+    args = ["eval", "--configs", str(mixed), "--model", str(run / "batched.model"), "--output", str(out)]
+    assert main([*args, "--batch_size", "5"]) == 0
+    calc = GauntCalculator(run / "batched.model")
+    predictions, table = predict(calc.model, read_configurations(mixed), batch_size=5)
+    assert table["all"]["n"] == 12
+    for atoms, p, written in zip(frames, predictions, ase.io.read(out, index=":"), strict=True):
+        atoms.calc = calc
+        np.testing.assert_allclose(p.energy, atoms.get_potential_energy(), rtol=1e-13)
+        np.testing.assert_allclose(p.forces, atoms.get_forces(), atol=1e-10)
+        np.testing.assert_allclose(p.energies, atoms.get_potential_energies(), atol=1e-10)
+        np.testing.assert_allclose(written.info["gaunt_energy"], p.energy, rtol=1e-13)
+        np.testing.assert_allclose(written.arrays["gaunt_forces"], p.forces, atol=1e-7)
+        np.testing.assert_allclose(written.arrays["gaunt_energies"], p.energies, atol=1e-7)
+        if atoms.pbc.all():
+            np.testing.assert_allclose(p.stress, voigt_6_to_full_3x3_stress(atoms.get_stress()), atol=1e-10)
+            np.testing.assert_allclose(np.reshape(written.info["gaunt_stress"], (3, 3)), p.stress, atol=1e-7)
+        else:
+            assert p.stress is None and "gaunt_stress" not in written.info
+    capsys.readouterr()
+    assert main([*args, "--batch_size", "0"]) == 2
+    assert "batch_size must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_symmetric_product_blocks_train_and_serve(tmp_path, data):
