@@ -11,8 +11,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gaunt_tp.errors import InputError
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+    from gaunt_tp.data import Configuration
 
 __all__ = ["main"]
 
@@ -29,7 +36,7 @@ def _eval(argv: list[str]) -> int:
     import ase.io
     import torch
 
-    from gaunt_tp.data import KeySpec, read_configurations
+    from gaunt_tp.data import KeySpec, read_configurations, read_rmd17
     from gaunt_tp.nn.serialization import load_model
     from gaunt_tp.training.config import DTYPES
     from gaunt_tp.training.loop import format_tables
@@ -40,7 +47,9 @@ def _eval(argv: list[str]) -> int:
         description="Predict energies, forces and (periodic cells) stress into extxyz, with an error table where the "
         "configurations carry reference labels.",
     )
-    parser.add_argument("--configs", required=True, help="structures to evaluate (extxyz or any ASE format)")
+    parser.add_argument(
+        "--configs", required=True, help="structures to evaluate: extxyz (or any ASE format) or an rMD17 .npz"
+    )
     parser.add_argument("--model", required=True, help="a .model file written by gaunt-tp train")
     parser.add_argument(
         "--output", required=True, help="extxyz to write: the input with <prefix>energy, <prefix>forces, "
@@ -61,14 +70,18 @@ def _eval(argv: list[str]) -> int:
         raise InputError(f"default_dtype must be {' or '.join(map(repr, DTYPES))}, got {args.default_dtype!r}")
     model = load_model(args.model).to(device=args.device, dtype=getattr(torch, args.default_dtype)).eval()
     model.requires_grad_(False)
-    configs = read_configurations(  # first: it checks the file and names what is wrong with it
-        args.configs,
-        keys=KeySpec(energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key),
-        require_energy=False,
-        require_forces=False,
-    )
+    if Path(args.configs).suffix == ".npz":  # rMD17: written out as extxyz with the labels in eV
+        configs = read_rmd17(args.configs)
+        frames = [_labelled_atoms(c, args.energy_key, args.forces_key) for c in configs]
+    else:
+        configs = read_configurations(  # first: it checks the file and names what is wrong with it
+            args.configs,
+            keys=KeySpec(energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key),
+            require_energy=False,
+            require_forces=False,
+        )
+        frames = ase.io.read(args.configs, index=":")  # written back with the input's own keys and labels
     predictions, table = predict(model, configs, batch_size=args.batch_size, progress=True)
-    frames = ase.io.read(args.configs, index=":")  # written back with the input's own keys and labels
     for atoms, p in zip(frames, predictions):
         atoms.info[f"{args.prefix}energy"] = p.energy
         atoms.arrays[f"{args.prefix}forces"] = p.forces
@@ -80,6 +93,19 @@ def _eval(argv: list[str]) -> int:
         print(format_tables({"eval": table}))
     print(f"wrote {len(frames)} configurations to {args.output}")
     return 0
+
+
+def _labelled_atoms(config: Configuration, energy_key: str, forces_key: str) -> Atoms:
+    """An ``ase.Atoms`` of a configuration with its energy and forces labels (eV, eV/A) under the given keys."""
+    from ase import Atoms
+
+    atoms = Atoms(numbers=config.atomic_numbers, positions=config.positions, cell=config.cell, pbc=config.pbc)
+    if config.energy is not None:
+        atoms.info[energy_key] = config.energy
+    if config.forces is not None:
+        atoms.arrays[forces_key] = config.forces
+    atoms.info["config_type"] = config.config_type
+    return atoms
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from ase.calculators.fd import calculate_numerical_forces
 from ase.stress import voigt_6_to_full_3x3_stress
 
 from gaunt_tp.calculator import GauntCalculator
-from gaunt_tp.data import read_configurations
+from gaunt_tp.data import read_any, read_configurations
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.cli import main
 from gaunt_tp.training.config import _HELP_GROUPS, TrainConfig, build_parser, config_from_args
@@ -186,6 +186,21 @@ def test_eval_in_batches_equals_the_calculator_one_configuration_at_a_time(tmp_p
     capsys.readouterr()
     assert main([*args, "--batch_size", "0"]) == 2
     assert "batch_size must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_eval_reads_rmd17_npz_and_writes_its_labels_in_ev(tmp_path, data, shared_data):
+    run = train(tmp_path, data, "npz", "--max_num_epochs", "1")
+    with np.load(shared_data / "rmd17" / "rmd17_ethanol_test_01.npz") as full:
+        small = tmp_path / "ethanol_slice.npz"
+        np.savez(small, **{k: full[k][:7] if k != "nuclear_charges" else full[k] for k in full.files})
+    out = tmp_path / "pred.xyz"
+    assert main(["eval", "--configs", str(small), "--model", str(run / "npz.model"), "--output", str(out)]) == 0
+    written, configs = ase.io.read(out, index=":"), read_any(small)
+    assert len(written) == 7
+    for atoms, config in zip(written, configs, strict=True):
+        assert atoms.info["REF_energy"] == pytest.approx(config.energy, rel=1e-12)  # eV, not kcal/mol
+        np.testing.assert_allclose(atoms.arrays["REF_forces"], config.forces, atol=1e-7)
+        assert atoms.arrays["gaunt_forces"].shape == (9, 3) and np.isfinite(atoms.info["gaunt_energy"])
 
 
 def test_symmetric_product_blocks_train_and_serve(tmp_path, data):
