@@ -18,6 +18,8 @@ mace-torch pins e3nn 0.4.4: run this in an environment with mace-torch and gaunt
 (``pip install --no-deps -e .``), with ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``:
 
     TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 ../mace-venv/bin/python benchmarks/bench_potential.py --dtype float32
+
+``--device cuda`` times both on a GPU (CUDA events; without mace-torch importable, GauntMACE alone).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max_L", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (timed with CUDA events)")
     parser.add_argument("--budget", type=float, default=20.0)
     parser.add_argument("--variants", nargs="+", default=["gaunt"], choices=list(VARIANTS))
     parser.add_argument("--name", default=None, help="output file stem (default potential_<dtype>)")
@@ -77,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
+    device = torch.device(args.device)
     torch.set_default_dtype(dtype)  # mace-torch builds its tables in the default dtype
     frames = ase.io.read(args.data, index=":5")
     big = box_of_molecules(frames[0], 37, np.random.default_rng(0))
@@ -84,34 +88,42 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for max_l in args.max_L:
         contenders = {
-            "gaunt" if v == "gaunt" else f"gaunt-{v}": gaunt_runner(systems, max_l, dtype, **VARIANTS[v])
+            "gaunt" if v == "gaunt" else f"gaunt-{v}": gaunt_runner(systems, max_l, dtype, device=device, **VARIANTS[v])
             for v in args.variants
         }
         try:
-            contenders["mace"] = mace_runner(systems, max_l, dtype)
+            contenders["mace"] = mace_runner(systems, max_l, dtype, device=device)
         except ImportError:
             print("mace-torch not importable: timing gaunt-tp only", file=sys.stderr)
         for task in systems:
             fns = {name: runner[task] for name, runner in contenders.items()}
-            t = time_interleaved(fns, device=torch.device("cpu"), repeats=20, budget_s=args.budget, min_rounds=3)
+            t = time_interleaved(fns, device=device, repeats=20, budget_s=args.budget, min_rounds=3)
             results[f"max_L={max_l}/{task}"] = t
             ratio = "".join(f" (mace/{k} {t['mace'] / t[k]:.1f}x)" for k in t if k != "mace" and "mace" in t)
             print(
                 f"max_L {max_l} {task}: " + ", ".join(f"{k} {v * 1e3:.4g} ms" for k, v in t.items()) + ratio, flush=True
             )
     write_json(args.out / f"{args.name or 'potential_' + args.dtype}.json", {"dtype": args.dtype, "threads": args.threads, "seconds": results,
-                                                             "torch": torch.__version__})  # fmt: skip
+                                                             "device": str(device), "torch": torch.__version__})  # fmt: skip
 
 
-def gaunt_runner(systems: dict, max_l: int, dtype: torch.dtype, edge_chunk: int | None = None, **overrides) -> dict:
-    """``train_step``, ``md_3bpa`` and ``md_1000`` callables for GauntMACE of this benchmark's size.
+def gaunt_runner(
+    systems: dict,
+    max_l: int,
+    dtype: torch.dtype,
+    edge_chunk: int | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    **overrides,
+) -> dict:
+    """``train_step``, ``md_3bpa`` and ``md_1000`` callables for GauntMACE of this benchmark's size, on ``device``.
 
     ``edge_chunk`` fixes the convolutions' edge chunk (default: automatic); ``overrides`` are further
     ModelConfig fields (``num_products``, ``radial_per_input``, ...).
     """
     config = ModelConfig(atomic_numbers=ZS, e0s=E0S, r_max=5.0, max_ell=3, num_channels=64, max_L=max_l, correlation=3,
                          num_interactions=2, radial_mlp=(64, 64, 64), avg_num_neighbors=20.0, **overrides)  # fmt: skip
-    model = GauntMACE(config).to(dtype)
+    model = GauntMACE(config).to(device=device, dtype=dtype)
     for module in model.modules():
         if isinstance(module, GauntConvolution):
             module.edge_chunk = edge_chunk
@@ -123,7 +135,7 @@ def gaunt_runner(systems: dict, max_l: int, dtype: torch.dtype, edge_chunk: int 
                                  forces=a.get_forces()) if a.calc is not None else
                    Configuration(atomic_numbers=a.numbers.copy(), positions=a.positions.copy(), cell=a.cell.array.copy(),
                                  pbc=tuple(bool(p) for p in a.pbc)) for a in frames]  # fmt: skip
-        return collate([to_graph(c, table, 5.0, dtype) for c in configs])
+        return collate([to_graph(c, table, 5.0, dtype) for c in configs]).to(device)
 
     batches = {task: graphs(frames) for task, frames in systems.items()}
 
@@ -140,7 +152,7 @@ def gaunt_runner(systems: dict, max_l: int, dtype: torch.dtype, edge_chunk: int 
     }
 
 
-def mace_runner(systems: dict, max_l: int, dtype: torch.dtype) -> dict:
+def mace_runner(systems: dict, max_l: int, dtype: torch.dtype, *, device: torch.device | str = "cpu") -> dict:
     from e3nn import o3
     from mace import data, modules, tools
     from mace.tools import torch_geometric
@@ -153,14 +165,14 @@ def mace_runner(systems: dict, max_l: int, dtype: torch.dtype) -> dict:
         num_interactions=2, num_elements=4, hidden_irreps=hidden, MLP_irreps=o3.Irreps("16x0e"),
         atomic_energies=np.array(E0S), avg_num_neighbors=20.0, atomic_numbers=list(ZS), correlation=3,
         gate=torch.nn.functional.silu, radial_MLP=[64, 64, 64], atomic_inter_scale=1.0, atomic_inter_shift=0.0,
-    ).to(dtype)  # fmt: skip
+    ).to(device=device, dtype=dtype)  # fmt: skip
     table = tools.AtomicNumberTable(list(ZS))
 
     def batch(frames):
         configs = [data.config_from_atoms(a) for a in frames]
         items = [data.AtomicData.from_config(c, z_table=table, cutoff=5.0) for c in configs]
         loader = torch_geometric.dataloader.DataLoader(items, batch_size=len(items), shuffle=False)
-        return next(iter(loader)).to_dict()
+        return next(iter(loader)).to(device).to_dict()
 
     batches = {task: batch(frames) for task, frames in systems.items()}
 
