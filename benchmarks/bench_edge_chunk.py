@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
+from gaunt_tp.dtypes import DTYPES, torch_dtype  # noqa: E402
 from gaunt_tp.ops import GauntConvolution  # noqa: E402
 from gaunt_tp.ops.convolution_cost import auto_edge_chunk  # noqa: E402
 from gaunt_tp.testing import natural_irreps  # noqa: E402
@@ -35,13 +36,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--edges", type=int, default=4000)
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--budget", type=float, default=6.0, help="seconds of timing per lmax and mode")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    dtype = getattr(torch, args.dtype)
+    dtype = torch_dtype(args.dtype)
     gen = torch.Generator().manual_seed(0)
     rows = []
     for lmax in args.lmax:

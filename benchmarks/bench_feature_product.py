@@ -27,6 +27,7 @@ from report import write_json  # noqa: E402
 from timing import matmul_rate, time_interleaved  # noqa: E402
 
 from gaunt_tp import GauntTensorProduct  # noqa: E402
+from gaunt_tp.dtypes import DTYPES, torch_dtype  # noqa: E402
 from gaunt_tp.ops import BACKENDS  # noqa: E402
 from gaunt_tp.ops.fft import FourierGaunt  # noqa: E402
 from gaunt_tp.testing import E3nnGauntReference, natural_irreps  # noqa: E402
@@ -100,7 +101,7 @@ def cpu_name() -> str:
 
 def run(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
-    dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
+    dtype = torch_dtype(args.dtype)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     rate = matmul_rate(device, dtype)
@@ -275,7 +276,7 @@ def plot(report: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--dtype", default="float32", choices=DTYPES)
     parser.add_argument("--lmax", type=int, nargs="+", default=list(range(1, 9)))
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--nodes", type=int, default=128)

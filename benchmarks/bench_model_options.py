@@ -30,6 +30,8 @@ from bench_potential import box_of_molecules, gaunt_runner  # noqa: E402
 from report import write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
+from gaunt_tp.dtypes import DTYPES, torch_dtype  # noqa: E402
+
 VARIANTS = {
     "default": {},
     "edge_chunk=1024": {"edge_chunk": 1024},
@@ -42,13 +44,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/3bpa/train_300K.xyz")
     parser.add_argument("--max_L", type=int, default=1)
-    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    parser.add_argument("--dtype", default="float64", choices=DTYPES)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--budget", type=float, default=15.0, help="seconds of timing per task")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    dtype = getattr(torch, args.dtype)
+    dtype = torch_dtype(args.dtype)
     torch.set_default_dtype(dtype)
     frames = ase.io.read(args.data, index=":5")
     big = box_of_molecules(frames[0], 37, np.random.default_rng(0))

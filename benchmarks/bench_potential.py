@@ -39,6 +39,7 @@ from report import write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.data import Configuration, ElementTable, collate, to_graph  # noqa: E402
+from gaunt_tp.dtypes import DTYPES, torch_dtype  # noqa: E402
 from gaunt_tp.nn import GauntMACE, ModelConfig  # noqa: E402
 from gaunt_tp.ops import GauntConvolution  # noqa: E402
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/3bpa/train_300K.xyz")
     parser.add_argument("--max_L", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--dtype", default="float32", choices=DTYPES)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (timed with CUDA events)")
     parser.add_argument("--budget", type=float, default=20.0)
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
+    dtype = torch_dtype(args.dtype)
     device = torch.device(args.device)
     torch.set_default_dtype(dtype)  # mace-torch builds its tables in the default dtype
     frames = ase.io.read(args.data, index=":5")

@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_potential import VARIANTS, gaunt_runner  # noqa: E402
 from report import write_json  # noqa: E402
 
+from gaunt_tp.dtypes import DTYPES, torch_dtype  # noqa: E402
+
 
 class _Count(TorchDispatchMode):
     """Counts the operations dispatched while active, by name."""
@@ -49,12 +51,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/3bpa/train_300K.xyz")
     parser.add_argument("--max_L", type=int, nargs="+", default=[1])
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--dtype", default="float32", choices=DTYPES)
     parser.add_argument("--variants", nargs="+", default=["symmetric+cg", "symmetric+cg-paths"], choices=list(VARIANTS))
     parser.add_argument("--name", default="operation_counts", help="output file stem")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
-    dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
+    dtype = torch_dtype(args.dtype)
     frames = ase.io.read(args.data, index=":5")
     systems = {"train_step": frames, "md_3bpa": [frames[0]], "md_1000": [frames[0]]}  # md_1000 unused here
     results = {}

@@ -10,7 +10,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from gaunt_tp.data.configuration import Configuration
 from gaunt_tp.data.graph import ElementTable, to_graph
-from gaunt_tp.errors import InputError
+from gaunt_tp.dtypes import torch_dtype
 from gaunt_tp.nn.model import GauntMACE
 from gaunt_tp.nn.serialization import load_model
 
@@ -46,10 +46,7 @@ class GauntCalculator(Calculator):
         self, model: GauntMACE | str | Path, *, device: str = "cpu", default_dtype: str = "float64", **kwargs: object
     ) -> None:
         super().__init__(**kwargs)
-        dtypes = {"float64": torch.float64, "float32": torch.float32}
-        if default_dtype not in dtypes:
-            raise InputError(f"default_dtype must be 'float64' or 'float32', got {default_dtype!r}")
-        self.dtype, self.device = dtypes[default_dtype], torch.device(device)
+        self.dtype, self.device = torch_dtype(default_dtype), torch.device(device)
         model = load_model(model) if isinstance(model, (str, Path)) else model
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         for p in self.model.parameters():

@@ -87,6 +87,11 @@ def test_unknown_element_is_a_clear_error(model_file):
         atoms.get_potential_energy()
 
 
+def test_unknown_precision_is_a_clear_error(model_file):
+    with pytest.raises(ValueError, match="default_dtype must be 'float32' or 'float64', got 'bfloat16'"):
+        GauntCalculator(model_file, default_dtype="bfloat16")
+
+
 def test_cg_convolution_model_loads_files_with_the_former_tensor_product_entries(tmp_path):
     """Models with ``conv_blocks="e3nn"`` saved while the CG convolution held an e3nn TensorProduct (an empty
     weight and an output mask per layer, nothing trained) load, and compute the same energies."""

@@ -34,11 +34,10 @@ def _train(argv: list[str]) -> int:
 
 def _eval(argv: list[str]) -> int:
     import ase.io
-    import torch
 
     from gaunt_tp.data import KeySpec, read_configurations, read_rmd17
+    from gaunt_tp.dtypes import DTYPES, torch_dtype
     from gaunt_tp.nn.serialization import load_model
-    from gaunt_tp.training.config import DTYPES
     from gaunt_tp.training.loop import format_tables
     from gaunt_tp.training.predict import predict
 
@@ -66,9 +65,8 @@ def _eval(argv: list[str]) -> int:
             f"--{label}_key", default=key, help=f"key of the reference {label}, for the error table (default {key})"
         )
     args = parser.parse_args(argv)
-    if args.default_dtype not in DTYPES:
-        raise InputError(f"default_dtype must be {' or '.join(map(repr, DTYPES))}, got {args.default_dtype!r}")
-    model = load_model(args.model).to(device=args.device, dtype=getattr(torch, args.default_dtype)).eval()
+    dtype = torch_dtype(args.default_dtype)  # options before files
+    model = load_model(args.model).to(device=args.device, dtype=dtype).eval()
     model.requires_grad_(False)
     if Path(args.configs).suffix == ".npz":  # rMD17: written out as extxyz with the labels in eV
         configs = read_rmd17(args.configs)

@@ -8,12 +8,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from gaunt_tp.dtypes import DTYPES
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import CONV_BLOCKS, PRODUCT_BLOCKS
 
 __all__ = ["TrainConfig", "build_parser", "config_from_args"]
 
-DTYPES = ("float32", "float64")
 # the options with a fixed set of values (listed by --help, checked by TrainConfig)
 CHOICES = {
     "conv_blocks": CONV_BLOCKS,

@@ -27,6 +27,7 @@ from gaunt_tp.data import (
     to_graph,
     train_valid_split,
 )
+from gaunt_tp.dtypes import torch_dtype
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 from gaunt_tp.nn.serialization import save_model
@@ -67,18 +68,23 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
 
 
 def evaluate(
-    model: torch.nn.Module, batches: list[GraphBatch], weights: tuple[float, float, float], stress: bool = False
-) -> tuple[float, dict]:
-    """Mean loss (``weights`` = energy, force and stress weights) and the error table of ``model`` on ``batches``
-    (forces, and with a stress weight or ``stress`` the stress, by autograd, no graph kept)."""
-    acc, total, count = ErrorAccumulator(), 0.0, 0
+    model: torch.nn.Module,
+    batches: list[GraphBatch],
+    weights: tuple[float, float, float],
+    stress: bool = False,
+    keep_values: bool = False,
+) -> tuple[float, ErrorAccumulator]:
+    """Mean loss (``weights`` = energy, force and stress weights) and the errors of ``model`` on ``batches``
+    (forces, and with a stress weight or ``stress`` the stress, by autograd, no graph kept); ``keep_values``
+    keeps the reference and predicted values too (:class:`ErrorAccumulator`)."""
+    acc, total, count = ErrorAccumulator(keep_values), 0.0, 0
     for batch in batches:
         with torch.enable_grad():
             out = model(batch, compute_forces=True, compute_stress=stress or bool(weights[2]))
         total += float(weighted_loss(batch, out, *weights).detach()) * batch.num_graphs
         count += batch.num_graphs
         acc.add(batch, out)
-    return total / max(count, 1), acc.table()
+    return total / max(count, 1), acc
 
 
 def _load_split(config: TrainConfig) -> tuple[list, list, list]:
@@ -126,7 +132,7 @@ def run_training(config: TrainConfig) -> dict:
 
 
 def _train(config: TrainConfig) -> dict:
-    dtype = {"float32": torch.float32, "float64": torch.float64}[config.default_dtype]
+    dtype = torch_dtype(config.default_dtype)
     device = torch.device(config.device)
     rank, world = _init_distributed(device)
     if world > 1 and config.batch_size % world:
@@ -230,7 +236,8 @@ def _train(config: TrainConfig) -> dict:
         if epoch % config.eval_interval and epoch != config.max_num_epochs and not out_of_time:
             continue
         evaluated = ema.module if ema is not None else model
-        valid_loss, errors = evaluate(evaluated, valid_batches, weights)
+        valid_loss, valid_acc = evaluate(evaluated, valid_batches, weights)
+        errors = valid_acc.table()
         if not stage_two:
             scheduler.step(valid_loss)
         improved = valid_loss < best
@@ -293,11 +300,14 @@ def _train(config: TrainConfig) -> dict:
     from gaunt_tp.nn.serialization import load_model
 
     best_model = load_model(model_path, dtype=dtype, device=device)
-    tables = {}
+    tables, values = {}, {}
     for split, graphs in (("train", train_g), ("valid", valid_g), ("test", test_g)):
         if graphs:
             batches = _batches(graphs, config.valid_batch_size)  # stress errors where there are labels; the table only
-            tables[split] = evaluate(best_model, batches, (1.0, 1.0, 0.0), stress=has_stress_labels(graphs))[1]
+            _, acc = evaluate(best_model, batches, (1.0, 1.0, 0.0), has_stress_labels(graphs), config.plots)
+            tables[split] = acc.table()
+            if config.plots:
+                values[split] = acc.values()
     _write_json(run_dir / "errors.json", tables)
     log.info("final errors (best model):\n%s", format_tables(tables))
     if config.plots:
@@ -305,8 +315,7 @@ def _train(config: TrainConfig) -> dict:
 
         stage_two_after = early_stage_two if early_stage_two is not None else config.stage_two_after
         learning_curve(history_path, run_dir / "learning_curve.png", stage_two_after)
-        splits = {k: v for k, v in (("train", train_g), ("valid", valid_g), ("test", test_g)) if v}
-        parity_plots(best_model, splits, run_dir / "parity.png", batch_size=config.valid_batch_size)
+        parity_plots(values, run_dir / "parity.png")
     return tables
 
 

@@ -50,16 +50,21 @@ def weighted_loss(
 class ErrorAccumulator:
     """Collects per-configuration errors and reports RMSE/MAE overall and per ``config_type``.
 
-    Stress errors are collected when the outputs hold ``stress`` and the configuration a stress label.
+    Stress errors are collected when the outputs hold ``stress`` and the configuration a stress label. With
+    ``keep_values`` it also keeps the labelled reference and predicted values themselves, for parity plots
+    (:meth:`values`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_values: bool = False) -> None:
         self.e: dict[str, list[float]] = defaultdict(list)
         self.f: dict[str, list[np.ndarray]] = defaultdict(list)
         self.s: dict[str, list[np.ndarray]] = defaultdict(list)
+        self._values: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] | None = {} if keep_values else None
 
     def add(self, batch: GraphBatch, out: dict[str, torch.Tensor]) -> None:
         atoms = (batch.ptr[1:] - batch.ptr[:-1]).cpu().numpy()
+        if self._values is not None:
+            self._keep(batch, out, atoms)
         de = ((out["energy"] - batch.energy).detach().cpu().numpy()) / atoms
         df = (out["forces"] - batch.forces).detach().cpu().numpy()
         for g, kind in enumerate(batch.config_type):
@@ -73,6 +78,28 @@ class ErrorAccumulator:
             for g, kind in enumerate(batch.config_type):
                 if np.isfinite(ds[g]).all():
                     self.s[kind].append(ds[g])
+
+    def _keep(self, batch: GraphBatch, out: dict[str, torch.Tensor], atoms: np.ndarray) -> None:
+        pairs = {"energy": (batch.energy, out["energy"]), "forces": (batch.forces, out["forces"])}
+        if "stress" in out:
+            pairs["stress"] = (batch.stress, out["stress"])
+        for name, (ref, pred) in pairs.items():
+            ref = ref.detach().cpu().to(torch.float64).numpy()
+            pred = pred.detach().cpu().to(torch.float64).numpy()
+            if name == "energy":
+                ref, pred = ref / atoms, pred / atoms
+            labelled = np.isfinite(ref)
+            refs, preds = self._values.setdefault(name, ([], []))
+            refs.append(ref[labelled])
+            preds.append(pred[labelled])
+
+    def values(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The kept (reference, predicted) values, float64, flat, labelled entries only: ``"energy"`` per atom
+        (eV), ``"forces"`` components (eV/Angstrom) and, where the outputs held it, ``"stress"`` components
+        (eV/Angstrom^3). Needs ``keep_values=True``."""
+        if self._values is None:
+            raise RuntimeError("values() needs ErrorAccumulator(keep_values=True)")
+        return {k: (np.concatenate(r), np.concatenate(p)) for k, (r, p) in self._values.items()}
 
     def table(self) -> dict[str, dict[str, float]]:
         """Per ``config_type`` and ``"all"``: n, RMSE and MAE of E (meV/atom) and of F (meV/Angstrom); with stress

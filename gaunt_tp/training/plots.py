@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import torch
+import numpy as np
 
 __all__ = ["learning_curve", "parity_plots"]
 
@@ -46,36 +46,31 @@ def learning_curve(history_csv: Path, out: Path, stage_two_after: int | None = N
     plt.close(fig)
 
 
-def parity_plots(model: torch.nn.Module, splits: dict[str, list], out: Path, batch_size: int = 16) -> None:
-    """Predicted against reference energies per atom and force components, one colour per split; a third panel of
-    stress components where the configurations have stress labels."""
-    from gaunt_tp.data import collate
-    from gaunt_tp.training.metrics import has_stress_labels
+_PARITY_TITLES = {
+    "energy": "energy per atom (eV)",
+    "forces": "force components (eV/A)",
+    "stress": "stress components (eV/A^3)",
+}
 
+
+def parity_plots(values: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], out: Path) -> None:
+    """Predicted against reference values, one panel per quantity (energy per atom, force components, and stress
+    components where any split has them), one colour per split. ``values[split]`` is
+    :meth:`gaunt_tp.training.metrics.ErrorAccumulator.values` of that split."""
+    quantities = [q for q in _PARITY_TITLES if any(q in v and v[q][0].size for v in values.values())]
+    if not quantities:
+        return
     plt = _pyplot()
-    stress = has_stress_labels([g for graphs in splits.values() for g in graphs])
-    titles = ["energy per atom (eV)", "force components (eV/A)"] + (["stress components (eV/A^3)"] if stress else [])
-    fig, axes = plt.subplots(1, len(titles), figsize=(5 * len(titles), 4.5))
-    for name, graphs in splits.items():
-        ref, pred = [[] for _ in titles], [[] for _ in titles]
-        for start in range(0, len(graphs), batch_size):  # bounded memory for large sets
-            batch = collate(graphs[start : start + batch_size])
-            with torch.enable_grad():
-                predicted = model(batch, compute_forces=True, compute_stress=stress)
-            atoms = (batch.ptr[1:] - batch.ptr[:-1]).to(batch.energy.dtype)
-            pairs = [(batch.energy / atoms, predicted["energy"] / atoms), (batch.forces, predicted["forces"])]
-            if stress:
-                pairs.append((batch.stress, predicted["stress"]))
-            for k, (r, p) in enumerate(pairs):
-                ref[k].append(r.flatten().cpu())
-                pred[k].append(p.detach().flatten().cpu())
-        for k, ax in enumerate(axes):
-            ax.scatter(torch.cat(ref[k]), torch.cat(pred[k]), s=6 if k == 0 else 2, label=name)  # NaN: not drawn
-    for ax, title in zip(axes, titles):
+    fig, axes = plt.subplots(1, len(quantities), figsize=(5 * len(quantities), 4.5), squeeze=False)
+    for ax, quantity in zip(axes[0], quantities):
+        for split, kept in values.items():
+            if quantity in kept and kept[quantity][0].size:
+                ref, pred = kept[quantity]
+                ax.scatter(ref, pred, s=6 if quantity == "energy" else 2, label=split)
         lo, hi = ax.get_xlim()
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-        ax.set_xlabel(f"reference {title}")
-        ax.set_ylabel(f"predicted {title}")
+        ax.set_xlabel(f"reference {_PARITY_TITLES[quantity]}")
+        ax.set_ylabel(f"predicted {_PARITY_TITLES[quantity]}")
         ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=110)

@@ -275,6 +275,7 @@ def test_config_type_weights_scale_the_loss(tmp_path, data):
         ("train", "bad_option", "product_blocks must be 'gaunt' or 'symmetric'"),
         ("eval", "missing", "no such file"),
         ("eval", "bad_model", "not a readable gaunt-tp model"),
+        ("eval", "bad_option", "default_dtype must be 'float32' or 'float64', got 'float16'"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_status_2(tmp_path, data, capsys, command, problem, message):
@@ -289,18 +290,18 @@ def test_bad_input_is_one_line_on_stderr_and_status_2(tmp_path, data, capsys, co
             atoms.calc = None
             atoms.info["REF_energy"] = -1.0
         ase.io.write(configs, frames, format="extxyz")
-    elif problem == "bad_option":
-        extra = ["--product_blocks", "cubic"]
+    elif problem == "bad_option":  # checked before any file is read
+        extra = ["--product_blocks", "cubic"] if command == "train" else ["--default_dtype", "float16"]
     if command == "train":
         argv = ["train", "--train_file", str(configs), "--work_dir", str(tmp_path), "--name", "bad", *SMALL, *extra]
     else:
         model = tmp_path / "x.model"
         if problem == "bad_model":
             model.write_bytes(b"not a model")
-        else:
+        elif problem != "bad_option":
             train(tmp_path, data, "x", "--max_num_epochs", "1")
             model = tmp_path / "x" / "x.model"
-        argv = ["eval", "--configs", str(configs), "--model", str(model), "--output", str(tmp_path / "out.xyz")]
+        argv = ["eval", "--configs", str(configs), "--model", str(model), "--output", str(tmp_path / "out.xyz"), *extra]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"gaunt-tp {command}: error: ") and message in err[0], err

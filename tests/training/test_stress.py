@@ -68,6 +68,30 @@ def test_error_table_reports_stress_in_meV_per_cubic_angstrom():
     assert "rmse_stress_meV_per_A3" not in plain.table()["all"]
 
 
+def test_kept_values_are_the_labelled_references_and_predictions():
+    """``keep_values``: energies per atom, force and stress components as (reference, predicted) pairs, missing
+    labels left out; an accumulator without it refuses."""
+    stress = torch.randn(2, 3, 3, dtype=torch.float64)
+    stress[1] = float("nan")  # the second configuration has no stress label
+    batch = _batch(stress)
+    batch.forces[2] = float("nan")  # nor forces on its last atom
+    out = {"energy": torch.tensor([3.0, 5.0], dtype=torch.float64), "forces": torch.randn(3, 3, dtype=torch.float64),
+           "stress": torch.randn(2, 3, 3, dtype=torch.float64)}  # fmt: skip
+    acc = ErrorAccumulator(keep_values=True)
+    acc.add(batch, out)
+    acc.add(batch, out)  # a second batch is appended
+    values = acc.values()
+    assert set(values) == {"energy", "forces", "stress"}
+    np.testing.assert_array_equal(values["energy"][0], [1.0, 1.0, 1.0, 1.0])  # 1/1 and 2/2 eV per atom
+    np.testing.assert_array_equal(values["energy"][1], [3.0, 2.5, 3.0, 2.5])
+    np.testing.assert_array_equal(values["forces"][1], np.tile(out["forces"][:2].flatten().numpy(), 2))
+    assert values["forces"][0].shape == (12,)
+    np.testing.assert_array_equal(values["stress"][0], np.tile(stress[0].flatten().numpy(), 2))
+    np.testing.assert_array_equal(values["stress"][1], np.tile(out["stress"][0].flatten().numpy(), 2))
+    with pytest.raises(RuntimeError, match="keep_values"):
+        ErrorAccumulator().values()
+
+
 def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, capsys, shared_data):
     """``--loss stress``: the validation loss is the weighted sum of the logged squared errors, stress included;
     the final tables and ``gaunt-tp eval`` report stress errors; a bad loss name is a clear error."""
