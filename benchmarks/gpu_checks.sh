@@ -41,6 +41,7 @@ PYTHONPATH="$MACE_PATH$PYTHONPATH" TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 timeout 24
 
 # 3. 3BPA with MACE's blocks at max_L 2, TRAIN_MINUTES of training, then the final tables (~4 min)
 RUN=/tmp/gpu_checks_runs
+rm -rf "$RUN"  # a fresh run folder (gaunt-tp train refuses one that holds a run)
 timeout 300 "$PYTHON" -m gaunt_tp.training.cli train --train_file "$DATA/train_300K.xyz" --E0s "$DATA/iso_atoms.xyz" \
     --device "$DEVICE" --default_dtype float64 --num_channels 64 --max_L 2 --product_blocks symmetric \
     --conv_blocks e3nn --batch_size 5 --max_num_epochs 1000 --max_time_minutes "$TRAIN_MINUTES" --seed 1 \

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,7 @@ def main() -> None:
             E0s="average", r_max=4.5, num_channels=32, max_L=1, max_num_epochs=args.epochs, batch_size=5,
             loss=loss, stress_weight=args.stress_weight, default_dtype="float64", seed=1, plots=False,
         )  # fmt: skip
+        shutil.rmtree(config.run_dir, ignore_errors=True)  # this script's own runs, made afresh each time
         started = time.perf_counter()
         tables = run_training(config)
         report["runs"][loss] = {"seconds": time.perf_counter() - started, "tables": tables, "config": config.to_json()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ class GauntCalculator(Calculator):
 
     Args:
         model: a model, or the path of one written by :func:`gaunt_tp.nn.serialization.save_model`
-            (or by ``gaunt-tp train``).
+            (or by ``gaunt-tp train``). A model passed in is copied: the calculator's copy is moved to ``device``
+            and ``default_dtype`` and frozen, the caller's stays as it was (trainable).
         device: ``"cpu"`` or ``"cuda"``.
         default_dtype: ``"float64"`` (default: for MD and relaxations) or ``"float32"``.
 
@@ -47,7 +49,7 @@ class GauntCalculator(Calculator):
     ) -> None:
         super().__init__(**kwargs)
         self.dtype, self.device = torch_dtype(default_dtype), torch.device(device)
-        model = load_model(model) if isinstance(model, (str, Path)) else model
+        model = load_model(model) if isinstance(model, (str, Path)) else copy.deepcopy(model)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)

@@ -87,6 +87,15 @@ def test_unknown_element_is_a_clear_error(model_file):
         atoms.get_potential_energy()
 
 
+def test_calculator_leaves_the_model_it_is_given_as_it_was(model_file):
+    model = load_model(model_file, dtype=torch.float32).train()
+    calc = GauntCalculator(model)  # float64, frozen, eval mode: its own copy
+    molecule("H2O").calc = calc
+    assert calc.model is not model and calc.model.e0s.dtype == torch.float64 and not calc.model.training
+    assert model.training and model.e0s.dtype == torch.float32
+    assert all(p.requires_grad and p.dtype == torch.float32 for p in model.parameters())
+
+
 def test_unknown_precision_is_a_clear_error(model_file):
     with pytest.raises(ValueError, match="default_dtype must be 'float32' or 'float64', got 'bfloat16'"):
         GauntCalculator(model_file, default_dtype="bfloat16")

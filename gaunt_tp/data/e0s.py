@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gaunt_tp.data.configuration import Configuration
+from gaunt_tp.data.configuration import Configuration, KeySpec
 from gaunt_tp.errors import InputError
 
 __all__ = ["e0s_average", "e0s_from_isolated_atoms", "resolve_e0s", "shift_and_scale"]
@@ -41,9 +41,13 @@ def e0s_average(configs: Sequence[Configuration], atomic_numbers: Sequence[int])
 
 
 def resolve_e0s(
-    spec: str | dict[int, float], train: Sequence[Configuration], atomic_numbers: Sequence[int]
+    spec: str | dict[int, float],
+    train: Sequence[Configuration],
+    atomic_numbers: Sequence[int],
+    keys: KeySpec | None = None,
 ) -> dict[int, float]:
-    """E0s from ``"average"``, a file of isolated atoms, a ``{Z: E0}`` dict or its string form.
+    """E0s from ``"average"``, a file of isolated atoms (its energies read with ``keys``, the training data's
+    keys), a ``{Z: E0}`` dict or its string form.
 
     Raises an InputError naming the missing elements if the result does not cover ``atomic_numbers``.
     """
@@ -54,7 +58,7 @@ def resolve_e0s(
     elif Path(spec).is_file():
         from gaunt_tp.data.readers import read_configurations
 
-        e0s = e0s_from_isolated_atoms(read_configurations(spec, require_forces=False))
+        e0s = e0s_from_isolated_atoms(read_configurations(spec, keys=keys or KeySpec(), require_forces=False))
     else:
         try:
             parsed = ast.literal_eval(spec)

@@ -103,6 +103,13 @@ def read_configurations(
             energy = float(energy)
             if not np.isfinite(energy):
                 raise InputError(f"{where}: energy is {energy}")
+        if stress is not None:  # a missing label is left out; a non-finite one is an error, as for forces
+            try:
+                stress = _voigt_to_matrix(stress)
+            except InputError as err:
+                raise InputError(f"{where}: {err}") from None
+            if not np.isfinite(stress).all():
+                raise InputError(f"{where}: stress is not all finite")
         out.append(
             Configuration(
                 atomic_numbers=np.asarray(atoms.numbers, dtype=np.int64),
@@ -111,7 +118,7 @@ def read_configurations(
                 pbc=tuple(bool(p) for p in atoms.pbc),
                 energy=energy,
                 forces=forces,
-                stress=_voigt_to_matrix(stress) if stress is not None else None,
+                stress=stress,
                 config_type=str(atoms.info.get(keys.config_type_key, "Default")),
                 weight=float(atoms.info.get(keys.weight_key, 1.0)),
                 source=where,

@@ -89,6 +89,8 @@ class TrainConfig:
     plots: bool = True
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # YAML values (``lr: 1e-3`` is a string to YAML) as the flags take them
+            object.__setattr__(self, f.name, _typed(f.name, f.type, getattr(self, f.name)))
         for name, allowed in CHOICES.items():  # before any data is read
             if getattr(self, name) not in allowed:
                 raise InputError(f"{name} must be {' or '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
@@ -189,7 +191,7 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "valid_fraction": "fraction of the training file held out for validation when no --valid_file is given",
         "test_file": "test configurations, evaluated with the best model at the end",
         "E0s": "isolated-atom energies: 'average' (least squares over the training set), an extxyz of isolated "
-               "atoms, or a mapping such as '{1: -13.6, 8: -2041.9}' (atomic number: eV)",
+               "atoms (energies under --energy_key), or a mapping such as '{1: -13.6, 8: -2041.9}' (atomic number: eV)",
         "energy_key": "info key of the reference energy (eV); ASE's calculator energy is read when it is absent",
         "forces_key": "arrays key of the reference forces (eV/A); ASE's calculator forces are read when absent",
         "stress_key": "info key of the reference stress (eV/A^3, periodic cells)",
@@ -236,7 +238,8 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "ema": "evaluate and export an exponential moving average of the weights",
         "ema_decay": "decay of that average",
         "eval_interval": "epochs between evaluations on the validation set",
-        "max_time_minutes": "stop after the epoch that crosses this much training time",
+        "max_time_minutes": "stop after the epoch that crosses this much training time (counted from the start "
+                            "of this command, also when it restarts a run)",
     }),
     ("run", {
         "name": "run name: the run folder and the model file's stem",
@@ -277,6 +280,43 @@ def _boolean(text: str) -> bool:
     if text.lower() in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _typed(name: str, kind: str, value: object) -> object:
+    """``value`` of the field ``name`` (annotation ``kind``, e.g. ``"float | None"``) converted as its flag
+    converts text; a value of another type (a list for a number, say) is an InputError."""
+    optional = "None" in kind
+    if value is None and optional:
+        return None
+    try:
+        if "bool" in kind:
+            if isinstance(value, str):
+                return _boolean(value)
+            if isinstance(value, bool):
+                return value
+        elif "int" in kind or "float" in kind:
+            integer = "float" not in kind
+            if isinstance(value, str):
+                if optional and value.lower() == "none":  # MACE's spelling for "off"
+                    return None
+                return int(value) if integer else float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if integer and float(value) != int(value):
+                    raise ValueError
+                return int(value) if integer else float(value)
+        elif isinstance(value, str):
+            return value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):  # a YAML number for a name or a path
+            return str(value)
+        elif name == "E0s" and isinstance(value, dict):  # a YAML mapping {Z: eV}: kept in its text form
+            return str({int(k): float(v) for k, v in value.items()})
+        elif name == "config_type_weights" and isinstance(value, dict):  # checked below
+            return value
+    except (ValueError, argparse.ArgumentTypeError):
+        pass
+    wanted = "true or false" if "bool" in kind else ("an integer" if "int" in kind and "float" not in kind else
+                                                      "a number" if "float" in kind else "text")  # fmt: skip
+    raise InputError(f"{name} must be {wanted}{' or None' if optional else ''}, got {value!r}")
 
 
 def config_from_args(argv: list[str] | None = None) -> TrainConfig:

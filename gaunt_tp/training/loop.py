@@ -87,8 +87,12 @@ def evaluate(
     return total / max(count, 1), acc
 
 
+def _keys(config: TrainConfig) -> KeySpec:
+    return KeySpec(energy_key=config.energy_key, forces_key=config.forces_key, stress_key=config.stress_key)
+
+
 def _load_split(config: TrainConfig) -> tuple[list, list, list]:
-    keys = KeySpec(energy_key=config.energy_key, forces_key=config.forces_key, stress_key=config.stress_key)
+    keys = _keys(config)
     train = read_any(config.train_file, keys=keys)
     if config.valid_file:
         valid = read_any(config.valid_file, keys=keys)
@@ -138,6 +142,13 @@ def _train(config: TrainConfig) -> dict:
     if world > 1 and config.batch_size % world:
         raise InputError(f"batch_size {config.batch_size} must be a multiple of the {world} processes")
     run_dir = config.run_dir
+    ckpt_dir = run_dir / "checkpoints"
+    history_path = run_dir / "metrics.csv"
+    if not config.restart_latest and (latest_checkpoint(ckpt_dir) is not None or history_path.is_file()):
+        raise InputError(  # a forgotten --restart_latest must not overwrite a killed run's checkpoints
+            f"{run_dir} already holds a training run (checkpoints or metrics.csv): pass --restart_latest to resume "
+            "it, or another --name or --work_dir for a new run"
+        )
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(config.to_json())
@@ -151,7 +162,7 @@ def _train(config: TrainConfig) -> dict:
         )
     zs = sorted({int(z) for c in (*train, *valid, *test) for z in c.atomic_numbers})
     table = ElementTable(zs)
-    e0s = resolve_e0s(config.E0s, train, zs)
+    e0s = resolve_e0s(config.E0s, train, zs, _keys(config))
     to = lambda configs: [to_graph(c, table, config.r_max, dtype) for c in configs]  # noqa: E731
     train_g, valid_g, test_g = to(train), to(valid), to(test)
     avg_neighbors = float(np.mean([g.edge_index.shape[1] / g.positions.shape[0] for g in train_g]))
@@ -178,36 +189,40 @@ def _train(config: TrainConfig) -> dict:
     )
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)) if config.ema else None
     start, best, stale = 1, math.inf, 0  # stale: evaluations since the best validation loss
-    early_stage_two = None  # the epoch after which stage two started when patience ran out before its planned start
-    ckpt_dir = run_dir / "checkpoints"
+    # the epochs after which stage two started (or starts next epoch, when patience ran out before its planned
+    # start); fixed from then on, also across restarts with other --start_swa or --max_num_epochs
+    stage_two_fixed = None
     if config.restart_latest and (path := latest_checkpoint(ckpt_dir)) is not None:
         state = load_checkpoint(path)
+        _check_same_model(path, state, config, shared)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
         start, best = int(state["epoch"]) + 1, float(state["best"])
-        stale, early_stage_two = int(state.get("stale", 0)), state.get("early_stage_two")
+        stale, stage_two_fixed = int(state.get("stale", 0)), _stage_two_fixed(state)
         log.info("restarted from %s (epoch %d)", path, state["epoch"])
+    if rank == 0:
+        _keep_history_before(history_path, start)  # rows of epochs after the checkpoint are run again
 
     moved = lambda graphs: [g.to(device) for g in graphs]  # noqa: E731
     train_g, valid_g, test_g = moved(train_g), moved(valid_g), moved(test_g)
     valid_batches = _batches(valid_g, config.valid_batch_size)
-    history_path = run_dir / "metrics.csv"
     model_path = run_dir / f"{config.name}.model"
     from tqdm import tqdm
 
     started = time.monotonic()
     for epoch in range(start, config.max_num_epochs + 1):
         model.train()
-        stage_two_after = early_stage_two if early_stage_two is not None else config.stage_two_after
+        stage_two_after = stage_two_fixed if stage_two_fixed is not None else config.stage_two_after
         stage_two = stage_two_after is not None and epoch > stage_two_after
         weights = config.loss_weights(stage_two)
         if stage_two:
             for group in optimizer.param_groups:
                 group["lr"] = config.swa_lr
-            if epoch == stage_two_after + 1:
+            if stage_two_fixed is None or epoch == stage_two_fixed + 1:  # its first epoch
+                stage_two_fixed = epoch - 1
                 best, stale = math.inf, 0  # the best model is chosen again under the stage-two loss, as in MACE
                 if rank == 0:
                     log.info("stage two from epoch %d: energy weight %g, forces weight %g, stress weight %g, lr %g",
@@ -229,14 +244,19 @@ def _train(config: TrainConfig) -> dict:
         out_of_time = (
             config.max_time_minutes is not None and time.monotonic() - started > 60.0 * config.max_time_minutes
         )
+        diverged = not math.isfinite(running)
         if world > 1:  # every process stops after the same epoch
-            flag = torch.tensor([float(out_of_time)], device=device)
-            torch.distributed.all_reduce(flag)
-            out_of_time = bool(flag.item() > 0)
+            flags = torch.tensor([float(out_of_time), float(diverged)], device=device)
+            torch.distributed.all_reduce(flags)
+            out_of_time, diverged = bool(flags[0].item() > 0), bool(flags[1].item() > 0)
+        if diverged:
+            _diverged(epoch, "training", ckpt_dir)
         if epoch % config.eval_interval and epoch != config.max_num_epochs and not out_of_time:
             continue
         evaluated = ema.module if ema is not None else model
         valid_loss, valid_acc = evaluate(evaluated, valid_batches, weights)
+        if not math.isfinite(valid_loss):  # the same on every process
+            _diverged(epoch, "validation", ckpt_dir)
         errors = valid_acc.table()
         if not stage_two:
             scheduler.step(valid_loss)
@@ -244,7 +264,7 @@ def _train(config: TrainConfig) -> dict:
         best, stale = (valid_loss, 0) if improved else (best, stale + 1)
         patience_spent = stale >= config.patience
         if patience_spent and config.swa and not stage_two and epoch < config.max_num_epochs:
-            early_stage_two, patience_spent = epoch, False  # MACE: out of patience before stage two starts it
+            stage_two_fixed, patience_spent = epoch, False  # MACE: out of patience before stage two starts it
             if rank == 0:
                 log.info("no better validation loss for %d evaluations: stage two starts now", stale)
         row = {
@@ -277,7 +297,7 @@ def _train(config: TrainConfig) -> dict:
                 "epoch": epoch,
                 "best": best,
                 "stale": stale,
-                "early_stage_two": early_stage_two,
+                "stage_two_after": stage_two_fixed,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
@@ -313,10 +333,60 @@ def _train(config: TrainConfig) -> dict:
     if config.plots:
         from gaunt_tp.training.plots import learning_curve, parity_plots
 
-        stage_two_after = early_stage_two if early_stage_two is not None else config.stage_two_after
+        stage_two_after = stage_two_fixed if stage_two_fixed is not None else config.stage_two_after
         learning_curve(history_path, run_dir / "learning_curve.png", stage_two_after)
         parity_plots(values, run_dir / "parity.png")
     return tables
+
+
+def _check_same_model(path: Path, state: dict, config: TrainConfig, names: set[str]) -> None:
+    """A checkpoint resumed only with the model options it was written with (a clear error, not a state-dict
+    size mismatch)."""
+    stored = json.loads(state.get("config", "{}"))
+    changed = [f"--{n} {stored[n]!r} -> {getattr(config, n)!r}" for n in sorted(names)
+               if n in stored and stored[n] != getattr(config, n)]  # fmt: skip
+    if changed:
+        raise InputError(
+            f"{path}: written with other model options ({', '.join(changed)}); --restart_latest needs the same "
+            "model options (use another --name for a new run)"
+        )
+
+
+def _stage_two_fixed(state: dict) -> int | None:
+    """The epochs after which a checkpoint's run started stage two (None: not yet). Checkpoints written before
+    this was stored hold only an early start; a planned one is found from their own options."""
+    if "stage_two_after" in state:
+        return state["stage_two_after"]
+    if state.get("early_stage_two") is not None:
+        return int(state["early_stage_two"])
+    planned = TrainConfig(**json.loads(state["config"])).stage_two_after if "config" in state else None
+    return planned if planned is not None and int(state["epoch"]) > planned else None
+
+
+def _diverged(epoch: int, which: str, ckpt_dir: Path) -> None:
+    latest = latest_checkpoint(ckpt_dir)
+    kept = f"the latest checkpoint, {latest}, is from before" if latest else "no checkpoint was written"
+    raise InputError(
+        f"epoch {epoch}: the {which} loss is not finite (the training diverged; try a lower --lr, or check the "
+        f"labels); {kept}"
+    )
+
+
+def _keep_history_before(path: Path, start: int) -> None:
+    """Drop ``metrics.csv`` rows of epochs >= ``start`` (written after the checkpoint a restart resumes from)."""
+    if not path.is_file():
+        return
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    kept = [r for r in rows if int(r["epoch"]) < start]
+    if len(kept) == len(rows):
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+    os.replace(tmp, path)
 
 
 def format_tables(tables: dict) -> str:
@@ -337,10 +407,25 @@ def format_tables(tables: dict) -> str:
 
 
 def _append_csv(path: Path, row: dict) -> None:
-    new = not path.is_file()
+    """Append ``row``; a column the file lacks (``--loss stress`` turned on at a restart) rewrites it with the
+    column added, empty in the earlier rows."""
+    header = None
+    if path.is_file():
+        with path.open(newline="") as fh:
+            header = next(csv.reader(fh), None)
+    if header is not None and (missing := [k for k in row if k not in header]):
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        header = [*header, *missing]
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
     with path.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(row))
-        if new:
+        writer = csv.DictWriter(fh, fieldnames=header or list(row))
+        if header is None:
             writer.writeheader()
         writer.writerow(row)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +27,16 @@ def learning_curve(history_csv: Path, out: Path, stage_two_after: int | None = N
     if not rows:
         return
     plt = _pyplot()
+    column = lambda key: [float(r[key]) if r[key] else math.nan for r in rows]  # noqa: E731 (empty: not logged then)
     epochs = [int(r["epoch"]) for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    axes[0].semilogy(epochs, [float(r["train_loss"]) for r in rows], label="train loss")
-    axes[0].semilogy(epochs, [float(r["valid_loss"]) for r in rows], label="valid loss")
+    axes[0].semilogy(epochs, column("train_loss"), label="train loss")
+    axes[0].semilogy(epochs, column("valid_loss"), label="valid loss")
     axes[0].set_xlabel("epoch")
-    axes[1].semilogy(epochs, [float(r["rmse_e_meV_per_atom"]) for r in rows], label="RMSE E (meV/atom)")
-    axes[1].semilogy(epochs, [float(r["rmse_f_meV_per_A"]) for r in rows], label="RMSE F (meV/A)")
+    axes[1].semilogy(epochs, column("rmse_e_meV_per_atom"), label="RMSE E (meV/atom)")
+    axes[1].semilogy(epochs, column("rmse_f_meV_per_A"), label="RMSE F (meV/A)")
     if "rmse_stress_meV_per_A3" in rows[0]:  # trained with the stress loss
-        axes[1].semilogy(epochs, [float(r["rmse_stress_meV_per_A3"]) for r in rows], label="RMSE stress (meV/A^3)")
+        axes[1].semilogy(epochs, column("rmse_stress_meV_per_A3"), label="RMSE stress (meV/A^3)")
     axes[1].set_xlabel("epoch")
     if stage_two_after is not None and stage_two_after < epochs[-1]:  # not for a run stopped before it
         for ax in axes:

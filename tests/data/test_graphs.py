@@ -1,3 +1,4 @@
+import ase.io
 import numpy as np
 import pytest
 import torch
@@ -7,6 +8,7 @@ from ase.neighborlist import neighbor_list as ase_neighbor_list
 from gaunt_tp.data import (
     Configuration,
     ElementTable,
+    KeySpec,
     collate,
     e0s_average,
     e0s_from_isolated_atoms,
@@ -100,12 +102,20 @@ def test_unknown_element_is_named():
         to_graph(config, ElementTable([1, 6]), cutoff=3.0)
 
 
-def test_e0s(shared_data):
+def test_e0s(shared_data, tmp_path):
     isolated = read_configurations(shared_data / "ethanol" / "isolated_atoms.xyz", require_forces=False)
     e0s = e0s_from_isolated_atoms(isolated)
     assert {1, 6, 8} <= set(e0s) and e0s[1] == pytest.approx(-13.568422383046626)
     assert resolve_e0s(str(shared_data / "ethanol" / "isolated_atoms.xyz"), [], [1, 6, 8]) == e0s
     assert resolve_e0s("{1: -1.0, 8: -2.0}", [], [1, 8]) == {1: -1.0, 8: -2.0}
+    # the isolated atoms' energies under the training data's own key, not the calculator's
+    relabelled = tmp_path / "isolated.xyz"
+    frames = ase.io.read(shared_data / "ethanol" / "isolated_atoms.xyz", index=":")
+    for atoms in frames:
+        atoms.info["DFT_energy"] = 2.0 * atoms.get_potential_energy()
+    ase.io.write(relabelled, frames)
+    doubled = resolve_e0s(str(relabelled), [], [1, 6, 8], KeySpec(energy_key="DFT_energy"))
+    assert doubled == {z: 2.0 * e for z, e in e0s.items()}
     with pytest.raises(ValueError, match=r"Z=\[6\]"):
         resolve_e0s("{1: -1.0, 8: -2.0}", [], [1, 6, 8])
     with pytest.raises(ValueError, match="neither 'average'"):

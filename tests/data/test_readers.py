@@ -64,6 +64,12 @@ def test_bad_data_names_file_and_index(tmp_path):
         read_configurations(write(tmp_path, nan))
     with pytest.raises(ValueError, match="holds no configurations"):
         read_configurations(write(tmp_path, ""))
+    stress = GOOD.replace('pbc="F F F"', 'pbc="F F F" REF_stress="1 2 3 4 5 6"')
+    assert read_configurations(write(tmp_path, stress))[0].stress[1, 2] == 4.0  # Voigt: yz
+    for bad, message in (("1 2 3 4 5 inf", "#1: stress is not all finite"), ("1 2 3 nan 5 6", "#1: stress is not"),
+                         ("1 2 3 4", "#1: stress must have 6 .Voigt. or 9 components, got 4")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            read_configurations(write(tmp_path, stress + stress.replace("1 2 3 4 5 6", bad)))
     with pytest.raises(ValueError, match="no such file"):
         read_configurations(tmp_path / "missing.xyz")
 

@@ -1,6 +1,7 @@
 import csv
 import dataclasses
 import json
+import re
 
 import ase.io
 import numpy as np
@@ -62,6 +63,53 @@ def test_restart_latest_gives_the_same_weights(tmp_path, data, stage_two):
     assert a["epoch"] == b["epoch"] == 3
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0)
+
+
+def _fails(tmp_path, data, name, capsys, *extra):
+    """Run ``gaunt-tp train`` expecting bad input: status 2 and one line on stderr, which is returned."""
+    argv = ["train", "--train_file", str(data), "--work_dir", str(tmp_path), "--name", name, *SMALL, *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_a_run_folder_is_resumed_or_refused_never_overwritten(tmp_path, data, capsys):
+    """Without ``--restart_latest`` a folder holding a run is refused (a forgotten flag after a crash must not
+    overwrite its checkpoints); with it, other model options are refused by name; the history keeps one row per
+    epoch when a crash fell between writing a row and writing its checkpoint."""
+    run = train(tmp_path, data, "kept", "--max_num_epochs", "2")
+    before = latest_checkpoint(run / "checkpoints").read_bytes()
+    assert "already holds a training run" in _fails(tmp_path, data, "kept", capsys, "--max_num_epochs", "3")
+    assert latest_checkpoint(run / "checkpoints").read_bytes() == before
+    message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--num_channels", "8", "--max_ell", "1")
+    assert "written with other model options (--max_ell 2 -> 1, --num_channels 4 -> 8)" in message
+    latest_checkpoint(run / "checkpoints").unlink()  # as if killed after epoch 2's row, before its checkpoint
+    train(tmp_path, data, "kept", "--max_num_epochs", "3", "--restart_latest")
+    assert [int(r["epoch"]) for r in _rows(run)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("change", ["start_swa", "max_num_epochs"])
+def test_stage_two_state_survives_a_restart_with_other_options(tmp_path, data, change):
+    """Stage two turned on at a restart starts there (best loss reset, logged once); once started, it goes on
+    even when the new options would place it later."""
+    if change == "start_swa":  # 2 plain epochs, then stage two asked to start after epoch 1
+        run = train(tmp_path, data, "s", "--max_num_epochs", "2")
+        train(tmp_path, data, "s", "--max_num_epochs", "3", "--swa", "--start_swa", "1", "--restart_latest")
+        lrs, started = [0.01, 0.01, 0.001], 2
+    else:  # stage two from epoch 2 of 2, then 2 more epochs: the default start would now be after epoch 3
+        run = train(tmp_path, data, "m", "--max_num_epochs", "2", "--swa", "--start_swa", "1")
+        train(tmp_path, data, "m", "--max_num_epochs", "4", "--swa", "--restart_latest")
+        lrs, started = [0.01, 0.001, 0.001, 0.001], 1
+    assert [float(r["lr"]) for r in _rows(run)] == lrs
+    assert (run / "train.log").read_text().count("stage two from epoch") == 1
+    assert load_checkpoint(latest_checkpoint(run / "checkpoints"))["stage_two_after"] == started
+
+
+def test_a_diverging_run_stops_with_a_clear_error(tmp_path, data, capsys):
+    message = _fails(tmp_path, data, "nan", capsys, "--lr", "1e200", "--ema", "false", "--max_num_epochs", "3")
+    assert "epoch 1: the training loss is not finite" in message and "lower --lr" in message
+    assert not (tmp_path / "nan" / "nan.model").exists()
 
 
 def test_time_budget_stops_after_the_epoch_that_spends_it(tmp_path, data):
@@ -142,6 +190,18 @@ def test_yaml_config_and_flags(tmp_path):
         config_from_args(["--config", str(yaml_file)])
     with pytest.raises(ValueError, match="train_file is required"):
         config_from_args(["--lr", "0.1"])
+    # YAML reads 5e-7 and None as text, a quoted "no" as text: taken as the flags take them
+    yaml_file.write_text('train_file: a.xyz\nweight_decay: 5e-7\nclip_grad: None\nrestart_latest: "no"\n'
+                         "start_swa: '3'\nE0s: {1: -13.6, 8: -2041}\nname: 2024\n")  # fmt: skip
+    config = config_from_args(["--config", str(yaml_file)])
+    assert (config.weight_decay, config.clip_grad, config.restart_latest, config.start_swa) == (5e-7, None, False, 3)
+    assert (config.E0s, config.name) == ("{1: -13.6, 8: -2041.0}", "2024")
+    for line, message in (("lr: [0.1]", "lr must be a number, got [0.1]"), ("ema: maybe", "ema must be true or false"),
+                          ("max_num_epochs: 2.5", "max_num_epochs must be an integer, got 2.5"),
+                          ("clip_grad: ten", "clip_grad must be a number or None, got 'ten'")):  # fmt: skip
+        yaml_file.write_text(f"train_file: a.xyz\n{line}\n")
+        with pytest.raises(ValueError, match=re.escape(message)):
+            config_from_args(["--config", str(yaml_file)])
 
 
 def test_eval_writes_predictions(tmp_path, data, capsys):
@@ -228,7 +288,7 @@ def test_patience_stops_the_run_or_starts_stage_two(tmp_path, data):
     assert len(_rows(train(tmp_path, data, "stop", *frozen))) == 3
     two = train(tmp_path, data, "two", *frozen, "--swa", "--swa_lr", "0")
     assert len(_rows(two)) == 6
-    assert load_checkpoint(latest_checkpoint(two / "checkpoints"))["early_stage_two"] == 3
+    assert load_checkpoint(latest_checkpoint(two / "checkpoints"))["stage_two_after"] == 3
     killed = train(tmp_path, data, "killed", *frozen[:-1], "4", "--swa", "--swa_lr", "0")
     resumed = train(tmp_path, data, "killed", *frozen, "--swa", "--swa_lr", "0", "--restart_latest")
     assert resumed == killed and [r["valid_loss"] for r in _rows(resumed)] == [r["valid_loss"] for r in _rows(two)]

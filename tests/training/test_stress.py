@@ -92,6 +92,21 @@ def test_kept_values_are_the_labelled_references_and_predictions():
         ErrorAccumulator().values()
 
 
+def test_history_gains_the_stress_column_when_a_restart_turns_the_stress_loss_on(tmp_path):
+    from gaunt_tp.training.loop import _append_csv
+    from gaunt_tp.training.plots import learning_curve
+
+    history = tmp_path / "metrics.csv"
+    plain = {"epoch": 1, "train_loss": 2.0, "valid_loss": 1.0, "rmse_e_meV_per_atom": 3.0, "rmse_f_meV_per_A": 4.0}
+    _append_csv(history, {**plain, "lr": 0.01})
+    _append_csv(history, {**plain, "epoch": 2, "rmse_stress_meV_per_A3": 5.0, "lr": 0.01})
+    with history.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["rmse_stress_meV_per_A3"] for r in rows] == ["", "5.0"] and [r["lr"] for r in rows] == ["0.01"] * 2
+    learning_curve(history, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").is_file()
+
+
 def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, capsys, shared_data):
     """``--loss stress``: the validation loss is the weighted sum of the logged squared errors, stress included;
     the final tables and ``gaunt-tp eval`` report stress errors; a bad loss name is a clear error."""
@@ -123,7 +138,7 @@ def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, caps
     assert "RMSE stress (meV/A^3)" in capsys.readouterr().out
     molecules = tmp_path / "molecules.xyz"
     ase.io.write(molecules, ase.io.read(shared_data / "ethanol" / "train.xyz", index=":8"))
-    assert main([*args[:2], str(molecules), *args[3:]]) == 2
+    assert main([*args[:2], str(molecules), *args[3:], "--name", "molecules"]) == 2
     assert re.search("no configuration of .*molecules.xyz has a stress label", capsys.readouterr().err)
     with pytest.raises(ValueError, match="loss must be 'weighted'"):
         config_from_args(["--train_file", str(copper), "--loss", "virials"])
