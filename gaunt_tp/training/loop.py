@@ -379,14 +379,8 @@ def _keep_history_before(path: Path, start: int) -> None:
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     kept = [r for r in rows if int(r["epoch"]) < start]
-    if len(kept) == len(rows):
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(kept)
-    os.replace(tmp, path)
+    if len(kept) < len(rows):
+        _rewrite_csv(path, list(rows[0]), kept)
 
 
 def format_tables(tables: dict) -> str:
@@ -417,17 +411,22 @@ def _append_csv(path: Path, row: dict) -> None:
         with path.open(newline="") as fh:
             rows = list(csv.DictReader(fh))
         header = [*header, *missing]
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=header)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
+        _rewrite_csv(path, header, rows)
     with path.open("a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=header or list(row))
         if header is None:
             writer.writeheader()
         writer.writerow(row)
+
+
+def _rewrite_csv(path: Path, header: list[str], rows: list[dict]) -> None:
+    """Replace ``path`` with ``rows`` under ``header`` (missing fields empty), atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
 
 
 def _write_json(path: Path, data: dict) -> None:
