@@ -69,8 +69,11 @@ def parity_plots(values: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], ou
             if quantity in kept and kept[quantity][0].size:
                 ref, pred = kept[quantity]
                 ax.scatter(ref, pred, s=6 if quantity == "energy" else 2, label=split)
-        lo, hi = ax.get_xlim()
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        lo, hi = min(x0, y0), max(x1, y1)  # the same range on both axes, so the diagonal is y = x in view
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
         ax.set_xlabel(f"reference {_PARITY_TITLES[quantity]}")
         ax.set_ylabel(f"predicted {_PARITY_TITLES[quantity]}")
         ax.legend()
