@@ -141,5 +141,5 @@ def vector_powers(vectors: torch.Tensor, lmax: int) -> torch.Tensor:
     e = vectors.shape[0]
     parts = [vectors.new_ones(e, 1)] + ([vectors] if lmax > 0 else [])
     for _ in range(lmax - 1):
-        parts.append((parts[-1][:, :, None] * vectors[:, None, :]).reshape(e, -1))
+        parts.append((parts[-1][:, :, None] * vectors[:, None, :]).flatten(1))  # flatten: also for E = 0
     return torch.cat(parts, dim=1)

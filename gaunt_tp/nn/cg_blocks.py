@@ -143,10 +143,9 @@ class CGConvolution(nn.Module):
             node_features, edge_vectors, edge_index, radial_weights, radial_index, self.irreps_node, self.weight_numel,
             "(number of paths) * C",
         )  # fmt: skip
-        n = node_features.shape[0]
-        values = node_features.index_select(1, self.rows_in).view(n, -1, self.channels)
+        values = node_features.index_select(1, self.rows_in).unflatten(1, (-1, self.channels))
         sums = self._sums(values, edge_vectors, edge_index, radial_weights, radial_index, edge_cache)
-        return sums.reshape(n, -1).index_select(1, self.rows_out_inverse)
+        return sums.flatten(1).index_select(1, self.rows_out_inverse)
 
     def forward_rows(
         self,
@@ -170,7 +169,7 @@ class CGConvolution(nn.Module):
         if node_rows.shape != (n, self.irreps_node.dim // c, c):
             raise ValueError(f"node_rows must be [N, {self.irreps_node.dim // c}, {c}], got {tuple(node_rows.shape)}")
         check_convolution_inputs(
-            node_rows.reshape(n, -1), edge_vectors, edge_index, radial_weights, radial_index, self.irreps_node,
+            node_rows.flatten(1), edge_vectors, edge_index, radial_weights, radial_index, self.irreps_node,
             self.weight_numel, "(number of paths) * C",
         )  # fmt: skip
         return self._sums(node_rows, edge_vectors, edge_index, radial_weights, radial_index, edge_cache)

@@ -210,7 +210,7 @@ class RowsLinear(EquivariantLinear):
         y = torch.bmm(x.transpose(0, 1), scaled.view(-1, c, self.width).index_select(0, self.matrix_of_row))
         if self.summed:  # [R, N, C'] -> [components, N, C']
             y = y.new_zeros(self.components, n, self.width).index_add(0, self.component_of_row, y)
-        y = y.transpose(0, 1).reshape(n, -1)
+        y = y.transpose(0, 1).flatten(1)
         return y.index_select(1, self.gather) if self.reordered else y
 
 
@@ -282,7 +282,7 @@ def _merge(outs: list[torch.Tensor | None], irreps_out: o3.Irreps, like: torch.T
     """Concatenate ``[n, mul, dim]`` blocks (zeros where None) into ``[n, irreps_out.dim]``."""
     n = like.shape[0]
     flat = [
-        (o.reshape(n, -1) if o is not None else like.new_zeros(n, mul * ir.dim))
+        (o.flatten(1) if o is not None else like.new_zeros(n, mul * ir.dim))
         for o, (mul, ir) in zip(outs, irreps_out)
     ]
     return flat[0] if len(flat) == 1 else torch.cat(flat, dim=1)

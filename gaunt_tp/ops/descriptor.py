@@ -270,5 +270,5 @@ class GauntDescriptor:
         pieces: list[torch.Tensor | None] = [None] * self.num_out
         for zc, cls in zip(z, self.classes_out):
             for i, block in zip(cls.irrep_indices, zc.split([2 * l + 1 for l in cls.ls], dim=-1)):
-                pieces[i] = block.reshape(*zc.shape[:-2], -1)
+                pieces[i] = block.flatten(-2)
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)  # type: ignore[arg-type]
