@@ -282,7 +282,6 @@ def _merge(outs: list[torch.Tensor | None], irreps_out: o3.Irreps, like: torch.T
     """Concatenate ``[n, mul, dim]`` blocks (zeros where None) into ``[n, irreps_out.dim]``."""
     n = like.shape[0]
     flat = [
-        (o.flatten(1) if o is not None else like.new_zeros(n, mul * ir.dim))
-        for o, (mul, ir) in zip(outs, irreps_out)
+        (o.flatten(1) if o is not None else like.new_zeros(n, mul * ir.dim)) for o, (mul, ir) in zip(outs, irreps_out)
     ]
     return flat[0] if len(flat) == 1 else torch.cat(flat, dim=1)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import torch
+
 __all__ = ["BACKENDS", "choose_backend", "estimate_seconds"]
 
 BACKENDS = ("dense", "fft", "grid", "fused")
@@ -32,24 +34,32 @@ class CostedBackend(Protocol):
     def flops(self, products: int) -> float: ...
 
 
-def estimate_seconds(name: str, backend: CostedBackend, *, products: int, device_type: str) -> float:
-    """Estimated seconds of one forward call of ``backend`` (registered as ``name``) on ``products`` products."""
-    device_type = device_type if device_type in _RATES else "cpu"
-    if name not in _RATES[device_type]:
-        return float("inf")  # the fused backend runs on the CPU only
+def estimate_seconds(
+    name: str, backend: CostedBackend, *, products: int, device_type: str, dtype: torch.dtype | None = None
+) -> float:
+    """Estimated seconds of one forward call of ``backend`` (registered as ``name``) on ``products`` products;
+    infinite where it cannot run (the fused backend: CPU tensors of float32 or float64 only)."""
+    device_type = device_type if device_type in _RATES else "cuda"  # other accelerators: the GPU figures
+    if name not in _RATES[device_type] or (name == "fused" and dtype not in (None, torch.float32, torch.float64)):
+        return float("inf")
     return backend.launches * _OVERHEAD[device_type] + backend.flops(products) / _RATES[device_type][name]
 
 
-def choose_backend(backends: dict[str, CostedBackend], *, products: int, device_type: str) -> str:
-    """Name of the backend with the smallest estimated time.
+def choose_backend(
+    backends: dict[str, CostedBackend], *, products: int, device_type: str, dtype: torch.dtype | None = None
+) -> str:
+    """Name of the backend with the smallest estimated time, among those that run on ``device_type`` and
+    ``dtype``.
 
     Args:
         backends: name -> backend instance, for the same descriptor.
         products: number of products in the call (batch elements times channels).
-        device_type: ``"cpu"`` or ``"cuda"``; others use the CPU figures. float64 runs at
-            about half the float32 rate on every backend, so the dtype does not change the pick.
+        device_type: ``"cpu"`` or ``"cuda"``; other devices use the CUDA figures (no fused backend).
+        dtype: the inputs' dtype (None: float32 or float64). float64 runs at about half the float32 rate on
+            every backend, so between those two it does not change the pick; the fused backend takes no other.
     """
     times = {
-        name: estimate_seconds(name, b, products=products, device_type=device_type) for name, b in backends.items()
+        name: estimate_seconds(name, b, products=products, device_type=device_type, dtype=dtype)
+        for name, b in backends.items()
     }
     return min(times, key=times.__getitem__)

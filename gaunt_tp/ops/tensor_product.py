@@ -159,18 +159,20 @@ class GauntTensorProduct(nn.Module):
         if self.descriptor is None:
             names = ()
         self.impls = nn.ModuleDict({name: _IMPLEMENTATIONS[name](self.descriptor) for name in names})
-        self._choices: dict[tuple[int, str], str] = {}
-        self._last_backend = self._choose(1024, "cpu")
+        self._choices: dict[tuple[int, str, torch.dtype], str] = {}
+        self._last_backend = self._choose(1024, "cpu", torch.float32)
 
-    def _choose(self, products: int, device_type: str) -> str:
+    def _choose(self, products: int, device_type: str, dtype: torch.dtype) -> str:
         if not self.impls:
             return "odd-grid"  # only parity-odd outputs: the grid of OddPathProduct
         if self.requested_backend != "auto":
             return self.requested_backend
         bucket = 1 << max(0, products.bit_length() - 1)  # one pick per power of two of the batch
-        key = (bucket, device_type)
+        key = (bucket, device_type, dtype)
         if key not in self._choices:
-            self._choices[key] = choose_backend(dict(self.impls.items()), products=bucket, device_type=device_type)
+            self._choices[key] = choose_backend(
+                dict(self.impls.items()), products=bucket, device_type=device_type, dtype=dtype
+            )
         return self._choices[key]
 
     @property
@@ -182,7 +184,7 @@ class GauntTensorProduct(nn.Module):
         check = self._shape_check
         batch = check.batch_shape(x1, x2)
         if self.requested_backend == "auto":
-            name = self._choose(batch.numel() * check.mul, x1.device.type)
+            name = self._choose(batch.numel() * check.mul, x1.device.type, x1.dtype)
             if name != self._last_backend:
                 self._last_backend = name
         else:

@@ -125,6 +125,19 @@ def test_auto_backend_reports_its_choice():
     assert fixed.backend == "fft"
 
 
+def test_auto_backend_picks_only_backends_that_run_on_the_inputs():
+    """The fused kernel takes CPU float32/float64 only: half precision and other devices get another backend
+    (the same values as the reference, to half precision)."""
+    tp = GauntTensorProduct(natural_irreps(6, 4), natural_irreps(6, 4), natural_irreps(6, 4))
+    x = torch.randn(64, tp.irreps_in1.dim)
+    exact = tp(x, x)
+    for dtype in (torch.bfloat16, torch.float16):
+        out = tp(x.to(dtype), x.to(dtype))
+        assert tp.backend != "fused" and out.dtype == dtype
+        torch.testing.assert_close(out.float(), exact, rtol=0.05, atol=0.05 * float(exact.abs().max()))
+    assert tp(x.to("meta"), x.to("meta")).shape == exact.shape and tp.backend != "fused"
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_empty_batch(backend):
     tp = GauntTensorProduct(natural_irreps(2, 2), natural_irreps(1, 2), natural_irreps(2, 2), backend=backend)
