@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from e3nn import o3
@@ -48,8 +48,8 @@ class ModelConfig:
     """Hyperparameters, named like MACE's.
 
     Attributes:
-        atomic_numbers: the elements the model knows (sorted on use).
-        e0s: isolated-atom energies in eV, one per element of ``atomic_numbers``.
+        atomic_numbers: the elements the model knows, distinct (sorted, with their E0s, on construction).
+        e0s: isolated-atom energies in eV, one per element of ``atomic_numbers``, in the same order.
         r_max: cutoff radius (Angstrom).
         max_ell: largest degree of the edge harmonics.
         num_channels: channels C of every hidden irrep.
@@ -105,8 +105,17 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if len(self.atomic_numbers) != len(self.e0s):
             raise InputError(f"need one E0 per element: {len(self.atomic_numbers)} elements, {len(self.e0s)} E0s")
-        if list(self.atomic_numbers) != sorted(set(self.atomic_numbers)):
-            raise InputError(f"atomic_numbers must be sorted and distinct, got {self.atomic_numbers}")
+        # plain Python numbers in tuples (numpy integers or lists would not go to JSON or hash), sorted by element
+        pairs = sorted((int(z), float(e)) for z, e in zip(self.atomic_numbers, self.e0s))
+        set_field = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
+        set_field("atomic_numbers", tuple(z for z, _ in pairs))
+        set_field("e0s", tuple(e for _, e in pairs))
+        set_field("radial_mlp", tuple(int(w) for w in self.radial_mlp))
+        for f in fields(self):
+            if f.type in ("int", "float"):
+                set_field(f.name, (int if f.type == "int" else float)(getattr(self, f.name)))
+        if len(set(self.atomic_numbers)) != len(self.atomic_numbers):
+            raise InputError(f"atomic_numbers must be distinct, got {self.atomic_numbers}")
         for name in ("max_ell", "num_channels", "correlation", "num_interactions", "num_radial_basis", "num_products"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")

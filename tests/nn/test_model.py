@@ -199,6 +199,14 @@ def test_config_round_trip_and_errors():
         ModelConfig(atomic_numbers=(1, 6), e0s=(0.0,))
     with pytest.raises(ValueError, match="max_L"):
         dataclasses.replace(CONFIG, max_L=3)
+    with pytest.raises(ValueError, match=r"distinct, got \(1, 1\)"):
+        ModelConfig(atomic_numbers=(1, 1), e0s=(0.0, 0.0))
+    # numpy numbers and lists, in any element order: plain sorted tuples, so the config hashes and goes to JSON
+    loose = ModelConfig(atomic_numbers=list(np.array([8, 6, 1])), e0s=np.array([-2035.0, -1025.0, -13.6]),
+                        r_max=np.float64(4.0), max_ell=np.int64(2), num_channels=6, num_radial_basis=6,
+                        radial_mlp=[16, 16], avg_num_neighbors=8.0)  # fmt: skip
+    assert loose == CONFIG and hash(loose) == hash(CONFIG) and type(loose.max_ell) is int
+    assert ModelConfig.from_json(loose.to_json()) == CONFIG
 
 
 def test_e3nn_convolution_blocks_give_a_valid_model(ethanol):
