@@ -1,9 +1,9 @@
 """Channel mixing per irrep: e3nn's ``o3.Linear`` and its element-dependent variant, in fewer operations.
 
 Both compute the same function as the e3nn module they are named after and hold the same
-weights in the same flat layout (a state dict of either loads into the other), but each irrep
-costs one broadcast matmul in e3nn's ``[mul, 2l+1]`` layout instead of e3nn's generated code
-(reshapes, permutes and einsums per instruction). In a potential, where many small operations
+weights in the same flat layout (e3nn's state dicts load into them; theirs into e3nn's with
+``strict=False``), but each irrep costs one broadcast matmul in e3nn's ``[mul, 2l+1]`` layout
+instead of e3nn's generated code (reshapes, permutes and einsums per instruction). In a potential, where many small operations
 dominate, that matters (``benchmarks/bench_potential.py`` times the whole model).
 """
 
@@ -23,8 +23,9 @@ __all__ = ["ElementLinear", "EquivariantLinear", "RowsLinear"]
 
 
 def _instructions(irreps_in: o3.Irreps, irreps_out: o3.Irreps) -> list[tuple[int, int]]:
-    """(input irrep, output irrep) pairs of equal irreps, in e3nn's weight order."""
-    return [(i, j) for i, (_, a) in enumerate(irreps_in) for j, (_, b) in enumerate(irreps_out) if a == b]
+    """(input irrep, output irrep) pairs of equal irreps, in e3nn's weight order; pairs with a multiplicity 0
+    hold no weights and are left out (the same flat weight layout)."""
+    return [(i, j) for i, (m, a) in enumerate(irreps_in) for j, (n, b) in enumerate(irreps_out) if a == b and m * n]
 
 
 def _drop_e3nn_keys(module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:

@@ -10,11 +10,13 @@ LINEAR_CASES = [
     ("6x0e", "1x0e"),  # one block of scalars: a plain matrix product
     ("3x0o", "2x0o"),
     ("3x1e + 2x0o", "2x0o + 4x1e"),  # unnatural parities, outputs in another order
+    ("0x0e + 4x1o + 2x0e", "2x1o + 3x0e + 0x2e"),  # multiplicity 0: no weights, as in e3nn
 ]
 ELEMENT_CASES = [
     ("4x0e + 4x1o", "4x0e + 4x1o + 4x2e"),
     ("4x0e", "4x0e + 4x1o"),
     ("2x0e + 3x1o + 2x1o", "5x1o + 1x0e"),
+    ("2x0e + 0x1o", "0x0e + 3x1o + 2x0e"),
 ]
 
 
