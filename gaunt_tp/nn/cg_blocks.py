@@ -126,6 +126,9 @@ class CGConvolution(nn.Module):
             state_dict.pop(prefix + name, None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    def extra_repr(self) -> str:
+        return f"{self.irreps_node} x {self.irreps_sh} -> {self.irreps_out}"
+
     def forward(
         self,
         node_features: torch.Tensor,

@@ -101,6 +101,9 @@ class GauntFeatureInteraction(nn.Module):
         self.register_buffer("index2", _degree_channel_index(irreps_in2), persistent=False)
         self.register_buffer("index_out", _degree_channel_index(irreps_out), persistent=False)
 
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}"
+
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         if self.mix1 is not None and self.mix2 is not None:
             x1, x2 = self.mix1(x1), self.mix2(x2)

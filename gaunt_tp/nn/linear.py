@@ -3,8 +3,8 @@
 Both compute the same function as the e3nn module they are named after and hold the same
 weights in the same flat layout (e3nn's state dicts load into them; theirs into e3nn's with
 ``strict=False``), but each irrep costs one broadcast matmul in e3nn's ``[mul, 2l+1]`` layout
-instead of e3nn's generated code (reshapes, permutes and einsums per instruction). In a potential, where many small operations
-dominate, that matters (``benchmarks/bench_potential.py`` times the whole model).
+instead of e3nn's generated code (reshapes, permutes and einsums per instruction). In a potential,
+where many small operations dominate, that matters (``benchmarks/bench_potential.py`` times the whole model).
 """
 
 from __future__ import annotations
@@ -105,6 +105,9 @@ class EquivariantLinear(nn.Module):
     def blocks(self) -> list[torch.Tensor]:
         """The weight blocks ``W_ij [mul_i, mul_j]`` times their ``1 / sqrt(fan_in_j)``, instruction order."""
         return _blocks(self.weight, self.tables, self.shapes)
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in} -> {self.irreps_out}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.irreps_in.dim:
@@ -254,6 +257,9 @@ class ElementLinear(nn.Module):
         self.block_shapes = [(a * num_elements, b) for a, b in self.shapes]  # rows: (input channel, element)
         self.tables = _scales(self.block_shapes, self.instructions)
         self._register_load_state_dict_pre_hook(_drop_e3nn_keys, with_module=True)
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in} -> {self.irreps_out}, num_elements={self.num_elements}"
 
     def forward(self, x: torch.Tensor, elements: torch.Tensor) -> torch.Tensor:
         n, k = x.shape[0], self.num_elements

@@ -158,6 +158,11 @@ class GauntManyBody(nn.Module):
             out.append(1.0 / rms.clamp_min(1e-12))
         return torch.stack(out)  # [nu, n_out]
 
+    def extra_repr(self) -> str:
+        return (
+            f"{self.irreps_in} -> {self.irreps_out}, correlation={self.correlation}, num_elements={self.num_elements}"
+        )
+
     def forward(self, node_features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         check_node_inputs(node_features, species, self.kernel_layout.in_dim, self.irreps_in_text, self.num_elements)
         u = self.factor[species] if self.factor is not None else None  # [N, K nu, n_in, C]

@@ -138,6 +138,11 @@ class SymmetricContraction(nn.Module):
             init = torch.cat([torch.full((len(r),), 1.0 / len(r)) for r in chains])
             self.chain_weights = nn.Parameter(torch.randn(num_elements, len(init), self.channels) * init[None, :, None])
 
+    def extra_repr(self) -> str:
+        return (
+            f"{self.irreps_in} -> {self.irreps_out}, correlation={self.correlation}, num_elements={self.num_elements}"
+        )
+
     def forward(self, node_features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         check_node_inputs(node_features, species, self.in_dim, self.irreps_in_text, self.num_elements)
         t = self.tables.get(node_features.dtype, node_features.device)

@@ -316,6 +316,9 @@ class GauntConvolution(nn.Module):
         """Whether the grid form's sums run in the C kernels (:mod:`gaunt_tp.ops.conv_kernel`)."""
         return self.use_kernel and self._kernel_fits and x.is_cpu and x.dtype in (torch.float32, torch.float64)
 
+    def extra_repr(self) -> str:
+        return f"{self.irreps_node} x {self.irreps_sh} -> {self.irreps_out}"
+
     def forward(
         self,
         node_features: torch.Tensor,

@@ -205,8 +205,8 @@ class GauntDescriptor:
                 names = ", ".join(f"{self.irreps_in1[i1].ir} x {self.irreps_in2[i2].ir}" for i1, i2 in other)
                 raise ValueError(
                     f"output irrep {ir3} is reached only by parity-odd paths ({names}: l1+l2+l3 odd, like the "
-                    "cross product 1o x 1o -> 1e). Gaunt products have no parity-odd paths: pass odd_paths=True "
-                    "to GauntTensorProduct to add them, or remove it from irreps_out"
+                    "cross product 1o x 1o -> 1e). Gaunt products have no parity-odd paths: remove it from "
+                    "irreps_out (GauntTensorProduct adds such paths with odd_paths=True)"
                 )
             kind = "parity-odd (l1+l2+l3 odd)" if self.odd else "Gaunt (l1+l2+l3 even)"
             raise ValueError(

@@ -164,7 +164,7 @@ class GauntTensorProduct(nn.Module):
 
     def _choose(self, products: int, device_type: str, dtype: torch.dtype) -> str:
         if not self.impls:
-            return "odd-grid"  # only parity-odd outputs: the grid of OddPathProduct
+            return "odd"  # only parity-odd outputs: OddPathProduct (its own grid or fused kernel) does it all
         if self.requested_backend != "auto":
             return self.requested_backend
         bucket = 1 << max(0, products.bit_length() - 1)  # one pick per power of two of the batch
@@ -177,7 +177,8 @@ class GauntTensorProduct(nn.Module):
 
     @property
     def backend(self) -> str:
-        """The backend that ran last (for ``"auto"`` before any call: its pick for 1024 products on a CPU)."""
+        """The backend of the Gaunt (even) paths that ran last (for ``"auto"`` before any call: its pick for 1024
+        float32 products on a CPU); ``"odd"`` when every output is reached by parity-odd paths only."""
         return self._last_backend
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:

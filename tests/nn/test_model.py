@@ -349,3 +349,15 @@ def test_separate_paths_give_mace_its_parameter_count(max_L, expected):
     assert len(summed.paths) == len(paths) and len(summed.irreps_out) == len(set(paths))
     with pytest.raises(ValueError, match="separate_paths applies to the CG convolution"):
         dataclasses.replace(config, conv_blocks="gaunt")
+
+
+def test_repr_shows_each_block_with_its_irreps():
+    text = repr(GauntMACE(CONFIG))
+    for line in (
+        "(conv): GauntConvolution(6x0e x 1x0e+1x1o+1x2e -> 6x0e+6x1o+6x2e)",
+        "(product): GauntManyBody(6x0e+6x1o+6x2e -> 6x0e+6x1o, correlation=3, num_elements=3)",
+        "(skip): ElementLinear(6x0e -> 6x0e+6x1o, num_elements=3)",
+    ):
+        assert line in text, text
+    cg = repr(GauntMACE(dataclasses.replace(CONFIG, conv_blocks="e3nn", product_blocks="symmetric")))
+    assert "CGConvolution(6x0e x 1x0e+1x1o+1x2e -> " in cg and "SymmetricContraction(6x0e+6x1o+6x2e -> " in cg
