@@ -1,6 +1,8 @@
 """Empty inputs: every module takes zero rows (nodes) and zero edges, as e3nn's do, and the model takes isolated
 atoms (no edge within the cutoff) with every block choice."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -84,6 +86,10 @@ def test_isolated_atoms_in_a_batch_have_no_forces(blocks):
     out = model(batch, compute_forces=True)
     torch.testing.assert_close(out["energy"][2], out["energy"][0] + out["energy"][1], rtol=0, atol=1e-10)
     assert not out["forces"][:4].abs().sum()
+    frozen = copy.deepcopy(model).requires_grad_(False)  # as in the calculator: no graph through the weights
+    for single in (lone_o, apart):
+        alone = frozen(collate([to_graph(single, table, config.r_max)]), compute_forces=True)
+        assert alone["forces"].shape == (len(single.atomic_numbers), 3) and not alone["forces"].abs().sum()
     alone = model(collate([to_graph(water, table, config.r_max)]), compute_forces=True)
     assert alone["forces"].abs().sum() > 0
     torch.testing.assert_close(out["energy"][3:], alone["energy"], rtol=0, atol=1e-10)

@@ -174,9 +174,9 @@ class GauntManyBody(nn.Module):
 
     def _products(self, node_features: torch.Tensor, u: torch.Tensor | None, w: torch.Tensor) -> torch.Tensor:
         """The forward pass in PyTorch for per-node factor weights u and product weights w (see forward)."""
-        n, c = node_features.shape[0], self.channels
+        c = self.channels
         t = self.tables.get(node_features.dtype, node_features.device)
-        a = node_features.index_select(1, self.perm_in).view(n, c, -1)  # [N, C, n_in]
+        a = node_features.index_select(1, self.perm_in).unflatten(1, (c, -1))  # [N, C, n_in] (also for N = 0)
         nu = self.correlation
         if u is not None:
             u = u.index_select(2, self.degree_in).transpose(2, 3)  # [N, K nu, C, n_in]
@@ -192,4 +192,4 @@ class GauntManyBody(nn.Module):
                 power = factors[k] if power is None else power * factors[k]
                 term = (power @ t["proj"]) * w[:, k]
                 out = term if out is None else out + term
-        return out.reshape(n, -1).index_select(1, self.perm_out_inverse)  # type: ignore[union-attr]
+        return out.flatten(1).index_select(1, self.perm_out_inverse)  # type: ignore[union-attr]

@@ -295,7 +295,12 @@ class GauntMACE(nn.Module):
         out = {"energy": energy, "node_energy": node_energy}
         inputs = [t for t in (positions if compute_forces else None, strain) if t is not None]
         if inputs:
-            grads = torch.autograd.grad(energy.sum(), inputs, create_graph=training, allow_unused=True)
+            total = energy.sum()  # no graph at all: frozen weights and no edge (isolated atoms)
+            grads = (
+                torch.autograd.grad(total, inputs, create_graph=training, allow_unused=True)
+                if total.requires_grad
+                else [None] * len(inputs)
+            )
             if compute_forces:
                 out["forces"] = -grads[0] if grads[0] is not None else torch.zeros_like(positions)
             if compute_stress:

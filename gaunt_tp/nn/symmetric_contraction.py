@@ -157,14 +157,14 @@ class SymmetricContraction(nn.Module):
             )
         else:
             out = self._contract(node_features, w, t)
-        return out if self.out_layout == "e3nn" else out.view(out.shape[0], -1, self.channels)
+        return out if self.out_layout == "e3nn" else out.unflatten(1, (-1, self.channels))
 
     def _contract(self, node_features: torch.Tensor, w: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
         """The forward pass in PyTorch for per-node weights ``w [N, num_paths, C]``: monomials, then slots, then
         outputs, each a row of ``[rows, N * C]`` (rows gathered and added whole). Returns ``[N, irreps_out.dim]``
         in the output layout (rows flattened)."""
         n, c = node_features.shape[0], self.channels
-        a = node_features.index_select(1, t["perm_in"]).view(n, c, -1).permute(2, 0, 1).reshape(-1, n * c)
+        a = node_features.index_select(1, t["perm_in"]).unflatten(1, (c, -1)).permute(2, 0, 1).flatten(1)  # N = 0 too
         mono, start = a, 0  # [monomials so far, N C]
         for size in self.level_sizes[1:]:  # monomials of degree nu from those of degree nu - 1
             prefix, last = t["prefix"][start : start + size], t["last"][start : start + size]
@@ -175,8 +175,8 @@ class SymmetricContraction(nn.Module):
         w = w.index_select(1, t["path_of_slot"]).transpose(0, 1).reshape(self.num_slots, n * c)
         out = mono.new_zeros(self.irreps_out.dim // c, n * c).index_add_(0, t["entry_of_slot"], values * w)
         if self.out_layout == "rows":
-            return out.view(-1, n, c).transpose(0, 1).reshape(n, -1)
-        return out.view(-1, n, c).permute(1, 2, 0).reshape(n, -1).index_select(1, t["perm_out_inverse"])
+            return out.unflatten(1, (n, c)).transpose(0, 1).flatten(1)
+        return out.unflatten(1, (n, c)).permute(1, 2, 0).flatten(1).index_select(1, t["perm_out_inverse"])
 
 
 def _sparse_basis(
