@@ -57,14 +57,7 @@ class GauntCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):  # noqa: ANN001, ANN201
         super().calculate(atoms, properties, system_changes)
-        atoms = self.atoms
-        config = Configuration(
-            atomic_numbers=np.asarray(atoms.numbers, dtype=np.int64),
-            positions=np.asarray(atoms.positions, dtype=np.float64),
-            cell=np.asarray(atoms.cell.array, dtype=np.float64),
-            pbc=tuple(bool(p) for p in atoms.pbc),
-            source="ase.Atoms",
-        )
+        config = Configuration.from_atoms(self.atoms)
         graph = to_graph(config, self.table, self.model.config.r_max, dtype=self.dtype).to(self.device)
         periodic = all(config.pbc)
         with torch.enable_grad():

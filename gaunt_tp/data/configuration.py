@@ -60,6 +60,18 @@ class Configuration:
     weight: float = 1.0
     source: str = "?"
 
+    @classmethod
+    def from_atoms(cls, atoms: object, source: str = "ase.Atoms") -> Configuration:
+        """The structure of an ``ase.Atoms`` (numbers, positions, cell, pbc), without labels: what a model
+        predicts on. Reading labels is :func:`gaunt_tp.data.read_configurations`'s job."""
+        return cls(
+            atomic_numbers=np.asarray(atoms.numbers, dtype=np.int64),
+            positions=np.asarray(atoms.positions, dtype=np.float64),
+            cell=np.asarray(atoms.cell.array, dtype=np.float64),
+            pbc=tuple(bool(p) for p in atoms.pbc),
+            source=source,
+        )
+
     @property
     def num_atoms(self) -> int:
         return int(self.atomic_numbers.shape[0])

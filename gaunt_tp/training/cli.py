@@ -8,7 +8,6 @@ gaunt-tp --version                                     # with the versions of to
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -38,10 +37,11 @@ def _eval(argv: list[str]) -> int:
     from gaunt_tp.data import KeySpec, read_configurations, read_rmd17
     from gaunt_tp.dtypes import DTYPES, torch_dtype
     from gaunt_tp.nn.serialization import load_model
+    from gaunt_tp.training.config import OptionParser
     from gaunt_tp.training.loop import format_tables
     from gaunt_tp.training.predict import predict
 
-    parser = argparse.ArgumentParser(
+    parser = OptionParser(
         prog="gaunt-tp eval",
         description="Predict energies, forces and (periodic cells) stress into extxyz, with an error table where the "
         "configurations carry reference labels.",
@@ -87,7 +87,7 @@ def _eval(argv: list[str]) -> int:
         if p.stress is not None:
             atoms.info[f"{args.prefix}stress"] = p.stress
     ase.io.write(args.output, frames, format="extxyz")
-    if table.get("all", {}).get("n"):
+    if table:  # the configurations carry labels
         print(format_tables({"eval": table}))
     print(f"wrote {len(frames)} configurations to {args.output}")
     return 0

@@ -7,12 +7,13 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from gaunt_tp.dtypes import DTYPES
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import CONV_BLOCKS, PRODUCT_BLOCKS
 
-__all__ = ["TrainConfig", "build_parser", "config_from_args"]
+__all__ = ["OptionParser", "TrainConfig", "build_parser", "config_from_args"]
 
 # the options with a fixed set of values (listed by --help, checked by TrainConfig)
 CHOICES = {
@@ -153,10 +154,18 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
 
+class OptionParser(argparse.ArgumentParser):
+    """argparse whose errors (an unknown flag, a value of the wrong type) are an :class:`InputError`: one line
+    on stderr and exit status 2 from ``gaunt-tp``, like every other bad input, instead of the usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(f"{message} (gaunt-tp {self.prog.split()[-1]} --help lists the options)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """``gaunt-tp train`` flags: one per TrainConfig field, in MACE-like groups, plus ``--config`` (YAML; flags
     override it)."""
-    parser = argparse.ArgumentParser(
+    parser = OptionParser(
         prog="gaunt-tp train",
         description="Train a gaunt-tp interatomic potential. Every option may also be given in the --config YAML file.",
     )
@@ -333,6 +342,11 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
         loaded = yaml.safe_load(path.read_text()) or {}
         if not isinstance(loaded, dict):
             raise InputError(f"{path}: expected a mapping of options, got {type(loaded).__name__}")
+        names = {alias: name for name, alias in _ALIASES.items()}  # MACE's stage_two names, as on the command line
+        doubled = sorted(alias for alias, name in names.items() if alias in loaded and name in loaded)
+        if doubled:
+            raise InputError(f"{path}: {doubled} given under both of their names")
+        loaded = {names.get(key, key): value for key, value in loaded.items()}
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = sorted(set(loaded) - known)
         if unknown:

@@ -136,6 +136,7 @@ def run_training(config: TrainConfig) -> dict:
 
 
 def _train(config: TrainConfig) -> dict:
+    started = time.monotonic()  # --max_time_minutes counts reading the data and building the model too
     dtype = torch_dtype(config.default_dtype)
     device = torch.device(config.device)
     rank, world = _init_distributed(device)
@@ -212,7 +213,6 @@ def _train(config: TrainConfig) -> dict:
     model_path = run_dir / f"{config.name}.model"
     from tqdm import tqdm
 
-    started = time.monotonic()
     for epoch in range(start, config.max_num_epochs + 1):
         model.train()
         stage_two_after = stage_two_fixed if stage_two_fixed is not None else config.stage_two_after

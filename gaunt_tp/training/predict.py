@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from ase import Atoms
 
 from gaunt_tp.data import Configuration, ElementTable, collate, to_graph
 from gaunt_tp.errors import InputError
@@ -30,12 +31,13 @@ class Prediction:
 
 def predict(
     model: GauntMACE,
-    configs: Sequence[Configuration],
+    configs: Sequence[Configuration | Atoms],
     *,
     batch_size: int = 16,
     progress: bool = False,
 ) -> tuple[list[Prediction], dict[str, dict[str, float]]]:
-    """Run ``model`` (on its own device and dtype) over ``configs``, ``batch_size`` graphs per call.
+    """Run ``model`` (on its own device and dtype) over ``configs`` (:class:`gaunt_tp.data.Configuration`, or
+    ``ase.Atoms``, whose structure alone is taken), ``batch_size`` graphs per call.
 
     Returns one :class:`Prediction` per configuration, in order, and the error table of
     :class:`gaunt_tp.training.metrics.ErrorAccumulator` (per ``config_type`` and ``"all"``; RMSE and MAE in meV)
@@ -44,6 +46,8 @@ def predict(
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    configs = [c if isinstance(c, Configuration) else Configuration.from_atoms(c, f"configs[{i}]")
+               for i, c in enumerate(configs)]  # fmt: skip
     parameter = next(model.parameters())
     device, dtype = parameter.device, parameter.dtype
     table = ElementTable(model.config.atomic_numbers)
@@ -73,4 +77,5 @@ def predict(
                     stress=values["stress"][g] if is_periodic else None,
                 )
             )
-    return predictions, acc.table()
+    table = acc.table()
+    return predictions, table if table["all"]["n"] else {}  # no labels: no table

@@ -196,6 +196,12 @@ def test_yaml_config_and_flags(tmp_path):
     config = config_from_args(["--config", str(yaml_file)])
     assert (config.weight_decay, config.clip_grad, config.restart_latest, config.start_swa) == (5e-7, None, False, 3)
     assert (config.E0s, config.name) == ("{1: -13.6, 8: -2041.0}", "2024")
+    yaml_file.write_text("train_file: a.xyz\nstage_two: true\nstart_stage_two: 2\nstage_two_lr: 0.002\n")  # aliases
+    config = config_from_args(["--config", str(yaml_file)])
+    assert (config.swa, config.start_swa, config.swa_lr) == (True, 2, 0.002)
+    yaml_file.write_text("train_file: a.xyz\nswa_lr: 0.002\nstage_two_lr: 0.003\n")
+    with pytest.raises(ValueError, match=r"\['stage_two_lr'\] given under both of their names"):
+        config_from_args(["--config", str(yaml_file)])
     for line, message in (("lr: [0.1]", "lr must be a number, got [0.1]"), ("ema: maybe", "ema must be true or false"),
                           ("max_num_epochs: 2.5", "max_num_epochs must be an integer, got 2.5"),
                           ("clip_grad: ten", "clip_grad must be a number or None, got 'ten'")):  # fmt: skip
@@ -230,6 +236,8 @@ def test_eval_in_batches_equals_the_calculator_one_configuration_at_a_time(tmp_p
     calc = GauntCalculator(run / "batched.model")
     predictions, table = predict(calc.model, read_configurations(mixed), batch_size=5)
     assert table["all"]["n"] == 12
+    from_atoms, unlabelled = predict(calc.model, frames, batch_size=5)  # ase.Atoms: the structures, no labels
+    assert unlabelled == {} and [p.energy for p in from_atoms] == [p.energy for p in predictions]
     for atoms, p, written in zip(frames, predictions, ase.io.read(out, index=":"), strict=True):
         atoms.calc = calc
         np.testing.assert_allclose(p.energy, atoms.get_potential_energy(), rtol=1e-13)
@@ -309,7 +317,7 @@ def test_gradients_are_clipped_at_mace_default(tmp_path, data, monkeypatch):
     assert norms == []
     assert config_from_args(["--train_file", "a.xyz", "--clip_grad", "None"]).clip_grad is None  # MACE's spelling
     assert config_from_args(["--train_file", "a.xyz"]).clip_grad == 10.0
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError, match="argument --clip_grad: expected a number or None, got 'ten'"):
         config_from_args(["--train_file", "a.xyz", "--clip_grad", "ten"])
 
 
@@ -333,6 +341,8 @@ def test_config_type_weights_scale_the_loss(tmp_path, data):
         ("train", "missing", "no such file"),
         ("train", "no_forces", "#0: no forces (looked for arrays['REF_forces']"),
         ("train", "bad_option", "product_blocks must be 'gaunt' or 'symmetric'"),
+        ("train", "bad_flag", "argument --lr: invalid float value: 'fast' (gaunt-tp train --help lists the options)"),
+        ("eval", "bad_flag", "unrecognized arguments: --fast"),
         ("eval", "missing", "no such file"),
         ("eval", "bad_model", "not a readable gaunt-tp model"),
         ("eval", "bad_option", "default_dtype must be 'float32' or 'float64', got 'float16'"),
@@ -352,13 +362,15 @@ def test_bad_input_is_one_line_on_stderr_and_status_2(tmp_path, data, capsys, co
         ase.io.write(configs, frames, format="extxyz")
     elif problem == "bad_option":  # checked before any file is read
         extra = ["--product_blocks", "cubic"] if command == "train" else ["--default_dtype", "float16"]
+    elif problem == "bad_flag":  # argparse's own errors: one line too, not the usage text
+        extra = ["--lr", "fast"] if command == "train" else ["--fast"]
     if command == "train":
         argv = ["train", "--train_file", str(configs), "--work_dir", str(tmp_path), "--name", "bad", *SMALL, *extra]
     else:
         model = tmp_path / "x.model"
         if problem == "bad_model":
             model.write_bytes(b"not a model")
-        elif problem != "bad_option":
+        elif problem not in ("bad_option", "bad_flag"):
             train(tmp_path, data, "x", "--max_num_epochs", "1")
             model = tmp_path / "x" / "x.model"
         argv = ["eval", "--configs", str(configs), "--model", str(model), "--output", str(tmp_path / "out.xyz"), *extra]
