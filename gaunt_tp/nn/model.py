@@ -113,7 +113,10 @@ class ModelConfig:
         set_field("radial_mlp", tuple(int(w) for w in self.radial_mlp))
         for f in fields(self):
             if f.type in ("int", "float"):
-                set_field(f.name, (int if f.type == "int" else float)(getattr(self, f.name)))
+                value, cast = getattr(self, f.name), int if f.type == "int" else float
+                if isinstance(value, bool) or cast(value) != value:  # 2.5 channels: an error, not 2
+                    raise InputError(f"{f.name} must be {'an integer' if cast is int else 'a number'}, got {value!r}")
+                set_field(f.name, cast(value))
         if len(set(self.atomic_numbers)) != len(self.atomic_numbers):
             raise InputError(f"atomic_numbers must be distinct, got {self.atomic_numbers}")
         for name in ("max_ell", "num_channels", "correlation", "num_interactions", "num_radial_basis", "num_products"):

@@ -207,6 +207,8 @@ def test_config_round_trip_and_errors():
                         radial_mlp=[16, 16], avg_num_neighbors=8.0)  # fmt: skip
     assert loose == CONFIG and hash(loose) == hash(CONFIG) and type(loose.max_ell) is int
     assert ModelConfig.from_json(loose.to_json()) == CONFIG
+    with pytest.raises(ValueError, match="num_channels must be an integer, got 2.5"):
+        dataclasses.replace(CONFIG, num_channels=2.5)
 
 
 def test_e3nn_convolution_blocks_give_a_valid_model(ethanol):
