@@ -37,6 +37,18 @@ def test_products_of_zero_rows(backend):
     assert x.grad.shape == (0, DIM)
 
 
+def test_every_backend_module_takes_zero_rows():
+    """The backends themselves, below GauntTensorProduct's early return for empty batches."""
+    tp = GauntTensorProduct(NODE, NODE, NODE, backend="auto")
+    assert set(tp.impls) >= {"dense", "fft", "grid"}
+    for name, impl in tp.impls.items():
+        x = torch.randn(0, DIM, dtype=torch.float64, requires_grad=True)
+        out = impl(x, torch.randn(0, DIM, dtype=torch.float64))
+        assert out.shape == (0, DIM), name
+        out.sum().backward()
+        assert x.grad.shape == (0, DIM), name
+
+
 def test_linear_layers_and_feature_interaction_of_zero_rows():
     assert EquivariantLinear(NODE, "8x0e + 2x1o")(torch.randn(0, DIM)).shape == (0, 14)
     assert EquivariantLinear(NODE, "8x0e + 2x1o")(torch.randn(3, 0, DIM)).shape == (3, 0, 14)  # leading dims

@@ -132,8 +132,8 @@ class GridGaunt(nn.Module):
         n = xp.shape[0]
         block = xp if start == 0 and xp.shape[1] == mul * dim else xp[:, start : start + mul * dim]
         rows = block.reshape(n * mul, dim)
-        fe = (rows[:, :n_e] @ ye).view(n, mul, -1)
-        fo = (rows[:, n_e:] @ yo).view(n, mul, -1) if yo.shape[0] else None
+        fe = (rows[:, :n_e] @ ye).view(n, mul, ye.shape[1])  # sizes spelled out: n may be 0
+        fo = (rows[:, n_e:] @ yo).view(n, mul, yo.shape[1]) if yo.shape[0] else None
         return fe, fo
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
@@ -162,6 +162,6 @@ class GridGaunt(nn.Module):
                     else parts[0].new_zeros(parts[0].shape[0], t[f"o{i}_o"].shape[1])
                 )
             zc = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-            z.append(zc.view(n, -1))
+            z.append(zc.view(n, desc.mul * zc.shape[1]))
         out = z[0] if len(z) == 1 else torch.cat(z, dim=1)
         return permute_features(out, self.out_perm, self.out_perm_inverse)
