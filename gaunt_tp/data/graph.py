@@ -15,7 +15,8 @@ Field names and shapes (n atoms, E edges, B graphs in a batch):
 ``cell``            [B, 3, 3]        Angstrom (zeros when not periodic)
 ``energy``          [B]              eV (NaN when missing)
 ``forces``          [n, 3]           eV/Angstrom (NaN when missing)
-``stress``          [B, 3, 3]        eV/Angstrom^3 (NaN when missing)
+``stress``          [B, 3, 3]        eV/Angstrom^3 (NaN when missing, and for cells not periodic in all
+                                     three directions, where the model has no stress)
 ``weight``          [B]              loss weight of each configuration
 ``batch``           [n] long         graph of each atom
 ``ptr``             [B + 1] long     first atom of each graph
@@ -100,7 +101,7 @@ def to_graph(
     nan = float("nan")
     n = config.num_atoms
     forces = config.forces if config.forces is not None else np.full((n, 3), nan)
-    stress = config.stress if config.stress is not None else np.full((3, 3), nan)
+    stress = config.stress if config.stress is not None and all(config.pbc) else np.full((3, 3), nan)
     return GraphBatch(
         positions=torch.tensor(config.positions, dtype=dtype),
         species=torch.from_numpy(table.index(config.atomic_numbers, config.source)),

@@ -156,10 +156,10 @@ def _train(config: TrainConfig) -> dict:
     torch.manual_seed(config.seed)
 
     train, valid, test = _load_split(config)
-    if config.loss == "stress" and all(c.stress is None for c in train):
+    if config.loss == "stress" and all(c.stress is None or not all(c.pbc) for c in train):
         raise InputError(
             f"--loss stress, but no configuration of {config.train_file} has a stress label "
-            f"({config.stress_key!r} or the stress= that ASE writes)"
+            f"({config.stress_key!r} or the stress= that ASE writes) in a cell periodic in all three directions"
         )
     zs = sorted({int(z) for c in (*train, *valid, *test) for z in c.atomic_numbers})
     table = ElementTable(zs)

@@ -1,6 +1,7 @@
 """Training on stress (MACE's ``--loss stress``): the loss term, the error tables, the command line."""
 
 import csv
+import dataclasses
 import json
 import re
 from types import SimpleNamespace
@@ -142,6 +143,27 @@ def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, caps
     assert re.search("no configuration of .*molecules.xyz has a stress label", capsys.readouterr().err)
     with pytest.raises(ValueError, match="loss must be 'weighted'"):
         config_from_args(["--train_file", str(copper), "--loss", "virials"])
+
+
+def test_stress_labels_count_for_fully_periodic_cells_alone_at_any_batch_size(copper):
+    """A stress label on a slab (periodic in two directions) or a molecule is left out of the error table (the model
+    has no stress there), so the table does not depend on which configurations share a batch."""
+    from gaunt_tp.data import read_configurations
+    from gaunt_tp.nn import GauntMACE, ModelConfig
+    from gaunt_tp.training.predict import predict
+
+    configs = read_configurations(copper)[:3]
+    assert all(c.stress is not None for c in configs)
+    configs[1] = dataclasses.replace(configs[1], pbc=(True, True, False))
+    configs[2] = dataclasses.replace(configs[2], pbc=(False, False, False))
+    torch.manual_seed(0)
+    config = ModelConfig(atomic_numbers=(29,), e0s=(0.0,), r_max=4.0, max_ell=2, num_channels=4, max_L=1)
+    model = GauntMACE(config).double()
+    alone = predict(model, configs[:1])[1]["all"]["rmse_stress_meV_per_A3"]
+    for batch_size in (1, 3):
+        predictions, table = predict(model, configs, batch_size=batch_size)
+        assert table["all"]["rmse_stress_meV_per_A3"] == pytest.approx(alone, rel=1e-12)
+        assert [p.stress is None for p in predictions] == [False, True, True]
 
 
 def test_final_tables_report_stress_for_periodic_data_without_the_stress_loss(tmp_path, copper):
