@@ -96,7 +96,10 @@ def to_graph(
     config: Configuration, table: ElementTable, cutoff: float, dtype: torch.dtype = torch.float64
 ) -> GraphBatch:
     """A single configuration as a batch of one graph, with edges within ``cutoff`` Angstrom."""
-    senders, receivers, shifts = neighbor_list(config.positions, config.cell, config.pbc, cutoff)
+    try:
+        senders, receivers, shifts = neighbor_list(config.positions, config.cell, config.pbc, cutoff)
+    except InputError as err:
+        raise InputError(f"{config.source}: {err}") from None
     pair, representative = edge_pairs(senders, receivers, shifts)
     nan = float("nan")
     n = config.num_atoms

@@ -30,13 +30,30 @@ def neighbor_list(
         raise InputError(f"cutoff must be > 0, got {cutoff}")
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     periodic = np.asarray(pbc, dtype=bool)
-    box = np.asarray(cell, dtype=np.float64) if periodic.any() else np.zeros((3, 3))
-    if periodic.any() and abs(np.linalg.det(box)) < 1e-12:
-        raise InputError("a periodic structure needs a cell with non-zero volume")
+    box = _complete_cell(np.asarray(cell, dtype=np.float64), periodic) if periodic.any() else np.zeros((3, 3))
     i, j, shifts = NeighborList(cutoff=cutoff, full_list=True).compute(
         points=positions, box=box, periodic=periodic if periodic.any() else False, quantities="ijS"
     )
     return i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)
+
+
+def _complete_cell(cell: np.ndarray, periodic: np.ndarray) -> np.ndarray:
+    """``cell [3, 3]`` with its non-periodic rows, where the three rows span no volume (a slab, wire or sheet written
+    with zero vectors along its vacuum, as ASE's builders do), replaced by unit vectors orthogonal to the periodic
+    ones. No image is taken along a non-periodic row, so its value changes no edge; the periodic rows must be
+    independent."""
+    rows = cell[periodic]
+    scale = max(float(np.abs(rows).max()), 1e-300)
+    if np.linalg.matrix_rank(rows, tol=1e-9 * scale) < len(rows):
+        raise InputError(
+            f"the cell vectors along the periodic directions must be non-zero and independent, got {rows.tolist()}"
+        )
+    if abs(np.linalg.det(cell)) > 1e-12 * scale**3:
+        return cell
+    complement = np.linalg.svd(rows)[2][len(rows) :]  # orthonormal rows orthogonal to the periodic ones
+    box = cell.copy()
+    box[~periodic] = complement
+    return box
 
 
 def edge_pairs(senders: np.ndarray, receivers: np.ndarray, shifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -46,6 +46,33 @@ def test_mixed_and_non_periodic_neighbours_match_ase():
     )
 
 
+@pytest.mark.parametrize("build", ["graphene", "nanotube", "slab"])
+def test_cells_with_zero_vectors_along_their_vacuum_match_ase(build):
+    """ASE's builders leave the non-periodic cell vectors of sheets, wires and slabs at zero (no volume)."""
+    from ase.build import fcc111, graphene, nanotube
+
+    atoms = {
+        "graphene": lambda: graphene(size=(2, 2, 1)),
+        "nanotube": lambda: nanotube(3, 0, length=2),
+        "slab": lambda: fcc111("Al", (2, 2, 3)),
+    }[build]()
+    assert abs(np.linalg.det(atoms.cell.array)) < 1e-12 and not atoms.pbc.all()
+    atoms.rattle(0.05, seed=4)
+    atoms.positions[0] += 20.0 * np.asarray(~atoms.pbc, dtype=float)  # one atom far out into the vacuum
+    for cutoff in (2.0, 5.0):
+        mine = neighbor_list(atoms.positions, atoms.cell.array, tuple(atoms.pbc), cutoff)
+        assert as_set(*mine) == as_set(*ase_neighbor_list("ijS", atoms, cutoff))
+    assert len(mine[0]) > 0
+
+
+def test_dependent_periodic_cell_vectors_are_an_error_naming_the_configuration():
+    cell = np.array([[3.0, 0, 0], [6.0, 0, 0], [0, 0, 0]])
+    config = Configuration(atomic_numbers=np.array([1, 1]), positions=np.eye(3)[:2], cell=cell,
+                           pbc=(True, True, False), source="x.xyz#2")  # fmt: skip
+    with pytest.raises(ValueError, match=r"x.xyz#2: the cell vectors along the periodic directions must be"):
+        to_graph(config, ElementTable([1]), cutoff=3.0)
+
+
 @pytest.mark.parametrize("case", ["periodic", "molecule"])
 def test_edge_pairs_group_each_edge_with_its_reverse(case):
     if case == "periodic":  # cutoff beyond the cell: an atom's own images are neighbours too
