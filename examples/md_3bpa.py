@@ -10,6 +10,7 @@ energy per atom is printed at the end.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import ase.io
 import numpy as np
@@ -24,7 +25,8 @@ from gaunt_tp.calculator import GauntCalculator
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
-    parser.add_argument("--data", default="../shared/data/3bpa/train_300K.xyz")
+    default_data = Path(__file__).resolve().parents[2] / "shared/data/3bpa/train_300K.xyz"  # ../shared beside the repo
+    parser.add_argument("--data", type=Path, default=default_data)
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--fmax", type=float, default=0.05)
     parser.add_argument("--relax_steps", type=int, default=100)
@@ -33,11 +35,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--temperature", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if not args.data.is_file():
+        parser.error(f"--data {args.data}: no such file")
     atoms = ase.io.read(args.data, index=args.index)
     atoms.calc = GauntCalculator(args.model)  # float64 by default
     relax = BFGS(atoms, logfile=None)
     converged = relax.run(fmax=args.fmax, steps=args.relax_steps)
-    print(f"relaxed: E = {atoms.get_potential_energy():.6f} eV, max |F| = {np.abs(atoms.get_forces()).max():.4f} eV/A "
+    fmax = np.linalg.norm(atoms.get_forces(), axis=1).max()  # the largest force on an atom, as BFGS's fmax
+    print(f"relaxed: E = {atoms.get_potential_energy():.6f} eV, max |F| = {fmax:.4f} eV/A "
           f"after {relax.nsteps} steps (converged: {converged})")  # fmt: skip
     thermalize_momenta(atoms, temperature_K=args.temperature, rng=np.random.default_rng(args.seed))
     Stationary(atoms)

@@ -11,6 +11,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from gaunt_tp.data.configuration import Configuration
 from gaunt_tp.data.graph import ElementTable, to_graph
+from gaunt_tp.devices import torch_device
 from gaunt_tp.dtypes import torch_dtype
 from gaunt_tp.nn.model import GauntMACE
 from gaunt_tp.nn.serialization import load_model
@@ -25,8 +26,11 @@ class GauntCalculator(Calculator):
         model: a model, or the path of one written by :func:`gaunt_tp.nn.serialization.save_model`
             (or by ``gaunt-tp train``). A model passed in is copied: the calculator's copy is moved to ``device``
             and ``default_dtype`` and frozen, the caller's stays as it was (trainable).
-        device: ``"cpu"`` or ``"cuda"``.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         default_dtype: ``"float64"`` (default: for MD and relaxations) or ``"float32"``.
+        directory, label: ASE's own (where a calculator would write files; this one writes none).
+
+    Any other keyword is a ``TypeError`` (a misspelt option is not ignored).
 
     Stress is computed for structures periodic in all three directions (ASE's convention:
     ``(1/V) dE/d(strain)``, Voigt order xx yy zz yz xz xy, eV/Angstrom^3).
@@ -45,10 +49,16 @@ class GauntCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
     def __init__(
-        self, model: GauntMACE | str | Path, *, device: str = "cpu", default_dtype: str = "float64", **kwargs: object
+        self,
+        model: GauntMACE | str | Path,
+        *,
+        device: str = "cpu",
+        default_dtype: str = "float64",
+        directory: str = ".",
+        label: str | None = None,
     ) -> None:
-        super().__init__(**kwargs)
-        self.dtype, self.device = torch_dtype(default_dtype), torch.device(device)
+        super().__init__(directory=directory, label=label)
+        self.dtype, self.device = torch_dtype(default_dtype), torch_device(device)
         model = load_model(model) if isinstance(model, (str, Path)) else copy.deepcopy(model)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         for p in self.model.parameters():

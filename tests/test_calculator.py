@@ -80,6 +80,39 @@ def test_saved_model_round_trip_and_bad_files(model_file, tmp_path):
         load_model(tmp_path / "v2_cg.model")
 
 
+def test_checkpoints_other_versions_and_misfit_weights_are_clear_errors(model_file, tmp_path):
+    payload = torch.load(model_file, weights_only=True)
+    torch.save({"epoch": 7, "model": payload["state_dict"], "optimizer": {}}, tmp_path / "epoch-7.pt")
+    with pytest.raises(ValueError, match=r"a training checkpoint \(epoch 7\), not a model; use the \.model file"):
+        load_model(tmp_path / "epoch-7.pt")
+    newer = dict(payload, config=payload["config"].replace("{", '{"option_of_the_future": 3,', 1))
+    torch.save(newer, tmp_path / "newer.model")
+    with pytest.raises(ValueError, match="newer.model: model options that this gaunt-tp cannot read.*option_of_the"):
+        load_model(tmp_path / "newer.model")
+    bad = dict(payload, config=payload["config"].replace('"max_L": 1', '"max_L": 7'))
+    torch.save(bad, tmp_path / "bad.model")
+    with pytest.raises(ValueError, match="bad.model: invalid model options: max_L must be in 0..max_ell"):
+        load_model(tmp_path / "bad.model")
+    wider = dict(payload, config=payload["config"].replace('"num_channels": 6', '"num_channels": 8'))
+    torch.save(wider, tmp_path / "wider.model")
+    with pytest.raises(ValueError, match="wider.model: the weights do not fit the model its options describe"):
+        load_model(tmp_path / "wider.model")
+
+
+def test_calculator_options_are_checked(model_file):
+    with pytest.raises(TypeError, match="dtype"):
+        GauntCalculator(model_file, dtype="float32")  # MACE's and gaunt-tp's name is default_dtype
+    with pytest.raises(ValueError, match="device must be a torch device such as 'cpu'.*got 'gpu'"):
+        GauntCalculator(model_file, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device 'cuda': torch .* sees no CUDA GPU here"):
+            GauntCalculator(model_file, device="cuda")
+    else:
+        with pytest.raises(ValueError, match="device 'cuda:99': only"):
+            GauntCalculator(model_file, device="cuda:99")
+    assert GauntCalculator(model_file, directory="somewhere", label="x").label == "somewhere/x"
+
+
 def test_unknown_element_is_a_clear_error(model_file):
     atoms = molecule("NH3")
     atoms.calc = GauntCalculator(model_file)

@@ -18,6 +18,7 @@ def load(name: str):
 
 
 def test_md_example_runs_and_conserves_energy(tmp_path, shared_data):
+    """On its default data (3BPA in ../shared beside the repository, wherever it is run from)."""
     torch.manual_seed(0)
     config = ModelConfig(atomic_numbers=(1, 6, 7, 8), e0s=(0.0, 0.0, 0.0, 0.0), num_channels=4, max_ell=1, max_L=0,
                          num_interactions=1, radial_mlp=(8,), avg_num_neighbors=10.0)  # fmt: skip
@@ -26,8 +27,6 @@ def test_md_example_runs_and_conserves_energy(tmp_path, shared_data):
         [
             "--model",
             str(tmp_path / "m.model"),
-            "--data",
-            str(shared_data / "3bpa" / "train_300K.xyz"),
             "--relax_steps",
             "5",
             "--md_steps",

@@ -143,9 +143,7 @@ class ModelConfig:
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
         data = json.loads(text)
-        for key in ("atomic_numbers", "e0s", "radial_mlp"):
-            data[key] = tuple(data[key])
-        return cls(**data)
+        return cls(**data)  # lists become tuples on construction
 
 
 class _Layer(nn.Module):

@@ -64,14 +64,29 @@ def load_model(
             f"{path}: written by an earlier gaunt-tp (format 'gaunt-tp-model/1'), whose layers are parametrised "
             f"differently; retrain the model with this version"
         )
+    if found is None and isinstance(payload, dict) and {"model", "epoch"} <= payload.keys():
+        raise InputError(
+            f"{path}: a training checkpoint (epoch {payload['epoch']}), not a model; use the .model file that "
+            "gaunt-tp train writes in the run folder (<work_dir>/<name>/<name>.model)"
+        )
     if found not in (FORMAT, "gaunt-tp-model/2"):
         raise InputError(f"{path}: not a gaunt-tp model file (format {found!r}, expected {FORMAT!r})")
-    config = ModelConfig.from_json(payload["config"])
+    try:
+        config = ModelConfig.from_json(payload["config"])
+    except TypeError as err:  # an option unknown here or one missing: written by another gaunt-tp
+        raise InputError(
+            f"{path}: model options that this gaunt-tp cannot read ({err}); written by another version?"
+        ) from None
+    except ValueError as err:
+        raise InputError(f"{path}: invalid model options: {err}") from None
     if found == "gaunt-tp-model/2" and config.conv_blocks != "gaunt":
         raise InputError(
             f"{path}: a model with the CG convolution written by an earlier gaunt-tp (format 'gaunt-tp-model/2'), "
             f"whose edge harmonics were normalised differently; retrain the model with this version"
         )
     model = GauntMACE(config)
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:  # missing, unexpected or misshapen weights
+        raise InputError(f"{path}: the weights do not fit the model its options describe: {err}") from None
     return model.to(device=device, dtype=dtype)

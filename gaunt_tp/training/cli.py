@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from gaunt_tp.errors import InputError
 
 if TYPE_CHECKING:
+    import argparse
+
     from ase import Atoms
 
     from gaunt_tp.data import Configuration
@@ -31,10 +33,30 @@ def _train(argv: list[str]) -> int:
     return 0
 
 
+_CALCULATOR_KEYS = ("energy", "free_energy", "forces", "stress", "energies")  # ASE's, read back from extxyz
+
+
+def _check_output(output: Path, args: argparse.Namespace) -> None:
+    """Refuse, before any work, an output ``gaunt-tp eval`` could not write or that would lose labels: a suffix
+    other than extxyz's (the predictions are per-atom arrays that only extxyz holds), a missing folder, or a
+    ``--prefix`` whose keys are reference labels' keys."""
+    if output.suffix not in (".xyz", ".extxyz"):
+        raise InputError(f"--output {output}: written as extxyz, so it must end in .xyz or .extxyz")
+    if not output.parent.is_dir():
+        raise InputError(f"--output {output}: no such folder {output.parent}")
+    written = {f"{args.prefix}{name}" for name in ("energy", "forces", "energies", "stress")}
+    taken = written & {args.energy_key, args.forces_key, args.stress_key, *_CALCULATOR_KEYS}
+    if taken:
+        raise InputError(
+            f"--prefix {args.prefix!r} would write over the reference labels' keys {sorted(taken)}; choose another"
+        )
+
+
 def _eval(argv: list[str]) -> int:
     import ase.io
 
     from gaunt_tp.data import KeySpec, read_configurations, read_rmd17
+    from gaunt_tp.devices import torch_device
     from gaunt_tp.dtypes import DTYPES, torch_dtype
     from gaunt_tp.nn.serialization import load_model
     from gaunt_tp.training.config import OptionParser
@@ -65,8 +87,9 @@ def _eval(argv: list[str]) -> int:
             f"--{label}_key", default=key, help=f"key of the reference {label}, for the error table (default {key})"
         )
     args = parser.parse_args(argv)
-    dtype = torch_dtype(args.default_dtype)  # options before files
-    model = load_model(args.model).to(device=args.device, dtype=dtype).eval()
+    dtype, device = torch_dtype(args.default_dtype), torch_device(args.device)  # options before files
+    _check_output(Path(args.output), args)
+    model = load_model(args.model).to(device=device, dtype=dtype).eval()
     model.requires_grad_(False)
     if Path(args.configs).suffix == ".npz":  # rMD17: written out as extxyz with the labels in eV
         configs = read_rmd17(args.configs)

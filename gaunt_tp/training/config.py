@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from gaunt_tp.devices import torch_device
 from gaunt_tp.dtypes import DTYPES
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import CONV_BLOCKS, PRODUCT_BLOCKS
@@ -355,4 +356,6 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
     values.update(args)  # only the flags given (the others are absent: argparse.SUPPRESS)
     if "train_file" not in values:
         raise InputError("--train_file is required (on the command line or in the --config file)")
-    return TrainConfig(**values)
+    config = TrainConfig(**values)
+    torch_device(config.device)  # usable here: checked before the run folder is made
+    return config

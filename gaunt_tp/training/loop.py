@@ -27,6 +27,7 @@ from gaunt_tp.data import (
     to_graph,
     train_valid_split,
 )
+from gaunt_tp.devices import torch_device
 from gaunt_tp.dtypes import torch_dtype
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
@@ -138,7 +139,7 @@ def run_training(config: TrainConfig) -> dict:
 def _train(config: TrainConfig) -> dict:
     started = time.monotonic()  # --max_time_minutes counts reading the data and building the model too
     dtype = torch_dtype(config.default_dtype)
-    device = torch.device(config.device)
+    device = torch_device(config.device)
     rank, world = _init_distributed(device)
     if world > 1 and config.batch_size % world:
         raise InputError(f"batch_size {config.batch_size} must be a multiple of the {world} processes")

@@ -256,6 +256,24 @@ def test_eval_in_batches_equals_the_calculator_one_configuration_at_a_time(tmp_p
     assert "batch_size must be >= 1, got 0" in capsys.readouterr().err
 
 
+def test_eval_refuses_outputs_it_could_not_write_before_any_work(tmp_path, data, capsys):
+    """An output only extxyz can hold, in a folder that exists, under keys that are not the labels'; a usable
+    device. Each a one-line error (status 2) before the model or the data is read (here: neither exists)."""
+    base = ["eval", "--configs", str(tmp_path / "none.xyz"), "--model", str(tmp_path / "none.model")]
+    for extra, message in (
+        (["--output", str(tmp_path / "out.traj")], "written as extxyz, so it must end in .xyz or .extxyz"),
+        (["--output", str(tmp_path / "no" / "out.xyz")], "no such folder"),
+        (["--output", str(tmp_path / "out.xyz"), "--prefix", ""], "would write over the reference labels' keys"),
+        (["--output", str(tmp_path / "out.xyz"), "--prefix", "REF_"], r"\['REF_energy', 'REF_forces', 'REF_stress'\]"),
+        (["--output", str(tmp_path / "out.xyz"), "--prefix", "DFT_", "--energy_key", "DFT_energy"], "DFT_energy"),
+        (["--output", str(tmp_path / "out.xyz"), "--device", "gpu"], "device must be a torch device"),
+    ):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert re.search(message, err) and "Traceback" not in err and err.count("\n") == 1, (extra, err)
+    assert not list(tmp_path.iterdir())
+
+
 def test_eval_reads_rmd17_npz_and_writes_its_labels_in_ev(tmp_path, data, shared_data):
     run = train(tmp_path, data, "npz", "--max_num_epochs", "1")
     with np.load(shared_data / "rmd17" / "rmd17_ethanol_test_01.npz") as full:
@@ -341,6 +359,7 @@ def test_config_type_weights_scale_the_loss(tmp_path, data):
         ("train", "missing", "no such file"),
         ("train", "no_forces", "#0: no forces (looked for arrays['REF_forces']"),
         ("train", "bad_option", "product_blocks must be 'gaunt' or 'symmetric'"),
+        ("train", "bad_device", "device must be a torch device such as 'cpu', 'cuda' or 'cuda:1', got 'gpu'"),
         ("train", "bad_flag", "argument --lr: invalid float value: 'fast' (gaunt-tp train --help lists the options)"),
         ("eval", "bad_flag", "unrecognized arguments: --fast"),
         ("eval", "missing", "no such file"),
@@ -362,6 +381,8 @@ def test_bad_input_is_one_line_on_stderr_and_status_2(tmp_path, data, capsys, co
         ase.io.write(configs, frames, format="extxyz")
     elif problem == "bad_option":  # checked before any file is read
         extra = ["--product_blocks", "cubic"] if command == "train" else ["--default_dtype", "float16"]
+    elif problem == "bad_device":  # checked before the run folder is made
+        extra = ["--device", "gpu"]
     elif problem == "bad_flag":  # argparse's own errors: one line too, not the usage text
         extra = ["--lr", "fast"] if command == "train" else ["--fast"]
     if command == "train":
@@ -378,3 +399,5 @@ def test_bad_input_is_one_line_on_stderr_and_status_2(tmp_path, data, capsys, co
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"gaunt-tp {command}: error: ") and message in err[0], err
     assert not (tmp_path / "out.xyz").exists()
+    if problem.startswith("bad_"):  # options are checked before the run folder is made
+        assert not (tmp_path / "bad").exists()
