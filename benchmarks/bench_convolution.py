@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     for ax, mode in zip(axes, ("forward", "forward_backward", "double_backward")):
         for who, style in (("gaunt-grid", "-"), ("gaunt-aligned", "-."), ("e3nn", "--"), ("cuequivariance", ":")):
             pts = [(r["lmax"], r["seconds"][mode][who]) for r in rows if who in r["seconds"][mode]]
+            if not pts:  # not timed in this run (cuequivariance without a GPU): no empty legend entry
+                continue
             ax.plot([p[0] for p in pts], [p[1] * 1e3 for p in pts], style, marker="o", label=who)
         ax.set_yscale("log")
         ax.set_title(mode.replace("_", " "))

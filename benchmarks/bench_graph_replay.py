@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_json  # noqa: E402
+from report import bar_plot, write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp import GauntTensorProduct  # noqa: E402
@@ -81,7 +81,12 @@ def main(argv: list[str] | None = None) -> None:
               "channels": args.channels, "nodes": args.nodes, "dtype": "float32", "torch": torch.__version__,
               "results": rows}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "graph_replay_cuda.json", report)
+    path = args.out / "graph_replay_cuda.json"
+    write_json(path, report)
+    groups = {f"lmax {r['lmax']} [{r['backend']}]": r["seconds"] for r in rows}
+    title = f"Gaunt product, eager vs CUDA graph replay: C={args.channels}, N={args.nodes}, {report['device_name']}"
+    bar_plot(groups, path.with_suffix(".png"), title, baseline="e3nn")
+    print(f"wrote {path} and {path.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

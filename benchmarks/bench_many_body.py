@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_json  # noqa: E402
+from report import bar_plot, write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.nn import GauntManyBody  # noqa: E402
@@ -120,7 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "many_body_cpu.json"
     write_json(path, report)
-    print(f"wrote {path}")
+    title = f"many-body block: lmax {args.lmax_in} -> {args.lmax_out}, C={args.channels}, N={args.nodes}, correlation {args.correlation}, CPU"
+    bar_plot(results, path.with_suffix(".png"), title, baseline="mace" if "mace" in results["forward"] else None)
+    print(f"wrote {path} and {path.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

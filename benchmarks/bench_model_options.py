@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_potential import box_of_molecules, gaunt_runner  # noqa: E402
-from report import write_json  # noqa: E402
+from report import bar_plot, write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.dtypes import DTYPES, torch_dtype  # noqa: E402
@@ -71,7 +71,11 @@ def main(argv: list[str] | None = None) -> None:
         )
     report = {"max_L": args.max_L, "dtype": args.dtype, "threads": args.threads, "torch": torch.__version__,
               "results": results}  # fmt: skip
-    write_json(args.out / f"model_options_{args.dtype}.json", report)
+    path = args.out / f"model_options_{args.dtype}.json"
+    write_json(path, report)
+    title = f"GauntMACE options, max_L {args.max_L}, {args.dtype}, CPU ({args.threads} threads)"
+    bar_plot({task: r["seconds"] for task, r in results.items()}, path.with_suffix(".png"), title, baseline="default")
+    print(f"wrote {path} and {path.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("lmax")
     ax.set_ylabel("forward time (ms, median)")
-    ax.set_title(f"parity-odd paths vs Gaunt product (C={args.channels}, N={args.nodes}, float32, CPU)")
+    ax.set_title(f"parity-odd paths vs Gaunt product\n(C={args.channels}, N={args.nodes}, float32, CPU)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()

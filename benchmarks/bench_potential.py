@@ -35,7 +35,7 @@ import torch
 from ase import Atoms
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_json  # noqa: E402
+from report import bar_plot, write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.data import Configuration, ElementTable, collate, to_graph  # noqa: E402
@@ -104,8 +104,18 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"max_L {max_l} {task}: " + ", ".join(f"{k} {v * 1e3:.4g} ms" for k, v in t.items()) + ratio, flush=True
             )
-    write_json(args.out / f"{args.name or 'potential_' + args.dtype}.json", {"dtype": args.dtype, "threads": args.threads, "seconds": results,
-                                                             "device": str(device), "torch": torch.__version__})  # fmt: skip
+    path = args.out / f"{args.name or 'potential_' + args.dtype}.json"
+    write_json(path, {"dtype": args.dtype, "threads": args.threads, "seconds": results, "device": str(device),
+                      "torch": torch.__version__})  # fmt: skip
+    where = f"CPU ({args.threads} threads)" if device.type == "cpu" else str(device)
+    title = f"GauntMACE vs mace-torch, same size: 64 channels, correlation 3, {args.dtype}, {where}"
+    bar_plot(
+        results,
+        path.with_suffix(".png"),
+        title,
+        baseline="mace" if any("mace" in t for t in results.values()) else None,
+    )
+    print(f"wrote {path} and {path.with_suffix('.png')}")
 
 
 def gaunt_runner(

@@ -274,7 +274,7 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for name, (label, _) in CONTENDERS.items():
         if name not in report["models"]:
             continue
@@ -282,9 +282,9 @@ def plot(report: dict, path: Path) -> None:
         for ax, key in zip(axes, ("rmse_e_meV_per_atom", "rmse_f_meV_per_A")):
             ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], "o-", label=label)
     for ax, title in zip(axes, ("energy RMSE (meV/atom)", "force RMSE (meV/A)")):
-        ax.set(xlabel="epoch", yscale="log", title=f"3BPA 300 K validation {title}")
+        ax.set(xlabel="epoch", yscale="log", title=f"3BPA 300 K validation\n{title}")
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    axes[0].legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

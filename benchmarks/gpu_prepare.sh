@@ -5,7 +5,8 @@
 # ignored by git (.git/info/exclude) and travel with the device tool's `carry: [".whl", ".gpu_data"]` (~10 MiB).
 #   .whl/base: ase, vesin (gaunt-tp's own needs beyond the image's torch, e3nn, scipy, matplotlib, tqdm, pyyaml)
 #   .whl/mace: mace-torch 0.3.16 with e3nn 0.4.4 and the packages of its imports that the image lacks, installed
-#              on the device apart from the rest, for the whole-model comparison only
+#              on the device apart from the rest, for the whole-model comparison only (its other imports, h5py,
+#              torchmetrics, lightning-utilities, pandas are in the image: .library/device/KINDS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for path in /.whl/ /.gpu_data/; do
