@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from gaunt_tp.data.configuration import Configuration
@@ -29,6 +30,7 @@ class GauntCalculator(Calculator):
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         default_dtype: ``"float64"`` (default: for MD and relaxations) or ``"float32"``.
         directory, label: ASE's own (where a calculator would write files; this one writes none).
+        atoms: an ``ase.Atoms`` to attach the calculator to, as ASE's calculators take it.
 
     Any other keyword is a ``TypeError`` (a misspelt option is not ignored).
 
@@ -56,6 +58,7 @@ class GauntCalculator(Calculator):
         default_dtype: str = "float64",
         directory: str = ".",
         label: str | None = None,
+        atoms: Atoms | None = None,
     ) -> None:
         super().__init__(directory=directory, label=label)
         self.dtype, self.device = torch_dtype(default_dtype), torch_device(device)
@@ -64,6 +67,8 @@ class GauntCalculator(Calculator):
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.table = ElementTable(model.config.atomic_numbers)
+        if atoms is not None:  # ASE's way of attaching a calculator at construction
+            atoms.calc = self
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):  # noqa: ANN001, ANN201
         super().calculate(atoms, properties, system_changes)

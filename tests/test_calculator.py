@@ -111,6 +111,9 @@ def test_calculator_options_are_checked(model_file):
         with pytest.raises(ValueError, match="device 'cuda:99': only"):
             GauntCalculator(model_file, device="cuda:99")
     assert GauntCalculator(model_file, directory="somewhere", label="x").label == "somewhere/x"
+    water = molecule("H2O")
+    calc = GauntCalculator(model_file, atoms=water)  # ASE's way of attaching at construction
+    assert water.calc is calc and np.isfinite(water.get_potential_energy())
 
 
 def test_unknown_element_is_a_clear_error(model_file):

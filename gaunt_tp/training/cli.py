@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING
 from gaunt_tp.errors import InputError
 
 if TYPE_CHECKING:
-    import argparse
-
     from ase import Atoms
 
     from gaunt_tp.data import Configuration
@@ -33,23 +31,30 @@ def _train(argv: list[str]) -> int:
     return 0
 
 
-_CALCULATOR_KEYS = ("energy", "free_energy", "forces", "stress", "energies")  # ASE's, read back from extxyz
+_CALCULATOR_KEYS = ("energy", "free_energy", "forces", "stress", "energies")  # ASE reads these back as labels
+_PREDICTED = ("energy", "forces", "energies", "stress")  # written under --prefix
 
 
-def _check_output(output: Path, args: argparse.Namespace) -> None:
-    """Refuse, before any work, an output ``gaunt-tp eval`` could not write or that would lose labels: a suffix
-    other than extxyz's (the predictions are per-atom arrays that only extxyz holds), a missing folder, or a
-    ``--prefix`` whose keys are reference labels' keys."""
-    if output.suffix not in (".xyz", ".extxyz"):
-        raise InputError(f"--output {output}: written as extxyz, so it must end in .xyz or .extxyz")
+def _check_output(output: Path) -> None:
+    """Refuse, before any work, an output ``gaunt-tp eval`` could not write: a name other than extxyz's (the
+    predictions are per-atom arrays that only extxyz holds; ASE compresses ``.gz``, ``.bz2``, ``.xz``) or in a
+    missing folder."""
+    name = output.name.lower()
+    for compressed in (".gz", ".bz2", ".xz"):
+        name = name.removesuffix(compressed)
+    if not name.endswith((".xyz", ".extxyz")):
+        raise InputError(f"--output {output}: written as extxyz, so it must end in .xyz or .extxyz (or those .gz)")
     if not output.parent.is_dir():
         raise InputError(f"--output {output}: no such folder {output.parent}")
-    written = {f"{args.prefix}{name}" for name in ("energy", "forces", "energies", "stress")}
-    taken = written & {args.energy_key, args.forces_key, args.stress_key, *_CALCULATOR_KEYS}
+
+
+def _check_prefix(prefix: str, frames: list[Atoms]) -> None:
+    """Refuse a ``--prefix`` whose keys the input already holds (its labels would be overwritten) or ASE reads back
+    as reference labels (``energy``, ``forces``, ...)."""
+    present = set(_CALCULATOR_KEYS).union(*(set(a.info) | set(a.arrays) for a in frames))
+    taken = sorted({prefix + name for name in _PREDICTED} & present)
     if taken:
-        raise InputError(
-            f"--prefix {args.prefix!r} would write over the reference labels' keys {sorted(taken)}; choose another"
-        )
+        raise InputError(f"--prefix {prefix!r} would write over the keys {taken} of the input; choose another")
 
 
 def _eval(argv: list[str]) -> int:
@@ -88,7 +93,7 @@ def _eval(argv: list[str]) -> int:
         )
     args = parser.parse_args(argv)
     dtype, device = torch_dtype(args.default_dtype), torch_device(args.device)  # options before files
-    _check_output(Path(args.output), args)
+    _check_output(Path(args.output))
     model = load_model(args.model).to(device=device, dtype=dtype).eval()
     model.requires_grad_(False)
     if Path(args.configs).suffix == ".npz":  # rMD17: written out as extxyz with the labels in eV
@@ -102,6 +107,7 @@ def _eval(argv: list[str]) -> int:
             require_forces=False,
         )
         frames = ase.io.read(args.configs, index=":")  # written back with the input's own keys and labels
+    _check_prefix(args.prefix, frames)
     predictions, table = predict(model, configs, batch_size=args.batch_size, progress=True)
     for atoms, p in zip(frames, predictions):
         atoms.info[f"{args.prefix}energy"] = p.energy

@@ -10,6 +10,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,14 @@ def _batches(
             continue  # an uneven last batch would give the processes different numbers of steps
         out.append(collate([graphs[i] for i in chunk[rank::world]]))
     return out
+
+
+def _local_device(device: torch.device, env: Mapping[str, str]) -> torch.device:
+    """The device of this process: under torchrun (``LOCAL_RANK`` set), ``cuda`` without an index is the local
+    rank's GPU, so that each process of a node takes its own; anything else as given."""
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in env:
+        return torch.device("cuda", int(env["LOCAL_RANK"]))
+    return device
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int]:
@@ -139,7 +148,9 @@ def run_training(config: TrainConfig) -> dict:
 def _train(config: TrainConfig) -> dict:
     started = time.monotonic()  # --max_time_minutes counts reading the data and building the model too
     dtype = torch_dtype(config.default_dtype)
-    device = torch_device(config.device)
+    device = torch_device(_local_device(torch_device(config.device), os.environ))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL and every bare .cuda() use the current device
     rank, world = _init_distributed(device)
     if world > 1 and config.batch_size % world:
         raise InputError(f"batch_size {config.batch_size} must be a multiple of the {world} processes")
@@ -157,6 +168,10 @@ def _train(config: TrainConfig) -> dict:
     torch.manual_seed(config.seed)
 
     train, valid, test = _load_split(config)
+    dropped = sum(c.stress is not None and not all(c.pbc) for c in (*train, *valid, *test))
+    if dropped:
+        log.warning("%d configurations carry stress labels in cells not periodic in all three directions, where the "
+                    "model has no stress: those labels are left out", dropped)  # fmt: skip
     if config.loss == "stress" and all(c.stress is None or not all(c.pbc) for c in train):
         raise InputError(
             f"--loss stress, but no configuration of {config.train_file} has a stress label "

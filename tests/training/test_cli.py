@@ -263,15 +263,35 @@ def test_eval_refuses_outputs_it_could_not_write_before_any_work(tmp_path, data,
     for extra, message in (
         (["--output", str(tmp_path / "out.traj")], "written as extxyz, so it must end in .xyz or .extxyz"),
         (["--output", str(tmp_path / "no" / "out.xyz")], "no such folder"),
-        (["--output", str(tmp_path / "out.xyz"), "--prefix", ""], "would write over the reference labels' keys"),
-        (["--output", str(tmp_path / "out.xyz"), "--prefix", "REF_"], r"\['REF_energy', 'REF_forces', 'REF_stress'\]"),
-        (["--output", str(tmp_path / "out.xyz"), "--prefix", "DFT_", "--energy_key", "DFT_energy"], "DFT_energy"),
         (["--output", str(tmp_path / "out.xyz"), "--device", "gpu"], "device must be a torch device"),
     ):
         assert main([*base, *extra]) == 2
         err = capsys.readouterr().err
         assert re.search(message, err) and "Traceback" not in err and err.count("\n") == 1, (extra, err)
     assert not list(tmp_path.iterdir())
+
+
+def test_eval_keeps_the_inputs_keys_and_writes_compressed_extxyz(tmp_path, data, capsys):
+    """A --prefix whose keys the input holds (its labels) or that ASE reads back as labels is refused before the
+    model runs; one the input does not use is fine whatever the label flags say; ``.xyz.gz`` is extxyz too."""
+    model = train(tmp_path, data, "prefix", "--max_num_epochs", "1") / "prefix.model"
+    frames = ase.io.read(data, index=":3")
+    for atoms in frames:
+        atoms.info["DFT_energy"], atoms.arrays["DFT_forces"] = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = None
+    labelled = tmp_path / "dft.xyz"
+    ase.io.write(labelled, frames)
+    base = ["eval", "--configs", str(labelled), "--model", str(model), "--energy_key", "DFT_energy",
+            "--forces_key", "DFT_forces"]  # fmt: skip
+    for prefix, taken in (("DFT_", "['DFT_energy', 'DFT_forces']"), ("", "['energies', 'energy', 'forces', 'stress']")):
+        assert main([*base, "--output", str(tmp_path / "no.xyz"), "--prefix", prefix]) == 2
+        assert f"would write over the keys {taken} of the input" in capsys.readouterr().err
+    assert not (tmp_path / "no.xyz").exists()
+    out = tmp_path / "pred.XYZ.gz"
+    assert main([*base, "--output", str(out), "--prefix", "REF_"]) == 0  # REF_ keys unused by this file
+    written = ase.io.read(out, index=":", format="extxyz")
+    assert [a.info["DFT_energy"] for a in written] == pytest.approx([a.info["DFT_energy"] for a in frames])
+    assert all(np.isfinite(a.info["REF_energy"]) and a.arrays["REF_forces"].shape == (9, 3) for a in written)
 
 
 def test_eval_reads_rmd17_npz_and_writes_its_labels_in_ev(tmp_path, data, shared_data):

@@ -37,3 +37,14 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_dat
     assert a["epoch"] == b["epoch"] == 2
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=1e-10)
+
+
+def test_each_torchrun_process_takes_its_local_gpu():
+    """``--device cuda`` under torchrun: process LOCAL_RANK=k runs on cuda:k (all on cuda:0 would clash in NCCL);
+    an explicit index, a CPU, or a run without torchrun keep the device given."""
+    from gaunt_tp.training.loop import _local_device
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert _local_device(cuda, {"LOCAL_RANK": "3"}) == torch.device("cuda", 3)
+    assert _local_device(torch.device("cuda", 1), {"LOCAL_RANK": "3"}) == torch.device("cuda", 1)
+    assert _local_device(cuda, {}) == cuda and _local_device(cpu, {"LOCAL_RANK": "1"}) == cpu

@@ -108,7 +108,7 @@ def test_history_gains_the_stress_column_when_a_restart_turns_the_stress_loss_on
     assert (tmp_path / "curve.png").is_file()
 
 
-def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, capsys, shared_data):
+def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, capsys, caplog, shared_data):
     """``--loss stress``: the validation loss is the weighted sum of the logged squared errors, stress included;
     the final tables and ``gaunt-tp eval`` report stress errors; a bad loss name is a clear error."""
     args = ["train", "--train_file", str(copper), "--work_dir", str(tmp_path), "--name", "cu", *SMALL,
@@ -141,6 +141,15 @@ def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, caps
     ase.io.write(molecules, ase.io.read(shared_data / "ethanol" / "train.xyz", index=":8"))
     assert main([*args[:2], str(molecules), *args[3:], "--name", "molecules"]) == 2
     assert re.search("no configuration of .*molecules.xyz has a stress label", capsys.readouterr().err)
+    slabs = tmp_path / "slabs.xyz"  # stress labels, but on cells periodic in two directions only
+    frames = ase.io.read(copper, index=":")
+    for atoms in frames:
+        atoms.pbc = (True, True, False)
+    ase.io.write(slabs, frames)
+    with caplog.at_level("WARNING", logger="gaunt_tp.train"):
+        assert main([*args[:2], str(slabs), *args[3:], "--name", "slabs"]) == 2
+    assert "12 configurations carry stress labels in cells not periodic in all three" in caplog.text
+    assert re.search("slabs.xyz has a stress label .* in a cell periodic in all three", capsys.readouterr().err)
     with pytest.raises(ValueError, match="loss must be 'weighted'"):
         config_from_args(["--train_file", str(copper), "--loss", "virials"])
 
