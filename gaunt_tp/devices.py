@@ -21,9 +21,10 @@ def torch_device(name: str | torch.device) -> torch.device:
         raise InputError(f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:1', got {name!r}") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
+            cpu_only = torch.version.cuda is None and getattr(torch.version, "hip", None) is None  # ROCm: 'cuda' too
             raise InputError(
                 f"device {str(device)!r}: torch {torch.__version__} sees no CUDA GPU here "
-                f"({'a CPU-only build' if torch.version.cuda is None else 'no device or driver'})"
+                f"({'a CPU-only build' if cpu_only else 'no device or driver'})"
             )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise InputError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) here")
