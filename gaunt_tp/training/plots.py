@@ -76,6 +76,7 @@ def parity_plots(values: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], ou
         ax.set_ylim(lo, hi)
         ax.set_xlabel(f"reference {_PARITY_TITLES[quantity]}")
         ax.set_ylabel(f"predicted {_PARITY_TITLES[quantity]}")
+        ax.tick_params(axis="x", labelrotation=30)  # long labels (total energies per atom) would overlap
         ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=110)
