@@ -257,8 +257,8 @@ def test_eval_in_batches_equals_the_calculator_one_configuration_at_a_time(tmp_p
 
 
 def test_eval_refuses_outputs_it_could_not_write_before_any_work(tmp_path, data, capsys):
-    """An output only extxyz can hold, in a folder that exists, under keys that are not the labels'; a usable
-    device. Each a one-line error (status 2) before the model or the data is read (here: neither exists)."""
+    """An output name extxyz can take, in a folder that exists, and a usable device, checked first: each a
+    one-line error (status 2) before the model or the data is read (here: neither exists)."""
     base = ["eval", "--configs", str(tmp_path / "none.xyz"), "--model", str(tmp_path / "none.model")]
     for extra, message in (
         (["--output", str(tmp_path / "out.traj")], "written as extxyz, so it must end in .xyz or .extxyz"),
