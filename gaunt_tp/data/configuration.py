@@ -75,3 +75,9 @@ class Configuration:
     @property
     def num_atoms(self) -> int:
         return int(self.atomic_numbers.shape[0])
+
+    @property
+    def trainable_stress(self) -> np.ndarray | None:
+        """The stress label where the model has a stress to compare it with (cells periodic in all three
+        directions); None for a missing label and for slabs, wires and molecules."""
+        return self.stress if all(self.pbc) else None

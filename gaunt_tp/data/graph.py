@@ -104,7 +104,7 @@ def to_graph(
     nan = float("nan")
     n = config.num_atoms
     forces = config.forces if config.forces is not None else np.full((n, 3), nan)
-    stress = config.stress if config.stress is not None and all(config.pbc) else np.full((3, 3), nan)
+    stress = config.trainable_stress if config.trainable_stress is not None else np.full((3, 3), nan)
     return GraphBatch(
         positions=torch.tensor(config.positions, dtype=dtype),
         species=torch.from_numpy(table.index(config.atomic_numbers, config.source)),

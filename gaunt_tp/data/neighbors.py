@@ -44,12 +44,12 @@ def _complete_cell(cell: np.ndarray, periodic: np.ndarray) -> np.ndarray:
     independent."""
     rows = cell[periodic]
     scale = max(float(np.abs(rows).max()), 1e-300)
+    if abs(np.linalg.det(cell)) > 1e-12 * scale**3:  # the usual cell (every MD step): no decomposition
+        return cell
     if np.linalg.matrix_rank(rows, tol=1e-9 * scale) < len(rows):
         raise InputError(
             f"the cell vectors along the periodic directions must be non-zero and independent, got {rows.tolist()}"
         )
-    if abs(np.linalg.det(cell)) > 1e-12 * scale**3:
-        return cell
     complement = np.linalg.svd(rows)[2][len(rows) :]  # orthonormal rows orthogonal to the periodic ones
     box = cell.copy()
     box[~periodic] = complement

@@ -168,11 +168,11 @@ def _train(config: TrainConfig) -> dict:
     torch.manual_seed(config.seed)
 
     train, valid, test = _load_split(config)
-    dropped = sum(c.stress is not None and not all(c.pbc) for c in (*train, *valid, *test))
+    dropped = sum(c.stress is not None and c.trainable_stress is None for c in (*train, *valid, *test))
     if dropped:
         log.warning("%d configurations carry stress labels in cells not periodic in all three directions, where the "
                     "model has no stress: those labels are left out", dropped)  # fmt: skip
-    if config.loss == "stress" and all(c.stress is None or not all(c.pbc) for c in train):
+    if config.loss == "stress" and all(c.trainable_stress is None for c in train):
         raise InputError(
             f"--loss stress, but no configuration of {config.train_file} has a stress label "
             f"({config.stress_key!r} or the stress= that ASE writes) in a cell periodic in all three directions"
