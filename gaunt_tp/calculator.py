@@ -34,8 +34,10 @@ class GauntCalculator(Calculator):
 
     Any other keyword is a ``TypeError`` (a misspelt option is not ignored).
 
-    Stress is computed for structures periodic in all three directions (ASE's convention:
-    ``(1/V) dE/d(strain)``, Voigt order xx yy zz yz xz xy, eV/Angstrom^3).
+    Stress is computed wherever the cell spans a volume, periodic in all directions or not (ASE's convention, as
+    its EMT calculator: ``(1/V) dE/d(strain)`` with V the cell's volume, Voigt order xx yy zz yz xz xy,
+    eV/Angstrom^3): bulk, slabs with vacuum in the cell, molecules in a box. A structure whose cell has a zero
+    vector has none (``get_stress`` raises ASE's ``PropertyNotImplementedError``).
 
     Example:
         >>> from ase.build import molecule
@@ -74,9 +76,8 @@ class GauntCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         config = Configuration.from_atoms(self.atoms)
         graph = to_graph(config, self.table, self.model.config.r_max, dtype=self.dtype).to(self.device)
-        periodic = all(config.pbc)
         with torch.enable_grad():
-            out = self.model(graph, compute_forces=True, compute_stress=periodic)
+            out = self.model(graph, compute_forces=True, compute_stress=config.has_stress)
         energy = float(out["energy"].detach()[0])
         self.results = {
             "energy": energy,
@@ -84,6 +85,6 @@ class GauntCalculator(Calculator):
             "forces": out["forces"].detach().cpu().numpy().astype(np.float64),
             "energies": out["node_energy"].detach().cpu().numpy().astype(np.float64),
         }
-        if periodic:
+        if config.has_stress:
             s = out["stress"].detach().cpu().numpy()[0].astype(np.float64)
             self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])

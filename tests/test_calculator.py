@@ -55,6 +55,35 @@ def test_stress_passes_ase_finite_difference_check(model_file):
     np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-4), atol=1e-6)
 
 
+@pytest.mark.parametrize("case", ["slab", "molecule_in_box"])
+def test_stress_wherever_the_cell_spans_a_volume(model_file, case):
+    """A slab with vacuum in its cell and a molecule in a box have a stress, as ASE's EMT gives them (ASE's
+    convention: the cell's volume, periodic or not); ASE's finite-difference check passes for both."""
+    from ase.build import fcc111
+
+    if case == "slab":
+        atoms = fcc111("Al", (2, 2, 3), vacuum=4.0)  # periodic in x and y, vacuum along z
+    else:
+        atoms = molecule("CH3CH2OH", cell=[7.0, 8.0, 9.0])  # pbc False: no images, a box that sets the volume
+    atoms.rattle(0.05, seed=5)
+    assert atoms.pbc.tolist() == ([True, True, False] if case == "slab" else [False] * 3)
+    atoms.calc = GauntCalculator(model_file)
+    stress = atoms.get_stress()
+    assert np.abs(stress).max() > 1e-4  # a real stress, not the zero of a missing volume
+    np.testing.assert_allclose(stress, calculate_numerical_stress(atoms, eps=1e-5), atol=1e-7)
+
+
+def test_no_stress_where_the_cell_has_a_zero_vector(model_file):
+    from ase.build import graphene
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    for atoms in (molecule("CH3CH2OH"), graphene(size=(2, 2, 1))):  # ASE leaves the cell (or its z vector) zero
+        atoms.calc = GauntCalculator(model_file)
+        assert np.isfinite(atoms.get_forces()).all()
+        with pytest.raises(PropertyNotImplementedError):
+            atoms.get_stress()
+
+
 def test_saved_model_round_trip_and_bad_files(model_file, tmp_path):
     model = load_model(model_file)
     assert model.config == CONFIG and model.e0s.dtype == torch.float64

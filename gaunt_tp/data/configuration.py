@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Configuration", "KeySpec", "KCAL_PER_MOL_IN_EV"]
+__all__ = ["Configuration", "KeySpec", "KCAL_PER_MOL_IN_EV", "MIN_CELL_VOLUME"]
 
 # 1 kcal/mol in eV (ase.units.kcal / ase.units.mol); rMD17 is stored in kcal/mol.
 KCAL_PER_MOL_IN_EV = 0.04336410390059322
+
+# A cell spans a volume (and a structure has a stress, whatever its periodicity) above this many Angstrom^3.
+MIN_CELL_VOLUME = 1e-12
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,14 @@ class Configuration:
         return int(self.atomic_numbers.shape[0])
 
     @property
+    def has_stress(self) -> bool:
+        """Whether the structure has a stress, ``(1/V) dE/d(strain)``: where its cell spans a volume, periodic
+        or not (ASE's convention, as its EMT calculator and MACE's): bulk, a slab or a molecule in a box, but not
+        a structure whose cell has zero vectors (ASE's default for molecules, sheets and wires)."""
+        return abs(float(np.linalg.det(self.cell))) > MIN_CELL_VOLUME
+
+    @property
     def trainable_stress(self) -> np.ndarray | None:
-        """The stress label where the model has a stress to compare it with (cells periodic in all three
-        directions); None for a missing label and for slabs, wires and molecules."""
-        return self.stress if all(self.pbc) else None
+        """The stress label where the model has a stress to compare it with (:attr:`has_stress`); None for a
+        missing label and for cells without volume."""
+        return self.stress if self.has_stress else None

@@ -15,8 +15,8 @@ Field names and shapes (n atoms, E edges, B graphs in a batch):
 ``cell``            [B, 3, 3]        Angstrom (zeros when not periodic)
 ``energy``          [B]              eV (NaN when missing)
 ``forces``          [n, 3]           eV/Angstrom (NaN when missing)
-``stress``          [B, 3, 3]        eV/Angstrom^3 (NaN when missing, and for cells not periodic in all
-                                     three directions, where the model has no stress)
+``stress``          [B, 3, 3]        eV/Angstrom^3 (NaN when missing, and for cells without volume,
+                                     where the model has no stress)
 ``weight``          [B]              loss weight of each configuration
 ``batch``           [n] long         graph of each atom
 ``ptr``             [B + 1] long     first atom of each graph

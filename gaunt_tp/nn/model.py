@@ -22,6 +22,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from gaunt_tp.data.configuration import MIN_CELL_VOLUME
 from gaunt_tp.data.graph import GraphBatch
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.activation import NormalizedSiLU
@@ -238,8 +239,8 @@ class GauntMACE(nn.Module):
     ``forward(batch, compute_forces=True, compute_stress=False, training=False)`` takes a
     :class:`gaunt_tp.data.GraphBatch` and returns a dict with ``energy [B]`` (eV),
     ``node_energy [n]`` (eV, E0 included), ``forces [n, 3]`` (eV/Angstrom) and, if asked,
-    ``stress [B, 3, 3]`` (eV/Angstrom^3, zero for cells of zero volume). With
-    ``training=True`` the graph of the forces is kept for a force loss.
+    ``stress [B, 3, 3]`` (eV/Angstrom^3, for any cell that spans a volume, periodic or not; zero for
+    cells of zero volume). With ``training=True`` the graph of the forces is kept for a force loss.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -305,9 +306,7 @@ class GauntMACE(nn.Module):
             if compute_forces:
                 out["forces"] = -grads[0] if grads[0] is not None else torch.zeros_like(positions)
             if compute_stress:
-                volume = torch.linalg.det(batch.cell).abs()
+                volume = torch.linalg.det(batch.cell).abs()[:, None, None]
                 g = grads[-1] if grads[-1] is not None else torch.zeros_like(cell)
-                out["stress"] = torch.where(
-                    volume[:, None, None] > 1e-12, g / volume.clamp_min(1e-12)[:, None, None], 0.0
-                )
+                out["stress"] = torch.where(volume > MIN_CELL_VOLUME, g / volume.clamp_min(MIN_CELL_VOLUME), 0.0)
         return out

@@ -170,12 +170,12 @@ def _train(config: TrainConfig) -> dict:
     train, valid, test = _load_split(config)
     dropped = sum(c.stress is not None and c.trainable_stress is None for c in (*train, *valid, *test))
     if dropped:
-        log.warning("%d configurations carry stress labels in cells not periodic in all three directions, where the "
+        log.warning("%d configurations carry stress labels in cells without volume (a zero cell vector), where the "
                     "model has no stress: those labels are left out", dropped)  # fmt: skip
     if config.loss == "stress" and all(c.trainable_stress is None for c in train):
         raise InputError(
             f"--loss stress, but no configuration of {config.train_file} has a stress label "
-            f"({config.stress_key!r} or the stress= that ASE writes) in a cell periodic in all three directions"
+            f"({config.stress_key!r} or the stress= that ASE writes) in a cell that spans a volume"
         )
     zs = sorted({int(z) for c in (*train, *valid, *test) for z in c.atomic_numbers})
     table = ElementTable(zs)

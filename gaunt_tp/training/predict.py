@@ -20,8 +20,8 @@ __all__ = ["Prediction", "predict"]
 @dataclass(frozen=True)
 class Prediction:
     """One configuration's predictions: energy (eV), forces ``[n_atoms, 3]`` (eV/A), per-atom energies
-    ``[n_atoms]`` (eV) and, for cells periodic in all three directions, the stress ``[3, 3]`` (eV/A^3, ASE's sign:
-    ``(1/V) dE/d(strain)``); None otherwise."""
+    ``[n_atoms]`` (eV) and, where the cell spans a volume (:attr:`Configuration.has_stress`), the stress ``[3, 3]``
+    (eV/A^3, ASE's sign: ``(1/V) dE/d(strain)``); None otherwise."""
 
     energy: float
     forces: np.ndarray
@@ -61,20 +61,20 @@ def predict(
     for start in starts:
         chunk = configs[start : start + batch_size]
         batch = collate([to_graph(c, table, model.config.r_max, dtype) for c in chunk]).to(device)
-        periodic = [all(c.pbc) for c in chunk]
+        has_stress = [c.has_stress for c in chunk]
         with torch.enable_grad():
-            out = model(batch, compute_forces=True, compute_stress=any(periodic))
+            out = model(batch, compute_forces=True, compute_stress=any(has_stress))
         acc.add(batch, out)
         values = {k: v.detach().cpu().to(torch.float64).numpy() for k, v in out.items()}
         ptr = batch.ptr.tolist()
-        for g, is_periodic in enumerate(periodic):
+        for g, with_stress in enumerate(has_stress):
             atoms = slice(ptr[g], ptr[g + 1])
             predictions.append(
                 Prediction(
                     energy=float(values["energy"][g]),
                     forces=values["forces"][atoms],
                     energies=values["node_energy"][atoms],
-                    stress=values["stress"][g] if is_periodic else None,
+                    stress=values["stress"][g] if with_stress else None,
                 )
             )
     table = acc.table()

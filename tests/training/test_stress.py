@@ -141,38 +141,45 @@ def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, caps
     ase.io.write(molecules, ase.io.read(shared_data / "ethanol" / "train.xyz", index=":8"))
     assert main([*args[:2], str(molecules), *args[3:], "--name", "molecules"]) == 2
     assert re.search("no configuration of .*molecules.xyz has a stress label", capsys.readouterr().err)
-    slabs = tmp_path / "slabs.xyz"  # stress labels, but on cells periodic in two directions only
+    sheets = tmp_path / "sheets.xyz"  # stress labels, but on cells with a zero vector (no volume)
     frames = ase.io.read(copper, index=":")
     for atoms in frames:
+        atoms.cell[2] = 0.0
         atoms.pbc = (True, True, False)
-    ase.io.write(slabs, frames)
+    ase.io.write(sheets, frames)
     with caplog.at_level("WARNING", logger="gaunt_tp.train"):
-        assert main([*args[:2], str(slabs), *args[3:], "--name", "slabs"]) == 2
-    assert "12 configurations carry stress labels in cells not periodic in all three" in caplog.text
-    assert re.search("slabs.xyz has a stress label .* in a cell periodic in all three", capsys.readouterr().err)
+        assert main([*args[:2], str(sheets), *args[3:], "--name", "sheets"]) == 2
+    assert "12 configurations carry stress labels in cells without volume" in caplog.text
+    assert re.search("sheets.xyz has a stress label .* in a cell that spans a volume", capsys.readouterr().err)
     with pytest.raises(ValueError, match="loss must be 'weighted'"):
         config_from_args(["--train_file", str(copper), "--loss", "virials"])
 
 
-def test_stress_labels_count_for_fully_periodic_cells_alone_at_any_batch_size(copper):
-    """A stress label on a slab (periodic in two directions) or a molecule is left out of the error table (the model
-    has no stress there), so the table does not depend on which configurations share a batch."""
+def test_stress_labels_count_where_the_cell_spans_a_volume_at_any_batch_size(copper):
+    """A stress label counts on any cell with a volume, periodic or not (a slab with its vacuum in the cell, as ASE
+    and MACE compute stress), and is left out of the error table where the cell has a zero vector (the model has no
+    stress there), so the table does not depend on which configurations share a batch."""
     from gaunt_tp.data import read_configurations
     from gaunt_tp.nn import GauntMACE, ModelConfig
     from gaunt_tp.training.predict import predict
 
     configs = read_configurations(copper)[:3]
     assert all(c.stress is not None for c in configs)
-    configs[1] = dataclasses.replace(configs[1], pbc=(True, True, False))
-    configs[2] = dataclasses.replace(configs[2], pbc=(False, False, False))
+    slab_cell = configs[1].cell.copy()
+    slab_cell[2] *= 2.0  # vacuum above the slab, inside the cell
+    configs[1] = dataclasses.replace(configs[1], pbc=(True, True, False), cell=slab_cell)
+    sheet_cell = configs[2].cell.copy()
+    sheet_cell[2] = 0.0
+    configs[2] = dataclasses.replace(configs[2], pbc=(True, True, False), cell=sheet_cell)
+    assert [c.has_stress for c in configs] == [True, True, False]
     torch.manual_seed(0)
     config = ModelConfig(atomic_numbers=(29,), e0s=(0.0,), r_max=4.0, max_ell=2, num_channels=4, max_L=1)
     model = GauntMACE(config).double()
-    alone = predict(model, configs[:1])[1]["all"]["rmse_stress_meV_per_A3"]
-    for batch_size in (1, 3):
+    alone = predict(model, configs[:2], batch_size=1)[1]["all"]["rmse_stress_meV_per_A3"]
+    for batch_size in (1, 2, 3):
         predictions, table = predict(model, configs, batch_size=batch_size)
         assert table["all"]["rmse_stress_meV_per_A3"] == pytest.approx(alone, rel=1e-12)
-        assert [p.stress is None for p in predictions] == [False, True, True]
+        assert [p.stress is None for p in predictions] == [False, False, True]
 
 
 def test_final_tables_report_stress_for_periodic_data_without_the_stress_loss(tmp_path, copper):
