@@ -70,8 +70,8 @@ def _eval(argv: list[str]) -> int:
 
     parser = OptionParser(
         prog="gaunt-tp eval",
-        description="Predict energies, forces and (periodic cells) stress into extxyz, with an error table where the "
-        "configurations carry reference labels.",
+        description="Predict energies, forces and (cells with a volume) stress into extxyz, with an error table where "
+        "the configurations carry reference labels.",
     )
     parser.add_argument(
         "--configs", required=True, help="structures to evaluate: extxyz (or any ASE format) or an rMD17 .npz"
@@ -79,7 +79,7 @@ def _eval(argv: list[str]) -> int:
     parser.add_argument("--model", required=True, help="a .model file written by gaunt-tp train")
     parser.add_argument(
         "--output", required=True, help="extxyz to write: the input with <prefix>energy, <prefix>forces, "
-        "<prefix>energies (per atom) and, for periodic cells, <prefix>stress (3x3) added",
+        "<prefix>energies (per atom) and, where the cell spans a volume, <prefix>stress (3x3) added",
     )  # fmt: skip
     parser.add_argument("--prefix", default="gaunt_", help="prefix of the predicted keys (default gaunt_)")
     parser.add_argument("--batch_size", type=int, default=16, help="configurations per model call (default 16)")

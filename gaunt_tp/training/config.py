@@ -204,7 +204,7 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
                "atoms (energies under --energy_key), or a mapping such as '{1: -13.6, 8: -2041.9}' (atomic number: eV)",
         "energy_key": "info key of the reference energy (eV); ASE's calculator energy is read when it is absent",
         "forces_key": "arrays key of the reference forces (eV/A); ASE's calculator forces are read when absent",
-        "stress_key": "info key of the reference stress (eV/A^3, periodic cells)",
+        "stress_key": "info key of the reference stress (eV/A^3; used where the cell spans a volume)",
         "config_type_weights": "loss weight per config_type as JSON, e.g. '{\"Default\": 1.0, \"bulk\": 10}'",
     }),
     ("model", {
