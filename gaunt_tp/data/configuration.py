@@ -42,7 +42,8 @@ class Configuration:
     Attributes:
         atomic_numbers: ``[n]`` int.
         positions: ``[n, 3]`` Angstrom.
-        cell: ``[3, 3]`` Angstrom, rows are lattice vectors (zeros when not periodic).
+        cell: ``[3, 3]`` Angstrom, rows are lattice vectors (zeros where there is none; a vector along a non-periodic
+            direction sets the volume for the stress alone).
         pbc: periodicity along each lattice vector.
         energy: total energy in eV, or None.
         forces: ``[n, 3]`` eV/Angstrom, or None.

@@ -12,7 +12,7 @@ Field names and shapes (n atoms, E edges, B graphs in a batch):
                                      (j, i, -S) share one, in 0..U-1 (:func:`edge_pairs`)
 ``pair_edge``       [U] long         one edge of each pair (functions of the length alone are
                                      evaluated once per pair)
-``cell``            [B, 3, 3]        Angstrom (zeros when not periodic)
+``cell``            [B, 3, 3]        Angstrom, as given (zeros where the structure has no cell)
 ``energy``          [B]              eV (NaN when missing)
 ``forces``          [n, 3]           eV/Angstrom (NaN when missing)
 ``stress``          [B, 3, 3]        eV/Angstrom^3 (NaN when missing, and for cells without volume,
