@@ -94,6 +94,8 @@ class CGConvolution(nn.Module):
             couplings.append(path_weight * o3.wigner_3j(l1, l2, l3, dtype=torch.float64))
         sh_slices = self.irreps_sh.slices()
         self.out_components = self.irreps_out.dim // self.channels
+        self.node_dim, self.irreps_node_text = self.irreps_node.dim, str(self.irreps_node)
+        self.out_blocks = tuple(ir.dim for _, ir in self.irreps_out)  # plain ints for the forward pass
         # e3nn's layout <-> the kernels' rows layout, for forward()
         rows_in = torch.tensor(component_rows(self.irreps_node, self.channels), dtype=torch.int64)
         rows_out = torch.tensor(component_rows(self.irreps_out, self.channels), dtype=torch.int64)
@@ -143,8 +145,8 @@ class CGConvolution(nn.Module):
         ``edge_cache``: the edges' harmonics and the kernels' edge groupings, shared with the other convolutions
         over the same edges)."""
         check_convolution_inputs(
-            node_features, edge_vectors, edge_index, radial_weights, radial_index, self.irreps_node, self.weight_numel,
-            "(number of paths) * C",
+            node_features, edge_vectors, edge_index, radial_weights, radial_index, self.node_dim,
+            self.irreps_node_text, self.weight_numel, "(number of paths) * C",
         )  # fmt: skip
         values = node_features.index_select(1, self.rows_in).unflatten(1, (-1, self.channels))
         sums = self._sums(values, edge_vectors, edge_index, radial_weights, radial_index, edge_cache)
@@ -169,11 +171,11 @@ class CGConvolution(nn.Module):
             ``irreps_out`` as ``mul_i / C`` blocks of ``2 l_i + 1`` rows).
         """
         n, c = node_rows.shape[0], self.channels
-        if node_rows.shape != (n, self.irreps_node.dim // c, c):
-            raise ValueError(f"node_rows must be [N, {self.irreps_node.dim // c}, {c}], got {tuple(node_rows.shape)}")
+        if node_rows.shape != (n, self.node_dim // c, c):
+            raise ValueError(f"node_rows must be [N, {self.node_dim // c}, {c}], got {tuple(node_rows.shape)}")
         check_convolution_inputs(
-            node_rows.flatten(1), edge_vectors, edge_index, radial_weights, radial_index, self.irreps_node,
-            self.weight_numel, "(number of paths) * C",
+            node_rows.flatten(1), edge_vectors, edge_index, radial_weights, radial_index, self.node_dim,
+            self.irreps_node_text, self.weight_numel, "(number of paths) * C",
         )  # fmt: skip
         return self._sums(node_rows, edge_vectors, edge_index, radial_weights, radial_index, edge_cache)
 
@@ -205,13 +207,11 @@ class CGConvolution(nn.Module):
             radial = radial.index_select(0, radial_index)  # [E, paths, C]
         sender, receiver = edge_index
         senders = values.index_select(0, sender)  # [E, Din, C]
-        messages: list[torch.Tensor | None] = [None] * len(self.irreps_out)  # [E, 2 l3 + 1, C] per output block
+        messages: list[torch.Tensor | None] = [None] * len(self.out_blocks)  # [E, 2 l3 + 1, C] per output block
         for p, ((_, _, io), (o1, d1, _, d3, t0)) in enumerate(zip(self.paths, self.path_rows)):
             coupling = couplings[:, t0 : t0 + d1 * d3].view(-1, d1, d3)  # [E, 2 l1 + 1, 2 l3 + 1]
             msg = torch.einsum("eic,eik->ekc", senders[:, o1 : o1 + d1], coupling) * radial[:, p, None, :]
             messages[io] = msg if messages[io] is None else messages[io] + msg
         edges = couplings.shape[0]
-        flat = [
-            m if m is not None else values.new_zeros(edges, ir.dim, c) for m, (_, ir) in zip(messages, self.irreps_out)
-        ]
+        flat = [m if m is not None else values.new_zeros(edges, dim, c) for m, dim in zip(messages, self.out_blocks)]
         return values.new_zeros(n, self.out_components, c).index_add(0, receiver, torch.cat(flat, dim=1))

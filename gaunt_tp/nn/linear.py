@@ -95,6 +95,8 @@ class EquivariantLinear(nn.Module):
         self.irreps_out = as_irreps(irreps_out, "irreps_out")
         self.instructions = _instructions(self.irreps_in, self.irreps_out)
         self.shapes = [(self.irreps_in[i].mul, self.irreps_out[j].mul) for i, j in self.instructions]
+        self.in_blocks, self.out_blocks = _blocks_of(self.irreps_in), _blocks_of(self.irreps_out)
+        self.in_dim, self.out_dim = self.irreps_in.dim, self.irreps_out.dim
         self.weight = nn.Parameter(torch.randn(sum(a * b for a, b in self.shapes)))
         self.tables = _scales(self.shapes, self.instructions)
         # one block of scalars (readouts, embeddings): a plain matrix product, no splitting or merging
@@ -110,18 +112,18 @@ class EquivariantLinear(nn.Module):
         return f"{self.irreps_in} -> {self.irreps_out}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.irreps_in.dim:
-            raise ValueError(f"input must be [..., {self.irreps_in.dim}] for {self.irreps_in}, got {tuple(x.shape)}")
+        if x.shape[-1] != self.in_dim:
+            raise ValueError(f"input must be [..., {self.in_dim}] for {self.irreps_in}, got {tuple(x.shape)}")
         lead = x.shape[:-1]
-        x = x.reshape(-1, self.irreps_in.dim)
+        x = x.reshape(-1, self.in_dim)
         if self.dense:
-            return (x @ self.blocks()[0]).reshape(*lead, self.irreps_out.dim)
-        parts = _split(x, self.irreps_in)
-        outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+            return (x @ self.blocks()[0]).reshape(*lead, self.out_dim)
+        parts = _split(x, self.in_blocks)
+        outs: list[torch.Tensor | None] = [None] * len(self.out_blocks)
         for (i, j), w in zip(self.instructions, self.blocks()):
-            term = _mix(parts[i], w, self.irreps_in[i].mul, self.irreps_in[i].ir.dim)
+            term = _mix(parts[i], w, *self.in_blocks[i])
             outs[j] = term if outs[j] is None else outs[j] + term
-        return _merge(outs, self.irreps_out, x).reshape(*lead, self.irreps_out.dim)
+        return _merge(outs, self.out_blocks, x).reshape(*lead, self.out_dim)
 
 
 class RowsLinear(EquivariantLinear):
@@ -204,8 +206,8 @@ class RowsLinear(EquivariantLinear):
         c, n, r = self.channels, x.shape[0], len(self.matrix_of_row)
         scaled = self.weight * self.tables.get(self.weight.dtype, self.weight.device)["scale"]
         if self.rows == "out":
-            if x.dim() != 2 or x.shape[1] != self.irreps_in.dim:
-                raise ValueError(f"input must be [N, {self.irreps_in.dim}] for {self.irreps_in}, got {tuple(x.shape)}")
+            if x.dim() != 2 or x.shape[1] != self.in_dim:
+                raise ValueError(f"input must be [N, {self.in_dim}] for {self.irreps_in}, got {tuple(x.shape)}")
             w = scaled.view(-1, self.width, c).index_select(0, self.matrix_of_row)  # [R, C', C]
             flat = (x.index_select(1, self.gather) if self.reordered else x).view(n, r, self.width)
             return torch.bmm(flat.transpose(0, 1), w).transpose(0, 1)  # one matrix product per row
@@ -255,6 +257,8 @@ class ElementLinear(nn.Module):
         self.shapes = [(self.irreps_in[i].mul, self.irreps_out[j].mul) for i, j in self.instructions]
         self.weight = nn.Parameter(torch.randn(sum(a * num_elements * b for a, b in self.shapes)))
         self.block_shapes = [(a * num_elements, b) for a, b in self.shapes]  # rows: (input channel, element)
+        self.in_blocks, self.out_blocks = _blocks_of(self.irreps_in), _blocks_of(self.irreps_out)
+        self.in_dim = self.irreps_in.dim
         self.tables = _scales(self.block_shapes, self.instructions)
         self._register_load_state_dict_pre_hook(_drop_e3nn_keys, with_module=True)
 
@@ -263,32 +267,38 @@ class ElementLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, elements: torch.Tensor) -> torch.Tensor:
         n, k = x.shape[0], self.num_elements
-        if x.dim() != 2 or x.shape[1] != self.irreps_in.dim:
-            raise ValueError(f"x must be [n, {self.irreps_in.dim}] for {self.irreps_in}, got {tuple(x.shape)}")
+        if x.dim() != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(f"x must be [n, {self.in_dim}] for {self.irreps_in}, got {tuple(x.shape)}")
         if elements.shape != (n, k):
             raise ValueError(f"elements must be [n, num_elements] = [{n}, {k}], got {tuple(elements.shape)}")
-        parts = _split(x, self.irreps_in)
-        outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+        parts = _split(x, self.in_blocks)
+        outs: list[torch.Tensor | None] = [None] * len(self.out_blocks)
         for (i, j), (a, _), w in zip(
             self.instructions, self.shapes, _blocks(self.weight, self.tables, self.block_shapes)
         ):
-            d = self.irreps_in[i].ir.dim
+            d = self.in_blocks[i][1]
             # x_i [n, a, d] times elements [n, k] -> [n, a k, d] (e3nn's weight order: input channel, then element)
             xe = (parts[i].reshape(n, a, 1, d) * elements.view(n, 1, k, 1)).reshape(n, a * k * d)
             term = _mix(xe, w, a * k, d)
             outs[j] = term if outs[j] is None else outs[j] + term
-        return _merge(outs, self.irreps_out, x)
+        return _merge(outs, self.out_blocks, x)
 
 
-def _split(x: torch.Tensor, irreps: o3.Irreps) -> tuple[torch.Tensor, ...]:
-    """``[n, irreps.dim]`` -> one ``[n, mul * dim]`` view per irrep (one split: its backward is one concatenation)."""
-    return x.split([mul * ir.dim for mul, ir in irreps], dim=1)
+def _blocks_of(irreps: o3.Irreps) -> tuple[tuple[int, int], ...]:
+    """``(mul, 2l + 1)`` of each irrep of ``irreps``, as plain ints: what the forward passes read (plain ints, not
+    e3nn objects, so that ``torch.compile`` can guard on them)."""
+    return tuple((int(mul), int(ir.dim)) for mul, ir in irreps)
 
 
-def _merge(outs: list[torch.Tensor | None], irreps_out: o3.Irreps, like: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``[n, mul, dim]`` blocks (zeros where None) into ``[n, irreps_out.dim]``."""
+def _split(x: torch.Tensor, blocks: tuple[tuple[int, int], ...]) -> tuple[torch.Tensor, ...]:
+    """``[n, sum mul * dim]`` -> one ``[n, mul * dim]`` view per ``(mul, dim)`` block (one split: its backward is
+    one concatenation)."""
+    return x.split([mul * dim for mul, dim in blocks], dim=1)
+
+
+def _merge(outs: list[torch.Tensor | None], blocks: tuple[tuple[int, int], ...], like: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``[n, mul, dim]`` outputs (zeros where None), one per ``(mul, dim)`` block, into
+    ``[n, sum mul * dim]``."""
     n = like.shape[0]
-    flat = [
-        (o.flatten(1) if o is not None else like.new_zeros(n, mul * ir.dim)) for o, (mul, ir) in zip(outs, irreps_out)
-    ]
+    flat = [(o.flatten(1) if o is not None else like.new_zeros(n, mul * dim)) for o, (mul, dim) in zip(outs, blocks)]
     return flat[0] if len(flat) == 1 else torch.cat(flat, dim=1)

@@ -78,15 +78,17 @@ def check_convolution_inputs(
     edge_index: torch.Tensor,
     radial: torch.Tensor,
     radial_index: torch.Tensor | None,
-    irreps_node: o3.Irreps,
+    node_dim: int,
+    irreps_node: str,
     weight_numel: int,
     layout: str,
 ) -> None:
     """Clear errors for a convolution's inputs (shapes, index ranges, dtypes), as the forward passes take them;
-    ``layout`` describes ``weight_numel`` in the message."""
+    ``node_dim`` is the node features' width, ``irreps_node`` (text) and ``layout`` (of ``weight_numel``) go in the
+    messages. Plain ints and strings: ``torch.compile`` guards on them (e3nn's Irreps break its guards)."""
     n, e = x.shape[0] if x.dim() == 2 else -1, vectors.shape[0] if vectors.dim() == 2 else -1
-    if x.dim() != 2 or x.shape[1] != irreps_node.dim:
-        raise ValueError(f"node_features must be [N, {irreps_node.dim}] for {irreps_node}, got {tuple(x.shape)}")
+    if x.dim() != 2 or x.shape[1] != node_dim:
+        raise ValueError(f"node_features must be [N, {node_dim}] for {irreps_node}, got {tuple(x.shape)}")
     if vectors.dim() != 2 or vectors.shape[1] != 3:
         raise ValueError(f"edge_vectors must be [E, 3], got {tuple(vectors.shape)}")
     if edge_index.dim() != 2 or edge_index.shape != (2, e):
@@ -224,6 +226,7 @@ class GauntConvolution(nn.Module):
         if radial_per_input and form == "aligned":
             raise ValueError("radial_per_input=True is implemented in the grid form only: use form='grid' or 'auto'")
         self.irreps_node, self.irreps_sh, self.irreps_out = self.desc.irreps_in1, irreps_sh, self.desc.irreps_out
+        self.node_dim, self.irreps_node_text = self.irreps_node.dim, str(self.irreps_node)
         self.sh_degrees = [ir.l for _, ir in irreps_sh]
         self.channels = self.desc.mul
         self.radial_per_input = radial_per_input
@@ -331,8 +334,8 @@ class GauntConvolution(nn.Module):
     ) -> torch.Tensor:
         layout = "len(irreps_node) * len(irreps_sh) * C" if self.radial_per_input else "len(irreps_sh) * C"
         check_convolution_inputs(
-            node_features, edge_vectors, edge_index, radial_weights, radial_index, self.irreps_node, self.weight_numel,
-            layout,
+            node_features, edge_vectors, edge_index, radial_weights, radial_index, self.node_dim,
+            self.irreps_node_text, self.weight_numel, layout,
         )  # fmt: skip
         if radial_index is not None and not (self.form == "grid" and self._kernel_runs(node_features)):
             radial_weights, radial_index = radial_weights.index_select(0, radial_index), None  # one row per edge

@@ -363,3 +363,20 @@ def test_repr_shows_each_block_with_its_irreps():
         assert line in text, text
     cg = repr(GauntMACE(dataclasses.replace(CONFIG, conv_blocks="e3nn", product_blocks="symmetric")))
     assert "CGConvolution(6x0e x 1x0e+1x1o+1x2e -> " in cg and "SymmetricContraction(6x0e+6x1o+6x2e -> " in cg
+
+
+@pytest.mark.parametrize("blocks", [{}, {"product_blocks": "symmetric", "conv_blocks": "e3nn"}])
+def test_whole_model_compiles_to_the_same_energy_forces_and_stress(blocks, ethanol):
+    """torch.compile of the whole model (AOT autograd without code generation, so no compiler is needed)
+    traces the forward and the forces' backward and gives eager's numbers, stress included."""
+    torch.manual_seed(14)
+    model = GauntMACE(dataclasses.replace(CONFIG, **blocks)).double()
+    boxed = dataclasses.replace(ethanol[0], cell=np.diag([9.0, 10.0, 11.0]))  # a molecule in a box: a stress
+    batch = collate([graph(boxed), graph(ethanol[1])])
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="aot_eager")
+    got, want = compiled(batch, compute_stress=True), model(batch, compute_stress=True)
+    for key in ("energy", "forces", "stress"):
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=1e-12)
+    assert want["stress"][0].abs().max() > 0
+    torch._dynamo.reset()
