@@ -125,7 +125,7 @@ class SymmetricContraction(nn.Module):
         if weights_on == "chains":
             tables["chains"] = torch.block_diag(*chains).T.contiguous()  # [paths, chains]
         self.tables = TableCache(tables)
-        self.num_slots, self.in_dim = len(path_of_slot), self.irreps_in.dim
+        self.num_slots, self.in_dim, self.out_dim = len(path_of_slot), self.irreps_in.dim, self.irreps_out.dim
         out_rows = row_layout(self.irreps_out) if out_layout == "e3nn" else rows_layout(self.irreps_out)
         self.kernel_layout = _kernel_layout(self.irreps_in, out_rows, tables, self.num_slots, len(order))
         self.kernel_sizes = (self.channels, n, self.irreps_out.dim // self.channels, len(order) - n, len(nonzeros),
@@ -173,7 +173,7 @@ class SymmetricContraction(nn.Module):
         terms = mono.index_select(0, t["column"]) * t["coefficient"][:, None]
         values = mono.new_zeros(self.num_slots, n * c).index_add_(0, t["slot"], terms)  # [slots, N C]
         w = w.index_select(1, t["path_of_slot"]).transpose(0, 1).reshape(self.num_slots, n * c)
-        out = mono.new_zeros(self.irreps_out.dim // c, n * c).index_add_(0, t["entry_of_slot"], values * w)
+        out = mono.new_zeros(self.out_dim // c, n * c).index_add_(0, t["entry_of_slot"], values * w)
         if self.out_layout == "rows":
             return out.unflatten(1, (n, c)).transpose(0, 1).flatten(1)
         return out.unflatten(1, (n, c)).permute(1, 2, 0).flatten(1).index_select(1, t["perm_out_inverse"])
