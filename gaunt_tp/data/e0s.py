@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +12,10 @@ import numpy as np
 from gaunt_tp.data.configuration import Configuration, KeySpec
 from gaunt_tp.errors import InputError
 
-__all__ = ["e0s_average", "e0s_from_isolated_atoms", "resolve_e0s", "shift_and_scale"]
+__all__ = [
+    "e0s_average", "e0s_from_isolated_atoms", "e0s_from_text", "e0s_mapping", "is_e0s_file", "resolve_e0s",
+    "shift_and_scale",
+]  # fmt: skip
 
 
 def e0s_from_isolated_atoms(configs: Sequence[Configuration]) -> dict[int, float]:
@@ -35,6 +39,12 @@ def e0s_average(configs: Sequence[Configuration], atomic_numbers: Sequence[int])
     """
     zs = list(atomic_numbers)
     counts = np.array([[np.count_nonzero(c.atomic_numbers == z) for z in zs] for c in configs], dtype=np.float64)
+    absent = [z for z, column in zip(zs, counts.T) if not column.any()]
+    if absent:  # lstsq would give them 0 eV without a word
+        raise InputError(
+            f"E0s 'average': elements Z={absent} appear in no training configuration, so their E0s cannot be "
+            "fitted; give E0s for every element (a file of isolated atoms or a dict like '{1: -13.6, 8: -2041.9}')"
+        )
     energies = np.array([c.energy for c in configs], dtype=np.float64)
     solution, *_ = np.linalg.lstsq(counts, energies, rcond=None)
     return {z: float(e) for z, e in zip(zs, solution)}
@@ -52,27 +62,69 @@ def resolve_e0s(
     Raises an InputError naming the missing elements if the result does not cover ``atomic_numbers``.
     """
     if isinstance(spec, dict):
-        e0s = {int(k): float(v) for k, v in spec.items()}
+        e0s = e0s_mapping(spec, "E0s")
     elif spec == "average":
         e0s = e0s_average(train, atomic_numbers)
-    elif Path(spec).is_file():
+    elif is_e0s_file(spec) and Path(spec).suffix.lower() == ".json":  # MACE's E0s file: {"1": -13.6, ...}
+        try:
+            parsed = json.loads(Path(spec).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise InputError(f"{spec}: not a JSON mapping of elements to E0s ({err})") from None
+        if not isinstance(parsed, dict):
+            raise InputError(f'{spec}: must hold a JSON mapping like {{"1": -13.6, "8": -2041.9}}')
+        e0s = e0s_mapping(parsed, spec)
+    elif is_e0s_file(spec):
         from gaunt_tp.data.readers import read_configurations
 
         e0s = e0s_from_isolated_atoms(read_configurations(spec, keys=keys or KeySpec(), require_forces=False))
     else:
-        try:
-            parsed = ast.literal_eval(spec)
-        except (ValueError, SyntaxError):
-            raise InputError(
-                f"E0s {spec!r} is neither 'average', a file, nor a dict like '{{1: -13.6, 8: -2041.9}}'"
-            ) from None
-        if not isinstance(parsed, dict):
-            raise InputError(f"E0s {spec!r} must be a dict like '{{1: -13.6, 8: -2041.9}}'")
-        e0s = {int(k): float(v) for k, v in parsed.items()}
+        e0s = e0s_from_text(spec)
     missing = sorted(set(int(z) for z in atomic_numbers) - set(e0s))
     if missing:
         raise InputError(f"E0s have no value for elements Z={missing}")
     return e0s
+
+
+def e0s_from_text(spec: str) -> dict[int, float]:
+    """``{Z: E0}`` from a mapping in Python/YAML-like text, ``"{1: -13.6, 8: -2041.9}"`` or ``"{'H': -13.6}"``."""
+    try:
+        parsed = ast.literal_eval(spec)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise InputError(
+            f"E0s {spec!r} is neither 'average', a file, nor a dict like '{{1: -13.6, 8: -2041.9}}'"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise InputError(f"E0s {spec!r} must be a dict like '{{1: -13.6, 8: -2041.9}}'")
+    return e0s_mapping(parsed, "E0s")
+
+
+def is_e0s_file(spec: str) -> bool:
+    """Whether ``spec`` names an existing file (False for text too long to be a file name)."""
+    try:
+        return Path(spec).is_file()
+    except OSError:  # a long dict in its string form is no file name (ENAMETOOLONG)
+        return False
+
+
+def e0s_mapping(raw: dict, where: str) -> dict[int, float]:
+    """``{Z: E0}`` from keys that are atomic numbers (ints or their text) or element symbols, values numbers."""
+    from ase.data import atomic_numbers
+
+    out: dict[int, float] = {}
+    for key, value in raw.items():
+        text = str(key).strip()
+        z = int(text) if text.isdigit() else atomic_numbers.get(text)
+        if z is None or not 0 < z < len(atomic_numbers):
+            raise InputError(f"{where}: {key!r} is neither an atomic number nor an element symbol")
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise InputError(f"{where}: the E0 of {key!r} must be a number, got {value!r}")
+        try:
+            out[z] = float(value)
+        except ValueError:
+            raise InputError(f"{where}: the E0 of {key!r} must be a number, got {value!r}") from None
+        if not np.isfinite(out[z]):
+            raise InputError(f"{where}: the E0 of {key!r} is {value!r}")
+    return out
 
 
 def shift_and_scale(configs: Sequence[Configuration], e0s: dict[int, float]) -> tuple[float, float]:

@@ -7,6 +7,7 @@ length, empty files.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +29,23 @@ def _voigt_to_matrix(stress: np.ndarray) -> np.ndarray:
 
 
 def _label(atoms, key: str, fallback: str, per_atom: bool):  # noqa: ANN001, ANN202 (ase.Atoms)
+    """(value, whether it is the fallback's): ``key`` from the file's own columns, else from the calculator ASE
+    attaches (where ASE puts the keys it knows, ``free_energy`` among them), else the calculator's ``fallback``
+    result; (None, False) without any."""
     store = atoms.arrays if per_atom else atoms.info
     if key in store:
-        return store[key]
-    calc = atoms.calc
-    if calc is not None and fallback in getattr(calc, "results", {}):
-        return calc.results[fallback]
-    return None
+        return store[key], False
+    results = getattr(atoms.calc, "results", {}) if atoms.calc is not None else {}
+    if key in results:
+        return results[key], False
+    return results.get(fallback), fallback in results and key != fallback
+
+
+def _number(value, where: str, what: str) -> float:  # noqa: ANN001 (a value as ASE parsed it)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: {what} must be one number, got {value!r}") from None
 
 
 def read_configurations(
@@ -79,16 +90,22 @@ def read_configurations(
     if not frames:
         raise InputError(f"{path}: holds no configurations")
     out = []
+    fallbacks = {"energy": 0, "forces": 0}  # configurations read from ASE's own label instead of a key asked for
     for i, atoms in enumerate(frames):
         where = f"{path}#{i}"
         positions = np.asarray(atoms.positions, dtype=np.float64)
         if not np.isfinite(positions).all():
             raise InputError(f"{where}: positions are not all finite (NaN or inf)")
-        energy = _label(atoms, keys.energy_key, "energy", per_atom=False)
-        forces = _label(atoms, keys.forces_key, "forces", per_atom=True)
-        stress = _label(atoms, keys.stress_key, "stress", per_atom=False)
+        energy, fell_back_e = _label(atoms, keys.energy_key, "energy", per_atom=False)
+        forces, fell_back_f = _label(atoms, keys.forces_key, "forces", per_atom=True)
+        stress, _ = _label(atoms, keys.stress_key, "stress", per_atom=False)
+        fallbacks["energy"] += fell_back_e
+        fallbacks["forces"] += fell_back_f
         if energy is None and require_energy:
-            raise InputError(f"{where}: no energy (looked for info[{keys.energy_key!r}] and the calculator's 'energy')")
+            raise InputError(
+                f"{where}: no energy (looked for {keys.energy_key!r} in the comment line and ASE's calculator results, "
+                "then the calculator's 'energy')"
+            )
         if forces is None and require_forces:
             raise InputError(
                 f"{where}: no forces (looked for arrays[{keys.forces_key!r}] and the calculator's 'forces')"
@@ -100,7 +117,7 @@ def read_configurations(
             if not np.isfinite(forces).all():
                 raise InputError(f"{where}: forces are not all finite")
         if energy is not None:
-            energy = float(energy)
+            energy = _number(energy, where, f"the energy ({keys.energy_key!r} or 'energy')")
             if not np.isfinite(energy):
                 raise InputError(f"{where}: energy is {energy}")
         if stress is not None:  # a missing label is left out; a non-finite one is an error, as for forces
@@ -120,10 +137,19 @@ def read_configurations(
                 forces=forces,
                 stress=stress,
                 config_type=str(atoms.info.get(keys.config_type_key, "Default")),
-                weight=float(atoms.info.get(keys.weight_key, 1.0)),
+                weight=_number(atoms.info.get(keys.weight_key, 1.0), where, repr(keys.weight_key)),
                 source=where,
             )
         )
+    default = KeySpec()
+    for label, key, wanted in (("energy", keys.energy_key, default.energy_key),
+                               ("forces", keys.forces_key, default.forces_key)):  # fmt: skip
+        if key != wanted and fallbacks[label] == len(frames):  # a key the user named, in no configuration
+            warnings.warn(
+                f"{path}: {label} key {key!r} is in none of its {len(frames)} configurations; ASE's {label!r} "
+                "was read instead (a misspelt key?)",
+                stacklevel=2,
+            )
     return out
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from gaunt_tp.data.e0s import e0s_from_text, e0s_mapping
 from gaunt_tp.devices import torch_device
 from gaunt_tp.dtypes import DTYPES
 from gaunt_tp.errors import InputError
@@ -24,6 +25,17 @@ CHOICES = {
     "optimizer": ("adam", "adamw"),
     "default_dtype": DTYPES,
 }
+
+
+# numeric options outside what PyTorch or the model accept: (name, lower bound, upper bound or None); the names in
+# _POSITIVE exclude their lower bound, the others include it; upper bounds are excluded
+_RANGES = (
+    ("r_max", 0.0, None), ("lr", 0.0, None), ("swa_lr", 0.0, None), ("weight_decay", 0.0, None),
+    ("lr_factor", 0.0, 1.0), ("ema_decay", 0.0, 1.0), ("seed", 0, None), ("scheduler_patience", 0, None),
+    ("energy_weight", 0.0, None), ("forces_weight", 0.0, None), ("stress_weight", 0.0, None),
+    ("swa_energy_weight", 0.0, None), ("swa_forces_weight", 0.0, None), ("swa_stress_weight", 0.0, None),
+)  # fmt: skip
+_POSITIVE = {"r_max", "lr_factor"}  # a learning rate of 0 freezes the weights (tests use it)
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,13 @@ class TrainConfig:
         for name, allowed in CHOICES.items():  # before any data is read
             if getattr(self, name) not in allowed:
                 raise InputError(f"{name} must be {' or '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
+        if self.E0s.lstrip().startswith("{"):  # a mapping is checked before any data is read
+            e0s_from_text(self.E0s)
+        for name, low, high in _RANGES:
+            value = getattr(self, name)
+            if not (value > low if name in _POSITIVE else value >= low) or (high is not None and not value < high):
+                bounds = f"{'>' if name in _POSITIVE else '>='} {low}" + (f" and < {high}" if high is not None else "")
+                raise InputError(f"{name} must be {bounds}, got {value}")
         if not 0 < self.valid_fraction < 1:
             raise InputError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.max_time_minutes is not None and self.max_time_minutes <= 0:
@@ -201,8 +220,10 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "valid_fraction": "fraction of the training file held out for validation when no --valid_file is given",
         "test_file": "test configurations, evaluated with the best model at the end",
         "E0s": "isolated-atom energies: 'average' (least squares over the training set), an extxyz of isolated "
-               "atoms (energies under --energy_key), or a mapping such as '{1: -13.6, 8: -2041.9}' (atomic number: eV)",
-        "energy_key": "info key of the reference energy (eV); ASE's calculator energy is read when it is absent",
+               "atoms (energies under --energy_key), MACE's JSON file, or a mapping such as '{1: -13.6, 8: -2041.9}' "
+               "or \"{'H': -13.6}\" (element: eV)",
+        "energy_key": "info key of the reference energy (eV), also looked for among the results of the calculator "
+                      "ASE attaches (free_energy); ASE's calculator energy is read when it is absent",
         "forces_key": "arrays key of the reference forces (eV/A); ASE's calculator forces are read when absent",
         "stress_key": "info key of the reference stress (eV/A^3; used where the cell spans a volume)",
         "config_type_weights": "loss weight per config_type as JSON, e.g. '{\"Default\": 1.0, \"bulk\": 10}'",
@@ -318,8 +339,8 @@ def _typed(name: str, kind: str, value: object) -> object:
             return value
         elif isinstance(value, (int, float)) and not isinstance(value, bool):  # a YAML number for a name or a path
             return str(value)
-        elif name == "E0s" and isinstance(value, dict):  # a YAML mapping {Z: eV}: kept in its text form
-            return str({int(k): float(v) for k, v in value.items()})
+        elif name == "E0s" and isinstance(value, dict):  # a YAML mapping {Z or symbol: eV}: kept in its text form
+            return str(e0s_mapping(value, "E0s"))  # symbols become atomic numbers
         elif name == "config_type_weights" and isinstance(value, dict):  # checked below
             return value
     except (ValueError, argparse.ArgumentTypeError):

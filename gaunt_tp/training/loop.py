@@ -178,6 +178,10 @@ def _train(config: TrainConfig) -> dict:
             f"({config.stress_key!r} or the stress= that ASE writes) in a cell that spans a volume"
         )
     zs = sorted({int(z) for c in (*train, *valid, *test) for z in c.atomic_numbers})
+    untrained = sorted(set(zs) - {int(z) for c in train for z in c.atomic_numbers})
+    if untrained and config.E0s != "average":  # with "average", resolve_e0s stops on them
+        log.warning("elements Z=%s appear only in the validation or test data: the model is not trained on them",
+                    untrained)  # fmt: skip
     table = ElementTable(zs)
     e0s = resolve_e0s(config.E0s, train, zs, _keys(config))
     to = lambda configs: [to_graph(c, table, config.r_max, dtype) for c in configs]  # noqa: E731
@@ -211,7 +215,7 @@ def _train(config: TrainConfig) -> dict:
     stage_two_fixed = None
     if config.restart_latest and (path := latest_checkpoint(ckpt_dir)) is not None:
         state = load_checkpoint(path)
-        _check_same_model(path, state, config, shared)
+        _check_same_model(path, state, config, shared | _SAME_DATA)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -355,16 +359,20 @@ def _train(config: TrainConfig) -> dict:
     return tables
 
 
+# the options that fix the data a run sees beside the model's own: its validation split and shuffling, its E0s
+_SAME_DATA = {"seed", "valid_fraction", "E0s"}
+
+
 def _check_same_model(path: Path, state: dict, config: TrainConfig, names: set[str]) -> None:
-    """A checkpoint resumed only with the model options it was written with (a clear error, not a state-dict
-    size mismatch)."""
+    """A checkpoint resumed only with the model options (and the split and E0s) it was written with: a clear error,
+    not a state-dict size mismatch or a silently different run."""
     stored = json.loads(state.get("config", "{}"))
     changed = [f"--{n} {stored[n]!r} -> {getattr(config, n)!r}" for n in sorted(names)
                if n in stored and stored[n] != getattr(config, n)]  # fmt: skip
     if changed:
         raise InputError(
-            f"{path}: written with other model options ({', '.join(changed)}); --restart_latest needs the same "
-            "model options (use another --name for a new run)"
+            f"{path}: written with other options ({', '.join(changed)}); --restart_latest needs the same model "
+            "options, seed, valid_fraction and E0s (use another --name for a new run)"
         )
 
 
@@ -446,6 +454,17 @@ def _rewrite_csv(path: Path, header: list[str], rows: list[dict]) -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
+    """Strict JSON: a non-finite number (an error over no labels) is written as null."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
+    tmp.write_text(json.dumps(_finite_or_none(data), indent=2, allow_nan=False))
     os.replace(tmp, path)
+
+
+def _finite_or_none(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,3 +1,5 @@
+import re
+
 import ase.io
 import numpy as np
 import pytest
@@ -158,6 +160,34 @@ def test_e0s(shared_data, tmp_path):
         )
     fitted = e0s_average(configs, [1, 8])
     assert fitted[1] == pytest.approx(-0.5) and fitted[8] == pytest.approx(-3.0)
+    # an element in no training configuration has no least-squares E0 (lstsq would give it 0 eV)
+    with pytest.raises(ValueError, match=r"'average': elements Z=\[7\] appear in no training configuration"):
+        e0s_average(configs, [1, 7, 8])
+
+
+def test_e0s_in_every_form_a_mace_user_writes(tmp_path):
+    """Element symbols or atomic numbers as keys, MACE's JSON file, a mapping too long to be a file name; anything
+    else is an InputError that says what is wrong."""
+    want = {1: -13.6, 8: -2041.9}
+    assert resolve_e0s("{'H': -13.6, 'O': -2041.9}", [], [1, 8]) == want
+    assert resolve_e0s({"1": "-13.6", 8: -2041.9}, [], [1, 8]) == want
+    path = tmp_path / "e0s.json"
+    path.write_text('{"1": -13.6, "8": -2041.9}')
+    assert resolve_e0s(str(path), [], [1, 8]) == want
+    many = {z: -100.0 * z - 0.123456789012345 for z in range(1, 30)}
+    assert len(str(many)) > 255 and resolve_e0s(str(many), [], [1, 8]) == many
+    for spec, message in (("{'Hx': -13.6}", "'Hx' is neither an atomic number nor an element symbol"),
+                          ("{1: 'low'}", "the E0 of 1 must be a number, got 'low'"),
+                          ("{1: [1.0]}", "the E0 of 1 must be a number"), ("{1: nan}", "neither 'average'"),
+                          ("[1, 2]", "must be a dict")):  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(message)):
+            resolve_e0s(spec, [], [1])
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must hold a JSON mapping"):
+        resolve_e0s(str(path), [], [1])
+    path.write_text("{1: 2")
+    with pytest.raises(ValueError, match="not a JSON mapping"):
+        resolve_e0s(str(path), [], [1])
 
 
 def test_split_is_seeded_and_disjoint():

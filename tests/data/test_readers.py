@@ -1,3 +1,5 @@
+import warnings
+
 import ase.io
 import numpy as np
 import pytest
@@ -72,6 +74,40 @@ def test_bad_data_names_file_and_index(tmp_path):
             read_configurations(write(tmp_path, stress + stress.replace("1 2 3 4 5 6", bad)))
     with pytest.raises(ValueError, match="no such file"):
         read_configurations(tmp_path / "missing.xyz")
+
+
+def test_a_key_that_ase_moves_onto_its_calculator_is_read(tmp_path):
+    """ASE keeps keys it knows (free_energy, energy) in its calculator's results, not in atoms.info: a key named by
+    the user is looked for there before the 'energy' fallback."""
+    both = GOOD.replace("energy=-1.0", "energy=-1.0 free_energy=-1.5")
+    (c,) = read_configurations(write(tmp_path, both), keys=KeySpec(energy_key="free_energy"))
+    assert c.energy == -1.5
+    only_free = both.replace("energy=-1.0 ", "")
+    (c,) = read_configurations(write(tmp_path, only_free), keys=KeySpec(energy_key="free_energy"))
+    assert c.energy == -1.5
+    (c,) = read_configurations(write(tmp_path, both))  # the default key is absent: ASE's energy
+    assert c.energy == -1.0
+
+
+def test_a_named_key_found_nowhere_is_a_warning(tmp_path):
+    """A key the user named (not the default) that no configuration holds, where ASE's own label is read instead:
+    warned once, naming the file and the key; a key some configurations hold is read there, silently."""
+    with pytest.warns(UserWarning, match=r"bad.xyz: energy key 'REF_enrgy' is in none of its 2 configurations"):
+        configs = read_configurations(write(tmp_path, GOOD + GOOD), keys=KeySpec(energy_key="REF_enrgy"))
+    assert [c.energy for c in configs] == [-1.0, -1.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_configurations(write(tmp_path, GOOD + GOOD.replace("pbc=", "DFT_energy=-2.0 pbc=")),
+                            keys=KeySpec(energy_key="DFT_energy"))  # fmt: skip
+        read_configurations(write(tmp_path, GOOD))  # the default keys fall back to ASE's without a word
+
+
+def test_labels_that_are_not_numbers_name_file_and_index(tmp_path):
+    for bad, message in (("REF_energy=abc", r"#1: the energy \('REF_energy' or 'energy'\) must be one number, got 'ab"),
+                         ("config_weight=heavy", r"#1: 'config_weight' must be one number, got 'heavy'"),
+                         ('REF_energy="1 2"', r"#1: the energy .* must be one number")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            read_configurations(write(tmp_path, GOOD + GOOD.replace('pbc="F F F"', f'pbc="F F F" {bad}')))
 
 
 def test_bad_rmd17_arrays(tmp_path):

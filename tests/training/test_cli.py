@@ -83,7 +83,9 @@ def test_a_run_folder_is_resumed_or_refused_never_overwritten(tmp_path, data, ca
     assert "already holds a training run" in _fails(tmp_path, data, "kept", capsys, "--max_num_epochs", "3")
     assert latest_checkpoint(run / "checkpoints").read_bytes() == before
     message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--num_channels", "8", "--max_ell", "1")
-    assert "written with other model options (--max_ell 2 -> 1, --num_channels 4 -> 8)" in message
+    assert "written with other options (--max_ell 2 -> 1, --num_channels 4 -> 8)" in message
+    message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--seed", "7", "--valid_fraction", "0.2")
+    assert "written with other options (--seed 123 -> 7, --valid_fraction 0.1 -> 0.2)" in message  # another split
     latest_checkpoint(run / "checkpoints").unlink()  # as if killed after epoch 2's row, before its checkpoint
     train(tmp_path, data, "kept", "--max_num_epochs", "3", "--restart_latest")
     assert [int(r["epoch"]) for r in _rows(run)] == [1, 2, 3]
@@ -374,6 +376,48 @@ def test_config_type_weights_scale_the_loss(tmp_path, data):
     yaml_file = tmp_path / "run.yaml"
     yaml_file.write_text("train_file: a.xyz\nconfig_type_weights: {Default: 2.0, bulk: 10}\n")
     assert config_from_args(["--config", str(yaml_file)]).type_weights == {"Default": 2.0, "bulk": 10.0}
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--lr", "-0.1"], "lr must be >= 0.0, got -0.1"),
+        (["--lr_factor", "1.5"], "lr_factor must be > 0.0 and < 1.0, got 1.5"),
+        (["--ema_decay", "1.5"], "ema_decay must be >= 0.0 and < 1.0, got 1.5"),
+        (["--seed", "-1"], "seed must be >= 0, got -1"),
+        (["--weight_decay", "-1"], "weight_decay must be >= 0.0, got -1.0"),
+        (["--r_max", "0"], "r_max must be > 0.0, got 0.0"),
+        (["--forces_weight", "nan"], "forces_weight must be >= 0.0, got nan"),
+        (["--E0s", "{'H': -13.6, 'Q': 1}"], "E0s: 'Q' is neither an atomic number nor an element symbol"),
+    ],
+)
+def test_options_out_of_range_are_refused_before_any_data_is_read(flags, message):
+    """Values PyTorch or the model would reject after the data was read (or would take silently: a negative
+    weight) are an InputError naming the option, from TrainConfig itself."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config_from_args(["--train_file", "a.xyz", *flags])
+
+
+def test_e0s_average_needs_every_element_in_the_training_data(tmp_path, data, shared_data, capsys):
+    """3BPA's nitrogen only in the test file: 'average' has no E0 for it (least squares would give it 0 eV), an
+    error; with E0s given for it, a warning that the model is not trained on it."""
+    test = tmp_path / "with_nitrogen.xyz"
+    ase.io.write(test, ase.io.read(shared_data / "3bpa" / "train_300K.xyz", index=":2"))
+    message = _fails(tmp_path, data, "n", capsys, "--test_file", str(test), "--max_num_epochs", "1")
+    assert "'average': elements Z=[7] appear in no training configuration" in message
+    e0s = "{1: -13.6, 6: -1029.5, 7: -1485.0, 8: -2041.9}"
+    run = train(tmp_path, data, "n2", "--test_file", str(test), "--max_num_epochs", "1", "--E0s", e0s)
+    assert "elements Z=[7] appear only in the validation or test data" in (run / "train.log").read_text()
+    json.loads((run / "errors.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in errors.json"))
+
+
+def test_errors_json_is_strict_json(tmp_path):
+    from gaunt_tp.training.loop import _write_json
+
+    _write_json(tmp_path / "e.json", {"valid": [{"rmse_e": float("nan"), "rmse_f": 1.5, "n": 2}]})
+    text = (tmp_path / "e.json").read_text()
+    strict = json.loads(text, parse_constant=lambda c: pytest.fail(c))
+    assert strict == {"valid": [{"rmse_e": None, "rmse_f": 1.5, "n": 2}]}
 
 
 @pytest.mark.parametrize(
