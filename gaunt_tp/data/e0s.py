@@ -65,20 +65,18 @@ def resolve_e0s(
         e0s = e0s_mapping(spec, "E0s")
     elif spec == "average":
         e0s = e0s_average(train, atomic_numbers)
-    elif is_e0s_file(spec) and Path(spec).suffix.lower() == ".json":  # MACE's E0s file: {"1": -13.6, ...}
+    elif not is_e0s_file(spec):
+        e0s = e0s_from_text(spec)
+    elif Path(spec).suffix.lower() == ".json":  # MACE's E0s file: {"1": -13.6, ...}
         try:
             parsed = json.loads(Path(spec).read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise InputError(f"{spec}: not a JSON mapping of elements to E0s ({err})") from None
-        if not isinstance(parsed, dict):
-            raise InputError(f'{spec}: must hold a JSON mapping like {{"1": -13.6, "8": -2041.9}}')
-        e0s = e0s_mapping(parsed, spec)
-    elif is_e0s_file(spec):
+        e0s = _checked_mapping(parsed, spec, f'{spec}: must hold a JSON mapping like {{"1": -13.6, "8": -2041.9}}')
+    else:
         from gaunt_tp.data.readers import read_configurations
 
         e0s = e0s_from_isolated_atoms(read_configurations(spec, keys=keys or KeySpec(), require_forces=False))
-    else:
-        e0s = e0s_from_text(spec)
     missing = sorted(set(int(z) for z in atomic_numbers) - set(e0s))
     if missing:
         raise InputError(f"E0s have no value for elements Z={missing}")
@@ -93,9 +91,13 @@ def e0s_from_text(spec: str) -> dict[int, float]:
         raise InputError(
             f"E0s {spec!r} is neither 'average', a file, nor a dict like '{{1: -13.6, 8: -2041.9}}'"
         ) from None
+    return _checked_mapping(parsed, "E0s", f"E0s {spec!r} must be a dict like '{{1: -13.6, 8: -2041.9}}'")
+
+
+def _checked_mapping(parsed: object, where: str, not_a_dict: str) -> dict[int, float]:
     if not isinstance(parsed, dict):
-        raise InputError(f"E0s {spec!r} must be a dict like '{{1: -13.6, 8: -2041.9}}'")
-    return e0s_mapping(parsed, "E0s")
+        raise InputError(not_a_dict)
+    return e0s_mapping(parsed, where)
 
 
 def is_e0s_file(spec: str) -> bool:
@@ -116,11 +118,11 @@ def e0s_mapping(raw: dict, where: str) -> dict[int, float]:
         z = int(text) if text.isdigit() else atomic_numbers.get(text)
         if z is None or not 0 < z < len(atomic_numbers):
             raise InputError(f"{where}: {key!r} is neither an atomic number nor an element symbol")
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise InputError(f"{where}: the E0 of {key!r} must be a number, got {value!r}")
         try:
+            if isinstance(value, bool):
+                raise TypeError
             out[z] = float(value)
-        except ValueError:
+        except (TypeError, ValueError):
             raise InputError(f"{where}: the E0 of {key!r} must be a number, got {value!r}") from None
         if not np.isfinite(out[z]):
             raise InputError(f"{where}: the E0 of {key!r} is {value!r}")

@@ -128,8 +128,8 @@ class SymmetricContraction(nn.Module):
         self.num_slots, self.in_dim, self.out_dim = len(path_of_slot), self.irreps_in.dim, self.irreps_out.dim
         out_rows = row_layout(self.irreps_out) if out_layout == "e3nn" else rows_layout(self.irreps_out)
         self.kernel_layout = _kernel_layout(self.irreps_in, out_rows, tables, self.num_slots, len(order))
-        self.kernel_sizes = (self.channels, n, self.irreps_out.dim // self.channels, len(order) - n, len(nonzeros),
-                             self.num_slots, self.num_paths, self.in_dim, self.irreps_out.dim)  # fmt: skip
+        self.kernel_sizes = (self.channels, n, self.out_dim // self.channels, len(order) - n, len(nonzeros),
+                             self.num_slots, self.num_paths, self.in_dim, self.out_dim)  # fmt: skip
         self.use_kernel = native_error() is None
         if weights_on == "basis":  # unit second moment per output component (the basis has unit moments)
             init = torch.cat([torch.full((len(r),), len(r) ** -0.5) for r in self.path_ranges])
