@@ -1,7 +1,7 @@
 """Reading reference data, E0s, neighbour lists and batching of atomic graphs."""
 
 from gaunt_tp.data.configuration import KCAL_PER_MOL_IN_EV, Configuration, KeySpec
-from gaunt_tp.data.e0s import e0s_average, e0s_from_isolated_atoms, resolve_e0s, shift_and_scale
+from gaunt_tp.data.e0s import e0s_average, e0s_from_isolated_atoms, resolve_e0s, shift_and_scale, split_isolated_atoms
 from gaunt_tp.data.graph import ElementTable, GraphBatch, collate, to_graph
 from gaunt_tp.data.neighbors import edge_pairs, neighbor_list
 from gaunt_tp.data.readers import read_any, read_configurations, read_rmd17
@@ -23,6 +23,7 @@ __all__ = [
     "read_rmd17",
     "resolve_e0s",
     "shift_and_scale",
+    "split_isolated_atoms",
     "to_graph",
     "train_valid_split",
 ]

@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Configuration", "KeySpec", "KCAL_PER_MOL_IN_EV", "MIN_CELL_VOLUME"]
+__all__ = ["Configuration", "ISOLATED_ATOM", "KeySpec", "KCAL_PER_MOL_IN_EV", "MIN_CELL_VOLUME"]
 
 # 1 kcal/mol in eV (ase.units.kcal / ase.units.mol); rMD17 is stored in kcal/mol.
 KCAL_PER_MOL_IN_EV = 0.04336410390059322
+
+# MACE's config_type for the one-atom configurations of a training file that give the E0s, not training data.
+ISOLATED_ATOM = "IsolatedAtom"
 
 # A cell spans a volume (and a structure has a stress, whatever its periodicity) above this many Angstrom^3.
 MIN_CELL_VOLUME = 1e-12

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gaunt_tp.data.configuration import Configuration, KeySpec
+from gaunt_tp.data.configuration import ISOLATED_ATOM, Configuration, KeySpec
 from gaunt_tp.errors import InputError
 
 __all__ = [
     "e0s_average", "e0s_from_isolated_atoms", "e0s_from_text", "e0s_mapping", "is_e0s_file", "resolve_e0s",
-    "shift_and_scale",
+    "shift_and_scale", "split_isolated_atoms",
 ]  # fmt: skip
 
 
@@ -29,6 +29,13 @@ def e0s_from_isolated_atoms(configs: Sequence[Configuration]) -> dict[int, float
             raise InputError(f"{c.source}: element Z={z} appears twice among the isolated atoms")
         out[z] = c.energy
     return out
+
+
+def split_isolated_atoms(configs: Sequence[Configuration]) -> tuple[list[Configuration], list[Configuration]]:
+    """(MACE's isolated atoms, the rest): a training file may carry the E0s as one-atom configurations with the
+    config_type ``IsolatedAtom``; they are references for the E0s, not training data."""
+    isolated = [c for c in configs if c.config_type == ISOLATED_ATOM and c.num_atoms == 1]
+    return isolated, [c for c in configs if not (c.config_type == ISOLATED_ATOM and c.num_atoms == 1)]
 
 
 def e0s_average(configs: Sequence[Configuration], atomic_numbers: Sequence[int]) -> dict[int, float]:
@@ -55,16 +62,20 @@ def resolve_e0s(
     train: Sequence[Configuration],
     atomic_numbers: Sequence[int],
     keys: KeySpec | None = None,
+    isolated: Sequence[Configuration] = (),
 ) -> dict[int, float]:
     """E0s from ``"average"``, a file of isolated atoms (its energies read with ``keys``, the training data's
     keys), a ``{Z: E0}`` dict or its string form.
+
+    ``isolated``, the training file's own isolated atoms (:func:`split_isolated_atoms`), replace ``"average"``
+    where there are any, as in MACE; an explicit file or mapping wins over them.
 
     Raises an InputError naming the missing elements if the result does not cover ``atomic_numbers``.
     """
     if isinstance(spec, dict):
         e0s = e0s_mapping(spec, "E0s")
     elif spec == "average":
-        e0s = e0s_average(train, atomic_numbers)
+        e0s = e0s_from_isolated_atoms(isolated) if isolated else e0s_average(train, atomic_numbers)
     elif not is_e0s_file(spec):
         e0s = e0s_from_text(spec)
     elif Path(spec).suffix.lower() == ".json":  # MACE's E0s file: {"1": -13.6, ...}
@@ -79,7 +90,8 @@ def resolve_e0s(
         e0s = e0s_from_isolated_atoms(read_configurations(spec, keys=keys or KeySpec(), require_forces=False))
     missing = sorted(set(int(z) for z in atomic_numbers) - set(e0s))
     if missing:
-        raise InputError(f"E0s have no value for elements Z={missing}")
+        origin = " (from the training file's IsolatedAtom configurations)" if spec == "average" else ""
+        raise InputError(f"E0s{origin} have no value for elements Z={missing}")
     return e0s
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gaunt_tp.data.configuration import KCAL_PER_MOL_IN_EV, Configuration, KeySpec
+from gaunt_tp.data.configuration import ISOLATED_ATOM, KCAL_PER_MOL_IN_EV, Configuration, KeySpec
 from gaunt_tp.errors import InputError
 
 __all__ = ["read_any", "read_configurations", "read_rmd17"]
@@ -63,7 +63,8 @@ def read_configurations(
         keys: where the labels live (MACE's ``REF_*`` names by default, falling back to
             ASE's calculator results ``energy``/``forces``/``stress``).
         index: ASE index string (``":"`` for all).
-        require_energy, require_forces: a configuration without that label is an error.
+        require_energy, require_forces: a configuration without that label is an error (no forces are needed for
+            MACE's isolated atoms: one atom with the config_type ``IsolatedAtom``).
 
     Returns:
         one :class:`Configuration` per structure, labels in eV and Angstrom.
@@ -90,7 +91,7 @@ def read_configurations(
     if not frames:
         raise InputError(f"{path}: holds no configurations")
     out = []
-    fallbacks = {"energy": 0, "forces": 0}  # configurations read from ASE's own label instead of a key asked for
+    fallbacks: dict[str, list[int]] = {"energy": [], "forces": []}  # where ASE's own label stood in for a named key
     for i, atoms in enumerate(frames):
         where = f"{path}#{i}"
         positions = np.asarray(atoms.positions, dtype=np.float64)
@@ -99,14 +100,17 @@ def read_configurations(
         energy, fell_back_e = _label(atoms, keys.energy_key, "energy", per_atom=False)
         forces, fell_back_f = _label(atoms, keys.forces_key, "forces", per_atom=True)
         stress, _ = _label(atoms, keys.stress_key, "stress", per_atom=False)
-        fallbacks["energy"] += fell_back_e
-        fallbacks["forces"] += fell_back_f
+        if fell_back_e:
+            fallbacks["energy"].append(i)
+        if fell_back_f:
+            fallbacks["forces"].append(i)
+        config_type = str(atoms.info.get(keys.config_type_key, "Default"))
         if energy is None and require_energy:
             raise InputError(
                 f"{where}: no energy (looked for {keys.energy_key!r} in the comment line and ASE's calculator results, "
                 "then the calculator's 'energy')"
             )
-        if forces is None and require_forces:
+        if forces is None and require_forces and not (config_type == ISOLATED_ATOM and len(atoms) == 1):
             raise InputError(
                 f"{where}: no forces (looked for arrays[{keys.forces_key!r}] and the calculator's 'forces')"
             )
@@ -136,7 +140,7 @@ def read_configurations(
                 energy=energy,
                 forces=forces,
                 stress=stress,
-                config_type=str(atoms.info.get(keys.config_type_key, "Default")),
+                config_type=config_type,
                 weight=_number(atoms.info.get(keys.weight_key, 1.0), where, repr(keys.weight_key)),
                 source=where,
             )
@@ -144,10 +148,19 @@ def read_configurations(
     default = KeySpec()
     for label, key, wanted in (("energy", keys.energy_key, default.energy_key),
                                ("forces", keys.forces_key, default.forces_key)):  # fmt: skip
-        if key != wanted and fallbacks[label] == len(frames):  # a key the user named, in no configuration
+        missed = fallbacks[label]
+        if key == wanted or not missed:  # the default keys fall back to ASE's labels without a word
+            continue
+        if len(missed) == len(frames):
             warnings.warn(
                 f"{path}: {label} key {key!r} is in none of its {len(frames)} configurations; ASE's {label!r} "
                 "was read instead (a misspelt key?)",
+                stacklevel=2,
+            )
+        else:  # labels of two origins (perhaps two levels of theory) in one data set
+            warnings.warn(
+                f"{path}: {label} key {key!r} is missing from {len(missed)} of its {len(frames)} configurations "
+                f"(the first: #{missed[0]}); ASE's {label!r} was read for those",
                 stacklevel=2,
             )
     return out

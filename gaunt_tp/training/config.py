@@ -219,7 +219,8 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "valid_file": "validation configurations; without it --valid_fraction of the training file is held out",
         "valid_fraction": "fraction of the training file held out for validation when no --valid_file is given",
         "test_file": "test configurations, evaluated with the best model at the end",
-        "E0s": "isolated-atom energies: 'average' (least squares over the training set), an extxyz of isolated "
+        "E0s": "isolated-atom energies: 'average' (the training file's IsolatedAtom configurations if it has "
+               "any, as in MACE, else least squares over the training set), an extxyz of isolated "
                "atoms (energies under --energy_key), MACE's JSON file, or a mapping such as '{1: -13.6, 8: -2041.9}' "
                "or \"{'H': -13.6}\" (element: eV)",
         "energy_key": "info key of the reference energy (eV), also looked for among the results of the calculator "

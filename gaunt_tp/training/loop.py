@@ -25,6 +25,7 @@ from gaunt_tp.data import (
     read_any,
     resolve_e0s,
     shift_and_scale,
+    split_isolated_atoms,
     to_graph,
     train_valid_split,
 )
@@ -101,20 +102,30 @@ def _keys(config: TrainConfig) -> KeySpec:
     return KeySpec(energy_key=config.energy_key, forces_key=config.forces_key, stress_key=config.stress_key)
 
 
-def _load_split(config: TrainConfig) -> tuple[list, list, list]:
+def _read_without_isolated_atoms(path: str, keys: KeySpec) -> tuple[list, list]:
+    """(the file's MACE isolated atoms, its other configurations), an error if it holds nothing else."""
+    isolated, configs = split_isolated_atoms(read_any(path, keys=keys))
+    if not configs:
+        raise InputError(f"{path}: holds only isolated atoms (config_type IsolatedAtom), nothing to train or test on")
+    return isolated, configs
+
+
+def _load_split(config: TrainConfig) -> tuple[list, list, list, list]:
+    """(train, valid, test, the training file's isolated atoms): MACE's IsolatedAtom configurations are left out
+    of all three sets; those of the training file may give the E0s (:func:`resolve_e0s`)."""
     keys = _keys(config)
-    train = read_any(config.train_file, keys=keys)
+    isolated, train = _read_without_isolated_atoms(config.train_file, keys)
     if config.valid_file:
-        valid = read_any(config.valid_file, keys=keys)
+        valid = _read_without_isolated_atoms(config.valid_file, keys)[1]
     else:
         train, valid = train_valid_split(train, config.valid_fraction, config.seed)
-    test = read_any(config.test_file, keys=keys) if config.test_file else []
+    test = _read_without_isolated_atoms(config.test_file, keys)[1] if config.test_file else []
     if type_weights := config.type_weights:  # times each configuration's own weight (the loss's; tables unweighted)
         train, valid = (
             [dataclasses.replace(c, weight=c.weight * type_weights.get(c.config_type, 1.0)) for c in configs]
             for configs in (train, valid)
         )
-    return train, valid, test
+    return train, valid, test, isolated
 
 
 def run_training(config: TrainConfig) -> dict:
@@ -167,7 +178,7 @@ def _train(config: TrainConfig) -> dict:
         (run_dir / "config.json").write_text(config.to_json())
     torch.manual_seed(config.seed)
 
-    train, valid, test = _load_split(config)
+    train, valid, test, isolated = _load_split(config)
     dropped = sum(c.stress is not None and c.trainable_stress is None for c in (*train, *valid, *test))
     if dropped:
         log.warning("%d configurations carry stress labels in cells without volume (a zero cell vector), where the "
@@ -179,11 +190,15 @@ def _train(config: TrainConfig) -> dict:
         )
     zs = sorted({int(z) for c in (*train, *valid, *test) for z in c.atomic_numbers})
     untrained = sorted(set(zs) - {int(z) for c in train for z in c.atomic_numbers})
-    if untrained and config.E0s != "average":  # with "average", resolve_e0s stops on them
+    from_isolated = config.E0s == "average" and bool(isolated)
+    if untrained and (config.E0s != "average" or from_isolated):  # a least-squares 'average' stops on them
         log.warning("elements Z=%s appear only in the validation or test data: the model is not trained on them",
                     untrained)  # fmt: skip
+    if isolated:
+        log.info("%s: %d isolated atoms (config_type IsolatedAtom) %s", config.train_file, len(isolated),
+                 "give the E0s" if from_isolated else "are left out: --E0s gives the E0s")  # fmt: skip
     table = ElementTable(zs)
-    e0s = resolve_e0s(config.E0s, train, zs, _keys(config))
+    e0s = resolve_e0s(config.E0s, train, zs, _keys(config), isolated)
     to = lambda configs: [to_graph(c, table, config.r_max, dtype) for c in configs]  # noqa: E731
     train_g, valid_g, test_g = to(train), to(valid), to(test)
     avg_neighbors = float(np.mean([g.edge_index.shape[1] / g.positions.shape[0] for g in train_g]))

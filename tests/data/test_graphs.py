@@ -18,6 +18,7 @@ from gaunt_tp.data import (
     neighbor_list,
     read_configurations,
     resolve_e0s,
+    split_isolated_atoms,
     to_graph,
     train_valid_split,
 )
@@ -188,6 +189,31 @@ def test_e0s_in_every_form_a_mace_user_writes(tmp_path):
     path.write_text("{1: 2")
     with pytest.raises(ValueError, match="not a JSON mapping"):
         resolve_e0s(str(path), [], [1])
+
+
+def test_isolated_atoms_of_a_training_file_replace_average_but_not_explicit_e0s(tmp_path):
+    """MACE's convention: one-atom configurations tagged IsolatedAtom (forces not needed) are set aside as the E0s;
+    a one-atom configuration with another config_type, or an IsolatedAtom one with two atoms, is data."""
+    text = (
+        '1\nProperties=species:S:1:pos:R:3 energy=-13.5 config_type=IsolatedAtom pbc="F F F"\nH 0 0 0\n'
+        '1\nProperties=species:S:1:pos:R:3 energy=-2040.0 config_type=IsolatedAtom pbc="F F F"\nO 0 0 0\n'
+        '1\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-13.0 pbc="F F F"\nH 0 0 0 0 0 0\n'
+        '2\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-27.5 config_type=IsolatedAtom pbc="F F F"\n'
+        "H 0 0 0 0 0 1\nH 0 0 0.7 0 0 -1\n"
+    )
+    path = tmp_path / "with_isolated.xyz"
+    path.write_text(text)
+    isolated, rest = split_isolated_atoms(read_configurations(path))
+    assert [c.energy for c in isolated] == [-13.5, -2040.0] and [c.energy for c in rest] == [-13.0, -27.5]
+    assert resolve_e0s("average", rest, [1, 8], isolated=isolated) == {1: -13.5, 8: -2040.0}
+    assert resolve_e0s("{1: -1.0, 8: -2.0}", rest, [1, 8], isolated=isolated) == {1: -1.0, 8: -2.0}
+    with pytest.raises(ValueError, match=re.escape("E0s (from the training file's IsolatedAtom configurations) "
+                                                   "have no value for elements Z=[6]")):  # fmt: skip
+        resolve_e0s("average", rest, [1, 6, 8], isolated=isolated)
+    path.write_text(text.replace("energy=-13.0 pbc", "energy=-13.0 config_type=Default pbc").replace(
+        ":forces:R:3 energy=-13.0", " energy=-13.0").replace("H 0 0 0 0 0 0", "H 0 0 0"))  # fmt: skip
+    with pytest.raises(ValueError, match=r"with_isolated.xyz#2: no forces"):
+        read_configurations(path)
 
 
 def test_split_is_seeded_and_disjoint():

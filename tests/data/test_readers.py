@@ -89,16 +89,21 @@ def test_a_key_that_ase_moves_onto_its_calculator_is_read(tmp_path):
     assert c.energy == -1.0
 
 
-def test_a_named_key_found_nowhere_is_a_warning(tmp_path):
-    """A key the user named (not the default) that no configuration holds, where ASE's own label is read instead:
-    warned once, naming the file and the key; a key some configurations hold is read there, silently."""
+def test_a_named_key_missing_from_some_or_all_configurations_is_a_warning(tmp_path):
+    """A key the user named (not the default) that configurations lack, where ASE's own label is read instead:
+    warned once, naming the file, the key, and how many lack it (the first by index); the default keys fall back
+    without a word, and a named key every configuration holds is read silently."""
     with pytest.warns(UserWarning, match=r"bad.xyz: energy key 'REF_enrgy' is in none of its 2 configurations"):
         configs = read_configurations(write(tmp_path, GOOD + GOOD), keys=KeySpec(energy_key="REF_enrgy"))
     assert [c.energy for c in configs] == [-1.0, -1.0]
+    labelled = GOOD.replace("pbc=", "DFT_energy=-2.0 pbc=")
+    some = r"energy key 'DFT_energy' is missing from 2 of its 3 configurations \(the first: #1\); ASE's 'energy' was"
+    with pytest.warns(UserWarning, match=r"bad.xyz: " + some):
+        configs = read_configurations(write(tmp_path, labelled + GOOD + GOOD), keys=KeySpec(energy_key="DFT_energy"))
+    assert [c.energy for c in configs] == [-2.0, -1.0, -1.0]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        read_configurations(write(tmp_path, GOOD + GOOD.replace("pbc=", "DFT_energy=-2.0 pbc=")),
-                            keys=KeySpec(energy_key="DFT_energy"))  # fmt: skip
+        read_configurations(write(tmp_path, labelled + labelled), keys=KeySpec(energy_key="DFT_energy"))
         read_configurations(write(tmp_path, GOOD))  # the default keys fall back to ASE's without a word
 
 

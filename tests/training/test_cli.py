@@ -12,6 +12,7 @@ from ase.stress import voigt_6_to_full_3x3_stress
 
 from gaunt_tp.calculator import GauntCalculator
 from gaunt_tp.data import read_any, read_configurations
+from gaunt_tp.nn.serialization import load_model
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.cli import main
 from gaunt_tp.training.config import _HELP_GROUPS, TrainConfig, build_parser, config_from_args
@@ -409,6 +410,27 @@ def test_e0s_average_needs_every_element_in_the_training_data(tmp_path, data, sh
     run = train(tmp_path, data, "n2", "--test_file", str(test), "--max_num_epochs", "1", "--E0s", e0s)
     assert "elements Z=[7] appear only in the validation or test data" in (run / "train.log").read_text()
     json.loads((run / "errors.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in errors.json"))
+
+
+def test_isolated_atoms_in_the_training_file_give_the_e0s_and_are_no_training_data(tmp_path, data, shared_data):
+    """MACE's IsolatedAtom configurations (no forces) in the training file: with 'average' they are the E0s, with
+    an explicit mapping they are set aside; in neither case are they trained, validated or tested on."""
+    isolated = ase.io.read(shared_data / "ethanol" / "isolated_atoms.xyz", index=":3")  # H, C, O
+    for atoms in isolated:
+        atoms.info["config_type"] = "IsolatedAtom"
+    mixed = tmp_path / "mixed.xyz"
+    ase.io.write(mixed, [isolated[0], *ase.io.read(data, index=":")[:6], *isolated[1:]])
+    want = {int(a.numbers[0]): a.get_potential_energy() for a in isolated}
+    for name, extra, e0s in (("iso", [], want), ("explicit", ["--E0s", "{1: -13.0, 6: -1025.0, 8: -2035.0}"],
+                                                 {1: -13.0, 6: -1025.0, 8: -2035.0})):  # fmt: skip
+        run = train(tmp_path, mixed, name, "--max_num_epochs", "1", "--valid_fraction", "0.5", "--test_file",
+                    str(mixed), *extra)  # fmt: skip
+        model = load_model(run / f"{name}.model")
+        assert dict(zip(model.config.atomic_numbers, model.config.e0s)) == pytest.approx(e0s, abs=0)
+        counts = {split: rows["all"]["n"] for split, rows in json.loads((run / "errors.json").read_text()).items()}
+        assert counts == {"train": 3, "valid": 3, "test": 6}
+        says = "give the E0s" if name == "iso" else "are left out: --E0s gives the E0s"
+        assert f"3 isolated atoms (config_type IsolatedAtom) {says}" in (run / "train.log").read_text()
 
 
 def test_errors_json_is_strict_json(tmp_path):
