@@ -24,7 +24,12 @@ CHOICES = {
     "loss": ("weighted", "stress"),
     "optimizer": ("adam", "adamw"),
     "default_dtype": DTYPES,
+    "error_table": ("PerAtomRMSE", "PerAtomMAE"),
 }
+
+# the MACE model names accepted for gaunt-tp's one model, which is ScaleShiftMACE (MACE with the training set's mean
+# interaction energy per atom as shift and RMS force as scale); "MACE" (MACE's own examples' name) has no shift there
+MACE_MODELS = ("MACE", "ScaleShiftMACE")
 
 
 # numeric options outside what PyTorch or the model accept: (name, lower bound, upper bound or None); the names in
@@ -95,6 +100,7 @@ class TrainConfig:
     ema: bool = True
     ema_decay: float = 0.99
     eval_interval: int = 1
+    error_table: str = "PerAtomRMSE"
     max_time_minutes: float | None = None  # stop after the epoch that crosses this wall-clock budget
     device: str = "cpu"
     default_dtype: str = "float64"
@@ -209,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
                 group.add_argument(*names, type=_float_or_none if "None" in kind else float, **common)
             else:
                 group.add_argument(*names, type=str, **common)
+    group = parser.add_argument_group("MACE's spellings (translated or checked, not stored)")
+    for name, text in _MACE_SPELLINGS.items():
+        kind = {"type": _boolean, "nargs": "?", "const": True, "metavar": "BOOL"} if name == "save_cpu" else {}
+        group.add_argument(f"--{name}", dest=name, default=argparse.SUPPRESS, help=text, **kind)
     return parser
 
 
@@ -270,6 +280,8 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "ema": "evaluate and export an exponential moving average of the weights",
         "ema_decay": "decay of that average",
         "eval_interval": "epochs between evaluations on the validation set",
+        "error_table": "errors in each evaluation's log line: per-atom energy and force RMSE or MAE (metrics.csv "
+                       "and the final tables hold both)",
         "max_time_minutes": "stop after the epoch that crosses this much training time (counted from the start "
                             "of this command, also when it restarts a run)",
     }),
@@ -283,6 +295,50 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "plots": "write the learning curve and parity plots (PNG)",
     }),
 ]  # fmt: skip
+
+
+# MACE's options that are not fields: translated into fields (hidden_irreps), or checked and dropped (model, save_cpu)
+_MACE_SPELLINGS = {
+    "hidden_irreps": "MACE's form of --num_channels and --max_L: 'C x 0e + C x 1o + ... + C x (max_L)', e.g. "
+                     "'128x0e + 128x1o'",
+    "model": f"MACE's model name: {' or '.join(MACE_MODELS)}; either trains gaunt-tp's one model, which has "
+             "ScaleShiftMACE's scale and shift",
+    "save_cpu": "accepted for MACE's command lines: the exported model always loads on a CPU",
+}  # fmt: skip
+
+
+def hidden_irreps_shape(text: str) -> tuple[int, int]:
+    """``(num_channels, max_L)`` of MACE's ``hidden_irreps``: one multiplicity over the degrees 0..max_L with
+    natural parity (``"128x0e + 128x1o"`` is (128, 1)); anything else is an InputError."""
+    from e3nn import o3
+
+    try:
+        irreps = o3.Irreps(text).sort().irreps.simplify()
+    except (ValueError, AssertionError) as err:
+        raise InputError(f"hidden_irreps {text!r} is not an irreps string ({err})") from None
+    wanted = [(irreps[0].mul, (l, (-1) ** l)) for l in range(len(irreps))] if len(irreps) else None
+    if not irreps or [(mul, (ir.l, ir.p)) for mul, ir in irreps] != wanted:
+        raise InputError(
+            f"hidden_irreps {text!r}: gaunt-tp's hidden features are one number of channels over the degrees "
+            "0..max_L of natural parity, e.g. '128x0e + 128x1o + 128x2e'"
+        )
+    return irreps[0].mul, irreps[-1].ir.l
+
+
+def _translate_mace_spellings(values: dict) -> None:
+    """Turn MACE's ``hidden_irreps`` into ``num_channels`` and ``max_L`` (an error where those are also given and
+    differ), check ``model`` and drop it and ``save_cpu``, in place."""
+    values.pop("save_cpu", None)
+    model = values.pop("model", None)
+    if model is not None and model not in MACE_MODELS:
+        raise InputError(f"model must be {' or '.join(map(repr, MACE_MODELS))} (gaunt-tp has one model), got {model!r}")
+    text = values.pop("hidden_irreps", None)
+    if text is None:
+        return
+    for name, implied in zip(("num_channels", "max_L"), hidden_irreps_shape(str(text))):
+        if name in values and str(values[name]) != str(implied):
+            raise InputError(f"hidden_irreps {text!r} has {name} {implied}, but {name} is {values[name]}")
+        values[name] = implied
 
 
 # second flag names, as in MACE's command line (which renamed "SWA" to "stage two")
@@ -370,12 +426,13 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
         if doubled:
             raise InputError(f"{path}: {doubled} given under both of their names")
         loaded = {names.get(key, key): value for key, value in loaded.items()}
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        known = {f.name for f in dataclasses.fields(TrainConfig)} | set(_MACE_SPELLINGS)
         unknown = sorted(set(loaded) - known)
         if unknown:
             raise InputError(f"{path}: unknown options {unknown}")
         values.update(loaded)
     values.update(args)  # only the flags given (the others are absent: argparse.SUPPRESS)
+    _translate_mace_spellings(values)
     if "train_file" not in values:
         raise InputError("--train_file is required (on the command line or in the --config file)")
     config = TrainConfig(**values)

@@ -308,6 +308,8 @@ def _train(config: TrainConfig) -> dict:
             "valid_loss": valid_loss,
             "rmse_e_meV_per_atom": errors["all"]["rmse_e_meV_per_atom"],
             "rmse_f_meV_per_A": errors["all"]["rmse_f_meV_per_A"],
+            "mae_e_meV_per_atom": errors["all"]["mae_e_meV_per_atom"],
+            "mae_f_meV_per_A": errors["all"]["mae_f_meV_per_A"],
         }
         if config.loss == "stress":
             row["rmse_stress_meV_per_A3"] = errors["all"].get("rmse_stress_meV_per_A3", math.nan)
@@ -316,11 +318,12 @@ def _train(config: TrainConfig) -> dict:
             if out_of_time or patience_spent:
                 break
             continue
+        kind = "MAE" if config.error_table == "PerAtomMAE" else "RMSE"
         stress = f" RMSE_stress={row['rmse_stress_meV_per_A3']:.2f} meV/A^3" if config.loss == "stress" else ""
         log.info(
-            "epoch %d: loss=%.4g valid_loss=%.4g RMSE_E=%.2f meV/atom RMSE_F=%.2f meV/A%s lr=%.2e",
-            epoch, row["train_loss"], valid_loss, row["rmse_e_meV_per_atom"], row["rmse_f_meV_per_A"], stress,
-            row["lr"],
+            "epoch %d: loss=%.4g valid_loss=%.4g %s_E=%.2f meV/atom %s_F=%.2f meV/A%s lr=%.2e",
+            epoch, row["train_loss"], valid_loss, kind, row[f"{kind.lower()}_e_meV_per_atom"], kind,
+            row[f"{kind.lower()}_f_meV_per_A"], stress, row["lr"],
         )  # fmt: skip
         _append_csv(history_path, row)
         if improved:

@@ -213,6 +213,47 @@ def test_yaml_config_and_flags(tmp_path):
             config_from_args(["--config", str(yaml_file)])
 
 
+MACE_README_EXAMPLE = [  # MACE's README command line, word for word but for the files and the device
+    "--name=MACE_model", "--train_file=train.xyz", "--valid_fraction=0.05", "--test_file=test.xyz",
+    "--config_type_weights={\"Default\":1.0}",
+    "--E0s={1:-13.663181292231226, 6:-1029.2809654211628, 7:-1484.1187695035828, 8:-2042.0330099956639}",
+    "--model=MACE", "--hidden_irreps=128x0e + 128x1o", "--r_max=5.0", "--batch_size=10", "--max_num_epochs=1500",
+    "--stage_two", "--start_stage_two=1200", "--ema", "--ema_decay=0.99", "--amsgrad", "--restart_latest",
+    "--save_cpu", "--error_table=PerAtomMAE",
+]  # fmt: skip
+
+
+def test_mace_command_lines_and_yaml_files_are_read_with_their_spellings(tmp_path):
+    """MACE's example runs unchanged: hidden_irreps becomes num_channels and max_L; model, save_cpu are checked and
+    not stored; the same from YAML; irreps gaunt-tp cannot build, another model or a contradiction are errors."""
+    config = config_from_args(MACE_README_EXAMPLE)
+    assert (config.num_channels, config.max_L, config.swa, config.start_swa) == (128, 1, True, 1200)
+    assert config.error_table == "PerAtomMAE" and "hidden_irreps" not in json.loads(config.to_json())
+    assert config_from_args(["--train_file=a.xyz", "--hidden_irreps", "32x1o+32x0e+32x2e"]).max_L == 2
+    assert config_from_args(["--train_file=a.xyz", "--hidden_irreps=16x0e", "--num_channels=16"]).num_channels == 16
+    yaml_file = tmp_path / "mace.yaml"
+    yaml_file.write_text("train_file: a.xyz\nmodel: ScaleShiftMACE\nhidden_irreps: 64x0e + 64x1o + 64x2e\n")
+    config = config_from_args(["--config", str(yaml_file)])
+    assert (config.num_channels, config.max_L) == (64, 2)
+    for flags, message in ((["--hidden_irreps=128x0e + 128x1e"], "one number of channels over the degrees 0..max_L"),
+                           (["--hidden_irreps=128x0e + 64x1o"], "one number of channels"),
+                           (["--hidden_irreps=128x0e + 128x2e"], "one number of channels"),
+                           (["--hidden_irreps=128y0e"], "is not an irreps string"),
+                           (["--hidden_irreps=8x0e+8x1o", "--max_L=2"], "has max_L 1, but max_L is 2"),
+                           (["--model=NequIP"], "model must be 'MACE' or 'ScaleShiftMACE'"),
+                           (["--error_table=TotalRMSE"], "error_table must be 'PerAtomRMSE' or")):  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(message)):
+            config_from_args(["--train_file=a.xyz", *flags])
+
+
+def test_error_table_sets_the_log_line_and_metrics_hold_both(tmp_path, data):
+    run = train(tmp_path, data, "mae", "--max_num_epochs", "1", "--error_table", "PerAtomMAE")
+    (row,) = _rows(run)
+    logged = (run / "train.log").read_text()
+    assert f"MAE_E={float(row['mae_e_meV_per_atom']):.2f} meV/atom MAE_F={float(row['mae_f_meV_per_A']):.2f}" in logged
+    assert "RMSE_E=" not in logged and float(row["rmse_f_meV_per_A"]) > float(row["mae_f_meV_per_A"])
+
+
 def test_eval_writes_predictions(tmp_path, data, capsys):
     run = train(tmp_path, data, "ev", "--max_num_epochs", "1")
     out = tmp_path / "pred.xyz"
