@@ -13,7 +13,7 @@ Field names and shapes (n atoms, E edges, B graphs in a batch):
 ``pair_edge``       [U] long         one edge of each pair (functions of the length alone are
                                      evaluated once per pair)
 ``cell``            [B, 3, 3]        Angstrom, as given (zeros where the structure has no cell)
-``energy``          [B]              eV (NaN when missing)
+``energy``          [B] float64      eV (NaN when missing), float64 in any dtype, as the model's energy
 ``forces``          [n, 3]           eV/Angstrom (NaN when missing)
 ``stress``          [B, 3, 3]        eV/Angstrom^3 (NaN when missing, and for cells without volume,
                                      where the model has no stress)
@@ -113,7 +113,7 @@ def to_graph(
         edge_pair=torch.from_numpy(pair),
         pair_edge=torch.from_numpy(representative),
         cell=torch.tensor(config.cell, dtype=dtype)[None],
-        energy=torch.tensor([config.energy if config.energy is not None else nan], dtype=dtype),
+        energy=torch.tensor([config.energy if config.energy is not None else nan], dtype=torch.float64),
         forces=torch.tensor(forces, dtype=dtype),
         stress=torch.tensor(stress, dtype=dtype)[None],
         weight=torch.tensor([config.weight], dtype=dtype),

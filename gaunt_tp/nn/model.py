@@ -241,6 +241,11 @@ class GauntMACE(nn.Module):
     ``node_energy [n]`` (eV, E0 included), ``forces [n, 3]`` (eV/Angstrom) and, if asked,
     ``stress [B, 3, 3]`` (eV/Angstrom^3, for any cell that spans a volume, periodic or not; zero for
     cells of zero volume). With ``training=True`` the graph of the forces is kept for a force loss.
+
+    ``energy`` and ``node_energy`` are float64 whatever the model's dtype: the E0s (a float64 buffer that
+    ``.to(dtype)`` leaves in float64) are added to the interaction energy in float64, because total energies of
+    ~1e4 eV round to ~1 meV in float32, more than the errors a potential is trained to reach. Forces and stress
+    have the model's dtype.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -258,6 +263,13 @@ class GauntMACE(nn.Module):
             irreps_in = o3.Irreps(f"{c}x0e") if last else hidden
         self.layers = nn.ModuleList(layers)
         self.register_buffer("e0s", torch.tensor(config.e0s, dtype=torch.float64))
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001, ANN202 (nn.Module's signature)
+        """``.to()``, ``.float()``, ``.cuda()``...: the E0s move with the model but keep their float64 values."""
+        e0s = self.e0s
+        super()._apply(fn, recurse)
+        self.e0s = e0s.to(device=self.e0s.device)
+        return self
 
     def forward(
         self, batch: GraphBatch, *, compute_forces: bool = True, compute_stress: bool = False, training: bool = False
@@ -287,12 +299,10 @@ class GauntMACE(nn.Module):
                 h, one_hot, batch.species, vectors, radial_feats, batch.edge_index, batch.edge_pair, edge_cache
             )
             interaction = interaction + site
-        node_energy = (
-            self.e0s.to(positions.dtype)[batch.species]
-            + self.config.energy_shift
-            + self.config.energy_scale * interaction
-        )
-        energy = torch.zeros(batch.num_graphs, dtype=positions.dtype, device=positions.device)
+        node_energy = self.e0s[batch.species] + (  # in float64 (see the class docstring)
+            self.config.energy_shift + self.config.energy_scale * interaction
+        ).to(torch.float64)
+        energy = torch.zeros(batch.num_graphs, dtype=torch.float64, device=positions.device)
         energy = energy.index_add(0, batch.batch, node_energy)
         out = {"energy": energy, "node_energy": node_energy}
         inputs = [t for t in (positions if compute_forces else None, strain) if t is not None]

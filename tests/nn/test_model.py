@@ -312,6 +312,25 @@ def test_float32_invariance(ethanol):
     assert_float32_invariance(GauntMACE(CONFIG).float(), ethanol[3], seed=7)
 
 
+def test_float32_model_keeps_total_energies_to_float64_precision(model, shared_data):
+    """3BPA's E0s sum to ~1.7e4 eV, where float32 steps by 2 meV: the E0s stay float64 under .float() and are
+    added in float64, so a float32 copy of a float64 model gives its total energy to the float32 rounding of the
+    interaction energy alone (~1e-6 eV here), and float32 graphs keep float64 energy labels."""
+    config = read_configurations(shared_data / "3bpa" / "train_300K.xyz", index="0")[0]
+    table = ElementTable([1, 6, 7, 8])
+    torch.manual_seed(3)
+    exact = GauntMACE(dataclasses.replace(CONFIG, atomic_numbers=(1, 6, 7, 8), e0s=(-13.663181292231226,
+                      -1029.2809654211628, -1484.1187695035828, -2042.0330099956639))).double()  # fmt: skip
+    single = GauntMACE(exact.config).float()
+    single.load_state_dict(exact.state_dict())
+    assert single.e0s.dtype == torch.float64 and torch.equal(single.e0s, exact.e0s)
+    g32, g64 = (to_graph(config, table, CONFIG.r_max, dtype) for dtype in (torch.float32, torch.float64))
+    assert g32.energy.dtype == torch.float64 and float(g32.energy) == config.energy
+    e32, e64 = single(g32)["energy"], exact(g64)["energy"]
+    assert e32.dtype == torch.float64 and abs(float(e64)) > 1e4
+    assert abs(float(e32 - e64)) < 2e-5  # the float32 step at 1.7e4 eV is 2e-3
+
+
 @pytest.mark.parametrize(
     "blocks", [("gaunt", "gaunt", False), ("e3nn", "gaunt", False), ("gaunt", "symmetric", False),
                ("e3nn", "symmetric", True)]
