@@ -15,8 +15,9 @@ __all__ = ["latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 _PATTERN = re.compile(r"epoch-(\d+)\.pt$")
 
 
-def save_checkpoint(directory: Path, epoch: int, state: dict, keep: int = 2) -> Path:
-    """Write ``directory/epoch-<epoch>.pt`` via a temporary file and ``os.replace``; keep the last ``keep``.
+def save_checkpoint(directory: Path, epoch: int, state: dict, keep: int | None = 2) -> Path:
+    """Write ``directory/epoch-<epoch>.pt`` via a temporary file and ``os.replace``; keep the last ``keep``
+    (all with None).
 
     Older checkpoints are deleted only after the new one is in place.
     """
@@ -25,7 +26,7 @@ def save_checkpoint(directory: Path, epoch: int, state: dict, keep: int = 2) -> 
     tmp = directory / f".epoch-{epoch:05d}.pt.tmp"
     torch.save(state, tmp)
     os.replace(tmp, path)
-    for old in sorted(_checkpoints(directory))[:-keep]:
+    for old in sorted(_checkpoints(directory))[:-keep] if keep is not None else []:
         old[1].unlink(missing_ok=True)
     return path
 

@@ -106,6 +106,7 @@ class TrainConfig:
     default_dtype: str = "float64"
     seed: int = 123
     restart_latest: bool = False
+    keep_checkpoints: bool = False
     plots: bool = True
 
     def __post_init__(self) -> None:
@@ -292,6 +293,7 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "default_dtype": "precision of the model and the training",
         "seed": "seed of the split, the initial weights and the batch order",
         "restart_latest": "resume from the run folder's latest checkpoint",
+        "keep_checkpoints": "keep the checkpoint of every evaluated epoch, not only the last two",
         "plots": "write the learning curve and parity plots (PNG)",
     }),
 ]  # fmt: skip

@@ -342,6 +342,7 @@ def _train(config: TrainConfig) -> dict:
                 "ema": ema.state_dict() if ema is not None else None,
                 "config": config.to_json(),
             },
+            keep=None if config.keep_checkpoints else 2,
         )
         if out_of_time:
             log.info("stopping after epoch %d: the %.3g-minute time budget is spent", epoch, config.max_time_minutes)

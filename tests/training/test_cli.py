@@ -59,6 +59,7 @@ def test_restart_latest_gives_the_same_weights(tmp_path, data, stage_two):
     straight = train(tmp_path, data, "straight", "--max_num_epochs", "3", *stage_two)
     resumed = train(tmp_path, data, "resumed", "--max_num_epochs", "2", *stage_two)  # "killed" after epoch 2
     train(tmp_path, data, "resumed", "--max_num_epochs", "3", "--restart_latest", *stage_two)
+    assert sorted(p.name for p in (straight / "checkpoints").iterdir()) == ["epoch-00002.pt", "epoch-00003.pt"]
     a = load_checkpoint(latest_checkpoint(straight / "checkpoints"))
     b = load_checkpoint(latest_checkpoint(resumed / "checkpoints"))
     assert a["epoch"] == b["epoch"] == 3
@@ -113,6 +114,11 @@ def test_a_diverging_run_stops_with_a_clear_error(tmp_path, data, capsys):
     message = _fails(tmp_path, data, "nan", capsys, "--lr", "1e200", "--ema", "false", "--max_num_epochs", "3")
     assert "epoch 1: the training loss is not finite" in message and "lower --lr" in message
     assert not (tmp_path / "nan" / "nan.model").exists()
+
+
+def test_keep_checkpoints_keeps_every_evaluated_epoch(tmp_path, data):
+    run = train(tmp_path, data, "kept", "--max_num_epochs", "3", "--keep_checkpoints")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [f"epoch-0000{i}.pt" for i in (1, 2, 3)]
 
 
 def test_time_budget_stops_after_the_epoch_that_spends_it(tmp_path, data):
