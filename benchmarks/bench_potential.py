@@ -19,6 +19,9 @@ mace-torch pins e3nn 0.4.4: run this in an environment with mace-torch and gaunt
 
     TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 ../mace-venv/bin/python benchmarks/bench_potential.py --dtype float32
 
+``--compile`` adds each variant compiled with ``torch.compile`` (inductor) to the MD tasks (``name+compiled``;
+the training step's double backward does not compile); compilation happens in the untimed first calls.
+
 ``--device cuda`` times both on a GPU (CUDA events; without mace-torch importable, GauntMACE alone).
 """
 
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (timed with CUDA events)")
     parser.add_argument("--budget", type=float, default=20.0)
     parser.add_argument("--variants", nargs="+", default=["gaunt"], choices=list(VARIANTS))
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd variants (MD tasks)")
     parser.add_argument("--name", default=None, help="output file stem (default potential_<dtype>)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
@@ -88,16 +92,19 @@ def main(argv: list[str] | None = None) -> None:
     systems = {"train_step": frames, "md_3bpa": [frames[0]], "md_1000": [big]}
     results = {}
     for max_l in args.max_L:
-        contenders = {
-            "gaunt" if v == "gaunt" else f"gaunt-{v}": gaunt_runner(systems, max_l, dtype, device=device, **VARIANTS[v])
-            for v in args.variants
-        }
+        contenders = {}
+        for v in args.variants:
+            name = "gaunt" if v == "gaunt" else f"gaunt-{v}"
+            contenders[name] = gaunt_runner(systems, max_l, dtype, device=device, **VARIANTS[v])
+            if args.compile:  # another model of the same variant, compiled
+                contenders[f"{name}+compiled"] = gaunt_runner(systems, max_l, dtype, device=device, compiled=True,
+                                                              **VARIANTS[v])  # fmt: skip
         try:
             contenders["mace"] = mace_runner(systems, max_l, dtype, device=device)
         except ImportError:
             print("mace-torch not importable: timing gaunt-tp only", file=sys.stderr)
         for task in systems:
-            fns = {name: runner[task] for name, runner in contenders.items()}
+            fns = {name: runner[task] for name, runner in contenders.items() if task in runner}
             t = time_interleaved(fns, device=device, repeats=20, budget_s=args.budget, min_rounds=3)
             results[f"max_L={max_l}/{task}"] = t
             ratio = "".join(f" (mace/{k} {t['mace'] / t[k]:.1f}x)" for k in t if k != "mace" and "mace" in t)
@@ -125,12 +132,14 @@ def gaunt_runner(
     edge_chunk: int | None = None,
     *,
     device: torch.device | str = "cpu",
+    compiled: bool = False,
     **overrides,
 ) -> dict:
     """``train_step``, ``md_3bpa`` and ``md_1000`` callables for GauntMACE of this benchmark's size, on ``device``.
 
     ``edge_chunk`` fixes the convolutions' edge chunk (default: automatic); ``overrides`` are further
-    ModelConfig fields (``num_products``, ``radial_per_input``, ...).
+    ModelConfig fields (``num_products``, ``radial_per_input``, ...). ``compiled``: the MD tasks alone, through
+    ``torch.compile`` (default inductor backend).
     """
     config = ModelConfig(atomic_numbers=ZS, e0s=E0S, r_max=5.0, max_ell=3, num_channels=64, max_L=max_l, correlation=3,
                          num_interactions=2, radial_mlp=(64, 64, 64), avg_num_neighbors=20.0, **overrides)  # fmt: skip
@@ -149,6 +158,9 @@ def gaunt_runner(
         return collate([to_graph(c, table, 5.0, dtype) for c in configs]).to(device)
 
     batches = {task: graphs(frames) for task, frames in systems.items()}
+    if compiled:
+        call = torch.compile(model)
+        return {"md_3bpa": lambda: call(batches["md_3bpa"]), "md_1000": lambda: call(batches["md_1000"])}
 
     def train_step():
         b = batches["train_step"]
