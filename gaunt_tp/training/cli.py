@@ -81,7 +81,10 @@ def _eval(argv: list[str]) -> int:
         "--output", required=True, help="extxyz to write: the input with <prefix>energy, <prefix>forces, "
         "<prefix>energies (per atom) and, where the cell spans a volume, <prefix>stress (3x3) added",
     )  # fmt: skip
-    parser.add_argument("--prefix", default="gaunt_", help="prefix of the predicted keys (default gaunt_)")
+    parser.add_argument(
+        "--prefix", "--info_prefix", default="gaunt_", help="prefix of the predicted keys (default gaunt_; "
+        "--info_prefix is MACE's name)"
+    )  # fmt: skip
     parser.add_argument("--batch_size", type=int, default=16, help="configurations per model call (default 16)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument(

@@ -341,7 +341,7 @@ def test_eval_keeps_the_inputs_keys_and_writes_compressed_extxyz(tmp_path, data,
         assert f"would write over the keys {taken} of the input" in capsys.readouterr().err
     assert not (tmp_path / "no.xyz").exists()
     out = tmp_path / "pred.XYZ.gz"
-    assert main([*base, "--output", str(out), "--prefix", "REF_"]) == 0  # REF_ keys unused by this file
+    assert main([*base, "--output", str(out), "--info_prefix", "REF_"]) == 0  # MACE's name; REF_ keys unused here
     written = ase.io.read(out, index=":", format="extxyz")
     assert [a.info["DFT_energy"] for a in written] == pytest.approx([a.info["DFT_energy"] for a in frames])
     assert all(np.isfinite(a.info["REF_energy"]) and a.arrays["REF_forces"].shape == (9, 3) for a in written)
