@@ -19,14 +19,17 @@ __all__ = [
 
 
 def e0s_from_isolated_atoms(configs: Sequence[Configuration]) -> dict[int, float]:
-    """``{Z: energy}`` from single-atom configurations (each element at most once)."""
+    """``{Z: energy}`` from single-atom configurations (an element twice only with the same energy, to 1e-6 eV:
+    two MACE files joined, each with its isolated atoms)."""
     out: dict[int, float] = {}
     for c in configs:
         if c.num_atoms != 1 or c.energy is None:
             raise InputError(f"{c.source}: an isolated-atom configuration needs exactly one atom and an energy")
         z = int(c.atomic_numbers[0])
-        if z in out:
-            raise InputError(f"{c.source}: element Z={z} appears twice among the isolated atoms")
+        if z in out and abs(out[z] - c.energy) > 1e-6:
+            raise InputError(
+                f"{c.source}: element Z={z} appears twice among the isolated atoms, with {out[z]} and {c.energy} eV"
+            )
         out[z] = c.energy
     return out
 

@@ -264,6 +264,16 @@ class GauntMACE(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.register_buffer("e0s", torch.tensor(config.e0s, dtype=torch.float64))
 
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:  # noqa: ANN002
+        """E0s saved in float32 (before they stayed float64) come back exact from the config when they match it."""
+        key = prefix + "e0s"
+        saved = state_dict.get(key)
+        if saved is not None and saved.dtype != torch.float64:
+            exact = torch.tensor(self.config.e0s, dtype=torch.float64)
+            if saved.shape == exact.shape and torch.allclose(saved.double(), exact, rtol=1e-6, atol=0.0):
+                state_dict[key] = exact
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
     def _apply(self, fn, recurse: bool = True):  # noqa: ANN001, ANN202 (nn.Module's signature)
         """``.to()``, ``.float()``, ``.cuda()``...: the E0s move with the model but keep their float64 values."""
         e0s = self.e0s

@@ -24,7 +24,7 @@ CHOICES = {
     "loss": ("weighted", "stress"),
     "optimizer": ("adam", "adamw"),
     "default_dtype": DTYPES,
-    "error_table": ("PerAtomRMSE", "PerAtomMAE"),
+    "error_table": ("PerAtomRMSE", "PerAtomMAE", "PerAtomRMSEstressvirials", "PerAtomMAEstressvirials"),
 }
 
 # the MACE model names accepted for gaunt-tp's one model, which is ScaleShiftMACE (MACE with the training set's mean
@@ -330,7 +330,8 @@ def hidden_irreps_shape(text: str) -> tuple[int, int]:
 def _translate_mace_spellings(values: dict) -> None:
     """Turn MACE's ``hidden_irreps`` into ``num_channels`` and ``max_L`` (an error where those are also given and
     differ), check ``model`` and drop it and ``save_cpu``, in place."""
-    values.pop("save_cpu", None)
+    if "save_cpu" in values:
+        _typed("save_cpu", "bool", values.pop("save_cpu"))  # checked, as a YAML file may hold anything
     model = values.pop("model", None)
     if model is not None and model not in MACE_MODELS:
         raise InputError(f"model must be {' or '.join(map(repr, MACE_MODELS))} (gaunt-tp has one model), got {model!r}")
@@ -338,7 +339,7 @@ def _translate_mace_spellings(values: dict) -> None:
     if text is None:
         return
     for name, implied in zip(("num_channels", "max_L"), hidden_irreps_shape(str(text))):
-        if name in values and str(values[name]) != str(implied):
+        if name in values and str(values[name]) != str(implied) and values[name] != implied:
             raise InputError(f"hidden_irreps {text!r} has {name} {implied}, but {name} is {values[name]}")
         values[name] = implied
 
@@ -432,9 +433,10 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
         unknown = sorted(set(loaded) - known)
         if unknown:
             raise InputError(f"{path}: unknown options {unknown}")
+        _translate_mace_spellings(loaded)
         values.update(loaded)
+    _translate_mace_spellings(args)  # each source on its own: flags override the file's hidden_irreps too
     values.update(args)  # only the flags given (the others are absent: argparse.SUPPRESS)
-    _translate_mace_spellings(values)
     if "train_file" not in values:
         raise InputError("--train_file is required (on the command line or in the --config file)")
     config = TrainConfig(**values)

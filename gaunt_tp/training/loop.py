@@ -318,7 +318,7 @@ def _train(config: TrainConfig) -> dict:
             if out_of_time or patience_spent:
                 break
             continue
-        kind = "MAE" if config.error_table == "PerAtomMAE" else "RMSE"
+        kind = "MAE" if config.error_table.startswith("PerAtomMAE") else "RMSE"
         stress = f" RMSE_stress={row['rmse_stress_meV_per_A3']:.2f} meV/A^3" if config.loss == "stress" else ""
         log.info(
             "epoch %d: loss=%.4g valid_loss=%.4g %s_E=%.2f meV/atom %s_F=%.2f meV/A%s lr=%.2e",

@@ -1,3 +1,4 @@
+import dataclasses
 import re
 
 import ase.io
@@ -207,6 +208,10 @@ def test_isolated_atoms_of_a_training_file_replace_average_but_not_explicit_e0s(
     assert [c.energy for c in isolated] == [-13.5, -2040.0] and [c.energy for c in rest] == [-13.0, -27.5]
     assert resolve_e0s("average", rest, [1, 8], isolated=isolated) == {1: -13.5, 8: -2040.0}
     assert resolve_e0s("{1: -1.0, 8: -2.0}", rest, [1, 8], isolated=isolated) == {1: -1.0, 8: -2.0}
+    assert e0s_from_isolated_atoms([*isolated, isolated[0]]) == {1: -13.5, 8: -2040.0}  # two files joined
+    other = dataclasses.replace(isolated[0], energy=-13.6)
+    with pytest.raises(ValueError, match=r"Z=1 appears twice among the isolated atoms, with -13.5 and -13.6 eV"):
+        e0s_from_isolated_atoms([*isolated, other])
     with pytest.raises(ValueError, match=re.escape("E0s (from the training file's IsolatedAtom configurations) "
                                                    "have no value for elements Z=[6]")):  # fmt: skip
         resolve_e0s("average", rest, [1, 6, 8], isolated=isolated)

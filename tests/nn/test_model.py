@@ -324,6 +324,10 @@ def test_float32_model_keeps_total_energies_to_float64_precision(model, shared_d
     single = GauntMACE(exact.config).float()
     single.load_state_dict(exact.state_dict())
     assert single.e0s.dtype == torch.float64 and torch.equal(single.e0s, exact.e0s)
+    old_float32 = {**exact.state_dict(), "e0s": exact.e0s.float()}  # as saved before the E0s stayed float64
+    restored = GauntMACE(exact.config).float()
+    restored.load_state_dict(old_float32)
+    assert torch.equal(restored.e0s, exact.e0s)
     g32, g64 = (to_graph(config, table, CONFIG.r_max, dtype) for dtype in (torch.float32, torch.float64))
     assert g32.energy.dtype == torch.float64 and float(g32.energy) == config.energy
     e32, e64 = single(g32)["energy"], exact(g64)["energy"]

@@ -241,6 +241,12 @@ def test_mace_command_lines_and_yaml_files_are_read_with_their_spellings(tmp_pat
     yaml_file.write_text("train_file: a.xyz\nmodel: ScaleShiftMACE\nhidden_irreps: 64x0e + 64x1o + 64x2e\n")
     config = config_from_args(["--config", str(yaml_file)])
     assert (config.num_channels, config.max_L) == (64, 2)
+    config = config_from_args(["--config", str(yaml_file), "--num_channels", "32", "--error_table",
+                               "PerAtomMAEstressvirials"])  # fmt: skip
+    assert (config.num_channels, config.max_L) == (32, 2)  # a flag overrides the file's hidden_irreps
+    yaml_file.write_text("train_file: a.xyz\nmax_L: 1\nsave_cpu: maybe\n")
+    with pytest.raises(ValueError, match="save_cpu must be true or false"):
+        config_from_args(["--config", str(yaml_file)])
     for flags, message in ((["--hidden_irreps=128x0e + 128x1e"], "one number of channels over the degrees 0..max_L"),
                            (["--hidden_irreps=128x0e + 64x1o"], "one number of channels"),
                            (["--hidden_irreps=128x0e + 128x2e"], "one number of channels"),
