@@ -84,6 +84,11 @@ class Configuration:
         return int(self.atomic_numbers.shape[0])
 
     @property
+    def is_isolated_atom(self) -> bool:
+        """MACE's isolated atom: one atom with the config_type ``IsolatedAtom``, a reference for its E0."""
+        return self.num_atoms == 1 and self.config_type == ISOLATED_ATOM
+
+    @property
     def has_stress(self) -> bool:
         """Whether the structure has a stress, ``(1/V) dE/d(strain)``: where its cell spans a volume, periodic
         or not (ASE's convention, as its EMT calculator and MACE's): bulk, a slab or a molecule in a box, but not

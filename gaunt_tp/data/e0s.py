@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gaunt_tp.data.configuration import ISOLATED_ATOM, Configuration, KeySpec
+from gaunt_tp.data.configuration import Configuration, KeySpec
 from gaunt_tp.errors import InputError
 
 __all__ = [
@@ -35,10 +35,9 @@ def e0s_from_isolated_atoms(configs: Sequence[Configuration]) -> dict[int, float
 
 
 def split_isolated_atoms(configs: Sequence[Configuration]) -> tuple[list[Configuration], list[Configuration]]:
-    """(MACE's isolated atoms, the rest): a training file may carry the E0s as one-atom configurations with the
-    config_type ``IsolatedAtom``; they are references for the E0s, not training data."""
-    isolated = [c for c in configs if c.config_type == ISOLATED_ATOM and c.num_atoms == 1]
-    return isolated, [c for c in configs if not (c.config_type == ISOLATED_ATOM and c.num_atoms == 1)]
+    """(MACE's isolated atoms, the rest; :attr:`Configuration.is_isolated_atom`): a training file may carry the E0s
+    as one-atom configurations with the config_type ``IsolatedAtom``; they are references, not training data."""
+    return [c for c in configs if c.is_isolated_atom], [c for c in configs if not c.is_isolated_atom]
 
 
 def e0s_average(configs: Sequence[Configuration], atomic_numbers: Sequence[int]) -> dict[int, float]:
