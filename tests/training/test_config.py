@@ -1,0 +1,112 @@
+"""The options of ``gaunt-tp train``: flags, YAML files, MACE's spellings, ranges; no training runs."""
+
+import dataclasses
+import json
+import re
+
+import pytest
+
+from gaunt_tp.training.config import _HELP_GROUPS, TrainConfig, build_parser, config_from_args
+
+
+def test_every_option_is_described_once_and_fixed_choices_are_listed_and_checked():
+    described = [name for _, helps in _HELP_GROUPS for name in helps]
+    assert sorted(described) == sorted(f.name for f in dataclasses.fields(TrainConfig))  # each field, once
+    assert all(text.strip() for _, helps in _HELP_GROUPS for text in helps.values())
+    help_text = " ".join(build_parser().format_help().split())
+    for title, _ in _HELP_GROUPS:
+        assert f"{title}:" in help_text
+    assert "--conv_blocks {gaunt,e3nn}" in help_text and "(default gaunt)" in help_text
+    with pytest.raises(ValueError, match="product_blocks must be 'gaunt' or 'symmetric', got 'mace'"):
+        config_from_args(["--train_file", "a.xyz", "--product_blocks", "mace"])
+    with pytest.raises(ValueError, match="default_dtype must be 'float32' or 'float64', got 'float16'"):
+        TrainConfig(train_file="a.xyz", default_dtype="float16")  # as from a YAML file
+
+
+def test_yaml_config_and_flags(tmp_path):
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("train_file: a.xyz\nlr: 0.02\nmax_num_epochs: 7\n")
+    config = config_from_args(["--config", str(yaml_file), "--lr", "0.001", "--ema", "false"])
+    assert (config.train_file, config.lr, config.max_num_epochs, config.ema) == ("a.xyz", 0.001, 7, False)
+    yaml_file.write_text("train_file: a.xyz\nlearning_rate: 0.02\n")
+    with pytest.raises(ValueError, match="unknown options"):
+        config_from_args(["--config", str(yaml_file)])
+    with pytest.raises(ValueError, match="train_file is required"):
+        config_from_args(["--lr", "0.1"])
+    # YAML reads 5e-7 and None as text, a quoted "no" as text: taken as the flags take them
+    yaml_file.write_text('train_file: a.xyz\nweight_decay: 5e-7\nclip_grad: None\nrestart_latest: "no"\n'
+                         "start_swa: '3'\nE0s: {1: -13.6, 8: -2041}\nname: 2024\n")  # fmt: skip
+    config = config_from_args(["--config", str(yaml_file)])
+    assert (config.weight_decay, config.clip_grad, config.restart_latest, config.start_swa) == (5e-7, None, False, 3)
+    assert (config.E0s, config.name) == ("{1: -13.6, 8: -2041.0}", "2024")
+    yaml_file.write_text("train_file: a.xyz\nstage_two: true\nstart_stage_two: 2\nstage_two_lr: 0.002\n")  # aliases
+    config = config_from_args(["--config", str(yaml_file)])
+    assert (config.swa, config.start_swa, config.swa_lr) == (True, 2, 0.002)
+    yaml_file.write_text("train_file: a.xyz\nswa_lr: 0.002\nstage_two_lr: 0.003\n")
+    with pytest.raises(ValueError, match=r"\['stage_two_lr'\] given under both of their names"):
+        config_from_args(["--config", str(yaml_file)])
+    for line, message in (("lr: [0.1]", "lr must be a number, got [0.1]"), ("ema: maybe", "ema must be true or false"),
+                          ("max_num_epochs: 2.5", "max_num_epochs must be an integer, got 2.5"),
+                          ("clip_grad: ten", "clip_grad must be a number or None, got 'ten'")):  # fmt: skip
+        yaml_file.write_text(f"train_file: a.xyz\n{line}\n")
+        with pytest.raises(ValueError, match=re.escape(message)):
+            config_from_args(["--config", str(yaml_file)])
+
+
+MACE_README_EXAMPLE = [  # MACE's README command line, word for word but for the files and the device
+    "--name=MACE_model", "--train_file=train.xyz", "--valid_fraction=0.05", "--test_file=test.xyz",
+    "--config_type_weights={\"Default\":1.0}",
+    "--E0s={1:-13.663181292231226, 6:-1029.2809654211628, 7:-1484.1187695035828, 8:-2042.0330099956639}",
+    "--model=MACE", "--hidden_irreps=128x0e + 128x1o", "--r_max=5.0", "--batch_size=10", "--max_num_epochs=1500",
+    "--stage_two", "--start_stage_two=1200", "--ema", "--ema_decay=0.99", "--amsgrad", "--restart_latest",
+    "--save_cpu", "--error_table=PerAtomMAE",
+]  # fmt: skip
+
+
+def test_mace_command_lines_and_yaml_files_are_read_with_their_spellings(tmp_path):
+    """MACE's example runs unchanged: hidden_irreps becomes num_channels and max_L; model, save_cpu are checked and
+    not stored; the same from YAML; irreps gaunt-tp cannot build, another model or a contradiction are errors."""
+    config = config_from_args(MACE_README_EXAMPLE)
+    assert (config.num_channels, config.max_L, config.swa, config.start_swa) == (128, 1, True, 1200)
+    assert config.error_table == "PerAtomMAE" and "hidden_irreps" not in json.loads(config.to_json())
+    assert config_from_args(["--train_file=a.xyz", "--hidden_irreps", "32x1o+32x0e+32x2e"]).max_L == 2
+    assert config_from_args(["--train_file=a.xyz", "--hidden_irreps=16x0e", "--num_channels=16"]).num_channels == 16
+    yaml_file = tmp_path / "mace.yaml"
+    yaml_file.write_text("train_file: a.xyz\nmodel: ScaleShiftMACE\nhidden_irreps: 64x0e + 64x1o + 64x2e\n")
+    config = config_from_args(["--config", str(yaml_file)])
+    assert (config.num_channels, config.max_L) == (64, 2)
+    config = config_from_args(["--config", str(yaml_file), "--num_channels", "32", "--error_table",
+                               "PerAtomMAEstressvirials"])  # fmt: skip
+    assert (config.num_channels, config.max_L) == (32, 2)  # a flag overrides the file's hidden_irreps
+    yaml_file.write_text("train_file: a.xyz\nmax_L: 1\nsave_cpu: maybe\n")
+    with pytest.raises(ValueError, match="save_cpu must be true or false"):
+        config_from_args(["--config", str(yaml_file)])
+    for flags, message in ((["--hidden_irreps=128x0e + 128x1e"], "one number of channels over the degrees 0..max_L"),
+                           (["--hidden_irreps=128x0e + 64x1o"], "one number of channels"),
+                           (["--hidden_irreps=128x0e + 128x2e"], "one number of channels"),
+                           (["--hidden_irreps=128y0e"], "is not an irreps string"),
+                           (["--hidden_irreps=8x0e+8x1o", "--max_L=2"], "has max_L 1, but max_L is 2"),
+                           (["--model=NequIP"], "model must be 'MACE' or 'ScaleShiftMACE'"),
+                           (["--error_table=TotalRMSE"], "error_table must be 'PerAtomRMSE' or")):  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(message)):
+            config_from_args(["--train_file=a.xyz", *flags])
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--lr", "-0.1"], "lr must be >= 0.0, got -0.1"),
+        (["--lr_factor", "1.5"], "lr_factor must be > 0.0 and < 1.0, got 1.5"),
+        (["--ema_decay", "1.5"], "ema_decay must be >= 0.0 and < 1.0, got 1.5"),
+        (["--seed", "-1"], "seed must be >= 0, got -1"),
+        (["--weight_decay", "-1"], "weight_decay must be >= 0.0, got -1.0"),
+        (["--r_max", "0"], "r_max must be > 0.0, got 0.0"),
+        (["--forces_weight", "nan"], "forces_weight must be >= 0.0, got nan"),
+        (["--E0s", "{'H': -13.6, 'Q': 1}"], "E0s: 'Q' is neither an atomic number nor an element symbol"),
+    ],
+)
+def test_options_out_of_range_are_refused_before_any_data_is_read(flags, message):
+    """Values PyTorch or the model would reject after the data was read (or would take silently: a negative
+    weight) are an InputError naming the option, from TrainConfig itself."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config_from_args(["--train_file", "a.xyz", *flags])
