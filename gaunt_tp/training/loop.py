@@ -110,16 +110,25 @@ def _read_without_isolated_atoms(path: str, keys: KeySpec) -> tuple[list, list]:
     return isolated, configs
 
 
+def _read_reference_set(path: str, keys: KeySpec, role: str) -> list:
+    """A validation or test file's configurations; its isolated atoms (if any) are left out, with a log line."""
+    isolated, configs = _read_without_isolated_atoms(path, keys)
+    if isolated:
+        log.info("%s: %d isolated atoms (config_type IsolatedAtom) are left out of the %s set",
+                 path, len(isolated), role)  # fmt: skip
+    return configs
+
+
 def _load_split(config: TrainConfig) -> tuple[list, list, list, list]:
     """(train, valid, test, the training file's isolated atoms): MACE's IsolatedAtom configurations are left out
     of all three sets; those of the training file may give the E0s (:func:`resolve_e0s`)."""
     keys = _keys(config)
     isolated, train = _read_without_isolated_atoms(config.train_file, keys)
     if config.valid_file:
-        valid = _read_without_isolated_atoms(config.valid_file, keys)[1]
+        valid = _read_reference_set(config.valid_file, keys, "validation")
     else:
         train, valid = train_valid_split(train, config.valid_fraction, config.seed)
-    test = _read_without_isolated_atoms(config.test_file, keys)[1] if config.test_file else []
+    test = _read_reference_set(config.test_file, keys, "test") if config.test_file else []
     if type_weights := config.type_weights:  # times each configuration's own weight (the loss's; tables unweighted)
         train, valid = (
             [dataclasses.replace(c, weight=c.weight * type_weights.get(c.config_type, 1.0)) for c in configs]

@@ -363,7 +363,8 @@ def test_e0s_average_needs_every_element_in_the_training_data(tmp_path, data, sh
 
 def test_isolated_atoms_in_the_training_file_give_the_e0s_and_are_no_training_data(tmp_path, data, shared_data):
     """MACE's IsolatedAtom configurations (no forces) in the training file: with 'average' they are the E0s, with
-    an explicit mapping they are set aside; in neither case are they trained, validated or tested on."""
+    an explicit mapping they are set aside; in neither case are they trained, validated or tested on (the test
+    file's are left out with a log line)."""
     isolated = ase.io.read(shared_data / "ethanol" / "isolated_atoms.xyz", index=":3")  # H, C, O
     for atoms in isolated:
         atoms.info["config_type"] = "IsolatedAtom"
@@ -379,7 +380,9 @@ def test_isolated_atoms_in_the_training_file_give_the_e0s_and_are_no_training_da
         counts = {split: rows["all"]["n"] for split, rows in json.loads((run / "errors.json").read_text()).items()}
         assert counts == {"train": 3, "valid": 3, "test": 6}
         says = "give the E0s" if name == "iso" else "are left out: --E0s gives the E0s"
-        assert f"3 isolated atoms (config_type IsolatedAtom) {says}" in (run / "train.log").read_text()
+        log = (run / "train.log").read_text()
+        assert f"3 isolated atoms (config_type IsolatedAtom) {says}" in log
+        assert f"{mixed}: 3 isolated atoms (config_type IsolatedAtom) are left out of the test set" in log
 
 
 def test_errors_json_is_strict_json(tmp_path):
