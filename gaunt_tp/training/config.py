@@ -17,6 +17,10 @@ from gaunt_tp.nn.model import CONV_BLOCKS, PRODUCT_BLOCKS
 
 __all__ = ["OptionParser", "TrainConfig", "build_parser", "config_from_args"]
 
+# MACE's error tables that gaunt-tp reports: energy per atom or per configuration (Total), RMSE or MAE
+ERROR_TABLES = ("PerAtomRMSE", "PerAtomMAE", "TotalRMSE", "TotalMAE", "PerAtomRMSEstressvirials",
+                "PerAtomMAEstressvirials")  # fmt: skip
+
 # the options with a fixed set of values (listed by --help, checked by TrainConfig)
 CHOICES = {
     "conv_blocks": CONV_BLOCKS,
@@ -24,7 +28,7 @@ CHOICES = {
     "loss": ("weighted", "stress"),
     "optimizer": ("adam", "adamw"),
     "default_dtype": DTYPES,
-    "error_table": ("PerAtomRMSE", "PerAtomMAE", "PerAtomRMSEstressvirials", "PerAtomMAEstressvirials"),
+    "error_table": ERROR_TABLES,
 }
 
 # the MACE model names accepted for gaunt-tp's one model, which is ScaleShiftMACE (MACE with the training set's mean
@@ -281,8 +285,8 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "ema": "evaluate and export an exponential moving average of the weights",
         "ema_decay": "decay of that average",
         "eval_interval": "epochs between evaluations on the validation set",
-        "error_table": "errors in each evaluation's log line: per-atom energy and force RMSE or MAE (metrics.csv "
-                       "and the final tables hold both)",
+        "error_table": "errors in each evaluation's log line: energy per atom (PerAtom*) or per configuration "
+                       "(Total*) and force RMSE or MAE (metrics.csv and the final tables hold them all)",
         "max_time_minutes": "stop after the epoch that crosses this much training time (counted from the start "
                             "of this command, also when it restarts a run)",
     }),

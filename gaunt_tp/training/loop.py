@@ -319,6 +319,8 @@ def _train(config: TrainConfig) -> dict:
             "rmse_f_meV_per_A": errors["all"]["rmse_f_meV_per_A"],
             "mae_e_meV_per_atom": errors["all"]["mae_e_meV_per_atom"],
             "mae_f_meV_per_A": errors["all"]["mae_f_meV_per_A"],
+            "rmse_e_meV": errors["all"]["rmse_e_meV"],
+            "mae_e_meV": errors["all"]["mae_e_meV"],
         }
         if config.loss == "stress":
             row["rmse_stress_meV_per_A3"] = errors["all"].get("rmse_stress_meV_per_A3", math.nan)
@@ -327,12 +329,14 @@ def _train(config: TrainConfig) -> dict:
             if out_of_time or patience_spent:
                 break
             continue
-        kind = "MAE" if config.error_table.startswith("PerAtomMAE") else "RMSE"
+        kind = "MAE" if "MAE" in config.error_table else "RMSE"
+        per_atom = config.error_table.startswith("PerAtom")
         stress = f" RMSE_stress={row['rmse_stress_meV_per_A3']:.2f} meV/A^3" if config.loss == "stress" else ""
         log.info(
-            "epoch %d: loss=%.4g valid_loss=%.4g %s_E=%.2f meV/atom %s_F=%.2f meV/A%s lr=%.2e",
-            epoch, row["train_loss"], valid_loss, kind, row[f"{kind.lower()}_e_meV_per_atom"], kind,
-            row[f"{kind.lower()}_f_meV_per_A"], stress, row["lr"],
+            "epoch %d: loss=%.4g valid_loss=%.4g %s_E=%.2f %s %s_F=%.2f meV/A%s lr=%.2e",
+            epoch, row["train_loss"], valid_loss, kind,
+            row[f"{kind.lower()}_e_meV_per_atom" if per_atom else f"{kind.lower()}_e_meV"],
+            "meV/atom" if per_atom else "meV", kind, row[f"{kind.lower()}_f_meV_per_A"], stress, row["lr"],
         )  # fmt: skip
         _append_csv(history_path, row)
         if improved:
@@ -438,8 +442,9 @@ def _keep_history_before(path: Path, start: int) -> None:
 def format_tables(tables: dict) -> str:
     """The error tables of :class:`ErrorAccumulator` (per split) as one Markdown table; stress columns when any
     split has stress errors."""
-    columns = [("RMSE E (meV/atom)", "rmse_e_meV_per_atom"), ("RMSE F (meV/A)", "rmse_f_meV_per_A"),
-               ("MAE E (meV/atom)", "mae_e_meV_per_atom"), ("MAE F (meV/A)", "mae_f_meV_per_A")]  # fmt: skip
+    columns = [("RMSE E (meV/atom)", "rmse_e_meV_per_atom"), ("RMSE E (meV)", "rmse_e_meV"),
+               ("RMSE F (meV/A)", "rmse_f_meV_per_A"), ("MAE E (meV/atom)", "mae_e_meV_per_atom"),
+               ("MAE E (meV)", "mae_e_meV"), ("MAE F (meV/A)", "mae_f_meV_per_A")]  # fmt: skip
     if any("rmse_stress_meV_per_A3" in m for table in tables.values() for m in table.values()):
         columns += [("RMSE stress (meV/A^3)", "rmse_stress_meV_per_A3"),
                     ("MAE stress (meV/A^3)", "mae_stress_meV_per_A3")]  # fmt: skip

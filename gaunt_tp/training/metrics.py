@@ -56,7 +56,8 @@ class ErrorAccumulator:
     """
 
     def __init__(self, keep_values: bool = False) -> None:
-        self.e: dict[str, list[float]] = defaultdict(list)
+        self.e: dict[str, list[float]] = defaultdict(list)  # per atom
+        self.e_total: dict[str, list[float]] = defaultdict(list)  # per configuration
         self.f: dict[str, list[np.ndarray]] = defaultdict(list)
         self.s: dict[str, list[np.ndarray]] = defaultdict(list)
         self._values: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] | None = {} if keep_values else None
@@ -65,11 +66,12 @@ class ErrorAccumulator:
         atoms = (batch.ptr[1:] - batch.ptr[:-1]).cpu().numpy()
         if self._values is not None:
             self._keep(batch, out, atoms)
-        de = ((out["energy"] - batch.energy).detach().cpu().numpy()) / atoms
+        de = (out["energy"] - batch.energy).detach().cpu().numpy()
         df = (out["forces"] - batch.forces).detach().cpu().numpy()
         for g, kind in enumerate(batch.config_type):
             if np.isfinite(de[g]):
-                self.e[kind].append(float(de[g]))
+                self.e_total[kind].append(float(de[g]))
+                self.e[kind].append(float(de[g] / atoms[g]))
             block = df[int(batch.ptr[g]) : int(batch.ptr[g + 1])]
             if np.isfinite(block).all():
                 self.f[kind].append(block.reshape(-1))
@@ -102,14 +104,16 @@ class ErrorAccumulator:
         return {k: (np.concatenate(r), np.concatenate(p)) for k, (r, p) in self._values.items()}
 
     def table(self) -> dict[str, dict[str, float]]:
-        """Per ``config_type`` and ``"all"``: n, RMSE and MAE of E (meV/atom) and of F (meV/Angstrom); with stress
-        errors collected, also of the stress (meV/Angstrom^3, over its 9 components)."""
+        """Per ``config_type`` and ``"all"``: n, RMSE and MAE of E per atom (meV/atom) and per configuration (meV,
+        the total energy: what rMD17 and 3BPA papers quote), and of F (meV/Angstrom); with stress errors collected,
+        also of the stress (meV/Angstrom^3, over its 9 components)."""
         kinds = sorted(set(self.e) | set(self.f) | set(self.s))
         rms = lambda x: float(np.sqrt(np.mean(x**2)) * 1e3) if x.size else float("nan")  # noqa: E731
         mae = lambda x: float(np.mean(np.abs(x)) * 1e3) if x.size else float("nan")  # noqa: E731
         out = {}
         for kind in [*kinds, "all"]:
             e = np.array(self.e[kind] if kind != "all" else [x for k in kinds for x in self.e[k]])
+            e_total = np.array(self.e_total[kind] if kind != "all" else [x for k in kinds for x in self.e_total[k]])
             fs = self.f[kind] if kind != "all" else [x for k in kinds for x in self.f[k]]
             ss = self.s[kind] if kind != "all" else [x for k in kinds for x in self.s[k]]
             f = np.concatenate(fs) if fs else np.zeros(0)
@@ -117,6 +121,8 @@ class ErrorAccumulator:
                 "n": int(max(len(e), len(fs), len(ss))),
                 "rmse_e_meV_per_atom": rms(e),
                 "mae_e_meV_per_atom": mae(e),
+                "rmse_e_meV": rms(e_total),
+                "mae_e_meV": mae(e_total),
                 "rmse_f_meV_per_A": rms(f),
                 "mae_f_meV_per_A": mae(f),
             }

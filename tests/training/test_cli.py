@@ -180,6 +180,10 @@ def test_error_table_sets_the_log_line_and_metrics_hold_both(tmp_path, data):
     logged = (run / "train.log").read_text()
     assert f"MAE_E={float(row['mae_e_meV_per_atom']):.2f} meV/atom MAE_F={float(row['mae_f_meV_per_A']):.2f}" in logged
     assert "RMSE_E=" not in logged and float(row["rmse_f_meV_per_A"]) > float(row["mae_f_meV_per_A"])
+    run = train(tmp_path, data, "total", "--max_num_epochs", "1", "--error_table", "TotalRMSE")
+    (row,) = _rows(run)
+    logged = (run / "train.log").read_text()
+    assert f"RMSE_E={float(row['rmse_e_meV']):.2f} meV RMSE_F={float(row['rmse_f_meV_per_A']):.2f} meV/A" in logged
 
 
 def test_eval_writes_predictions(tmp_path, data, capsys):

@@ -87,7 +87,7 @@ def test_mace_command_lines_and_yaml_files_are_read_with_their_spellings(tmp_pat
                            (["--hidden_irreps=128y0e"], "is not an irreps string"),
                            (["--hidden_irreps=8x0e+8x1o", "--max_L=2"], "has max_L 1, but max_L is 2"),
                            (["--model=NequIP"], "model must be 'MACE' or 'ScaleShiftMACE'"),
-                           (["--error_table=TotalRMSE"], "error_table must be 'PerAtomRMSE' or")):  # fmt: skip
+                           (["--error_table=DipoleRMSE"], "error_table must be 'PerAtomRMSE' or")):  # fmt: skip
         with pytest.raises(ValueError, match=re.escape(message)):
             config_from_args(["--train_file=a.xyz", *flags])
 

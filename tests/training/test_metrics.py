@@ -1,0 +1,34 @@
+"""Error tables: energies per atom and per configuration, forces, over config_types."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from gaunt_tp.training.loop import format_tables
+from gaunt_tp.training.metrics import ErrorAccumulator
+
+
+def test_energy_errors_per_configuration_and_per_atom_from_molecules_of_different_sizes():
+    """The total-energy errors (meV, what rMD17 and 3BPA tables quote) and those per atom differ when the
+    configurations differ in size; both are in the tables, per config_type and over all."""
+    sizes = np.array([3, 5, 4])
+    ptr = torch.tensor([0, *np.cumsum(sizes)])
+    batch = SimpleNamespace(
+        ptr=ptr, energy=torch.zeros(3, dtype=torch.float64), forces=torch.zeros(int(ptr[-1]), 3, dtype=torch.float64),
+        config_type=["a", "b", "b"],
+    )  # fmt: skip
+    errors = np.array([0.03, -0.01, 0.02])  # eV
+    out = {"energy": torch.tensor(errors), "forces": batch.forces + 1e-3}
+    acc = ErrorAccumulator()
+    acc.add(batch, out)
+    table = acc.table()
+    assert table["all"]["rmse_e_meV"] == pytest.approx(1e3 * np.sqrt(np.mean(errors**2)), rel=1e-12)
+    assert table["all"]["mae_e_meV"] == pytest.approx(1e3 * np.mean(np.abs(errors)), rel=1e-12)
+    assert table["all"]["mae_e_meV_per_atom"] == pytest.approx(1e3 * np.mean(np.abs(errors / sizes)), rel=1e-12)
+    assert table["b"]["mae_e_meV"] == pytest.approx(15.0, rel=1e-12)
+    assert table["a"]["rmse_e_meV_per_atom"] == pytest.approx(10.0, rel=1e-12)
+    assert table["all"]["mae_f_meV_per_A"] == pytest.approx(1.0, rel=1e-12)
+    text = format_tables({"test": table})
+    assert "| RMSE E (meV) |" in text and "| test | b | 2 | 3.81 | 15.81 |" in text
