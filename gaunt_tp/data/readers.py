@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gaunt_tp.data.configuration import ISOLATED_ATOM, KCAL_PER_MOL_IN_EV, Configuration, KeySpec
+from gaunt_tp.data.configuration import KCAL_PER_MOL_IN_EV, Configuration, KeySpec
 from gaunt_tp.errors import InputError
 
 __all__ = ["read_any", "read_configurations", "read_rmd17"]
@@ -110,10 +110,6 @@ def read_configurations(
                 f"{where}: no energy (looked for {keys.energy_key!r} in the comment line and ASE's calculator results, "
                 "then the calculator's 'energy')"
             )
-        if forces is None and require_forces and not (config_type == ISOLATED_ATOM and len(atoms) == 1):
-            raise InputError(
-                f"{where}: no forces (looked for arrays[{keys.forces_key!r}] and the calculator's 'forces')"
-            )
         if forces is not None:
             forces = np.asarray(forces, dtype=np.float64)
             if forces.shape != positions.shape:
@@ -145,6 +141,10 @@ def read_configurations(
                 source=where,
             )
         )
+        if forces is None and require_forces and not out[-1].is_isolated_atom:  # MACE's isolated atoms need none
+            raise InputError(
+                f"{where}: no forces (looked for arrays[{keys.forces_key!r}] and the calculator's 'forces')"
+            )
     default = KeySpec()
     for label, key, wanted in (("energy", keys.energy_key, default.energy_key),
                                ("forces", keys.forces_key, default.forces_key)):  # fmt: skip
