@@ -21,6 +21,9 @@ __all__ = ["OptionParser", "TrainConfig", "build_parser", "config_from_args"]
 ERROR_TABLES = ("PerAtomRMSE", "PerAtomMAE", "TotalRMSE", "TotalMAE", "PerAtomRMSEstressvirials",
                 "PerAtomMAEstressvirials")  # fmt: skip
 
+# the --E0s value that keeps the E0s of the --foundation_model
+FOUNDATION_E0S = "foundation"
+
 # the options with a fixed set of values (listed by --help, checked by TrainConfig)
 CHOICES = {
     "conv_blocks": CONV_BLOCKS,
@@ -58,6 +61,7 @@ class TrainConfig:
     valid_fraction: float = 0.1
     test_file: str | None = None
     E0s: str = "average"
+    foundation_model: str | None = None  # a trained model to start from (fine-tuning): its architecture and weights
     energy_key: str = "REF_energy"
     forces_key: str = "REF_forces"
     stress_key: str = "REF_stress"
@@ -121,6 +125,8 @@ class TrainConfig:
                 raise InputError(f"{name} must be {' or '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
         if self.E0s.lstrip().startswith("{"):  # a mapping is checked before any data is read
             e0s_from_text(self.E0s)
+        if self.E0s == FOUNDATION_E0S and not self.foundation_model:
+            raise InputError(f"--E0s {FOUNDATION_E0S} keeps the E0s of a --foundation_model, and none is given")
         for name, low, high in _RANGES:
             value = getattr(self, name)
             if not (value > low if name in _POSITIVE else value >= low) or (high is not None and not value < high):
@@ -237,7 +243,7 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "E0s": "isolated-atom energies: 'average' (the training file's IsolatedAtom configurations if it has "
                "any, as in MACE, else least squares over the training set), an extxyz of isolated "
                "atoms (energies under --energy_key), MACE's JSON file, or a mapping such as '{1: -13.6, 8: -2041.9}' "
-               "or \"{'H': -13.6}\" (element: eV)",
+               "or \"{'H': -13.6}\" (element: eV); 'foundation': the --foundation_model's",
         "energy_key": "info key of the reference energy (eV), also looked for among the results of the calculator "
                       "ASE attaches (free_energy); ASE's calculator energy is read when it is absent",
         "forces_key": "arrays key of the reference forces (eV/A); ASE's calculator forces are read when absent",
@@ -245,6 +251,8 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "config_type_weights": "loss weight per config_type as JSON, e.g. '{\"Default\": 1.0, \"bulk\": 10}'",
     }),
     ("model", {
+        "foundation_model": "a gaunt-tp .model to start from (fine-tuning): its architecture, elements and weights; "
+                            "the data gives new E0s unless --E0s foundation",
         "r_max": "cutoff radius (A)",
         "max_ell": "largest degree of the edges' spherical harmonics",
         "num_channels": "channels per irrep of the hidden features",

@@ -33,9 +33,10 @@ from gaunt_tp.devices import torch_device
 from gaunt_tp.dtypes import torch_dtype
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
-from gaunt_tp.nn.serialization import save_model
+from gaunt_tp.nn.serialization import load_model, save_model
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from gaunt_tp.training.config import TrainConfig
+from gaunt_tp.training.config import FOUNDATION_E0S, TrainConfig
+from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_model
 from gaunt_tp.training.metrics import ErrorAccumulator, has_stress_labels, weighted_loss
 
 __all__ = ["evaluate", "run_training"]
@@ -174,6 +175,11 @@ def _train(config: TrainConfig) -> dict:
     rank, world = _init_distributed(device)
     if world > 1 and config.batch_size % world:
         raise InputError(f"batch_size {config.batch_size} must be a multiple of the {world} processes")
+    foundation = load_model(config.foundation_model) if config.foundation_model else None
+    if foundation is not None:  # its architecture, recorded in config.json as this run's
+        config, replaced = adopt_architecture(config, foundation.config)
+        log.info("fine-tuning %s (elements Z=%s)%s", config.foundation_model, list(foundation.config.atomic_numbers),
+                 f"; its options replace: {', '.join(replaced)}" if replaced else "")  # fmt: skip
     run_dir = config.run_dir
     ckpt_dir = run_dir / "checkpoints"
     history_path = run_dir / "metrics.csv"
@@ -206,22 +212,32 @@ def _train(config: TrainConfig) -> dict:
     if isolated:
         log.info("%s: %d isolated atoms (config_type IsolatedAtom) %s", config.train_file, len(isolated),
                  "give the E0s" if from_isolated else "are left out: --E0s gives the E0s")  # fmt: skip
+    if foundation is None:
+        e0s = resolve_e0s(config.E0s, train, zs, _keys(config), isolated)
+    else:  # the data's E0s for its elements (or none: the foundation's), the foundation's for the others
+        own = None if config.E0s == FOUNDATION_E0S else resolve_e0s(config.E0s, train, zs, _keys(config), isolated)
+        foundation = fine_tuning_model(foundation, zs, own)
+        zs, e0s = list(foundation.config.atomic_numbers), dict(zip(foundation.config.atomic_numbers,
+                                                                   foundation.config.e0s))  # fmt: skip
     table = ElementTable(zs)
-    e0s = resolve_e0s(config.E0s, train, zs, _keys(config), isolated)
     to = lambda configs: [to_graph(c, table, config.r_max, dtype) for c in configs]  # noqa: E731
     train_g, valid_g, test_g = to(train), to(valid), to(test)
-    avg_neighbors = float(np.mean([g.edge_index.shape[1] / g.positions.shape[0] for g in train_g]))
-    shift, scale = shift_and_scale(train, e0s)  # MACE's: mean interaction energy per atom, RMS force
     shared = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(TrainConfig)}
-    model_config = ModelConfig(
-        atomic_numbers=tuple(zs),
-        e0s=tuple(e0s[z] for z in zs),
-        avg_num_neighbors=max(avg_neighbors, 1.0),
-        energy_shift=shift,
-        energy_scale=scale,
-        **{name: getattr(config, name) for name in shared},  # the hyperparameters named alike in both
-    )
-    model = GauntMACE(model_config).to(device=device, dtype=dtype)
+    if foundation is None:
+        avg_neighbors = float(np.mean([g.edge_index.shape[1] / g.positions.shape[0] for g in train_g]))
+        shift, scale = shift_and_scale(train, e0s)  # MACE's: mean interaction energy per atom, RMS force
+        model_config = ModelConfig(
+            atomic_numbers=tuple(zs),
+            e0s=tuple(e0s[z] for z in zs),
+            avg_num_neighbors=max(avg_neighbors, 1.0),
+            energy_shift=shift,
+            energy_scale=scale,
+            **{name: getattr(config, name) for name in shared},  # the hyperparameters named alike in both
+        )
+        model = GauntMACE(model_config)
+    else:  # its weights, normalisation, shift and scale
+        model = foundation
+    model = model.to(device=device, dtype=dtype)
     trained = model
     if world > 1:  # each process takes its share of every global batch; gradients are averaged
         trained = torch.nn.parallel.DistributedDataParallel(
@@ -369,7 +385,6 @@ def _train(config: TrainConfig) -> dict:
         torch.distributed.destroy_process_group()
         if rank != 0:
             return {}
-    from gaunt_tp.nn.serialization import load_model
 
     best_model = load_model(model_path, dtype=dtype, device=device)
     tables, values = {}, {}
@@ -392,7 +407,7 @@ def _train(config: TrainConfig) -> dict:
 
 
 # the options that fix the data a run sees beside the model's own: its validation split and shuffling, its E0s
-_SAME_DATA = {"seed", "valid_fraction", "E0s"}
+_SAME_DATA = {"seed", "valid_fraction", "E0s", "foundation_model"}
 
 
 def _check_same_model(path: Path, state: dict, config: TrainConfig, names: set[str]) -> None:

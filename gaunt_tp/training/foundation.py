@@ -1,0 +1,48 @@
+"""Fine-tuning (MACE's ``--foundation_model``): a run that starts from a trained gaunt-tp model's weights.
+
+The trained model fixes the architecture, the elements it knows, the energy shift and scale and the average number
+of neighbours; the new data may hold any of its elements (not others) and gives new E0s unless ``--E0s foundation``
+keeps the model's. Use it to refine a model on more data (an active-learning round) or on another level of theory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from gaunt_tp.errors import InputError
+from gaunt_tp.nn.model import GauntMACE, ModelConfig
+from gaunt_tp.training.config import TrainConfig
+
+__all__ = ["adopt_architecture", "fine_tuning_model"]
+
+
+def adopt_architecture(config: TrainConfig, foundation: ModelConfig) -> tuple[TrainConfig, list[str]]:
+    """``config`` with the foundation model's values of the options that shape the model (``r_max``,
+    ``num_channels``, ...), and a ``"name old -> new"`` line for each that changed."""
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name in ModelConfig.__dataclass_fields__]
+    changed = {n: getattr(foundation, n) for n in names if getattr(config, n) != getattr(foundation, n)}
+    lines = [f"{n} {getattr(config, n)!r} -> {v!r}" for n, v in changed.items()]
+    return dataclasses.replace(config, **changed), lines
+
+
+def fine_tuning_model(foundation: GauntMACE, data_elements: list[int], e0s: Mapping[int, float] | None) -> GauntMACE:
+    """A copy of ``foundation`` (its weights, float64, on the CPU) whose E0s are ``e0s`` for the elements it names
+    and the foundation's for the others (``None``: all the foundation's).
+
+    Raises:
+        InputError: ``data_elements`` holds an element the foundation model does not know.
+    """
+    known = foundation.config.atomic_numbers
+    if unknown := sorted(set(data_elements) - set(known)):
+        raise InputError(
+            f"elements Z={unknown} of the data are not among the foundation model's elements {list(known)}: "
+            "a fine-tuned model keeps the elements it was trained with"
+        )
+    merged = dict(zip(known, foundation.config.e0s)) | dict(e0s or {})
+    config = dataclasses.replace(foundation.config, e0s=tuple(merged[z] for z in known))
+    model = GauntMACE(config)
+    state = foundation.state_dict()
+    state["e0s"] = model.e0s  # the new E0s; every other tensor the foundation's
+    model.load_state_dict(state)
+    return model

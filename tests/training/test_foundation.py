@@ -1,0 +1,69 @@
+"""Fine-tuning from a trained model (--foundation_model): its architecture, elements, weights and E0s."""
+
+import ase.io
+import pytest
+import torch
+
+from gaunt_tp.nn.serialization import load_model
+from gaunt_tp.training.cli import main
+from gaunt_tp.training.config import config_from_args
+
+SMALL = ["--num_channels", "4", "--max_L", "1", "--max_ell", "2", "--r_max", "4.0", "--batch_size", "4",
+         "--num_radial_basis", "4", "--plots", "false", "--max_num_epochs", "1"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def foundation(shared_data, tmp_path_factory):
+    """A model trained one epoch on 12 ethanol configurations, and 12 others to fine-tune it on."""
+    folder = tmp_path_factory.mktemp("foundation")
+    frames = ase.io.read(shared_data / "ethanol" / "train.xyz", index=":24")
+    ase.io.write(folder / "first.xyz", frames[:12])
+    ase.io.write(folder / "more.xyz", frames[12:])
+    args = ["train", "--train_file", str(folder / "first.xyz"), "--work_dir", str(folder), "--name", "first"]
+    assert main([*args, *SMALL]) == 0
+    return folder / "first" / "first.model", folder / "more.xyz"
+
+
+def _fine_tune(tmp_path, foundation, name, *extra):
+    model, data = foundation
+    args = ["train", "--train_file", str(data), "--work_dir", str(tmp_path), "--name", name, *SMALL]
+    assert main([*args, "--foundation_model", str(model), *extra]) == 0
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("e0s", ["foundation", "{1: -13.0, 6: -1025.0, 8: -2035.0}"])
+def test_fine_tuning_starts_from_the_foundation_weights_and_architecture(tmp_path, foundation, e0s):
+    """At a learning rate of 1e-12 one epoch leaves the weights where they started: the foundation's, in its
+    architecture (asking for 8 channels is overridden, with a log line); E0s the foundation's or the given ones."""
+    run = _fine_tune(tmp_path, foundation, "tuned", "--num_channels", "8", "--lr", "1e-12", "--E0s", e0s)
+    first, tuned = load_model(foundation[0]), load_model(run / "tuned.model")
+    assert tuned.config.num_channels == 4 and '"num_channels": 4' in (run / "config.json").read_text()
+    assert "its options replace: num_channels 8 -> 4" in (run / "train.log").read_text()
+    want = first.config.e0s if e0s == "foundation" else (-13.0, -1025.0, -2035.0)
+    assert tuned.config.e0s == pytest.approx(want, abs=0)
+    assert torch.equal(tuned.e0s, torch.tensor(want, dtype=torch.float64))
+    weights = {k: v for k, v in first.state_dict().items() if k != "e0s"}
+    assert weights.keys() == {k for k in tuned.state_dict() if k != "e0s"}
+    for key, value in weights.items():
+        torch.testing.assert_close(tuned.state_dict()[key], value, rtol=0, atol=1e-9, msg=key)
+
+
+def test_fine_tuning_moves_the_weights_at_a_normal_learning_rate(tmp_path, foundation):
+    run = _fine_tune(tmp_path, foundation, "moved", "--max_num_epochs", "2")
+    first, tuned = load_model(foundation[0]), load_model(run / "moved.model")
+    moved = max(float((tuned.state_dict()[k] - v).abs().max()) for k, v in first.state_dict().items() if k != "e0s")
+    assert moved > 1e-4
+
+
+def test_fine_tuning_refuses_elements_the_foundation_does_not_know(tmp_path, foundation, shared_data, capsys):
+    nitrogen = tmp_path / "3bpa.xyz"
+    ase.io.write(nitrogen, ase.io.read(shared_data / "3bpa" / "train_300K.xyz", index=":4"))
+    args = ["train", "--train_file", str(nitrogen), "--work_dir", str(tmp_path), "--name", "n", *SMALL]
+    assert main([*args, "--foundation_model", str(foundation[0])]) == 2
+    message = capsys.readouterr().err
+    assert "elements Z=[7] of the data are not among the foundation model's elements [1, 6, 8]" in message
+
+
+def test_foundation_e0s_need_a_foundation_model():
+    with pytest.raises(ValueError, match="--E0s foundation keeps the E0s of a --foundation_model, and none is given"):
+        config_from_args(["--train_file=a.xyz", "--E0s=foundation"])
