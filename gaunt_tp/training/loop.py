@@ -419,7 +419,7 @@ def _check_same_model(path: Path, state: dict, config: TrainConfig, names: set[s
     if changed:
         raise InputError(
             f"{path}: written with other options ({', '.join(changed)}); --restart_latest needs the same model "
-            "options, seed, valid_fraction and E0s (use another --name for a new run)"
+            "options, seed, valid_fraction, E0s and foundation_model (use another --name for a new run)"
         )
 
 

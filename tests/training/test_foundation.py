@@ -48,11 +48,14 @@ def test_fine_tuning_starts_from_the_foundation_weights_and_architecture(tmp_pat
         torch.testing.assert_close(tuned.state_dict()[key], value, rtol=0, atol=1e-9, msg=key)
 
 
-def test_fine_tuning_moves_the_weights_at_a_normal_learning_rate(tmp_path, foundation):
+def test_fine_tuning_moves_the_weights_and_restarts_only_from_its_foundation(tmp_path, foundation, capsys):
     run = _fine_tune(tmp_path, foundation, "moved", "--max_num_epochs", "2")
     first, tuned = load_model(foundation[0]), load_model(run / "moved.model")
     moved = max(float((tuned.state_dict()[k] - v).abs().max()) for k, v in first.state_dict().items() if k != "e0s")
     assert moved > 1e-4
+    args = ["train", "--train_file", str(foundation[1]), "--work_dir", str(tmp_path), "--name", "moved", *SMALL]
+    assert main([*args, "--max_num_epochs", "3", "--restart_latest"]) == 2  # resumed without its foundation
+    assert "--foundation_model" in capsys.readouterr().err
 
 
 def test_fine_tuning_refuses_elements_the_foundation_does_not_know(tmp_path, foundation, shared_data, capsys):
