@@ -243,7 +243,8 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "E0s": "isolated-atom energies: 'average' (the training file's IsolatedAtom configurations if it has "
                "any, as in MACE, else least squares over the training set), an extxyz of isolated "
                "atoms (energies under --energy_key), MACE's JSON file, or a mapping such as '{1: -13.6, 8: -2041.9}' "
-               "or \"{'H': -13.6}\" (element: eV); 'foundation': the --foundation_model's",
+               "or \"{'H': -13.6}\" (element: eV); 'foundation': the --foundation_model's (with one, 'average' fits "
+               "what that model leaves unexplained)",
         "energy_key": "info key of the reference energy (eV), also looked for among the results of the calculator "
                       "ASE attaches (free_energy); ASE's calculator energy is read when it is absent",
         "forces_key": "arrays key of the reference forces (eV/A); ASE's calculator forces are read when absent",

@@ -2,7 +2,10 @@
 
 The trained model fixes the architecture, the elements it knows, the energy shift and scale and the average number
 of neighbours; the new data may hold any of its elements (not others) and gives new E0s unless ``--E0s foundation``
-keeps the model's. Use it to refine a model on more data (an active-learning round) or on another level of theory.
+keeps the model's. ``--E0s average`` fits them to what the trained model leaves unexplained
+(:func:`unexplained_energy_e0s`), so that a shift of the reference energies (another level of theory) lands in the
+E0s instead of in the weights. Use it to refine a model on more data (an active-learning round) or on another level
+of theory.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+from gaunt_tp.data import Configuration, e0s_average
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 from gaunt_tp.training.config import TrainConfig
+from gaunt_tp.training.predict import predict
 
-__all__ = ["adopt_architecture", "fine_tuning_model"]
+__all__ = ["adopt_architecture", "fine_tuning_model", "unexplained_energy_e0s"]
 
 
 def adopt_architecture(config: TrainConfig, foundation: ModelConfig) -> tuple[TrainConfig, list[str]]:
@@ -33,12 +38,8 @@ def fine_tuning_model(foundation: GauntMACE, data_elements: list[int], e0s: Mapp
     Raises:
         InputError: ``data_elements`` holds an element the foundation model does not know.
     """
+    _check_elements(foundation, data_elements)
     known = foundation.config.atomic_numbers
-    if unknown := sorted(set(data_elements) - set(known)):
-        raise InputError(
-            f"elements Z={unknown} of the data are not among the foundation model's elements {list(known)}: "
-            "a fine-tuned model keeps the elements it was trained with"
-        )
     merged = dict(zip(known, foundation.config.e0s)) | dict(e0s or {})
     config = dataclasses.replace(foundation.config, e0s=tuple(merged[z] for z in known))
     model = GauntMACE(config)
@@ -46,3 +47,30 @@ def fine_tuning_model(foundation: GauntMACE, data_elements: list[int], e0s: Mapp
     state["e0s"] = model.e0s  # the new E0s; every other tensor the foundation's
     model.load_state_dict(state)
     return model
+
+
+def unexplained_energy_e0s(
+    foundation: GauntMACE, configs: list[Configuration], atomic_numbers: list[int]
+) -> dict[int, float]:
+    """Least-squares E0s (eV) of ``atomic_numbers`` for the energy that ``foundation`` does not explain: each
+    reference energy less the model's interaction energy (its prediction less its own E0s), fitted as
+    :func:`gaunt_tp.data.e0s_average` fits raw energies. For a new model that is all of the energy; for a trained one,
+    a constant offset per element between its labels and the new ones goes into the E0s.
+    """
+    _check_elements(foundation, atomic_numbers)
+    own = dict(zip(foundation.config.atomic_numbers, foundation.config.e0s))
+    predictions, _ = predict(foundation, configs)
+    residual = [
+        dataclasses.replace(c, energy=c.energy - (p.energy - sum(own[int(z)] for z in c.atomic_numbers)))
+        for c, p in zip(configs, predictions)
+    ]
+    return e0s_average(residual, atomic_numbers)
+
+
+def _check_elements(foundation: GauntMACE, data_elements: list[int]) -> None:
+    known = foundation.config.atomic_numbers
+    if unknown := sorted(set(data_elements) - set(known)):
+        raise InputError(
+            f"elements Z={unknown} of the data are not among the foundation model's elements {list(known)}: "
+            "a fine-tuned model keeps the elements it was trained with"
+        )

@@ -1,12 +1,15 @@
 """Fine-tuning from a trained model (--foundation_model): its architecture, elements, weights and E0s."""
 
+import ase
 import ase.io
 import pytest
 import torch
 
+from gaunt_tp.data.readers import read_configurations
 from gaunt_tp.nn.serialization import load_model
 from gaunt_tp.training.cli import main
 from gaunt_tp.training.config import config_from_args
+from gaunt_tp.training.predict import predict
 
 SMALL = ["--num_channels", "4", "--max_L", "1", "--max_ell", "2", "--r_max", "4.0", "--batch_size", "4",
          "--num_radial_basis", "4", "--plots", "false", "--max_num_epochs", "1"]  # fmt: skip
@@ -70,3 +73,30 @@ def test_fine_tuning_refuses_elements_the_foundation_does_not_know(tmp_path, fou
 def test_foundation_e0s_need_a_foundation_model():
     with pytest.raises(ValueError, match="--E0s foundation keeps the E0s of a --foundation_model, and none is given"):
         config_from_args(["--train_file=a.xyz", "--E0s=foundation"])
+
+
+def test_average_e0s_of_a_fine_tuning_run_absorb_an_offset_of_the_new_labels(tmp_path, foundation):
+    """Labels shifted by 3 eV per molecule (another level of theory): --E0s average fits the E0s to what the
+    foundation model leaves unexplained, so at a learning rate of 1e-12 the tuned model's mean energy error on its
+    training configurations is zero: its E0s sum to the foundation's plus the foundation's mean error."""
+    model, data = foundation
+    shifted = tmp_path / "shifted.xyz"
+    frames = []
+    for c in read_configurations(data):
+        atoms = ase.Atoms(numbers=c.atomic_numbers, positions=c.positions)
+        atoms.info["REF_energy"], atoms.arrays["REF_forces"] = c.energy + 3.0, c.forces
+        frames.append(atoms)
+    ase.io.write(shifted, frames)
+    args = ["train", "--train_file", str(shifted), "--work_dir", str(tmp_path), "--name", "shifted", *SMALL]
+    assert main([*args, "--foundation_model", str(model), "--lr", "1e-12", "--valid_fraction", "0.0001"]) == 0
+    first, tuned = load_model(model), load_model(tmp_path / "shifted" / "shifted.model")
+    log = (tmp_path / "shifted" / "train.log").read_text()
+    assert "E0s fitted to the energies the foundation model leaves unexplained" in log
+    configs = read_configurations(shifted)
+    errors = [p.energy - c.energy for p, c in zip(predict(tuned, configs)[0], configs)]
+    before = [p.energy - c.energy for p, c in zip(predict(first, configs)[0], configs)]
+    ethanol = {1: 6, 6: 2, 8: 1}
+    total = lambda m: sum(n * dict(zip(m.config.atomic_numbers, m.config.e0s))[z] for z, n in ethanol.items())  # noqa: E731
+    assert abs(sum(before) / len(before)) > 2.0  # the offset the fit must absorb
+    assert abs(sum(errors) / len(errors)) < 0.05  # the training part's mean is zero; one held-out configuration
+    assert total(tuned) - total(first) == pytest.approx(-sum(before) / len(before), abs=0.1)  # the offset, in E0s
