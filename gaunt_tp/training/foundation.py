@@ -54,8 +54,8 @@ def unexplained_energy_e0s(
 ) -> dict[int, float]:
     """Least-squares E0s (eV) of ``atomic_numbers`` for the energy that ``foundation`` does not explain: each
     reference energy less the model's interaction energy (its prediction less its own E0s), fitted as
-    :func:`gaunt_tp.data.e0s_average` fits raw energies. For a new model that is all of the energy; for a trained one,
-    a constant offset per element between its labels and the new ones goes into the E0s.
+    :func:`gaunt_tp.data.e0s_average` fits raw energies. A constant offset per element between the model's labels and
+    the new ones goes into the E0s.
     """
     _check_elements(foundation, atomic_numbers)
     own = dict(zip(foundation.config.atomic_numbers, foundation.config.e0s))

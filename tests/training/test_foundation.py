@@ -78,7 +78,7 @@ def test_foundation_e0s_need_a_foundation_model():
 def test_average_e0s_of_a_fine_tuning_run_absorb_an_offset_of_the_new_labels(tmp_path, foundation):
     """Labels shifted by 3 eV per molecule (another level of theory): --E0s average fits the E0s to what the
     foundation model leaves unexplained, so at a learning rate of 1e-12 the tuned model's mean energy error on its
-    training configurations is zero: its E0s sum to the foundation's plus the foundation's mean error."""
+    training configurations is zero: its E0s sum to the foundation's less the foundation's mean error there."""
     model, data = foundation
     shifted = tmp_path / "shifted.xyz"
     frames = []
