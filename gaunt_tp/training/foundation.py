@@ -11,15 +11,18 @@ of theory.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 
-from gaunt_tp.data import Configuration, e0s_average
+from gaunt_tp.data import Configuration, KeySpec, e0s_average, resolve_e0s
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
-from gaunt_tp.training.config import TrainConfig
+from gaunt_tp.training.config import FOUNDATION_E0S, TrainConfig
 from gaunt_tp.training.predict import predict
 
-__all__ = ["adopt_architecture", "fine_tuning_model", "unexplained_energy_e0s"]
+__all__ = ["adopt_architecture", "fine_tuning_e0s", "fine_tuning_model", "unexplained_energy_e0s"]
+
+log = logging.getLogger("gaunt_tp.train")
 
 
 def adopt_architecture(config: TrainConfig, foundation: ModelConfig) -> tuple[TrainConfig, list[str]]:
@@ -47,6 +50,27 @@ def fine_tuning_model(foundation: GauntMACE, data_elements: list[int], e0s: Mapp
     state["e0s"] = model.e0s  # the new E0s; every other tensor the foundation's
     model.load_state_dict(state)
     return model
+
+
+def fine_tuning_e0s(
+    spec: str,
+    foundation: GauntMACE,
+    train: list[Configuration],
+    atomic_numbers: list[int],
+    keys: KeySpec,
+    isolated: Sequence[Configuration] = (),
+) -> dict[int, float] | None:
+    """The E0s ``--E0s spec`` gives a fine-tuning run: None for ``"foundation"`` (the model's own),
+    :func:`unexplained_energy_e0s` for ``"average"`` without isolated atoms in the training file, else what
+    :func:`gaunt_tp.data.resolve_e0s` gives any run."""
+    if spec == FOUNDATION_E0S:
+        return None
+    if spec == "average" and not isolated:
+        e0s = unexplained_energy_e0s(foundation, train, atomic_numbers)
+        log.info("E0s fitted to the energies the foundation model leaves unexplained: %s",
+                 ", ".join(f"Z={z}: {e:.6g} eV" for z, e in e0s.items()))  # fmt: skip
+        return e0s
+    return resolve_e0s(spec, train, atomic_numbers, keys, isolated)
 
 
 def unexplained_energy_e0s(

@@ -35,8 +35,8 @@ from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 from gaunt_tp.nn.serialization import load_model, save_model
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from gaunt_tp.training.config import FOUNDATION_E0S, TrainConfig
-from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_model, unexplained_energy_e0s
+from gaunt_tp.training.config import TrainConfig
+from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
 from gaunt_tp.training.metrics import ErrorAccumulator, has_stress_labels, weighted_loss
 
 __all__ = ["evaluate", "run_training"]
@@ -215,14 +215,7 @@ def _train(config: TrainConfig) -> dict:
     if foundation is None:
         e0s = resolve_e0s(config.E0s, train, zs, _keys(config), isolated)
     else:  # the data's E0s for its elements (or none: the foundation's), the foundation's for the others
-        if config.E0s == FOUNDATION_E0S:
-            own = None
-        elif config.E0s == "average" and not isolated:
-            own = unexplained_energy_e0s(foundation, train, zs)
-            log.info("E0s fitted to the energies the foundation model leaves unexplained: %s",
-                     ", ".join(f"Z={z}: {e:.6g} eV" for z, e in own.items()))  # fmt: skip
-        else:
-            own = resolve_e0s(config.E0s, train, zs, _keys(config), isolated)
+        own = fine_tuning_e0s(config.E0s, foundation, train, zs, _keys(config), isolated)
         foundation = fine_tuning_model(foundation, zs, own)
         zs, e0s = list(foundation.config.atomic_numbers), dict(zip(foundation.config.atomic_numbers,
                                                                    foundation.config.e0s))  # fmt: skip
