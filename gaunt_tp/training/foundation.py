@@ -35,7 +35,7 @@ def adopt_architecture(config: TrainConfig, foundation: ModelConfig) -> tuple[Tr
 
 
 def fine_tuning_model(foundation: GauntMACE, data_elements: list[int], e0s: Mapping[int, float] | None) -> GauntMACE:
-    """A copy of ``foundation`` (its weights, float64, on the CPU) whose E0s are ``e0s`` for the elements it names
+    """A copy of ``foundation`` (its weights, in its dtype, on the CPU) whose E0s are ``e0s`` for the elements it names
     and the foundation's for the others (``None``: all the foundation's).
 
     Raises:
@@ -45,7 +45,7 @@ def fine_tuning_model(foundation: GauntMACE, data_elements: list[int], e0s: Mapp
     known = foundation.config.atomic_numbers
     merged = dict(zip(known, foundation.config.e0s)) | dict(e0s or {})
     config = dataclasses.replace(foundation.config, e0s=tuple(merged[z] for z in known))
-    model = GauntMACE(config)
+    model = GauntMACE(config).to(next(foundation.parameters()).dtype)  # not the default dtype of the moment
     state = foundation.state_dict()
     state["e0s"] = model.e0s  # the new E0s; every other tensor the foundation's
     model.load_state_dict(state)

@@ -100,3 +100,23 @@ def test_average_e0s_of_a_fine_tuning_run_absorb_an_offset_of_the_new_labels(tmp
     assert abs(sum(before) / len(before)) > 2.0  # the offset the fit must absorb
     assert abs(sum(errors) / len(errors)) < 0.05  # the training part's mean is zero; one held-out configuration
     assert total(tuned) - total(first) == pytest.approx(-sum(before) / len(before), abs=0.1)  # the offset, in E0s
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fine_tuning_model_keeps_the_foundations_dtype_and_predictions(foundation, dtype):
+    """Whatever the default dtype of the moment, the copy has the foundation's dtype; with the foundation's own
+    E0s it predicts what the foundation predicts."""
+    from gaunt_tp.training.foundation import fine_tuning_model
+
+    model = load_model(foundation[0], dtype=dtype)
+    configs = read_configurations(foundation[1])[:3]
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64 if dtype == torch.float32 else torch.float32)
+    try:
+        copy = fine_tuning_model(model, [1, 6, 8], None)
+    finally:
+        torch.set_default_dtype(before)
+    assert {p.dtype for p in copy.parameters()} == {dtype}
+    for mine, theirs in zip(predict(copy, configs)[0], predict(model, configs)[0]):
+        assert mine.energy == pytest.approx(theirs.energy, rel=0, abs=1e-9)
+        assert mine.forces == pytest.approx(theirs.forces, rel=0, abs=1e-9)
