@@ -8,8 +8,8 @@ scored on the 1000 rMD17 test configurations (``test_MD.xyz``; MAE of the energy
 force components in meV/A, rMD17's convention). For each ``n`` and seed, three models:
 
 - ``zero-shot``: the foundation model as it is, its E0s fitted to the ``n`` DFT energies it leaves unexplained
-  (what ``--E0s average`` does for a fine-tuning run before its first step): the gap between the two levels of
-  theory that a constant per element cannot absorb;
+  (what ``--E0s average`` does for a fine-tuning run before its first step, there on its training part alone): the
+  gap between the two levels of theory that a constant per element cannot absorb;
 - ``fine-tuned``: ``gaunt-tp train --foundation_model FOUNDATION --E0s average`` on the ``n`` configurations;
 - ``scratch``: ``gaunt-tp train`` with the foundation's architecture, E0s of the DFT isolated atoms, fresh weights.
 
