@@ -17,9 +17,12 @@ Both trainings use the same options (``--epochs``, learning rate, batch 5, valid
 last quarter, the seed): they differ in where the weights start (and in the E0s, each run's usual choice). Writes
 ``--out`` (JSON, after every size and seed; a later call with the same options measures only what is missing) and a
 PNG of the test errors against ``n`` beside it. ``--jobs 2`` trains two sizes or seeds at once, each on
-``--threads`` threads:
+``--threads`` threads. ``--foundation_options`` gives the foundation (and so every run) another architecture:
 
     python benchmarks/fine_tuning.py --sizes 25 50 100 200 500 1000 --seeds 1 2 3 --jobs 2
+    python benchmarks/fine_tuning.py --sizes 25 50 100 200 1000 --jobs 2 --default_dtype float32 \
+        --foundation_options "--num_channels 64 --max_L 2 --max_ell 3 --r_max 5.0 --product_blocks symmetric" \
+        --work_dir runs/fine_tuning_64 --out benchmarks/results/fine_tuning_64.json
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import argparse
 import dataclasses
 import json
 import multiprocessing
+import shlex
 import shutil
 import sys
 import time
@@ -56,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--foundation", type=Path, help="a trained .model file (default: train one, see above)")
     p.add_argument("--foundation_epochs", type=int, default=200)
+    p.add_argument("--foundation_options", default="", help="more gaunt-tp train flags for the foundation model, "
+                   "e.g. '--num_channels 64 --max_L 2' (its architecture is every run's)")  # fmt: skip
+    p.add_argument("--default_dtype", default="float64", choices=["float32", "float64"], help="of every run")
     p.add_argument("--train_file", type=Path, default=DATA / "train.xyz")
     p.add_argument("--test_file", type=Path, default=DATA / "test_MD.xyz")
     p.add_argument("--isolated_atoms", type=Path, default=DATA / "isolated_atoms.xyz", help="E0s of scratch runs")
@@ -76,7 +83,8 @@ def train_foundation(args: argparse.Namespace) -> Path:
     if not model.is_file():
         config = config_from_args(["--config", str(ROOT / "examples" / "default.yaml"), "--name", "foundation",
                                    "--work_dir", str(args.work_dir), "--max_num_epochs", str(args.foundation_epochs),
-                                   "--plots", "false"])  # fmt: skip
+                                   "--plots", "false", "--default_dtype", args.default_dtype,
+                                   *shlex.split(args.foundation_options)])  # fmt: skip
         config = dataclasses.replace(config, train_file=str(ROOT / config.train_file),
                                      test_file=str(ROOT / config.test_file), E0s=str(ROOT / config.E0s))  # fmt: skip
         run_training(config)
@@ -112,7 +120,7 @@ def measure(n: int, seed: int, train_file: Path, foundation: Path, args: argpars
     torch.set_num_threads(args.threads)
     common = {"train_file": str(train_file), "test_file": str(args.test_file), "work_dir": str(args.work_dir),
               "valid_fraction": 0.1, "batch_size": 5, "max_num_epochs": args.epochs, "lr": args.lr, "swa": True,
-              "scheduler_patience": 5, "seed": seed, "plots": False}  # fmt: skip
+              "scheduler_patience": 5, "seed": seed, "plots": False, "default_dtype": args.default_dtype}  # fmt: skip
     fine = TrainConfig(**common, name=f"fine_n{n}_seed{seed}", foundation_model=str(foundation), E0s="average")
     scratch = TrainConfig(**common, name=f"scratch_n{n}_seed{seed}", E0s=str(args.isolated_atoms))
     scratch, _ = adopt_architecture(scratch, load_model(foundation).config)
@@ -125,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     foundation = args.foundation or train_foundation(args)
     frames = read(args.train_file, index=":")
     report = {"foundation": str(foundation), "train_file": str(args.train_file), "test_file": str(args.test_file),
-              "epochs": args.epochs, "lr": args.lr, "mace_published_n1000": MACE_ETHANOL, "runs": []}  # fmt: skip
+              "foundation_options": args.foundation_options, "default_dtype": args.default_dtype, "epochs": args.epochs,
+              "lr": args.lr, "mace_published_n1000": MACE_ETHANOL, "runs": []}  # fmt: skip
     if args.out.is_file():  # resume: keep what an earlier call measured with the same options
         old = json.loads(args.out.read_text())
         if all(old.get(k) == v for k, v in report.items() if k != "runs"):
@@ -177,8 +186,9 @@ def plot(report: dict, path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize="small")
     seeds = len({r["seed"] for r in report["runs"]})
-    fig.suptitle(f"GFN2-xTB ethanol model fine-tuned on DFT vs from scratch ({report['epochs']} epochs each, "
-                 f"{seeds} seed{'s' * (seeds > 1)})", fontsize="medium")  # fmt: skip
+    model = report["foundation_options"] or "examples/default.yaml"
+    fig.suptitle(f"GFN2-xTB ethanol model ({model}, {report['default_dtype']}) fine-tuned on DFT vs from scratch "
+                 f"({report['epochs']} epochs each, {seeds} seed{'s' * (seeds > 1)})", fontsize="medium")  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
