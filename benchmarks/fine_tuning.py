@@ -187,8 +187,8 @@ def plot(report: dict, path: Path) -> None:
     axes[0].legend(fontsize="small")
     seeds = len({r["seed"] for r in report["runs"]})
     model = report["foundation_options"] or "examples/default.yaml"
-    fig.suptitle(f"GFN2-xTB ethanol model ({model}, {report['default_dtype']}) fine-tuned on DFT vs from scratch "
-                 f"({report['epochs']} epochs each, {seeds} seed{'s' * (seeds > 1)})", fontsize="medium")  # fmt: skip
+    fig.suptitle(f"GFN2-xTB ethanol model fine-tuned on DFT vs from scratch ({report['epochs']} epochs each, {seeds} "
+                 f"seed{'s' * (seeds > 1)})\n{model}, {report['default_dtype']}", fontsize="medium")  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
