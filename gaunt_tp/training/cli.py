@@ -65,8 +65,8 @@ def _eval(argv: list[str]) -> int:
     from gaunt_tp.dtypes import DTYPES, torch_dtype
     from gaunt_tp.nn.serialization import load_model
     from gaunt_tp.training.config import OptionParser
-    from gaunt_tp.training.loop import format_tables
     from gaunt_tp.training.predict import predict
+    from gaunt_tp.training.records import format_tables
 
     parser = OptionParser(
         prog="gaunt-tp eval",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -38,6 +37,7 @@ from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint, sav
 from gaunt_tp.training.config import TrainConfig
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
 from gaunt_tp.training.metrics import ErrorAccumulator, has_stress_labels, weighted_loss
+from gaunt_tp.training.records import append_csv, format_tables, keep_history_before, write_json
 
 __all__ = ["evaluate", "run_training"]
 
@@ -265,7 +265,7 @@ def _train(config: TrainConfig) -> dict:
         stale, stage_two_fixed = int(state.get("stale", 0)), _stage_two_fixed(state)
         log.info("restarted from %s (epoch %d)", path, state["epoch"])
     if rank == 0:
-        _keep_history_before(history_path, start)  # rows of epochs after the checkpoint are run again
+        keep_history_before(history_path, start)  # rows of epochs after the checkpoint are run again
 
     moved = lambda graphs: [g.to(device) for g in graphs]  # noqa: E731
     train_g, valid_g, test_g = moved(train_g), moved(valid_g), moved(test_g)
@@ -354,7 +354,7 @@ def _train(config: TrainConfig) -> dict:
             row[f"{kind.lower()}_e_meV_per_atom" if per_atom else f"{kind.lower()}_e_meV"],
             "meV/atom" if per_atom else "meV", kind, row[f"{kind.lower()}_f_meV_per_A"], stress, row["lr"],
         )  # fmt: skip
-        _append_csv(history_path, row)
+        append_csv(history_path, row)
         if improved:
             save_model(evaluated, model_path)
         save_checkpoint(
@@ -395,7 +395,7 @@ def _train(config: TrainConfig) -> dict:
             tables[split] = acc.table()
             if config.plots:
                 values[split] = acc.values()
-    _write_json(run_dir / "errors.json", tables)
+    write_json(run_dir / "errors.json", tables)
     log.info("final errors (best model):\n%s", format_tables(tables))
     if config.plots:
         from gaunt_tp.training.plots import learning_curve, parity_plots
@@ -441,78 +441,3 @@ def _diverged(epoch: int, which: str, ckpt_dir: Path) -> None:
         f"epoch {epoch}: the {which} loss is not finite (the training diverged; try a lower --lr, or check the "
         f"labels); {kept}"
     )
-
-
-def _keep_history_before(path: Path, start: int) -> None:
-    """Drop ``metrics.csv`` rows of epochs >= ``start`` (written after the checkpoint a restart resumes from)."""
-    if not path.is_file():
-        return
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    kept = [r for r in rows if int(r["epoch"]) < start]
-    if len(kept) < len(rows):
-        _rewrite_csv(path, list(rows[0]), kept)
-
-
-def format_tables(tables: dict) -> str:
-    """The error tables of :class:`ErrorAccumulator` (per split) as one Markdown table; stress columns when any
-    split has stress errors."""
-    columns = [("RMSE E (meV/atom)", "rmse_e_meV_per_atom"), ("RMSE E (meV)", "rmse_e_meV"),
-               ("RMSE F (meV/A)", "rmse_f_meV_per_A"), ("MAE E (meV/atom)", "mae_e_meV_per_atom"),
-               ("MAE E (meV)", "mae_e_meV"), ("MAE F (meV/A)", "mae_f_meV_per_A")]  # fmt: skip
-    if any("rmse_stress_meV_per_A3" in m for table in tables.values() for m in table.values()):
-        columns += [("RMSE stress (meV/A^3)", "rmse_stress_meV_per_A3"),
-                    ("MAE stress (meV/A^3)", "mae_stress_meV_per_A3")]  # fmt: skip
-    lines = ["| split | config_type | n | " + " | ".join(title for title, _ in columns) + " |",
-             "|---|---|---|" + "---|" * len(columns)]  # fmt: skip
-    for split, table in tables.items():
-        for kind, m in table.items():
-            values = " | ".join(f"{m.get(key, math.nan):.2f}" for _, key in columns)
-            lines.append(f"| {split} | {kind} | {m['n']} | {values} |")
-    return "\n".join(lines)
-
-
-def _append_csv(path: Path, row: dict) -> None:
-    """Append ``row``; a column the file lacks (``--loss stress`` turned on at a restart) rewrites it with the
-    column added, empty in the earlier rows."""
-    header = None
-    if path.is_file():
-        with path.open(newline="") as fh:
-            header = next(csv.reader(fh), None)
-    if header is not None and (missing := [k for k in row if k not in header]):
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        header = [*header, *missing]
-        _rewrite_csv(path, header, rows)
-    with path.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=header or list(row))
-        if header is None:
-            writer.writeheader()
-        writer.writerow(row)
-
-
-def _rewrite_csv(path: Path, header: list[str], rows: list[dict]) -> None:
-    """Replace ``path`` with ``rows`` under ``header`` (missing fields empty), atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    """Strict JSON: a non-finite number (an error over no labels) is written as null."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_finite_or_none(data), indent=2, allow_nan=False))
-    os.replace(tmp, path)
-
-
-def _finite_or_none(value: object) -> object:
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -390,9 +390,9 @@ def test_isolated_atoms_in_the_training_file_give_the_e0s_and_are_no_training_da
 
 
 def test_errors_json_is_strict_json(tmp_path):
-    from gaunt_tp.training.loop import _write_json
+    from gaunt_tp.training.records import write_json
 
-    _write_json(tmp_path / "e.json", {"valid": [{"rmse_e": float("nan"), "rmse_f": 1.5, "n": 2}]})
+    write_json(tmp_path / "e.json", {"valid": [{"rmse_e": float("nan"), "rmse_f": 1.5, "n": 2}]})
     text = (tmp_path / "e.json").read_text()
     strict = json.loads(text, parse_constant=lambda c: pytest.fail(c))
     assert strict == {"valid": [{"rmse_e": None, "rmse_f": 1.5, "n": 2}]}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gaunt_tp.training.loop import format_tables
 from gaunt_tp.training.metrics import ErrorAccumulator
+from gaunt_tp.training.records import format_tables
 
 
 def test_energy_errors_per_configuration_and_per_atom_from_molecules_of_different_sizes():

@@ -94,13 +94,13 @@ def test_kept_values_are_the_labelled_references_and_predictions():
 
 
 def test_history_gains_the_stress_column_when_a_restart_turns_the_stress_loss_on(tmp_path):
-    from gaunt_tp.training.loop import _append_csv
     from gaunt_tp.training.plots import learning_curve
+    from gaunt_tp.training.records import append_csv
 
     history = tmp_path / "metrics.csv"
     plain = {"epoch": 1, "train_loss": 2.0, "valid_loss": 1.0, "rmse_e_meV_per_atom": 3.0, "rmse_f_meV_per_A": 4.0}
-    _append_csv(history, {**plain, "lr": 0.01})
-    _append_csv(history, {**plain, "epoch": 2, "rmse_stress_meV_per_A3": 5.0, "lr": 0.01})
+    append_csv(history, {**plain, "lr": 0.01})
+    append_csv(history, {**plain, "epoch": 2, "rmse_stress_meV_per_A3": 5.0, "lr": 0.01})
     with history.open() as fh:
         rows = list(csv.DictReader(fh))
     assert [r["rmse_stress_meV_per_A3"] for r in rows] == ["", "5.0"] and [r["lr"] for r in rows] == ["0.01"] * 2
