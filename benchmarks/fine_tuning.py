@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_json  # noqa: E402
 
 from gaunt_tp.data import read_any  # noqa: E402
-from gaunt_tp.nn import load_model  # noqa: E402
+from gaunt_tp.nn import GauntMACE, load_model  # noqa: E402
 from gaunt_tp.training import TrainConfig, config_from_args, run_training  # noqa: E402
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_model, unexplained_energy_e0s  # noqa: E402
 from gaunt_tp.training.predict import predict  # noqa: E402
@@ -97,9 +97,8 @@ def test_errors(tables: dict) -> dict[str, float]:
     return {k: row[k] for k in ("mae_e_meV", "mae_f_meV_per_A", "rmse_e_meV", "rmse_f_meV_per_A")}
 
 
-def zero_shot(foundation: Path, train_file: Path, test: list) -> dict[str, float]:
-    """Test errors of ``foundation`` with its E0s fitted to the energies of ``train_file`` it leaves unexplained."""
-    model = load_model(foundation)
+def zero_shot(model: GauntMACE, train_file: Path, test: list) -> dict[str, float]:
+    """Test errors of ``model`` with its E0s fitted to the energies of ``train_file`` it leaves unexplained."""
     train = read_any(train_file)
     zs = sorted({int(z) for c in train for z in c.atomic_numbers})
     e0s = unexplained_energy_e0s(model, train, zs)
@@ -123,8 +122,9 @@ def measure(n: int, seed: int, train_file: Path, foundation: Path, args: argpars
               "scheduler_patience": 5, "seed": seed, "plots": False, "default_dtype": args.default_dtype}  # fmt: skip
     fine = TrainConfig(**common, name=f"fine_n{n}_seed{seed}", foundation_model=str(foundation), E0s="average")
     scratch = TrainConfig(**common, name=f"scratch_n{n}_seed{seed}", E0s=str(args.isolated_atoms))
-    scratch, _ = adopt_architecture(scratch, load_model(foundation).config)
-    run = {"n": n, "seed": seed, "zero_shot": zero_shot(foundation, train_file, read_any(args.test_file))}
+    model = load_model(foundation)
+    scratch, _ = adopt_architecture(scratch, model.config)
+    run = {"n": n, "seed": seed, "zero_shot": zero_shot(model, train_file, read_any(args.test_file))}
     return run | {"fine_tuned": train_one(fine), "scratch": train_one(scratch)}
 
 
