@@ -30,6 +30,7 @@ CHOICES = {
     "product_blocks": PRODUCT_BLOCKS,
     "loss": ("weighted", "stress"),
     "optimizer": ("adam", "adamw"),
+    "scheduler": ("ReduceLROnPlateau", "ExponentialLR"),
     "default_dtype": DTYPES,
     "error_table": ERROR_TABLES,
 }
@@ -43,11 +44,12 @@ MACE_MODELS = ("MACE", "ScaleShiftMACE")
 # _POSITIVE exclude their lower bound, the others include it; upper bounds are excluded
 _RANGES = (
     ("r_max", 0.0, None), ("lr", 0.0, None), ("swa_lr", 0.0, None), ("weight_decay", 0.0, None),
-    ("lr_factor", 0.0, 1.0), ("ema_decay", 0.0, 1.0), ("seed", 0, None), ("scheduler_patience", 0, None),
+    ("lr_factor", 0.0, 1.0), ("lr_scheduler_gamma", 0.0, 1.0), ("ema_decay", 0.0, 1.0), ("seed", 0, None),
+    ("scheduler_patience", 0, None),
     ("energy_weight", 0.0, None), ("forces_weight", 0.0, None), ("stress_weight", 0.0, None),
     ("swa_energy_weight", 0.0, None), ("swa_forces_weight", 0.0, None), ("swa_stress_weight", 0.0, None),
 )  # fmt: skip
-_POSITIVE = {"r_max", "lr_factor"}  # a learning rate of 0 freezes the weights (tests use it)
+_POSITIVE = {"r_max", "lr_factor", "lr_scheduler_gamma"}  # a learning rate of 0 freezes the weights (tests use it)
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,19 @@ class TrainConfig:
     # configuration's own weight (config_weight); types not named keep 1
     config_type_weights: str | None = None
     # MACE's stage two (formerly "SWA"): after start_swa epochs (default 3/4 of max_num_epochs), train with
-    # these loss weights at learning rate swa_lr, without the plateau schedule
+    # these loss weights at learning rate swa_lr, without the learning-rate schedule
     swa: bool = False
     start_swa: int | None = None
     swa_lr: float = 1e-3
     swa_energy_weight: float = 1000.0
     swa_forces_weight: float = 100.0
     swa_stress_weight: float = 1.0
+    # learning-rate schedule before stage two (MACE's names): "ReduceLROnPlateau" multiplies it by lr_factor after
+    # scheduler_patience evaluations without a better validation loss; "ExponentialLR" by lr_scheduler_gamma after
+    # every epoch
+    scheduler: str = "ReduceLROnPlateau"
     scheduler_patience: int = 50
+    lr_scheduler_gamma: float = 0.9993
     patience: int = 2048  # evaluations without a better validation loss before stopping (or starting stage two)
     clip_grad: float | None = 10.0  # gradient norm clipping (MACE's default); 0 or None: no clipping
     lr_factor: float = 0.8
@@ -287,8 +294,11 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "swa_energy_weight": "energy weight in stage two",
         "swa_forces_weight": "forces weight in stage two",
         "swa_stress_weight": "stress weight in stage two",
+        "scheduler": "learning-rate schedule before stage two: 'ReduceLROnPlateau' (falls by --lr_factor when the "
+                     "validation loss stops improving) or 'ExponentialLR' (times --lr_scheduler_gamma every epoch)",
         "scheduler_patience": "evaluations without a better validation loss before the learning rate falls",
         "lr_factor": "factor of each learning-rate fall",
+        "lr_scheduler_gamma": "factor of the learning rate after every epoch with --scheduler ExponentialLR",
         "patience": "evaluations without a better validation loss before training stops (or stage two starts)",
         "clip_grad": "largest gradient norm (0 or None: no clipping)",
         "ema": "evaluate and export an exponential moving average of the weights",

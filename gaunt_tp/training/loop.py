@@ -1,4 +1,4 @@
-"""The training run: data, model, optimiser, EMA, plateau schedule, checkpoints, logs, final tables."""
+"""The training run: data, model, optimiser, EMA, learning-rate schedule, checkpoints, logs, final tables."""
 
 from __future__ import annotations
 
@@ -245,9 +245,12 @@ def _train(config: TrainConfig) -> dict:
         )
     opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, amsgrad=config.amsgrad)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=config.lr_factor, patience=config.scheduler_patience
-    )
+    if config.scheduler == "ExponentialLR":
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_scheduler_gamma)
+    else:
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=config.lr_factor, patience=config.scheduler_patience
+        )
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)) if config.ema else None
     start, best, stale = 1, math.inf, 0  # stale: evaluations since the best validation loss
     # the epochs after which stage two started (or starts next epoch, when patience ran out before its planned
@@ -311,6 +314,9 @@ def _train(config: TrainConfig) -> dict:
             out_of_time, diverged = bool(flags[0].item() > 0), bool(flags[1].item() > 0)
         if diverged:
             _diverged(epoch, "training", ckpt_dir)
+        lr = optimizer.param_groups[0]["lr"]  # the learning rate of this epoch, logged with it
+        if config.scheduler == "ExponentialLR" and not stage_two:  # every epoch, evaluated or not
+            scheduler.step()
         if epoch % config.eval_interval and epoch != config.max_num_epochs and not out_of_time:
             continue
         evaluated = ema.module if ema is not None else model
@@ -318,7 +324,7 @@ def _train(config: TrainConfig) -> dict:
         if not math.isfinite(valid_loss):  # the same on every process
             _diverged(epoch, "validation", ckpt_dir)
         errors = valid_acc.table()
-        if not stage_two:
+        if config.scheduler == "ReduceLROnPlateau" and not stage_two:
             scheduler.step(valid_loss)
         improved = valid_loss < best
         best, stale = (valid_loss, 0) if improved else (best, stale + 1)
@@ -340,7 +346,7 @@ def _train(config: TrainConfig) -> dict:
         }
         if config.loss == "stress":
             row["rmse_stress_meV_per_A3"] = errors["all"].get("rmse_stress_meV_per_A3", math.nan)
-        row["lr"] = optimizer.param_groups[0]["lr"]
+        row["lr"] = lr
         if rank != 0:  # every process evaluates (same schedule); one writes
             if out_of_time or patience_spent:
                 break
@@ -407,7 +413,7 @@ def _train(config: TrainConfig) -> dict:
 
 
 # the options that fix the data a run sees beside the model's own: its validation split and shuffling, its E0s
-_SAME_DATA = {"seed", "valid_fraction", "E0s", "foundation_model"}
+_SAME_DATA = {"seed", "valid_fraction", "E0s", "foundation_model", "scheduler"}
 
 
 def _check_same_model(path: Path, state: dict, config: TrainConfig, names: set[str]) -> None:
@@ -419,7 +425,7 @@ def _check_same_model(path: Path, state: dict, config: TrainConfig, names: set[s
     if changed:
         raise InputError(
             f"{path}: written with other options ({', '.join(changed)}); --restart_latest needs the same model "
-            "options, seed, valid_fraction, E0s and foundation_model (use another --name for a new run)"
+            "options, seed, valid_fraction, E0s, foundation_model and scheduler (use another --name for a new run)"
         )
 
 

@@ -53,7 +53,11 @@ def test_train_writes_the_run_and_the_calculator_passes_ase_checks(tmp_path, dat
     np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-4), atol=1e-6)
 
 
-@pytest.mark.parametrize("stage_two", [[], ["--stage_two", "--start_stage_two", "1"]], ids=["plain", "stage_two"])
+@pytest.mark.parametrize(
+    "stage_two",
+    [[], ["--stage_two", "--start_stage_two", "1"], ["--scheduler", "ExponentialLR", "--lr_scheduler_gamma", "0.5"]],
+    ids=["plain", "stage_two", "exponential"],
+)
 def test_restart_latest_gives_the_same_weights(tmp_path, data, stage_two):
     straight = train(tmp_path, data, "straight", "--max_num_epochs", "3", *stage_two)
     resumed = train(tmp_path, data, "resumed", "--max_num_epochs", "2", *stage_two)  # "killed" after epoch 2
@@ -160,6 +164,22 @@ def test_stage_two_switches_loss_weights_and_learning_rate(tmp_path, data):
         "--swa_energy_weight SWA_ENERGY_WEIGHT, --stage_two_energy_weight SWA_ENERGY_WEIGHT energy weight in stage two "
         "(default 1000.0)" in help_text
     )
+
+
+def test_exponential_schedule_falls_every_epoch_until_stage_two(tmp_path, data, capsys):
+    """MACE's ExponentialLR: the learning rate used in epoch k is lr * gamma**(k-1) (metrics.csv logs the rate each
+    epoch trained with, evaluated or not), then swa_lr in stage two; a restart under the other schedule is refused."""
+    schedule = ["--scheduler", "ExponentialLR", "--lr_scheduler_gamma", "0.5", "--eval_interval", "2", "--swa"]
+    run = train(tmp_path, data, "exp", "--max_num_epochs", "4", *schedule, "--start_swa", "3", "--swa_lr", "0.003")
+    assert [(int(r["epoch"]), float(r["lr"])) for r in _rows(run)] == [(2, 0.005), (4, 0.003)]
+    ckpt = load_checkpoint(latest_checkpoint(run / "checkpoints"))
+    assert ckpt["scheduler"]["last_epoch"] == 3  # stepped after epochs 1-3, not in stage two
+    message = _fails(tmp_path, data, "exp", capsys, "--max_num_epochs", "5", "--restart_latest")
+    assert "--scheduler 'ExponentialLR' -> 'ReduceLROnPlateau'" in message
+    with pytest.raises(ValueError, match="lr_scheduler_gamma must be > 0.0 and < 1.0, got 1.5"):
+        config_from_args(["--train_file", "a.xyz", "--lr_scheduler_gamma", "1.5"])
+    with pytest.raises(ValueError, match="scheduler must be 'ReduceLROnPlateau' or 'ExponentialLR', got 'cosine'"):
+        config_from_args(["--train_file", "a.xyz", "--scheduler", "cosine"])
 
 
 def test_top_level_help_version_and_unknown_command(capsys):
