@@ -21,8 +21,9 @@ def _pyplot():
 
 
 def learning_curve(history_csv: Path, out: Path, stage_two_after: int | None = None) -> None:
-    """Training and validation loss and validation RMSEs against the epoch; a dashed line where stage two
-    starts (after ``stage_two_after`` epochs), where the loss changes its weights."""
+    """Training and validation loss (with the learning rate on a second axis) and validation RMSEs against the
+    epoch; a dashed line where stage two starts (after ``stage_two_after`` epochs), where the loss changes its
+    weights."""
     rows = list(csv.DictReader(history_csv.open()))
     if not rows:
         return
@@ -41,7 +42,13 @@ def learning_curve(history_csv: Path, out: Path, stage_two_after: int | None = N
     if stage_two_after is not None and stage_two_after < epochs[-1]:  # not for a run stopped before it
         for ax in axes:
             ax.axvline(stage_two_after + 0.5, color="grey", linestyle="--", linewidth=1, label="stage two")
-    axes[0].legend()
+    handles = axes[0].get_legend_handles_labels()
+    if "lr" in rows[0]:  # histories of every run since the first version have it
+        rate = axes[0].twinx()
+        rate.semilogy(epochs, column("lr"), color="grey", linestyle=":", label="learning rate")
+        rate.set_ylabel("learning rate")
+        handles = [a + b for a, b in zip(handles, rate.get_legend_handles_labels())]
+    axes[0].legend(*handles)
     axes[1].legend()
     fig.tight_layout()
     fig.savefig(out, dpi=110)

@@ -182,6 +182,22 @@ def test_exponential_schedule_falls_every_epoch_until_stage_two(tmp_path, data, 
         config_from_args(["--train_file", "a.xyz", "--scheduler", "cosine"])
 
 
+def test_learning_curve_draws_the_learning_rate_where_the_history_has_it(tmp_path):
+    import matplotlib.image
+
+    from gaunt_tp.training.plots import learning_curve
+    from gaunt_tp.training.records import append_csv
+
+    for name, extra in (("with", lambda e: {"lr": 0.01 * 0.5**e}), ("without", lambda e: {})):
+        for epoch in (1, 2, 3):
+            row = {"epoch": epoch, "train_loss": 2.0 / epoch, "valid_loss": 1.0, "rmse_e_meV_per_atom": 3.0,
+                   "rmse_f_meV_per_A": 4.0, **extra(epoch)}  # fmt: skip
+            append_csv(tmp_path / f"{name}.csv", row)
+        learning_curve(tmp_path / f"{name}.csv", tmp_path / f"{name}.png", stage_two_after=2)
+    with_rate, without = (matplotlib.image.imread(tmp_path / f"{n}.png") for n in ("with", "without"))
+    assert with_rate.shape == without.shape and not np.array_equal(with_rate, without)
+
+
 def test_top_level_help_version_and_unknown_command(capsys):
     import e3nn
 
