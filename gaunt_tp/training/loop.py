@@ -258,7 +258,7 @@ def _train(config: TrainConfig) -> dict:
     stage_two_fixed = None
     if config.restart_latest and (path := latest_checkpoint(ckpt_dir)) is not None:
         state = load_checkpoint(path)
-        _check_same_model(path, state, config, shared | _SAME_DATA)
+        _check_same_model(path, state, config, shared | _SAME_RUN)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -412,8 +412,9 @@ def _train(config: TrainConfig) -> dict:
     return tables
 
 
-# the options that fix the data a run sees beside the model's own: its validation split and shuffling, its E0s
-_SAME_DATA = {"seed", "valid_fraction", "E0s", "foundation_model", "scheduler"}
+# the options a restart must keep beside the model's own: those fixing the data a run sees (its validation split and
+# shuffling, its E0s, its starting weights) and the schedule whose state the checkpoint holds
+_SAME_RUN = {"seed", "valid_fraction", "E0s", "foundation_model", "scheduler"}
 
 
 def _check_same_model(path: Path, state: dict, config: TrainConfig, names: set[str]) -> None:
