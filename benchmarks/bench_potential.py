@@ -23,6 +23,9 @@ mace-torch pins e3nn 0.4.4: run this in an environment with mace-torch and gaunt
 the training step's double backward does not compile); compilation happens in the untimed first calls.
 
 ``--device cuda`` times both on a GPU (CUDA events; without mace-torch importable, GauntMACE alone).
+``--mace_cueq`` adds mace-torch's model built with cuEquivariance's kernels (``mace+cueq``: layout ir_mul, all
+optimisations, fused convolution on CUDA, as ``mace_run_train --only_cueq`` builds it; needs cuequivariance-torch
+and, for its fast kernels, cuequivariance-ops-torch).
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", type=float, default=20.0)
     parser.add_argument("--variants", nargs="+", default=["gaunt"], choices=list(VARIANTS))
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd variants (MD tasks)")
+    parser.add_argument("--mace_cueq", action="store_true", help="also time mace-torch with cuEquivariance")
     parser.add_argument("--name", default=None, help="output file stem (default potential_<dtype>)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
@@ -91,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     big = box_of_molecules(frames[0], 37, np.random.default_rng(0))
     systems = {"train_step": frames, "md_3bpa": [frames[0]], "md_1000": [big]}
     results = {}
+    path = args.out / f"{args.name or 'potential_' + args.dtype}.json"
     for max_l in args.max_L:
         contenders = {}
         for v in args.variants:
@@ -103,17 +108,24 @@ def main(argv: list[str] | None = None) -> None:
             contenders["mace"] = mace_runner(systems, max_l, dtype, device=device)
         except ImportError:
             print("mace-torch not importable: timing gaunt-tp only", file=sys.stderr)
+        if args.mace_cueq and "mace" in contenders:
+            try:
+                contenders["mace+cueq"] = mace_runner(systems, max_l, dtype, device=device, cueq=True)
+            except Exception as error:  # a missing or mismatched cuEquivariance build: the others are still timed
+                print(f"mace-torch with cuEquivariance failed, left out: {error!r}", file=sys.stderr)
         for task in systems:
             fns = {name: runner[task] for name, runner in contenders.items() if task in runner}
             t = time_interleaved(fns, device=device, repeats=20, budget_s=args.budget, min_rounds=3)
             results[f"max_L={max_l}/{task}"] = t
-            ratio = "".join(f" (mace/{k} {t['mace'] / t[k]:.1f}x)" for k in t if k != "mace" and "mace" in t)
+            ratio = "".join(
+                f" ({m}/{k} {t[m] / t[k]:.1f}x)" for m in ("mace", "mace+cueq") if m in t for k in t if "mace" not in k
+            )
             print(
                 f"max_L {max_l} {task}: " + ", ".join(f"{k} {v * 1e3:.4g} ms" for k, v in t.items()) + ratio, flush=True
             )
-    path = args.out / f"{args.name or 'potential_' + args.dtype}.json"
-    write_json(path, {"dtype": args.dtype, "threads": args.threads, "seconds": results, "device": str(device),
-                      "torch": torch.__version__})  # fmt: skip
+            # after every task, so that a run stopped by a time limit keeps what it measured
+            write_json(path, {"dtype": args.dtype, "threads": args.threads, "seconds": results, "device": str(device),
+                              "torch": torch.__version__})  # fmt: skip
     where = f"CPU ({args.threads} threads)" if device.type == "cpu" else str(device)
     title = f"GauntMACE vs mace-torch, same size: 64 channels, correlation 3, {args.dtype}, {where}"
     bar_plot(
@@ -175,10 +187,23 @@ def gaunt_runner(
     }
 
 
-def mace_runner(systems: dict, max_l: int, dtype: torch.dtype, *, device: torch.device | str = "cpu") -> dict:
+def mace_runner(
+    systems: dict, max_l: int, dtype: torch.dtype, *, device: torch.device | str = "cpu", cueq: bool = False
+) -> dict:
+    """The same three callables for mace-torch's ScaleShiftMACE of this benchmark's size (``cueq``: with
+    cuEquivariance's kernels, as mace-torch's ``--only_cueq`` configures them)."""
     from e3nn import o3
     from mace import data, modules, tools
     from mace.tools import torch_geometric
+
+    extra = {}
+    if cueq:
+        from mace.modules.wrapper_ops import CUET_AVAILABLE, CuEquivarianceConfig
+
+        if not CUET_AVAILABLE:
+            raise ImportError("cuequivariance_torch is not importable")
+        extra["cueq_config"] = CuEquivarianceConfig(enabled=True, layout="ir_mul", group="O3_e3nn", optimize_all=True,
+                                                    conv_fusion=torch.device(device).type == "cuda")  # fmt: skip
 
     hidden = o3.Irreps(" + ".join(f"64x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(max_l + 1)))
     model = modules.ScaleShiftMACE(
@@ -188,6 +213,7 @@ def mace_runner(systems: dict, max_l: int, dtype: torch.dtype, *, device: torch.
         num_interactions=2, num_elements=4, hidden_irreps=hidden, MLP_irreps=o3.Irreps("16x0e"),
         atomic_energies=np.array(E0S), avg_num_neighbors=20.0, atomic_numbers=list(ZS), correlation=3,
         gate=torch.nn.functional.silu, radial_MLP=[64, 64, 64], atomic_inter_scale=1.0, atomic_inter_shift=0.0,
+        **extra,
     ).to(device=device, dtype=dtype)  # fmt: skip
     table = tools.AtomicNumberTable(list(ZS))
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU checks as one command, for a session lent a GPU through the device tool (15 minutes of device time per
-# session; this takes about 8 plus the machine's start). First, here: `bash benchmarks/gpu_prepare.sh` (wheels of
-# what the device image lacks, and the 3BPA files). Then the device tool's run with carry [".whl", ".gpu_data"],
-# timeout_s 600 and the command `bash benchmarks/gpu_checks.sh`. What comes back in $OUT (8 files): the environment,
-# the CUDA tests' log, the whole-model speed against mace-torch (JSON and log) and a time-limited 3BPA run's log,
+# session; this takes LIMIT, 7 minutes, plus the machine's start). First, here: `bash benchmarks/gpu_prepare.sh`
+# (wheels of what the device image lacks, cuEquivariance's kernels, the 3BPA files). Then the device tool's run with
+# carry [".whl", ".gpu_data"], timeout_s 600 and the command `bash benchmarks/gpu_checks.sh`. What comes back in $OUT
+# (8 files, the tool's limit): the environment, the CUDA tests' log, the whole-model speed against mace-torch with and
+# without cuEquivariance (JSON and log; draw the bars here with report.bar_plot) and a time-limited 3BPA run's log,
 # errors, metrics and learning curve. `DEVICE=cpu PYTHON=.venv/bin/python BUDGET=0.5 TRAIN_MINUTES=0.3` runs the
 # same steps here as a dry run of the script (the CUDA tests skip; the Python 3.12 wheels may not install here).
 set -uo pipefail
@@ -14,7 +15,7 @@ DATA=${DATA:-.gpu_data}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 BUDGET=${BUDGET:-5}
-TRAIN_MINUTES=${TRAIN_MINUTES:-3}
+LIMIT=${LIMIT:-420}  # seconds for the whole script; the 3BPA run gets what the first two steps leave of it
 if [ -d .whl/base ]; then
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/base/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site" || exit 1
@@ -26,25 +27,38 @@ if [ -d .whl/mace ] && "$PYTHON" -m pip install -q --no-index --no-deps --no-com
 else
     echo "mace-torch's wheels did not install: GauntMACE alone in the speed comparison"
 fi
+CUEQ=""  # cuEquivariance (Python packages and the unpacked CUDA kernels) beside mace-torch
+if [ -n "$MACE_PATH" ] && [ -f .whl/cueq/ops.tar.xz ] && mkdir -p /tmp/site_cueq \
+        && tar -C /tmp/site_cueq -xJf .whl/cueq/ops.tar.xz && "$PYTHON" -m pip install -q --no-index --no-deps \
+        --no-compile --no-cache-dir --upgrade --target /tmp/site_cueq .whl/cueq/*.whl; then
+    MACE_PATH=$MACE_PATH/tmp/site_cueq:
+    CUEQ=--mace_cueq
+fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
   "$PYTHON" -c "import torch, e3nn; print('torch', torch.__version__, 'e3nn', e3nn.__version__, 'cuda', torch.cuda.is_available())"
 } | tee "$OUT/environment.txt"
 
 # 1. every module on the GPU equals its CPU result in float64, gradients included (~1 min)
-timeout 180 "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py 2>&1 | tee "$OUT/test_cuda.log"
+timeout 150 "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py 2>&1 | tee "$OUT/test_cuda.log"
 
-# 2. whole-model speed on the GPU, GauntMACE's variants (mace-torch too where it imports) (~3 min)
-PYTHONPATH="$MACE_PATH$PYTHONPATH" TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 timeout 240 "$PYTHON" benchmarks/bench_potential.py \
-    --data "$DATA/train_300K.xyz" --device "$DEVICE" --max_L 1 2 --dtype float32 --budget "$BUDGET" \
-    --variants gaunt symmetric+cg symmetric+cg-paths --out "$OUT" --name "potential_${DEVICE}_float32" 2>&1 \
+# 2. whole-model speed on the GPU, GauntMACE's variants, mace-torch with and without cuEquivariance where they
+#    import (~3 min); the JSON comes back, the bar chart stays behind (the tool returns 8 files)
+PYTHONPATH="$MACE_PATH$PYTHONPATH" TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 timeout 210 "$PYTHON" benchmarks/bench_potential.py \
+    --data "$DATA/train_300K.xyz" --device "$DEVICE" --max_L 1 2 --dtype float32 --budget "$BUDGET" $CUEQ \
+    --variants gaunt symmetric+cg symmetric+cg-paths --out /tmp/gpu_bench --name "potential_${DEVICE}_float32" 2>&1 \
     | grep -v -i "warning\|visitor\|torch.load" | tee "$OUT/potential.log"
+cp /tmp/gpu_bench/*.json "$OUT/" 2>/dev/null
 
-# 3. 3BPA with MACE's blocks at max_L 2, TRAIN_MINUTES of training, then the final tables (~4 min)
+# 3. 3BPA with MACE's blocks at max_L 2: training until a minute before LIMIT (or TRAIN_MINUTES), then the final
+#    tables (~2-3 min)
+LEFT=$((LIMIT - SECONDS))
+TRAIN_MINUTES=${TRAIN_MINUTES:-$("$PYTHON" -c "print(round(max(0.5, ($LEFT - 60) / 60), 2))")}
+echo "$SECONDS s spent, training for $TRAIN_MINUTES min" | tee -a "$OUT/environment.txt"
 RUN=/tmp/gpu_checks_runs
 rm -rf "$RUN"  # a fresh run folder (gaunt-tp train refuses one that holds a run)
-timeout 300 "$PYTHON" -m gaunt_tp.training.cli train --train_file "$DATA/train_300K.xyz" --E0s "$DATA/iso_atoms.xyz" \
+timeout $((LEFT > 90 ? LEFT - 5 : 90)) "$PYTHON" -m gaunt_tp.training.cli train --train_file "$DATA/train_300K.xyz" --E0s "$DATA/iso_atoms.xyz" \
     --device "$DEVICE" --default_dtype float64 --num_channels 64 --max_L 2 --product_blocks symmetric \
-    --conv_blocks e3nn --batch_size 5 --max_num_epochs 1000 --max_time_minutes "$TRAIN_MINUTES" --seed 1 \
+    --conv_blocks e3nn --batch_size 5 --lr 0.02 --max_num_epochs 1000 --max_time_minutes "$TRAIN_MINUTES" --seed 1 \
     --name 3bpa_short --work_dir "$RUN" 2>&1 | tail -n 30 > "$OUT/train.log"
 for f in errors.json metrics.csv learning_curve.png; do
     [ -f "$RUN/3bpa_short/$f" ] && cp "$RUN/3bpa_short/$f" "$OUT/3bpa_short_$f"
