@@ -60,10 +60,13 @@ def _batches(
 
 
 def _local_device(device: torch.device, env: Mapping[str, str]) -> torch.device:
-    """The device of this process: under torchrun (``LOCAL_RANK`` set), ``cuda`` without an index is the local
-    rank's GPU, so that each process of a node takes its own; anything else as given."""
-    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in env:
-        return torch.device("cuda", int(env["LOCAL_RANK"]))
+    """The device of this process, with an index where it is a GPU (``torch.cuda.set_device`` refuses a bare
+    ``cuda``): under torchrun (``LOCAL_RANK`` set), ``cuda`` without an index is the local rank's GPU, so that each
+    process of a node takes its own; otherwise the current one (``CUDA_VISIBLE_DEVICES`` chooses). Anything else as
+    given."""
+    if device.type == "cuda" and device.index is None:
+        local = env.get("LOCAL_RANK")
+        return torch.device("cuda", int(local) if local is not None else torch.cuda.current_device())
     return device
 
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import ase.io
+import pytest
 import torch
 
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
@@ -39,12 +40,19 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_dat
         torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=1e-10)
 
 
-def test_each_torchrun_process_takes_its_local_gpu():
+def test_each_torchrun_process_takes_its_local_gpu(monkeypatch):
     """``--device cuda`` under torchrun: process LOCAL_RANK=k runs on cuda:k (all on cuda:0 would clash in NCCL);
-    an explicit index, a CPU, or a run without torchrun keep the device given."""
+    without torchrun the current GPU, by index, which ``torch.cuda.set_device`` needs (a bare ``cuda`` stopped the
+    first training on an H200); an explicit index or a CPU keep the device given."""
+    from torch.cuda._utils import _get_device_index  # what torch.cuda.set_device parses its argument with
+
     from gaunt_tp.training.loop import _local_device
 
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)  # no GPU needed
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert _local_device(cuda, {"LOCAL_RANK": "3"}) == torch.device("cuda", 3)
     assert _local_device(torch.device("cuda", 1), {"LOCAL_RANK": "3"}) == torch.device("cuda", 1)
-    assert _local_device(cuda, {}) == cuda and _local_device(cpu, {"LOCAL_RANK": "1"}) == cpu
+    assert _local_device(cuda, {}) == torch.device("cuda", 2) and _local_device(cpu, {"LOCAL_RANK": "1"}) == cpu
+    assert _get_device_index(_local_device(cuda, {})) == 2
+    with pytest.raises(ValueError):  # the failure mended
+        _get_device_index(cuda)
