@@ -7,7 +7,7 @@
 #   .whl/mace: mace-torch 0.3.16 with e3nn 0.4.4 and the packages of its imports that the image lacks, installed
 #              on the device apart from the rest, for the whole-model comparison only (its other imports, h5py,
 #              torchmetrics, lightning-utilities, pandas are in the image: .library/device/KINDS.md)
-#   .whl/cueq: cuequivariance and cuequivariance-torch 0.13.0 (pure Python), and their CUDA 13 kernels
+#   .whl/cueq: cuequivariance, cuequivariance-torch 0.13.0 and platformdirs (pure Python), and their CUDA 13 kernels
 #              (cuequivariance-ops-torch-cu13 and -ops-cu13, 73 MB as wheels, over the tool's 64 MiB) unpacked and
 #              packed again as ops.tar.xz (27 MB), for mace-torch with cuEquivariance in the same comparison
 set -euo pipefail
@@ -22,7 +22,8 @@ python3 -m pip download -q "${WHEELS[@]}" -d .whl/mace mace-torch==0.3.16 e3nn==
     matscipy configargparse GitPython gitdb smmap lmdb orjson opt_einsum opt-einsum-fx
 python3 -m pip download -q --no-deps --no-binary=:all: -d /tmp/hostlist_sdist python-hostlist==2.3.0
 python3 -m pip wheel -q --no-deps -w .whl/mace /tmp/hostlist_sdist/python_hostlist-2.3.0.tar.gz  # pure Python
-python3 -m pip download -q "${WHEELS[@]}" -d .whl/cueq cuequivariance==0.13.0 cuequivariance-torch==0.13.0
+python3 -m pip download -q "${WHEELS[@]}" -d .whl/cueq cuequivariance==0.13.0 cuequivariance-torch==0.13.0 \
+    platformdirs==4.14.9  # cuequivariance_ops imports it; the image lacks it
 if [ ! -f .whl/cueq/ops.tar.xz ]; then
     OPS=$(mktemp -d)
     python3 -m pip download -q "${WHEELS[@]}" --platform manylinux_2_27_x86_64 -d "$OPS/wheels" \
