@@ -35,12 +35,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def read_history(path: Path) -> dict[int, dict[str, float]]:
-    """``{epoch: {column: value}}`` of the columns in ``COLUMNS`` (evaluated epochs only)."""
+    """``{epoch: {column: value}}`` of the columns in ``COLUMNS`` that the file has (evaluated epochs only); the
+    force RMSE is required, the others are left out where a run's file predates them."""
     with path.open() as fh:
         rows = list(csv.DictReader(fh))
-    if not rows or any(c not in rows[0] for c in COLUMNS):
-        raise SystemExit(f"{path}: not a gaunt-tp metrics.csv with the columns {', '.join(COLUMNS)}")
-    return {int(r["epoch"]): {c: float(r[c]) for c in COLUMNS} for r in rows}
+    if not rows or "rmse_f_meV_per_A" not in rows[0]:
+        raise SystemExit(f"{path}: not a gaunt-tp metrics.csv (no rmse_f_meV_per_A column)")
+    present = [c for c in COLUMNS if c in rows[0]]
+    return {int(r["epoch"]): {c: float(r[c]) for c in present} for r in rows}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,6 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     for label, history in runs.items():
         epochs = [e for e in sorted(history) if e >= args.from_epoch]
         for ax, column in zip(axes, COLUMNS):
+            if column not in history[epochs[0]]:
+                ax.plot([], [], label=label)  # keeps the run's colour the same in every panel
+                continue
             ax.semilogy(epochs, [history[e][column] for e in epochs], label=label, linewidth=1)
     for ax, title in zip(axes, COLUMNS.values()):
         ax.set_xlabel("epoch")
