@@ -43,7 +43,7 @@ fi
 timeout 150 "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py 2>&1 | tee "$OUT/test_cuda.log"
 
 # 2. whole-model speed on the GPU, GauntMACE's variants and mace-torch where it imports (~1.5 min); then, apart,
-#    mace-torch with cuEquivariance at max_L 1 (with it, max_L 2 did not finish in 100 s on the H200; unlogged). The
+#    mace-torch with cuEquivariance at max_L 1 (with it, max_L 2 did not finish within the H200 call; unlogged). The
 #    JSONs come back, the bar charts stay behind (the tool returns 8 files): draw them here with report.bar_plot
 PYTHONPATH="$MACE_PATH$PYTHONPATH" TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 timeout 150 "$PYTHON" benchmarks/bench_potential.py \
     --data "$DATA/train_300K.xyz" --device "$DEVICE" --max_L 1 2 --dtype float32 --budget "$BUDGET" \
