@@ -45,17 +45,14 @@ timeout 150 "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py 2>
 # 2. whole-model speed on the GPU, GauntMACE's variants and mace-torch where it imports (~1.5 min); then, apart,
 #    mace-torch with cuEquivariance at max_L 1 (with it, max_L 2 did not finish within the H200 call; unlogged). The
 #    JSONs come back, the bar charts stay behind (the tool returns 8 files): draw them here with report.bar_plot
-PYTHONPATH="$MACE_PATH$PYTHONPATH" TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 timeout 150 "$PYTHON" benchmarks/bench_potential.py \
-    --data "$DATA/train_300K.xyz" --device "$DEVICE" --max_L 1 2 --dtype float32 --budget "$BUDGET" \
-    --variants gaunt symmetric+cg symmetric+cg-paths --out /tmp/gpu_bench --name "potential_${DEVICE}_float32" 2>&1 \
-    | grep --line-buffered -v -i "warning\|visitor\|torch.load" | tee "$OUT/potential.log"
-if [ -n "$CUEQ" ]; then
-    PYTHONPATH="$MACE_PATH$PYTHONPATH" TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 timeout 120 "$PYTHON" \
-        benchmarks/bench_potential.py --data "$DATA/train_300K.xyz" --device "$DEVICE" --max_L 1 --dtype float32 \
-        --budget "$BUDGET" $CUEQ --variants gaunt symmetric+cg --out /tmp/gpu_bench \
-        --name "potential_${DEVICE}_float32_cueq" 2>&1 \
+bench() {  # bench SECONDS ARGS...: bench_potential.py beside mace-torch, its log (less the warnings) appended
+    PYTHONPATH="$MACE_PATH$PYTHONPATH" TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 timeout "$1" "$PYTHON" \
+        benchmarks/bench_potential.py --data "$DATA/train_300K.xyz" --device "$DEVICE" --dtype float32 \
+        --budget "$BUDGET" --out /tmp/gpu_bench "${@:2}" 2>&1 \
         | grep --line-buffered -v -i "warning\|visitor\|torch.load" | tee -a "$OUT/potential.log"
-fi
+}
+bench 150 --max_L 1 2 --variants gaunt symmetric+cg symmetric+cg-paths --name "potential_${DEVICE}_float32"
+[ -n "$CUEQ" ] && bench 120 --max_L 1 $CUEQ --variants gaunt symmetric+cg --name "potential_${DEVICE}_float32_cueq"
 cp /tmp/gpu_bench/*.json "$OUT/" 2>/dev/null
 
 # 3. 3BPA with MACE's blocks at max_L 2: training until a minute before LIMIT (or TRAIN_MINUTES), then the final

@@ -14,12 +14,13 @@ the force RMSE at the epochs every run reached::
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_json  # noqa: E402
+
+from gaunt_tp.training.records import read_history  # noqa: E402
 
 COLUMNS = {"rmse_f_meV_per_A": "valid RMSE F (meV/Å)", "rmse_e_meV": "valid RMSE E (meV)", "lr": "learning rate"}
 
@@ -34,15 +35,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def read_history(path: Path) -> dict[int, dict[str, float]]:
-    """``{epoch: {column: value}}`` of the columns in ``COLUMNS`` that the file has (evaluated epochs only); the
-    force RMSE is required, the others are left out where a run's file predates them."""
-    with path.open() as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or "rmse_f_meV_per_A" not in rows[0]:
+def read_runs_history(path: Path) -> dict[int, dict[str, float]]:
+    """``{epoch: {column: value}}`` of the columns in ``COLUMNS`` that the file has; the force RMSE is required,
+    the others are left out where a run's file predates them."""
+    history = read_history(path)
+    if "rmse_f_meV_per_A" not in history:
         raise SystemExit(f"{path}: not a gaunt-tp metrics.csv (no rmse_f_meV_per_A column)")
-    present = [c for c in COLUMNS if c in rows[0]]
-    return {int(r["epoch"]): {c: float(r[c]) for c in present} for r in rows}
+    present = [c for c in COLUMNS if c in history]
+    return {epoch: {c: history[c][i] for c in present} for i, epoch in enumerate(history["epoch"])}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         label, sep, path = text.partition("=")
         if not sep:
             raise SystemExit(f"--run {text!r}: expected LABEL=PATH")
-        runs[label] = read_history(Path(path))
+        runs[label] = read_runs_history(Path(path))
     report = {"every": args.every, "runs": {}}
     for label, history in runs.items():
         last = max(history)
@@ -71,18 +71,16 @@ def main(argv: list[str] | None = None) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for label, history in runs.items():
+    for k, (label, history) in enumerate(runs.items()):
         epochs = [e for e in sorted(history) if e >= args.from_epoch]
         for ax, column in zip(axes, COLUMNS):
-            if column not in history[epochs[0]]:
-                ax.plot([], [], label=label)  # keeps the run's colour the same in every panel
-                continue
-            ax.semilogy(epochs, [history[e][column] for e in epochs], label=label, linewidth=1)
+            if column in history[epochs[0]]:  # one colour per run in every panel, drawn or not
+                ax.semilogy(epochs, [history[e][column] for e in epochs], f"C{k}", label=label, linewidth=1)
     for ax, title in zip(axes, COLUMNS.values()):
         ax.set_xlabel("epoch")
         ax.set_ylabel(title)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend()
+    axes[0].legend()  # the force panel: every run has that column
     fig.tight_layout()
     fig.savefig(args.out_dir / f"{args.name}.png", dpi=110)
     plt.close(fig)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import math
 from pathlib import Path
 
 import numpy as np
+
+from gaunt_tp.training.records import read_history
 
 __all__ = ["learning_curve", "parity_plots"]
 
@@ -24,26 +24,26 @@ def learning_curve(history_csv: Path, out: Path, stage_two_after: int | None = N
     """Training and validation loss (with the learning rate on a second axis) and validation RMSEs against the
     epoch; a dashed line where stage two starts (after ``stage_two_after`` epochs), where the loss changes its
     weights."""
-    rows = list(csv.DictReader(history_csv.open()))
-    if not rows:
+    history = read_history(history_csv)
+    if not history:
         return
     plt = _pyplot()
-    column = lambda key: [float(r[key]) if r[key] else math.nan for r in rows]  # noqa: E731 (empty: not logged then)
-    epochs = [int(r["epoch"]) for r in rows]
+    column = history.__getitem__
+    epochs = history["epoch"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     axes[0].semilogy(epochs, column("train_loss"), label="train loss")
     axes[0].semilogy(epochs, column("valid_loss"), label="valid loss")
     axes[0].set_xlabel("epoch")
     axes[1].semilogy(epochs, column("rmse_e_meV_per_atom"), label="RMSE E (meV/atom)")
     axes[1].semilogy(epochs, column("rmse_f_meV_per_A"), label="RMSE F (meV/A)")
-    if "rmse_stress_meV_per_A3" in rows[0]:  # trained with the stress loss
+    if "rmse_stress_meV_per_A3" in history:  # trained with the stress loss
         axes[1].semilogy(epochs, column("rmse_stress_meV_per_A3"), label="RMSE stress (meV/A^3)")
     axes[1].set_xlabel("epoch")
     if stage_two_after is not None and stage_two_after < epochs[-1]:  # not for a run stopped before it
         for ax in axes:
             ax.axvline(stage_two_after + 0.5, color="grey", linestyle="--", linewidth=1, label="stage two")
     handles = axes[0].get_legend_handles_labels()
-    if "lr" in rows[0]:  # histories of every run since the first version have it
+    if "lr" in history:  # histories of every run since the first version have it
         rate = axes[0].twinx()
         rate.semilogy(epochs, column("lr"), color="grey", linestyle=":", label="learning rate")
         rate.set_ylabel("learning rate")

@@ -9,7 +9,18 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["append_csv", "format_tables", "keep_history_before", "write_json"]
+__all__ = ["append_csv", "format_tables", "keep_history_before", "read_history", "write_json"]
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """``metrics.csv`` by column: ``{"epoch": [1, 2, ...], column: [value per epoch]}``, NaN where a row has no value
+    (a column added at a restart); ``{}`` for a file without rows."""
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return {}
+    columns = {key: [float(r[key]) if r[key] else math.nan for r in rows] for key in rows[0] if key != "epoch"}
+    return {"epoch": [int(r["epoch"]) for r in rows], **columns}
 
 
 def keep_history_before(path: Path, start: int) -> None:

@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import json
+import math
 import re
 from types import SimpleNamespace
 
@@ -95,7 +96,7 @@ def test_kept_values_are_the_labelled_references_and_predictions():
 
 def test_history_gains_the_stress_column_when_a_restart_turns_the_stress_loss_on(tmp_path):
     from gaunt_tp.training.plots import learning_curve
-    from gaunt_tp.training.records import append_csv
+    from gaunt_tp.training.records import append_csv, read_history
 
     history = tmp_path / "metrics.csv"
     plain = {"epoch": 1, "train_loss": 2.0, "valid_loss": 1.0, "rmse_e_meV_per_atom": 3.0, "rmse_f_meV_per_A": 4.0}
@@ -104,6 +105,11 @@ def test_history_gains_the_stress_column_when_a_restart_turns_the_stress_loss_on
     with history.open() as fh:
         rows = list(csv.DictReader(fh))
     assert [r["rmse_stress_meV_per_A3"] for r in rows] == ["", "5.0"] and [r["lr"] for r in rows] == ["0.01"] * 2
+    columns = read_history(history)  # by column, NaN where the earlier row had no stress
+    assert columns["epoch"] == [1, 2] and columns["lr"] == [0.01, 0.01] and columns["rmse_stress_meV_per_A3"][1] == 5.0
+    assert math.isnan(columns["rmse_stress_meV_per_A3"][0])
+    (tmp_path / "empty.csv").write_text("epoch,lr\n")
+    assert read_history(tmp_path / "empty.csv") == {}
     learning_curve(history, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").is_file()
 
