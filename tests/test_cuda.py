@@ -137,3 +137,67 @@ def test_model_energy_forces_and_stress(options):
     for key in ("energy", "forces", "stress"):
         torch.testing.assert_close(outs[1][key], outs[0][key], rtol=1e-9, atol=1e-9)
     assert {k: dataclasses.asdict(config)[k] for k in options} == options
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"conv_blocks": "e3nn", "product_blocks": "symmetric"}], ids=["gaunt", "symmetric-e3nn"]
+)
+def test_captured_training_step_trains_like_the_eager_one(options):
+    """GraphedStep's CUDA graph (padded batches of other sizes, a second graph for stage two's weights) gives the
+    eager step's losses and, after AMSGrad steps, its weights."""
+    import copy
+
+    from gaunt_tp.data import BatchCapacity
+    from gaunt_tp.training.step import EagerStep, GraphedStep
+
+    config = ModelConfig(atomic_numbers=(1, 8), e0s=(-1.0, -2.0), r_max=3.0, max_ell=2, num_channels=8, max_L=1,
+                         avg_num_neighbors=6.0, **options)  # fmt: skip
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    graphs = []
+    for n in (3, 6, 9, 6, 3):  # water clusters of 1-3 molecules: batches of other sizes
+        cluster = Configuration(
+            atomic_numbers=torch.tensor([8, 1, 1] * (n // 3)).numpy(),
+            positions=(torch.rand(n, 3, generator=gen, dtype=torch.float64) * 3.0).numpy(),
+            energy=float(torch.randn((), generator=gen)), forces=torch.randn(n, 3, generator=gen).double().numpy(),
+        )  # fmt: skip
+        graphs.append(to_graph(cluster, ElementTable([1, 8]), config.r_max).to("cuda"))
+    batches = [collate(graphs[:2]), collate(graphs[2:4]), collate(graphs[4:]), collate(graphs[1:3])] * 2
+    weights = [(1.0, 100.0, 0.0)] * 5 + [(1000.0, 100.0, 0.0)] * 3
+    capacity = BatchCapacity.covering(graphs, 2)
+    model = GauntMACE(config).double().cuda()
+    results = []
+    for make in (EagerStep, lambda m: GraphedStep(m, capacity, config.r_max, capture=True)):
+        trained = copy.deepcopy(model)
+        optimizer = torch.optim.Adam(trained.parameters(), lr=0.01, amsgrad=True)
+        step, losses = make(trained), []
+        for batch, w in zip(batches, weights):
+            losses.append(float(step(batch, w)))
+            optimizer.step()
+        results.append((losses, [p.detach().cpu() for p in trained.parameters()]))
+    (losses, params), (losses_graphed, params_graphed) = results
+    assert losses_graphed == pytest.approx(losses, rel=1e-9)
+    for p_graphed, p in zip(params_graphed, params):
+        torch.testing.assert_close(p_graphed, p, rtol=1e-8, atol=1e-10)
+
+
+def test_training_with_cuda_graphs_ends_with_the_eager_weights(tmp_path, shared_data):
+    """``gaunt-tp train --device cuda --cuda_graph`` (three epochs, stage two in the third, a short last batch)
+    ends with the weights of the same run without it."""
+    import ase.io
+
+    from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
+    from gaunt_tp.training.cli import main
+
+    data = tmp_path / "small.xyz"
+    ase.io.write(data, ase.io.read(shared_data / "ethanol" / "train.xyz", index=":12"))
+    common = ["train", "--train_file", str(data), "--work_dir", str(tmp_path), "--num_channels", "4", "--max_L", "1",
+              "--max_ell", "2", "--r_max", "4.0", "--batch_size", "4", "--E0s", "average", "--plots", "false",
+              "--device", "cuda", "--max_num_epochs", "3", "--swa", "--start_swa", "2"]  # fmt: skip
+    assert main([*common, "--name", "eager"]) == 0
+    assert main([*common, "--name", "graphed", "--cuda_graph"]) == 0
+    a = load_checkpoint(latest_checkpoint(tmp_path / "eager" / "checkpoints"))
+    b = load_checkpoint(latest_checkpoint(tmp_path / "graphed" / "checkpoints"))
+    for key in a["model"]:
+        torch.testing.assert_close(b["model"][key], a["model"][key], rtol=1e-8, atol=1e-10)
+    assert "CUDA graphs: training batches padded" in (tmp_path / "graphed" / "train.log").read_text()

@@ -91,7 +91,7 @@ def check_node_inputs(node_features: torch.Tensor, species: torch.Tensor, dim: i
         raise ValueError(
             f"species must be integer [N] = [{node_features.shape[0]}], got {species.dtype} {tuple(species.shape)}"
         )
-    if species.numel():
-        low, high = index_range(species)
+    if species.numel() and (span := index_range(species)) is not None:
+        low, high = span
         if low < 0 or high >= num_elements:
             raise ValueError(f"species holds element index {low if low < 0 else high}, outside 0..{num_elements - 1}")

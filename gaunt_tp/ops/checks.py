@@ -7,8 +7,14 @@ import torch
 __all__ = ["index_range"]
 
 
-def index_range(index: torch.Tensor) -> tuple[int, int]:
+def index_range(index: torch.Tensor) -> tuple[int, int] | None:
     """The smallest and largest entry of a non-empty integer tensor: one operation, read back once (the
-    range checks run on every call of a model's layers, where each small operation costs microseconds)."""
+    range checks run on every call of a model's layers, where each small operation costs microseconds).
+
+    ``None`` while a CUDA graph is being captured on the current stream, where reading a value back to the host
+    is not allowed: the caller's range check is skipped there (the eager warm-up runs before a capture have it).
+    """
+    if index.is_cuda and torch.cuda.is_current_stream_capturing():
+        return None
     low, high = torch.aminmax(index)
     return int(low.tolist()), int(high.tolist())

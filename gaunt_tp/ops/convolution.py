@@ -95,8 +95,8 @@ def check_convolution_inputs(
         raise ValueError(f"edge_index must be [2, E] = [2, {e}] (sender, receiver), got {tuple(edge_index.shape)}")
     if edge_index.dtype not in (torch.int32, torch.int64):
         raise TypeError(f"edge_index must hold integers, got {edge_index.dtype}")
-    if e:
-        low, high = index_range(edge_index)
+    if e and (span := index_range(edge_index)) is not None:
+        low, high = span
         if low < 0 or high >= n:
             raise ValueError(f"edge_index holds node {low if low < 0 else high}, outside 0..{n - 1} for {n} nodes")
     rows = e
@@ -106,8 +106,8 @@ def check_convolution_inputs(
             raise ValueError(
                 f"radial_index must be integer [E] = [{e}], got {radial_index.dtype} {tuple(radial_index.shape)}"
             )
-        if e:
-            low, high = index_range(radial_index)
+        if e and (span := index_range(radial_index)) is not None:
+            low, high = span
             if low < 0 or high >= rows:
                 raise ValueError(f"radial_index must point at rows 0..{rows - 1} of radial_weights")
     if radial.shape != (rows, weight_numel):

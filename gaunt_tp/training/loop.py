@@ -17,6 +17,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gaunt_tp.data import (
+    BatchCapacity,
     ElementTable,
     GraphBatch,
     KeySpec,
@@ -38,6 +39,7 @@ from gaunt_tp.training.config import TrainConfig
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
 from gaunt_tp.training.metrics import ErrorAccumulator, has_stress_labels, weighted_loss
 from gaunt_tp.training.records import append_csv, format_tables, keep_history_before, write_json
+from gaunt_tp.training.step import EagerStep, GraphedStep
 
 __all__ = ["evaluate", "run_training"]
 
@@ -276,6 +278,14 @@ def _train(config: TrainConfig) -> dict:
     moved = lambda graphs: [g.to(device) for g in graphs]  # noqa: E731
     train_g, valid_g, test_g = moved(train_g), moved(valid_g), moved(test_g)
     valid_batches = _batches(valid_g, config.valid_batch_size)
+    if config.cuda_graph:
+        if world > 1:
+            raise InputError("--cuda_graph runs in one process; leave it out under torchrun")
+        capacity = BatchCapacity.covering(train_g, config.batch_size)
+        step = GraphedStep(model, capacity, config.r_max, capture=True)
+        log.info("CUDA graphs: training batches padded to %d atoms and %d edges", capacity.nodes, capacity.edges)
+    else:
+        step = EagerStep(trained)
     model_path = run_dir / f"{config.name}.model"
     from tqdm import tqdm
 
@@ -295,18 +305,15 @@ def _train(config: TrainConfig) -> dict:
                              epoch, *weights, config.swa_lr)  # fmt: skip
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)  # same order after a restart
         batches = _batches(train_g, config.batch_size, generator, rank=rank, world=world)
-        running = 0.0
+        running = torch.zeros((), dtype=torch.float64, device=device)  # summed where the losses are: no read-back
         for batch in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None if rank == 0 else True):
-            optimizer.zero_grad(set_to_none=True)
-            out = trained(batch, compute_forces=True, compute_stress=bool(weights[2]), training=True)
-            loss = weighted_loss(batch, out, *weights)
-            loss.backward()
+            running += step(batch, weights)
             if config.clip_grad:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=config.clip_grad)
             optimizer.step()
             if ema is not None:
                 ema.update_parameters(model)
-            running += float(loss.detach())
+        running = float(running)
         out_of_time = (
             config.max_time_minutes is not None and time.monotonic() - started > 60.0 * config.max_time_minutes
         )

@@ -1,0 +1,99 @@
+"""Batches padded to fixed sizes, so that one captured CUDA graph of a training step serves every batch.
+
+A CUDA graph replays its kernels on the tensor shapes it was captured with, while batches differ in their
+numbers of graphs, atoms, edges and edge pairs. :func:`pad_batch` fills a batch up to a
+:class:`BatchCapacity` with parts that change no real result:
+
+* padding graphs, ``capacity.graphs + 1 - B`` of them, each with at least one padding atom (a graph without
+  atoms would divide by zero in a per-atom energy loss). Padding atoms sit at the origin with element index 0;
+  their graphs' energies, their forces and stress labels are NaN (missing: left out of every loss mean) and their
+  loss weights 0. Their predicted energies and forces are computed and meaningless;
+* padding edges from the last padding atom to itself, with a Cartesian shift ``(2 r_max, 0, 0)``: their length is
+  twice the cutoff, where the envelope is exactly zero with zero derivative, so they carry no message and
+  no gradient. Each is its own undirected pair, and unused pair slots point at a padding edge.
+
+A padded batch has ``capacity.graphs + 1`` graphs, ``capacity.nodes`` atoms and ``capacity.edges`` edges and
+edge pairs (pairs never outnumber edges). The real graphs come first, unchanged: ``energy[:B]`` and
+``forces[:n]`` of the model's output on the padded batch are those of the batch itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from gaunt_tp.data.graph import GraphBatch
+
+__all__ = ["BatchCapacity", "pad_batch"]
+
+
+@dataclass(frozen=True)
+class BatchCapacity:
+    """The fixed sizes of padded batches: at most ``graphs`` real graphs; ``nodes`` atoms and ``edges`` edges
+    (and edge pairs) in all, padding included."""
+
+    graphs: int
+    nodes: int
+    edges: int
+
+    @classmethod
+    def covering(cls, graphs: Sequence[GraphBatch], batch_size: int) -> BatchCapacity:
+        """Room for any batch of at most ``batch_size`` of ``graphs`` (single graphs or batches), with its padding.
+
+        The largest ``batch_size`` atom and edge counts bound those of any batch; ``batch_size`` more atoms give
+        each padding graph one, and one more edge leaves at least one padding edge for the unused pair slots.
+        """
+        if not graphs or batch_size < 1:
+            raise ValueError(f"a capacity needs graphs and a batch_size >= 1, got {len(graphs)} and {batch_size}")
+        top = lambda counts: sum(sorted(counts, reverse=True)[:batch_size])  # noqa: E731
+        nodes = top(g.positions.shape[0] for g in graphs)
+        edges = top(g.edge_index.shape[1] for g in graphs)
+        return cls(graphs=batch_size, nodes=nodes + batch_size, edges=edges + 1)
+
+    def check(self, batch: GraphBatch) -> None:
+        """A ``ValueError`` saying what does not fit, when ``batch`` cannot be padded to this capacity."""
+        b, n, e = batch.num_graphs, batch.positions.shape[0], batch.edge_index.shape[1]
+        if b > self.graphs or n + self.graphs + 1 - b > self.nodes or e + 1 > self.edges:
+            raise ValueError(
+                f"a batch of {b} graphs, {n} atoms and {e} edges does not fit {self} (padding needs one atom per "
+                "padding graph and at least one edge)"
+            )
+
+
+def pad_batch(batch: GraphBatch, capacity: BatchCapacity, r_max: float) -> GraphBatch:
+    """``batch`` filled up to ``capacity`` with padding graphs, atoms and edges (see the module docstring).
+
+    ``r_max``: the model's cutoff (Angstrom); padding edges are ``2 r_max`` long. The result is on
+    ``batch``'s device, with its dtypes.
+    """
+    capacity.check(batch)
+    b, n, e = batch.num_graphs, batch.positions.shape[0], batch.edge_index.shape[1]
+    u = batch.pair_edge.shape[0]
+    fillers = capacity.graphs - b  # padding graphs of one atom each, then a last one with the other padding atoms
+    pad_nodes, pad_edges, pad_pairs = capacity.nodes - n, capacity.edges - e, capacity.edges - u
+    dev, dtype, long = batch.positions.device, batch.positions.dtype, torch.long
+    nan = float("nan")
+    last_atom = capacity.nodes - 1  # in the last padding graph; the padding edges' sender and receiver
+    pad_graph = torch.cat([torch.arange(fillers, device=dev), torch.full((pad_nodes - fillers,), fillers, device=dev)])
+    shift = torch.zeros(pad_edges, 3, dtype=dtype, device=dev)
+    shift[:, 0] = 2.0 * r_max
+    pair_edge = e + torch.arange(pad_pairs, device=dev).clamp_max(pad_edges - 1)
+    per_graph = lambda t, fill: torch.cat([t, t.new_full((fillers + 1, *t.shape[1:]), fill)])  # noqa: E731
+    return GraphBatch(
+        positions=torch.cat([batch.positions, batch.positions.new_zeros(pad_nodes, 3)]),
+        species=torch.cat([batch.species, batch.species.new_zeros(pad_nodes)]),
+        edge_index=torch.cat([batch.edge_index, torch.full((2, pad_edges), last_atom, dtype=long, device=dev)], 1),
+        shifts=torch.cat([batch.shifts, shift]),
+        edge_pair=torch.cat([batch.edge_pair, u + torch.arange(pad_edges, device=dev)]),
+        pair_edge=torch.cat([batch.pair_edge, pair_edge]),
+        cell=per_graph(batch.cell, 0.0),
+        energy=per_graph(batch.energy, nan),
+        forces=torch.cat([batch.forces, batch.forces.new_full((pad_nodes, 3), nan)]),
+        stress=per_graph(batch.stress, nan),
+        weight=per_graph(batch.weight, 0.0),
+        batch=torch.cat([batch.batch, b + pad_graph]),
+        ptr=torch.cat([batch.ptr, n + 1 + torch.arange(fillers, device=dev), batch.ptr.new_tensor([capacity.nodes])]),
+        config_type=[*batch.config_type, *["padding"] * (fillers + 1)],
+    )

@@ -1,0 +1,112 @@
+"""A training step's forward pass, loss and backward pass: eagerly, or replayed from a captured CUDA graph.
+
+On a GPU a step of a MACE-sized model on a few small molecules is bound by kernel launches: thousands of small
+kernels, each launched from Python through the autograd engine, force training adding a double backward.
+:class:`GraphedStep` captures the whole forward-loss-backward sequence once as a CUDA graph and then launches
+it as one unit per step. A graph replays fixed shapes, so batches are padded to one
+:class:`gaunt_tp.data.padding.BatchCapacity` first (padding that changes no loss and no gradient). The
+optimiser step, gradient clipping and the weights' moving average stay eager: a few fused kernels, and free to
+change the learning rate between steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from gaunt_tp.data.graph import GraphBatch
+from gaunt_tp.data.padding import BatchCapacity, pad_batch
+from gaunt_tp.training.metrics import weighted_loss
+
+__all__ = ["EagerStep", "GraphedStep", "loss_and_backward"]
+
+Weights = tuple[float, float, float]  # energy, forces, stress weights of the loss
+
+
+def loss_and_backward(model: torch.nn.Module, batch: GraphBatch, weights: Weights) -> torch.Tensor:
+    """The weighted loss of ``model`` on ``batch`` (0-dim, detached), its gradients accumulated into ``.grad``."""
+    out = model(batch, compute_forces=True, compute_stress=bool(weights[2]), training=True)
+    loss = weighted_loss(batch, out, *weights)
+    loss.backward()
+    return loss.detach()
+
+
+class EagerStep:
+    """``step(batch, weights)``: the parameters' gradients set to those of the loss on ``batch``; returns the loss.
+
+    ``model`` may be a ``DistributedDataParallel`` wrapper (its backward pass averages the gradients).
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+
+    def __call__(self, batch: GraphBatch, weights: Weights) -> torch.Tensor:
+        self.model.zero_grad(set_to_none=True)
+        return loss_and_backward(self.model, batch, weights)
+
+
+class GraphedStep:
+    """:class:`EagerStep`'s result through a batch padded to ``capacity``, captured as a CUDA graph.
+
+    Args:
+        model: the model (not a DDP wrapper: one process).
+        capacity: the padded size; every batch passed must fit (:meth:`BatchCapacity.check`).
+        r_max: the model's cutoff (padding edges are twice as long).
+        capture: ``True``: capture one CUDA graph per loss weighting (after ``warmup`` eager runs on a side
+            stream, as CUDA graph capture requires) and replay it; the model must be on a CUDA device.
+            ``False``: run the same padded step eagerly (any device; this is how the padding is tested on CPUs).
+
+    The loss returned is the graph's output tensor when captured: read (or add) it before the next call, which
+    overwrites it. After a replay the parameters' ``.grad`` are the graph's gradient tensors; the optimiser reads
+    them as usual, and nothing may set them to None in between (``zero_grad`` is not needed: a replay overwrites).
+    Range checks of indices are skipped while capturing (they would read values back to the host, which a capture
+    forbids); the warm-up runs have them, and padding never changes a batch's real indices.
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, capacity: BatchCapacity, r_max: float, *, capture: bool, warmup: int = 3
+    ) -> None:
+        if capture and next(model.parameters()).device.type != "cuda":
+            raise ValueError("capturing a CUDA graph needs the model on a CUDA device")
+        self.model, self.capacity, self.r_max = model, capacity, float(r_max)
+        self.capture, self.warmup = capture, warmup
+        self.static: GraphBatch | None = None
+        self._graphs: dict[Weights, tuple[torch.cuda.CUDAGraph, torch.Tensor, list[torch.Tensor | None]]] = {}
+
+    def __call__(self, batch: GraphBatch, weights: Weights) -> torch.Tensor:
+        padded = pad_batch(batch, self.capacity, self.r_max)
+        if self.static is None:
+            self.static = padded
+        else:  # into the tensors the graphs read
+            for f in dataclasses.fields(GraphBatch):
+                value = getattr(padded, f.name)
+                if isinstance(value, torch.Tensor):
+                    getattr(self.static, f.name).copy_(value)
+                else:
+                    setattr(self.static, f.name, value)
+        weights = tuple(float(w) for w in weights)
+        if not self.capture:
+            self.model.zero_grad(set_to_none=True)
+            return loss_and_backward(self.model, self.static, weights)
+        if weights not in self._graphs:
+            self._graphs[weights] = self._captured(weights)
+        graph, loss, grads = self._graphs[weights]
+        graph.replay()
+        for p, g in zip(self.model.parameters(), grads):  # this graph's gradient tensors, after another's replay
+            p.grad = g
+        return loss
+
+    def _captured(self, weights: Weights) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, list[torch.Tensor | None]]:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(self.warmup):
+                self.model.zero_grad(set_to_none=True)
+                loss_and_backward(self.model, self.static, weights)
+        torch.cuda.current_stream().wait_stream(side)
+        self.model.zero_grad(set_to_none=True)  # the capture allocates the gradients in the graph's memory
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            loss = loss_and_backward(self.model, self.static, weights)
+        return graph, loss, [p.grad for p in self.model.parameters()]

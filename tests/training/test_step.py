@@ -1,0 +1,63 @@
+"""The padded training step (what a CUDA graph replays) trains to the same weights as the eager one."""
+
+import copy
+
+import pytest
+import torch
+
+from gaunt_tp.data import BatchCapacity, ElementTable, collate, read_configurations, to_graph
+from gaunt_tp.errors import InputError
+from gaunt_tp.nn import GauntMACE, ModelConfig
+from gaunt_tp.training.config import TrainConfig
+from gaunt_tp.training.step import EagerStep, GraphedStep
+
+CONFIG = ModelConfig(
+    atomic_numbers=(1, 6, 8), e0s=(-13.6, -1025.0, -2035.0), r_max=4.0, max_ell=2, num_channels=6, max_L=1,
+    correlation=2, num_radial_basis=6, radial_mlp=(16, 16), avg_num_neighbors=8.0,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def graphs(shared_data):
+    configs = read_configurations(shared_data / "ethanol" / "train.xyz", index=":7")
+    return [to_graph(c, ElementTable(CONFIG.atomic_numbers), CONFIG.r_max, torch.float64) for c in configs]
+
+
+def train(step_of, model: GauntMACE, batches, weights) -> list[float]:
+    """A few AMSGrad steps; the losses."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01, amsgrad=True)
+    step = step_of(model)
+    losses = []
+    for batch, w in zip(batches, weights):
+        losses.append(float(step(batch, w)))
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=10.0)
+        optimizer.step()
+    return losses
+
+
+def test_padded_step_trains_like_the_eager_one(graphs):
+    torch.manual_seed(2)
+    model = GauntMACE(CONFIG).double()
+    batches = [collate(graphs[:3]), collate(graphs[3:6]), collate(graphs[6:]), collate(graphs[1:4])]
+    weights = [(1.0, 100.0, 0.0)] * 2 + [(1000.0, 100.0, 0.0)] * 2  # stage two's weights from the third step
+    capacity = BatchCapacity.covering(graphs, 3)
+    eager, padded = copy.deepcopy(model), copy.deepcopy(model)
+    losses = train(EagerStep, eager, batches, weights)
+    losses_padded = train(lambda m: GraphedStep(m, capacity, CONFIG.r_max, capture=False), padded, batches, weights)
+    assert losses_padded == pytest.approx(losses, rel=1e-12)
+    assert losses[0] != pytest.approx(losses[-1], rel=1e-3)  # the weights moved
+    for p_padded, p in zip(padded.parameters(), eager.parameters()):
+        torch.testing.assert_close(p_padded, p, rtol=1e-10, atol=1e-12)
+
+
+def test_capture_needs_a_cuda_model(graphs):
+    with pytest.raises(ValueError, match="CUDA device"):
+        GraphedStep(GauntMACE(CONFIG), BatchCapacity.covering(graphs, 2), CONFIG.r_max, capture=True)
+
+
+def test_cuda_graph_option_is_checked():
+    with pytest.raises(InputError, match="needs a CUDA --device"):
+        TrainConfig(train_file="x.xyz", cuda_graph=True)
+    with pytest.raises(InputError, match="--loss stress"):
+        TrainConfig(train_file="x.xyz", cuda_graph=True, device="cuda", loss="stress")
+    assert TrainConfig(train_file="x.xyz", cuda_graph=True, device="cuda:1").cuda_graph
