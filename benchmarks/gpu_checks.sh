@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The GPU checks as one command, for a session lent a GPU through the device tool (15 minutes of device time per
-# session; this takes LIMIT, 7 minutes, plus the machine's start). First, here: `bash benchmarks/gpu_prepare.sh`
+# session; this takes LIMIT, 8 minutes, plus the machine's start). First, here: `bash benchmarks/gpu_prepare.sh`
 # (wheels of what the device image lacks, cuEquivariance's kernels, the 3BPA files). Then the device tool's run with
-# carry [".whl", ".gpu_data"], timeout_s 450 and the command `bash benchmarks/gpu_checks.sh`. What comes back in $OUT
-# (8 files, the tool's limit): the environment, the CUDA tests' log, the whole-model speed against mace-torch without
-# and with cuEquivariance (two JSONs and one log), and a time-limited 3BPA run's log, errors and metrics. Draw the
-# bar charts here with report.bar_plot and the learning curve with gaunt_tp.training.plots.learning_curve.
+# carry [".whl", ".gpu_data"], timeout_s 510 and the command `bash benchmarks/gpu_checks.sh`. What comes back in $OUT
+# (at most 8 files, the tool's limit): the environment, the CUDA tests' log, the training step eager against its
+# CUDA graph (bench_graphed_step.py's JSON), and a time-limited 3BPA run with --cuda_graph (log, errors, metrics);
+# with COMPARE=1 also the whole-model speed against mace-torch without and with cuEquivariance (stop 32's; JSONs
+# and a log). Draw the bar charts here with report.bar_plot and the learning curve with
+# gaunt_tp.training.plots.learning_curve.
 # `DEVICE=cpu PYTHON=.venv/bin/python BUDGET=0.5 LIMIT=150` runs the same steps here as a dry run of the script (the
-# CUDA tests skip; the Python 3.12 wheels may not install here).
+# CUDA tests skip, the step runs padded but eager, the training without --cuda_graph; the Python 3.12 wheels may not
+# install here).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_checks}
 DEVICE=${DEVICE:-cuda}
@@ -16,7 +19,8 @@ DATA=${DATA:-.gpu_data}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 BUDGET=${BUDGET:-5}
-LIMIT=${LIMIT:-420}  # seconds for the whole script; the 3BPA run gets what the first two steps leave of it
+LIMIT=${LIMIT:-480}  # seconds for the whole script; the 3BPA run gets what the steps before it leave of it
+COMPARE=${COMPARE:-0}
 if [ -d .whl/base ]; then
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/base/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site" || exit 1
@@ -42,7 +46,14 @@ fi
 # 1. every module on the GPU equals its CPU result in float64, gradients included (~1 min)
 timeout 150 "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py 2>&1 | tee "$OUT/test_cuda.log"
 
-# 2. whole-model speed on the GPU, GauntMACE's variants and mace-torch where it imports (~1.5 min); then, apart,
+# 2. the training step eager against its CUDA graph (GraphedStep; --cuda_graph), MACE's blocks and the default ones
+#    at max_L 2, float64 and float32 (~1 min)
+timeout 120 "$PYTHON" benchmarks/bench_graphed_step.py --data "$DATA/train_300K.xyz" --device "$DEVICE" \
+    --dtype float64 float32 --max_L 2 --budget "$BUDGET" --out "$OUT" --name "graphed_step_${DEVICE}" 2>&1 \
+    | tee -a "$OUT/environment.txt"
+rm -f "$OUT/graphed_step_${DEVICE}.png"  # drawn here from the JSON (the tool returns 8 files)
+
+# 3. (COMPARE=1) whole-model speed on the GPU, GauntMACE's variants and mace-torch where it imports (~1.5 min); then, apart,
 #    mace-torch with cuEquivariance at max_L 1 (with it, max_L 2 did not finish within the H200 call; unlogged). The
 #    JSONs come back, the bar charts stay behind (the tool returns 8 files): draw them here with report.bar_plot
 bench() {  # bench SECONDS ARGS...: bench_potential.py beside mace-torch, its log (less the warnings) appended
@@ -51,22 +62,36 @@ bench() {  # bench SECONDS ARGS...: bench_potential.py beside mace-torch, its lo
         --budget "$BUDGET" --out /tmp/gpu_bench "${@:2}" 2>&1 \
         | grep --line-buffered -v -i "warning\|visitor\|torch.load" | tee -a "$OUT/potential.log"
 }
-bench 150 --max_L 1 2 --variants gaunt symmetric+cg symmetric+cg-paths --name "potential_${DEVICE}_float32"
-[ -n "$CUEQ" ] && bench 120 --max_L 1 $CUEQ --variants gaunt symmetric+cg --name "potential_${DEVICE}_float32_cueq"
-cp /tmp/gpu_bench/*.json "$OUT/" 2>/dev/null
+if [ "$COMPARE" = 1 ]; then
+    bench 150 --max_L 1 2 --variants gaunt symmetric+cg symmetric+cg-paths --name "potential_${DEVICE}_float32"
+    [ -n "$CUEQ" ] && bench 120 --max_L 1 $CUEQ --variants gaunt symmetric+cg --name "potential_${DEVICE}_float32_cueq"
+    cp /tmp/gpu_bench/*.json "$OUT/" 2>/dev/null
+fi
 
-# 3. 3BPA with MACE's blocks at max_L 2: training until a minute before LIMIT (or TRAIN_MINUTES), then the final
-#    tables (~2-3 min)
-LEFT=$((LIMIT - SECONDS))
-TRAIN_MINUTES=${TRAIN_MINUTES:-$("$PYTHON" -c "print(round(max(0.5, ($LEFT - 60) / 60), 2))")}
-echo "$SECONDS s spent, training for $TRAIN_MINUTES min" | tee -a "$OUT/environment.txt"
+# 4. 3BPA with MACE's blocks at max_L 2, each training step replayed from a CUDA graph: training until a minute
+#    before LIMIT (or TRAIN_MINUTES), then the final tables. Should the graphed run stop with an error before it
+#    logged an epoch in metrics.csv, the rest of the time trains without --cuda_graph (the log says which ran)
+train_3bpa() {  # train_3bpa EXTRA_FLAGS...: the run, its log's tail in $OUT/train.log
+    LEFT=$((LIMIT - SECONDS))
+    TRAIN_MINUTES=${TRAIN_MINUTES:-$("$PYTHON" -c "print(round(max(0.5, ($LEFT - 60) / 60), 2))")}
+    echo "$SECONDS s spent, training for $TRAIN_MINUTES min with flags: $*" | tee -a "$OUT/environment.txt"
+    rm -rf "$RUN"  # a fresh run folder (gaunt-tp train refuses one that holds a run)
+    timeout $((LEFT > 90 ? LEFT - 5 : 90)) "$PYTHON" -m gaunt_tp.training.cli train --train_file "$DATA/train_300K.xyz" \
+        --E0s "$DATA/iso_atoms.xyz" --device "$DEVICE" --default_dtype float64 --num_channels 64 --max_L 2 \
+        --product_blocks symmetric --conv_blocks e3nn --batch_size 5 --lr 0.02 --max_num_epochs 2000 \
+        --max_time_minutes "$TRAIN_MINUTES" --seed 1 --name 3bpa_short --work_dir "$RUN" "$@" 2>&1 \
+        | tail -n 40 >> "$OUT/train.log"
+}
 RUN=/tmp/gpu_checks_runs
-rm -rf "$RUN"  # a fresh run folder (gaunt-tp train refuses one that holds a run)
-timeout $((LEFT > 90 ? LEFT - 5 : 90)) "$PYTHON" -m gaunt_tp.training.cli train --train_file "$DATA/train_300K.xyz" --E0s "$DATA/iso_atoms.xyz" \
-    --device "$DEVICE" --default_dtype float64 --num_channels 64 --max_L 2 --product_blocks symmetric \
-    --conv_blocks e3nn --batch_size 5 --lr 0.02 --max_num_epochs 1000 --max_time_minutes "$TRAIN_MINUTES" --seed 1 \
-    --name 3bpa_short --work_dir "$RUN" 2>&1 | tail -n 30 > "$OUT/train.log"
+: > "$OUT/train.log"
+if [ "$DEVICE" = cuda ]; then
+    train_3bpa --cuda_graph
+    [ -s "$RUN/3bpa_short/metrics.csv" ] || { unset TRAIN_MINUTES; train_3bpa; }
+else
+    train_3bpa
+fi
 for f in errors.json metrics.csv; do
     [ -f "$RUN/3bpa_short/$f" ] && cp "$RUN/3bpa_short/$f" "$OUT/3bpa_short_$f"
 done
+
 ls -la "$OUT"

@@ -10,11 +10,12 @@ numbers of graphs, atoms, edges and edge pairs. :func:`pad_batch` fills a batch 
   loss weights 0. Their predicted energies and forces are computed and meaningless;
 * padding edges from the last padding atom to itself, with a Cartesian shift ``(2 r_max, 0, 0)``: their length is
   twice the cutoff, where the envelope is exactly zero with zero derivative, so they carry no message and
-  no gradient. Each is its own undirected pair, and unused pair slots point at a padding edge.
+  no gradient (and they touch no real atom). All of them are one undirected pair, the last pair slot; the
+  unused pair slots before it point at a padding edge too (the radial network runs once per pair slot).
 
-A padded batch has ``capacity.graphs + 1`` graphs, ``capacity.nodes`` atoms and ``capacity.edges`` edges and
-edge pairs (pairs never outnumber edges). The real graphs come first, unchanged: ``energy[:B]`` and
-``forces[:n]`` of the model's output on the padded batch are those of the batch itself.
+A padded batch has ``capacity.graphs + 1`` graphs, ``capacity.nodes`` atoms, ``capacity.edges`` edges and
+``capacity.pairs`` edge pairs. The real graphs come first, unchanged: ``energy[:B]`` and ``forces[:n]`` of the
+model's output on the padded batch are those of the batch itself.
 """
 
 from __future__ import annotations
@@ -31,34 +32,37 @@ __all__ = ["BatchCapacity", "pad_batch"]
 
 @dataclass(frozen=True)
 class BatchCapacity:
-    """The fixed sizes of padded batches: at most ``graphs`` real graphs; ``nodes`` atoms and ``edges`` edges
-    (and edge pairs) in all, padding included."""
+    """The fixed sizes of padded batches: at most ``graphs`` real graphs; ``nodes`` atoms, ``edges`` edges and
+    ``pairs`` undirected edge pairs in all, padding included."""
 
     graphs: int
     nodes: int
     edges: int
+    pairs: int
 
     @classmethod
     def covering(cls, graphs: Sequence[GraphBatch], batch_size: int) -> BatchCapacity:
         """Room for any batch of at most ``batch_size`` of ``graphs`` (single graphs or batches), with its padding.
 
-        The largest ``batch_size`` atom and edge counts bound those of any batch; ``batch_size`` more atoms give
-        each padding graph one, and one more edge leaves at least one padding edge for the unused pair slots.
+        The largest ``batch_size`` atom, edge and pair counts bound those of any batch; ``batch_size`` more atoms
+        give each padding graph one, one more edge and one more pair leave room for at least one padding edge and
+        the padding pair.
         """
         if not graphs or batch_size < 1:
             raise ValueError(f"a capacity needs graphs and a batch_size >= 1, got {len(graphs)} and {batch_size}")
         top = lambda counts: sum(sorted(counts, reverse=True)[:batch_size])  # noqa: E731
         nodes = top(g.positions.shape[0] for g in graphs)
         edges = top(g.edge_index.shape[1] for g in graphs)
-        return cls(graphs=batch_size, nodes=nodes + batch_size, edges=edges + 1)
+        pairs = top(g.pair_edge.shape[0] for g in graphs)
+        return cls(graphs=batch_size, nodes=nodes + batch_size, edges=edges + 1, pairs=pairs + 1)
 
     def check(self, batch: GraphBatch) -> None:
         """A ``ValueError`` saying what does not fit, when ``batch`` cannot be padded to this capacity."""
-        b, n, e = batch.num_graphs, batch.positions.shape[0], batch.edge_index.shape[1]
-        if b > self.graphs or n + self.graphs + 1 - b > self.nodes or e + 1 > self.edges:
+        b, n, e, u = batch.num_graphs, batch.positions.shape[0], batch.edge_index.shape[1], batch.pair_edge.shape[0]
+        if b > self.graphs or n + self.graphs + 1 - b > self.nodes or e + 1 > self.edges or u + 1 > self.pairs:
             raise ValueError(
-                f"a batch of {b} graphs, {n} atoms and {e} edges does not fit {self} (padding needs one atom per "
-                "padding graph and at least one edge)"
+                f"a batch of {b} graphs, {n} atoms, {e} edges and {u} edge pairs does not fit {self} (padding needs "
+                "one atom per padding graph, at least one edge and one pair)"
             )
 
 
@@ -72,22 +76,21 @@ def pad_batch(batch: GraphBatch, capacity: BatchCapacity, r_max: float) -> Graph
     b, n, e = batch.num_graphs, batch.positions.shape[0], batch.edge_index.shape[1]
     u = batch.pair_edge.shape[0]
     fillers = capacity.graphs - b  # padding graphs of one atom each, then a last one with the other padding atoms
-    pad_nodes, pad_edges, pad_pairs = capacity.nodes - n, capacity.edges - e, capacity.edges - u
+    pad_nodes, pad_edges, pad_pairs = capacity.nodes - n, capacity.edges - e, capacity.pairs - u
     dev, dtype, long = batch.positions.device, batch.positions.dtype, torch.long
     nan = float("nan")
     last_atom = capacity.nodes - 1  # in the last padding graph; the padding edges' sender and receiver
     pad_graph = torch.cat([torch.arange(fillers, device=dev), torch.full((pad_nodes - fillers,), fillers, device=dev)])
     shift = torch.zeros(pad_edges, 3, dtype=dtype, device=dev)
     shift[:, 0] = 2.0 * r_max
-    pair_edge = e + torch.arange(pad_pairs, device=dev).clamp_max(pad_edges - 1)
     per_graph = lambda t, fill: torch.cat([t, t.new_full((fillers + 1, *t.shape[1:]), fill)])  # noqa: E731
     return GraphBatch(
         positions=torch.cat([batch.positions, batch.positions.new_zeros(pad_nodes, 3)]),
         species=torch.cat([batch.species, batch.species.new_zeros(pad_nodes)]),
         edge_index=torch.cat([batch.edge_index, torch.full((2, pad_edges), last_atom, dtype=long, device=dev)], 1),
         shifts=torch.cat([batch.shifts, shift]),
-        edge_pair=torch.cat([batch.edge_pair, u + torch.arange(pad_edges, device=dev)]),
-        pair_edge=torch.cat([batch.pair_edge, pair_edge]),
+        edge_pair=torch.cat([batch.edge_pair, batch.edge_pair.new_full((pad_edges,), capacity.pairs - 1)]),
+        pair_edge=torch.cat([batch.pair_edge, batch.pair_edge.new_full((pad_pairs,), e)]),
         cell=per_graph(batch.cell, 0.0),
         energy=per_graph(batch.energy, nan),
         forces=torch.cat([batch.forces, batch.forces.new_full((pad_nodes, 3), nan)]),

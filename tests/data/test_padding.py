@@ -84,19 +84,22 @@ def test_padded_sizes_and_indices(graphs):
     capacity = BatchCapacity.covering(graphs, 3)
     sizes = sorted((g.positions.shape[0] for g in graphs), reverse=True)
     edges = sorted((g.edge_index.shape[1] for g in graphs), reverse=True)
-    assert capacity == BatchCapacity(graphs=3, nodes=sum(sizes[:3]) + 3, edges=sum(edges[:3]) + 1)
+    pairs = sorted((g.pair_edge.shape[0] for g in graphs), reverse=True)
+    assert capacity == BatchCapacity(
+        graphs=3, nodes=sum(sizes[:3]) + 3, edges=sum(edges[:3]) + 1, pairs=sum(pairs[:3]) + 1
+    )
     for members in ([0, 1, 2], [4], [3, 4]):
         batch = collate([graphs[i] for i in members])
         p = pad_batch(batch, capacity, r_max=4.0)
         assert p.num_graphs == capacity.graphs + 1 and p.positions.shape == (capacity.nodes, 3)
-        assert p.edge_index.shape == (2, capacity.edges) and p.pair_edge.shape == (capacity.edges,)
+        assert p.edge_index.shape == (2, capacity.edges) and p.pair_edge.shape == (capacity.pairs,)
         counts = torch.bincount(p.batch, minlength=p.num_graphs)
         assert torch.equal(p.ptr[1:] - p.ptr[:-1], counts) and counts.min() >= 1  # no graph without atoms
         assert torch.equal(p.batch, torch.sort(p.batch).values)
         e, u = batch.edge_index.shape[1], batch.pair_edge.shape[0]
         assert torch.equal(p.edge_pair[:e], batch.edge_pair) and torch.equal(p.pair_edge[:u], batch.pair_edge)
-        pad = torch.arange(e, capacity.edges)
-        assert torch.equal(p.pair_edge[p.edge_pair[pad]], pad)  # each padding edge is its own pair
+        assert (p.edge_pair[e:] == capacity.pairs - 1).all()  # the padding edges: one pair, the last slot
+        assert (p.pair_edge[u:] == e).all()  # which, as the unused slots, points at a padding edge
         assert (p.edge_index[:, e:] == capacity.nodes - 1).all()
         vectors = p.positions[p.edge_index[1, e:]] + p.shifts[e:] - p.positions[p.edge_index[0, e:]]
         assert torch.allclose(vectors.norm(dim=1), torch.full((capacity.edges - e,), 8.0, dtype=torch.float64))
