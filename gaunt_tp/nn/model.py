@@ -300,7 +300,10 @@ class GauntMACE(nn.Module):
         _, lengths = safe_unit_vectors(vectors)
         pair_lengths = lengths.index_select(0, batch.pair_edge)  # an edge and its reverse: one length
         radial_feats = self.bessel(pair_lengths) * self.cutoff(pair_lengths)[:, None]  # [U, num_radial_basis]
-        one_hot = torch.nn.functional.one_hot(batch.species, len(self.config.atomic_numbers)).to(positions.dtype)
+        # one-hot by comparison: F.one_hot checks the range by reading values back, which a CUDA graph capture
+        # forbids (the many-body blocks check the species' range, with a clear error, outside captures)
+        elements = torch.arange(len(self.config.atomic_numbers), device=batch.species.device)
+        one_hot = (batch.species[:, None] == elements).to(positions.dtype)
         h = self.embedding(one_hot)
         interaction = torch.zeros_like(positions[:, 0])
         edge_cache: dict = {}  # what the layers' convolutions can share: they run over the same edges

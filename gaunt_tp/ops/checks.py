@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["index_range"]
+__all__ = ["capturing", "index_range"]
+
+
+def capturing(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is on a CUDA device whose current stream is capturing a CUDA graph."""
+    return tensor.is_cuda and torch.cuda.is_current_stream_capturing()
 
 
 def index_range(index: torch.Tensor) -> tuple[int, int] | None:
@@ -14,7 +19,7 @@ def index_range(index: torch.Tensor) -> tuple[int, int] | None:
     ``None`` while a CUDA graph is being captured on the current stream, where reading a value back to the host
     is not allowed: the caller's range check is skipped there (the eager warm-up runs before a capture have it).
     """
-    if index.is_cuda and torch.cuda.is_current_stream_capturing():
+    if capturing(index):
         return None
     low, high = torch.aminmax(index)
     return int(low.tolist()), int(high.tolist())

@@ -61,3 +61,38 @@ def test_cuda_graph_option_is_checked():
     with pytest.raises(InputError, match="--loss stress"):
         TrainConfig(train_file="x.xyz", cuda_graph=True, device="cuda", loss="stress")
     assert TrainConfig(train_file="x.xyz", cuda_graph=True, device="cuda:1").cuda_graph
+
+
+# operations that read device values back to the host (a CUDA graph capture fails on them)
+READ_BACKS = {"aten::_local_scalar_dense", "aten::item", "aten::nonzero", "aten::masked_select", "aten::unique",
+              "aten::_unique2", "aten::unique_consecutive", "aten::bincount", "aten::repeat_interleave"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"product_blocks": "symmetric"},
+        {"product_blocks": "symmetric", "conv_blocks": "e3nn", "separate_paths": True},
+    ],
+    ids=["gaunt", "symmetric", "symmetric-e3nn-paths"],
+)
+def test_the_step_the_gpu_captures_reads_nothing_back(graphs, options, monkeypatch):
+    """The PyTorch path (the one GPUs run), with the range checks skipped as during a capture: a padded training
+    step, stage two's weights, calls no operation that reads a value back to the host."""
+    import gaunt_tp.ops.checks
+
+    model = GauntMACE(ModelConfig(**{**CONFIG.__dict__, **options})).double()
+    for module in model.modules():
+        if hasattr(module, "use_kernel"):
+            module.use_kernel = False
+    step = GraphedStep(model, BatchCapacity.covering(graphs, 3), CONFIG.r_max, capture=False)
+    step(collate(graphs[:3]), (1.0, 100.0, 0.0))  # tables made, as in the warm-up before a capture
+    monkeypatch.setattr(gaunt_tp.ops.checks, "capturing", lambda tensor: True)
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step(collate(graphs[3:5]), (1000.0, 100.0, 0.0))
+    names = {event.name for event in prof.events()}
+    assert "aten::mm" in names or "aten::bmm" in names  # the step was profiled
+    assert not names & READ_BACKS, names & READ_BACKS  # (the set found)
