@@ -3,9 +3,10 @@
 # session; this takes LIMIT, 8 minutes, plus the machine's start). First, here: `bash benchmarks/gpu_prepare.sh`
 # (wheels of what the device image lacks, cuEquivariance's kernels, the 3BPA files). Then the device tool's run with
 # carry [".whl", ".gpu_data"], timeout_s 510 and the command `bash benchmarks/gpu_checks.sh`. What comes back in $OUT
-# (at most 8 files, the tool's limit): the environment, the CUDA tests' log, the training step eager against its
-# CUDA graph (bench_graphed_step.py's JSON), and a time-limited 3BPA run with --cuda_graph (log, errors, metrics);
-# with COMPARE=1 also the whole-model speed against mace-torch without and with cuEquivariance (stop 32's; JSONs
+# (at most 8 files, the tool's limit): the environment, the CUDA tests' log, a training step and an MD call eager
+# against their CUDA graphs (bench_cuda_graphs.py's JSON), and a time-limited 3BPA run with --cuda_graph (log,
+# errors, metrics); SKIP_CHECKS=1 leaves out the tests and that benchmark (a second call, for a longer run); with
+# COMPARE=1 also the whole-model speed against mace-torch without and with cuEquivariance (stop 32's; JSONs
 # and a log). Draw the bar charts here with report.bar_plot and the learning curve with
 # gaunt_tp.training.plots.learning_curve.
 # `DEVICE=cpu PYTHON=.venv/bin/python BUDGET=0.5 LIMIT=150` runs the same steps here as a dry run of the script (the
@@ -21,6 +22,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 BUDGET=${BUDGET:-5}
 LIMIT=${LIMIT:-480}  # seconds for the whole script; the 3BPA run gets what the steps before it leave of it
 COMPARE=${COMPARE:-0}
+SKIP_CHECKS=${SKIP_CHECKS:-0}
 if [ -d .whl/base ]; then
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/base/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site" || exit 1
@@ -43,15 +45,17 @@ fi
   "$PYTHON" -c "import torch, e3nn; print('torch', torch.__version__, 'e3nn', e3nn.__version__, 'cuda', torch.cuda.is_available())"
 } | tee "$OUT/environment.txt"
 
-# 1. every module on the GPU equals its CPU result in float64, gradients included (~1 min)
+if [ "$SKIP_CHECKS" != 1 ]; then
+# 1. every module on the GPU equals its CPU result in float64, gradients included (~1.5 min)
 timeout 150 "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py 2>&1 | tee "$OUT/test_cuda.log"
 
-# 2. the training step eager against its CUDA graph (GraphedStep; --cuda_graph), MACE's blocks and the default ones
-#    at max_L 2, float64 and float32 (~1 min)
-timeout 120 "$PYTHON" benchmarks/bench_graphed_step.py --data "$DATA/train_300K.xyz" --device "$DEVICE" \
-    --dtype float64 float32 --max_L 2 --budget "$BUDGET" --out "$OUT" --name "graphed_step_${DEVICE}" 2>&1 \
+# 2. a training step and an MD call, eager against their CUDA graphs (GraphedStep: --cuda_graph; GraphedPotential:
+#    the calculator's cuda_graph=True), MACE's blocks and the default ones at max_L 2, float64 and float32 (~1.5 min)
+timeout 150 "$PYTHON" benchmarks/bench_cuda_graphs.py --data "$DATA/train_300K.xyz" --device "$DEVICE" \
+    --dtype float64 float32 --max_L 2 --budget "$BUDGET" --out "$OUT" --name "cuda_graphs_${DEVICE}" 2>&1 \
     | tee -a "$OUT/environment.txt"
-rm -f "$OUT/graphed_step_${DEVICE}.png"  # drawn here from the JSON (the tool returns 8 files)
+rm -f "$OUT/cuda_graphs_${DEVICE}.png"  # drawn here from the JSON (the tool returns 8 files)
+fi
 
 # 3. (COMPARE=1) whole-model speed on the GPU, GauntMACE's variants and mace-torch where it imports (~1.5 min); then, apart,
 #    mace-torch with cuEquivariance at max_L 1 (with it, max_L 2 did not finish within the H200 call; unlogged). The

@@ -10,10 +10,12 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from gaunt_tp.cuda_graphs import GraphedPotential
 from gaunt_tp.data.configuration import Configuration
 from gaunt_tp.data.graph import ElementTable, to_graph
 from gaunt_tp.devices import torch_device
 from gaunt_tp.dtypes import torch_dtype
+from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE
 from gaunt_tp.nn.serialization import load_model
 
@@ -29,6 +31,9 @@ class GauntCalculator(Calculator):
             and ``default_dtype`` and frozen, the caller's stays as it was (trainable).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         default_dtype: ``"float64"`` (default: for MD and relaxations) or ``"float32"``.
+        cuda_graph: on a CUDA device, replay each call from a captured CUDA graph
+            (:class:`gaunt_tp.cuda_graphs.GraphedPotential`: the structure padded to a capacity 25% above its size,
+            captured again when it outgrows it). For MD on a GPU, where one call is thousands of small kernels.
         directory, label: ASE's own (where a calculator would write files; this one writes none).
         atoms: an ``ase.Atoms`` to attach the calculator to, as ASE's calculators take it.
 
@@ -58,6 +63,7 @@ class GauntCalculator(Calculator):
         *,
         device: str = "cpu",
         default_dtype: str = "float64",
+        cuda_graph: bool = False,
         directory: str = ".",
         label: str | None = None,
         atoms: Atoms | None = None,
@@ -69,6 +75,9 @@ class GauntCalculator(Calculator):
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.table = ElementTable(model.config.atomic_numbers)
+        if cuda_graph and self.device.type != "cuda":
+            raise InputError(f"cuda_graph replays CUDA graphs: it needs a CUDA device, got {str(self.device)!r}")
+        self.graphed = GraphedPotential(self.model, capture=True) if cuda_graph else None
         if atoms is not None:  # ASE's way of attaching a calculator at construction
             atoms.calc = self
 
@@ -76,8 +85,11 @@ class GauntCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         config = Configuration.from_atoms(self.atoms)
         graph = to_graph(config, self.table, self.model.config.r_max, dtype=self.dtype).to(self.device)
-        with torch.enable_grad():
-            out = self.model(graph, compute_forces=True, compute_stress=config.has_stress)
+        if self.graphed is not None:
+            out = self.graphed(graph, compute_stress=config.has_stress)
+        else:
+            with torch.enable_grad():
+                out = self.model(graph, compute_forces=True, compute_stress=config.has_stress)
         energy = float(out["energy"].detach()[0])
         self.results = {
             "energy": energy,

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -201,3 +202,34 @@ def test_training_with_cuda_graphs_ends_with_the_eager_weights(tmp_path, shared_
     for key in a["model"]:
         torch.testing.assert_close(b["model"][key], a["model"][key], rtol=1e-8, atol=1e-10)
     assert "CUDA graphs: training batches padded" in (tmp_path / "graphed" / "train.log").read_text()
+
+
+def test_calculator_with_cuda_graphs_gives_the_eager_results(shared_data):
+    """``GauntCalculator(..., cuda_graph=True)`` over molecules, a larger one (a new capture) and a periodic cell
+    with stress: the eager calculator's energies, per-atom energies, forces and stress."""
+    import ase.io
+    from ase.build import bulk
+
+    from gaunt_tp.calculator import GauntCalculator
+
+    config = ModelConfig(atomic_numbers=(1, 6, 8), e0s=(-1.0, -2.0, -3.0), r_max=4.0, max_ell=2, num_channels=8,
+                         max_L=1, avg_num_neighbors=6.0)  # fmt: skip
+    torch.manual_seed(0)
+    model = GauntMACE(config)
+    eager = GauntCalculator(model, device="cuda")
+    graphed = GauntCalculator(model, device="cuda", cuda_graph=True)
+    frames = ase.io.read(shared_data / "ethanol" / "train.xyz", index=":4")
+    frames.append(frames[0] + frames[1].copy())  # two molecules on top of each other: more atoms and edges
+    frames[-1].positions[9:] += 3.0
+    frames.append(bulk("C", "diamond", a=3.57))
+    for atoms in frames:
+        results = []
+        for calc in (eager, graphed):
+            atoms.calc = calc
+            props = [atoms.get_potential_energy(), atoms.get_potential_energies(), atoms.get_forces()]
+            if atoms.pbc.all():
+                props.append(atoms.get_stress())
+            results.append(props)
+        for a, b in zip(*results):
+            np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-10)
+    assert graphed.graphed.captures >= 2

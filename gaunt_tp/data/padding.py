@@ -20,6 +20,7 @@ model's output on the padded batch are those of the batch itself.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ import torch
 
 from gaunt_tp.data.graph import GraphBatch
 
-__all__ = ["BatchCapacity", "pad_batch"]
+__all__ = ["BatchCapacity", "copy_batch", "pad_batch"]
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,15 @@ class BatchCapacity:
         pairs = top(g.pair_edge.shape[0] for g in graphs)
         return cls(graphs=batch_size, nodes=nodes + batch_size, edges=edges + 1, pairs=pairs + 1)
 
+    def fits(self, batch: GraphBatch) -> bool:
+        """Whether ``batch`` can be padded to this capacity."""
+        b, n, e, u = batch.num_graphs, batch.positions.shape[0], batch.edge_index.shape[1], batch.pair_edge.shape[0]
+        return b <= self.graphs and n + self.graphs + 1 - b <= self.nodes and e < self.edges and u < self.pairs
+
     def check(self, batch: GraphBatch) -> None:
         """A ``ValueError`` saying what does not fit, when ``batch`` cannot be padded to this capacity."""
         b, n, e, u = batch.num_graphs, batch.positions.shape[0], batch.edge_index.shape[1], batch.pair_edge.shape[0]
-        if b > self.graphs or n + self.graphs + 1 - b > self.nodes or e + 1 > self.edges or u + 1 > self.pairs:
+        if not self.fits(batch):
             raise ValueError(
                 f"a batch of {b} graphs, {n} atoms, {e} edges and {u} edge pairs does not fit {self} (padding needs "
                 "one atom per padding graph, at least one edge and one pair)"
@@ -100,3 +106,14 @@ def pad_batch(batch: GraphBatch, capacity: BatchCapacity, r_max: float) -> Graph
         ptr=torch.cat([batch.ptr, n + 1 + torch.arange(fillers, device=dev), batch.ptr.new_tensor([capacity.nodes])]),
         config_type=[*batch.config_type, *["padding"] * (fillers + 1)],
     )
+
+
+def copy_batch(target: GraphBatch, source: GraphBatch) -> None:
+    """``source``'s values into ``target``'s tensors, in place (the two padded to one capacity): a captured CUDA
+    graph reads its inputs from fixed addresses."""
+    for f in dataclasses.fields(GraphBatch):
+        value = getattr(source, f.name)
+        if isinstance(value, torch.Tensor):
+            getattr(target, f.name).copy_(value)
+        else:
+            setattr(target, f.name, value)

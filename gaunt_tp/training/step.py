@@ -1,22 +1,18 @@
 """A training step's forward pass, loss and backward pass: eagerly, or replayed from a captured CUDA graph.
 
-On a GPU a step of a MACE-sized model on a few small molecules is bound by kernel launches: thousands of small
-kernels, each launched from Python through the autograd engine, force training adding a double backward.
-:class:`GraphedStep` captures the whole forward-loss-backward sequence once as a CUDA graph and then launches
-it as one unit per step. A graph replays fixed shapes, so batches are padded to one
-:class:`gaunt_tp.data.padding.BatchCapacity` first (padding that changes no loss and no gradient). The
-optimiser step, gradient clipping and the weights' moving average stay eager: a few fused kernels, and free to
-change the learning rate between steps.
+:class:`GraphedStep` (``gaunt-tp train --cuda_graph``) captures the forward-loss-backward sequence once per loss
+weighting (see :mod:`gaunt_tp.cuda_graphs`: why, and the padding to one size that it needs). The optimiser step,
+gradient clipping and the weights' moving average stay eager: a few fused kernels, free to change the learning
+rate between steps.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
+from gaunt_tp.cuda_graphs import capture_graph
 from gaunt_tp.data.graph import GraphBatch
-from gaunt_tp.data.padding import BatchCapacity, pad_batch
+from gaunt_tp.data.padding import BatchCapacity, copy_batch, pad_batch
 from gaunt_tp.training.metrics import weighted_loss
 
 __all__ = ["EagerStep", "GraphedStep", "loss_and_backward"]
@@ -60,8 +56,6 @@ class GraphedStep:
     The loss returned is the graph's output tensor when captured: read (or add) it before the next call, which
     overwrites it. After a replay the parameters' ``.grad`` are the graph's gradient tensors; the optimiser reads
     them as usual, and nothing may set them to None in between (``zero_grad`` is not needed: a replay overwrites).
-    Range checks of indices are skipped while capturing (they would read values back to the host, which a capture
-    forbids); the warm-up runs have them, and padding never changes a batch's real indices.
     """
 
     def __init__(
@@ -78,35 +72,23 @@ class GraphedStep:
         padded = pad_batch(batch, self.capacity, self.r_max)
         if self.static is None:
             self.static = padded
-        else:  # into the tensors the graphs read
-            for f in dataclasses.fields(GraphBatch):
-                value = getattr(padded, f.name)
-                if isinstance(value, torch.Tensor):
-                    getattr(self.static, f.name).copy_(value)
-                else:
-                    setattr(self.static, f.name, value)
+        else:
+            copy_batch(self.static, padded)
         weights = tuple(float(w) for w in weights)
         if not self.capture:
             self.model.zero_grad(set_to_none=True)
             return loss_and_backward(self.model, self.static, weights)
         if weights not in self._graphs:
-            self._graphs[weights] = self._captured(weights)
+            graph, loss = capture_graph(lambda: self._warm_or_captured(weights), warmup=self.warmup)
+            self._graphs[weights] = graph, loss, [p.grad for p in self.model.parameters()]
         graph, loss, grads = self._graphs[weights]
         graph.replay()
         for p, g in zip(self.model.parameters(), grads):  # this graph's gradient tensors, after another's replay
             p.grad = g
         return loss
 
-    def _captured(self, weights: Weights) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, list[torch.Tensor | None]]:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(self.warmup):
-                self.model.zero_grad(set_to_none=True)
-                loss_and_backward(self.model, self.static, weights)
-        torch.cuda.current_stream().wait_stream(side)
-        self.model.zero_grad(set_to_none=True)  # the capture allocates the gradients in the graph's memory
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            loss = loss_and_backward(self.model, self.static, weights)
-        return graph, loss, [p.grad for p in self.model.parameters()]
+    def _warm_or_captured(self, weights: Weights) -> torch.Tensor:
+        """The step as :func:`gaunt_tp.cuda_graphs.capture_graph` calls it: the gradients are set to None first, so that
+        the backward pass allocates them (in the graph's memory pool, when capturing) rather than adds to them."""
+        self.model.zero_grad(set_to_none=True)
+        return loss_and_backward(self.model, self.static, weights)

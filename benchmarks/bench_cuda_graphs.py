@@ -1,15 +1,18 @@
-"""A training step eager against the same step replayed from a CUDA graph (``gaunt-tp train --cuda_graph``).
+"""Eager against CUDA-graph replay: a training step (``gaunt-tp train --cuda_graph``) and an MD call (the calculator's
+``cuda_graph=True``).
 
 GauntMACE of the whole-model benchmark's size (``bench_potential.py``: 64 channels, max_ell 3, correlation 3, two
-interactions) on batches of 5 3BPA configurations, a different batch each call, in the training loop's order of
-work: the step (forward, forces with create_graph, loss, backward), gradient clipping, AMSGrad, the weights' moving
-average. Timed side by side (median of interleaved calls; CUDA events on a GPU):
+interactions), timed side by side (median of interleaved calls; CUDA events on a GPU):
 
-- ``eager``: :class:`gaunt_tp.training.step.EagerStep`;
-- ``graphed``: :class:`gaunt_tp.training.step.GraphedStep` with batches padded to one size, captured on a GPU;
-  on a CPU the same padded step runs eagerly (``padded``: what the padding alone costs there).
+- ``train_step``: on batches of 5 3BPA configurations, a different batch each call, the training loop's work: the
+  step (forward, forces with create_graph, loss, backward), gradient clipping, AMSGrad, the weights' moving
+  average; eager (:class:`gaunt_tp.training.step.EagerStep`) against :class:`gaunt_tp.training.step.GraphedStep`;
+- ``md_3bpa``: energy and forces of one 3BPA molecule, a different configuration each call (as in MD), eager
+  against :class:`gaunt_tp.cuda_graphs.GraphedPotential`.
 
-    python benchmarks/bench_graphed_step.py --device cuda --dtype float64 float32 --max_L 1 2
+On a CPU the padded calls run eagerly (``padded``: what the padding alone costs there).
+
+    python benchmarks/bench_cuda_graphs.py --device cuda --dtype float64 float32 --max_L 1 2
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from bench_potential import E0S, VARIANTS, ZS  # noqa: E402
 from report import bar_plot, write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
+from gaunt_tp.cuda_graphs import GraphedPotential  # noqa: E402
 from gaunt_tp.data import BatchCapacity, ElementTable, collate, read_configurations, to_graph  # noqa: E402
 from gaunt_tp.dtypes import DTYPES, torch_dtype  # noqa: E402
 from gaunt_tp.nn import GauntMACE, ModelConfig  # noqa: E402
@@ -47,6 +51,18 @@ def trainer(model: GauntMACE, step: EagerStep | GraphedStep, batches: list) -> C
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=10.0)
         optimizer.step()
         ema.update_parameters(model)
+
+    return call
+
+
+def md_caller(potential: Callable, graphs: list) -> Callable[[], None]:
+    """One call: energy and forces of the next single configuration, read back to the host as MD needs them."""
+    state = {"i": 0}
+
+    def call() -> None:
+        out = potential(graphs[state["i"] % len(graphs)])
+        state["i"] += 1
+        out["forces"].cpu()
 
     return call
 
@@ -83,25 +99,34 @@ def main(argv: list[str] | None = None) -> None:
                 graphed_model = GauntMACE(config).to(device=device, dtype=dtype)
                 graphed_model.load_state_dict(eager_model.state_dict())
                 graphed_name = "graphed" if capture else "padded"
-                fns = {
-                    "eager": trainer(eager_model, EagerStep(eager_model), batches),
-                    graphed_name: trainer(
-                        graphed_model, GraphedStep(graphed_model, capacity, 5.0, capture=capture), batches
-                    ),
+                tasks = {
+                    "train_step": {
+                        "eager": trainer(eager_model, EagerStep(eager_model), batches),
+                        graphed_name: trainer(
+                            graphed_model, GraphedStep(graphed_model, capacity, 5.0, capture=capture), batches
+                        ),
+                    },
+                    "md_3bpa": {
+                        "eager": md_caller(lambda g: eager_model(g, compute_forces=True), graphs),
+                        graphed_name: md_caller(GraphedPotential(graphed_model, capture=capture), graphs),
+                    },
                 }
-                times = time_interleaved(fns, device=device, warmup=3, budget_s=args.budget)
-                group = f"{variant} L{max_l} {dtype_name}"
-                groups[group] = times
-                rows.append({"variant": variant, "max_L": max_l, "dtype": dtype_name, "seconds": times,
-                             "eager_over_graphed": times["eager"] / times[graphed_name],
-                             "padded_atoms": capacity.nodes, "padded_edges": capacity.edges,
-                             "mean_edges": sum(b.edge_index.shape[1] for b in batches) / len(batches)})  # fmt: skip
-                print(f"{group}: eager {times['eager'] * 1e3:.2f} ms, {graphed_name} {times[graphed_name] * 1e3:.2f} ms"
-                      f" ({times['eager'] / times[graphed_name]:.2f}x)", flush=True)  # fmt: skip
-    name = args.name or f"graphed_step_{device.type}"
+                for task, fns in tasks.items():
+                    times = time_interleaved(fns, device=device, warmup=3, budget_s=args.budget)
+                    group = f"{task} {variant} L{max_l} {dtype_name}"
+                    groups[group] = times
+                    ratio = times["eager"] / times[graphed_name]
+                    rows.append({"task": task, "variant": variant, "max_L": max_l, "dtype": dtype_name,
+                                 "seconds": times, "eager_over_graphed": ratio})  # fmt: skip
+                    print(f"{group}: eager {times['eager'] * 1e3:.2f} ms, {graphed_name} "
+                          f"{times[graphed_name] * 1e3:.2f} ms ({ratio:.2f}x)", flush=True)  # fmt: skip
+    name = args.name or f"cuda_graphs_{device.type}"
     gpu = torch.cuda.get_device_name(device) if capture else None
-    write_json(args.out / f"{name}.json", {"device": args.device, "gpu": gpu, "batch_size": 5, "rows": rows})
-    bar_plot(groups, args.out / f"{name}.png", f"training step, batch of 5 3BPA ({gpu or 'CPU'})", baseline="eager")
+    padding = {"atoms": capacity.nodes, "edges": capacity.edges, "pairs": capacity.pairs,
+               "mean_edges": sum(b.edge_index.shape[1] for b in batches) / len(batches)}  # fmt: skip
+    write_json(args.out / f"{name}.json", {"device": args.device, "gpu": gpu, "batch_size": 5,
+                                           "training_padding": padding, "rows": rows})  # fmt: skip
+    bar_plot(groups, args.out / f"{name}.png", f"eager and CUDA-graph calls, 3BPA ({gpu or 'CPU'})", baseline="eager")
 
 
 if __name__ == "__main__":

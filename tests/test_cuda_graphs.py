@@ -1,0 +1,82 @@
+"""GraphedPotential's padded calls (what a CUDA graph replays) give the model's own results, on CPUs."""
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+
+import gaunt_tp.ops.checks
+from gaunt_tp.calculator import GauntCalculator
+from gaunt_tp.cuda_graphs import GraphedPotential
+from gaunt_tp.data import Configuration, ElementTable, collate, read_configurations, to_graph
+from gaunt_tp.errors import InputError
+from gaunt_tp.nn import GauntMACE, ModelConfig
+
+CONFIG = ModelConfig(
+    atomic_numbers=(1, 6, 8), e0s=(-13.6, -1025.0, -2035.0), r_max=4.0, max_ell=2, num_channels=6, max_L=1,
+    correlation=2, num_radial_basis=6, radial_mlp=(16, 16), avg_num_neighbors=8.0,
+)  # fmt: skip
+TABLE = ElementTable(CONFIG.atomic_numbers)
+READ_BACKS = {"aten::_local_scalar_dense", "aten::item", "aten::nonzero", "aten::masked_select", "aten::unique",
+              "aten::_unique2", "aten::unique_consecutive", "aten::bincount", "aten::repeat_interleave"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def structures(shared_data):
+    """Ethanol molecules, two of them as one structure (more atoms and edges: the capacity grows), a diamond cell."""
+    molecules = [to_graph(c, TABLE, CONFIG.r_max) for c in read_configurations(shared_data / "ethanol" / "train.xyz",
+                                                                               index=":3")]  # fmt: skip
+    diamond = bulk("C", "diamond", a=3.57)
+    cell = Configuration(
+        atomic_numbers=diamond.numbers,
+        positions=diamond.positions + 0.05 * np.random.default_rng(0).standard_normal((2, 3)),
+        cell=np.array(diamond.cell),
+        pbc=np.array([True] * 3),
+    )
+    return [(molecules[0], False), (molecules[1], False), (collate(molecules[1:3]), False),
+            (to_graph(cell, TABLE, CONFIG.r_max), True), (molecules[2], True)]  # fmt: skip
+
+
+def test_padded_calls_give_the_models_results(structures):
+    torch.manual_seed(0)
+    model = GauntMACE(CONFIG).double()
+    potential = GraphedPotential(model, capture=False)
+    capacities = []
+    for batch, stress in structures:
+        out = potential(batch, compute_stress=stress)
+        ref = model(batch, compute_forces=True, compute_stress=stress)
+        assert set(out) == set(ref)
+        for key in ref:
+            assert out[key].shape == ref[key].shape, key
+            torch.testing.assert_close(out[key], ref[key].detach(), rtol=1e-12, atol=1e-12)
+        capacities.append(potential.capacity)
+    assert capacities[1] == capacities[0] and capacities[2].nodes > capacities[0].nodes  # grew once, for the pair
+    assert potential.captures == 0
+
+
+def test_the_calls_a_gpu_captures_read_nothing_back(structures, monkeypatch):
+    model = GauntMACE(CONFIG).double()
+    for module in model.modules():
+        if hasattr(module, "use_kernel"):
+            module.use_kernel = False  # the PyTorch path, which GPUs run
+    potential = GraphedPotential(model, capture=False)
+    for batch, stress in structures[3:]:
+        potential(batch, compute_stress=stress)  # the warm-up
+    monkeypatch.setattr(gaunt_tp.ops.checks, "capturing", lambda tensor: True)
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        potential(structures[3][0], compute_stress=True)
+    names = {event.name for event in prof.events()}
+    assert "aten::mm" in names or "aten::bmm" in names
+    assert not names & READ_BACKS, names & READ_BACKS
+
+
+def test_options_are_checked():
+    model = GauntMACE(CONFIG)
+    with pytest.raises(ValueError, match="CUDA device"):
+        GraphedPotential(model, capture=True)
+    with pytest.raises(ValueError, match="margin"):
+        GraphedPotential(model, capture=False, margin=0.5)
+    with pytest.raises(InputError, match="needs a CUDA device"):
+        GauntCalculator(model, cuda_graph=True)
