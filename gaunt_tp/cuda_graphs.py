@@ -8,7 +8,8 @@ the graph reads. The model's range checks of indices are skipped while capturing
 host, which a capture forbids); the eager warm-up calls before each capture run them.
 
 - :func:`capture_graph`: the warm-up and the capture of any function.
-- :class:`GraphedPotential`: energies, forces and stress of a potential (the ASE calculator's ``cuda_graph=True``).
+- :class:`GraphedPotential`: energies, forces and stress of a potential (the ASE calculator's ``cuda_graph=True``,
+  the validation of ``gaunt-tp train --cuda_graph``).
 - :class:`gaunt_tp.training.step.GraphedStep`: a training step (``gaunt-tp train --cuda_graph``).
 """
 
@@ -55,9 +56,10 @@ class GraphedPotential:
         margin: a new capacity holds ``margin`` times the atoms, edges and pairs of the batch that outgrew the
             last one, so that an MD trajectory, whose edge count wanders, recaptures rarely.
 
-    ``potential(batch, compute_stress)`` returns the model's ``energy [B]``, ``node_energy [n]``, ``forces [n, 3]``
-    and, with ``compute_stress``, ``stress [B, 3, 3]`` for ``batch`` alone, detached: views of the graph's
-    outputs, valid until the next call. ``captures`` counts the graphs captured so far.
+    ``potential(batch, compute_stress=False)``, called as the model is (for the training loop's evaluation and the
+    calculator), returns the model's ``energy [B]``, ``node_energy [n]``, ``forces [n, 3]`` and, with
+    ``compute_stress``, ``stress [B, 3, 3]`` for ``batch`` alone, detached: views of the graph's outputs, valid until
+    the next call. ``captures`` counts the graphs captured so far.
     """
 
     def __init__(self, model: torch.nn.Module, *, capture: bool, margin: float = 1.25) -> None:
@@ -86,7 +88,11 @@ class GraphedPotential:
             out = self.model(self.static, compute_forces=True, compute_stress=compute_stress)
         return {key: value.detach() for key, value in out.items()}
 
-    def __call__(self, batch: GraphBatch, compute_stress: bool = False) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, batch: GraphBatch, *, compute_forces: bool = True, compute_stress: bool = False
+    ) -> dict[str, torch.Tensor]:
+        if not compute_forces:
+            raise ValueError("GraphedPotential computes forces always (compute_forces=True, the model's default)")
         if self.capacity is None or not self.capacity.fits(batch):  # first call, or outgrown: new graphs
             self.capacity, self.static, self._graphs = self._grown(batch), None, {}
         padded = pad_batch(batch, self.capacity, self.model.config.r_max)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from gaunt_tp.cuda_graphs import GraphedPotential
 from gaunt_tp.data import (
     BatchCapacity,
     ElementTable,
@@ -278,14 +279,16 @@ def _train(config: TrainConfig) -> dict:
     moved = lambda graphs: [g.to(device) for g in graphs]  # noqa: E731
     train_g, valid_g, test_g = moved(train_g), moved(valid_g), moved(test_g)
     valid_batches = _batches(valid_g, config.valid_batch_size)
+    evaluated = ema.module if ema is not None else model  # validated every epoch, exported when better
     if config.cuda_graph:
         if world > 1:
             raise InputError("--cuda_graph runs in one process; leave it out under torchrun")
         capacity = BatchCapacity.covering(train_g, config.batch_size)
         step = GraphedStep(model, capacity, config.r_max, capture=True)
+        validated = GraphedPotential(evaluated, capture=True)
         log.info("CUDA graphs: training batches padded to %d atoms and %d edges", capacity.nodes, capacity.edges)
     else:
-        step = EagerStep(trained)
+        step, validated = EagerStep(trained), evaluated
     model_path = run_dir / f"{config.name}.model"
     from tqdm import tqdm
 
@@ -329,8 +332,7 @@ def _train(config: TrainConfig) -> dict:
             scheduler.step()
         if epoch % config.eval_interval and epoch != config.max_num_epochs and not out_of_time:
             continue
-        evaluated = ema.module if ema is not None else model
-        valid_loss, valid_acc = evaluate(evaluated, valid_batches, weights)
+        valid_loss, valid_acc = evaluate(validated, valid_batches, weights)
         if not math.isfinite(valid_loss):  # the same on every process
             _diverged(epoch, "validation", ckpt_dir)
         errors = valid_acc.table()
