@@ -329,7 +329,8 @@ class GauntMACE(nn.Module):
             if compute_forces:
                 out["forces"] = -grads[0] if grads[0] is not None else torch.zeros_like(positions)
             if compute_stress:
-                volume = torch.linalg.det(batch.cell).abs()[:, None, None]
+                c = batch.cell  # the volume as a triple product: elementwise (a CUDA graph holds it; det may not)
+                volume = (c[:, 0] * torch.linalg.cross(c[:, 1], c[:, 2], dim=-1)).sum(-1).abs()[:, None, None]
                 g = grads[-1] if grads[-1] is not None else torch.zeros_like(cell)
                 out["stress"] = torch.where(volume > MIN_CELL_VOLUME, g / volume.clamp_min(MIN_CELL_VOLUME), 0.0)
         return out
