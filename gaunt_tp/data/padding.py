@@ -1,4 +1,4 @@
-"""Batches padded to fixed sizes, so that one captured CUDA graph of a training step serves every batch.
+"""Batches padded to fixed sizes, so that one captured CUDA graph serves every batch (gaunt_tp.cuda_graphs).
 
 A CUDA graph replays its kernels on the tensor shapes it was captured with, while batches differ in their
 numbers of graphs, atoms, edges and edge pairs. :func:`pad_batch` fills a batch up to a
