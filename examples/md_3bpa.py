@@ -1,6 +1,7 @@
 """Geometry optimisation and a short NVE molecular dynamics of a 3BPA configuration with the ASE calculator.
 
     python examples/md_3bpa.py --model runs/3bpa/3bpa.model --data ../shared/data/3bpa/train_300K.xyz
+    python examples/md_3bpa.py --model runs/3bpa/3bpa.model --device cuda --cuda_graph   # on a GPU
 
 Prints the relaxation (BFGS to fmax) and, every 20 steps, the potential, kinetic and total energy
 of a velocity-Verlet run (0.5 fs steps, velocities drawn at --temperature); the drift of the total
@@ -34,11 +35,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--timestep_fs", type=float, default=0.5)
     parser.add_argument("--temperature", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--cuda_graph", action="store_true", help="on a GPU, replay each call from a CUDA graph")
     args = parser.parse_args(argv)
     if not args.data.is_file():
         parser.error(f"--data {args.data}: no such file")
     atoms = ase.io.read(args.data, index=args.index)
-    atoms.calc = GauntCalculator(args.model)  # float64 by default
+    atoms.calc = GauntCalculator(args.model, device=args.device, cuda_graph=args.cuda_graph)  # float64 by default
     relax = BFGS(atoms, logfile=None)
     converged = relax.run(fmax=args.fmax, steps=args.relax_steps)
     fmax = np.linalg.norm(atoms.get_forces(), axis=1).max()  # the largest force on an atom, as BFGS's fmax
