@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     configs = read_configurations(args.data, index=f":{5 * args.batches}")
     table = ElementTable(ZS)
     rows, groups = [], {}
+    out_json = args.out / f"{args.name or f'cuda_graphs_{device.type}'}.json"
+    gpu = torch.cuda.get_device_name(device) if capture else None
     for dtype_name in args.dtype:
         dtype = torch_dtype(dtype_name)
         graphs = [to_graph(c, table, 5.0, dtype).to(device) for c in configs]
@@ -112,21 +114,26 @@ def main(argv: list[str] | None = None) -> None:
                     },
                 }
                 for task, fns in tasks.items():
-                    times = time_interleaved(fns, device=device, warmup=3, budget_s=args.budget)
+                    row = {"task": task, "variant": variant, "max_L": max_l, "dtype": dtype_name}
                     group = f"{task} {variant} L{max_l} {dtype_name}"
-                    groups[group] = times
-                    ratio = times["eager"] / times[graphed_name]
-                    rows.append({"task": task, "variant": variant, "max_L": max_l, "dtype": dtype_name,
-                                 "seconds": times, "eager_over_graphed": ratio})  # fmt: skip
-                    print(f"{group}: eager {times['eager'] * 1e3:.2f} ms, {graphed_name} "
-                          f"{times[graphed_name] * 1e3:.2f} ms ({ratio:.2f}x)", flush=True)  # fmt: skip
-    name = args.name or f"cuda_graphs_{device.type}"
-    gpu = torch.cuda.get_device_name(device) if capture else None
-    padding = {"atoms": capacity.nodes, "edges": capacity.edges, "pairs": capacity.pairs,
-               "mean_edges": sum(b.edge_index.shape[1] for b in batches) / len(batches)}  # fmt: skip
-    write_json(args.out / f"{name}.json", {"device": args.device, "gpu": gpu, "batch_size": 5,
-                                           "training_padding": padding, "rows": rows})  # fmt: skip
-    bar_plot(groups, args.out / f"{name}.png", f"eager and CUDA-graph calls, 3BPA ({gpu or 'CPU'})", baseline="eager")
+                    try:  # a capture that fails is recorded and the other groups still run
+                        times = time_interleaved(fns, device=device, warmup=3, budget_s=args.budget)
+                    except Exception as err:  # noqa: BLE001
+                        row["error"] = f"{type(err).__name__}: {err}"
+                        print(f"{group}: {row['error']}", flush=True)
+                    else:
+                        groups[group] = times
+                        row.update(seconds=times, eager_over_graphed=times["eager"] / times[graphed_name])
+                        print(f"{group}: eager {times['eager'] * 1e3:.2f} ms, {graphed_name} "
+                              f"{times[graphed_name] * 1e3:.2f} ms ({row['eager_over_graphed']:.2f}x)", flush=True)  # fmt: skip
+                    rows.append(row)
+                    padding = {"atoms": capacity.nodes, "edges": capacity.edges, "pairs": capacity.pairs,
+                               "mean_edges": sum(b.edge_index.shape[1] for b in batches) / len(batches)}  # fmt: skip
+                    write_json(out_json, {"device": args.device, "gpu": gpu, "batch_size": 5,
+                                          "training_padding": padding, "rows": rows})  # after every task  # fmt: skip
+    if groups:
+        bar_plot(groups, out_json.with_suffix(".png"), f"eager and CUDA-graph calls, 3BPA ({gpu or 'CPU'})",
+                 baseline="eager")  # fmt: skip
 
 
 if __name__ == "__main__":
