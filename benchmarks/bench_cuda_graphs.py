@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         graphs = [to_graph(c, table, 5.0, dtype).to(device) for c in configs]
         batches = [collate(graphs[i : i + 5]) for i in range(0, len(graphs), 5)]
         capacity = BatchCapacity.covering(graphs, 5)
+        padding = {"atoms": capacity.nodes, "edges": capacity.edges, "pairs": capacity.pairs,
+                   "mean_edges": sum(b.edge_index.shape[1] for b in batches) / len(batches)}  # fmt: skip
         for max_l in args.max_L:
             for variant in args.variants:
                 config = ModelConfig(atomic_numbers=ZS, e0s=E0S, r_max=5.0, max_ell=3, num_channels=64, max_L=max_l,
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
                     "train_step": {
                         "eager": trainer(eager_model, EagerStep(eager_model), batches),
                         graphed_name: trainer(
-                            graphed_model, GraphedStep(graphed_model, capacity, 5.0, capture=capture), batches
+                            graphed_model, GraphedStep(graphed_model, capacity, capture=capture), batches
                         ),
                     },
                     "md_3bpa": {
@@ -127,8 +129,6 @@ def main(argv: list[str] | None = None) -> None:
                         print(f"{group}: eager {times['eager'] * 1e3:.2f} ms, {graphed_name} "
                               f"{times[graphed_name] * 1e3:.2f} ms ({row['eager_over_graphed']:.2f}x)", flush=True)  # fmt: skip
                     rows.append(row)
-                    padding = {"atoms": capacity.nodes, "edges": capacity.edges, "pairs": capacity.pairs,
-                               "mean_edges": sum(b.edge_index.shape[1] for b in batches) / len(batches)}  # fmt: skip
                     write_json(out_json, {"device": args.device, "gpu": gpu, "batch_size": 5,
                                           "training_padding": padding, "rows": rows})  # after every task  # fmt: skip
     if groups:

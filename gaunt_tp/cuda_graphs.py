@@ -22,11 +22,17 @@ from typing import TypeVar
 import torch
 
 from gaunt_tp.data.graph import GraphBatch
-from gaunt_tp.data.padding import BatchCapacity, copy_batch, pad_batch
+from gaunt_tp.data.padding import BatchCapacity, pad_into
 
-__all__ = ["GraphedPotential", "capture_graph"]
+__all__ = ["GraphedPotential", "capture_graph", "check_capture_device"]
 
 T = TypeVar("T")
+
+
+def check_capture_device(model: torch.nn.Module, capture: bool) -> None:
+    """A ``ValueError`` when ``capture`` is asked for a model that is not on a CUDA device."""
+    if capture and next(model.parameters()).device.type != "cuda":
+        raise ValueError("capturing a CUDA graph needs the model on a CUDA device")
 
 
 def capture_graph(fn: Callable[[], T], *, warmup: int = 3) -> tuple[torch.cuda.CUDAGraph, T]:
@@ -63,8 +69,7 @@ class GraphedPotential:
     """
 
     def __init__(self, model: torch.nn.Module, *, capture: bool, margin: float = 1.25) -> None:
-        if capture and next(model.parameters()).device.type != "cuda":
-            raise ValueError("capturing a CUDA graph needs the model on a CUDA device")
+        check_capture_device(model, capture)
         if margin < 1.0:
             raise ValueError(f"margin must be >= 1, got {margin}")
         self.model, self.capture, self.margin = model, capture, float(margin)
@@ -95,11 +100,7 @@ class GraphedPotential:
             raise ValueError("GraphedPotential computes forces always (compute_forces=True, the model's default)")
         if self.capacity is None or not self.capacity.fits(batch):  # first call, or outgrown: new graphs
             self.capacity, self.static, self._graphs = self._grown(batch), None, {}
-        padded = pad_batch(batch, self.capacity, self.model.config.r_max)
-        if self.static is None:
-            self.static = padded
-        else:
-            copy_batch(self.static, padded)
+        self.static = pad_into(self.static, batch, self.capacity, self.model.config.r_max)
         if not self.capture:
             out = self._call(compute_stress)
         else:

@@ -30,6 +30,7 @@ __all__ = [
     "E3nnGauntReference",
     "emt_copper",
     "gaunt_path_constant",
+    "host_read_backs",
     "natural_irreps",
     "random_rotation",
     "wigner_matrix",
@@ -352,3 +353,27 @@ def emt_copper(count: int, seed: int, strain: float = 0.02, rattle: float = 0.05
         atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
         frames.append(atoms)
     return frames
+
+
+# ATen operations that read device values back to the host: a CUDA graph capture fails on them
+READ_BACK_OPS = frozenset({
+    "aten::_local_scalar_dense", "aten::item", "aten::nonzero", "aten::masked_select", "aten::unique",
+    "aten::_unique2", "aten::unique_consecutive", "aten::bincount", "aten::repeat_interleave",
+})  # fmt: skip
+
+
+def host_read_backs(fn: Callable[[], object]) -> set[str]:
+    """The operations among :data:`READ_BACK_OPS` that ``fn()`` calls, found with the CPU profiler.
+
+    Run on CPU tensors, this finds what would stop the same code from being captured as a CUDA graph (checks that
+    skip themselves while capturing must be told so: :func:`gaunt_tp.ops.checks.capturing`). Raises ``ValueError``
+    when the profile holds no ATen operation at all (nothing was profiled).
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    names = {event.name for event in prof.events()}
+    if not any(name.startswith("aten::") for name in names):
+        raise ValueError("the profile holds no ATen operation: nothing ran")
+    return names & READ_BACK_OPS

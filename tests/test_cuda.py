@@ -168,7 +168,7 @@ def test_captured_training_step_trains_like_the_eager_one(options):
     capacity = BatchCapacity.covering(graphs, 2)
     model = GauntMACE(config).double().cuda()
     results = []
-    for make in (EagerStep, lambda m: GraphedStep(m, capacity, config.r_max, capture=True)):
+    for make in (EagerStep, lambda m: GraphedStep(m, capacity, capture=True)):
         trained = copy.deepcopy(model)
         optimizer = torch.optim.Adam(trained.parameters(), lr=0.01, amsgrad=True)
         step, losses = make(trained), []

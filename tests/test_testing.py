@@ -44,3 +44,14 @@ def test_e3nn_reference_matches_dense_backend():
     tp = GauntTensorProduct(irreps, irreps, irreps, backend="dense")
     x1, x2 = torch.randn(2, 5, 18, dtype=torch.float64)
     torch.testing.assert_close(ref(x1, x2), tp(x1, x2), rtol=0, atol=1e-13)
+
+
+def test_host_read_backs_finds_a_read_back_and_refuses_an_empty_profile():
+    from gaunt_tp.testing import host_read_backs
+
+    x = torch.arange(6.0)
+    assert "aten::_local_scalar_dense" in host_read_backs(lambda: x.sum().item())
+    assert "aten::nonzero" in host_read_backs(lambda: x[x > 2.0])
+    assert host_read_backs(lambda: x * 2.0 + 1.0) == set()
+    with pytest.raises(ValueError, match="nothing ran"):
+        host_read_backs(lambda: None)

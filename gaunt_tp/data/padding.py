@@ -28,7 +28,7 @@ import torch
 
 from gaunt_tp.data.graph import GraphBatch
 
-__all__ = ["BatchCapacity", "copy_batch", "pad_batch"]
+__all__ = ["BatchCapacity", "pad_batch", "pad_into"]
 
 
 @dataclass(frozen=True)
@@ -59,17 +59,22 @@ class BatchCapacity:
 
     def fits(self, batch: GraphBatch) -> bool:
         """Whether ``batch`` can be padded to this capacity."""
-        b, n, e, u = batch.num_graphs, batch.positions.shape[0], batch.edge_index.shape[1], batch.pair_edge.shape[0]
+        b, n, e, u = _sizes(batch)
         return b <= self.graphs and n + self.graphs + 1 - b <= self.nodes and e < self.edges and u < self.pairs
 
     def check(self, batch: GraphBatch) -> None:
         """A ``ValueError`` saying what does not fit, when ``batch`` cannot be padded to this capacity."""
-        b, n, e, u = batch.num_graphs, batch.positions.shape[0], batch.edge_index.shape[1], batch.pair_edge.shape[0]
         if not self.fits(batch):
+            b, n, e, u = _sizes(batch)
             raise ValueError(
                 f"a batch of {b} graphs, {n} atoms, {e} edges and {u} edge pairs does not fit {self} (padding needs "
                 "one atom per padding graph, at least one edge and one pair)"
             )
+
+
+def _sizes(batch: GraphBatch) -> tuple[int, int, int, int]:
+    """Graphs, atoms, edges and edge pairs of ``batch``."""
+    return batch.num_graphs, batch.positions.shape[0], batch.edge_index.shape[1], batch.pair_edge.shape[0]
 
 
 def pad_batch(batch: GraphBatch, capacity: BatchCapacity, r_max: float) -> GraphBatch:
@@ -79,8 +84,7 @@ def pad_batch(batch: GraphBatch, capacity: BatchCapacity, r_max: float) -> Graph
     ``batch``'s device, with its dtypes.
     """
     capacity.check(batch)
-    b, n, e = batch.num_graphs, batch.positions.shape[0], batch.edge_index.shape[1]
-    u = batch.pair_edge.shape[0]
+    b, n, e, u = _sizes(batch)
     fillers = capacity.graphs - b  # padding graphs of one atom each, then a last one with the other padding atoms
     pad_nodes, pad_edges, pad_pairs = capacity.nodes - n, capacity.edges - e, capacity.pairs - u
     dev, dtype, long = batch.positions.device, batch.positions.dtype, torch.long
@@ -108,12 +112,16 @@ def pad_batch(batch: GraphBatch, capacity: BatchCapacity, r_max: float) -> Graph
     )
 
 
-def copy_batch(target: GraphBatch, source: GraphBatch) -> None:
-    """``source``'s values into ``target``'s tensors, in place (the two padded to one capacity): a captured CUDA
-    graph reads its inputs from fixed addresses."""
+def pad_into(static: GraphBatch | None, batch: GraphBatch, capacity: BatchCapacity, r_max: float) -> GraphBatch:
+    """``batch`` padded to ``capacity`` and written into ``static``'s tensors in place (a captured CUDA graph reads
+    its inputs at fixed addresses); returns ``static``, or the padded batch itself when ``static`` is None."""
+    padded = pad_batch(batch, capacity, r_max)
+    if static is None:
+        return padded
     for f in dataclasses.fields(GraphBatch):
-        value = getattr(source, f.name)
+        value = getattr(padded, f.name)
         if isinstance(value, torch.Tensor):
-            getattr(target, f.name).copy_(value)
+            getattr(static, f.name).copy_(value)
         else:
-            setattr(target, f.name, value)
+            setattr(static, f.name, value)
+    return static

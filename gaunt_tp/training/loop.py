@@ -284,7 +284,7 @@ def _train(config: TrainConfig) -> dict:
         if world > 1:
             raise InputError("--cuda_graph runs in one process; leave it out under torchrun")
         capacity = BatchCapacity.covering(train_g, config.batch_size)
-        step = GraphedStep(model, capacity, config.r_max, capture=True)
+        step = GraphedStep(model, capacity, capture=True)
         validated = GraphedPotential(evaluated, capture=True)
         log.info("CUDA graphs: training batches padded to %d atoms and %d edges", capacity.nodes, capacity.edges)
     else:

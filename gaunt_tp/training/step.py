@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from gaunt_tp.cuda_graphs import capture_graph
+from gaunt_tp.cuda_graphs import capture_graph, check_capture_device
 from gaunt_tp.data.graph import GraphBatch
-from gaunt_tp.data.padding import BatchCapacity, copy_batch, pad_batch
+from gaunt_tp.data.padding import BatchCapacity, pad_into
 from gaunt_tp.training.metrics import weighted_loss
 
 __all__ = ["EagerStep", "GraphedStep", "loss_and_backward"]
@@ -46,9 +46,9 @@ class GraphedStep:
     """:class:`EagerStep`'s result through a batch padded to ``capacity``, captured as a CUDA graph.
 
     Args:
-        model: the model (not a DDP wrapper: one process).
+        model: a :class:`gaunt_tp.nn.GauntMACE` (not a DDP wrapper: one process); padding edges are twice its
+            cutoff long.
         capacity: the padded size; every batch passed must fit (:meth:`BatchCapacity.check`).
-        r_max: the model's cutoff (padding edges are twice as long).
         capture: ``True``: capture one CUDA graph per loss weighting (after ``warmup`` eager runs on a side
             stream, as CUDA graph capture requires) and replay it; the model must be on a CUDA device.
             ``False``: run the same padded step eagerly (any device; this is how the padding is tested on CPUs).
@@ -58,28 +58,19 @@ class GraphedStep:
     them as usual, and nothing may set them to None in between (``zero_grad`` is not needed: a replay overwrites).
     """
 
-    def __init__(
-        self, model: torch.nn.Module, capacity: BatchCapacity, r_max: float, *, capture: bool, warmup: int = 3
-    ) -> None:
-        if capture and next(model.parameters()).device.type != "cuda":
-            raise ValueError("capturing a CUDA graph needs the model on a CUDA device")
-        self.model, self.capacity, self.r_max = model, capacity, float(r_max)
-        self.capture, self.warmup = capture, warmup
+    def __init__(self, model: torch.nn.Module, capacity: BatchCapacity, *, capture: bool, warmup: int = 3) -> None:
+        check_capture_device(model, capture)
+        self.model, self.capacity, self.capture, self.warmup = model, capacity, capture, warmup
         self.static: GraphBatch | None = None
         self._graphs: dict[Weights, tuple[torch.cuda.CUDAGraph, torch.Tensor, list[torch.Tensor | None]]] = {}
 
     def __call__(self, batch: GraphBatch, weights: Weights) -> torch.Tensor:
-        padded = pad_batch(batch, self.capacity, self.r_max)
-        if self.static is None:
-            self.static = padded
-        else:
-            copy_batch(self.static, padded)
+        self.static = pad_into(self.static, batch, self.capacity, self.model.config.r_max)
         weights = tuple(float(w) for w in weights)
         if not self.capture:
-            self.model.zero_grad(set_to_none=True)
-            return loss_and_backward(self.model, self.static, weights)
+            return self._step(weights)
         if weights not in self._graphs:
-            graph, loss = capture_graph(lambda: self._warm_or_captured(weights), warmup=self.warmup)
+            graph, loss = capture_graph(lambda: self._step(weights), warmup=self.warmup)
             self._graphs[weights] = graph, loss, [p.grad for p in self.model.parameters()]
         graph, loss, grads = self._graphs[weights]
         graph.replay()
@@ -87,8 +78,8 @@ class GraphedStep:
             p.grad = g
         return loss
 
-    def _warm_or_captured(self, weights: Weights) -> torch.Tensor:
-        """The step as :func:`gaunt_tp.cuda_graphs.capture_graph` calls it: the gradients are set to None first, so that
-        the backward pass allocates them (in the graph's memory pool, when capturing) rather than adds to them."""
+    def _step(self, weights: Weights) -> torch.Tensor:
+        """The padded step, eager or as :func:`gaunt_tp.cuda_graphs.capture_graph` calls it: the gradients are set to
+        None first, so that the backward pass allocates them (in the graph's memory pool, when capturing)."""
         self.model.zero_grad(set_to_none=True)
         return loss_and_backward(self.model, self.static, weights)
