@@ -182,19 +182,24 @@ def test_captured_training_step_trains_like_the_eager_one(options):
         torch.testing.assert_close(p_graphed, p, rtol=1e-8, atol=1e-10)
 
 
-def test_training_with_cuda_graphs_ends_with_the_eager_weights(tmp_path, shared_data):
+@pytest.mark.parametrize("loss", ["weighted", "stress"])
+def test_training_with_cuda_graphs_ends_with_the_eager_weights(tmp_path, shared_data, loss):
     """``gaunt-tp train --device cuda --cuda_graph`` (three epochs, stage two in the third, a short last batch)
-    ends with the weights of the same run without it."""
+    ends with the weights of the same run without it: on ethanol, and with ``--loss stress`` on periodic copper."""
     import ase.io
 
+    from gaunt_tp.testing import emt_copper
     from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
     from gaunt_tp.training.cli import main
 
     data = tmp_path / "small.xyz"
-    ase.io.write(data, ase.io.read(shared_data / "ethanol" / "train.xyz", index=":12"))
+    if loss == "stress":
+        ase.io.write(data, emt_copper(12, seed=3, strain=0.03, shapes=((1, 1, 1), (2, 1, 1))))
+    else:
+        ase.io.write(data, ase.io.read(shared_data / "ethanol" / "train.xyz", index=":12"))
     common = ["train", "--train_file", str(data), "--work_dir", str(tmp_path), "--num_channels", "4", "--max_L", "1",
               "--max_ell", "2", "--r_max", "4.0", "--batch_size", "4", "--E0s", "average", "--plots", "false",
-              "--device", "cuda", "--max_num_epochs", "3", "--swa", "--start_swa", "2"]  # fmt: skip
+              "--device", "cuda", "--max_num_epochs", "3", "--swa", "--start_swa", "2", "--loss", loss]  # fmt: skip
     assert main([*common, "--name", "eager"]) == 0
     assert main([*common, "--name", "graphed", "--cuda_graph"]) == 0
     a = load_checkpoint(latest_checkpoint(tmp_path / "eager" / "checkpoints"))

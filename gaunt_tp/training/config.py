@@ -154,8 +154,6 @@ class TrainConfig:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.cuda_graph and not self.device.startswith("cuda"):
             raise InputError(f"cuda_graph replays CUDA graphs: it needs a CUDA --device, got {self.device!r}")
-        if self.cuda_graph and self.loss == "stress":
-            raise InputError("cuda_graph trains on energies and forces; --loss stress runs without it")
         if self.swa and self.start_swa is not None and not 0 <= self.start_swa < self.max_num_epochs:
             raise InputError(
                 f"start_swa must be in 0..max_num_epochs-1={self.max_num_epochs - 1} "
@@ -319,8 +317,7 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "work_dir": "folder that holds the run folder",
         "device": "torch device: cpu, cuda, cuda:1, ...",
         "cuda_graph": "on a GPU, capture each training step (forward, loss, backward) once as a CUDA graph and "
-                      "replay it, batches padded to one size: far fewer kernel launches (one process; not with "
-                      "--loss stress)",
+                      "replay it, batches padded to one size: far fewer kernel launches (one process)",
         "default_dtype": "precision of the model and the training",
         "seed": "seed of the split, the initial weights and the batch order",
         "restart_latest": "resume from the run folder's latest checkpoint",
