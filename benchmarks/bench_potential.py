@@ -56,6 +56,7 @@ VARIANTS = {
     "symmetric+rpi": {"product_blocks": "symmetric", "radial_per_input": True},
     "symmetric+cg": {"product_blocks": "symmetric", "conv_blocks": "e3nn"},
     "symmetric+cg-paths": {"product_blocks": "symmetric", "conv_blocks": "e3nn", "separate_paths": True},
+    "chunk1024": {"edge_chunk": 1024},  # the default blocks with fixed 1024-edge chunks (GPUs' rule before stop 34)
 }
 E0S = (-13.587222780835477, -1029.4889999855063, -1484.9814568572233, -2041.9816003861047)
 
@@ -145,13 +146,14 @@ def gaunt_runner(
     *,
     device: torch.device | str = "cpu",
     compiled: bool = False,
+    pytorch_path: bool = False,
     **overrides,
 ) -> dict:
     """``train_step``, ``md_3bpa`` and ``md_1000`` callables for GauntMACE of this benchmark's size, on ``device``.
 
     ``edge_chunk`` fixes the convolutions' edge chunk (default: automatic); ``overrides`` are further
     ModelConfig fields (``num_products``, ``radial_per_input``, ...). ``compiled``: the MD tasks alone, through
-    ``torch.compile`` (default inductor backend).
+    ``torch.compile`` (default inductor backend). ``pytorch_path``: the C kernels off (the PyTorch code GPUs run).
     """
     config = ModelConfig(atomic_numbers=ZS, e0s=E0S, r_max=5.0, max_ell=3, num_channels=64, max_L=max_l, correlation=3,
                          num_interactions=2, radial_mlp=(64, 64, 64), avg_num_neighbors=20.0, **overrides)  # fmt: skip
@@ -159,6 +161,8 @@ def gaunt_runner(
     for module in model.modules():
         if isinstance(module, GauntConvolution):
             module.edge_chunk = edge_chunk
+        if pytorch_path and hasattr(module, "use_kernel"):
+            module.use_kernel = False
     table = ElementTable(ZS)
 
     def graphs(frames):

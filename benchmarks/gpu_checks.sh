@@ -4,8 +4,10 @@
 # (wheels of what the device image lacks, cuEquivariance's kernels, the 3BPA files). Then the device tool's run with
 # carry [".whl", ".gpu_data"], timeout_s 510 and the command `bash benchmarks/gpu_checks.sh`. What comes back in $OUT
 # (at most 8 files, the tool's limit): the environment, the CUDA tests' log, a training step and an MD call eager
-# against their CUDA graphs (bench_cuda_graphs.py's JSON), and a time-limited 3BPA run with --cuda_graph (log,
-# errors, metrics); SKIP_CHECKS=1 leaves out the tests and that benchmark (a second call, for a longer run); with
+# against their CUDA graphs (bench_cuda_graphs.py's JSON), the whole model's speed with the default blocks' edge
+# chunks of stop 34 and before, beside MACE's blocks and mace-torch (bench_potential.py's JSON and log), and a
+# time-limited 3BPA run with --cuda_graph (log, errors, metrics); SKIP_CHECKS=1 leaves out the tests and those
+# benchmarks (a second call, for a longer run); with
 # COMPARE=1 also the whole-model speed against mace-torch without and with cuEquivariance (stop 32's; JSONs
 # and a log). Draw the bar charts here with report.bar_plot and the learning curve with
 # gaunt_tp.training.plots.learning_curve.
@@ -57,20 +59,26 @@ timeout 150 "$PYTHON" benchmarks/bench_cuda_graphs.py --data "$DATA/train_300K.x
 rm -f "$OUT/cuda_graphs_${DEVICE}.png"  # drawn here from the JSON (the tool returns 8 files)
 fi
 
-# 3. (COMPARE=1) whole-model speed on the GPU, GauntMACE's variants and mace-torch where it imports (~1.5 min); then, apart,
-#    mace-torch with cuEquivariance at max_L 1 (with it, max_L 2 did not finish within the H200 call; unlogged). The
-#    JSONs come back, the bar charts stay behind (the tool returns 8 files): draw them here with report.bar_plot
+# 3. whole-model speed on the GPU beside mace-torch where it imports, max_L 2, float32: the default Gaunt blocks with
+#    the edge chunks GPUs take since stop 34 (one or two per convolution on 999 atoms) and with the fixed 1024-edge
+#    chunks before (17 on 999 atoms), and MACE's blocks (~1 min). With COMPARE=1 also stop 32's comparison (max_L 1
+#    and 2, three variants); then, apart, mace-torch with cuEquivariance at max_L 1 (with it, max_L 2 did not finish
+#    within the H200 call; unlogged). The JSONs come back, the bar charts stay behind (the tool returns 8 files):
+#    draw them here with report.bar_plot
 bench() {  # bench SECONDS ARGS...: bench_potential.py beside mace-torch, its log (less the warnings) appended
     PYTHONPATH="$MACE_PATH$PYTHONPATH" TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 timeout "$1" "$PYTHON" \
         benchmarks/bench_potential.py --data "$DATA/train_300K.xyz" --device "$DEVICE" --dtype float32 \
         --budget "$BUDGET" --out /tmp/gpu_bench "${@:2}" 2>&1 \
         | grep --line-buffered -v -i "warning\|visitor\|torch.load" | tee -a "$OUT/potential.log"
 }
+if [ "$SKIP_CHECKS" != 1 ]; then
+    bench 100 --max_L 2 --variants gaunt chunk1024 symmetric+cg --name "potential_${DEVICE}_chunks"
+fi
 if [ "$COMPARE" = 1 ]; then
     bench 150 --max_L 1 2 --variants gaunt symmetric+cg symmetric+cg-paths --name "potential_${DEVICE}_float32"
     [ -n "$CUEQ" ] && bench 120 --max_L 1 $CUEQ --variants gaunt symmetric+cg --name "potential_${DEVICE}_float32_cueq"
-    cp /tmp/gpu_bench/*.json "$OUT/" 2>/dev/null
 fi
+cp /tmp/gpu_bench/*.json "$OUT/" 2>/dev/null
 
 # 4. 3BPA with MACE's blocks at max_L 2, each training step replayed from a CUDA graph: training until a minute
 #    before LIMIT (or TRAIN_MINUTES), then the final tables. Should the graphed run stop with an error before it

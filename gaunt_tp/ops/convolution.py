@@ -170,7 +170,7 @@ class GauntConvolution(nn.Module):
             buffer, or the aligned form's ``[edges, C, M Q]`` meridian buffer and per-edge Wigner matrices).
             ``None`` (default): chosen per call by :func:`auto_edge_chunk` from the buffer's
             size, dtype and device (buffers of about 4 MiB on the CPU, and at least the node
-            count when gradients are recorded; 1024 edges on GPUs).
+            count when gradients are recorded; up to 256 MiB, at least 1024 edges, on GPUs).
         form: ``"auto"``, ``"grid"`` or ``"aligned"``.
         radial_per_input: one radial weight per (node irrep, edge degree, channel) instead of per
             (edge degree, channel): e3nn's path weight becomes ``R_e[l2, i1, c]`` (still shared by

@@ -26,10 +26,16 @@ _LAUNCH_SECONDS = 1.0e-5
 # 120 ms with 256 and 180 ms with 1024 (larger buffers also cross glibc's 32 MiB mmap threshold and are
 # page-faulted in afresh on every call). When autograd records, each chunk's backward scatters into a full
 # [nodes, C, P] gradient, so chunks are not made smaller than the node count (up to 1024): in the whole
-# model on 1000 atoms 1024-edge chunks beat 256. On GPUs large kernels pay: 1024 edges, as measured there.
+# model on 1000 atoms 1024-edge chunks beat 256.
+# On GPUs every chunk costs its ~30 kernel launches (forward; more in the backward passes), and at the sizes
+# of molecules and 1000-atom boxes those launches, not memory traffic, set the time: buffers of up to 256 MiB
+# (at least GPU_EDGE_CHUNK edges) keep a 1000-atom box in one chunk. A 999-atom box of 3BPA (16986 edges) took
+# 17 chunks per convolution with the fixed 1024-edge chunks GPUs had before, and its MD step (the PyTorch path,
+# max_L 2) 3663 operations against 1121 now (benchmarks/count_operations.py; MACE's blocks: 1407).
 _CPU_CHUNK_BYTES = 4 * 2**20
 _CPU_CHUNK_RANGE = (128, 1024)
-GPU_EDGE_CHUNK = 1024
+_GPU_CHUNK_BYTES = 256 * 2**20
+GPU_EDGE_CHUNK = 1024  # the fewest edges a GPU chunk holds, and the aligned form's chunk
 
 
 def auto_edge_chunk(row_elements: int, itemsize: int, device_type: str, nodes: int = 0) -> int:
@@ -37,21 +43,26 @@ def auto_edge_chunk(row_elements: int, itemsize: int, device_type: str, nodes: i
 
     CPU: the largest power of two with ``chunk * row_elements * itemsize <= 4 MiB``, raised to the
     smallest power of two ``>= nodes`` (pass the node count when gradients are recorded, 0 otherwise),
-    clamped to 128..1024. Other devices: 1024.
+    clamped to 128..1024. Other devices: the largest power of two with buffers of at most 256 MiB, and at
+    least ``GPU_EDGE_CHUNK`` (1024).
 
     Example:
         >>> auto_edge_chunk(64 * 146, 4, "cpu"), auto_edge_chunk(64 * 146, 4, "cpu", nodes=200)
         (128, 256)
-        >>> auto_edge_chunk(64 * 146, 4, "cuda")
-        1024
+        >>> auto_edge_chunk(64 * 26, 4, "cuda"), auto_edge_chunk(64 * 146, 8, "cuda")
+        (32768, 2048)
     """
     if device_type != "cpu":
-        return GPU_EDGE_CHUNK
+        return max(_largest_power_of_two(_GPU_CHUNK_BYTES // max(row_elements * itemsize, 1)), GPU_EDGE_CHUNK)
     low, high = _CPU_CHUNK_RANGE
-    fits = max(_CPU_CHUNK_BYTES // max(row_elements * itemsize, 1), 1)
-    cache_fit = 1 << (fits.bit_length() - 1)  # largest power of two <= fits
+    cache_fit = _largest_power_of_two(_CPU_CHUNK_BYTES // max(row_elements * itemsize, 1))
     covers_nodes = 1 << (nodes - 1).bit_length() if nodes > 0 else 1  # smallest power of two >= nodes
     return min(max(cache_fit, covers_nodes, low), high)
+
+
+def _largest_power_of_two(n: int) -> int:
+    """The largest power of two ``<= max(n, 1)``."""
+    return 1 << (max(n, 1).bit_length() - 1)
 
 
 def convolution_cost(
