@@ -2,12 +2,12 @@
 # The GPU checks as one command, for a session lent a GPU through the device tool (15 minutes of device time per
 # session; this takes LIMIT, 8 minutes, plus the machine's start). First, here: `bash benchmarks/gpu_prepare.sh`
 # (wheels of what the device image lacks, cuEquivariance's kernels, the 3BPA files). Then the device tool's run with
-# carry [".whl", ".gpu_data"], timeout_s 510 and the command `bash benchmarks/gpu_checks.sh`. What comes back in $OUT
+# carry [".whl", ".gpu_data", ".gpu_run"], timeout_s 510 and the command `bash benchmarks/gpu_checks.sh`. What comes back in $OUT
 # (at most 8 files, the tool's limit): the environment, the CUDA tests' log, a training step and an MD call eager
 # against their CUDA graphs (bench_cuda_graphs.py's JSON), the whole model's speed with the default blocks' edge
 # chunks of stop 34 and before, beside MACE's blocks and mace-torch (bench_potential.py's JSON and log), and a
-# time-limited 3BPA run with --cuda_graph (log, errors, metrics); SKIP_CHECKS=1 leaves out the tests and those
-# benchmarks (a second call, for a longer run); with
+# time-limited piece of a 3BPA run with --cuda_graph that later calls resume (its log, and its run folder as a tar;
+# see step 4); SKIP_CHECKS=1 leaves out the tests and those benchmarks (a second call, for a longer run); with
 # COMPARE=1 also the whole-model speed against mace-torch without and with cuEquivariance (stop 32's; JSONs
 # and a log). Draw the bar charts here with report.bar_plot and the learning curve with
 # gaunt_tp.training.plots.learning_curve.
@@ -20,6 +20,7 @@ DEVICE=${DEVICE:-cuda}
 PYTHON=${PYTHON:-python3}
 DATA=${DATA:-.gpu_data}
 mkdir -p "$OUT"
+rm -rf /tmp/gpu_bench  # what the benchmarks of this call write (a dry run here may have left older files)
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 BUDGET=${BUDGET:-5}
 LIMIT=${LIMIT:-480}  # seconds for the whole script; the 3BPA run gets what the steps before it leave of it
@@ -81,32 +82,39 @@ fi
 cp /tmp/gpu_bench/*.json "$OUT/" 2>/dev/null
 
 # 4. 3BPA as in the CPU table's best row (docs/benchmarks.md: float32, 64 channels, max_L 2, the Gaunt convolution
-#    and the symmetric product blocks, lr 0.02, seed 1), each training step replayed from a CUDA graph: training
-#    until a minute before LIMIT (or TRAIN_MINUTES), then the final tables; its metrics.csv compares epoch by epoch
-#    with benchmarks/results/3bpa_cpu_lr02_long_metrics.csv. Should the graphed run stop with an error before it
-#    logged an epoch in metrics.csv, the rest of the time trains without --cuda_graph (the log says which ran)
+#    and the symmetric product blocks, lr 0.02, seed 1), each training step replayed from a CUDA graph, towards a
+#    longer protocol than a CPU allows (2000 epochs, stage two after 1600), one piece per call: training until a
+#    minute before LIMIT (or TRAIN_MINUTES), then the final tables. The run folder comes back as 3bpa_gpu_run.tar;
+#    unpacked here into .gpu_run/ (`mkdir -p .gpu_run && tar -C .gpu_run -xf 3bpa_gpu_run.tar`, ignored by git) and
+#    carried with the next call (carry [".whl", ".gpu_data", ".gpu_run"]), the run resumes from its last checkpoint
+#    (--restart_latest), in this session or a later one. Its metrics.csv compares epoch by epoch with
+#    benchmarks/results/3bpa_cpu_lr02_long_metrics.csv. Should the graphed run stop with an error before it logged
+#    an epoch, the rest of the time trains without --cuda_graph (the log says which ran)
+RUN=/tmp/gpu_checks_runs
+NAME=3bpa_gpu
+epochs_logged() { [ -f "$RUN/$NAME/metrics.csv" ] && wc -l < "$RUN/$NAME/metrics.csv" || echo 0; }
 train_3bpa() {  # train_3bpa EXTRA_FLAGS...: the run, its log's tail in $OUT/train.log
     LEFT=$((LIMIT - SECONDS))
     TRAIN_MINUTES=${TRAIN_MINUTES:-$("$PYTHON" -c "print(round(max(0.5, ($LEFT - 60) / 60), 2))")}
-    echo "$SECONDS s spent, training for $TRAIN_MINUTES min with flags: $*" | tee -a "$OUT/environment.txt"
-    rm -rf "$RUN"  # a fresh run folder (gaunt-tp train refuses one that holds a run)
+    RESTART=""
+    [ -d "$RUN/$NAME/checkpoints" ] && [ -n "$(ls "$RUN/$NAME/checkpoints")" ] && RESTART=--restart_latest
+    echo "$SECONDS s spent, training for $TRAIN_MINUTES min with flags: $* $RESTART" | tee -a "$OUT/environment.txt"
     timeout $((LEFT > 90 ? LEFT - 5 : 90)) "$PYTHON" -m gaunt_tp.training.cli train --train_file "$DATA/train_300K.xyz" \
         --E0s "$DATA/iso_atoms.xyz" --device "$DEVICE" --default_dtype float32 --num_channels 64 --max_L 2 \
         --correlation 3 --max_ell 3 --r_max 5.0 --product_blocks symmetric --batch_size 5 --lr 0.02 --clip_grad 0 \
-        --valid_fraction 0.1 --swa --start_swa 610 --max_num_epochs 710 \
-        --max_time_minutes "$TRAIN_MINUTES" --seed 1 --name 3bpa_short --work_dir "$RUN" "$@" 2>&1 \
-        | tail -n 40 >> "$OUT/train.log"
+        --valid_fraction 0.1 --swa --start_swa 1600 --max_num_epochs 2000 --max_time_minutes "$TRAIN_MINUTES" \
+        --seed 1 --name "$NAME" --work_dir "$RUN" $RESTART "$@" 2>&1 | tail -n 40 >> "$OUT/train.log"
 }
-RUN=/tmp/gpu_checks_runs
+rm -rf "$RUN" && mkdir -p "$RUN"
+[ -d ".gpu_run/$NAME" ] && cp -r ".gpu_run/$NAME" "$RUN/"  # a run carried from an earlier call
 : > "$OUT/train.log"
 if [ "$DEVICE" = cuda ]; then
+    BEFORE=$(epochs_logged)
     train_3bpa --cuda_graph
-    [ -s "$RUN/3bpa_short/metrics.csv" ] || { unset TRAIN_MINUTES; train_3bpa; }
+    [ "$(epochs_logged)" -gt "$BEFORE" ] || { unset TRAIN_MINUTES; train_3bpa; }
 else
     train_3bpa
 fi
-for f in errors.json metrics.csv; do
-    [ -f "$RUN/3bpa_short/$f" ] && cp "$RUN/3bpa_short/$f" "$OUT/3bpa_short_$f"
-done
+[ -d "$RUN/$NAME" ] && tar -C "$RUN" -cf "$OUT/${NAME}_run.tar" "$NAME"
 
 ls -la "$OUT"

@@ -12,7 +12,7 @@
 #              packed again as ops.tar.xz (27 MB), for mace-torch with cuEquivariance in the same comparison
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for path in /.whl/ /.gpu_data/; do
+for path in /.whl/ /.gpu_data/ /.gpu_run/; do  # .gpu_run: the GPU's 3BPA run between calls (gpu_checks.sh)
     grep -qxF "$path" .git/info/exclude 2>/dev/null || echo "$path" >> .git/info/exclude
 done
 WHEELS=(--no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64
