@@ -48,6 +48,7 @@ from gaunt_tp.data import Configuration, ElementTable, collate, to_graph  # noqa
 from gaunt_tp.dtypes import DTYPES, torch_dtype  # noqa: E402
 from gaunt_tp.nn import GauntMACE, ModelConfig  # noqa: E402
 from gaunt_tp.ops import GauntConvolution  # noqa: E402
+from gaunt_tp.testing import pytorch_path as use_pytorch_path  # noqa: E402
 
 ZS = (1, 6, 7, 8)
 VARIANTS = {
@@ -161,8 +162,8 @@ def gaunt_runner(
     for module in model.modules():
         if isinstance(module, GauntConvolution):
             module.edge_chunk = edge_chunk
-        if pytorch_path and hasattr(module, "use_kernel"):
-            module.use_kernel = False
+    if pytorch_path:
+        use_pytorch_path(model)
     table = ElementTable(ZS)
 
     def graphs(frames):

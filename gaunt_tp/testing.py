@@ -4,7 +4,8 @@
 inversion) to every input and checks that the output transforms with the output
 irreps. ``E3nnGauntReference`` is e3nn's ``TensorProduct`` that computes the
 same function as :class:`gaunt_tp.GauntTensorProduct`, as an independent reference.
-``emt_copper`` makes periodic structures with energies, forces and stress from ASE's EMT.
+``emt_copper`` makes periodic structures with energies, forces and stress from ASE's EMT;
+``small_model_config`` is a GauntMACE small enough for tests, ``pytorch_path`` turns a model's C kernels off.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ __all__ = [
     "gaunt_path_constant",
     "host_read_backs",
     "natural_irreps",
+    "pytorch_path",
     "random_rotation",
+    "small_model_config",
     "wigner_matrix",
 ]
 
@@ -377,3 +380,28 @@ def host_read_backs(fn: Callable[[], object]) -> set[str]:
     if not any(name.startswith("aten::") for name in names):
         raise ValueError("the profile holds no ATen operation: nothing ran")
     return names & READ_BACK_OPS
+
+
+def small_model_config(**overrides: object):  # noqa: ANN201 (a gaunt_tp.nn.ModelConfig; nn is imported lazily)
+    """A :class:`gaunt_tp.nn.ModelConfig` for tests: H, C and O (E0s -13.6, -1025, -2035 eV), cutoff 4 Angstrom,
+    edge harmonics to l = 2, 6 channels to L = 1, correlation 2, two interactions, 6 radial functions, a radial
+    network of two 16-wide layers, 8 neighbours on average. ``overrides``: other ModelConfig fields.
+
+    Example:
+        >>> small_model_config(product_blocks="symmetric").num_channels
+        6
+    """
+    from gaunt_tp.nn import ModelConfig
+
+    fields = dict(atomic_numbers=(1, 6, 8), e0s=(-13.6, -1025.0, -2035.0), r_max=4.0, max_ell=2, num_channels=6,
+                  max_L=1, correlation=2, num_radial_basis=6, radial_mlp=(16, 16), avg_num_neighbors=8.0)  # fmt: skip
+    return ModelConfig(**{**fields, **overrides})
+
+
+def pytorch_path(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with every module's C kernels off (``use_kernel = False``): the PyTorch code that GPUs and machines
+    without a C compiler run. Returns ``model``."""
+    for module in model.modules():
+        if hasattr(module, "use_kernel"):
+            module.use_kernel = False
+    return model

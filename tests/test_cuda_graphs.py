@@ -10,13 +10,10 @@ from gaunt_tp.calculator import GauntCalculator
 from gaunt_tp.cuda_graphs import GraphedPotential
 from gaunt_tp.data import Configuration, ElementTable, collate, read_configurations, to_graph
 from gaunt_tp.errors import InputError
-from gaunt_tp.nn import GauntMACE, ModelConfig
-from gaunt_tp.testing import host_read_backs
+from gaunt_tp.nn import GauntMACE
+from gaunt_tp.testing import host_read_backs, pytorch_path, small_model_config
 
-CONFIG = ModelConfig(
-    atomic_numbers=(1, 6, 8), e0s=(-13.6, -1025.0, -2035.0), r_max=4.0, max_ell=2, num_channels=6, max_L=1,
-    correlation=2, num_radial_basis=6, radial_mlp=(16, 16), avg_num_neighbors=8.0,
-)  # fmt: skip
+CONFIG = small_model_config()
 TABLE = ElementTable(CONFIG.atomic_numbers)
 
 
@@ -54,10 +51,7 @@ def test_padded_calls_give_the_models_results(structures):
 
 
 def test_the_calls_a_gpu_captures_read_nothing_back(structures, monkeypatch):
-    model = GauntMACE(CONFIG).double()
-    for module in model.modules():
-        if hasattr(module, "use_kernel"):
-            module.use_kernel = False  # the PyTorch path, which GPUs run
+    model = pytorch_path(GauntMACE(CONFIG).double())  # the PyTorch path, which GPUs run
     potential = GraphedPotential(model, capture=False)
     for batch, stress in structures[3:]:
         potential(batch, compute_stress=stress)  # the warm-up

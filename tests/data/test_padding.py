@@ -6,17 +6,11 @@ import torch
 from ase.build import bulk
 
 from gaunt_tp.data import BatchCapacity, Configuration, ElementTable, collate, pad_batch, read_configurations, to_graph
-from gaunt_tp.nn import GauntMACE, ModelConfig
+from gaunt_tp.nn import GauntMACE
+from gaunt_tp.testing import small_model_config
 from gaunt_tp.training.metrics import weighted_loss
 
 TABLE = ElementTable([1, 6, 8])
-
-
-def model_config(**options) -> ModelConfig:
-    return ModelConfig(
-        atomic_numbers=(1, 6, 8), e0s=(-13.6, -1025.0, -2035.0), r_max=4.0, max_ell=2, num_channels=6, max_L=1,
-        correlation=2, num_radial_basis=6, radial_mlp=(16, 16), avg_num_neighbors=8.0, **options,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +54,7 @@ def loss_and_gradients(model: GauntMACE, batch, weights) -> tuple[dict, torch.Te
 @pytest.mark.parametrize("members", [[0, 3, 4], [1], [3, 2]], ids=["three", "one", "periodic-first"])
 def test_padding_changes_no_real_result(graphs, options, members):
     torch.manual_seed(1)
-    model = GauntMACE(model_config(**options)).double()
+    model = GauntMACE(small_model_config(**options)).double()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))

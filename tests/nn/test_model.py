@@ -7,22 +7,10 @@ import torch
 from gaunt_tp.data import Configuration, ElementTable, collate, read_configurations, to_graph
 from gaunt_tp.nn import GauntMACE, ModelConfig
 from gaunt_tp.nn.linear import EquivariantLinear
-from gaunt_tp.testing import random_rotation
+from gaunt_tp.testing import random_rotation, small_model_config
 
 TABLE = ElementTable([1, 6, 8])
-CONFIG = ModelConfig(
-    atomic_numbers=(1, 6, 8),
-    e0s=(-13.6, -1025.0, -2035.0),
-    r_max=4.0,
-    max_ell=2,
-    num_channels=6,
-    max_L=1,
-    correlation=3,
-    num_interactions=2,
-    num_radial_basis=6,
-    radial_mlp=(16, 16),
-    avg_num_neighbors=8.0,
-)
+CONFIG = small_model_config(correlation=3)
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,12 @@ import torch
 
 from gaunt_tp.data import BatchCapacity, ElementTable, collate, read_configurations, to_graph
 from gaunt_tp.errors import InputError
-from gaunt_tp.nn import GauntMACE, ModelConfig
-from gaunt_tp.testing import emt_copper, host_read_backs
+from gaunt_tp.nn import GauntMACE
+from gaunt_tp.testing import emt_copper, host_read_backs, pytorch_path, small_model_config
 from gaunt_tp.training.config import TrainConfig
 from gaunt_tp.training.step import EagerStep, GraphedStep
 
-CONFIG = ModelConfig(
-    atomic_numbers=(1, 6, 8), e0s=(-13.6, -1025.0, -2035.0), r_max=4.0, max_ell=2, num_channels=6, max_L=1,
-    correlation=2, num_radial_basis=6, radial_mlp=(16, 16), avg_num_neighbors=8.0,
-)  # fmt: skip
+CONFIG = small_model_config()
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +27,7 @@ def copper(tmp_path_factory):
     """Periodic copper cells of 4 and 8 atoms with EMT energies, forces and stress; the model config for them."""
     path = tmp_path_factory.mktemp("copper") / "cu.xyz"
     ase.io.write(path, emt_copper(6, seed=5, strain=0.03, shapes=((1, 1, 1), (2, 1, 1))))
-    config = ModelConfig(**{**CONFIG.__dict__, "atomic_numbers": (29,), "e0s": (-0.1,)})
+    config = small_model_config(atomic_numbers=(29,), e0s=(-0.1,))
     table = ElementTable(config.atomic_numbers)
     return config, [to_graph(c, table, config.r_max, torch.float64) for c in read_configurations(path)]
 
@@ -107,10 +104,7 @@ def test_the_step_the_gpu_captures_reads_nothing_back(graphs, options, monkeypat
     step, stage two's weights, calls no operation that reads a value back to the host."""
     import gaunt_tp.ops.checks
 
-    model = GauntMACE(ModelConfig(**{**CONFIG.__dict__, **options})).double()
-    for module in model.modules():
-        if hasattr(module, "use_kernel"):
-            module.use_kernel = False
+    model = pytorch_path(GauntMACE(small_model_config(**options)).double())
     step = GraphedStep(model, BatchCapacity.covering(graphs, 3), capture=False)
     step(collate(graphs[:3]), (1.0, 100.0, 0.0))  # tables made, as in the warm-up before a capture
     monkeypatch.setattr(gaunt_tp.ops.checks, "capturing", lambda tensor: True)
@@ -122,10 +116,7 @@ def test_the_stress_step_the_gpu_captures_reads_nothing_back(copper, monkeypatch
     import gaunt_tp.ops.checks
 
     config, graphs = copper
-    model = GauntMACE(config).double()
-    for module in model.modules():
-        if hasattr(module, "use_kernel"):
-            module.use_kernel = False
+    model = pytorch_path(GauntMACE(config).double())
     step = GraphedStep(model, BatchCapacity.covering(graphs, 3), capture=False)
     step(collate(graphs[:3]), (1.0, 100.0, 1.0))
     monkeypatch.setattr(gaunt_tp.ops.checks, "capturing", lambda tensor: True)
