@@ -81,6 +81,7 @@ class _Partial(torch.autograd.Function):
         return (None, None, *(grads.get(slot) for slot in _SLOTS))
 
 
+@torch.compiler.disable  # the C calls, also where torch.compile traces a derivative of the convolution
 def _evaluate(missing: str, graph: dict, args: dict[str, torch.Tensor | None]) -> torch.Tensor:
     lib = native_library()
     ref = next(t for t in args.values() if t is not None)
@@ -187,6 +188,7 @@ def _graph(
     }  # fmt: skip
 
 
+@torch.compiler.disable  # an opaque C call: torch.compile runs it eagerly, between graphs
 def convolution_sums(
     node_values: torch.Tensor,
     radial: torch.Tensor,
@@ -220,6 +222,7 @@ def convolution_sums(
     return _Partial.apply("A", graph, None, node_values.contiguous(), radial.contiguous(), zonal.contiguous())
 
 
+@torch.compiler.disable  # an opaque C call: torch.compile runs it eagerly, between graphs
 def scalar_sums(
     scalars: torch.Tensor,
     radial: torch.Tensor,
@@ -251,6 +254,7 @@ def scalar_sums(
     return _Partial.apply("A", graph, None, scalars.contiguous(), radial.contiguous(), harmonics.contiguous())
 
 
+@torch.compiler.disable  # an opaque C call: torch.compile runs it eagerly, between graphs
 def coupled_sums(
     node_values: torch.Tensor,
     radial: torch.Tensor,

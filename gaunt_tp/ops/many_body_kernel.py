@@ -75,6 +75,7 @@ class _Setting:
     out_dim: int
     reference: Reference
 
+    @torch.compiler.disable  # the C call, also where torch.compile traces a derivative of the blocks
     def run(self, name: str, a: torch.Tensor, *tensors: torch.Tensor | None) -> None:
         """Calls ``<kernel>_<name>`` with ``tensors`` (None: a null pointer), then the arguments."""
         fn = getattr(native_library(), f"{self.kernel}_{name}_{'f32' if a.dtype == torch.float32 else 'f64'}")
