@@ -21,6 +21,7 @@ from gaunt_tp.math.conventions import unit_vectors
 from gaunt_tp.math.gaunt import gaunt, is_gaunt_path
 from gaunt_tp.math.gradients import is_odd_path, odd_product_coefficients
 from gaunt_tp.math.quadrature import gauss_legendre_grid
+from gaunt_tp.nn import ModelConfig
 from gaunt_tp.ops.descriptor import as_irreps
 
 __all__ = [
@@ -382,7 +383,7 @@ def host_read_backs(fn: Callable[[], object]) -> set[str]:
     return names & READ_BACK_OPS
 
 
-def small_model_config(**overrides: object):  # noqa: ANN201 (a gaunt_tp.nn.ModelConfig; nn is imported lazily)
+def small_model_config(**overrides: object) -> ModelConfig:
     """A :class:`gaunt_tp.nn.ModelConfig` for tests: H, C and O (E0s -13.6, -1025, -2035 eV), cutoff 4 Angstrom,
     edge harmonics to l = 2, 6 channels to L = 1, correlation 2, two interactions, 6 radial functions, a radial
     network of two 16-wide layers, 8 neighbours on average. ``overrides``: other ModelConfig fields.
@@ -391,8 +392,6 @@ def small_model_config(**overrides: object):  # noqa: ANN201 (a gaunt_tp.nn.Mode
         >>> small_model_config(product_blocks="symmetric").num_channels
         6
     """
-    from gaunt_tp.nn import ModelConfig
-
     fields = dict(atomic_numbers=(1, 6, 8), e0s=(-13.6, -1025.0, -2035.0), r_max=4.0, max_ell=2, num_channels=6,
                   max_L=1, correlation=2, num_radial_basis=6, radial_mlp=(16, 16), avg_num_neighbors=8.0)  # fmt: skip
     return ModelConfig(**{**fields, **overrides})
