@@ -28,12 +28,14 @@ class KeySpec:
 
     A key absent from ``atoms.info``/``atoms.arrays`` falls back to the results of the
     calculator ASE attaches when it reads ``energy=``, ``forces``, ``stress`` (ASE >= 3.23),
-    so files written by ASE load with the defaults.
+    so files written by ASE load with the defaults. Virials (``virials_key``, eV, 6 Voigt or 9 components, MACE's
+    ``REF_virials``) are read where a configuration has no stress label, as the stress ``-virials / volume``.
     """
 
     energy_key: str = "REF_energy"
     forces_key: str = "REF_forces"
     stress_key: str = "REF_stress"
+    virials_key: str = "REF_virials"
     config_type_key: str = "config_type"
     weight_key: str = "config_weight"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gaunt_tp.data.configuration import KCAL_PER_MOL_IN_EV, Configuration, KeySpec
+from gaunt_tp.data.configuration import KCAL_PER_MOL_IN_EV, MIN_CELL_VOLUME, Configuration, KeySpec
 from gaunt_tp.errors import InputError
 
 __all__ = ["read_any", "read_configurations", "read_rmd17"]
@@ -26,6 +26,20 @@ def _voigt_to_matrix(stress: np.ndarray) -> np.ndarray:
         xx, yy, zz, yz, xz, xy = stress
         return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
     raise InputError(f"stress must have 6 (Voigt) or 9 components, got {stress.size}")
+
+
+def _stress_from_virials(virials, cell: np.ndarray, where: str, key: str) -> np.ndarray:  # noqa: ANN001
+    """``-virials / volume`` (eV/Angstrom^3) as a 3x3 matrix; an InputError where the cell spans no volume."""
+    volume = abs(float(np.linalg.det(np.asarray(cell, dtype=np.float64))))
+    if volume <= MIN_CELL_VOLUME:
+        raise InputError(f"{where}: virials ({key!r}) need a cell that spans a volume to give a stress")
+    try:
+        matrix = _voigt_to_matrix(virials)
+    except InputError as err:
+        raise InputError(f"{where}: {str(err).replace('stress', 'virials', 1)}") from None
+    if not np.isfinite(matrix).all():
+        raise InputError(f"{where}: virials ({key!r}) are not all finite")
+    return -matrix / volume
 
 
 def _label(atoms, key: str, fallback: str, per_atom: bool):  # noqa: ANN001, ANN202 (ase.Atoms)
@@ -100,6 +114,8 @@ def read_configurations(
         energy, fell_back_e = _label(atoms, keys.energy_key, "energy", per_atom=False)
         forces, fell_back_f = _label(atoms, keys.forces_key, "forces", per_atom=True)
         stress, _ = _label(atoms, keys.stress_key, "stress", per_atom=False)
+        if stress is None and keys.virials_key in atoms.info:
+            stress = _stress_from_virials(atoms.info[keys.virials_key], atoms.cell.array, where, keys.virials_key)
         if fell_back_e:
             fallbacks["energy"].append(i)
         if fell_back_f:

@@ -90,9 +90,13 @@ def _eval(argv: list[str]) -> int:
     parser.add_argument(
         "--default_dtype", default="float64", metavar="{" + ",".join(DTYPES) + "}", help="precision (default float64)"
     )
-    for label, key in (("energy", "REF_energy"), ("forces", "REF_forces"), ("stress", "REF_stress")):
+    for label, key in (("energy", "REF_energy"), ("forces", "REF_forces"), ("stress", "REF_stress"),
+                       ("virials", "REF_virials")):  # fmt: skip
         parser.add_argument(
-            f"--{label}_key", default=key, help=f"key of the reference {label}, for the error table (default {key})"
+            f"--{label}_key",
+            default=key,
+            help=f"key of the reference {label}, for the error table (default {key}"
+            + ("; read as the stress -virials/volume where there is no stress)" if label == "virials" else ")"),
         )
     args = parser.parse_args(argv)
     dtype, device = torch_dtype(args.default_dtype), torch_device(args.device)  # options before files
@@ -105,7 +109,12 @@ def _eval(argv: list[str]) -> int:
     else:
         configs = read_configurations(  # first: it checks the file and names what is wrong with it
             args.configs,
-            keys=KeySpec(energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key),
+            keys=KeySpec(
+                energy_key=args.energy_key,
+                forces_key=args.forces_key,
+                stress_key=args.stress_key,
+                virials_key=args.virials_key,
+            ),
             require_energy=False,
             require_forces=False,
         )

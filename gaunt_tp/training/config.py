@@ -67,6 +67,7 @@ class TrainConfig:
     energy_key: str = "REF_energy"
     forces_key: str = "REF_forces"
     stress_key: str = "REF_stress"
+    virials_key: str = "REF_virials"
     r_max: float = 5.0
     max_ell: int = 3
     num_channels: int = 64
@@ -259,6 +260,8 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
                       "ASE attaches (free_energy); ASE's calculator energy is read when it is absent",
         "forces_key": "arrays key of the reference forces (eV/A); ASE's calculator forces are read when absent",
         "stress_key": "info key of the reference stress (eV/A^3; used where the cell spans a volume)",
+        "virials_key": "info key of reference virials (eV), read as the stress -virials/volume where a "
+                       "configuration has no stress label",
         "config_type_weights": "loss weight per config_type as JSON, e.g. '{\"Default\": 1.0, \"bulk\": 10}'",
     }),
     ("model", {

@@ -106,7 +106,8 @@ def evaluate(
 
 
 def _keys(config: TrainConfig) -> KeySpec:
-    return KeySpec(energy_key=config.energy_key, forces_key=config.forces_key, stress_key=config.stress_key)
+    return KeySpec(energy_key=config.energy_key, forces_key=config.forces_key, stress_key=config.stress_key,
+                   virials_key=config.virials_key)  # fmt: skip
 
 
 def _read_without_isolated_atoms(path: str, keys: KeySpec) -> tuple[list, list]:

@@ -136,3 +136,38 @@ def test_read_any_dispatches_on_the_suffix(shared_data):
 
     assert read_any(shared_data / "rmd17" / "rmd17_ethanol_test_01.npz")[0].config_type == "rmd17_ethanol_test_01"
     assert read_any(shared_data / "ethanol" / "test_MD.xyz", keys=KeySpec())[0].num_atoms == 9
+
+
+def test_virials_are_read_as_stress_where_there_is_none(tmp_path):
+    """MACE's REF_virials (eV): the stress -virials/volume (ASE's sign), where a configuration has no stress label;
+    a stress label wins; virials without a cell, or not finite, are clear errors."""
+    from gaunt_tp.testing import emt_copper
+
+    frames = emt_copper(2, seed=1, strain=0.03)
+    stresses = [a.get_stress(voigt=False) for a in frames]
+    for atoms, stress in zip(frames, stresses):
+        atoms.info["REF_virials"] = -stress * atoms.get_volume()
+        atoms.calc = None  # no stress= written: the virials are the only label
+        atoms.info["REF_energy"], atoms.arrays["REF_forces"] = -1.0, np.zeros((len(atoms), 3))
+    frames[1].info["REF_virials"] = frames[1].info["REF_virials"].flatten()[[0, 4, 8, 5, 2, 1]]  # Voigt order
+    path = tmp_path / "virials.xyz"
+    ase.io.write(path, frames, format="extxyz")
+    configs = read_configurations(path)
+    for c, stress in zip(configs, stresses):
+        np.testing.assert_allclose(c.stress, stress, rtol=1e-10, atol=1e-12)
+        assert np.abs(c.stress).max() > 1e-3  # strained cells: a stress to read
+    frames[0].info["my_virials"] = frames[0].info.pop("REF_virials")
+    frames[0].info["REF_stress"] = np.full((3, 3), 0.5)  # wins over the virials
+    ase.io.write(path, frames, format="extxyz")
+    (c0, c1) = read_configurations(path, keys=KeySpec(virials_key="my_virials"))
+    assert (c0.stress == 0.5).all() and c1.stress is None  # frame 1's REF_virials are not the key named
+    molecule = GOOD.replace('pbc="F F F"', 'pbc="F F F" REF_virials="1 2 3 4 5 6"')
+    with pytest.raises(ValueError, match=r"bad.xyz#1: virials \('REF_virials'\) need a cell that spans a volume"):
+        read_configurations(write(tmp_path, GOOD + molecule))
+    boxed = molecule.replace('pbc="F F F"', 'Lattice="5 0 0 0 5 0 0 0 5" pbc="T T T"')
+    (c,) = read_configurations(write(tmp_path, boxed))
+    assert c.stress[1, 2] == pytest.approx(-4.0 / 125)  # Voigt yz, over the volume
+    with pytest.raises(ValueError, match=r"#0: virials \('REF_virials'\) are not all finite"):
+        read_configurations(write(tmp_path, boxed.replace("1 2 3 4 5 6", "1 2 nan 4 5 6")))
+    with pytest.raises(ValueError, match=r"#0: virials must have 6 .Voigt. or 9 components, got 4"):
+        read_configurations(write(tmp_path, boxed.replace("1 2 3 4 5 6", "1 2 3 4")))

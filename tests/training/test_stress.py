@@ -196,3 +196,21 @@ def test_final_tables_report_stress_for_periodic_data_without_the_stress_loss(tm
     assert np.isfinite(errors["train"]["all"]["rmse_stress_meV_per_A3"])
     with (tmp_path / "plain" / "metrics.csv").open() as fh:
         assert "rmse_stress_meV_per_A3" not in next(csv.DictReader(fh))  # the loss has no stress term
+
+
+def test_training_on_virials_matches_training_on_their_stress(tmp_path, copper):
+    """``--virials_key``: virials (eV) without stress labels train and tabulate as the stress -virials/volume does."""
+    frames = ase.io.read(copper, index=":")
+    for atoms in frames:
+        atoms.info["virials_eV"] = -atoms.get_stress(voigt=False) * atoms.get_volume()
+        atoms.info["REF_energy"], atoms.arrays["REF_forces"] = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = None  # the stress is gone from the file: only the virials hold it
+    virials = tmp_path / "cu_virials.xyz"
+    ase.io.write(virials, frames)
+    common = ["train", "--work_dir", str(tmp_path), *SMALL, "--max_num_epochs", "1", "--loss", "stress"]
+    assert main([*common, "--train_file", str(copper), "--name", "stress"]) == 0
+    assert main([*common, "--train_file", str(virials), "--name", "virials", "--virials_key", "virials_eV"]) == 0
+    runs = [json.loads((tmp_path / name / "errors.json").read_text()) for name in ("stress", "virials")]
+    for split in ("train", "valid"):
+        rmse = [run[split]["all"]["rmse_stress_meV_per_A3"] for run in runs]
+        assert rmse[1] == pytest.approx(rmse[0], rel=1e-6) and rmse[0] > 0
