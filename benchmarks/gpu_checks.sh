@@ -2,14 +2,14 @@
 # The GPU checks as one command, for a session lent a GPU through the device tool (15 minutes of device time per
 # session; this takes LIMIT, 8 minutes, plus the machine's start). First, here: `bash benchmarks/gpu_prepare.sh`
 # (wheels of what the device image lacks, cuEquivariance's kernels, the 3BPA files). Then the device tool's run with
-# carry [".whl", ".gpu_data", ".gpu_run"], timeout_s 510 and the command `bash benchmarks/gpu_checks.sh`. What comes back in $OUT
-# (at most 8 files, the tool's limit): the environment, the CUDA tests' log, a training step and an MD call eager
-# against their CUDA graphs (bench_cuda_graphs.py's JSON), the whole model's speed with the default blocks' edge
-# chunks of stop 34 and before, beside MACE's blocks and mace-torch (bench_potential.py's JSON and log), and a
-# time-limited piece of a 3BPA run with --cuda_graph that later calls resume (its log, and its run folder as a tar;
-# see step 4); SKIP_CHECKS=1 leaves out the tests and those benchmarks (a second call, for a longer run); with
-# COMPARE=1 also the whole-model speed against mace-torch without and with cuEquivariance (stop 32's; JSONs
-# and a log). Draw the bar charts here with report.bar_plot and the learning curve with
+# carry [".whl", ".gpu_data", ".gpu_run"], timeout_s 510 and the command `bash benchmarks/gpu_checks.sh`. What
+# comes back in $OUT (at most 8 files, the tool's limit): the environment, the CUDA tests' log, a training step and
+# an MD call eager against their CUDA graphs (bench_cuda_graphs.py's JSON), the whole model's speed with the default
+# blocks' edge chunks of stop 34 and before, beside MACE's blocks and mace-torch (bench_potential.py's JSON and
+# log), and a time-limited piece of a 3BPA run with --cuda_graph that later calls resume (its log, and its run
+# folder as a tar; see step 4). SKIP_CHECKS=1 leaves out the tests and those benchmarks (a second call, for a
+# longer run); COMPARE=1 adds stop 32's whole-model comparison against mace-torch without and with cuEquivariance
+# (JSONs and a log). Draw the bar charts here with report.bar_plot and the learning curve with
 # gaunt_tp.training.plots.learning_curve.
 # `DEVICE=cpu PYTHON=.venv/bin/python BUDGET=0.5 LIMIT=150` runs the same steps here as a dry run of the script (the
 # CUDA tests skip, the step runs padded but eager, the training without --cuda_graph; the Python 3.12 wheels may not
@@ -96,8 +96,8 @@ epochs_logged() { [ -f "$RUN/$NAME/metrics.csv" ] && wc -l < "$RUN/$NAME/metrics
 train_3bpa() {  # train_3bpa EXTRA_FLAGS...: the run, its log's tail in $OUT/train.log
     LEFT=$((LIMIT - SECONDS))
     TRAIN_MINUTES=${TRAIN_MINUTES:-$("$PYTHON" -c "print(round(max(0.5, ($LEFT - 60) / 60), 2))")}
-    RESTART=""
-    [ -d "$RUN/$NAME/checkpoints" ] && [ -n "$(ls "$RUN/$NAME/checkpoints")" ] && RESTART=--restart_latest
+    RESTART=--restart_latest  # from the last checkpoint; without one, a fresh run folder (train refuses a used one)
+    [ -n "$(ls "$RUN/$NAME/checkpoints" 2>/dev/null)" ] || { RESTART=""; rm -rf "${RUN:?}/$NAME"; }
     echo "$SECONDS s spent, training for $TRAIN_MINUTES min with flags: $* $RESTART" | tee -a "$OUT/environment.txt"
     timeout $((LEFT > 90 ? LEFT - 5 : 90)) "$PYTHON" -m gaunt_tp.training.cli train --train_file "$DATA/train_300K.xyz" \
         --E0s "$DATA/iso_atoms.xyz" --device "$DEVICE" --default_dtype float32 --num_channels 64 --max_L 2 \
