@@ -35,7 +35,7 @@ from gaunt_tp.data.configuration import Configuration
 from gaunt_tp.data.neighbors import edge_pairs, neighbor_list
 from gaunt_tp.errors import InputError
 
-__all__ = ["ElementTable", "GraphBatch", "collate", "to_graph"]
+__all__ = ["ElementTable", "GraphBatch", "cell_volumes", "collate", "to_graph"]
 
 
 class ElementTable:
@@ -121,6 +121,12 @@ def to_graph(
         ptr=torch.tensor([0, n]),
         config_type=[config.config_type],
     )
+
+
+def cell_volumes(cell: torch.Tensor) -> torch.Tensor:
+    """``|det(cell)|`` of ``[B, 3, 3]`` cells (Angstrom^3), as the triple product: elementwise, so a CUDA graph can
+    hold it (``linalg.det`` may read values back)."""
+    return (cell[:, 0] * torch.linalg.cross(cell[:, 1], cell[:, 2], dim=-1)).sum(-1).abs()
 
 
 def collate(graphs: Sequence[GraphBatch]) -> GraphBatch:

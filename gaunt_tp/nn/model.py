@@ -23,7 +23,7 @@ from e3nn import o3
 from torch import nn
 
 from gaunt_tp.data.configuration import MIN_CELL_VOLUME
-from gaunt_tp.data.graph import GraphBatch
+from gaunt_tp.data.graph import GraphBatch, cell_volumes
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.activation import NormalizedSiLU
 from gaunt_tp.nn.cg_blocks import CGConvolution
@@ -329,8 +329,7 @@ class GauntMACE(nn.Module):
             if compute_forces:
                 out["forces"] = -grads[0] if grads[0] is not None else torch.zeros_like(positions)
             if compute_stress:
-                c = batch.cell  # the volume as a triple product: elementwise (a CUDA graph holds it; det may not)
-                volume = (c[:, 0] * torch.linalg.cross(c[:, 1], c[:, 2], dim=-1)).sum(-1).abs()[:, None, None]
+                volume = cell_volumes(batch.cell)[:, None, None]
                 g = grads[-1] if grads[-1] is not None else torch.zeros_like(cell)
                 out["stress"] = torch.where(volume > MIN_CELL_VOLUME, g / volume.clamp_min(MIN_CELL_VOLUME), 0.0)
         return out

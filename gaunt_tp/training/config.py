@@ -28,7 +28,7 @@ FOUNDATION_E0S = "foundation"
 CHOICES = {
     "conv_blocks": CONV_BLOCKS,
     "product_blocks": PRODUCT_BLOCKS,
-    "loss": ("weighted", "stress"),
+    "loss": ("weighted", "stress", "virials"),
     "optimizer": ("adam", "adamw"),
     "scheduler": ("ReduceLROnPlateau", "ExponentialLR"),
     "default_dtype": DTYPES,
@@ -47,7 +47,8 @@ _RANGES = (
     ("lr_factor", 0.0, 1.0), ("lr_scheduler_gamma", 0.0, 1.0), ("ema_decay", 0.0, 1.0), ("seed", 0, None),
     ("scheduler_patience", 0, None),
     ("energy_weight", 0.0, None), ("forces_weight", 0.0, None), ("stress_weight", 0.0, None),
-    ("swa_energy_weight", 0.0, None), ("swa_forces_weight", 0.0, None), ("swa_stress_weight", 0.0, None),
+    ("virials_weight", 0.0, None), ("swa_energy_weight", 0.0, None), ("swa_forces_weight", 0.0, None),
+    ("swa_stress_weight", 0.0, None), ("swa_virials_weight", 0.0, None),
 )  # fmt: skip
 _POSITIVE = {"r_max", "lr_factor", "lr_scheduler_gamma"}  # a learning rate of 0 freezes the weights (tests use it)
 
@@ -90,9 +91,11 @@ class TrainConfig:
     optimizer: str = "adam"
     energy_weight: float = 1.0
     forces_weight: float = 100.0
-    # "weighted": energies and forces; "stress": also the stress of the configurations that have one (MACE's names)
+    # "weighted": energies and forces; "stress": also the stress of the configurations that have one; "virials":
+    # their virials per atom instead (MACE's names)
     loss: str = "weighted"
     stress_weight: float = 1.0
+    virials_weight: float = 1.0
     # loss weight per config_type (JSON, e.g. '{"Default": 1.0, "bulk": 10}'; a mapping in YAML), times each
     # configuration's own weight (config_weight); types not named keep 1
     config_type_weights: str | None = None
@@ -104,6 +107,7 @@ class TrainConfig:
     swa_energy_weight: float = 1000.0
     swa_forces_weight: float = 100.0
     swa_stress_weight: float = 1.0
+    swa_virials_weight: float = 1.0
     # learning-rate schedule before stage two (MACE's names): "ReduceLROnPlateau" multiplies it by lr_factor after
     # scheduler_patience evaluations without a better validation loss; "ExponentialLR" by lr_scheduler_gamma after
     # every epoch
@@ -186,13 +190,14 @@ class TrainConfig:
             )
         return {str(k): float(v) for k, v in weights.items()}
 
-    def loss_weights(self, stage_two: bool) -> tuple[float, float, float]:
-        """Energy, force and stress weights of the loss (stress 0 unless ``loss == "stress"``), in stage two or not."""
+    def loss_weights(self, stage_two: bool) -> tuple[float, float, float, float]:
+        """Energy, force, stress and virials weights of the loss (stress 0 unless ``loss == "stress"``, virials 0
+        unless ``loss == "virials"``), in stage two or not."""
         if stage_two:
-            weights = (self.swa_energy_weight, self.swa_forces_weight, self.swa_stress_weight)
+            e, f, s, v = self.swa_energy_weight, self.swa_forces_weight, self.swa_stress_weight, self.swa_virials_weight
         else:
-            weights = (self.energy_weight, self.forces_weight, self.stress_weight)
-        return weights if self.loss == "stress" else (*weights[:2], 0.0)
+            e, f, s, v = self.energy_weight, self.forces_weight, self.stress_weight, self.virials_weight
+        return e, f, s if self.loss == "stress" else 0.0, v if self.loss == "virials" else 0.0
 
     @property
     def run_dir(self) -> Path:
@@ -292,14 +297,16 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "optimizer": "optimiser",
         "energy_weight": "weight of the energy term (per atom, squared) of the loss",
         "forces_weight": "weight of the forces term of the loss",
-        "loss": "'weighted' (energies and forces) or 'stress' (and stresses)",
+        "loss": "'weighted' (energies and forces), 'stress' (and stresses) or 'virials' (and virials per atom)",
         "stress_weight": "weight of the stress term with --loss stress",
+        "virials_weight": "weight of the virials term with --loss virials",
         "swa": "MACE's stage two: other loss weights and learning rate for the last epochs",
         "start_swa": "epochs before stage two starts (default: three quarters of --max_num_epochs)",
         "swa_lr": "learning rate in stage two",
         "swa_energy_weight": "energy weight in stage two",
         "swa_forces_weight": "forces weight in stage two",
         "swa_stress_weight": "stress weight in stage two",
+        "swa_virials_weight": "virials weight in stage two",
         "scheduler": "learning-rate schedule before stage two: 'ReduceLROnPlateau' (falls by --lr_factor when the "
                      "validation loss stops improving) or 'ExponentialLR' (times --lr_scheduler_gamma every epoch)",
         "scheduler_patience": "evaluations without a better validation loss before the learning rate falls",
@@ -383,6 +390,7 @@ _ALIASES = {
     "swa_energy_weight": "stage_two_energy_weight",
     "swa_forces_weight": "stage_two_forces_weight",
     "swa_stress_weight": "stage_two_stress_weight",
+    "swa_virials_weight": "stage_two_virials_weight",
 }
 
 

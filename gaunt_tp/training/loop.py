@@ -98,7 +98,7 @@ def evaluate(
     acc, total, count = ErrorAccumulator(keep_values), 0.0, 0
     for batch in batches:
         with torch.enable_grad():
-            out = model(batch, compute_forces=True, compute_stress=stress or bool(weights[2]))
+            out = model(batch, compute_forces=True, compute_stress=stress or any(weights[2:]))
         total += float(weighted_loss(batch, out, *weights).detach()) * batch.num_graphs
         count += batch.num_graphs
         acc.add(batch, out)
@@ -205,10 +205,11 @@ def _train(config: TrainConfig) -> dict:
     if dropped:
         log.warning("%d configurations carry stress labels in cells without volume (a zero cell vector), where the "
                     "model has no stress: those labels are left out", dropped)  # fmt: skip
-    if config.loss == "stress" and all(c.trainable_stress is None for c in train):
+    if config.loss in ("stress", "virials") and all(c.trainable_stress is None for c in train):
         raise InputError(
-            f"--loss stress, but no configuration of {config.train_file} has a stress label "
-            f"({config.stress_key!r} or the stress= that ASE writes) in a cell that spans a volume"
+            f"--loss {config.loss}, but no configuration of {config.train_file} has a stress label "
+            f"({config.stress_key!r}, the stress= that ASE writes, or virials under {config.virials_key!r}) in a cell "
+            "that spans a volume"
         )
     zs = sorted({int(z) for c in (*train, *valid, *test) for z in c.atomic_numbers})
     untrained = sorted(set(zs) - {int(z) for c in train for z in c.atomic_numbers})
@@ -305,8 +306,10 @@ def _train(config: TrainConfig) -> dict:
                 stage_two_fixed = epoch - 1
                 best, stale = math.inf, 0  # the best model is chosen again under the stage-two loss, as in MACE
                 if rank == 0:
-                    log.info("stage two from epoch %d: energy weight %g, forces weight %g, stress weight %g, lr %g",
-                             epoch, *weights, config.swa_lr)  # fmt: skip
+                    extra = {"stress": weights[2], "virials": weights[3]}.get(config.loss)
+                    extra = f", {config.loss} weight {extra:g}" if extra is not None else ""
+                    log.info("stage two from epoch %d: energy weight %g, forces weight %g%s, lr %g", epoch,
+                             *weights[:2], extra, config.swa_lr)  # fmt: skip
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)  # same order after a restart
         batches = _batches(train_g, config.batch_size, generator, rank=rank, world=world)
         running = torch.zeros((), dtype=torch.float64, device=device)  # summed where the losses are: no read-back
@@ -357,7 +360,7 @@ def _train(config: TrainConfig) -> dict:
             "rmse_e_meV": errors["all"]["rmse_e_meV"],
             "mae_e_meV": errors["all"]["mae_e_meV"],
         }
-        if config.loss == "stress":
+        if config.loss in ("stress", "virials"):
             row["rmse_stress_meV_per_A3"] = errors["all"].get("rmse_stress_meV_per_A3", math.nan)
         row["lr"] = lr
         if rank != 0:  # every process evaluates (same schedule); one writes
@@ -366,7 +369,7 @@ def _train(config: TrainConfig) -> dict:
             continue
         kind = "MAE" if "MAE" in config.error_table else "RMSE"
         per_atom = config.error_table.startswith("PerAtom")
-        stress = f" RMSE_stress={row['rmse_stress_meV_per_A3']:.2f} meV/A^3" if config.loss == "stress" else ""
+        stress = f" RMSE_stress={row['rmse_stress_meV_per_A3']:.2f} meV/A^3" if "rmse_stress_meV_per_A3" in row else ""
         log.info(
             "epoch %d: loss=%.4g valid_loss=%.4g %s_E=%.2f %s %s_F=%.2f meV/A%s lr=%.2e",
             epoch, row["train_loss"], valid_loss, kind,

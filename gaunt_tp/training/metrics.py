@@ -8,7 +8,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from gaunt_tp.data.graph import GraphBatch
+from gaunt_tp.data.graph import GraphBatch, cell_volumes
 
 __all__ = ["ErrorAccumulator", "has_stress_labels", "weighted_loss"]
 
@@ -24,12 +24,15 @@ def weighted_loss(
     energy_weight: float,
     forces_weight: float,
     stress_weight: float = 0.0,
+    virials_weight: float = 0.0,
 ) -> torch.Tensor:
-    """``w_E mean((dE / n_atoms)^2) + w_F mean(|dF|^2) [+ w_S mean(|dS|^2)]`` with per-configuration weights.
+    """``w_E mean((dE / n_atoms)^2) + w_F mean(|dF|^2) [+ w_S mean(|dS|^2)] [+ w_V mean(|dS V / n_atoms|^2)]``
+    with per-configuration weights.
 
-    Units eV, eV/Angstrom, eV/Angstrom^3 (MACE's ``weighted`` and ``stress`` losses). The stress term, taken
-    when ``stress_weight`` is not 0, needs ``out["stress"] [B, 3, 3]``; its mean runs over the 9 components of
-    the configurations with a stress label. Labels that are NaN (missing) are left out of their mean.
+    Units eV, eV/Angstrom, eV/Angstrom^3, eV (MACE's ``weighted``, ``stress`` and ``virials`` losses; the virials
+    are ``-stress * V``, V the cell's volume). The stress and virials terms, taken when their weight is not 0, need
+    ``out["stress"] [B, 3, 3]``; their means run over the 9 components of the configurations with a stress label.
+    Labels that are NaN (missing) are left out of their mean.
     """
     atoms = (batch.ptr[1:] - batch.ptr[:-1]).to(out["energy"].dtype)
     has_e = ~torch.isnan(batch.energy)
@@ -39,11 +42,15 @@ def weighted_loss(
     df = torch.where(has_f[:, None], out["forces"] - torch.nan_to_num(batch.forces), 0.0)
     loss_f = (batch.weight[batch.batch][:, None] * df.square()).sum() / (3 * has_f.sum().clamp_min(1))
     loss = energy_weight * loss_e + forces_weight * loss_f
-    if stress_weight:
+    if stress_weight or virials_weight:
         has_s = ~torch.isnan(batch.stress).flatten(1).any(dim=1)
         ds = torch.where(has_s[:, None, None], out["stress"] - torch.nan_to_num(batch.stress), 0.0)
-        loss_s = (batch.weight * ds.square().flatten(1).sum(1)).sum() / (9 * has_s.sum().clamp_min(1))
-        loss = loss + stress_weight * loss_s
+        labelled = 9 * has_s.sum().clamp_min(1)
+        if stress_weight:
+            loss = loss + stress_weight * (batch.weight * ds.square().flatten(1).sum(1)).sum() / labelled
+        if virials_weight:
+            dv = ds * (cell_volumes(batch.cell) / atoms)[:, None, None]  # the virials' error per atom (-V dS)
+            loss = loss + virials_weight * (batch.weight * dv.square().flatten(1).sum(1)).sum() / labelled
     return loss
 
 

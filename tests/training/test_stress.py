@@ -31,8 +31,11 @@ def copper(tmp_path_factory):
 
 
 def _batch(stress: torch.Tensor) -> SimpleNamespace:
-    """Two configurations of 1 and 2 atoms with energies, forces and the given ``[2, 3, 3]`` stress labels."""
+    """Two configurations of 1 and 2 atoms with energies, forces and the given ``[2, 3, 3]`` stress labels, in
+    cells of volume 8 and 27 (the second one sheared)."""
     return SimpleNamespace(
+        cell=torch.tensor([[[2.0, 0, 0], [0, 2, 0], [0, 0, 2]], [[3.0, 0, 0], [1, 3, 0], [0, 2, 3]]],
+                          dtype=torch.float64),  # fmt: skip
         ptr=torch.tensor([0, 1, 3]), batch=torch.tensor([0, 1, 1]),
         weight=torch.tensor([1.0, 2.0], dtype=torch.float64),
         energy=torch.tensor([1.0, 2.0], dtype=torch.float64), forces=torch.zeros(3, 3, dtype=torch.float64),
@@ -52,6 +55,24 @@ def test_stress_term_of_the_loss_skips_missing_labels():
     one = weighted_loss(_batch(stress), out, 1.0, 1.0, 7.0)
     assert float(one) == pytest.approx(7.0 * float((out["stress"][0] - stress[0]).square().sum()) / 9, rel=1e-12)
     assert float(weighted_loss(_batch(stress), out, 1.0, 1.0)) == 0.0  # no stress weight: no stress term
+
+
+def test_virials_term_of_the_loss_is_the_stress_error_times_the_volume_per_atom():
+    """MACE's virials loss: mean over the labelled components of ((virials error) / atoms)^2, the virials being
+    -stress * volume; a configuration without a stress label is left out."""
+    stress = torch.randn(2, 3, 3, dtype=torch.float64)
+    out = {"energy": torch.tensor([1.0, 2.0], dtype=torch.float64), "forces": torch.zeros(3, 3, dtype=torch.float64),
+           "stress": torch.randn(2, 3, 3, dtype=torch.float64)}  # fmt: skip
+    virials = lambda s: -s * torch.tensor([8.0, 27.0], dtype=torch.float64)[:, None, None]  # noqa: E731
+    per_atom = (virials(out["stress"]) - virials(stress)) / torch.tensor([1.0, 2.0], dtype=torch.float64)[:, None, None]
+    squared = per_atom.square().sum((1, 2))
+    loss = weighted_loss(_batch(stress), out, 1.0, 1.0, 0.0, 3.0)
+    assert float(loss) == pytest.approx(3.0 * float(squared[0] + 2.0 * squared[1]) / 18, rel=1e-12)
+    both = weighted_loss(_batch(stress), out, 1.0, 1.0, 7.0, 3.0)  # the two terms add
+    assert float(both) == pytest.approx(float(loss + weighted_loss(_batch(stress), out, 1.0, 1.0, 7.0)), rel=1e-12)
+    stress[0] = float("nan")
+    one = weighted_loss(_batch(stress), out, 1.0, 1.0, 0.0, 3.0)
+    assert float(one) == pytest.approx(3.0 * 2.0 * float(squared[1]) / 9, rel=1e-12)
 
 
 def test_error_table_reports_stress_in_meV_per_cubic_angstrom():
@@ -157,8 +178,8 @@ def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, caps
         assert main([*args[:2], str(sheets), *args[3:], "--name", "sheets"]) == 2
     assert "12 configurations carry stress labels in cells without volume" in caplog.text
     assert re.search("sheets.xyz has a stress label .* in a cell that spans a volume", capsys.readouterr().err)
-    with pytest.raises(ValueError, match="loss must be 'weighted'"):
-        config_from_args(["--train_file", str(copper), "--loss", "virials"])
+    with pytest.raises(ValueError, match="loss must be 'weighted' or 'stress' or 'virials', got 'universal'"):
+        config_from_args(["--train_file", str(copper), "--loss", "universal"])
 
 
 def test_stress_labels_count_where_the_cell_spans_a_volume_at_any_batch_size(copper):
@@ -214,3 +235,27 @@ def test_training_on_virials_matches_training_on_their_stress(tmp_path, copper):
     for split in ("train", "valid"):
         rmse = [run[split]["all"]["rmse_stress_meV_per_A3"] for run in runs]
         assert rmse[1] == pytest.approx(rmse[0], rel=1e-6) and rmse[0] > 0
+
+
+def test_train_with_the_virials_loss(tmp_path, copper):
+    """``--loss virials`` (MACE's): the validation loss is the weighted sum of the squared errors of energies, forces
+    and virials per atom (the stress error times volume / atoms, which lies between the copper cells' extremes);
+    stage two's virials weight is its own flag."""
+    from gaunt_tp.data import read_configurations
+
+    volume_per_atom = [abs(np.linalg.det(c.cell)) / len(c.atomic_numbers) for c in read_configurations(copper)]
+    args = ["train", "--train_file", str(copper), "--work_dir", str(tmp_path), "--name", "cu", *SMALL,
+            "--max_num_epochs", "2", "--loss", "virials", "--virials_weight", "10", "--swa", "--start_swa", "1",
+            "--swa_virials_weight", "30"]  # fmt: skip
+    assert main(args) == 0
+    with (tmp_path / "cu" / "metrics.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2
+    for row, (w_e, w_v) in zip(rows, ((1.0, 10.0), (1000.0, 30.0))):  # stage two from the second epoch
+        e, f = float(row["rmse_e_meV_per_atom"]) / 1e3, float(row["rmse_f_meV_per_A"]) / 1e3
+        s = float(row["rmse_stress_meV_per_A3"]) / 1e3
+        virials = float(row["valid_loss"]) - w_e * e**2 - 100 * f**2
+        assert s > 0 and virials > 0
+        assert w_v * (min(volume_per_atom) * s) ** 2 * (1 - 1e-6) <= virials
+        assert virials <= w_v * (max(volume_per_atom) * s) ** 2 * (1 + 1e-6)
+    assert "virials weight 30" in (tmp_path / "cu" / "train.log").read_text()
