@@ -59,21 +59,22 @@ def test_padded_step_trains_like_the_eager_one(graphs):
         torch.testing.assert_close(p_padded, p, rtol=1e-10, atol=1e-12)
 
 
-def test_padded_step_with_the_stress_loss_trains_like_the_eager_one(copper):
-    """``--loss stress`` (stress weight 1, stage two's weights from the third step): the padding graphs' cells span
-    no volume, their stress is 0 and their NaN labels are left out."""
+@pytest.mark.parametrize("term", [(1.0, 0.0), (0.0, 1.0)], ids=["stress", "virials"])
+def test_padded_step_with_the_stress_loss_trains_like_the_eager_one(copper, term):
+    """``--loss stress`` or ``virials`` (weight 1, stage two's weights from the third step): the padding graphs'
+    cells span no volume, their stress is 0 and their NaN labels are left out."""
     config, graphs = copper
     torch.manual_seed(3)
     model = GauntMACE(config).double()
     batches = [collate(graphs[:2]), collate(graphs[2:5]), collate(graphs[5:]), collate(graphs[1:4])]
-    weights = [(1.0, 100.0, 1.0)] * 2 + [(1000.0, 100.0, 1.0)] * 2
+    weights = [(1.0, 100.0, *term)] * 2 + [(1000.0, 100.0, *term)] * 2
     eager, padded = copy.deepcopy(model), copy.deepcopy(model)
     losses = train(EagerStep, eager, batches, weights)
     losses_padded = train(lambda m: GraphedStep(m, BatchCapacity.covering(graphs, 3), capture=False), padded, batches,
                           weights)  # fmt: skip
     assert losses_padded == pytest.approx(losses, rel=1e-12)
-    without_stress = train(EagerStep, copy.deepcopy(model), batches[:1], [(1.0, 100.0, 0.0)])
-    assert losses[0] > without_stress[0] * (1 + 1e-6)  # the stress term is in the loss
+    without_stress = train(EagerStep, copy.deepcopy(model), batches[:1], [(1.0, 100.0, 0.0, 0.0)])
+    assert losses[0] > without_stress[0] * (1 + 1e-6)  # the stress or virials term is in the loss
     for p_padded, p in zip(padded.parameters(), eager.parameters()):
         torch.testing.assert_close(p_padded, p, rtol=1e-10, atol=1e-12)
 
@@ -112,12 +113,12 @@ def test_the_step_the_gpu_captures_reads_nothing_back(graphs, options, monkeypat
 
 
 def test_the_stress_step_the_gpu_captures_reads_nothing_back(copper, monkeypatch):
-    """The same with ``--loss stress`` on periodic cells (the strain derivative, the volumes, the stress term)."""
+    """The same with the stress and virials terms on periodic cells (the strain derivative, the volumes)."""
     import gaunt_tp.ops.checks
 
     config, graphs = copper
     model = pytorch_path(GauntMACE(config).double())
     step = GraphedStep(model, BatchCapacity.covering(graphs, 3), capture=False)
-    step(collate(graphs[:3]), (1.0, 100.0, 1.0))
+    step(collate(graphs[:3]), (1.0, 100.0, 1.0, 1.0))
     monkeypatch.setattr(gaunt_tp.ops.checks, "capturing", lambda tensor: True)
-    assert host_read_backs(lambda: step(collate(graphs[3:5]), (1000.0, 100.0, 1.0))) == set()
+    assert host_read_backs(lambda: step(collate(graphs[3:5]), (1000.0, 100.0, 1.0, 1.0))) == set()
