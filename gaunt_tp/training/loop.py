@@ -246,6 +246,8 @@ def _train(config: TrainConfig) -> dict:
     else:  # its weights, normalisation, shift and scale
         model = foundation
     model = model.to(device=device, dtype=dtype)
+    if rank == 0:
+        _log_summary(config, model, (train_g, valid_g, test_g), device)
     trained = model
     if world > 1:  # each process takes its share of every global batch; gradients are averaged
         trained = torch.nn.parallel.DistributedDataParallel(
@@ -430,6 +432,23 @@ def _train(config: TrainConfig) -> dict:
 
 # the options a restart must keep beside the model's own: those fixing the data a run sees (its validation split and
 # shuffling, its E0s, its starting weights) and the schedule whose state the checkpoint holds
+def _log_summary(config: TrainConfig, model: GauntMACE, splits: tuple[list, list, list], device: torch.device) -> None:
+    """What a run trains, on what, where: its first lines in the log (as MACE's log opens)."""
+    from gaunt_tp import __version__
+
+    mc = model.config
+    train_g, valid_g, test_g = splits
+    log.info("gaunt-tp %s, torch %s, device %s, %s", __version__, torch.__version__, device, config.default_dtype)
+    log.info("configurations: %d train (%d atoms), %d valid, %d test", len(train_g),
+             sum(g.positions.shape[0] for g in train_g), len(valid_g), len(test_g))  # fmt: skip
+    log.info("elements Z=%s, E0s %s eV", list(mc.atomic_numbers), ", ".join(f"{e:.6g}" for e in mc.e0s))
+    log.info("model: %d parameters; %d channels, max_L %d, max_ell %d, correlation %d, %d interactions, r_max %g A, "
+             "%s convolution, %s products; %.2f neighbours per atom on average, shift %.4g eV/atom, scale %.4g eV/A",
+             sum(p.numel() for p in model.parameters()), mc.num_channels, mc.max_L, mc.max_ell, mc.correlation,
+             mc.num_interactions, mc.r_max, mc.conv_blocks, mc.product_blocks, mc.avg_num_neighbors,
+             mc.energy_shift, mc.energy_scale)  # fmt: skip
+
+
 _SAME_RUN = {"seed", "valid_fraction", "E0s", "foundation_model", "scheduler"}
 
 

@@ -48,6 +48,10 @@ def test_train_writes_the_run_and_the_calculator_passes_ase_checks(tmp_path, dat
         assert (run / name).is_file(), name
     logged = (run / "train.log").read_text()
     assert "epoch 2: loss=" in logged and "final errors (best model)" in logged and "| test |" not in logged
+    model = load_model(run / "run.model")  # the log opens with what was trained, on what, where
+    assert f"model: {sum(p.numel() for p in model.parameters())} parameters; 4 channels, max_L 1" in logged
+    assert "configurations: 11 train (99 atoms), 1 valid, 0 test" in logged and "device cpu, float64" in logged
+    assert f"elements Z=[1, 6, 8], E0s {', '.join(f'{e:.6g}' for e in model.config.e0s)} eV" in logged
     atoms = ase.io.read(data, index="0")
     atoms.calc = GauntCalculator(run / "run.model")
     np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-4), atol=1e-6)
