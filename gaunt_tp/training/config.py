@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -77,6 +78,8 @@ class TrainConfig:
     num_interactions: int = 2
     num_radial_basis: int = 8
     num_cutoff_basis: int = 5
+    radial_mlp: tuple[int, ...] = (64, 64, 64)
+    readout_hidden: int = 16
     conv_blocks: str = "gaunt"
     radial_per_input: bool = False
     num_products: int = 1
@@ -234,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
             common = {"dest": name, "default": argparse.SUPPRESS, "help": f"{text} ({shown})"}  # absent unless given
             if name in CHOICES:  # listed here, checked by TrainConfig like the YAML file's values
                 group.add_argument(*names, type=str, metavar="{" + ",".join(CHOICES[name]) + "}", **common)
+            elif "tuple" in kind:  # a list, as text: converted by TrainConfig like the YAML file's values
+                group.add_argument(*names, type=str, metavar="[W, ...]", **common)
             elif "bool" in kind:
                 group.add_argument(*names, type=_boolean, nargs="?", const=True, metavar="BOOL", **common)
             elif "int" in kind and "float" not in kind:
@@ -244,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                 group.add_argument(*names, type=str, **common)
     group = parser.add_argument_group("MACE's spellings (translated or checked, not stored)")
     for name, text in _MACE_SPELLINGS.items():
-        kind = {"type": _boolean, "nargs": "?", "const": True, "metavar": "BOOL"} if name == "save_cpu" else {}
+        kind = {"type": _boolean, "nargs": "?", "const": True, "metavar": "BOOL"} if name in _MACE_BOOLEANS else {}
         group.add_argument(f"--{name}", dest=name, default=argparse.SUPPRESS, help=text, **kind)
     return parser
 
@@ -280,6 +285,8 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "num_interactions": "message-passing layers",
         "num_radial_basis": "Bessel functions of the radial basis",
         "num_cutoff_basis": "power p of the polynomial cutoff",
+        "radial_mlp": "hidden widths of the radial network, e.g. '[64, 64, 64]' (MACE's spelling --radial_MLP)",
+        "readout_hidden": "width of the last interaction's nonlinear readout (MACE's --MLP_irreps 'Nx0e')",
         "conv_blocks": "convolution: 'gaunt' (Gaunt products) or 'e3nn' (MACE's per-path Clebsch-Gordan convolution)",
         "radial_per_input": "Gaunt convolution: one radial weight per input irrep as well",
         "num_products": "Gaunt many-body block: products summed per block",
@@ -344,7 +351,24 @@ _MACE_SPELLINGS = {
     "model": f"MACE's model name: {' or '.join(MACE_MODELS)}; either trains gaunt-tp's one model, which has "
              "ScaleShiftMACE's scale and shift",
     "save_cpu": "accepted for MACE's command lines: the exported model always loads on a CPU",
+    "MLP_irreps": "MACE's form of --readout_hidden: 'N x 0e'",
+    "gate": "MACE's readout nonlinearity: 'silu', the one gaunt-tp has",
+    "scaling": "MACE's energy scaling: 'rms_forces_scaling', the one gaunt-tp has (shift: the mean interaction "
+               "energy per atom)",
+    "radial_type": "MACE's radial basis: 'bessel', the one gaunt-tp has",
+    "compute_avg_num_neighbors": "accepted as true (MACE's default): the average is always taken from the training set",
+    "enable_cueq": "accepted as false: gaunt-tp runs its own C kernels on CPUs and PyTorch on GPUs, not cuEquivariance",
+    "distributed": "accepted for MACE's command lines: data-parallel training follows from torchrun's environment "
+                   "(torchrun --nproc_per_node N -m gaunt_tp.training.cli train ...)",
+    "num_workers": "accepted for MACE's command lines: graphs are built once and kept in memory, no loader workers",
+    "pin_memory": "accepted for MACE's command lines (no data loader)",
 }  # fmt: skip
+
+# MACE's spellings that are checked and dropped: the values gaunt-tp's one model has (None: any value of the type)
+_MACE_FIXED = {"gate": "silu", "scaling": "rms_forces_scaling", "radial_type": "bessel",
+               "compute_avg_num_neighbors": True, "enable_cueq": False, "distributed": None, "num_workers": None,
+               "pin_memory": None}  # fmt: skip
+_MACE_BOOLEANS = {"save_cpu", "compute_avg_num_neighbors", "enable_cueq", "distributed", "pin_memory"}
 
 
 def hidden_irreps_shape(text: str) -> tuple[int, int]:
@@ -366,20 +390,54 @@ def hidden_irreps_shape(text: str) -> tuple[int, int]:
 
 
 def _translate_mace_spellings(values: dict) -> None:
-    """Turn MACE's ``hidden_irreps`` into ``num_channels`` and ``max_L`` (an error where those are also given and
-    differ), check ``model`` and drop it and ``save_cpu``, in place."""
+    """Turn MACE's ``hidden_irreps`` into ``num_channels`` and ``max_L`` and ``MLP_irreps`` into ``readout_hidden``
+    (an error where those are also given and differ), check ``model``, ``save_cpu`` and the options of
+    ``_MACE_FIXED`` and drop them, in place."""
     if "save_cpu" in values:
         _typed("save_cpu", "bool", values.pop("save_cpu"))  # checked, as a YAML file may hold anything
+    for name, fixed in _MACE_FIXED.items():
+        if name not in values:
+            continue
+        kind = "bool" if name in _MACE_BOOLEANS else "int" if name == "num_workers" else "str"
+        value = _typed(name, kind, values.pop(name))
+        if fixed is not None and value != fixed:
+            raise InputError(f"{name} {value!r}: gaunt-tp has {fixed!r} alone ({_MACE_SPELLINGS[name]})")
+        if name == "distributed" and value and "WORLD_SIZE" not in os.environ:
+            raise InputError("--distributed: start the processes with torchrun (torchrun --nproc_per_node N -m "
+                             "gaunt_tp.training.cli train ...); each process reads its rank from torchrun")  # fmt: skip
+    mlp = values.pop("MLP_irreps", None)
+    if mlp is not None:
+        _translate(values, "MLP_irreps", str(mlp), {"readout_hidden": _scalar_width(str(mlp))})
     model = values.pop("model", None)
     if model is not None and model not in MACE_MODELS:
         raise InputError(f"model must be {' or '.join(map(repr, MACE_MODELS))} (gaunt-tp has one model), got {model!r}")
     text = values.pop("hidden_irreps", None)
-    if text is None:
-        return
-    for name, implied in zip(("num_channels", "max_L"), hidden_irreps_shape(str(text))):
-        if name in values and str(values[name]) != str(implied) and values[name] != implied:
-            raise InputError(f"hidden_irreps {text!r} has {name} {implied}, but {name} is {values[name]}")
-        values[name] = implied
+    if text is not None:
+        _translate(
+            values, "hidden_irreps", str(text), dict(zip(("num_channels", "max_L"), hidden_irreps_shape(str(text))))
+        )
+
+
+def _translate(values: dict, spelling: str, text: str, implied: dict) -> None:
+    """``values`` updated with the fields ``implied`` by MACE's option ``spelling`` (its value ``text``); an error
+    where a field is also given with another value."""
+    for name, value in implied.items():
+        if name in values and str(values[name]) != str(value) and values[name] != value:
+            raise InputError(f"{spelling} {text!r} has {name} {value}, but {name} is {values[name]}")
+        values[name] = value
+
+
+def _scalar_width(text: str) -> int:
+    """N of MACE's ``MLP_irreps`` ``'N x 0e'`` (its readout's hidden scalars); anything else is an InputError."""
+    from e3nn import o3
+
+    try:
+        irreps = o3.Irreps(text).simplify()
+    except (ValueError, AssertionError) as err:
+        raise InputError(f"MLP_irreps {text!r} is not an irreps string ({err})") from None
+    if len(irreps) != 1 or irreps[0].ir != o3.Irrep("0e"):
+        raise InputError(f"MLP_irreps {text!r}: gaunt-tp's readout has hidden scalars alone, e.g. '16x0e'")
+    return irreps[0].mul
 
 
 # second flag names, as in MACE's command line (which renamed "SWA" to "stage two")
@@ -391,6 +449,7 @@ _ALIASES = {
     "swa_forces_weight": "stage_two_forces_weight",
     "swa_stress_weight": "stage_two_stress_weight",
     "swa_virials_weight": "stage_two_virials_weight",
+    "radial_mlp": "radial_MLP",
 }
 
 
@@ -419,7 +478,14 @@ def _typed(name: str, kind: str, value: object) -> object:
     if value is None and optional:
         return None
     try:
-        if "bool" in kind:
+        if "tuple" in kind:  # widths: "[64, 64, 64]" or "64,64,64" (flags, YAML text) or a YAML list
+            items = value.strip().strip("[]()").split(",") if isinstance(value, str) else value
+            if isinstance(items, (list, tuple)):
+                widths = tuple(_typed(name, "int", w.strip() if isinstance(w, str) else w) for w in items if w != "")
+                if widths and min(widths) >= 1:
+                    return widths
+            raise ValueError
+        elif "bool" in kind:
             if isinstance(value, str):
                 return _boolean(value)
             if isinstance(value, bool):
@@ -444,8 +510,9 @@ def _typed(name: str, kind: str, value: object) -> object:
             return value
     except (ValueError, argparse.ArgumentTypeError):
         pass
-    wanted = "true or false" if "bool" in kind else ("an integer" if "int" in kind and "float" not in kind else
-                                                      "a number" if "float" in kind else "text")  # fmt: skip
+    wanted = ("true or false" if "bool" in kind else "a list of integers >= 1, e.g. [64, 64, 64]" if "tuple" in kind
+              else "an integer" if "int" in kind and "float" not in kind else
+              "a number" if "float" in kind else "text")  # fmt: skip
     raise InputError(f"{name} must be {wanted}{' or None' if optional else ''}, got {value!r}")
 
 

@@ -456,8 +456,8 @@ def _check_same_model(path: Path, state: dict, config: TrainConfig, names: set[s
     """A checkpoint resumed only with the model options (and the split and E0s) it was written with: a clear error,
     not a state-dict size mismatch or a silently different run."""
     stored = json.loads(state.get("config", "{}"))
-    changed = [f"--{n} {stored[n]!r} -> {getattr(config, n)!r}" for n in sorted(names)
-               if n in stored and stored[n] != getattr(config, n)]  # fmt: skip
+    now = json.loads(config.to_json())  # as stored: tuples as lists
+    changed = [f"--{n} {stored[n]!r} -> {now[n]!r}" for n in sorted(names) if n in stored and stored[n] != now[n]]
     if changed:
         raise InputError(
             f"{path}: written with other options ({', '.join(changed)}); --restart_latest needs the same model "

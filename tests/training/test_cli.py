@@ -95,6 +95,8 @@ def test_a_run_folder_is_resumed_or_refused_never_overwritten(tmp_path, data, ca
     assert "written with other options (--max_ell 2 -> 1, --num_channels 4 -> 8)" in message
     message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--seed", "7", "--valid_fraction", "0.2")
     assert "written with other options (--seed 123 -> 7, --valid_fraction 0.1 -> 0.2)" in message  # another split
+    message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--radial_MLP", "[64, 32]")
+    assert "written with other options (--radial_mlp [64, 64, 64] -> [64, 32])" in message
     latest_checkpoint(run / "checkpoints").unlink()  # as if killed after epoch 2's row, before its checkpoint
     train(tmp_path, data, "kept", "--max_num_epochs", "3", "--restart_latest")
     assert [int(r["epoch"]) for r in _rows(run)] == [1, 2, 3]
@@ -486,3 +488,15 @@ def test_bad_input_is_one_line_on_stderr_and_status_2(tmp_path, data, capsys, co
     assert not (tmp_path / "out.xyz").exists()
     if problem.startswith("bad_"):  # options are checked before the run folder is made
         assert not (tmp_path / "bad").exists()
+
+
+def test_maces_radial_mlp_and_mlp_irreps_shape_the_model(tmp_path, data):
+    """``--radial_MLP`` and ``--MLP_irreps`` reach the model (and its export); a run with them resumes."""
+    run = train(tmp_path, data, "shaped", "--max_num_epochs", "1", "--radial_MLP", "[8, 8]", "--MLP_irreps", "4x0e")
+    model = load_model(run / "shaped.model")
+    assert (model.config.radial_mlp, model.config.readout_hidden) == ((8, 8), 4)
+    default = load_model(train(tmp_path, data, "default", "--max_num_epochs", "1") / "default.model")
+    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in default.parameters())
+    train(tmp_path, data, "shaped", "--max_num_epochs", "2", "--restart_latest", "--radial_MLP", "8,8",
+          "--MLP_irreps", "4x0e")  # fmt: skip
+    assert [int(r["epoch"]) for r in _rows(run)] == [1, 2]

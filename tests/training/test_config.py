@@ -92,6 +92,37 @@ def test_mace_command_lines_and_yaml_files_are_read_with_their_spellings(tmp_pat
             config_from_args(["--train_file=a.xyz", *flags])
 
 
+def test_more_of_maces_flags_translate_or_are_checked(tmp_path, monkeypatch):
+    """--radial_MLP and --MLP_irreps set the radial network's widths and the readout's; the options of MACE's that
+    name what gaunt-tp's one model has (silu gate, RMS-force scaling, Bessel basis, no cuEquivariance) or that steer
+    its data loader are accepted with those values and not stored; --distributed needs torchrun's environment."""
+    mace = ["--train_file=a.xyz", "--radial_MLP=[32, 16]", "--MLP_irreps=8x0e", "--gate=silu", "--num_workers=4",
+            "--scaling=rms_forces_scaling", "--radial_type=bessel", "--pin_memory", "--enable_cueq=False",
+            "--compute_avg_num_neighbors=True"]  # fmt: skip
+    config = config_from_args(mace)
+    assert (config.radial_mlp, config.readout_hidden) == ((32, 16), 8)
+    assert not {"gate", "num_workers", "MLP_irreps", "radial_MLP"} & set(json.loads(config.to_json()))
+    assert config_from_args(["--train_file=a.xyz", "--radial_mlp", "4,4,4"]).radial_mlp == (4, 4, 4)
+    yaml_file = tmp_path / "mace.yaml"
+    yaml_file.write_text("train_file: a.xyz\nradial_MLP: [16, 16]\nMLP_irreps: 4x0e\ngate: silu\ndistributed: false\n")
+    config = config_from_args(["--config", str(yaml_file)])
+    assert (config.radial_mlp, config.readout_hidden) == ((16, 16), 4)
+    for flags, message in ((["--gate=tanh"], "gate 'tanh': gaunt-tp has 'silu' alone"),
+                           (["--scaling=std_scaling"], "scaling 'std_scaling': gaunt-tp has 'rms_forces_scaling'"),
+                           (["--enable_cueq"], "enable_cueq True: gaunt-tp has False alone"),
+                           (["--compute_avg_num_neighbors=False"], "compute_avg_num_neighbors False"),
+                           (["--MLP_irreps=16x1o"], "readout has hidden scalars alone"),
+                           (["--MLP_irreps=16x0e", "--readout_hidden=8"], "readout_hidden 16, but readout_hidden is 8"),
+                           (["--radial_MLP=[64, 0]"], "radial_mlp must be a list of integers >= 1"),
+                           (["--radial_MLP=[]"], "radial_mlp must be a list of integers >= 1"),
+                           (["--num_workers=many"], "num_workers must be an integer"),
+                           (["--distributed"], "start the processes with torchrun")):  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(message)):
+            config_from_args([*flags, "--train_file=a.xyz"])
+    monkeypatch.setenv("WORLD_SIZE", "2")  # under torchrun
+    assert config_from_args(["--train_file=a.xyz", "--distributed"]).train_file == "a.xyz"
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
