@@ -120,9 +120,12 @@ class ModelConfig:
                 set_field(f.name, cast(value))
         if len(set(self.atomic_numbers)) != len(self.atomic_numbers):
             raise InputError(f"atomic_numbers must be distinct, got {self.atomic_numbers}")
-        for name in ("max_ell", "num_channels", "correlation", "num_interactions", "num_radial_basis", "num_products"):
+        for name in ("max_ell", "num_channels", "correlation", "num_interactions", "num_radial_basis", "num_products",
+                     "readout_hidden"):  # fmt: skip
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if any(w < 1 for w in self.radial_mlp):
+            raise InputError(f"radial_mlp widths must be >= 1, got {self.radial_mlp}")
         if self.conv_blocks not in CONV_BLOCKS:
             raise InputError(f"conv_blocks must be {' or '.join(map(repr, CONV_BLOCKS))}, got {self.conv_blocks!r}")
         if self.product_blocks not in PRODUCT_BLOCKS:

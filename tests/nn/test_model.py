@@ -197,6 +197,10 @@ def test_config_round_trip_and_errors():
     assert ModelConfig.from_json(loose.to_json()) == CONFIG
     with pytest.raises(ValueError, match="num_channels must be an integer, got 2.5"):
         dataclasses.replace(CONFIG, num_channels=2.5)
+    with pytest.raises(ValueError, match="readout_hidden must be >= 1, got 0"):
+        dataclasses.replace(CONFIG, readout_hidden=0)
+    with pytest.raises(ValueError, match=r"radial_mlp widths must be >= 1, got \(16, 0\)"):
+        dataclasses.replace(CONFIG, radial_mlp=(16, 0))
 
 
 def test_e3nn_convolution_blocks_give_a_valid_model(ethanol):
