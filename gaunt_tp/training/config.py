@@ -29,7 +29,7 @@ FOUNDATION_E0S = "foundation"
 CHOICES = {
     "conv_blocks": CONV_BLOCKS,
     "product_blocks": PRODUCT_BLOCKS,
-    "loss": ("weighted", "stress", "virials"),
+    "loss": ("weighted", "stress", "virials", "huber"),
     "optimizer": ("adam", "adamw"),
     "scheduler": ("ReduceLROnPlateau", "ExponentialLR"),
     "default_dtype": DTYPES,
@@ -49,9 +49,10 @@ _RANGES = (
     ("scheduler_patience", 0, None),
     ("energy_weight", 0.0, None), ("forces_weight", 0.0, None), ("stress_weight", 0.0, None),
     ("virials_weight", 0.0, None), ("swa_energy_weight", 0.0, None), ("swa_forces_weight", 0.0, None),
-    ("swa_stress_weight", 0.0, None), ("swa_virials_weight", 0.0, None),
+    ("swa_stress_weight", 0.0, None), ("swa_virials_weight", 0.0, None), ("huber_delta", 0.0, None),
 )  # fmt: skip
-_POSITIVE = {"r_max", "lr_factor", "lr_scheduler_gamma"}  # a learning rate of 0 freezes the weights (tests use it)
+# the lower bound excluded for these (a learning rate of 0 freezes the weights: tests use it)
+_POSITIVE = {"r_max", "lr_factor", "lr_scheduler_gamma", "huber_delta"}
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,11 @@ class TrainConfig:
     energy_weight: float = 1.0
     forces_weight: float = 100.0
     # "weighted": energies and forces; "stress": also the stress of the configurations that have one; "virials":
-    # their virials per atom instead (MACE's names)
+    # their virials per atom instead; "huber": energies, forces and stress through Huber's function (MACE's names)
     loss: str = "weighted"
     stress_weight: float = 1.0
     virials_weight: float = 1.0
+    huber_delta: float = 0.01
     # loss weight per config_type (JSON, e.g. '{"Default": 1.0, "bulk": 10}'; a mapping in YAML), times each
     # configuration's own weight (config_weight); types not named keep 1
     config_type_weights: str | None = None
@@ -193,14 +195,18 @@ class TrainConfig:
             )
         return {str(k): float(v) for k, v in weights.items()}
 
-    def loss_weights(self, stage_two: bool) -> tuple[float, float, float, float]:
-        """Energy, force, stress and virials weights of the loss (stress 0 unless ``loss == "stress"``, virials 0
-        unless ``loss == "virials"``), in stage two or not."""
+    def loss_weights(self, stage_two: bool, stress_labels: bool = True) -> tuple[float, float, float, float, float]:
+        """Energy, force, stress and virials weights of the loss and Huber's delta, as
+        :func:`gaunt_tp.training.metrics.weighted_loss` takes them, in stage two or not: stress 0 unless ``loss`` is
+        ``"stress"`` or, where the data has ``stress_labels``, ``"huber"``; virials 0 unless ``"virials"``; delta 0
+        (squared errors) unless ``"huber"``."""
         if stage_two:
             e, f, s, v = self.swa_energy_weight, self.swa_forces_weight, self.swa_stress_weight, self.swa_virials_weight
         else:
             e, f, s, v = self.energy_weight, self.forces_weight, self.stress_weight, self.virials_weight
-        return e, f, s if self.loss == "stress" else 0.0, v if self.loss == "virials" else 0.0
+        stress = self.loss == "stress" or (self.loss == "huber" and stress_labels)
+        huber = self.huber_delta if self.loss == "huber" else 0.0
+        return e, f, s if stress else 0.0, v if self.loss == "virials" else 0.0, huber
 
     @property
     def run_dir(self) -> Path:
@@ -304,9 +310,11 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "optimizer": "optimiser",
         "energy_weight": "weight of the energy term (per atom, squared) of the loss",
         "forces_weight": "weight of the forces term of the loss",
-        "loss": "'weighted' (energies and forces), 'stress' (and stresses) or 'virials' (and virials per atom)",
+        "loss": "'weighted' (energies and forces), 'stress' (and stresses), 'virials' (and virials per atom) or "
+                "'huber' (energies, forces and, where labelled, stresses through Huber's function)",
         "stress_weight": "weight of the stress term with --loss stress",
         "virials_weight": "weight of the virials term with --loss virials",
+        "huber_delta": "with --loss huber: errors beyond it count linearly (eV per atom, eV/A, eV/A^3)",
         "swa": "MACE's stage two: other loss weights and learning rate for the last epochs",
         "start_swa": "epochs before stage two starts (default: three quarters of --max_num_epochs)",
         "swa_lr": "learning rate in stage two",

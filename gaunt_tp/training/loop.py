@@ -98,7 +98,7 @@ def evaluate(
     acc, total, count = ErrorAccumulator(keep_values), 0.0, 0
     for batch in batches:
         with torch.enable_grad():
-            out = model(batch, compute_forces=True, compute_stress=stress or any(weights[2:]))
+            out = model(batch, compute_forces=True, compute_stress=stress or any(weights[2:4]))
         total += float(weighted_loss(batch, out, *weights).detach()) * batch.num_graphs
         count += batch.num_graphs
         acc.add(batch, out)
@@ -205,7 +205,8 @@ def _train(config: TrainConfig) -> dict:
     if dropped:
         log.warning("%d configurations carry stress labels in cells without volume (a zero cell vector), where the "
                     "model has no stress: those labels are left out", dropped)  # fmt: skip
-    if config.loss in ("stress", "virials") and all(c.trainable_stress is None for c in train):
+    stress_labels = any(c.trainable_stress is not None for c in train)  # for the stress term of the Huber loss
+    if config.loss in ("stress", "virials") and not stress_labels:
         raise InputError(
             f"--loss {config.loss}, but no configuration of {config.train_file} has a stress label "
             f"({config.stress_key!r}, the stress= that ASE writes, or virials under {config.virials_key!r}) in a cell "
@@ -300,7 +301,7 @@ def _train(config: TrainConfig) -> dict:
         model.train()
         stage_two_after = stage_two_fixed if stage_two_fixed is not None else config.stage_two_after
         stage_two = stage_two_after is not None and epoch > stage_two_after
-        weights = config.loss_weights(stage_two)
+        weights = config.loss_weights(stage_two, stress_labels)
         if stage_two:
             for group in optimizer.param_groups:
                 group["lr"] = config.swa_lr
@@ -308,8 +309,8 @@ def _train(config: TrainConfig) -> dict:
                 stage_two_fixed = epoch - 1
                 best, stale = math.inf, 0  # the best model is chosen again under the stage-two loss, as in MACE
                 if rank == 0:
-                    extra = {"stress": weights[2], "virials": weights[3]}.get(config.loss)
-                    extra = f", {config.loss} weight {extra:g}" if extra is not None else ""
+                    terms = ("stress weight", "virials weight", "Huber delta")
+                    extra = "".join(f", {term} {w:g}" for term, w in zip(terms, weights[2:]) if w)
                     log.info("stage two from epoch %d: energy weight %g, forces weight %g%s, lr %g", epoch,
                              *weights[:2], extra, config.swa_lr)  # fmt: skip
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)  # same order after a restart
@@ -362,7 +363,7 @@ def _train(config: TrainConfig) -> dict:
             "rmse_e_meV": errors["all"]["rmse_e_meV"],
             "mae_e_meV": errors["all"]["mae_e_meV"],
         }
-        if config.loss in ("stress", "virials"):
+        if any(config.loss_weights(False, stress_labels)[2:4]):
             row["rmse_stress_meV_per_A3"] = errors["all"].get("rmse_stress_meV_per_A3", math.nan)
         row["lr"] = lr
         if rank != 0:  # every process evaluates (same schedule); one writes

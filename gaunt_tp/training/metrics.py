@@ -25,6 +25,7 @@ def weighted_loss(
     forces_weight: float,
     stress_weight: float = 0.0,
     virials_weight: float = 0.0,
+    huber_delta: float = 0.0,
 ) -> torch.Tensor:
     """``w_E mean((dE / n_atoms)^2) + w_F mean(|dF|^2) [+ w_S mean(|dS|^2)] [+ w_V mean(|dS V / n_atoms|^2)]``
     with per-configuration weights.
@@ -32,26 +33,34 @@ def weighted_loss(
     Units eV, eV/Angstrom, eV/Angstrom^3, eV (MACE's ``weighted``, ``stress`` and ``virials`` losses; the virials
     are ``-stress * V``, V the cell's volume). The stress and virials terms, taken when their weight is not 0, need
     ``out["stress"] [B, 3, 3]``; their means run over the 9 components of the configurations with a stress label.
-    Labels that are NaN (missing) are left out of their mean.
+    Labels that are NaN (missing) are left out of their mean. ``huber_delta > 0``: Huber's function of each error
+    component in place of its square, ``x^2 / 2`` up to ``|x| = delta`` and linear beyond (MACE's ``huber`` loss).
     """
     atoms = (batch.ptr[1:] - batch.ptr[:-1]).to(out["energy"].dtype)
     has_e = ~torch.isnan(batch.energy)
     de = torch.where(has_e, (out["energy"] - torch.nan_to_num(batch.energy)) / atoms, 0.0)
-    loss_e = (batch.weight * de.square()).sum() / has_e.sum().clamp_min(1)
+    penalty = (lambda x: x.square()) if not huber_delta else (lambda x: _huber(x, huber_delta))  # noqa: E731
+    loss_e = (batch.weight * penalty(de)).sum() / has_e.sum().clamp_min(1)
     has_f = ~torch.isnan(batch.forces).any(dim=1)
     df = torch.where(has_f[:, None], out["forces"] - torch.nan_to_num(batch.forces), 0.0)
-    loss_f = (batch.weight[batch.batch][:, None] * df.square()).sum() / (3 * has_f.sum().clamp_min(1))
+    loss_f = (batch.weight[batch.batch][:, None] * penalty(df)).sum() / (3 * has_f.sum().clamp_min(1))
     loss = energy_weight * loss_e + forces_weight * loss_f
     if stress_weight or virials_weight:
         has_s = ~torch.isnan(batch.stress).flatten(1).any(dim=1)
         ds = torch.where(has_s[:, None, None], out["stress"] - torch.nan_to_num(batch.stress), 0.0)
         labelled = 9 * has_s.sum().clamp_min(1)
         if stress_weight:
-            loss = loss + stress_weight * (batch.weight * ds.square().flatten(1).sum(1)).sum() / labelled
+            loss = loss + stress_weight * (batch.weight * penalty(ds).flatten(1).sum(1)).sum() / labelled
         if virials_weight:
             dv = ds * (cell_volumes(batch.cell) / atoms)[:, None, None]  # the virials' error per atom (-V dS)
-            loss = loss + virials_weight * (batch.weight * dv.square().flatten(1).sum(1)).sum() / labelled
+            loss = loss + virials_weight * (batch.weight * penalty(dv).flatten(1).sum(1)).sum() / labelled
     return loss
+
+
+def _huber(x: torch.Tensor, delta: float) -> torch.Tensor:
+    """Huber's function, elementwise: ``x^2 / 2`` where ``|x| <= delta``, ``delta (|x| - delta / 2)`` beyond."""
+    size = x.abs()
+    return torch.where(size <= delta, 0.5 * x.square(), delta * (size - 0.5 * delta))
 
 
 class ErrorAccumulator:

@@ -17,12 +17,12 @@ from gaunt_tp.training.metrics import weighted_loss
 
 __all__ = ["EagerStep", "GraphedStep", "loss_and_backward"]
 
-Weights = tuple[float, ...]  # energy, forces, stress (and virials) weights of the loss
+Weights = tuple[float, ...]  # energy, forces, stress (virials) weights of the loss (and Huber's delta: weighted_loss)
 
 
 def loss_and_backward(model: torch.nn.Module, batch: GraphBatch, weights: Weights) -> torch.Tensor:
     """The weighted loss of ``model`` on ``batch`` (0-dim, detached), its gradients accumulated into ``.grad``."""
-    out = model(batch, compute_forces=True, compute_stress=any(weights[2:]), training=True)
+    out = model(batch, compute_forces=True, compute_stress=any(weights[2:4]), training=True)
     loss = weighted_loss(batch, out, *weights)
     loss.backward()
     return loss.detach()

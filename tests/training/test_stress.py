@@ -75,6 +75,23 @@ def test_virials_term_of_the_loss_is_the_stress_error_times_the_volume_per_atom(
     assert float(one) == pytest.approx(3.0 * 2.0 * float(squared[1]) / 9, rel=1e-12)
 
 
+def test_huber_loss_is_half_the_square_up_to_delta_and_linear_beyond():
+    """MACE's ``huber`` loss: each error component through Huber's function, weighted and averaged as the squares."""
+    stress = torch.zeros(2, 3, 3, dtype=torch.float64)
+    out = {"energy": torch.tensor([1.3, 2.0], dtype=torch.float64), "forces": torch.zeros(3, 3, dtype=torch.float64),
+           "stress": torch.zeros(2, 3, 3, dtype=torch.float64)}  # fmt: skip
+    out["forces"][0, 0], out["forces"][2, 1] = 0.05, -2.0  # one force error under delta 0.1, one beyond
+    out["stress"][1, 0, 2] = 0.4
+    batch = _batch(stress)
+    loss = weighted_loss(batch, out, 1.0, 10.0, 7.0, 0.0, 0.1)
+    energy = 1.0 * 0.1 * (0.3 - 0.05) / 2  # the first configuration's 0.3 eV per atom error, weight 1, over 2
+    forces = 10.0 * (0.5 * 0.05**2 + 2.0 * 0.1 * (2.0 - 0.05)) / 9  # the second atom's error weighs 2 (its config)
+    stresses = 7.0 * 2.0 * 0.1 * (0.4 - 0.05) / 18
+    assert float(loss) == pytest.approx(energy + forces + stresses, rel=1e-12)
+    squares = weighted_loss(batch, out, 1.0, 10.0, 7.0)
+    assert float(weighted_loss(batch, out, 1.0, 10.0, 7.0, 0.0, 1e3)) == pytest.approx(0.5 * float(squares), rel=1e-12)
+
+
 def test_error_table_reports_stress_in_meV_per_cubic_angstrom():
     stress = torch.randn(2, 3, 3, dtype=torch.float64)
     out = {"energy": torch.tensor([1.0, 2.0], dtype=torch.float64), "forces": torch.zeros(3, 3, dtype=torch.float64),
@@ -178,7 +195,9 @@ def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, caps
         assert main([*args[:2], str(sheets), *args[3:], "--name", "sheets"]) == 2
     assert "12 configurations carry stress labels in cells without volume" in caplog.text
     assert re.search("sheets.xyz has a stress label .* in a cell that spans a volume", capsys.readouterr().err)
-    with pytest.raises(ValueError, match="loss must be 'weighted' or 'stress' or 'virials', got 'universal'"):
+    with pytest.raises(
+        ValueError, match="loss must be 'weighted' or 'stress' or 'virials' or 'huber', got 'universal'"
+    ):
         config_from_args(["--train_file", str(copper), "--loss", "universal"])
 
 
@@ -259,3 +278,27 @@ def test_train_with_the_virials_loss(tmp_path, copper):
         assert w_v * (min(volume_per_atom) * s) ** 2 * (1 - 1e-6) <= virials
         assert virials <= w_v * (max(volume_per_atom) * s) ** 2 * (1 + 1e-6)
     assert "virials weight 30" in (tmp_path / "cu" / "train.log").read_text()
+
+
+def test_train_with_the_huber_loss(tmp_path, copper, shared_data):
+    """``--loss huber`` with a delta above every error is half the squared loss; Adam without clipping or weight
+    decay takes the same steps for half the gradients, so the run's validation losses are half the weighted
+    loss's (with the stress term on copper); on molecules it trains without stress."""
+    common = ["train", "--work_dir", str(tmp_path), *SMALL, "--max_num_epochs", "2", "--clip_grad", "0",
+              "--weight_decay", "0", "--train_file", str(copper)]  # fmt: skip
+    assert main([*common, "--name", "squares", "--loss", "stress"]) == 0
+    assert main([*common, "--name", "huber", "--loss", "huber", "--huber_delta", "1000"]) == 0
+    rows = {}
+    for name in ("squares", "huber"):
+        with (tmp_path / name / "metrics.csv").open() as fh:
+            rows[name] = list(csv.DictReader(fh))
+    for squares, huber in zip(rows["squares"], rows["huber"]):
+        assert float(huber["valid_loss"]) == pytest.approx(0.5 * float(squares["valid_loss"]), rel=1e-4)
+        assert float(huber["rmse_stress_meV_per_A3"]) == pytest.approx(
+            float(squares["rmse_stress_meV_per_A3"]), rel=1e-4
+        )
+    molecules = tmp_path / "molecules.xyz"
+    ase.io.write(molecules, ase.io.read(shared_data / "ethanol" / "train.xyz", index=":8"))
+    assert main([*common[:-1], str(molecules), "--name", "molecules", "--loss", "huber"]) == 0
+    with (tmp_path / "molecules" / "metrics.csv").open() as fh:
+        assert "rmse_stress_meV_per_A3" not in next(csv.DictReader(fh))  # no stress labels: no stress term
