@@ -431,8 +431,6 @@ def _train(config: TrainConfig) -> dict:
     return tables
 
 
-# the options a restart must keep beside the model's own: those fixing the data a run sees (its validation split and
-# shuffling, its E0s, its starting weights) and the schedule whose state the checkpoint holds
 def _log_summary(config: TrainConfig, model: GauntMACE, splits: tuple[list, list, list], device: torch.device) -> None:
     """What a run trains, on what, where: its first lines in the log (as MACE's log opens)."""
     from gaunt_tp import __version__
@@ -450,6 +448,8 @@ def _log_summary(config: TrainConfig, model: GauntMACE, splits: tuple[list, list
              mc.energy_shift, mc.energy_scale)  # fmt: skip
 
 
+# the options a restart must keep beside the model's own: those fixing the data a run sees (its validation split and
+# shuffling, its E0s, its starting weights) and the schedule whose state the checkpoint holds
 _SAME_RUN = {"seed", "valid_fraction", "E0s", "foundation_model", "scheduler"}
 
 
