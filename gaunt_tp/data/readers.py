@@ -18,14 +18,20 @@ from gaunt_tp.errors import InputError
 __all__ = ["read_any", "read_configurations", "read_rmd17"]
 
 
-def _voigt_to_matrix(stress: np.ndarray) -> np.ndarray:
-    stress = np.asarray(stress, dtype=np.float64).reshape(-1)
-    if stress.size == 9:
-        return stress.reshape(3, 3)
-    if stress.size == 6:
-        xx, yy, zz, yz, xz, xy = stress
-        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-    raise InputError(f"stress must have 6 (Voigt) or 9 components, got {stress.size}")
+def _matrix_label(value, where: str, what: str, not_finite: str) -> np.ndarray:  # noqa: ANN001 (as ASE parsed it)
+    """A 3x3 label (stress, virials) from 6 Voigt (xx, yy, zz, yz, xz, xy) or 9 components; an InputError naming
+    ``where`` for another count, or (``not_finite``) for a NaN or inf."""
+    flat = np.asarray(value, dtype=np.float64).reshape(-1)
+    if flat.size == 9:
+        matrix = flat.reshape(3, 3)
+    elif flat.size == 6:
+        xx, yy, zz, yz, xz, xy = flat
+        matrix = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    else:
+        raise InputError(f"{where}: {what} must have 6 (Voigt) or 9 components, got {flat.size}")
+    if not np.isfinite(matrix).all():
+        raise InputError(f"{where}: {not_finite}")
+    return matrix
 
 
 def _stress_from_virials(virials, cell: np.ndarray, where: str, key: str) -> np.ndarray:  # noqa: ANN001
@@ -33,13 +39,7 @@ def _stress_from_virials(virials, cell: np.ndarray, where: str, key: str) -> np.
     volume = abs(float(np.linalg.det(np.asarray(cell, dtype=np.float64))))
     if volume <= MIN_CELL_VOLUME:
         raise InputError(f"{where}: virials ({key!r}) need a cell that spans a volume to give a stress")
-    try:
-        matrix = _voigt_to_matrix(virials)
-    except InputError as err:
-        raise InputError(f"{where}: {str(err).replace('stress', 'virials', 1)}") from None
-    if not np.isfinite(matrix).all():
-        raise InputError(f"{where}: virials ({key!r}) are not all finite")
-    return -matrix / volume
+    return -_matrix_label(virials, where, "virials", f"virials ({key!r}) are not all finite") / volume
 
 
 def _label(atoms, key: str, fallback: str, per_atom: bool):  # noqa: ANN001, ANN202 (ase.Atoms)
@@ -137,12 +137,7 @@ def read_configurations(
             if not np.isfinite(energy):
                 raise InputError(f"{where}: energy is {energy}")
         if stress is not None:  # a missing label is left out; a non-finite one is an error, as for forces
-            try:
-                stress = _voigt_to_matrix(stress)
-            except InputError as err:
-                raise InputError(f"{where}: {err}") from None
-            if not np.isfinite(stress).all():
-                raise InputError(f"{where}: stress is not all finite")
+            stress = _matrix_label(stress, where, "stress", "stress is not all finite")
         out.append(
             Configuration(
                 atomic_numbers=np.asarray(atoms.numbers, dtype=np.int64),

@@ -373,7 +373,7 @@ _MACE_SPELLINGS = {
 }  # fmt: skip
 
 # MACE's spellings that are checked and dropped: the values gaunt-tp's one model has (None: any value of the type)
-_MACE_FIXED = {"gate": "silu", "scaling": "rms_forces_scaling", "radial_type": "bessel",
+_MACE_FIXED = {"save_cpu": None, "gate": "silu", "scaling": "rms_forces_scaling", "radial_type": "bessel",
                "compute_avg_num_neighbors": True, "enable_cueq": False, "distributed": None, "num_workers": None,
                "pin_memory": None}  # fmt: skip
 _MACE_BOOLEANS = {"save_cpu", "compute_avg_num_neighbors", "enable_cueq", "distributed", "pin_memory"}
@@ -399,11 +399,9 @@ def hidden_irreps_shape(text: str) -> tuple[int, int]:
 
 def _translate_mace_spellings(values: dict) -> None:
     """Turn MACE's ``hidden_irreps`` into ``num_channels`` and ``max_L`` and ``MLP_irreps`` into ``readout_hidden``
-    (an error where those are also given and differ), check ``model``, ``save_cpu`` and the options of
-    ``_MACE_FIXED`` and drop them, in place."""
-    if "save_cpu" in values:
-        _typed("save_cpu", "bool", values.pop("save_cpu"))  # checked, as a YAML file may hold anything
-    for name, fixed in _MACE_FIXED.items():
+    (an error where those are also given and differ), check ``model`` and the options of ``_MACE_FIXED`` and drop
+    them, in place."""
+    for name, fixed in _MACE_FIXED.items():  # checked, as a YAML file may hold anything, and dropped
         if name not in values:
             continue
         kind = "bool" if name in _MACE_BOOLEANS else "int" if name == "num_workers" else "str"

@@ -206,6 +206,7 @@ def _train(config: TrainConfig) -> dict:
         log.warning("%d configurations carry stress labels in cells without volume (a zero cell vector), where the "
                     "model has no stress: those labels are left out", dropped)  # fmt: skip
     stress_labels = any(c.trainable_stress is not None for c in train)  # for the stress term of the Huber loss
+    logs_stress = any(config.loss_weights(False, stress_labels)[2:4])  # a stress or virials term: its RMSE logged
     if config.loss in ("stress", "virials") and not stress_labels:
         raise InputError(
             f"--loss {config.loss}, but no configuration of {config.train_file} has a stress label "
@@ -363,7 +364,7 @@ def _train(config: TrainConfig) -> dict:
             "rmse_e_meV": errors["all"]["rmse_e_meV"],
             "mae_e_meV": errors["all"]["mae_e_meV"],
         }
-        if any(config.loss_weights(False, stress_labels)[2:4]):
+        if logs_stress:
             row["rmse_stress_meV_per_A3"] = errors["all"].get("rmse_stress_meV_per_A3", math.nan)
         row["lr"] = lr
         if rank != 0:  # every process evaluates (same schedule); one writes
@@ -372,7 +373,7 @@ def _train(config: TrainConfig) -> dict:
             continue
         kind = "MAE" if "MAE" in config.error_table else "RMSE"
         per_atom = config.error_table.startswith("PerAtom")
-        stress = f" RMSE_stress={row['rmse_stress_meV_per_A3']:.2f} meV/A^3" if "rmse_stress_meV_per_A3" in row else ""
+        stress = f" RMSE_stress={row['rmse_stress_meV_per_A3']:.2f} meV/A^3" if logs_stress else ""
         log.info(
             "epoch %d: loss=%.4g valid_loss=%.4g %s_E=%.2f %s %s_F=%.2f meV/A%s lr=%.2e",
             epoch, row["train_loss"], valid_loss, kind,
