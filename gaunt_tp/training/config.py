@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from gaunt_tp.data.e0s import e0s_from_text, e0s_mapping
+from gaunt_tp.data.e0s import e0s_from_text
 from gaunt_tp.devices import torch_device
 from gaunt_tp.dtypes import DTYPES
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import CONV_BLOCKS, PRODUCT_BLOCKS
+from gaunt_tp.training.mace_options import ALIASES, MACE_BOOLEANS, MACE_SPELLINGS, translate_mace_spellings
+from gaunt_tp.training.option_values import boolean, float_or_none, typed
 
 __all__ = ["OptionParser", "TrainConfig", "build_parser", "config_from_args"]
 
@@ -35,10 +36,6 @@ CHOICES = {
     "default_dtype": DTYPES,
     "error_table": ERROR_TABLES,
 }
-
-# the MACE model names accepted for gaunt-tp's one model, which is ScaleShiftMACE (MACE with the training set's mean
-# interaction energy per atom as shift and RMS force as scale); "MACE" (MACE's own examples' name) has no shift there
-MACE_MODELS = ("MACE", "ScaleShiftMACE")
 
 
 # numeric options outside what PyTorch or the model accept: (name, lower bound, upper bound or None); the names in
@@ -137,7 +134,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # YAML values (``lr: 1e-3`` is a string to YAML) as the flags take them
-            object.__setattr__(self, f.name, _typed(f.name, f.type, getattr(self, f.name)))
+            object.__setattr__(self, f.name, typed(f.name, f.type, getattr(self, f.name)))
         for name, allowed in CHOICES.items():  # before any data is read
             if getattr(self, name) not in allowed:
                 raise InputError(f"{name} must be {' or '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
@@ -238,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         for name, text in helps.items():
             f = fields[name]
             kind = f.type if isinstance(f.type, str) else f.type.__name__
-            names = [f"--{name}"] + ([f"--{_ALIASES[name]}"] if name in _ALIASES else [])
+            names = [f"--{name}"] + ([f"--{ALIASES[name]}"] if name in ALIASES else [])
             shown = "required" if f.default is dataclasses.MISSING else f"default {f.default}"
             common = {"dest": name, "default": argparse.SUPPRESS, "help": f"{text} ({shown})"}  # absent unless given
             if name in CHOICES:  # listed here, checked by TrainConfig like the YAML file's values
@@ -246,16 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
             elif "tuple" in kind:  # a list, as text: converted by TrainConfig like the YAML file's values
                 group.add_argument(*names, type=str, metavar="[W, ...]", **common)
             elif "bool" in kind:
-                group.add_argument(*names, type=_boolean, nargs="?", const=True, metavar="BOOL", **common)
+                group.add_argument(*names, type=boolean, nargs="?", const=True, metavar="BOOL", **common)
             elif "int" in kind and "float" not in kind:
                 group.add_argument(*names, type=int, **common)
             elif "float" in kind:
-                group.add_argument(*names, type=_float_or_none if "None" in kind else float, **common)
+                group.add_argument(*names, type=float_or_none if "None" in kind else float, **common)
             else:
                 group.add_argument(*names, type=str, **common)
     group = parser.add_argument_group("MACE's spellings (translated or checked, not stored)")
-    for name, text in _MACE_SPELLINGS.items():
-        kind = {"type": _boolean, "nargs": "?", "const": True, "metavar": "BOOL"} if name in _MACE_BOOLEANS else {}
+    for name, text in MACE_SPELLINGS.items():
+        kind = {"type": boolean, "nargs": "?", "const": True, "metavar": "BOOL"} if name in MACE_BOOLEANS else {}
         group.add_argument(f"--{name}", dest=name, default=argparse.SUPPRESS, help=text, **kind)
     return parser
 
@@ -352,176 +349,6 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
 ]  # fmt: skip
 
 
-# MACE's options that are not fields: translated into fields (hidden_irreps), or checked and dropped (model, save_cpu)
-_MACE_SPELLINGS = {
-    "hidden_irreps": "MACE's form of --num_channels and --max_L: 'C x 0e + C x 1o + ... + C x (max_L)', e.g. "
-                     "'128x0e + 128x1o'",
-    "model": f"MACE's model name: {' or '.join(MACE_MODELS)}; either trains gaunt-tp's one model, which has "
-             "ScaleShiftMACE's scale and shift",
-    "save_cpu": "accepted for MACE's command lines: the exported model always loads on a CPU",
-    "MLP_irreps": "MACE's form of --readout_hidden: 'N x 0e'",
-    "gate": "MACE's readout nonlinearity: 'silu', the one gaunt-tp has",
-    "scaling": "MACE's energy scaling: 'rms_forces_scaling', the one gaunt-tp has (shift: the mean interaction "
-               "energy per atom)",
-    "radial_type": "MACE's radial basis: 'bessel', the one gaunt-tp has",
-    "compute_avg_num_neighbors": "accepted as true (MACE's default): the average is always taken from the training set",
-    "enable_cueq": "accepted as false: gaunt-tp runs its own C kernels on CPUs and PyTorch on GPUs, not cuEquivariance",
-    "distributed": "accepted for MACE's command lines: data-parallel training follows from torchrun's environment "
-                   "(torchrun --nproc_per_node N -m gaunt_tp.training.cli train ...)",
-    "num_workers": "accepted for MACE's command lines: graphs are built once and kept in memory, no loader workers",
-    "pin_memory": "accepted for MACE's command lines (no data loader)",
-}  # fmt: skip
-
-# MACE's spellings that are checked and dropped: the values gaunt-tp's one model has (None: any value of the type)
-_MACE_FIXED = {"save_cpu": None, "gate": "silu", "scaling": "rms_forces_scaling", "radial_type": "bessel",
-               "compute_avg_num_neighbors": True, "enable_cueq": False, "distributed": None, "num_workers": None,
-               "pin_memory": None}  # fmt: skip
-_MACE_BOOLEANS = {"save_cpu", "compute_avg_num_neighbors", "enable_cueq", "distributed", "pin_memory"}
-
-
-def hidden_irreps_shape(text: str) -> tuple[int, int]:
-    """``(num_channels, max_L)`` of MACE's ``hidden_irreps``: one multiplicity over the degrees 0..max_L with
-    natural parity (``"128x0e + 128x1o"`` is (128, 1)); anything else is an InputError."""
-    from e3nn import o3
-
-    try:
-        irreps = o3.Irreps(text).sort().irreps.simplify()
-    except (ValueError, AssertionError) as err:
-        raise InputError(f"hidden_irreps {text!r} is not an irreps string ({err})") from None
-    wanted = [(irreps[0].mul, (l, (-1) ** l)) for l in range(len(irreps))] if len(irreps) else None
-    if not irreps or [(mul, (ir.l, ir.p)) for mul, ir in irreps] != wanted:
-        raise InputError(
-            f"hidden_irreps {text!r}: gaunt-tp's hidden features are one number of channels over the degrees "
-            "0..max_L of natural parity, e.g. '128x0e + 128x1o + 128x2e'"
-        )
-    return irreps[0].mul, irreps[-1].ir.l
-
-
-def _translate_mace_spellings(values: dict) -> None:
-    """Turn MACE's ``hidden_irreps`` into ``num_channels`` and ``max_L`` and ``MLP_irreps`` into ``readout_hidden``
-    (an error where those are also given and differ), check ``model`` and the options of ``_MACE_FIXED`` and drop
-    them, in place."""
-    for name, fixed in _MACE_FIXED.items():  # checked, as a YAML file may hold anything, and dropped
-        if name not in values:
-            continue
-        kind = "bool" if name in _MACE_BOOLEANS else "int" if name == "num_workers" else "str"
-        value = _typed(name, kind, values.pop(name))
-        if fixed is not None and value != fixed:
-            raise InputError(f"{name} {value!r}: gaunt-tp has {fixed!r} alone ({_MACE_SPELLINGS[name]})")
-        if name == "distributed" and value and "WORLD_SIZE" not in os.environ:
-            raise InputError("--distributed: start the processes with torchrun (torchrun --nproc_per_node N -m "
-                             "gaunt_tp.training.cli train ...); each process reads its rank from torchrun")  # fmt: skip
-    mlp = values.pop("MLP_irreps", None)
-    if mlp is not None:
-        _translate(values, "MLP_irreps", str(mlp), {"readout_hidden": _scalar_width(str(mlp))})
-    model = values.pop("model", None)
-    if model is not None and model not in MACE_MODELS:
-        raise InputError(f"model must be {' or '.join(map(repr, MACE_MODELS))} (gaunt-tp has one model), got {model!r}")
-    text = values.pop("hidden_irreps", None)
-    if text is not None:
-        _translate(
-            values, "hidden_irreps", str(text), dict(zip(("num_channels", "max_L"), hidden_irreps_shape(str(text))))
-        )
-
-
-def _translate(values: dict, spelling: str, text: str, implied: dict) -> None:
-    """``values`` updated with the fields ``implied`` by MACE's option ``spelling`` (its value ``text``); an error
-    where a field is also given with another value."""
-    for name, value in implied.items():
-        if name in values and str(values[name]) != str(value) and values[name] != value:
-            raise InputError(f"{spelling} {text!r} has {name} {value}, but {name} is {values[name]}")
-        values[name] = value
-
-
-def _scalar_width(text: str) -> int:
-    """N of MACE's ``MLP_irreps`` ``'N x 0e'`` (its readout's hidden scalars); anything else is an InputError."""
-    from e3nn import o3
-
-    try:
-        irreps = o3.Irreps(text).simplify()
-    except (ValueError, AssertionError) as err:
-        raise InputError(f"MLP_irreps {text!r} is not an irreps string ({err})") from None
-    if len(irreps) != 1 or irreps[0].ir != o3.Irrep("0e"):
-        raise InputError(f"MLP_irreps {text!r}: gaunt-tp's readout has hidden scalars alone, e.g. '16x0e'")
-    return irreps[0].mul
-
-
-# second flag names, as in MACE's command line (which renamed "SWA" to "stage two")
-_ALIASES = {
-    "swa": "stage_two",
-    "start_swa": "start_stage_two",
-    "swa_lr": "stage_two_lr",
-    "swa_energy_weight": "stage_two_energy_weight",
-    "swa_forces_weight": "stage_two_forces_weight",
-    "swa_stress_weight": "stage_two_stress_weight",
-    "swa_virials_weight": "stage_two_virials_weight",
-    "radial_mlp": "radial_MLP",
-}
-
-
-def _float_or_none(text: str) -> float | None:
-    """A number, or ``None``/``none`` (MACE's spelling for "off", e.g. ``--clip_grad None``)."""
-    if text.lower() == "none":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or None, got {text!r}") from None
-
-
-def _boolean(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _typed(name: str, kind: str, value: object) -> object:
-    """``value`` of the field ``name`` (annotation ``kind``, e.g. ``"float | None"``) converted as its flag
-    converts text; a value of another type (a list for a number, say) is an InputError."""
-    optional = "None" in kind
-    if value is None and optional:
-        return None
-    try:
-        if "tuple" in kind:  # widths: "[64, 64, 64]" or "64,64,64" (flags, YAML text) or a YAML list
-            items = value.strip().strip("[]()").split(",") if isinstance(value, str) else value
-            if isinstance(items, (list, tuple)):
-                widths = tuple(_typed(name, "int", w.strip() if isinstance(w, str) else w) for w in items if w != "")
-                if widths and min(widths) >= 1:
-                    return widths
-            raise ValueError
-        elif "bool" in kind:
-            if isinstance(value, str):
-                return _boolean(value)
-            if isinstance(value, bool):
-                return value
-        elif "int" in kind or "float" in kind:
-            integer = "float" not in kind
-            if isinstance(value, str):
-                if optional and value.lower() == "none":  # MACE's spelling for "off"
-                    return None
-                return int(value) if integer else float(value)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                if integer and float(value) != int(value):
-                    raise ValueError
-                return int(value) if integer else float(value)
-        elif isinstance(value, str):
-            return value
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):  # a YAML number for a name or a path
-            return str(value)
-        elif name == "E0s" and isinstance(value, dict):  # a YAML mapping {Z or symbol: eV}: kept in its text form
-            return str(e0s_mapping(value, "E0s"))  # symbols become atomic numbers
-        elif name == "config_type_weights" and isinstance(value, dict):  # checked below
-            return value
-    except (ValueError, argparse.ArgumentTypeError):
-        pass
-    wanted = ("true or false" if "bool" in kind else "a list of integers >= 1, e.g. [64, 64, 64]" if "tuple" in kind
-              else "an integer" if "int" in kind and "float" not in kind else
-              "a number" if "float" in kind else "text")  # fmt: skip
-    raise InputError(f"{name} must be {wanted}{' or None' if optional else ''}, got {value!r}")
-
-
 def config_from_args(argv: list[str] | None = None) -> TrainConfig:
     """Parse flags (and the YAML file named by ``--config``) into a :class:`TrainConfig`."""
     args = vars(build_parser().parse_args(argv))
@@ -536,18 +363,18 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
         loaded = yaml.safe_load(path.read_text()) or {}
         if not isinstance(loaded, dict):
             raise InputError(f"{path}: expected a mapping of options, got {type(loaded).__name__}")
-        names = {alias: name for name, alias in _ALIASES.items()}  # MACE's stage_two names, as on the command line
+        names = {alias: name for name, alias in ALIASES.items()}  # MACE's stage_two names, as on the command line
         doubled = sorted(alias for alias, name in names.items() if alias in loaded and name in loaded)
         if doubled:
             raise InputError(f"{path}: {doubled} given under both of their names")
         loaded = {names.get(key, key): value for key, value in loaded.items()}
-        known = {f.name for f in dataclasses.fields(TrainConfig)} | set(_MACE_SPELLINGS)
+        known = {f.name for f in dataclasses.fields(TrainConfig)} | set(MACE_SPELLINGS)
         unknown = sorted(set(loaded) - known)
         if unknown:
             raise InputError(f"{path}: unknown options {unknown}")
-        _translate_mace_spellings(loaded)
+        translate_mace_spellings(loaded)
         values.update(loaded)
-    _translate_mace_spellings(args)  # each source on its own: flags override the file's hidden_irreps too
+    translate_mace_spellings(args)  # each source on its own: flags override the file's hidden_irreps too
     values.update(args)  # only the flags given (the others are absent: argparse.SUPPRESS)
     if "train_file" not in values:
         raise InputError("--train_file is required (on the command line or in the --config file)")

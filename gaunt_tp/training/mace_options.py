@@ -1,0 +1,121 @@
+"""MACE's spellings of gaunt-tp's options: second flag names, and MACE options translated into fields or checked
+and dropped (``hidden_irreps``, ``MLP_irreps``, ``model``, ``gate``, ...)."""
+
+from __future__ import annotations
+
+import os
+
+from gaunt_tp.errors import InputError
+from gaunt_tp.training.option_values import typed
+
+__all__ = ["ALIASES", "MACE_BOOLEANS", "MACE_MODELS", "MACE_SPELLINGS", "hidden_irreps_shape",
+           "translate_mace_spellings"]  # fmt: skip
+
+# the MACE model names accepted for gaunt-tp's one model, which is ScaleShiftMACE (MACE with the training set's mean
+# interaction energy per atom as shift and RMS force as scale); "MACE" (MACE's own examples' name) has no shift there
+MACE_MODELS = ("MACE", "ScaleShiftMACE")
+
+# second flag names, as in MACE's command line (which renamed "SWA" to "stage two")
+ALIASES = {
+    "swa": "stage_two",
+    "start_swa": "start_stage_two",
+    "swa_lr": "stage_two_lr",
+    "swa_energy_weight": "stage_two_energy_weight",
+    "swa_forces_weight": "stage_two_forces_weight",
+    "swa_stress_weight": "stage_two_stress_weight",
+    "swa_virials_weight": "stage_two_virials_weight",
+    "radial_mlp": "radial_MLP",
+}
+
+# MACE's options that are not fields: translated into fields (hidden_irreps), or checked and dropped (model, save_cpu)
+MACE_SPELLINGS = {
+    "hidden_irreps": "MACE's form of --num_channels and --max_L: 'C x 0e + C x 1o + ... + C x (max_L)', e.g. "
+                     "'128x0e + 128x1o'",
+    "model": f"MACE's model name: {' or '.join(MACE_MODELS)}; either trains gaunt-tp's one model, which has "
+             "ScaleShiftMACE's scale and shift",
+    "save_cpu": "accepted for MACE's command lines: the exported model always loads on a CPU",
+    "MLP_irreps": "MACE's form of --readout_hidden: 'N x 0e'",
+    "gate": "MACE's readout nonlinearity: 'silu', the one gaunt-tp has",
+    "scaling": "MACE's energy scaling: 'rms_forces_scaling', the one gaunt-tp has (shift: the mean interaction "
+               "energy per atom)",
+    "radial_type": "MACE's radial basis: 'bessel', the one gaunt-tp has",
+    "compute_avg_num_neighbors": "accepted as true (MACE's default): the average is always taken from the training set",
+    "enable_cueq": "accepted as false: gaunt-tp runs its own C kernels on CPUs and PyTorch on GPUs, not cuEquivariance",
+    "distributed": "accepted for MACE's command lines: data-parallel training follows from torchrun's environment "
+                   "(torchrun --nproc_per_node N -m gaunt_tp.training.cli train ...)",
+    "num_workers": "accepted for MACE's command lines: graphs are built once and kept in memory, no loader workers",
+    "pin_memory": "accepted for MACE's command lines (no data loader)",
+}  # fmt: skip
+
+# MACE's spellings that are checked and dropped: the values gaunt-tp's one model has (None: any value of the type)
+MACE_FIXED = {"save_cpu": None, "gate": "silu", "scaling": "rms_forces_scaling", "radial_type": "bessel",
+              "compute_avg_num_neighbors": True, "enable_cueq": False, "distributed": None, "num_workers": None,
+              "pin_memory": None}  # fmt: skip
+MACE_BOOLEANS = {"save_cpu", "compute_avg_num_neighbors", "enable_cueq", "distributed", "pin_memory"}
+
+
+def hidden_irreps_shape(text: str) -> tuple[int, int]:
+    """``(num_channels, max_L)`` of MACE's ``hidden_irreps``: one multiplicity over the degrees 0..max_L with
+    natural parity (``"128x0e + 128x1o"`` is (128, 1)); anything else is an InputError."""
+    from e3nn import o3
+
+    try:
+        irreps = o3.Irreps(text).sort().irreps.simplify()
+    except (ValueError, AssertionError) as err:
+        raise InputError(f"hidden_irreps {text!r} is not an irreps string ({err})") from None
+    wanted = [(irreps[0].mul, (l, (-1) ** l)) for l in range(len(irreps))] if len(irreps) else None
+    if not irreps or [(mul, (ir.l, ir.p)) for mul, ir in irreps] != wanted:
+        raise InputError(
+            f"hidden_irreps {text!r}: gaunt-tp's hidden features are one number of channels over the degrees "
+            "0..max_L of natural parity, e.g. '128x0e + 128x1o + 128x2e'"
+        )
+    return irreps[0].mul, irreps[-1].ir.l
+
+
+def translate_mace_spellings(values: dict) -> None:
+    """Turn MACE's ``hidden_irreps`` into ``num_channels`` and ``max_L`` and ``MLP_irreps`` into ``readout_hidden``
+    (an error where those are also given and differ), check ``model`` and the options of ``MACE_FIXED`` and drop
+    them, in place."""
+    for name, fixed in MACE_FIXED.items():  # checked, as a YAML file may hold anything, and dropped
+        if name not in values:
+            continue
+        kind = "bool" if name in MACE_BOOLEANS else "int" if name == "num_workers" else "str"
+        value = typed(name, kind, values.pop(name))
+        if fixed is not None and value != fixed:
+            raise InputError(f"{name} {value!r}: gaunt-tp has {fixed!r} alone ({MACE_SPELLINGS[name]})")
+        if name == "distributed" and value and "WORLD_SIZE" not in os.environ:
+            raise InputError("--distributed: start the processes with torchrun (torchrun --nproc_per_node N -m "
+                             "gaunt_tp.training.cli train ...); each process reads its rank from torchrun")  # fmt: skip
+    mlp = values.pop("MLP_irreps", None)
+    if mlp is not None:
+        _translate(values, "MLP_irreps", str(mlp), {"readout_hidden": _scalar_width(str(mlp))})
+    model = values.pop("model", None)
+    if model is not None and model not in MACE_MODELS:
+        raise InputError(f"model must be {' or '.join(map(repr, MACE_MODELS))} (gaunt-tp has one model), got {model!r}")
+    text = values.pop("hidden_irreps", None)
+    if text is not None:
+        _translate(
+            values, "hidden_irreps", str(text), dict(zip(("num_channels", "max_L"), hidden_irreps_shape(str(text))))
+        )
+
+
+def _translate(values: dict, spelling: str, text: str, implied: dict) -> None:
+    """``values`` updated with the fields ``implied`` by MACE's option ``spelling`` (its value ``text``); an error
+    where a field is also given with another value."""
+    for name, value in implied.items():
+        if name in values and str(values[name]) != str(value) and values[name] != value:
+            raise InputError(f"{spelling} {text!r} has {name} {value}, but {name} is {values[name]}")
+        values[name] = value
+
+
+def _scalar_width(text: str) -> int:
+    """N of MACE's ``MLP_irreps`` ``'N x 0e'`` (its readout's hidden scalars); anything else is an InputError."""
+    from e3nn import o3
+
+    try:
+        irreps = o3.Irreps(text).simplify()
+    except (ValueError, AssertionError) as err:
+        raise InputError(f"MLP_irreps {text!r} is not an irreps string ({err})") from None
+    if len(irreps) != 1 or irreps[0].ir != o3.Irrep("0e"):
+        raise InputError(f"MLP_irreps {text!r}: gaunt-tp's readout has hidden scalars alone, e.g. '16x0e'")
+    return irreps[0].mul
