@@ -327,7 +327,8 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "patience": "evaluations without a better validation loss before training stops (or stage two starts)",
         "clip_grad": "largest gradient norm (0 or None: no clipping)",
         "ema": "evaluate and export an exponential moving average of the weights",
-        "ema_decay": "decay of that average",
+        "ema_decay": "decay of that average, reached as in MACE (torch_ema): min(decay, (1 + n) / (10 + n)) at the "
+                     "n-th update",
         "eval_interval": "epochs between evaluations on the validation set",
         "error_table": "errors in each evaluation's log line: energy per atom (PerAtom*) or per configuration "
                        "(Total*) and force RMSE or MAE (metrics.csv and the final tables hold them all)",

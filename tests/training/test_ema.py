@@ -1,0 +1,64 @@
+"""The moving average of the weights: MACE's (torch_ema's) warm-up of the decay, and restarts."""
+
+import torch
+
+from gaunt_tp.training.ema import moving_average, warmed_up_decay
+
+
+def _weights_sequence(model: torch.nn.Module, count: int, seed: int) -> list[list[torch.Tensor]]:
+    generator = torch.Generator().manual_seed(seed)
+    shapes = [(p.shape, p.dtype) for p in model.parameters()]
+    return [[torch.randn(shape, generator=generator, dtype=dtype) for shape, dtype in shapes] for _ in range(count)]
+
+
+def _set(model: torch.nn.Module, values: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for p, v in zip(model.parameters(), values):
+            p.copy_(v)
+
+
+def test_warmed_up_decay_by_hand():
+    assert warmed_up_decay(0.99, 1) == 2 / 11
+    assert warmed_up_decay(0.99, 889) == 890 / 899  # still below 0.99
+    assert warmed_up_decay(0.99, 890) == 0.99 == warmed_up_decay(0.99, 10**6)
+    assert warmed_up_decay(0.5, 3) == 4 / 13 and warmed_up_decay(0.5, 9) == 0.5
+
+
+def test_average_follows_the_warmed_up_recursion():
+    model = torch.nn.Linear(3, 2, dtype=torch.float64)
+    average = moving_average(model, 0.999)
+    sequence = _weights_sequence(model, 25, seed=0)
+    expected = None
+    for n, values in enumerate(sequence, start=1):
+        _set(model, values)
+        average.update_parameters(model)
+        if expected is None:  # the first update copies the weights
+            expected = [v.clone() for v in values]
+        else:
+            d = min(0.999, (1 + n) / (10 + n))
+            expected = [d * e + (1 - d) * v for e, v in zip(expected, values)]
+    for got, want in zip(average.module.parameters(), expected):
+        torch.testing.assert_close(got, want, rtol=1e-14, atol=1e-14)
+    # with the fixed decay 0.999 the average would still sit near the first weights
+    first = sequence[0]
+    assert all((got - f).abs().max() > 0.1 for got, f in zip(average.module.parameters(), first))
+
+
+def test_restart_from_state_dict_continues_the_same_decays():
+    model = torch.nn.Linear(4, 3, dtype=torch.float64)
+    sequence = _weights_sequence(model, 30, seed=1)
+    whole = moving_average(model, 0.99)
+    for values in sequence:
+        _set(model, values)
+        whole.update_parameters(model)
+    first = moving_average(model, 0.99)
+    for values in sequence[:12]:
+        _set(model, values)
+        first.update_parameters(model)
+    resumed = moving_average(torch.nn.Linear(4, 3, dtype=torch.float64), 0.99)
+    resumed.load_state_dict(first.state_dict())
+    for values in sequence[12:]:
+        _set(model, values)
+        resumed.update_parameters(model)
+    for got, want in zip(resumed.module.parameters(), whole.module.parameters()):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
