@@ -4,6 +4,7 @@ import ase
 import ase.io
 import pytest
 import torch
+from small_runs import SMALL as TINY
 
 from gaunt_tp.data.readers import read_configurations
 from gaunt_tp.nn.serialization import load_model
@@ -11,8 +12,7 @@ from gaunt_tp.training.cli import main
 from gaunt_tp.training.config import config_from_args
 from gaunt_tp.training.predict import predict
 
-SMALL = ["--num_channels", "4", "--max_L", "1", "--max_ell", "2", "--r_max", "4.0", "--batch_size", "4",
-         "--num_radial_basis", "4", "--plots", "false", "--max_num_epochs", "1"]  # fmt: skip
+SMALL = [*TINY, "--max_num_epochs", "1"]
 
 
 @pytest.fixture(scope="module")

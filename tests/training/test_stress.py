@@ -11,14 +11,14 @@ import ase.io
 import numpy as np
 import pytest
 import torch
+from small_runs import SMALL as TINY
 
 from gaunt_tp.testing import emt_copper
 from gaunt_tp.training.cli import main
 from gaunt_tp.training.config import config_from_args
 from gaunt_tp.training.metrics import ErrorAccumulator, weighted_loss
 
-SMALL = ["--num_channels", "4", "--max_L", "1", "--max_ell", "2", "--r_max", "4.0", "--batch_size", "4",
-         "--num_radial_basis", "4", "--E0s", "average", "--plots", "false", "--valid_fraction", "0.25"]  # fmt: skip
+SMALL = [*TINY, "--valid_fraction", "0.25"]
 
 
 @pytest.fixture(scope="module")
