@@ -15,6 +15,10 @@ __all__ = ["ALIASES", "MACE_BOOLEANS", "MACE_MODELS", "MACE_SPELLINGS", "hidden_
 # interaction energy per atom as shift and RMS force as scale); "MACE" (MACE's own examples' name) has no shift there
 MACE_MODELS = ("MACE", "ScaleShiftMACE")
 
+# MACE's name of the interaction block gaunt-tp's layers are (MACE's own default for the first layer,
+# RealAgnosticInteractionBlock, has no self-connection; MACE-MP's command lines name this one for both)
+RESIDUAL_BLOCK = "RealAgnosticResidualInteractionBlock"
+
 # second flag names, as in MACE's command line (which renamed "SWA" to "stage two")
 ALIASES = {
     "swa": "stage_two",
@@ -39,6 +43,10 @@ MACE_SPELLINGS = {
     "scaling": "MACE's energy scaling: 'rms_forces_scaling', the one gaunt-tp has (shift: the mean interaction "
                "energy per atom)",
     "radial_type": "MACE's radial basis: 'bessel', the one gaunt-tp has",
+    "interaction": f"MACE's interaction block: '{RESIDUAL_BLOCK}', the one gaunt-tp has (an element-dependent "
+                   "self-connection added to each layer's many-body features)",
+    "interaction_first": f"MACE's first interaction block: '{RESIDUAL_BLOCK}', the one gaunt-tp has (its first layer "
+                         "has the self-connection too)",
     "compute_avg_num_neighbors": "accepted as true (MACE's default): the average is always taken from the training set",
     "enable_cueq": "accepted as false: gaunt-tp runs its own C kernels on CPUs and PyTorch on GPUs, not cuEquivariance",
     "distributed": "accepted for MACE's command lines: data-parallel training follows from torchrun's environment "
@@ -49,6 +57,7 @@ MACE_SPELLINGS = {
 
 # MACE's spellings that are checked and dropped: the values gaunt-tp's one model has (None: any value of the type)
 MACE_FIXED = {"save_cpu": None, "gate": "silu", "scaling": "rms_forces_scaling", "radial_type": "bessel",
+              "interaction": RESIDUAL_BLOCK, "interaction_first": RESIDUAL_BLOCK,
               "compute_avg_num_neighbors": True, "enable_cueq": False, "distributed": None, "num_workers": None,
               "pin_memory": None}  # fmt: skip
 MACE_BOOLEANS = {"save_cpu", "compute_avg_num_neighbors", "enable_cueq", "distributed", "pin_memory"}

@@ -98,10 +98,11 @@ def test_more_of_maces_flags_translate_or_are_checked(tmp_path, monkeypatch):
     its data loader are accepted with those values and not stored; --distributed needs torchrun's environment."""
     mace = ["--train_file=a.xyz", "--radial_MLP=[32, 16]", "--MLP_irreps=8x0e", "--gate=silu", "--num_workers=4",
             "--scaling=rms_forces_scaling", "--radial_type=bessel", "--pin_memory", "--enable_cueq=False",
-            "--compute_avg_num_neighbors=True"]  # fmt: skip
+            "--compute_avg_num_neighbors=True", "--interaction=RealAgnosticResidualInteractionBlock",
+            "--interaction_first=RealAgnosticResidualInteractionBlock"]  # fmt: skip
     config = config_from_args(mace)
     assert (config.radial_mlp, config.readout_hidden) == ((32, 16), 8)
-    assert not {"gate", "num_workers", "MLP_irreps", "radial_MLP"} & set(json.loads(config.to_json()))
+    assert not {"gate", "num_workers", "MLP_irreps", "radial_MLP", "interaction"} & set(json.loads(config.to_json()))
     assert config_from_args(["--train_file=a.xyz", "--radial_mlp", "4,4,4"]).radial_mlp == (4, 4, 4)
     yaml_file = tmp_path / "mace.yaml"
     yaml_file.write_text("train_file: a.xyz\nradial_MLP: [16, 16]\nMLP_irreps: 4x0e\ngate: silu\ndistributed: false\n")
@@ -110,6 +111,9 @@ def test_more_of_maces_flags_translate_or_are_checked(tmp_path, monkeypatch):
     for flags, message in ((["--gate=tanh"], "gate 'tanh': gaunt-tp has 'silu' alone"),
                            (["--scaling=std_scaling"], "scaling 'std_scaling': gaunt-tp has 'rms_forces_scaling'"),
                            (["--enable_cueq"], "enable_cueq True: gaunt-tp has False alone"),
+                           (["--interaction_first=RealAgnosticInteractionBlock"],
+                            "interaction_first 'RealAgnosticInteractionBlock': gaunt-tp has "
+                            "'RealAgnosticResidualInteractionBlock' alone (MACE's first interaction block"),
                            (["--compute_avg_num_neighbors=False"], "compute_avg_num_neighbors False"),
                            (["--MLP_irreps=16x1o"], "readout has hidden scalars alone"),
                            (["--MLP_irreps=16x0e", "--readout_hidden=8"], "readout_hidden 16, but readout_hidden is 8"),
