@@ -15,6 +15,7 @@ from gaunt_tp.dtypes import DTYPES
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import CONV_BLOCKS, PRODUCT_BLOCKS
 from gaunt_tp.training.mace_options import ALIASES, MACE_BOOLEANS, MACE_SPELLINGS, translate_mace_spellings
+from gaunt_tp.training.metrics import LossWeights
 from gaunt_tp.training.option_values import boolean, float_or_none, typed
 
 __all__ = ["OptionParser", "TrainConfig", "build_parser", "config_from_args"]
@@ -192,7 +193,7 @@ class TrainConfig:
             )
         return {str(k): float(v) for k, v in weights.items()}
 
-    def loss_weights(self, stage_two: bool, stress_labels: bool = True) -> tuple[float, float, float, float, float]:
+    def loss_weights(self, stage_two: bool, stress_labels: bool = True) -> LossWeights:
         """Energy, force, stress and virials weights of the loss and Huber's delta, as
         :func:`gaunt_tp.training.metrics.weighted_loss` takes them, in stage two or not: stress 0 unless ``loss`` is
         ``"stress"`` or, where the data has ``stress_labels``, ``"huber"``; virials 0 unless ``"virials"``; delta 0
@@ -203,7 +204,7 @@ class TrainConfig:
             e, f, s, v = self.energy_weight, self.forces_weight, self.stress_weight, self.virials_weight
         stress = self.loss == "stress" or (self.loss == "huber" and stress_labels)
         huber = self.huber_delta if self.loss == "huber" else 0.0
-        return e, f, s if stress else 0.0, v if self.loss == "virials" else 0.0, huber
+        return LossWeights(e, f, s if stress else 0.0, v if self.loss == "virials" else 0.0, huber)
 
     @property
     def run_dir(self) -> Path:

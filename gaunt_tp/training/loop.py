@@ -38,7 +38,7 @@ from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint, sav
 from gaunt_tp.training.config import TrainConfig
 from gaunt_tp.training.ema import moving_average
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
-from gaunt_tp.training.metrics import ErrorAccumulator, has_stress_labels, weighted_loss
+from gaunt_tp.training.metrics import ErrorAccumulator, LossWeights, has_stress_labels, weighted_loss
 from gaunt_tp.training.records import append_csv, format_tables, keep_history_before, write_json
 from gaunt_tp.training.step import EagerStep, GraphedStep
 
@@ -88,17 +88,17 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
 def evaluate(
     model: torch.nn.Module,
     batches: list[GraphBatch],
-    weights: tuple[float, float, float],
+    weights: LossWeights,
     stress: bool = False,
     keep_values: bool = False,
 ) -> tuple[float, ErrorAccumulator]:
-    """Mean loss (``weights`` = energy, force and stress weights) and the errors of ``model`` on ``batches``
+    """Mean loss (under ``weights``) and the errors of ``model`` on ``batches``
     (forces, and with a stress weight or ``stress`` the stress, by autograd, no graph kept); ``keep_values``
     keeps the reference and predicted values too (:class:`ErrorAccumulator`)."""
     acc, total, count = ErrorAccumulator(keep_values), 0.0, 0
     for batch in batches:
         with torch.enable_grad():
-            out = model(batch, compute_forces=True, compute_stress=stress or any(weights[2:4]))
+            out = model(batch, compute_forces=True, compute_stress=stress or weights.needs_stress)
         total += float(weighted_loss(batch, out, *weights).detach()) * batch.num_graphs
         count += batch.num_graphs
         acc.add(batch, out)
@@ -206,7 +206,7 @@ def _train(config: TrainConfig) -> dict:
         log.warning("%d configurations carry stress labels in cells without volume (a zero cell vector), where the "
                     "model has no stress: those labels are left out", dropped)  # fmt: skip
     stress_labels = any(c.trainable_stress is not None for c in train)  # for the stress term of the Huber loss
-    logs_stress = any(config.loss_weights(False, stress_labels)[2:4])  # a stress or virials term: its RMSE logged
+    logs_stress = config.loss_weights(False, stress_labels).needs_stress  # a stress or virials term: its RMSE logged
     if config.loss in ("stress", "virials") and not stress_labels:
         raise InputError(
             f"--loss {config.loss}, but no configuration of {config.train_file} has a stress label "
@@ -310,10 +310,11 @@ def _train(config: TrainConfig) -> dict:
                 stage_two_fixed = epoch - 1
                 best, stale = math.inf, 0  # the best model is chosen again under the stage-two loss, as in MACE
                 if rank == 0:
-                    terms = ("stress weight", "virials weight", "Huber delta")
-                    extra = "".join(f", {term} {w:g}" for term, w in zip(terms, weights[2:]) if w)
+                    terms = {"stress weight": weights.stress, "virials weight": weights.virials,
+                             "Huber delta": weights.huber_delta}  # fmt: skip
+                    extra = "".join(f", {term} {w:g}" for term, w in terms.items() if w)
                     log.info("stage two from epoch %d: energy weight %g, forces weight %g%s, lr %g", epoch,
-                             *weights[:2], extra, config.swa_lr)  # fmt: skip
+                             weights.energy, weights.forces, extra, config.swa_lr)  # fmt: skip
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)  # same order after a restart
         batches = _batches(train_g, config.batch_size, generator, rank=rank, world=world)
         running = torch.zeros((), dtype=torch.float64, device=device)  # summed where the losses are: no read-back
@@ -417,7 +418,7 @@ def _train(config: TrainConfig) -> dict:
     for split, graphs in (("train", train_g), ("valid", valid_g), ("test", test_g)):
         if graphs:
             batches = _batches(graphs, config.valid_batch_size)  # stress errors where there are labels; the table only
-            _, acc = evaluate(best_model, batches, (1.0, 1.0, 0.0), has_stress_labels(graphs), config.plots)
+            _, acc = evaluate(best_model, batches, LossWeights(1.0, 1.0), has_stress_labels(graphs), config.plots)
             tables[split] = acc.table()
             if config.plots:
                 values[split] = acc.values()

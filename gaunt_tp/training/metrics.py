@@ -4,13 +4,30 @@ logs)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from gaunt_tp.data.graph import GraphBatch, cell_volumes
 
-__all__ = ["ErrorAccumulator", "has_stress_labels", "weighted_loss"]
+__all__ = ["ErrorAccumulator", "LossWeights", "has_stress_labels", "weighted_loss"]
+
+
+class LossWeights(NamedTuple):
+    """The weights of :func:`weighted_loss`'s terms and Huber's delta, in its argument order (``weighted_loss(batch,
+    out, *weights)``); 0 leaves a term out (``huber_delta`` 0: squared errors)."""
+
+    energy: float
+    forces: float
+    stress: float = 0.0
+    virials: float = 0.0
+    huber_delta: float = 0.0
+
+    @property
+    def needs_stress(self) -> bool:
+        """Whether the loss has a stress or virials term, so that the model must predict the stress."""
+        return bool(self.stress or self.virials)
 
 
 def has_stress_labels(graphs: list[GraphBatch]) -> bool:

@@ -13,16 +13,15 @@ import torch
 from gaunt_tp.cuda_graphs import capture_graph, check_capture_device
 from gaunt_tp.data.graph import GraphBatch
 from gaunt_tp.data.padding import BatchCapacity, pad_into
-from gaunt_tp.training.metrics import weighted_loss
+from gaunt_tp.training.metrics import LossWeights, weighted_loss
 
 __all__ = ["EagerStep", "GraphedStep", "loss_and_backward"]
 
-Weights = tuple[float, ...]  # energy, forces, stress (virials) weights of the loss (and Huber's delta: weighted_loss)
 
-
-def loss_and_backward(model: torch.nn.Module, batch: GraphBatch, weights: Weights) -> torch.Tensor:
-    """The weighted loss of ``model`` on ``batch`` (0-dim, detached), its gradients accumulated into ``.grad``."""
-    out = model(batch, compute_forces=True, compute_stress=any(weights[2:4]), training=True)
+def loss_and_backward(model: torch.nn.Module, batch: GraphBatch, weights: LossWeights) -> torch.Tensor:
+    """The weighted loss of ``model`` on ``batch`` (0-dim, detached), its gradients accumulated into ``.grad``;
+    ``weights`` a :class:`LossWeights` or a tuple of its fields in order."""
+    out = model(batch, compute_forces=True, compute_stress=LossWeights(*weights).needs_stress, training=True)
     loss = weighted_loss(batch, out, *weights)
     loss.backward()
     return loss.detach()
@@ -37,7 +36,7 @@ class EagerStep:
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
 
-    def __call__(self, batch: GraphBatch, weights: Weights) -> torch.Tensor:
+    def __call__(self, batch: GraphBatch, weights: LossWeights) -> torch.Tensor:
         self.model.zero_grad(set_to_none=True)
         return loss_and_backward(self.model, batch, weights)
 
@@ -62,11 +61,11 @@ class GraphedStep:
         check_capture_device(model, capture)
         self.model, self.capacity, self.capture, self.warmup = model, capacity, capture, warmup
         self.static: GraphBatch | None = None
-        self._graphs: dict[Weights, tuple[torch.cuda.CUDAGraph, torch.Tensor, list[torch.Tensor | None]]] = {}
+        self._graphs: dict[LossWeights, tuple[torch.cuda.CUDAGraph, torch.Tensor, list[torch.Tensor | None]]] = {}
 
-    def __call__(self, batch: GraphBatch, weights: Weights) -> torch.Tensor:
+    def __call__(self, batch: GraphBatch, weights: LossWeights) -> torch.Tensor:
         self.static = pad_into(self.static, batch, self.capacity, self.model.config.r_max)
-        weights = tuple(float(w) for w in weights)
+        weights = LossWeights(*(float(w) for w in weights))
         if not self.capture:
             return self._step(weights)
         if weights not in self._graphs:
@@ -78,7 +77,7 @@ class GraphedStep:
             p.grad = g
         return loss
 
-    def _step(self, weights: Weights) -> torch.Tensor:
+    def _step(self, weights: LossWeights) -> torch.Tensor:
         """The padded step, eager or as :func:`gaunt_tp.cuda_graphs.capture_graph` calls it: the gradients are set to
         None first, so that the backward pass allocates them (in the graph's memory pool, when capturing)."""
         self.model.zero_grad(set_to_none=True)
