@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
+import copy
 
 import torch
-from torch.optim.swa_utils import AveragedModel
 
-__all__ = ["moving_average", "warmed_up_decay"]
+__all__ = ["MovingAverage", "warmed_up_decay"]
 
 
 def warmed_up_decay(decay: float, update: int) -> float:
@@ -23,20 +22,45 @@ def warmed_up_decay(decay: float, update: int) -> float:
     return min(decay, (1 + update) / (10 + update))
 
 
-@torch.no_grad()
-def _update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor, *, decay: float):
-    # AveragedModel copies the weights at its first update and calls this from the second on, with the number of
-    # updates before this one: this update is the (num_averaged + 1)-th
-    weight = 1.0 - warmed_up_decay(decay, int(num_averaged) + 1)
-    torch._foreach_lerp_(averaged, current, weight)
+class MovingAverage(torch.nn.Module):
+    """MACE's moving average of a model's parameters, held in a copy of the model (``.module``).
 
+    Call :meth:`update_parameters` after every optimiser step: the first update copies the parameters, the n-th
+    (n >= 2) sets ``average += (1 - d_n) * (parameters - average)`` with ``d_n = warmed_up_decay(decay, n)``. Buffers
+    stay those of the copy. The number of updates is a Python integer, kept in the state dict, so an update reads
+    nothing back from the device (no host synchronisation per training step on a GPU) and a run restarted from a
+    checkpoint continues the same sequence of decays. State dicts of :class:`torch.optim.swa_utils.AveragedModel`
+    (earlier checkpoints: ``module.*`` and ``n_averaged``) load too.
 
-def moving_average(model: torch.nn.Module, decay: float) -> AveragedModel:
-    """An :class:`~torch.optim.swa_utils.AveragedModel` of ``model`` holding MACE's moving average of its weights.
-
-    Call ``update_parameters(model)`` after every optimiser step: the first call copies the weights, the n-th
-    (n >= 2) sets ``average += (1 - d_n) * (weights - average)`` with ``d_n = warmed_up_decay(decay, n)``. The
-    number of updates is the state dict's ``n_averaged``, so a run restarted from a checkpoint continues the same
-    sequence of decays.
+    Args:
+        model: the model whose parameters are averaged; copied (deep) once, here.
+        decay: the decay once warmed up, in [0, 1).
     """
-    return AveragedModel(model, multi_avg_fn=functools.partial(_update, decay=decay))
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        super().__init__()
+        self.module = copy.deepcopy(model)
+        self.decay = decay
+        self.updates = 0
+
+    @torch.no_grad()
+    def update_parameters(self, model: torch.nn.Module) -> None:
+        """Fold ``model``'s current parameters (the same architecture as ``.module``) into the average."""
+        self.updates += 1
+        averaged, current = list(self.module.parameters()), [p.detach() for p in model.parameters()]
+        if self.updates == 1:
+            torch._foreach_copy_(averaged, current)
+        else:
+            torch._foreach_lerp_(averaged, current, 1.0 - warmed_up_decay(self.decay, self.updates))
+
+    def get_extra_state(self) -> dict:
+        return {"updates": self.updates}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.updates = int(state["updates"])
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        averaged_model = state_dict.pop(prefix + "n_averaged", None)  # an AveragedModel's count
+        if averaged_model is not None and prefix + "_extra_state" not in state_dict:
+            state_dict[prefix + "_extra_state"] = {"updates": int(averaged_model)}
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

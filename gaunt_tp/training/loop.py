@@ -36,7 +36,7 @@ from gaunt_tp.nn.model import GauntMACE, ModelConfig
 from gaunt_tp.nn.serialization import load_model, save_model
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from gaunt_tp.training.config import TrainConfig
-from gaunt_tp.training.ema import moving_average
+from gaunt_tp.training.ema import MovingAverage
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
 from gaunt_tp.training.metrics import ErrorAccumulator, LossWeights, has_stress_labels, weighted_loss
 from gaunt_tp.training.records import append_csv, format_tables, keep_history_before, write_json
@@ -263,7 +263,7 @@ def _train(config: TrainConfig) -> dict:
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=config.lr_factor, patience=config.scheduler_patience
         )
-    ema = moving_average(model, config.ema_decay) if config.ema else None
+    ema = MovingAverage(model, config.ema_decay) if config.ema else None
     start, best, stale = 1, math.inf, 0  # stale: evaluations since the best validation loss
     # the epochs after which stage two started (or starts next epoch, when patience ran out before its planned
     # start); fixed from then on, also across restarts with other --start_swa or --max_num_epochs

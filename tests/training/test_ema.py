@@ -1,8 +1,10 @@
-"""The moving average of the weights: MACE's (torch_ema's) warm-up of the decay, and restarts."""
+"""The moving average of the weights: MACE's (torch_ema's) warm-up of the decay, restarts, no host reads."""
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from gaunt_tp.training.ema import moving_average, warmed_up_decay
+from gaunt_tp.testing import host_read_backs
+from gaunt_tp.training.ema import MovingAverage, warmed_up_decay
 
 
 def _weights_sequence(model: torch.nn.Module, count: int, seed: int) -> list[list[torch.Tensor]]:
@@ -26,7 +28,7 @@ def test_warmed_up_decay_by_hand():
 
 def test_average_follows_the_warmed_up_recursion():
     model = torch.nn.Linear(3, 2, dtype=torch.float64)
-    average = moving_average(model, 0.999)
+    average = MovingAverage(model, 0.999)
     sequence = _weights_sequence(model, 25, seed=0)
     expected = None
     for n, values in enumerate(sequence, start=1):
@@ -47,18 +49,45 @@ def test_average_follows_the_warmed_up_recursion():
 def test_restart_from_state_dict_continues_the_same_decays():
     model = torch.nn.Linear(4, 3, dtype=torch.float64)
     sequence = _weights_sequence(model, 30, seed=1)
-    whole = moving_average(model, 0.99)
+    whole = MovingAverage(model, 0.99)
     for values in sequence:
         _set(model, values)
         whole.update_parameters(model)
-    first = moving_average(model, 0.99)
+    first = MovingAverage(model, 0.99)
     for values in sequence[:12]:
         _set(model, values)
         first.update_parameters(model)
-    resumed = moving_average(torch.nn.Linear(4, 3, dtype=torch.float64), 0.99)
+    resumed = MovingAverage(torch.nn.Linear(4, 3, dtype=torch.float64), 0.99)
     resumed.load_state_dict(first.state_dict())
     for values in sequence[12:]:
         _set(model, values)
         resumed.update_parameters(model)
     for got, want in zip(resumed.module.parameters(), whole.module.parameters()):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_an_update_reads_nothing_back_from_the_device():
+    """No host synchronisation per training step (AveragedModel's count, a tensor, is read back at every update)."""
+    model = torch.nn.Linear(3, 2, dtype=torch.float64)
+    average = MovingAverage(model, 0.99)
+    average.update_parameters(model)
+    assert host_read_backs(lambda: average.update_parameters(model)) == set()
+    averaged_model = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.99))
+    averaged_model.update_parameters(model)
+    assert host_read_backs(lambda: averaged_model.update_parameters(model))  # what the test would catch
+
+
+def test_checkpoints_of_averaged_model_load_with_their_count():
+    """Earlier checkpoints hold an AveragedModel's state (``module.*``, ``n_averaged``): the weights and the number
+    of updates carry over."""
+    model = torch.nn.Linear(3, 2, dtype=torch.float64)
+    old = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.99))
+    for values in _weights_sequence(model, 5, seed=2):
+        _set(model, values)
+        old.update_parameters(model)
+    average = MovingAverage(torch.nn.Linear(3, 2, dtype=torch.float64), 0.99)
+    average.load_state_dict(old.state_dict())
+    assert average.updates == 5
+    for got, want in zip(average.module.parameters(), old.module.parameters()):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert set(average.state_dict()) == {"module.weight", "module.bias", "_extra_state"}
