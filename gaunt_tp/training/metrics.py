@@ -3,6 +3,7 @@ logs)."""
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from typing import NamedTuple
 
@@ -56,7 +57,7 @@ def weighted_loss(
     atoms = (batch.ptr[1:] - batch.ptr[:-1]).to(out["energy"].dtype)
     has_e = ~torch.isnan(batch.energy)
     de = torch.where(has_e, (out["energy"] - torch.nan_to_num(batch.energy)) / atoms, 0.0)
-    penalty = (lambda x: x.square()) if not huber_delta else (lambda x: _huber(x, huber_delta))  # noqa: E731
+    penalty = functools.partial(_huber, delta=huber_delta) if huber_delta else torch.square
     loss_e = (batch.weight * penalty(de)).sum() / has_e.sum().clamp_min(1)
     has_f = ~torch.isnan(batch.forces).any(dim=1)
     df = torch.where(has_f[:, None], out["forces"] - torch.nan_to_num(batch.forces), 0.0)
