@@ -38,6 +38,8 @@ class MovingAverage(torch.nn.Module):
     """
 
     def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"decay must be in [0, 1), got {decay}")
         super().__init__()
         self.module = copy.deepcopy(model)
         self.decay = decay

@@ -1,5 +1,6 @@
 """The moving average of the weights: MACE's (torch_ema's) warm-up of the decay, restarts, no host reads."""
 
+import pytest
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -91,3 +92,9 @@ def test_checkpoints_of_averaged_model_load_with_their_count():
     for got, want in zip(average.module.parameters(), old.module.parameters()):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
     assert set(average.state_dict()) == {"module.weight", "module.bias", "_extra_state"}
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0, 1.5])
+def test_a_decay_outside_zero_to_one_is_a_value_error(decay):
+    with pytest.raises(ValueError, match=r"decay must be in \[0, 1\), got"):
+        MovingAverage(torch.nn.Linear(2, 2), decay)
