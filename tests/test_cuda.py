@@ -182,11 +182,11 @@ def test_captured_training_step_trains_like_the_eager_one(options):
         torch.testing.assert_close(p_graphed, p, rtol=1e-8, atol=1e-10)
 
 
-@pytest.mark.parametrize("loss", ["weighted", "stress", "virials", "huber"])
+@pytest.mark.parametrize("loss", ["weighted", "stress", "virials", "huber", "universal"])
 def test_training_with_cuda_graphs_ends_with_the_eager_weights(tmp_path, shared_data, loss):
     """``gaunt-tp train --device cuda --cuda_graph`` (three epochs, stage two in the third, a short last batch)
-    ends with the weights of the same run without it: on ethanol, and with ``--loss stress``, ``virials`` or
-    ``huber`` on periodic copper."""
+    ends with the weights of the same run without it: on ethanol, and with ``--loss stress``, ``virials``, ``huber``
+    or ``universal`` on periodic copper."""
     import ase.io
 
     from gaunt_tp.testing import emt_copper

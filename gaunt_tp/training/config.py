@@ -31,7 +31,7 @@ FOUNDATION_E0S = "foundation"
 CHOICES = {
     "conv_blocks": CONV_BLOCKS,
     "product_blocks": PRODUCT_BLOCKS,
-    "loss": ("weighted", "stress", "virials", "huber"),
+    "loss": ("weighted", "stress", "virials", "huber", "universal"),
     "optimizer": ("adam", "adamw"),
     "scheduler": ("ReduceLROnPlateau", "ExponentialLR"),
     "default_dtype": DTYPES,
@@ -94,7 +94,8 @@ class TrainConfig:
     energy_weight: float = 1.0
     forces_weight: float = 100.0
     # "weighted": energies and forces; "stress": also the stress of the configurations that have one; "virials":
-    # their virials per atom instead; "huber": energies, forces and stress through Huber's function (MACE's names)
+    # their virials per atom instead; "huber": energies, forces and stress through Huber's function; "universal":
+    # "huber" with a smaller delta for atoms under large reference forces (MACE's names)
     loss: str = "weighted"
     stress_weight: float = 1.0
     virials_weight: float = 1.0
@@ -196,15 +197,17 @@ class TrainConfig:
     def loss_weights(self, stage_two: bool, stress_labels: bool = True) -> LossWeights:
         """Energy, force, stress and virials weights of the loss and Huber's delta, as
         :func:`gaunt_tp.training.metrics.weighted_loss` takes them, in stage two or not: stress 0 unless ``loss`` is
-        ``"stress"`` or, where the data has ``stress_labels``, ``"huber"``; virials 0 unless ``"virials"``; delta 0
-        (squared errors) unless ``"huber"``."""
+        ``"stress"`` or, where the data has ``stress_labels``, ``"huber"`` or ``"universal"``; virials 0 unless
+        ``"virials"``; delta 0 (squared errors) unless ``"huber"`` or ``"universal"``."""
         if stage_two:
             e, f, s, v = self.swa_energy_weight, self.swa_forces_weight, self.swa_stress_weight, self.swa_virials_weight
         else:
             e, f, s, v = self.energy_weight, self.forces_weight, self.stress_weight, self.virials_weight
-        stress = self.loss == "stress" or (self.loss == "huber" and stress_labels)
-        huber = self.huber_delta if self.loss == "huber" else 0.0
-        return LossWeights(e, f, s if stress else 0.0, v if self.loss == "virials" else 0.0, huber)
+        robust = self.loss in ("huber", "universal")
+        stress = self.loss == "stress" or (robust and stress_labels)
+        huber = self.huber_delta if robust else 0.0
+        virials = v if self.loss == "virials" else 0.0
+        return LossWeights(e, f, s if stress else 0.0, virials, huber, universal=self.loss == "universal")
 
     @property
     def run_dir(self) -> Path:
@@ -308,11 +311,13 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "optimizer": "optimiser",
         "energy_weight": "weight of the energy term (per atom, squared) of the loss",
         "forces_weight": "weight of the forces term of the loss",
-        "loss": "'weighted' (energies and forces), 'stress' (and stresses), 'virials' (and virials per atom) or "
-                "'huber' (energies, forces and, where labelled, stresses through Huber's function)",
-        "stress_weight": "weight of the stress term with --loss stress",
+        "loss": "'weighted' (energies and forces), 'stress' (and stresses), 'virials' (and virials per atom), "
+                "'huber' (energies, forces and, where labelled, stresses through Huber's function) or 'universal' "
+                "('huber' with the forces' delta times 0.7, 0.4, 0.1 where the reference force is from 100, 200, 300 "
+                "eV/A on)",
+        "stress_weight": "weight of the stress term with --loss stress, huber or universal",
         "virials_weight": "weight of the virials term with --loss virials",
-        "huber_delta": "with --loss huber: errors beyond it count linearly (eV per atom, eV/A, eV/A^3)",
+        "huber_delta": "with --loss huber or universal: errors beyond it count linearly (eV per atom, eV/A, eV/A^3)",
         "swa": "MACE's stage two: other loss weights and learning rate for the last epochs",
         "start_swa": "epochs before stage two starts (default: three quarters of --max_num_epochs)",
         "swa_lr": "learning rate in stage two",

@@ -12,18 +12,19 @@ import torch
 
 from gaunt_tp.data.graph import GraphBatch, cell_volumes
 
-__all__ = ["ErrorAccumulator", "LossWeights", "has_stress_labels", "weighted_loss"]
+__all__ = ["ErrorAccumulator", "LossWeights", "force_delta_factors", "has_stress_labels", "weighted_loss"]
 
 
 class LossWeights(NamedTuple):
-    """The weights of :func:`weighted_loss`'s terms and Huber's delta, in its argument order (``weighted_loss(batch,
-    out, *weights)``); 0 leaves a term out (``huber_delta`` 0: squared errors)."""
+    """The weights of :func:`weighted_loss`'s terms, Huber's delta and the ``universal`` switch, in its argument order
+    (``weighted_loss(batch, out, *weights)``); 0 leaves a term out (``huber_delta`` 0: squared errors)."""
 
     energy: float
     forces: float
     stress: float = 0.0
     virials: float = 0.0
     huber_delta: float = 0.0
+    universal: bool = False
 
     @property
     def needs_stress(self) -> bool:
@@ -44,6 +45,7 @@ def weighted_loss(
     stress_weight: float = 0.0,
     virials_weight: float = 0.0,
     huber_delta: float = 0.0,
+    universal: bool = False,
 ) -> torch.Tensor:
     """``w_E mean((dE / n_atoms)^2) + w_F mean(|dF|^2) [+ w_S mean(|dS|^2)] [+ w_V mean(|dS V / n_atoms|^2)]``
     with per-configuration weights.
@@ -53,6 +55,8 @@ def weighted_loss(
     ``out["stress"] [B, 3, 3]``; their means run over the 9 components of the configurations with a stress label.
     Labels that are NaN (missing) are left out of their mean. ``huber_delta > 0``: Huber's function of each error
     component in place of its square, ``x^2 / 2`` up to ``|x| = delta`` and linear beyond (MACE's ``huber`` loss).
+    ``universal`` (with ``huber_delta > 0``; MACE's ``universal`` loss): each atom's force components have the delta
+    ``huber_delta * f(|F_ref|)`` instead, :func:`force_delta_factors` ``f`` shrinking it for large reference forces.
     """
     atoms = (batch.ptr[1:] - batch.ptr[:-1]).to(out["energy"].dtype)
     has_e = ~torch.isnan(batch.energy)
@@ -61,7 +65,12 @@ def weighted_loss(
     loss_e = (batch.weight * penalty(de)).sum() / has_e.sum().clamp_min(1)
     has_f = ~torch.isnan(batch.forces).any(dim=1)
     df = torch.where(has_f[:, None], out["forces"] - torch.nan_to_num(batch.forces), 0.0)
-    loss_f = (batch.weight[batch.batch][:, None] * penalty(df)).sum() / (3 * has_f.sum().clamp_min(1))
+    if universal and huber_delta:
+        sizes = torch.linalg.vector_norm(torch.nan_to_num(batch.forces), dim=1)
+        penalty_f = _huber(df, huber_delta * force_delta_factors(sizes)[:, None])
+    else:
+        penalty_f = penalty(df)
+    loss_f = (batch.weight[batch.batch][:, None] * penalty_f).sum() / (3 * has_f.sum().clamp_min(1))
     loss = energy_weight * loss_e + forces_weight * loss_f
     if stress_weight or virials_weight:
         has_s = ~torch.isnan(batch.stress).flatten(1).any(dim=1)
@@ -75,8 +84,20 @@ def weighted_loss(
     return loss
 
 
-def _huber(x: torch.Tensor, delta: float) -> torch.Tensor:
-    """Huber's function, elementwise: ``x^2 / 2`` where ``|x| <= delta``, ``delta (|x| - delta / 2)`` beyond."""
+def force_delta_factors(sizes: torch.Tensor) -> torch.Tensor:
+    """The factors of Huber's delta per atom in MACE's ``universal`` loss, from the sizes ``[n]`` (eV/Angstrom) of
+    the reference forces: 1 below 100 eV/Angstrom, 0.7 below 200, 0.4 below 300 and 0.1 from 300 on (the errors of
+    atoms under very large forces count linearly sooner). Shape ``[n]``, the dtype of ``sizes``."""
+    # from Python numbers alone: no tensor copied to the device, which a CUDA graph capture would forbid
+    factor = torch.full_like(sizes, 0.1)
+    for edge, value in ((300.0, 0.4), (200.0, 0.7), (100.0, 1.0)):
+        factor = torch.where(sizes < edge, value, factor)
+    return factor
+
+
+def _huber(x: torch.Tensor, delta: float | torch.Tensor) -> torch.Tensor:
+    """Huber's function, elementwise: ``x^2 / 2`` where ``|x| <= delta``, ``delta (|x| - delta / 2)`` beyond (``delta``
+    a number or a tensor that broadcasts against ``x``)."""
     size = x.abs()
     return torch.where(size <= delta, 0.5 * x.square(), delta * (size - 0.5 * delta))
 

@@ -145,3 +145,19 @@ def test_options_out_of_range_are_refused_before_any_data_is_read(flags, message
     weight) are an InputError naming the option, from TrainConfig itself."""
     with pytest.raises(ValueError, match=re.escape(message)):
         config_from_args(["--train_file", "a.xyz", *flags])
+
+
+@pytest.mark.parametrize("loss", ["weighted", "stress", "virials", "huber", "universal"])
+def test_each_loss_names_its_terms(loss):
+    """The loss weights each of MACE's losses gives ``weighted_loss``, in stage one and stage two, with and without
+    stress labels in the data."""
+    config = TrainConfig(train_file="x.xyz", loss=loss, stress_weight=3.0, virials_weight=4.0, swa_stress_weight=5.0,
+                         swa_virials_weight=6.0, huber_delta=0.02)  # fmt: skip
+    robust = loss in ("huber", "universal")
+    for stage_two, (stress, virials) in ((False, (3.0, 4.0)), (True, (5.0, 6.0))):
+        weights = config.loss_weights(stage_two)
+        assert weights.stress == (stress if loss in ("stress", "huber", "universal") else 0.0)
+        assert weights.virials == (virials if loss == "virials" else 0.0)
+        assert weights.huber_delta == (0.02 if robust else 0.0)
+        assert weights.universal == (loss == "universal")
+        assert config.loss_weights(stage_two, stress_labels=False).stress == (stress if loss == "stress" else 0.0)

@@ -16,7 +16,7 @@ from small_runs import SMALL as TINY
 from gaunt_tp.testing import emt_copper
 from gaunt_tp.training.cli import main
 from gaunt_tp.training.config import config_from_args
-from gaunt_tp.training.metrics import ErrorAccumulator, weighted_loss
+from gaunt_tp.training.metrics import ErrorAccumulator, force_delta_factors, weighted_loss
 
 SMALL = [*TINY, "--valid_fraction", "0.25"]
 
@@ -90,6 +90,32 @@ def test_huber_loss_is_half_the_square_up_to_delta_and_linear_beyond():
     assert float(loss) == pytest.approx(energy + forces + stresses, rel=1e-12)
     squares = weighted_loss(batch, out, 1.0, 10.0, 7.0)
     assert float(weighted_loss(batch, out, 1.0, 10.0, 7.0, 0.0, 1e3)) == pytest.approx(0.5 * float(squares), rel=1e-12)
+
+
+def test_universal_loss_shrinks_the_forces_delta_where_the_reference_force_is_large():
+    """MACE's ``universal`` loss: ``huber`` with each atom's force delta times 1, 0.7, 0.4 or 0.1 as its reference
+    force's size is below 100, 200, 300 eV/A or beyond (the bounds belong to the upper bin); energies and stress keep
+    the plain delta."""
+    assert force_delta_factors(torch.tensor([0.0, 99.9, 100.0, 199.9, 200.0, 299.9, 300.0, 1e4])).tolist() == (
+        pytest.approx([1.0, 1.0, 0.7, 0.7, 0.4, 0.4, 0.1, 0.1])
+    )
+    stress = torch.zeros(2, 3, 3, dtype=torch.float64)
+    batch = _batch(stress)
+    batch.forces = torch.tensor([[50.0, 0, 0], [0, 150.0, 0], [0, 0, 400.0]], dtype=torch.float64)
+    out = {"energy": torch.tensor([1.3, 2.0], dtype=torch.float64), "forces": batch.forces + 0.05,
+           "stress": torch.zeros(2, 3, 3, dtype=torch.float64)}  # fmt: skip
+    out["stress"][1, 0, 2] = 0.4
+    delta = 0.1  # every force error is 0.05: under the delta of the first atom (0.1) and the second (0.07), beyond
+    loss = weighted_loss(batch, out, 1.0, 10.0, 7.0, 0.0, delta, True)  # the third's (0.01)
+    energy = 1.0 * 0.1 * (0.3 - 0.05) / 2
+    forces = 10.0 * (3 * 0.5 * 0.05**2 + 2.0 * 3 * 0.5 * 0.05**2 + 2.0 * 3 * 0.01 * (0.05 - 0.005)) / 9
+    stresses = 7.0 * 2.0 * 0.1 * (0.4 - 0.05) / 18
+    assert float(loss) == pytest.approx(energy + forces + stresses, rel=1e-12)
+    batch.forces = batch.forces / 10  # every reference force below 100 eV/A: the huber loss itself
+    out["forces"] = batch.forces + 0.5
+    assert float(weighted_loss(batch, out, 1.0, 10.0, 7.0, 0.0, delta, True)) == pytest.approx(
+        float(weighted_loss(batch, out, 1.0, 10.0, 7.0, 0.0, delta)), rel=1e-12
+    )
 
 
 def test_error_table_reports_stress_in_meV_per_cubic_angstrom():
@@ -196,9 +222,9 @@ def test_train_with_stress_loss_logs_and_tabulates_stress(tmp_path, copper, caps
     assert "12 configurations carry stress labels in cells without volume" in caplog.text
     assert re.search("sheets.xyz has a stress label .* in a cell that spans a volume", capsys.readouterr().err)
     with pytest.raises(
-        ValueError, match="loss must be 'weighted' or 'stress' or 'virials' or 'huber', got 'universal'"
+        ValueError, match="loss must be 'weighted' or 'stress' or 'virials' or 'huber' or 'universal', got 'l1'"
     ):
-        config_from_args(["--train_file", str(copper), "--loss", "universal"])
+        config_from_args(["--train_file", str(copper), "--loss", "l1"])
 
 
 def test_stress_labels_count_where_the_cell_spans_a_volume_at_any_batch_size(copper):
@@ -288,12 +314,15 @@ def test_train_with_the_huber_loss(tmp_path, copper, shared_data):
               "--weight_decay", "0", "--train_file", str(copper)]  # fmt: skip
     assert main([*common, "--name", "squares", "--loss", "stress"]) == 0
     assert main([*common, "--name", "huber", "--loss", "huber", "--huber_delta", "1000"]) == 0
+    # EMT's forces on copper are far below 100 eV/A: MACE's universal loss is the huber loss there
+    assert main([*common, "--name", "universal", "--loss", "universal", "--huber_delta", "1000"]) == 0
     rows = {}
-    for name in ("squares", "huber"):
+    for name in ("squares", "huber", "universal"):
         with (tmp_path / name / "metrics.csv").open() as fh:
             rows[name] = list(csv.DictReader(fh))
-    for squares, huber in zip(rows["squares"], rows["huber"]):
+    for squares, huber, universal in zip(rows["squares"], rows["huber"], rows["universal"]):
         assert float(huber["valid_loss"]) == pytest.approx(0.5 * float(squares["valid_loss"]), rel=1e-4)
+        assert universal == huber
         assert float(huber["rmse_stress_meV_per_A3"]) == pytest.approx(
             float(squares["rmse_stress_meV_per_A3"]), rel=1e-4
         )
