@@ -13,8 +13,8 @@ from gaunt_tp.data.configuration import Configuration, KeySpec
 from gaunt_tp.errors import InputError
 
 __all__ = [
-    "e0s_average", "e0s_from_isolated_atoms", "e0s_from_text", "e0s_mapping", "is_e0s_file", "resolve_e0s",
-    "shift_and_scale", "split_isolated_atoms",
+    "SCALINGS", "e0s_average", "e0s_from_isolated_atoms", "e0s_from_text", "e0s_mapping", "is_e0s_file",
+    "resolve_e0s", "shift_and_scale", "split_isolated_atoms",
 ]  # fmt: skip
 
 
@@ -143,11 +143,19 @@ def e0s_mapping(raw: dict, where: str) -> dict[int, float]:
     return out
 
 
-def shift_and_scale(configs: Sequence[Configuration], e0s: dict[int, float]) -> tuple[float, float]:
-    """MACE's ScaleShiftMACE statistics: (mean interaction energy per atom in eV, RMS force component in eV/A).
+# MACE's scalings of the network's output (shift_and_scale)
+SCALINGS = ("rms_forces_scaling", "std_scaling", "no_scaling")
 
-    Configurations without an energy (or forces) are left out of that statistic; with none at all the
-    shift is 0 and the scale 1.
+
+def shift_and_scale(
+    configs: Sequence[Configuration], e0s: dict[int, float], scaling: str = "rms_forces_scaling"
+) -> tuple[float, float]:
+    """MACE's ScaleShiftMACE statistics: (mean interaction energy per atom in eV, scale).
+
+    The scale is MACE's ``scaling``: ``"rms_forces_scaling"`` the RMS force component (eV/A), ``"std_scaling"``
+    the standard deviation of the interaction energies per atom (eV, over the configurations, with Bessel's
+    correction as MACE's), ``"no_scaling"`` 1. Configurations without an energy (or forces) are left out of that
+    statistic; with none at all (or a deviation of 0) the shift is 0 and the scale 1.
 
     Example:
         >>> c = Configuration(atomic_numbers=np.array([1, 1]), positions=np.zeros((2, 3)), energy=-27.0,
@@ -158,5 +166,13 @@ def shift_and_scale(configs: Sequence[Configuration], e0s: dict[int, float]) -> 
     per_atom = [
         (c.energy - sum(e0s[int(z)] for z in c.atomic_numbers)) / c.num_atoms for c in configs if c.energy is not None
     ]
+    shift = float(np.mean(per_atom)) if per_atom else 0.0
+    if scaling == "no_scaling":
+        return shift, 1.0
+    if scaling == "std_scaling":
+        spread = float(np.std(per_atom, ddof=1)) if len(per_atom) > 1 else 0.0
+        return shift, spread or 1.0
+    if scaling != "rms_forces_scaling":
+        raise InputError(f"scaling must be {' or '.join(map(repr, SCALINGS))}, got {scaling!r}")
     forces = np.concatenate([c.forces.reshape(-1) for c in configs if c.forces is not None] or [np.ones(1)])
-    return float(np.mean(per_atom)) if per_atom else 0.0, float(np.sqrt(np.mean(forces**2))) or 1.0
+    return shift, float(np.sqrt(np.mean(forces**2))) or 1.0

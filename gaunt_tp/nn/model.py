@@ -6,7 +6,8 @@ output degree scaled so that one edge's message has unit second moment for unit 
 e3nn's normalised products give MACE, then divided by the average number of neighbours),
 combined into many-body features with element-dependent weights
 (:class:`gaunt_tp.nn.GauntManyBody`), mixed again and added to an element-dependent
-self-connection. Each layer's scalars are read out to site energies;
+self-connection (optionally not in the first layer, as in mace-torch's ``--model MACE``, which maps the convolution's
+output per element there instead). Each layer's scalars are read out to site energies;
 the total energy is their sum plus the isolated-atom energies E0. Forces are minus the
 gradient of the energy with respect to the positions; the stress is the derivative with
 respect to a homogeneous strain, divided by the cell volume.
@@ -80,6 +81,10 @@ class ModelConfig:
             and mixed by the linear layer after the convolution, as MACE does (its ``irreps_mid``: MACE's
             parameter count); without, the paths to each output irrep are summed first (fewer parameters;
             keeping them apart cost up to 27% per whole-model step in docs/benchmark-log.md).
+        first_self_connection: whether the first layer adds an element-dependent self-connection of its input to
+            its many-body features, as every later layer does (MACE's ``RealAgnosticResidualInteractionBlock``);
+            without (MACE's ``RealAgnosticInteractionBlock``, the first block of mace-torch's ``--model MACE``) an
+            element-dependent linear map acts on the convolution's output before the many-body block instead.
     """
 
     atomic_numbers: tuple[int, ...]
@@ -102,6 +107,7 @@ class ModelConfig:
     num_products: int = 1
     product_blocks: str = "gaunt"
     separate_paths: bool = False
+    first_self_connection: bool = True
 
     def __post_init__(self) -> None:
         if len(self.atomic_numbers) != len(self.e0s):
@@ -151,7 +157,9 @@ class ModelConfig:
 
 
 class _Layer(nn.Module):
-    def __init__(self, config: ModelConfig, irreps_in: o3.Irreps, irreps_hidden: o3.Irreps, last: bool) -> None:
+    def __init__(
+        self, config: ModelConfig, irreps_in: o3.Irreps, irreps_hidden: o3.Irreps, last: bool, self_connection: bool
+    ) -> None:
         super().__init__()
         c, n_el = config.num_channels, len(config.atomic_numbers)
         irreps_sh = _natural(config.max_ell, 1)
@@ -188,7 +196,10 @@ class _Layer(nn.Module):
             self.linear_out = RowsLinear(irreps_hidden, irreps_hidden, rows="in", channels=c)
         else:
             self.linear_out = EquivariantLinear(irreps_hidden, irreps_hidden)
-        self.skip = ElementLinear(irreps_in, n_el, irreps_hidden)
+        # MACE's residual block: a self-connection of the input; its plain block: an element-dependent map of the
+        # convolution's output (its skip_tp) before the many-body block, and no self-connection
+        self.skip = ElementLinear(irreps_in, n_el, irreps_hidden) if self_connection else None
+        self.element_mix = None if self_connection else ElementLinear(irreps_a, n_el, irreps_a)
         scalars = o3.Irreps(f"{c}x0e")
         if last:
             self.readout = nn.Sequential(
@@ -228,8 +239,12 @@ class _Layer(nn.Module):
         a = conv(self.linear_up(h), vectors, edge_index, weights, radial_index=edge_pair, edge_cache=edge_cache)
         if not self.rows:
             a = a * self.conv_scale
-        b = self.product(self.linear_a(a), species)
-        h_new = self.linear_out(b) + self.skip(h, one_hot)
+        a = self.linear_a(a)
+        if self.element_mix is not None:
+            a = self.element_mix(a, one_hot)
+        h_new = self.linear_out(self.product(a, species))
+        if self.skip is not None:
+            h_new = h_new + self.skip(h, one_hot)
         return h_new, self.readout(h_new[:, : self.num_scalars]).squeeze(-1)
 
 
@@ -262,7 +277,8 @@ class GauntMACE(nn.Module):
         layers, irreps_in = [], o3.Irreps(f"{c}x0e")
         for i in range(config.num_interactions):
             last = i == config.num_interactions - 1
-            layers.append(_Layer(config, irreps_in, o3.Irreps(f"{c}x0e") if last else hidden, last))
+            self_connection = i > 0 or config.first_self_connection
+            layers.append(_Layer(config, irreps_in, o3.Irreps(f"{c}x0e") if last else hidden, last, self_connection))
             irreps_in = o3.Irreps(f"{c}x0e") if last else hidden
         self.layers = nn.ModuleList(layers)
         self.register_buffer("e0s", torch.tensor(config.e0s, dtype=torch.float64))

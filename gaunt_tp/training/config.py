@@ -5,16 +5,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from gaunt_tp.data.e0s import e0s_from_text
+from gaunt_tp.data.e0s import SCALINGS, e0s_from_text
 from gaunt_tp.devices import torch_device
 from gaunt_tp.dtypes import DTYPES
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import CONV_BLOCKS, PRODUCT_BLOCKS
-from gaunt_tp.training.mace_options import ALIASES, MACE_BOOLEANS, MACE_SPELLINGS, translate_mace_spellings
+from gaunt_tp.training.mace_options import (
+    ALIASES,
+    MACE_BOOLEANS,
+    MACE_MODELS,
+    MACE_SPELLINGS,
+    PLAIN_BLOCK,
+    translate_mace_spellings,
+)
 from gaunt_tp.training.metrics import LossWeights
 from gaunt_tp.training.option_values import boolean, float_or_none, typed
 
@@ -32,6 +40,8 @@ CHOICES = {
     "conv_blocks": CONV_BLOCKS,
     "product_blocks": PRODUCT_BLOCKS,
     "loss": ("weighted", "stress", "virials", "huber", "universal"),
+    "model": MACE_MODELS,
+    "scaling": SCALINGS,
     "optimizer": ("adam", "adamw"),
     "scheduler": ("ReduceLROnPlateau", "ExponentialLR"),
     "default_dtype": DTYPES,
@@ -84,6 +94,11 @@ class TrainConfig:
     num_products: int = 1
     product_blocks: str = "gaunt"
     separate_paths: bool = False
+    # MACE's model names: "ScaleShiftMACE" shifts the site energies by the training set's mean interaction energy per
+    # atom; "MACE" (mace-torch's default) does not, and its first layer has no self-connection, as in mace-torch
+    model: str = "ScaleShiftMACE"
+    scaling: str = "rms_forces_scaling"  # MACE's scale of the network's output (gaunt_tp.data.shift_and_scale)
+    first_self_connection: bool | None = None  # None: the model's (False for "MACE", True for "ScaleShiftMACE")
     batch_size: int = 5
     valid_batch_size: int = 10
     max_num_epochs: int = 100
@@ -140,6 +155,8 @@ class TrainConfig:
         for name, allowed in CHOICES.items():  # before any data is read
             if getattr(self, name) not in allowed:
                 raise InputError(f"{name} must be {' or '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
+        if self.first_self_connection is None:
+            object.__setattr__(self, "first_self_connection", self.model != "MACE")
         if self.E0s.lstrip().startswith("{"):  # a mapping is checked before any data is read
             e0s_from_text(self.E0s)
         if self.E0s == FOUNDATION_E0S and not self.foundation_model:
@@ -298,6 +315,13 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
         "radial_per_input": "Gaunt convolution: one radial weight per input irrep as well",
         "num_products": "Gaunt many-body block: products summed per block",
         "product_blocks": "many-body block: 'gaunt' (Gaunt products) or 'symmetric' (MACE's function space)",
+        "model": "'ScaleShiftMACE' (site energies shifted by the training set's mean interaction energy per atom) or "
+                 "'MACE' (mace-torch's default: no shift, and no self-connection in the first layer)",
+        "scaling": "scale of the network's output (MACE's): 'rms_forces_scaling' (the training set's RMS force "
+                   "component), 'std_scaling' (the deviation of its interaction energies per atom) or 'no_scaling' "
+                   "(1)",
+        "first_self_connection": "whether the first layer has an element-dependent self-connection like the later "
+                                 "ones (default: true, false with --model MACE; MACE's spelling: --interaction_first)",
         "separate_paths": "with --conv_blocks e3nn, keep each path's messages apart for the next linear layer "
                           "(MACE's irreps_mid and parameter count)",
     }),
@@ -385,6 +409,13 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
     values.update(args)  # only the flags given (the others are absent: argparse.SUPPRESS)
     if "train_file" not in values:
         raise InputError("--train_file is required (on the command line or in the --config file)")
+    if values.get("model") == "MACE" and values.get("first_self_connection"):  # as mace-torch 0.3.16 does
+        logging.getLogger("gaunt_tp.train").warning(
+            "--model MACE: the first layer has no self-connection (mace-torch's --model MACE builds its first block "
+            "as %s whatever --interaction_first says); --model ScaleShiftMACE keeps it",
+            PLAIN_BLOCK,
+        )
+        values["first_self_connection"] = False
     config = TrainConfig(**values)
     torch_device(config.device)  # usable here: checked before the run folder is made
     return config

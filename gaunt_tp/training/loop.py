@@ -235,7 +235,9 @@ def _train(config: TrainConfig) -> dict:
     shared = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(TrainConfig)}
     if foundation is None:
         avg_neighbors = float(np.mean([g.edge_index.shape[1] / g.positions.shape[0] for g in train_g]))
-        shift, scale = shift_and_scale(train, e0s)  # MACE's: mean interaction energy per atom, RMS force
+        # MACE's: the mean interaction energy per atom (none for its model "MACE"), the RMS force (or --scaling's)
+        shift, scale = shift_and_scale(train, e0s, config.scaling)
+        shift = 0.0 if config.model == "MACE" else shift
         model_config = ModelConfig(
             atomic_numbers=tuple(zs),
             e0s=tuple(e0s[z] for z in zs),
@@ -444,15 +446,16 @@ def _log_summary(config: TrainConfig, model: GauntMACE, splits: tuple[list, list
              sum(g.positions.shape[0] for g in train_g), len(valid_g), len(test_g))  # fmt: skip
     log.info("elements Z=%s, E0s %s eV", list(mc.atomic_numbers), ", ".join(f"{e:.6g}" for e in mc.e0s))
     log.info("model: %d parameters; %d channels, max_L %d, max_ell %d, correlation %d, %d interactions, r_max %g A, "
-             "%s convolution, %s products; %.2f neighbours per atom on average, shift %.4g eV/atom, scale %.4g eV/A",
+             "%s convolution, %s products%s; %.2f neighbours per atom on average, shift %.4g eV/atom, scale %.4g eV/A",
              sum(p.numel() for p in model.parameters()), mc.num_channels, mc.max_L, mc.max_ell, mc.correlation,
-             mc.num_interactions, mc.r_max, mc.conv_blocks, mc.product_blocks, mc.avg_num_neighbors,
+             mc.num_interactions, mc.r_max, mc.conv_blocks, mc.product_blocks,
+             "" if mc.first_self_connection else ", no self-connection in the first layer", mc.avg_num_neighbors,
              mc.energy_shift, mc.energy_scale)  # fmt: skip
 
 
 # the options a restart must keep beside the model's own: those fixing the data a run sees (its validation split and
 # shuffling, its E0s, its starting weights) and the schedule whose state the checkpoint holds
-_SAME_RUN = {"seed", "valid_fraction", "E0s", "foundation_model", "scheduler"}
+_SAME_RUN = {"seed", "valid_fraction", "E0s", "foundation_model", "scheduler", "model", "scaling"}
 
 
 def _check_same_model(path: Path, state: dict, config: TrainConfig, names: set[str]) -> None:

@@ -1,5 +1,5 @@
 """MACE's spellings of gaunt-tp's options: second flag names, and MACE options translated into fields or checked
-and dropped (``hidden_irreps``, ``MLP_irreps``, ``model``, ``gate``, ...)."""
+and dropped (``hidden_irreps``, ``MLP_irreps``, ``interaction_first``, ``gate``, ...)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ import os
 from gaunt_tp.errors import InputError
 from gaunt_tp.training.option_values import typed
 
-__all__ = ["ALIASES", "MACE_BOOLEANS", "MACE_MODELS", "MACE_SPELLINGS", "hidden_irreps_shape",
-           "translate_mace_spellings"]  # fmt: skip
+__all__ = ["ALIASES", "MACE_BOOLEANS", "MACE_MODELS", "MACE_SPELLINGS", "PLAIN_BLOCK", "RESIDUAL_BLOCK",
+           "hidden_irreps_shape", "translate_mace_spellings"]  # fmt: skip
 
-# the MACE model names accepted for gaunt-tp's one model, which is ScaleShiftMACE (MACE with the training set's mean
-# interaction energy per atom as shift and RMS force as scale); "MACE" (MACE's own examples' name) has no shift there
-MACE_MODELS = ("MACE", "ScaleShiftMACE")
+# MACE's model names (TrainConfig.model): both scale by the RMS force; "ScaleShiftMACE" shifts by the training set's
+# mean interaction energy per atom, "MACE" (mace-torch's default) does not and, in mace-torch 0.3.16, builds its first
+# interaction block without a self-connection whatever --interaction_first says
+MACE_MODELS = ("ScaleShiftMACE", "MACE")
 
-# MACE's name of the interaction block gaunt-tp's layers are (MACE's own default for the first layer,
-# RealAgnosticInteractionBlock, has no self-connection; MACE-MP's command lines name this one for both)
+# MACE's names of the interaction blocks gaunt-tp's layers are: with an element-dependent self-connection (every layer
+# by default) and without (the first layer with first_self_connection false)
 RESIDUAL_BLOCK = "RealAgnosticResidualInteractionBlock"
+PLAIN_BLOCK = "RealAgnosticInteractionBlock"
 
 # second flag names, as in MACE's command line (which renamed "SWA" to "stage two")
 ALIASES = {
@@ -35,18 +37,14 @@ ALIASES = {
 MACE_SPELLINGS = {
     "hidden_irreps": "MACE's form of --num_channels and --max_L: 'C x 0e + C x 1o + ... + C x (max_L)', e.g. "
                      "'128x0e + 128x1o'",
-    "model": f"MACE's model name: {' or '.join(MACE_MODELS)}; either trains gaunt-tp's one model, which has "
-             "ScaleShiftMACE's scale and shift",
     "save_cpu": "accepted for MACE's command lines: the exported model always loads on a CPU",
     "MLP_irreps": "MACE's form of --readout_hidden: 'N x 0e'",
     "gate": "MACE's readout nonlinearity: 'silu', the one gaunt-tp has",
-    "scaling": "MACE's energy scaling: 'rms_forces_scaling', the one gaunt-tp has (shift: the mean interaction "
-               "energy per atom)",
     "radial_type": "MACE's radial basis: 'bessel', the one gaunt-tp has",
     "interaction": f"MACE's interaction block: '{RESIDUAL_BLOCK}', the one gaunt-tp has (an element-dependent "
                    "self-connection added to each layer's many-body features)",
-    "interaction_first": f"MACE's first interaction block: '{RESIDUAL_BLOCK}', the one gaunt-tp has (its first layer "
-                         "has the self-connection too)",
+    "interaction_first": f"MACE's first interaction block: '{RESIDUAL_BLOCK}' (--first_self_connection true) or "
+                         f"'{PLAIN_BLOCK}' (false)",
     "compute_avg_num_neighbors": "accepted as true (MACE's default): the average is always taken from the training set",
     "enable_cueq": "accepted as false: gaunt-tp runs its own C kernels on CPUs and PyTorch on GPUs, not cuEquivariance",
     "distributed": "accepted for MACE's command lines: data-parallel training follows from torchrun's environment "
@@ -56,8 +54,8 @@ MACE_SPELLINGS = {
 }  # fmt: skip
 
 # MACE's spellings that are checked and dropped: the values gaunt-tp's one model has (None: any value of the type)
-MACE_FIXED = {"save_cpu": None, "gate": "silu", "scaling": "rms_forces_scaling", "radial_type": "bessel",
-              "interaction": RESIDUAL_BLOCK, "interaction_first": RESIDUAL_BLOCK,
+MACE_FIXED = {"save_cpu": None, "gate": "silu", "radial_type": "bessel",
+              "interaction": RESIDUAL_BLOCK,
               "compute_avg_num_neighbors": True, "enable_cueq": False, "distributed": None, "num_workers": None,
               "pin_memory": None}  # fmt: skip
 MACE_BOOLEANS = {"save_cpu", "compute_avg_num_neighbors", "enable_cueq", "distributed", "pin_memory"}
@@ -82,9 +80,9 @@ def hidden_irreps_shape(text: str) -> tuple[int, int]:
 
 
 def translate_mace_spellings(values: dict) -> None:
-    """Turn MACE's ``hidden_irreps`` into ``num_channels`` and ``max_L`` and ``MLP_irreps`` into ``readout_hidden``
-    (an error where those are also given and differ), check ``model`` and the options of ``MACE_FIXED`` and drop
-    them, in place."""
+    """Turn MACE's ``hidden_irreps`` into ``num_channels`` and ``max_L``, ``MLP_irreps`` into ``readout_hidden`` and
+    ``interaction_first`` into ``first_self_connection`` (an error where those are also given and differ), check the
+    options of ``MACE_FIXED`` and drop them, in place."""
     for name, fixed in MACE_FIXED.items():  # checked, as a YAML file may hold anything, and dropped
         if name not in values:
             continue
@@ -98,9 +96,12 @@ def translate_mace_spellings(values: dict) -> None:
     mlp = values.pop("MLP_irreps", None)
     if mlp is not None:
         _translate(values, "MLP_irreps", str(mlp), {"readout_hidden": _scalar_width(str(mlp))})
-    model = values.pop("model", None)
-    if model is not None and model not in MACE_MODELS:
-        raise InputError(f"model must be {' or '.join(map(repr, MACE_MODELS))} (gaunt-tp has one model), got {model!r}")
+    first = values.pop("interaction_first", None)
+    if first is not None:
+        blocks = {RESIDUAL_BLOCK: True, PLAIN_BLOCK: False}
+        if first not in blocks:
+            raise InputError(f"interaction_first must be {' or '.join(map(repr, blocks))}, got {first!r}")
+        _translate(values, "interaction_first", str(first), {"first_self_connection": blocks[first]})
     text = values.pop("hidden_irreps", None)
     if text is not None:
         _translate(

@@ -19,6 +19,7 @@ from gaunt_tp.data import (
     neighbor_list,
     read_configurations,
     resolve_e0s,
+    shift_and_scale,
     split_isolated_atoms,
     to_graph,
     train_valid_split,
@@ -165,6 +166,26 @@ def test_e0s(shared_data, tmp_path):
     # an element in no training configuration has no least-squares E0 (lstsq would give it 0 eV)
     with pytest.raises(ValueError, match=r"'average': elements Z=\[7\] appear in no training configuration"):
         e0s_average(configs, [1, 7, 8])
+
+
+def test_shift_and_scale_for_each_of_maces_scalings():
+    """The shift is the mean interaction energy per atom; the scale the RMS force component, the standard deviation
+    (n - 1) of the interaction energies per atom, or 1; configurations without labels are left out."""
+    e0s = {1: -1.0, 8: -2.0}
+    water = lambda energy, forces: Configuration(  # noqa: E731
+        atomic_numbers=np.array([8, 1, 1]), positions=np.zeros((3, 3)), energy=energy,
+        forces=None if forces is None else np.full((3, 3), forces),
+    )  # fmt: skip
+    configs = [water(-4.3, 0.5), water(-4.6, -1.0), water(-4.0, None), water(None, 2.0)]
+    per_atom = np.array([-0.3, -0.6, 0.0]) / 3
+    forces = np.array([0.5] * 9 + [-1.0] * 9 + [2.0] * 9)
+    shift, rms = shift_and_scale(configs, e0s)
+    assert shift == pytest.approx(per_atom.mean()) and rms == pytest.approx(np.sqrt(np.mean(forces**2)))
+    assert shift_and_scale(configs, e0s, "std_scaling") == pytest.approx((shift, np.std(per_atom, ddof=1)))
+    assert shift_and_scale(configs, e0s, "no_scaling") == pytest.approx((shift, 1.0))
+    assert shift_and_scale(configs[:1], e0s, "std_scaling")[1] == 1.0  # one energy: no deviation
+    with pytest.raises(ValueError, match="scaling must be 'rms_forces_scaling' or 'std_scaling' or 'no_scaling'"):
+        shift_and_scale(configs, e0s, "rms")
 
 
 def test_e0s_in_every_form_a_mace_user_writes(tmp_path):

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -288,6 +289,29 @@ def test_cg_convolution_with_symmetric_blocks_gives_a_valid_model(separate_paths
     assert_float32_invariance(model.float(), ethanol[3], seed=13)
 
 
+@pytest.mark.parametrize("blocks", [{}, {"conv_blocks": "e3nn", "product_blocks": "symmetric"}])
+def test_first_layer_without_self_connection_gives_a_valid_model(blocks, ethanol):
+    """MACE's RealAgnosticInteractionBlock as the first layer: no self-connection there, an element-dependent map of
+    the convolution's output before the many-body block instead (the later layers unchanged). Forces, invariance
+    with inversion in float64 and float32, batching, and configs written before the option existed."""
+    torch.manual_seed(13)
+    config = dataclasses.replace(CONFIG, first_self_connection=False, **blocks)
+    assert ModelConfig.from_json(config.to_json()) == config
+    model = GauntMACE(config).double()
+    first, second = model.layers
+    assert first.skip is None and first.element_mix is not None
+    assert second.skip is not None and second.element_mix is None
+    with torch.no_grad():  # the element maps away from their initial values, per element
+        first.element_mix.weight.normal_()
+    assert_forces_and_invariance(model, ethanol[1], atom=6, axis=1, seed=14)
+    one_by_one = torch.cat([model(graph(c))["energy"] for c in ethanol])
+    torch.testing.assert_close(model(collate([graph(c) for c in ethanol]))["energy"], one_by_one, rtol=0, atol=1e-10)
+    assert_float32_invariance(model.float(), ethanol[3], seed=15)
+    old = json.loads(CONFIG.to_json())
+    del old["first_self_connection"]  # a model file of an earlier gaunt-tp
+    assert ModelConfig.from_json(json.dumps(old)).first_self_connection
+
+
 def assert_float32_invariance(model: GauntMACE, config, seed: int) -> None:
     """In float32, a random rotation with inversion leaves the energy to 1e-6 relative and rotates the forces
     to 1e-5 of their largest component."""
@@ -328,14 +352,15 @@ def test_float32_model_keeps_total_energies_to_float64_precision(model, shared_d
 
 
 @pytest.mark.parametrize(
-    "blocks", [("gaunt", "gaunt", False), ("e3nn", "gaunt", False), ("gaunt", "symmetric", False),
-               ("e3nn", "symmetric", True)]
+    "blocks", [("gaunt", "gaunt", False, True), ("e3nn", "gaunt", False, True), ("gaunt", "symmetric", False, True),
+               ("e3nn", "symmetric", True, True), ("gaunt", "gaunt", False, False), ("e3nn", "symmetric", True, False)]
 )  # fmt: skip
 def test_forces_are_twice_differentiable(blocks, ethanol):
-    """gradcheck of forces(positions), the double backward that force training runs."""
+    """gradcheck of forces(positions), the double backward that force training runs (with and without the first
+    layer's self-connection)."""
     torch.manual_seed(3)
     config = dataclasses.replace(CONFIG, conv_blocks=blocks[0], product_blocks=blocks[1], separate_paths=blocks[2],
-                                 num_channels=3)  # fmt: skip
+                                 first_self_connection=blocks[3], num_channels=3)  # fmt: skip
     model = GauntMACE(config).double()
     g = graph(ethanol[0])
 
@@ -347,15 +372,21 @@ def test_forces_are_twice_differentiable(blocks, ethanol):
     assert torch.autograd.gradcheck(forces, (positions,), atol=1e-6)
 
 
-@pytest.mark.parametrize("max_L, expected", [(1, 219_984), (2, 304_208)])
-def test_separate_paths_give_mace_its_parameter_count(max_L, expected):
+@pytest.mark.parametrize(
+    "max_L, first_self_connection, expected",
+    [(1, True, 219_984), (2, True, 304_208), (1, False, 269_136), (2, False, 353_360)],
+)
+def test_separate_paths_give_mace_its_parameter_count(max_L, first_self_connection, expected):
     """With the symmetric block and the CG convolution's paths kept apart, the model has exactly the
     parameters of mace-torch 0.3.16's ScaleShiftMACE of the same size (64 channels, max_ell 3, correlation 3,
-    two layers, radial MLP [64, 64, 64], H C N O: counted by ``benchmarks/compare_training.py``'s models);
-    the paths are grouped by output irrep, each group one block of the next linear layer."""
+    two layers, radial MLP [64, 64, 64], H C N O: counted by ``benchmarks/compare_training.py``'s models), with its
+    first block RealAgnosticResidualInteractionBlock or, without the first self-connection,
+    RealAgnosticInteractionBlock (counted with mace-torch 0.3.16 in its own environment, docs/benchmark-log.md
+    "Stop 36"); the paths are grouped by output irrep, each group one block of the next linear layer."""
     config = ModelConfig(atomic_numbers=(1, 6, 7, 8), e0s=(0.0,) * 4, max_ell=3, num_channels=64, max_L=max_L,
                          correlation=3, num_interactions=2, radial_mlp=(64, 64, 64), readout_hidden=16,
-                         conv_blocks="e3nn", product_blocks="symmetric", separate_paths=True)  # fmt: skip
+                         conv_blocks="e3nn", product_blocks="symmetric", separate_paths=True,
+                         first_self_connection=first_self_connection)  # fmt: skip
     model = GauntMACE(config)
     assert sum(p.numel() for p in model.parameters()) == expected
     conv = model.layers[1].conv

@@ -39,6 +39,25 @@ def test_train_writes_the_run_and_the_calculator_passes_ase_checks(tmp_path, dat
     np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-4), atol=1e-6)
 
 
+def test_maces_model_mace_trains_without_shift_and_first_self_connection(tmp_path, data):
+    """``--model MACE`` trains mace-torch's default model: the RMS-force scale of ScaleShiftMACE but no shift, and
+    its first layer without a self-connection; the calculator reads it back from the model file. ``--scaling
+    no_scaling``: a scale of 1."""
+    shifted = load_model(train(tmp_path, data, "shifted", "--max_num_epochs", "1") / "shifted.model")
+    run = train(tmp_path, data, "mace", "--max_num_epochs", "1", "--model", "MACE")
+    model = load_model(run / "mace.model")
+    assert model.config.energy_shift == 0.0 and shifted.config.energy_shift != 0.0
+    assert model.config.energy_scale == shifted.config.energy_scale
+    assert not model.config.first_self_connection and model.layers[0].skip is None
+    assert "no self-connection in the first layer" in (run / "train.log").read_text()
+    assert json.loads((run / "config.json").read_text())["model"] == "MACE"
+    unscaled = train(tmp_path, data, "unscaled", "--max_num_epochs", "1", "--scaling", "no_scaling")
+    assert load_model(unscaled / "unscaled.model").config.energy_scale == 1.0  # MACE's --scaling no_scaling
+    atoms = ase.io.read(data, index="1")
+    atoms.calc = GauntCalculator(run / "mace.model")
+    np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-4), atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "stage_two",
     [[], ["--stage_two", "--start_stage_two", "1"], ["--scheduler", "ExponentialLR", "--lr_scheduler_gamma", "0.5"]],
@@ -79,6 +98,10 @@ def test_a_run_folder_is_resumed_or_refused_never_overwritten(tmp_path, data, ca
     assert "written with other options (--seed 123 -> 7, --valid_fraction 0.1 -> 0.2)" in message  # another split
     message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--radial_MLP", "[64, 32]")
     assert "written with other options (--radial_mlp [64, 64, 64] -> [64, 32])" in message
+    message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--model", "MACE")  # no shift, another block
+    assert "written with other options (--first_self_connection True -> False, --model 'ScaleShiftMACE' -> 'MACE')" in (
+        message
+    )
     latest_checkpoint(run / "checkpoints").unlink()  # as if killed after epoch 2's row, before its checkpoint
     train(tmp_path, data, "kept", "--max_num_epochs", "3", "--restart_latest")
     assert [int(r["epoch"]) for r in _rows(run)] == [1, 2, 3]

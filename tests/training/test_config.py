@@ -64,8 +64,8 @@ MACE_README_EXAMPLE = [  # MACE's README command line, word for word but for the
 
 
 def test_mace_command_lines_and_yaml_files_are_read_with_their_spellings(tmp_path):
-    """MACE's example runs unchanged: hidden_irreps becomes num_channels and max_L; model, save_cpu are checked and
-    not stored; the same from YAML; irreps gaunt-tp cannot build, another model or a contradiction are errors."""
+    """MACE's example runs unchanged: hidden_irreps becomes num_channels and max_L; save_cpu is checked and not
+    stored; the same from YAML; irreps gaunt-tp cannot build, another model or a contradiction are errors."""
     config = config_from_args(MACE_README_EXAMPLE)
     assert (config.num_channels, config.max_L, config.swa, config.start_swa) == (128, 1, True, 1200)
     assert config.error_table == "PerAtomMAE" and "hidden_irreps" not in json.loads(config.to_json())
@@ -86,7 +86,7 @@ def test_mace_command_lines_and_yaml_files_are_read_with_their_spellings(tmp_pat
                            (["--hidden_irreps=128x0e + 128x2e"], "one number of channels"),
                            (["--hidden_irreps=128y0e"], "is not an irreps string"),
                            (["--hidden_irreps=8x0e+8x1o", "--max_L=2"], "has max_L 1, but max_L is 2"),
-                           (["--model=NequIP"], "model must be 'MACE' or 'ScaleShiftMACE'"),
+                           (["--model=NequIP"], "model must be 'ScaleShiftMACE' or 'MACE'"),
                            (["--error_table=DipoleRMSE"], "error_table must be 'PerAtomRMSE' or")):  # fmt: skip
         with pytest.raises(ValueError, match=re.escape(message)):
             config_from_args(["--train_file=a.xyz", *flags])
@@ -94,7 +94,7 @@ def test_mace_command_lines_and_yaml_files_are_read_with_their_spellings(tmp_pat
 
 def test_more_of_maces_flags_translate_or_are_checked(tmp_path, monkeypatch):
     """--radial_MLP and --MLP_irreps set the radial network's widths and the readout's; the options of MACE's that
-    name what gaunt-tp's one model has (silu gate, RMS-force scaling, Bessel basis, no cuEquivariance) or that steer
+    name what gaunt-tp's one model has (silu gate, Bessel basis, no cuEquivariance) or that steer
     its data loader are accepted with those values and not stored; --distributed needs torchrun's environment."""
     mace = ["--train_file=a.xyz", "--radial_MLP=[32, 16]", "--MLP_irreps=8x0e", "--gate=silu", "--num_workers=4",
             "--scaling=rms_forces_scaling", "--radial_type=bessel", "--pin_memory", "--enable_cueq=False",
@@ -103,17 +103,22 @@ def test_more_of_maces_flags_translate_or_are_checked(tmp_path, monkeypatch):
     config = config_from_args(mace)
     assert (config.radial_mlp, config.readout_hidden) == ((32, 16), 8)
     assert not {"gate", "num_workers", "MLP_irreps", "radial_MLP", "interaction"} & set(json.loads(config.to_json()))
+    assert config.first_self_connection
+    plain = config_from_args(["--train_file=a.xyz", "--interaction_first=RealAgnosticInteractionBlock"])
+    assert not plain.first_self_connection and plain.model == "ScaleShiftMACE"
     assert config_from_args(["--train_file=a.xyz", "--radial_mlp", "4,4,4"]).radial_mlp == (4, 4, 4)
     yaml_file = tmp_path / "mace.yaml"
     yaml_file.write_text("train_file: a.xyz\nradial_MLP: [16, 16]\nMLP_irreps: 4x0e\ngate: silu\ndistributed: false\n")
     config = config_from_args(["--config", str(yaml_file)])
     assert (config.radial_mlp, config.readout_hidden) == ((16, 16), 4)
     for flags, message in ((["--gate=tanh"], "gate 'tanh': gaunt-tp has 'silu' alone"),
-                           (["--scaling=std_scaling"], "scaling 'std_scaling': gaunt-tp has 'rms_forces_scaling'"),
+                           (["--scaling=rms_energies"], "scaling must be 'rms_forces_scaling' or 'std_scaling' or"),
                            (["--enable_cueq"], "enable_cueq True: gaunt-tp has False alone"),
-                           (["--interaction_first=RealAgnosticInteractionBlock"],
-                            "interaction_first 'RealAgnosticInteractionBlock': gaunt-tp has "
-                            "'RealAgnosticResidualInteractionBlock' alone (MACE's first interaction block"),
+                           (["--interaction_first=RealAgnosticAttResidualInteractionBlock"],
+                            "interaction_first must be 'RealAgnosticResidualInteractionBlock' or "
+                            "'RealAgnosticInteractionBlock', got 'RealAgnosticAttResidualInteractionBlock'"),
+                           (["--interaction_first=RealAgnosticInteractionBlock", "--first_self_connection"],
+                            "has first_self_connection False, but first_self_connection is True"),
                            (["--compute_avg_num_neighbors=False"], "compute_avg_num_neighbors False"),
                            (["--MLP_irreps=16x1o"], "readout has hidden scalars alone"),
                            (["--MLP_irreps=16x0e", "--readout_hidden=8"], "readout_hidden 16, but readout_hidden is 8"),
@@ -125,6 +130,25 @@ def test_more_of_maces_flags_translate_or_are_checked(tmp_path, monkeypatch):
             config_from_args([*flags, "--train_file=a.xyz"])
     monkeypatch.setenv("WORLD_SIZE", "2")  # under torchrun
     assert config_from_args(["--train_file=a.xyz", "--distributed"]).train_file == "a.xyz"
+
+
+def test_maces_model_names_choose_the_shift_and_the_first_block(caplog):
+    """``--model ScaleShiftMACE`` (gaunt-tp's default) keeps the first layer's self-connection; ``--model MACE``
+    (mace-torch's default) drops it, as mace-torch 0.3.16 does, also when --interaction_first names the residual
+    block (with a warning); an explicit choice wins with ScaleShiftMACE."""
+    assert config_from_args(["--train_file=a.xyz"]).first_self_connection
+    assert config_from_args(["--train_file=a.xyz", "--model=ScaleShiftMACE"]).first_self_connection
+    mace = config_from_args(MACE_README_EXAMPLE)
+    assert mace.model == "MACE" and mace.first_self_connection is False
+    assert "first layer has no self-connection" not in caplog.text
+    with caplog.at_level("WARNING", logger="gaunt_tp.train"):
+        forced = config_from_args(["--train_file=a.xyz", "--model=MACE",
+                                   "--interaction_first=RealAgnosticResidualInteractionBlock"])  # fmt: skip
+    assert forced.first_self_connection is False and "--model MACE: the first layer has no self-connection" in (
+        caplog.text
+    )
+    assert TrainConfig(train_file="a.xyz", model="MACE", first_self_connection=True).first_self_connection
+    assert TrainConfig(train_file="a.xyz", model="MACE").first_self_connection is False
 
 
 @pytest.mark.parametrize(
