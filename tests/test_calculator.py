@@ -84,6 +84,21 @@ def test_no_stress_where_the_cell_has_a_zero_vector(model_file):
             atoms.get_stress()
 
 
+def test_float64_weights_load_back_bit_for_bit(tmp_path):
+    """A float64 model's weights come back from its file unrounded (they were once loaded into a float32 model
+    first, which moved a float64 model's energies by ~1e-7 relative)."""
+    torch.manual_seed(1)
+    model = GauntMACE(CONFIG).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) / 3)
+    save_model(model, tmp_path / "f64.model")
+    loaded = load_model(tmp_path / "f64.model")
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    assert load_model(tmp_path / "f64.model", dtype=torch.float32).layers[0].linear_up.weight.dtype == torch.float32
+
+
 def test_saved_model_round_trip_and_bad_files(model_file, tmp_path):
     model = load_model(model_file)
     assert model.config == CONFIG and model.e0s.dtype == torch.float64

@@ -84,7 +84,7 @@ def load_model(
             f"{path}: a model with the CG convolution written by an earlier gaunt-tp (format 'gaunt-tp-model/2'), "
             f"whose edge harmonics were normalised differently; retrain the model with this version"
         )
-    model = GauntMACE(config)
+    model = GauntMACE(config).to(torch.float64)  # the saved float64 weights kept whole, then cast to ``dtype``
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:  # missing, unexpected or misshapen weights
