@@ -1,16 +1,18 @@
-"""Does GauntMACE with MACE's blocks compute mace-torch's function? Weights copied from a mace-torch model.
+"""mace-torch models read into gaunt-tp (``gaunt_tp.interop.mace``): the same energies and forces?
 
-A mace-torch 0.3.16 ScaleShiftMACE (2 layers, 4 channels, max_L 1, max_ell 2, correlation 3, radial MLP [8, 8], H C
-O; first block ``RealAgnosticInteractionBlock`` or ``RealAgnosticResidualInteractionBlock``) gets random weights;
-they are copied, tensor by tensor, into GauntMACE with ``conv_blocks="e3nn"``, ``product_blocks="symmetric"``,
-``separate_paths=True`` and the matching ``first_self_connection``, and both models evaluate three ethanol
-configurations in float64. Reported: the largest energy and force differences,
+mace-torch 0.3.16 ScaleShiftMACE models with random weights (perturbed from their initialisation) are written to a
+file, read back with :func:`gaunt_tp.interop.mace.read_mace_model`, converted with ``model_from_mace`` and compared
+with mace-torch on five ethanol configurations in float64. Sizes: a small one (4 channels, max_L 1, max_ell 2,
+correlation 3, radial MLP [8, 8]) and MACE's usual shape (16 channels, max_L 2, max_ell 3, correlation 3, radial MLP
+[64, 64, 64]), each with the first block ``RealAgnosticInteractionBlock`` (mace-torch's ``--model MACE``) and
+``RealAgnosticResidualInteractionBlock``. Also reported: the same conversion with gaunt-tp's exact SiLU normalisation
+instead of the model's (e3nn's Monte Carlo estimate of it, 0.16% larger), to show what that constant is worth.
 
-- with gaunt-tp's SiLU normalisation (``1 / sqrt(E[silu(z)^2])`` by quadrature) and with e3nn's (``normalize2mom``,
-  a Monte Carlo estimate over 10^6 seeded samples, 0.16% larger), which mace-torch's radial MLP and readout use;
-- with the many-body weights of every degree nu, or those of one nu alone (the others zero).
+Then the time of energy and forces, mace-torch against the converted model, side by side (interleaved, medians), in
+float64 on ``--threads`` threads, at the size of docs/benchmarks.md's whole-model comparisons (64 channels, max_L 1,
+max_ell 3, H C N O, first block ``RealAgnosticInteractionBlock``): one 3BPA molecule (an MD step) and five at once.
 
-It writes ``mace_equivalence.json``. mace-torch pins e3nn 0.4.4: run it in mace-torch's environment with gaunt-tp
+Writes ``mace_equivalence.json``. mace-torch pins e3nn 0.4.4: run it in mace-torch's environment with gaunt-tp
 installed beside it (``pip install --no-deps -e . vesin``):
 
     TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 ../mace-venv/bin/python benchmarks/mace_equivalence.py
@@ -19,6 +21,7 @@ installed beside it (``pip install --no-deps -e . vesin``):
 from __future__ import annotations
 
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -27,31 +30,37 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_json  # noqa: E402
+from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.data import ElementTable, collate, read_configurations, to_graph  # noqa: E402
-from gaunt_tp.nn import GauntMACE, ModelConfig  # noqa: E402
+from gaunt_tp.interop.mace import model_from_mace, read_mace_model  # noqa: E402
 from gaunt_tp.nn.activation import silu_second_moment  # noqa: E402
 
 ZS, E0S = [1, 6, 8], [-13.6, -1030.0, -2040.0]
-SIZE = {"r_max": 4.0, "num_channels": 4, "max_L": 1, "max_ell": 2, "correlation": 3, "num_radial_basis": 4,
-        "radial_mlp": (8, 8), "avg_num_neighbors": 5.0, "energy_scale": 1.7, "energy_shift": -0.3}  # fmt: skip
+E0S_BY_Z = {1: -13.6, 6: -1030.0, 7: -1485.0, 8: -2040.0}
+SIZES = {
+    "small": {"channels": 4, "max_L": 1, "max_ell": 2, "radial_mlp": [8, 8], "r_max": 4.0, "num_bessel": 4},
+    "mace": {"channels": 16, "max_L": 2, "max_ell": 3, "radial_mlp": [64, 64, 64], "r_max": 5.0, "num_bessel": 8},
+}
+# the size of the whole-model comparisons in docs/benchmarks.md, for the timing
+TIMED = {"channels": 64, "max_L": 1, "max_ell": 3, "radial_mlp": [64, 64, 64], "r_max": 5.0, "num_bessel": 8}
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ethanol" / "train.xyz"
+DATA_3BPA = Path(__file__).resolve().parents[2] / "shared" / "data" / "3bpa" / "train_300K.xyz"
 
 
-def mace_model(first: str, seed: int) -> torch.nn.Module:
+def mace_model(size: dict, first: str, seed: int, zs: list[int] = ZS) -> torch.nn.Module:
     from e3nn import o3
     from mace import modules
 
     torch.manual_seed(seed)
-    c = SIZE["num_channels"]
+    hidden = o3.Irreps([(size["channels"], (l, (-1) ** l)) for l in range(size["max_L"] + 1)])
     model = modules.ScaleShiftMACE(
-        r_max=SIZE["r_max"], num_bessel=SIZE["num_radial_basis"], num_polynomial_cutoff=5, max_ell=SIZE["max_ell"],
+        r_max=size["r_max"], num_bessel=size["num_bessel"], num_polynomial_cutoff=5, max_ell=size["max_ell"],
         interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
-        interaction_cls_first=modules.interaction_classes[first], num_interactions=2, num_elements=len(ZS),
-        hidden_irreps=o3.Irreps(f"{c}x0e + {c}x1o"), MLP_irreps=o3.Irreps("16x0e"), atomic_energies=np.array(E0S),
-        avg_num_neighbors=SIZE["avg_num_neighbors"], atomic_numbers=ZS, correlation=SIZE["correlation"],
-        gate=torch.nn.functional.silu, radial_MLP=list(SIZE["radial_mlp"]), atomic_inter_scale=SIZE["energy_scale"],
-        atomic_inter_shift=SIZE["energy_shift"],
+        interaction_cls_first=modules.interaction_classes[first], num_interactions=2, num_elements=len(zs),
+        hidden_irreps=hidden, MLP_irreps=o3.Irreps("16x0e"), atomic_energies=np.array([E0S_BY_Z[z] for z in zs]),
+        avg_num_neighbors=5.0, atomic_numbers=zs, correlation=3, gate=torch.nn.functional.silu, radial_MLP=size["radial_mlp"],
+        atomic_inter_scale=1.7, atomic_inter_shift=-0.3,
     ).to(torch.float64)  # fmt: skip
     with torch.no_grad():
         for p in model.parameters():
@@ -59,90 +68,78 @@ def mace_model(first: str, seed: int) -> torch.nn.Module:
     return model
 
 
-def copied(mace: torch.nn.Module, first: str, silu_constant: float | None) -> GauntMACE:
-    """GauntMACE with ``mace``'s weights; ``silu_constant``: the SiLU normalisation to use (None: gaunt-tp's)."""
-    config = ModelConfig(atomic_numbers=tuple(ZS), e0s=tuple(E0S), correlation=SIZE["correlation"],
-                         conv_blocks="e3nn", product_blocks="symmetric", separate_paths=True,
-                         first_self_connection=first == "RealAgnosticResidualInteractionBlock",
-                         **{k: v for k, v in SIZE.items() if k != "correlation"})  # fmt: skip
-    model = GauntMACE(config).to(torch.float64)
-    theirs = mace.state_dict()
-    state = dict(model.state_dict())  # e0s and the Bessel frequencies: gaunt-tp's, from the config
-    state["embedding.weight"] = theirs["node_embedding.linear.weight"]
-    for i in range(2):
-        src, dst = f"interactions.{i}.", f"layers.{i}."
-        state[dst + "linear_up.weight"] = theirs[src + "linear_up.weight"]
-        for k in range(len(SIZE["radial_mlp"]) + 1):
-            state[dst + f"radial.weights.{k}"] = theirs[src + f"conv_tp_weights.layer{k}.weight"]
-        state[dst + "linear_a.weight"] = theirs[src + "linear.weight"]
-        # MACE's skip_tp: the self-connection of a residual block, the per-element map of the messages otherwise
-        state[dst + ("skip.weight" if dst + "skip.weight" in state else "element_mix.weight")] = theirs[
-            src + "skip_tp.weight"
-        ]
-        state[dst + "linear_out.weight"] = theirs[f"products.{i}.linear.weight"]
-        chains = []  # per output irrep: nu = 1, 2, 3 (MACE holds them as weights[1], weights[0], weights_max)
-        for contraction in mace.products[i].symmetric_contractions.contractions:
-            chains += [contraction.weights[1], contraction.weights[0], contraction.weights_max]
-        state[dst + "product.chain_weights"] = torch.cat([w.detach() for w in chains], dim=1)
-    state["layers.0.readout.weight"] = theirs["readouts.0.linear.weight"]
-    state["layers.1.readout.0.weight"] = theirs["readouts.1.linear_1.weight"]
-    state["layers.1.readout.2.weight"] = theirs["readouts.1.linear_2.weight"]
-    model.load_state_dict(state)
-    if silu_constant is not None:
-        for layer in model.layers:
-            layer.radial.scales = [s / silu_second_moment() ** -0.5 * silu_constant if i else s
-                                   for i, s in enumerate(layer.radial.scales)]  # fmt: skip
-        model.layers[-1].readout[1].scale = silu_constant
-    return model
-
-
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--budget", type=float, default=30.0, help="seconds of timing per case")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     torch.set_default_dtype(torch.float64)  # mace-torch's data and models take the default dtype
-    from e3nn.math import normalize2mom
     from mace import data, tools
     from mace.tools.torch_geometric.batch import Batch
 
-    configs = read_configurations(DATA, index=":3")
-    ours_in = collate([to_graph(c, ElementTable(ZS), SIZE["r_max"], torch.float64) for c in configs])
-    table = tools.AtomicNumberTable(ZS)
-    items = [data.AtomicData.from_config(data.Configuration(atomic_numbers=c.atomic_numbers, positions=c.positions,
-                                                            cell=c.cell, pbc=c.pbc, properties={}, property_weights={}),
-                                         z_table=table, cutoff=SIZE["r_max"]) for c in configs]  # fmt: skip
-    theirs_in = Batch.from_data_list(items).to_dict()
-    e3nn_constant = float(normalize2mom(torch.nn.functional.silu).cst)
+    configs = read_configurations(DATA, index=":5")
     rows = []
-    for first in ("RealAgnosticInteractionBlock", "RealAgnosticResidualInteractionBlock"):
-        for kept in ((1, 2, 3), (1,), (2,), (3,)):
-            mace = mace_model(first, seed=0)
-            with torch.no_grad():
-                for product in mace.products:
-                    for contraction in product.symmetric_contractions.contractions:
-                        for nu, w in ((3, contraction.weights_max), (2, contraction.weights[0]),
-                                      (1, contraction.weights[1])):  # fmt: skip
-                            if nu not in kept:
-                                w.zero_()
+    for size_name, size in SIZES.items():
+        ours_in = collate([to_graph(c, ElementTable(ZS), size["r_max"], torch.float64) for c in configs])
+        table = tools.AtomicNumberTable(ZS)
+        items = [data.AtomicData.from_config(
+            data.Configuration(atomic_numbers=c.atomic_numbers, positions=c.positions, cell=c.cell, pbc=c.pbc,
+                               properties={}, property_weights={}), z_table=table, cutoff=size["r_max"])
+            for c in configs]  # fmt: skip
+        theirs_in = Batch.from_data_list(items).to_dict()
+        for first in ("RealAgnosticInteractionBlock", "RealAgnosticResidualInteractionBlock"):
+            mace = mace_model(size, first, seed=0)
             theirs = mace(dict(theirs_in), compute_force=True)
-            for constant_name, constant in (("gaunt-tp (quadrature)", None), ("e3nn (Monte Carlo)", e3nn_constant)):
-                ours = copied(mace, first, constant)(ours_in)
-                row = {"first_block": first, "nu_kept": list(kept), "silu_constant": constant_name,
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save(mace, Path(folder) / "mace.model")
+                state, options = read_mace_model(Path(folder) / "mace.model")
+            for constant in ("the model's (e3nn's)", "gaunt-tp's exact"):
+                if constant != "the model's (e3nn's)":
+                    options = {**options, "silu_scale": silu_second_moment() ** -0.5}
+                ours = model_from_mace(state, options)(ours_in)
+                row = {"size": size_name, "first_block": first, "silu_constant": constant,
+                       "silu_scale": options["silu_scale"], "parameters": sum(p.numel() for p in mace.parameters()),
                        "max_abs_dE_eV": float((ours["energy"] - theirs["energy"]).abs().max()),
                        "max_abs_dF_eV_per_A": float((ours["forces"] - theirs["forces"]).abs().max()),
                        "max_abs_F_eV_per_A": float(theirs["forces"].abs().max())}  # fmt: skip
                 rows.append(row)
-                print(
-                    f"{first:38s} nu {str(kept):9s} {constant_name:22s} dE {row['max_abs_dE_eV']:.2e} eV, "
-                    f"dF {row['max_abs_dF_eV_per_A']:.2e} eV/A (|F| up to {row['max_abs_F_eV_per_A']:.2f})"
-                )
-    write_json(
-        Path(__file__).resolve().parent / "results" / "mace_equivalence.json",
-        {
-            "size": SIZE,
-            "e3nn_silu_constant": e3nn_constant,
-            "gaunt_tp_silu_constant": silu_second_moment() ** -0.5,
-            "rows": rows,
-        },
-    )
+                print(f"{size_name:5s} {first:38s} SiLU {constant:20s} dE {row['max_abs_dE_eV']:.1e} eV, "
+                      f"dF {row['max_abs_dF_eV_per_A']:.1e} eV/A (|F| up to {row['max_abs_F_eV_per_A']:.2f})")  # fmt: skip
+    timing = _timing(args.budget, data, tools, Batch)
+    write_json(Path(__file__).resolve().parent / "results" / "mace_equivalence.json",
+               {"sizes": SIZES, "rows": rows, "timed_size": TIMED, "threads": args.threads, "timing": timing})  # fmt: skip
+
+
+def _timing(budget: float, data, tools, batch_cls) -> dict:  # noqa: ANN001 (mace-torch's modules)
+    """Median seconds of energy and forces for mace-torch and its converted model, one and five molecules."""
+    zs = [1, 6, 7, 8]
+    mace = mace_model(TIMED, "RealAgnosticInteractionBlock", seed=1, zs=zs)
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(mace, Path(folder) / "mace.model")
+        ours = model_from_mace(*read_mace_model(Path(folder) / "mace.model"))
+    table = tools.AtomicNumberTable(zs)
+    out = {}
+    molecules = read_configurations(DATA_3BPA, index=":5")
+    for count in (1, 5):
+        picked = molecules[:count]
+        ours_in = collate([to_graph(c, ElementTable(zs), TIMED["r_max"], torch.float64) for c in picked])
+        items = [data.AtomicData.from_config(
+            data.Configuration(atomic_numbers=c.atomic_numbers, positions=c.positions, cell=c.cell, pbc=c.pbc,
+                               properties={}, property_weights={}), z_table=table, cutoff=TIMED["r_max"])
+            for c in picked]  # fmt: skip
+        theirs_in = batch_cls.from_data_list(items).to_dict()
+        times = time_interleaved(
+            {"mace-torch": lambda: mace(dict(theirs_in), compute_force=True), "gaunt-tp": lambda: ours(ours_in)},
+            device=torch.device("cpu"), budget_s=budget,
+        )  # fmt: skip
+        out[f"{count} 3BPA molecule(s)"] = {**times, "ratio": times["mace-torch"] / times["gaunt-tp"]}
+        print(f"energy and forces, {count} 3BPA: mace-torch {times['mace-torch'] * 1e3:.2f} ms, gaunt-tp "
+              f"{times['gaunt-tp'] * 1e3:.2f} ms: {times['mace-torch'] / times['gaunt-tp']:.1f}x")  # fmt: skip
+    return out
 
 
 if __name__ == "__main__":

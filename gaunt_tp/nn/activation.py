@@ -22,13 +22,17 @@ def silu_second_moment() -> float:
 class NormalizedSiLU(nn.Module):
     """``silu(x) / sqrt(E[silu(z)^2])``: unit second moment for unit-normal inputs.
 
+    Args:
+        scale: the factor on silu, in place of the exact ``1 / sqrt(E[silu(z)^2])`` (None), e.g. e3nn's Monte
+            Carlo estimate of it, which models trained with e3nn's networks carry.
+
     Shape:
         any -> same.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, scale: float | None = None) -> None:
         super().__init__()
-        self.scale = silu_second_moment() ** -0.5
+        self.scale = silu_second_moment() ** -0.5 if scale is None else float(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.silu(x) * self.scale

@@ -62,7 +62,8 @@ class RadialMLP(nn.Module):
     Parametrised like e3nn's ``FullyConnectedNet`` (MACE's radial MLP): weights drawn N(0, 1), each layer
     divides by the square root of its fan-in, and SiLU is scaled to unit second moment for unit-normal
     inputs, so every layer keeps unit variance at initialisation and an optimiser step changes every
-    weight by a similar fraction.
+    weight by a similar fraction. ``silu_scale`` replaces the exact SiLU normalisation (e.g. by e3nn's
+    Monte Carlo estimate of it, which MACE's trained networks carry).
 
     Parameters:
         ``weights[i] [fan_in, fan_out]``.
@@ -71,12 +72,14 @@ class RadialMLP(nn.Module):
         ``[E, num_basis]`` -> ``[E, out_features]``.
     """
 
-    def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int) -> None:
+    def __init__(
+        self, in_features: int, hidden: tuple[int, ...], out_features: int, silu_scale: float | None = None
+    ) -> None:
         super().__init__()
         sizes = (in_features, *hidden, out_features)
         self.weights = nn.ParameterList([nn.Parameter(torch.randn(a, b)) for a, b in zip(sizes[:-1], sizes[1:])])
-        # 1 / sqrt(fan_in), times the SiLU normalisation for the layers that follow an activation
-        act = silu_second_moment() ** -0.5
+        # 1 / sqrt(fan_in), times the SiLU normalisation (or silu_scale) for the layers that follow an activation
+        act = silu_second_moment() ** -0.5 if silu_scale is None else float(silu_scale)
         self.scales = [a**-0.5 * (act if i > 0 else 1.0) for i, a in enumerate(sizes[:-1])]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

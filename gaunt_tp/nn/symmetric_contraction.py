@@ -65,8 +65,8 @@ class SymmetricContraction(nn.Module):
 
     Parameters:
         ``chain_weights [num_elements, num_chains, C]`` (chains ordered by output irrep, then nu, then as
-        :func:`gaunt_tp.math.symmetric_powers.coupling_chains` lists them: mace-torch's stored order where tested,
-        nu <= 2 and nu = 3 to 0e, but not nu = 3 to 1o; docs/benchmark-log.md), initialised N(0, 1) / (chains of that
+        :func:`gaunt_tp.math.symmetric_powers.coupling_chains` lists them; MACE's chains, but not mace-torch's
+        one for one: :mod:`gaunt_tp.interop.mace` maps them), initialised N(0, 1) / (chains of that
         output and nu), as MACE does; or, with
         ``weights_on="basis"``, ``weights [num_elements, num_paths, C]`` (paths ordered by output irrep, then
         nu, then basis index; ``path_ranges[i]``: the slice of output irrep i), initialised

@@ -3,6 +3,7 @@
 gaunt-tp train --train_file data.xyz --E0s average --max_num_epochs 50 --name run1
 gaunt-tp train --config run.yaml --lr 0.005          # flags override the YAML file
 gaunt-tp eval --configs test.xyz --model run1/run1.model --output predicted.xyz
+gaunt-tp import-mace --model MACE.model --output gaunt.model   # where mace-torch is installed: its model, converted
 gaunt-tp --version                                     # with the versions of torch and e3nn, for bug reports
 """
 
@@ -28,6 +29,32 @@ def _train(argv: list[str]) -> int:
     from gaunt_tp.training.loop import run_training
 
     run_training(config_from_args(argv))
+    return 0
+
+
+def _import_mace(argv: list[str]) -> int:
+    from gaunt_tp.interop.mace import model_from_mace, read_mace_model
+    from gaunt_tp.nn.serialization import save_model
+    from gaunt_tp.training.config import OptionParser
+
+    parser = OptionParser(
+        prog="gaunt-tp import-mace",
+        description="Convert a trained mace-torch model (MACE or ScaleShiftMACE) into a gaunt-tp model computing the "
+        "same energies and forces with MACE's blocks in gaunt-tp's kernels. Run it where mace-torch is installed: "
+        "reading its model file unpickles mace-torch's classes (only trusted files).",
+    )
+    parser.add_argument("--model", required=True, help="mace-torch model file, as mace_run_train writes it")
+    parser.add_argument("--output", required=True, help="gaunt-tp model file to write (.model, with a .json beside)")
+    args = parser.parse_args(argv)
+    model = model_from_mace(*read_mace_model(args.model))
+    save_model(model, args.output)
+    c = model.config
+    logging.getLogger("gaunt_tp.import").info(
+        "%s: %d parameters; elements Z=%s, %d channels, max_L %d, max_ell %d, correlation %d, %d interactions, "
+        "r_max %g A, first layer %s a self-connection", args.output, sum(p.numel() for p in model.parameters()),
+        list(c.atomic_numbers), c.num_channels, c.max_L, c.max_ell, c.correlation, c.num_interactions, c.r_max,
+        "with" if c.first_self_connection else "without",
+    )  # fmt: skip
     return 0
 
 
@@ -162,11 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    if command not in ("train", "eval"):
-        print(f"gaunt-tp: unknown command {command!r} (expected train or eval)", file=sys.stderr)
+    commands = {"train": _train, "eval": _eval, "import-mace": _import_mace}
+    if command not in commands:
+        print(f"gaunt-tp: unknown command {command!r} (expected {', '.join(commands)})", file=sys.stderr)
         return 2
     try:
-        return _train(rest) if command == "train" else _eval(rest)
+        return commands[command](rest)
     except InputError as err:  # bad files or options: the message says which and why; no traceback
         print(f"gaunt-tp {command}: error: {err}", file=sys.stderr)
         return 2

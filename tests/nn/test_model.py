@@ -202,6 +202,11 @@ def test_config_round_trip_and_errors():
         dataclasses.replace(CONFIG, readout_hidden=0)
     with pytest.raises(ValueError, match=r"radial_mlp widths must be >= 1, got \(16, 0\)"):
         dataclasses.replace(CONFIG, radial_mlp=(16, 0))
+    e3nn_silu = dataclasses.replace(CONFIG, silu_scale=1.6791767923989418)  # a MACE model's SiLU constant
+    assert ModelConfig.from_json(e3nn_silu.to_json()) == e3nn_silu and CONFIG.silu_scale is None
+    for bad in (0.0, -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="silu_scale must be a number > 0 or None"):
+            dataclasses.replace(CONFIG, silu_scale=bad)
 
 
 def test_e3nn_convolution_blocks_give_a_valid_model(ethanol):

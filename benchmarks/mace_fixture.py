@@ -1,0 +1,69 @@
+"""Write the mace-torch fixture of ``tests/interop/test_mace.py``: small mace-torch models and what they predict.
+
+Two mace-torch 0.3.16 ScaleShiftMACE models with random weights (``benchmarks/mace_equivalence.py``'s small size: 4
+channels, max_L 1, max_ell 2, correlation 3, H C O), one per first block (``RealAgnosticInteractionBlock``, as
+mace-torch's ``--model MACE`` builds it, and ``RealAgnosticResidualInteractionBlock``), read back from a model file by
+:func:`gaunt_tp.interop.mace.read_mace_model`; saved with mace-torch's energies and forces on the first three
+ethanol configurations of shared/data, so that the tests check the conversion against mace-torch without it.
+``np.savez_compressed`` (the coupling tensors are mostly zeros), no pickled code.
+
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 ../mace-venv/bin/python benchmarks/mace_fixture.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mace_equivalence import DATA, SIZES, ZS, mace_model  # noqa: E402
+
+from gaunt_tp.data import read_configurations  # noqa: E402
+from gaunt_tp.interop.mace import read_mace_model  # noqa: E402
+
+OUT = Path(__file__).resolve().parents[1] / "tests" / "interop" / "mace_small.npz"
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore")
+    torch.set_default_dtype(torch.float64)
+    from mace import data, tools
+    from mace.tools.torch_geometric.batch import Batch
+
+    size = SIZES["small"]
+    configs = read_configurations(DATA, index=":3")
+    table = tools.AtomicNumberTable(ZS)
+    items = [data.AtomicData.from_config(
+        data.Configuration(atomic_numbers=c.atomic_numbers, positions=c.positions, cell=c.cell, pbc=c.pbc,
+                           properties={}, property_weights={}), z_table=table, cutoff=size["r_max"])
+        for c in configs]  # fmt: skip
+    arrays, meta = {}, {}
+    for name, first in (
+        ("plain", "RealAgnosticInteractionBlock"),
+        ("residual", "RealAgnosticResidualInteractionBlock"),
+    ):
+        model = mace_model(size, first, seed=0)
+        out = model(Batch.from_data_list(items).to_dict(), compute_force=True)
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(model, Path(folder) / "mace.model")
+            state, options = read_mace_model(Path(folder) / "mace.model")
+        for key, value in state.items():
+            arrays[f"{name}/state/{key}"] = value.detach().numpy()
+        arrays[f"{name}/energy"] = out["energy"].detach().numpy()
+        arrays[f"{name}/forces"] = out["forces"].detach().numpy()
+        meta[name] = options
+    meta["configurations"] = f"{DATA.parent.name}/{DATA.name}, index :3"
+    arrays["meta"] = np.array(json.dumps(meta))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(OUT, **arrays)
+    print(f"{OUT}: {OUT.stat().st_size / 1e3:.0f} kB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Models of other packages as gaunt-tp models (:mod:`gaunt_tp.interop.mace`: mace-torch's)."""

@@ -1,0 +1,228 @@
+"""mace-torch models as gaunt-tp models: the same function, MACE's blocks in gaunt-tp's kernels.
+
+A trained mace-torch ``MACE`` or ``ScaleShiftMACE`` (RealAgnostic interaction blocks, one head, Bessel radial basis,
+SiLU) becomes a :class:`gaunt_tp.nn.GauntMACE` with ``conv_blocks="e3nn"``, ``product_blocks="symmetric"`` and
+``separate_paths=True``, MACE's own blocks, whose weights map onto mace-torch's tensor by tensor:
+
+- the linear maps, radial networks, self-connections (``skip_tp``) and readouts are the same parametrisations (e3nn's
+  ``Linear``, ``FullyConnectedNet`` and ``FullyConnectedTensorProduct``): copied as they are;
+- the SiLU of the radial networks and of the readout is normalised with the constant the model carries (e3nn's
+  Monte Carlo estimate, :attr:`gaunt_tp.nn.ModelConfig.silu_scale`);
+- the many-body weights are per coupling chain in both, but the chains differ (mace-torch's generalised
+  Clebsch-Gordan tensors ``U`` against gaunt-tp's couplings, which differ in sign where a coupling is parity-odd).
+  Each of mace-torch's chains is written in gaunt-tp's polynomial basis from its ``U`` tensor (kept in the state
+  dict) and the weights are carried over through that basis: exact, as both span the same polynomials.
+
+:func:`model_from_mace` works on the state dict and a few options, with plain tensors (no mace-torch needed);
+:func:`read_mace_model` reads them from a mace-torch model file, which needs mace-torch (its pickled classes).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from gaunt_tp.errors import InputError
+from gaunt_tp.math.symmetric_powers import equivariant_polynomials, monomials
+from gaunt_tp.nn.model import GauntMACE, ModelConfig
+
+__all__ = ["MACE_OPTIONS", "model_from_mace", "read_mace_model"]
+
+# what a mace-torch model holds outside its state dict, as read_mace_model returns it
+MACE_OPTIONS = {
+    "model": "class name: 'MACE' or 'ScaleShiftMACE'",
+    "interaction_first": "class of the first interaction block",
+    "interaction": "class of the other interaction blocks",
+    "max_ell": "largest degree of the edge harmonics",
+    "avg_num_neighbors": "the messages' normalisation",
+    "silu_scale": "the factor on SiLU in its radial networks and readout (e3nn's normalize2mom constant)",
+}
+_BLOCKS = {"RealAgnosticResidualInteractionBlock": True, "RealAgnosticInteractionBlock": False}
+# buffers of mace-torch that gaunt-tp computes itself (the radial basis's constants, e3nn's masks and coupling tables)
+_RECOMPUTED = ("bessel_fn.r_max", "bessel_fn.prefactor", "_zeroed", "output_mask", "._w3j_")
+
+
+def model_from_mace(state: Mapping[str, torch.Tensor], options: Mapping[str, object]) -> GauntMACE:
+    """The GauntMACE (float64) that computes the mace-torch model with state dict ``state`` and
+    :data:`MACE_OPTIONS` ``options``; an InputError names what gaunt-tp does not have (other blocks, several heads,
+    a pair repulsion, ...). Sizes are read from the state dict's tensors."""
+    missing = sorted(set(MACE_OPTIONS) - set(options))
+    if missing:
+        raise InputError(f"mace-torch model options missing: {missing}")
+    if options["model"] not in ("MACE", "ScaleShiftMACE"):
+        raise InputError(f"mace-torch model {options['model']!r}: gaunt-tp reads MACE and ScaleShiftMACE")
+    for key in ("interaction_first", "interaction"):
+        if options[key] not in _BLOCKS or (key == "interaction" and not _BLOCKS[options[key]]):
+            raise InputError(f"mace-torch {key} block {options[key]!r}: gaunt-tp has RealAgnosticInteractionBlock "
+                             "(first layer) and RealAgnosticResidualInteractionBlock")  # fmt: skip
+    state = {k: v.detach().to("cpu", torch.float64) if v.is_floating_point() else v for k, v in state.items()}
+    try:
+        config = _config(state, options)
+        model = GauntMACE(config).to(torch.float64)
+        ours, used = _weights(state, config, model)
+    except KeyError as err:
+        raise InputError(f"not the state dict of a mace-torch MACE model gaunt-tp reads: no {err}") from None
+    unread = sorted(k for k in set(state) - used if state[k].numel() and not any(p in k for p in _RECOMPUTED))
+    if unread:
+        raise InputError(f"this mace-torch model has parts gaunt-tp does not: {unread[:6]}")
+    model.load_state_dict(ours)
+    return model
+
+
+def read_mace_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+    """The state dict and :data:`MACE_OPTIONS` of the mace-torch model file ``path`` (a pickled model, as
+    ``mace_run_train`` writes it; loading it runs mace-torch's code, so it needs mace-torch and a trusted file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such mace-torch model file")
+    try:
+        import mace  # noqa: F401 (the pickled classes)
+    except ImportError as err:
+        raise InputError(f"{path}: reading a mace-torch model file needs mace-torch ({err})") from None
+    model = torch.load(path, map_location="cpu", weights_only=False)
+    if not hasattr(model, "interactions") or not hasattr(model, "products"):
+        raise InputError(f"{path}: not a mace-torch MACE model (a {type(model).__name__})")
+    acts = [m for m in model.modules() if type(m).__name__ == "normalize2mom"]
+    constants = {float(m.cst) for m in acts}
+    if len(constants) != 1:
+        raise InputError(f"{path}: expected one SiLU normalisation in the model, found {sorted(constants)}")
+    later = {type(block).__name__ for block in model.interactions[1:]} or {"RealAgnosticResidualInteractionBlock"}
+    if len(later) != 1:
+        raise InputError(f"{path}: interaction blocks of several kinds after the first: {sorted(later)}")
+    options = {
+        "model": type(model).__name__,
+        "interaction_first": type(model.interactions[0]).__name__,
+        "interaction": later.pop(),
+        "max_ell": int(model.spherical_harmonics._lmax),
+        "avg_num_neighbors": float(model.interactions[0].avg_num_neighbors),
+        "silu_scale": constants.pop(),
+    }
+    return dict(model.state_dict()), options
+
+
+def _config(state: dict[str, torch.Tensor], options: Mapping[str, object]) -> ModelConfig:
+    """The ModelConfig of the mace-torch model, sizes from its tensors."""
+    for key in ("pair_repulsion_fn.a", "radial_embedding.distance_transform.alpha"):
+        if any(k.startswith(key.rsplit(".", 1)[0]) for k in state):
+            raise InputError(f"this mace-torch model has a {key.split('.')[-2]}: gaunt-tp has not")
+    zs = [int(z) for z in state["atomic_numbers"].tolist()]
+    e0s = state["atomic_energies_fn.atomic_energies"]
+    scale, shift = state.get("scale_shift.scale", torch.ones(())), state.get("scale_shift.shift", torch.zeros(()))
+    if e0s.dim() != 1 or scale.numel() != 1 or shift.numel() != 1:
+        raise InputError("this mace-torch model has several heads: gaunt-tp reads single-head models")
+    num_layers = int(state["num_interactions"])
+    c = state["node_embedding.linear.weight"].numel() // len(zs)
+    widths = [state[f"interactions.0.conv_tp_weights.layer{k}.weight"].shape for k in range(_count(state, 0))]
+    # the first many-body block's output map: one C x C matrix per hidden degree 0..max_L (scalars alone if it is last)
+    max_l = state["products.0.linear.weight"].numel() // c**2 - 1
+    correlation = 1 + sum(1 for k in state if k.startswith("products.0.symmetric_contractions.contractions.0.weights."))
+    return ModelConfig(
+        atomic_numbers=tuple(zs), e0s=tuple(float(e) for e in e0s), r_max=float(state["r_max"]),
+        max_ell=int(options["max_ell"]), num_channels=c, max_L=max_l, correlation=correlation,
+        num_interactions=num_layers, num_radial_basis=int(widths[0][0]),
+        num_cutoff_basis=int(state["radial_embedding.cutoff_fn.p"]), radial_mlp=tuple(int(w[1]) for w in widths[:-1]),
+        avg_num_neighbors=float(options["avg_num_neighbors"]), energy_shift=float(shift), energy_scale=float(scale),
+        readout_hidden=state[f"readouts.{num_layers - 1}.linear_2.weight"].numel(), conv_blocks="e3nn",
+        product_blocks="symmetric", separate_paths=True, first_self_connection=_BLOCKS[options["interaction_first"]],
+        silu_scale=float(options["silu_scale"]),
+    )  # fmt: skip
+
+
+def _count(state: dict[str, torch.Tensor], layer: int) -> int:
+    return sum(1 for k in state if k.startswith(f"interactions.{layer}.conv_tp_weights.layer"))
+
+
+def _weights(
+    state: dict[str, torch.Tensor], config: ModelConfig, model: GauntMACE
+) -> tuple[dict[str, torch.Tensor], set[str]]:
+    """GauntMACE's state dict with mace-torch's weights, and the keys of ``state`` it read; a shape mismatch is an
+    InputError."""
+    ours = dict(model.state_dict())
+    bessel = state.get("radial_embedding.bessel_fn.bessel_weights")
+    if bessel is None or not torch.allclose(bessel, ours["bessel.frequencies"], rtol=1e-6, atol=0):
+        raise InputError("this mace-torch model has no Bessel radial basis of frequencies n pi / r_max (another "
+                         "radial_type, or trained frequencies): gaunt-tp has that basis alone")  # fmt: skip
+    copy = {"embedding.weight": "node_embedding.linear.weight"}
+    # read into the config or checked
+    used = {"atomic_numbers", "r_max", "num_interactions", "atomic_energies_fn.atomic_energies", "scale_shift.scale",
+            "scale_shift.shift", "radial_embedding.cutoff_fn.p", "radial_embedding.cutoff_fn.r_max",
+            "radial_embedding.bessel_fn.bessel_weights"}  # fmt: skip
+    for i in range(config.num_interactions):
+        src, dst = f"interactions.{i}.", f"layers.{i}."
+        copy[dst + "linear_up.weight"] = src + "linear_up.weight"
+        for k in range(_count(state, i)):
+            copy[dst + f"radial.weights.{k}"] = src + f"conv_tp_weights.layer{k}.weight"
+        copy[dst + "linear_a.weight"] = src + "linear.weight"
+        # skip_tp: the self-connection of a residual block; the per-element map of the messages of the plain one
+        copy[dst + ("skip.weight" if dst + "skip.weight" in ours else "element_mix.weight")] = src + "skip_tp.weight"
+        copy[dst + "linear_out.weight"] = f"products.{i}.linear.weight"
+        last = i == config.num_interactions - 1
+        if last:
+            copy[dst + "readout.0.weight"] = f"readouts.{i}.linear_1.weight"
+            copy[dst + "readout.2.weight"] = f"readouts.{i}.linear_2.weight"
+        else:
+            copy[dst + "readout.weight"] = f"readouts.{i}.linear.weight"
+        prefix = f"products.{i}.symmetric_contractions."
+        ours[dst + "product.chain_weights"] = _chain_weights(state, prefix, model, i)
+        used.update(k for k in state if k.startswith(prefix))
+    for name, key in copy.items():
+        if key not in state or state[key].shape != ours[name].shape:
+            found = tuple(state[key].shape) if key in state else "nothing"
+            raise InputError(f"mace-torch {key}: expected shape {tuple(ours[name].shape)}, found {found}")
+        ours[name] = state[key]
+        used.add(key)
+    return ours, used
+
+
+def _chain_weights(state: dict[str, torch.Tensor], prefix: str, model: GauntMACE, layer: int) -> torch.Tensor:
+    """gaunt-tp's chain weights ``[elements, chains, C]`` of one many-body block giving mace-torch's polynomials:
+    per output irrep and degree nu, mace-torch's chains (its ``U_matrix_nu``, ``[2L+1,] n, ..., n, K``) are written
+    in the block's path polynomials, its weights carried onto the paths, and gaunt-tp's chain weights solved for
+    those path weights (exact, as both sets of chains span the same polynomials)."""
+    block = model.layers[layer].product
+    degrees = [ir.l for _, ir in block.irreps_in]
+    n = sum(2 * l + 1 for l in degrees)
+    ours_chains = block.tables.get(torch.float64, torch.device("cpu"))["chains"]  # [paths, our chains]
+    path_weights = torch.zeros(block.num_elements, block.num_paths, block.channels, dtype=torch.float64)
+    path = 0
+    for i, (_, ir) in enumerate(block.irreps_out):
+        for nu in range(1, block.correlation + 1):
+            basis = equivariant_polynomials(degrees, ir.l, nu) * (2 * ir.l + 1) ** 0.5  # the block's paths
+            if basis.shape[0] == 0:
+                continue
+            u = state[f"{prefix}contractions.{i}.U_matrix_{nu}"]
+            weights = _mace_weights(state, f"{prefix}contractions.{i}.", nu, block.correlation)
+            if ir.l == 0:
+                u = u.unsqueeze(0)
+            chains = _symmetrised(u.movedim(-1, 0).reshape(u.shape[-1], 2 * ir.l + 1, -1), n, nu)  # [K, 2L+1, m]
+            fit = torch.linalg.lstsq(basis.flatten(1).T, chains.flatten(1).T).solution  # [P, K]
+            residual = (basis.flatten(1).T @ fit - chains.flatten(1).T).abs().max()
+            if residual > 1e-9 * max(1.0, float(chains.abs().max())):
+                raise InputError(f"mace-torch's chains of degree {nu} to {ir} are not in gaunt-tp's basis")
+            path_weights[:, path : path + basis.shape[0]] = torch.einsum("pk,ekc->epc", fit, weights)
+            path += basis.shape[0]
+    # the least-norm chain weights giving those path weights (the chains span every path: the rows are independent)
+    wanted = path_weights.transpose(0, 1).flatten(1)  # [paths, elements * C]
+    solution = ours_chains.T @ torch.linalg.solve(ours_chains @ ours_chains.T, wanted)
+    if (ours_chains @ solution - wanted).abs().max() > 1e-9 * max(1.0, float(wanted.abs().max())):
+        raise InputError(f"mace-torch's many-body weights of layer {layer} do not map onto gaunt-tp's chains")
+    return solution.unflatten(1, (block.num_elements, block.channels)).transpose(0, 1).contiguous()
+
+
+def _mace_weights(state: dict[str, torch.Tensor], prefix: str, nu: int, correlation: int) -> torch.Tensor:
+    """mace-torch's weights ``[elements, K, C]`` of degree ``nu`` (``weights_max`` for the correlation, then
+    ``weights.0`` for one less, ...)."""
+    key = prefix + ("weights_max" if nu == correlation else f"weights.{correlation - 1 - nu}")
+    return state[key]
+
+
+def _symmetrised(tensor: torch.Tensor, n: int, nu: int) -> torch.Tensor:
+    """``[K, M, n^nu]`` full coupling tensors as coefficients over :func:`monomials` ``(n, nu)`` ``[K, M, count]``
+    (the polynomial each defines on one vector)."""
+    mono = monomials(n, nu).tolist()
+    rows = {tuple(m): r for r, m in enumerate(mono)}
+    index = torch.tensor([rows[tuple(sorted(t))] for t in itertools.product(range(n), repeat=nu)])
+    return tensor.new_zeros(*tensor.shape[:2], len(mono)).index_add_(2, index, tensor)

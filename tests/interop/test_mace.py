@@ -1,0 +1,108 @@
+"""mace-torch models converted by ``gaunt_tp.interop.mace``, against mace-torch's own predictions (written with the
+models by ``benchmarks/mace_fixture.py`` in mace-torch's environment: mace-torch itself is not needed here)."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+import torch
+
+from gaunt_tp.calculator import GauntCalculator
+from gaunt_tp.data import ElementTable, collate, read_configurations, to_graph
+from gaunt_tp.interop.mace import model_from_mace, read_mace_model
+from gaunt_tp.nn.activation import silu_second_moment
+from gaunt_tp.nn.serialization import load_model, save_model
+from gaunt_tp.training.cli import main
+
+FIXTURE = Path(__file__).with_name("mace_small.npz")
+
+
+def _fixture(name: str) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """The state dict and options of the fixture's model ``name`` ('plain' or 'residual' first block) and
+    mace-torch's energies ``[3]`` and forces ``[27, 3]`` on the first three ethanol configurations."""
+    data = np.load(FIXTURE)
+    prefix = f"{name}/state/"
+    state = {k[len(prefix) :]: torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)}
+    return state, json.loads(str(data["meta"]))[name], data[f"{name}/energy"], data[f"{name}/forces"]
+
+
+def _predict(model, shared_data) -> dict:
+    configs = read_configurations(shared_data / "ethanol" / "train.xyz", index=":3")
+    table = ElementTable(model.config.atomic_numbers)
+    return model(collate([to_graph(c, table, model.config.r_max) for c in configs]))
+
+
+@pytest.mark.parametrize("name", ["plain", "residual"])
+def test_converted_models_give_mace_torchs_energies_and_forces(name, shared_data, tmp_path):
+    """Both first blocks (mace-torch's --model MACE has the plain one): energies to 1e-9 eV of ~4200, forces to
+    1e-10 eV/A, float64; the same after a round trip through a gaunt-tp model file and from the ASE calculator. With
+    gaunt-tp's exact SiLU normalisation instead of the model's e3nn estimate the energies move by meV."""
+    state, options, energy, forces = _fixture(name)
+    model = model_from_mace(state, options)
+    config = model.config
+    assert (config.conv_blocks, config.product_blocks, config.separate_paths) == ("e3nn", "symmetric", True)
+    assert config.first_self_connection == (name == "residual") and config.silu_scale == options["silu_scale"]
+    assert (config.num_channels, config.max_L, config.max_ell, config.correlation) == (4, 1, 2, 3)
+    out = _predict(model, shared_data)
+    np.testing.assert_allclose(out["energy"].detach().numpy(), energy, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(out["forces"].detach().numpy(), forces, rtol=0, atol=1e-10)
+    save_model(model, tmp_path / "converted.model")
+    atoms = ase.io.read(shared_data / "ethanol" / "train.xyz", index=2)
+    atoms.calc = GauntCalculator(tmp_path / "converted.model")
+    assert atoms.get_potential_energy() == pytest.approx(float(energy[2]), abs=1e-9)
+    np.testing.assert_allclose(atoms.get_forces(), forces[18:27], rtol=0, atol=1e-10)
+    exact = model_from_mace(state, {**options, "silu_scale": silu_second_moment() ** -0.5})
+    assert np.abs(_predict(exact, shared_data)["energy"].detach().numpy() - energy).max() > 1e-4
+
+
+def test_models_gaunt_tp_cannot_read_are_refused_by_name():
+    state, options, _, _ = _fixture("plain")
+    cases = [
+        ({}, {"avg_num_neighbors": None}, "options missing: ['avg_num_neighbors']"),
+        ({}, {"model": "MACELES"}, "mace-torch model 'MACELES'"),
+        ({}, {"interaction": "RealAgnosticAttResidualInteractionBlock"}, "interaction block"),
+        ({"scale_shift.scale": torch.ones(2)}, {}, "several heads"),
+        ({"pair_repulsion_fn.a": torch.ones(())}, {}, "pair_repulsion_fn"),
+        ({"readouts.1.extra.weight": torch.ones(3)}, {}, "parts gaunt-tp does not: ['readouts.1.extra.weight']"),
+        ({"radial_embedding.bessel_fn.bessel_weights": torch.ones(4)}, {}, "no Bessel radial basis"),
+        ({"atomic_numbers": None}, {}, "not the state dict of a mace-torch MACE model gaunt-tp reads: no 'atomic_numb"),
+        ({"interactions.1.linear_up.weight": torch.ones(5)}, {}, "interactions.1.linear_up.weight: expected shape"),
+    ]
+    for changed, other, message in cases:
+        options_here = {k: v for k, v in {**options, **other}.items() if v is not None}
+        state_here = {k: v for k, v in {**state, **changed}.items() if v is not None}
+        with pytest.raises(ValueError, match=re.escape(message)):
+            model_from_mace(state_here, options_here)
+
+
+def test_import_mace_command_needs_mace_torch_and_a_file(tmp_path, monkeypatch, capsys):
+    """``gaunt-tp import-mace`` reads pickled mace-torch models, so it needs mace-torch: without it (or without the
+    file) one line on stderr and status 2."""
+    assert main(["import-mace", "--model", str(tmp_path / "none.model"), "--output", str(tmp_path / "o.model")]) == 2
+    assert "none.model: no such mace-torch model file" in capsys.readouterr().err
+    (tmp_path / "m.model").write_bytes(b"not a model")
+    monkeypatch.setitem(sys.modules, "mace", None)  # as where mace-torch is not installed
+    with pytest.raises(ValueError, match="needs mace-torch"):
+        read_mace_model(tmp_path / "m.model")
+    assert main(["import-mace", "--model", str(tmp_path / "m.model"), "--output", str(tmp_path / "o.model")]) == 2
+    assert "reading a mace-torch model file needs mace-torch" in capsys.readouterr().err
+    assert not (tmp_path / "o.model").exists()
+
+
+def test_a_converted_model_fine_tunes_as_a_foundation(tmp_path, shared_data):
+    """``--foundation_model`` takes a converted model: its architecture (MACE's blocks, no first self-connection,
+    e3nn's SiLU constant) is adopted and training runs from its weights."""
+    state, options, _, _ = _fixture("plain")
+    save_model(model_from_mace(state, options), tmp_path / "mace.model")
+    data = tmp_path / "few.xyz"
+    ase.io.write(data, ase.io.read(shared_data / "ethanol" / "train.xyz", index=":6"))
+    assert main(["train", "--train_file", str(data), "--work_dir", str(tmp_path), "--name", "tuned", "--plots",
+                 "false", "--foundation_model", str(tmp_path / "mace.model"), "--max_num_epochs", "1",
+                 "--batch_size", "3"]) == 0  # fmt: skip
+    tuned = load_model(tmp_path / "tuned" / "tuned.model").config
+    assert not tuned.first_self_connection and tuned.silu_scale == options["silu_scale"]
+    assert (tuned.conv_blocks, tuned.product_blocks, tuned.separate_paths) == ("e3nn", "symmetric", True)
