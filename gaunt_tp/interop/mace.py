@@ -109,10 +109,11 @@ def _config(state: dict[str, torch.Tensor], options: Mapping[str, object]) -> Mo
         if any(k.startswith(key.rsplit(".", 1)[0]) for k in state):
             raise InputError(f"this mace-torch model has a {key.split('.')[-2]}: gaunt-tp has not")
     zs = [int(z) for z in state["atomic_numbers"].tolist()]
-    e0s = state["atomic_energies_fn.atomic_energies"]
+    e0s = state["atomic_energies_fn.atomic_energies"]  # [elements], or [heads, elements] as mace_run_train saves it
     scale, shift = state.get("scale_shift.scale", torch.ones(())), state.get("scale_shift.shift", torch.zeros(()))
-    if e0s.dim() != 1 or scale.numel() != 1 or shift.numel() != 1:
+    if (e0s.dim() == 2 and e0s.shape[0] != 1) or e0s.dim() > 2 or scale.numel() != 1 or shift.numel() != 1:
         raise InputError("this mace-torch model has several heads: gaunt-tp reads single-head models")
+    e0s = e0s.reshape(-1)
     num_layers = int(state["num_interactions"])
     c = state["node_embedding.linear.weight"].numel() // len(zs)
     widths = [state[f"interactions.0.conv_tp_weights.layer{k}.weight"].shape for k in range(_count(state, 0))]

@@ -44,6 +44,14 @@ def test_converted_models_give_mace_torchs_energies_and_forces(name, shared_data
     state, options, energy, forces = _fixture(name)
     model = model_from_mace(state, options)
     config = model.config
+    # mace_run_train saves one head's E0s, scale and shift with a head axis: the same model
+    headed = {
+        **state,
+        "atomic_energies_fn.atomic_energies": state["atomic_energies_fn.atomic_energies"][None],
+        "scale_shift.scale": state["scale_shift.scale"][None],
+        "scale_shift.shift": state["scale_shift.shift"][None],
+    }
+    assert model_from_mace(headed, options).config == config
     assert (config.conv_blocks, config.product_blocks, config.separate_paths) == ("e3nn", "symmetric", True)
     assert config.first_self_connection == (name == "residual") and config.silu_scale == options["silu_scale"]
     assert (config.num_channels, config.max_L, config.max_ell, config.correlation) == (4, 1, 2, 3)
@@ -66,6 +74,7 @@ def test_models_gaunt_tp_cannot_read_are_refused_by_name():
         ({}, {"model": "MACELES"}, "mace-torch model 'MACELES'"),
         ({}, {"interaction": "RealAgnosticAttResidualInteractionBlock"}, "interaction block"),
         ({"scale_shift.scale": torch.ones(2)}, {}, "several heads"),
+        ({"atomic_energies_fn.atomic_energies": torch.ones(2, 3)}, {}, "several heads"),
         ({"pair_repulsion_fn.a": torch.ones(())}, {}, "pair_repulsion_fn"),
         ({"readouts.1.extra.weight": torch.ones(3)}, {}, "parts gaunt-tp does not: ['readouts.1.extra.weight']"),
         ({"radial_embedding.bessel_fn.bessel_weights": torch.ones(4)}, {}, "no Bessel radial basis"),
