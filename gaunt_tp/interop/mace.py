@@ -8,10 +8,11 @@ SiLU) becomes a :class:`gaunt_tp.nn.GauntMACE` with ``conv_blocks="e3nn"``, ``pr
   ``Linear``, ``FullyConnectedNet`` and ``FullyConnectedTensorProduct``): copied as they are;
 - the SiLU of the radial networks and of the readout is normalised with the constant the model carries (e3nn's
   Monte Carlo estimate, :attr:`gaunt_tp.nn.ModelConfig.silu_scale`);
-- the many-body weights are per coupling chain in both, but the chains differ (mace-torch's generalised
-  Clebsch-Gordan tensors ``U`` against gaunt-tp's couplings, which differ in sign where a coupling is parity-odd).
-  Each of mace-torch's chains is written in gaunt-tp's polynomial basis from its ``U`` tensor (kept in the state
-  dict) and the weights are carried over through that basis: exact, as both span the same polynomials.
+- the many-body weights are per coupling chain in both, but made symmetric the chains are not the same one for one
+  (mace-torch's generalised Clebsch-Gordan tensors ``U`` against gaunt-tp's couplings: another order, and a sign
+  that can differ where a coupling is parity-odd, which gaunt-tp fixes its own way). Each of mace-torch's chains is
+  written in gaunt-tp's polynomial basis from its ``U`` tensor (kept in the state dict) and the weights are carried
+  over through that basis: exact, as both span the same polynomials.
 
 :func:`model_from_mace` works on the state dict and a few options, with plain tensors (no mace-torch needed);
 :func:`read_mace_model` reads them from a mace-torch model file, which needs mace-torch (its pickled classes).
