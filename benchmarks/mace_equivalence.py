@@ -3,9 +3,9 @@
 mace-torch 0.3.16 ScaleShiftMACE models with random weights (perturbed from their initialisation) are written to a
 file, read back with :func:`gaunt_tp.interop.mace.read_mace_model`, converted with ``model_from_mace`` and compared
 with mace-torch on five ethanol configurations in float64. Sizes: a small one (4 channels, max_L 1, max_ell 2,
-correlation 3, radial MLP [8, 8]) and MACE's usual shape (16 channels, max_L 2, max_ell 3, correlation 3, radial MLP
-[64, 64, 64]), each with the first block ``RealAgnosticInteractionBlock`` (mace-torch's ``--model MACE``) and
-``RealAgnosticResidualInteractionBlock``. Also reported: the same conversion with gaunt-tp's exact SiLU normalisation
+correlation 3, radial MLP [8, 8]), MACE's usual shape (16 channels, max_L 2, max_ell 3, correlation 3, radial MLP
+[64, 64, 64]), three layers, correlation 2 and scalar hidden features (8 channels), each with the first block
+``RealAgnosticInteractionBlock`` (mace-torch's ``--model MACE``) and ``RealAgnosticResidualInteractionBlock``. Also reported: the same conversion with gaunt-tp's exact SiLU normalisation
 instead of the model's (e3nn's Monte Carlo estimate of it, 0.16% larger), to show what that constant is worth.
 
 Then the time of energy and forces, mace-torch against the converted model, side by side (interleaved, medians), in
@@ -41,6 +41,25 @@ E0S_BY_Z = {1: -13.6, 6: -1030.0, 7: -1485.0, 8: -2040.0}
 SIZES = {
     "small": {"channels": 4, "max_L": 1, "max_ell": 2, "radial_mlp": [8, 8], "r_max": 4.0, "num_bessel": 4},
     "mace": {"channels": 16, "max_L": 2, "max_ell": 3, "radial_mlp": [64, 64, 64], "r_max": 5.0, "num_bessel": 8},
+    "three layers": {
+        "channels": 8,
+        "max_L": 1,
+        "max_ell": 2,
+        "radial_mlp": [16],
+        "r_max": 4.5,
+        "num_bessel": 6,
+        "layers": 3,
+    },
+    "correlation 2": {
+        "channels": 8,
+        "max_L": 2,
+        "max_ell": 3,
+        "radial_mlp": [16],
+        "r_max": 4.5,
+        "num_bessel": 6,
+        "correlation": 2,
+    },
+    "scalars": {"channels": 8, "max_L": 0, "max_ell": 3, "radial_mlp": [16], "r_max": 4.5, "num_bessel": 6},
 }
 # the size of the whole-model comparisons in docs/benchmarks.md, for the timing
 TIMED = {"channels": 64, "max_L": 1, "max_ell": 3, "radial_mlp": [64, 64, 64], "r_max": 5.0, "num_bessel": 8}
@@ -57,9 +76,10 @@ def mace_model(size: dict, first: str, seed: int, zs: list[int] = ZS) -> torch.n
     model = modules.ScaleShiftMACE(
         r_max=size["r_max"], num_bessel=size["num_bessel"], num_polynomial_cutoff=5, max_ell=size["max_ell"],
         interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
-        interaction_cls_first=modules.interaction_classes[first], num_interactions=2, num_elements=len(zs),
+        interaction_cls_first=modules.interaction_classes[first], num_interactions=size.get("layers", 2),
+        num_elements=len(zs),
         hidden_irreps=hidden, MLP_irreps=o3.Irreps("16x0e"), atomic_energies=np.array([E0S_BY_Z[z] for z in zs]),
-        avg_num_neighbors=5.0, atomic_numbers=zs, correlation=3, gate=torch.nn.functional.silu, radial_MLP=size["radial_mlp"],
+        avg_num_neighbors=5.0, atomic_numbers=zs, correlation=size.get("correlation", 3), gate=torch.nn.functional.silu, radial_MLP=size["radial_mlp"],
         atomic_inter_scale=1.7, atomic_inter_shift=-0.3,
     ).to(torch.float64)  # fmt: skip
     with torch.no_grad():

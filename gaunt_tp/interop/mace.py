@@ -116,6 +116,8 @@ def _config(state: dict[str, torch.Tensor], options: Mapping[str, object]) -> Mo
         raise InputError("this mace-torch model has several heads: gaunt-tp reads single-head models")
     e0s = e0s.reshape(-1)
     num_layers = int(state["num_interactions"])
+    if num_layers < 2:  # mace-torch's one layer keeps every hidden irrep and reads them out linearly
+        raise InputError("this mace-torch model has one interaction layer: gaunt-tp converts two or more")
     c = state["node_embedding.linear.weight"].numel() // len(zs)
     widths = [state[f"interactions.0.conv_tp_weights.layer{k}.weight"].shape for k in range(_count(state, 0))]
     # the first many-body block's output map: one C x C matrix per hidden degree 0..max_L (scalars alone if it is last)

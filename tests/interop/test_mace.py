@@ -75,6 +75,7 @@ def test_models_gaunt_tp_cannot_read_are_refused_by_name():
         ({}, {"interaction": "RealAgnosticAttResidualInteractionBlock"}, "interaction block"),
         ({"scale_shift.scale": torch.ones(2)}, {}, "several heads"),
         ({"atomic_energies_fn.atomic_energies": torch.ones(2, 3)}, {}, "several heads"),
+        ({"num_interactions": torch.tensor(1)}, {}, "one interaction layer"),
         ({"pair_repulsion_fn.a": torch.ones(())}, {}, "pair_repulsion_fn"),
         ({"readouts.1.extra.weight": torch.ones(3)}, {}, "parts gaunt-tp does not: ['readouts.1.extra.weight']"),
         ({"radial_embedding.bessel_fn.bessel_weights": torch.ones(4)}, {}, "no Bessel radial basis"),
