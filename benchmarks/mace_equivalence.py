@@ -5,8 +5,9 @@ file, read back with :func:`gaunt_tp.interop.mace.read_mace_model`, converted wi
 with mace-torch on five ethanol configurations in float64. Sizes: a small one (4 channels, max_L 1, max_ell 2,
 correlation 3, radial MLP [8, 8]), MACE's usual shape (16 channels, max_L 2, max_ell 3, correlation 3, radial MLP
 [64, 64, 64]), three layers, correlation 2 and scalar hidden features (8 channels), each with the first block
-``RealAgnosticInteractionBlock`` (mace-torch's ``--model MACE``) and ``RealAgnosticResidualInteractionBlock``. Also reported: the same conversion with gaunt-tp's exact SiLU normalisation
-instead of the model's (e3nn's Monte Carlo estimate of it, 0.16% larger), to show what that constant is worth.
+``RealAgnosticInteractionBlock`` (mace-torch's ``--model MACE``) and ``RealAgnosticResidualInteractionBlock``. Also
+reported: the same conversion with gaunt-tp's exact SiLU normalisation instead of the model's (e3nn's Monte Carlo
+estimate of it, 0.16% larger), to show what that constant is worth.
 
 Then the time of energy and forces, mace-torch against the converted model, side by side (interleaved, medians), in
 float64 on ``--threads`` threads, at the size of docs/benchmarks.md's whole-model comparisons (64 channels, max_L 1,
@@ -77,9 +78,9 @@ def mace_model(size: dict, first: str, seed: int, zs: list[int] = ZS) -> torch.n
         r_max=size["r_max"], num_bessel=size["num_bessel"], num_polynomial_cutoff=5, max_ell=size["max_ell"],
         interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
         interaction_cls_first=modules.interaction_classes[first], num_interactions=size.get("layers", 2),
-        num_elements=len(zs),
-        hidden_irreps=hidden, MLP_irreps=o3.Irreps("16x0e"), atomic_energies=np.array([E0S_BY_Z[z] for z in zs]),
-        avg_num_neighbors=5.0, atomic_numbers=zs, correlation=size.get("correlation", 3), gate=torch.nn.functional.silu, radial_MLP=size["radial_mlp"],
+        num_elements=len(zs), hidden_irreps=hidden, MLP_irreps=o3.Irreps("16x0e"),
+        atomic_energies=np.array([E0S_BY_Z[z] for z in zs]), avg_num_neighbors=5.0, atomic_numbers=zs,
+        correlation=size.get("correlation", 3), gate=torch.nn.functional.silu, radial_MLP=size["radial_mlp"],
         atomic_inter_scale=1.7, atomic_inter_shift=-0.3,
     ).to(torch.float64)  # fmt: skip
     with torch.no_grad():
@@ -127,11 +128,11 @@ def main() -> None:
                        "max_abs_dF_eV_per_A": float((ours["forces"] - theirs["forces"]).abs().max()),
                        "max_abs_F_eV_per_A": float(theirs["forces"].abs().max())}  # fmt: skip
                 rows.append(row)
-                print(f"{size_name:5s} {first:38s} SiLU {constant:20s} dE {row['max_abs_dE_eV']:.1e} eV, "
-                      f"dF {row['max_abs_dF_eV_per_A']:.1e} eV/A (|F| up to {row['max_abs_F_eV_per_A']:.2f})")  # fmt: skip
+                print(f"{size_name:13s} {first:37s} SiLU {constant:20s} dE {row['max_abs_dE_eV']:.1e} eV, dF "
+                      f"{row['max_abs_dF_eV_per_A']:.1e} eV/A (|F| up to {row['max_abs_F_eV_per_A']:.2f})")  # fmt: skip
     timing = _timing(args.budget, data, tools, Batch)
-    write_json(Path(__file__).resolve().parent / "results" / "mace_equivalence.json",
-               {"sizes": SIZES, "rows": rows, "timed_size": TIMED, "threads": args.threads, "timing": timing})  # fmt: skip
+    report = {"sizes": SIZES, "rows": rows, "timed_size": TIMED, "threads": args.threads, "timing": timing}
+    write_json(Path(__file__).resolve().parent / "results" / "mace_equivalence.json", report)
 
 
 def _timing(budget: float, data, tools, batch_cls) -> dict:  # noqa: ANN001 (mace-torch's modules)
