@@ -114,8 +114,10 @@ def test_rows_linear(rows):
 @pytest.mark.parametrize(
     "options",
     [{"conv_blocks": "gaunt"}, {"conv_blocks": "e3nn"}, {"conv_blocks": "e3nn", "product_blocks": "symmetric"},
-     {"conv_blocks": "e3nn", "product_blocks": "symmetric", "separate_paths": True}],
-    ids=["gaunt", "e3nn", "symmetric-e3nn", "symmetric-e3nn-separate"],
+     {"conv_blocks": "e3nn", "product_blocks": "symmetric", "separate_paths": True},
+     {"conv_blocks": "e3nn", "product_blocks": "symmetric", "separate_paths": True, "first_self_connection": False,
+      "silu_scale": 1.6791767923989418}],
+    ids=["gaunt", "e3nn", "symmetric-e3nn", "symmetric-e3nn-separate", "converted-mace"],
 )  # fmt: skip
 def test_model_energy_forces_and_stress(options):
     config = ModelConfig(atomic_numbers=(1, 8), e0s=(-1.0, -2.0), r_max=3.0, max_ell=2, num_channels=8, max_L=1,
