@@ -84,6 +84,9 @@ def read_mace_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     except ImportError as err:
         raise InputError(f"{path}: reading a mace-torch model file needs mace-torch ({err})") from None
     model = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(model, torch.jit.ScriptModule):
+        raise InputError(f"{path}: a TorchScript export (as mace_run_train's *_compiled.model): give the plain .model "
+                         "file written beside it")  # fmt: skip
     if not hasattr(model, "interactions") or not hasattr(model, "products"):
         raise InputError(f"{path}: not a mace-torch MACE model (a {type(model).__name__})")
     acts = [m for m in model.modules() if type(m).__name__ == "normalize2mom"]

@@ -4,6 +4,7 @@ models by ``benchmarks/mace_fixture.py`` in mace-torch's environment: mace-torch
 import json
 import re
 import sys
+import types
 from pathlib import Path
 
 import ase.io
@@ -101,6 +102,13 @@ def test_import_mace_command_needs_mace_torch_and_a_file(tmp_path, monkeypatch, 
     assert main(["import-mace", "--model", str(tmp_path / "m.model"), "--output", str(tmp_path / "o.model")]) == 2
     assert "reading a mace-torch model file needs mace-torch" in capsys.readouterr().err
     assert not (tmp_path / "o.model").exists()
+    monkeypatch.setitem(sys.modules, "mace", types.ModuleType("mace"))  # as if installed: files of other kinds
+    torch.jit.script(torch.nn.Linear(2, 2)).save(tmp_path / "compiled.model")
+    with pytest.raises(ValueError, match="a TorchScript export .* give the plain .model file"):
+        read_mace_model(tmp_path / "compiled.model")
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "linear.model")
+    with pytest.raises(ValueError, match=r"not a mace-torch MACE model \(a Linear\)"):
+        read_mace_model(tmp_path / "linear.model")
 
 
 def test_a_converted_model_fine_tunes_as_a_foundation(tmp_path, shared_data):
