@@ -20,14 +20,13 @@ SiLU) becomes a :class:`gaunt_tp.nn.GauntMACE` with ``conv_blocks="e3nn"``, ``pr
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from gaunt_tp.errors import InputError
-from gaunt_tp.math.symmetric_powers import equivariant_polynomials, monomials
+from gaunt_tp.math.symmetric_powers import equivariant_polynomials, monomials, symmetriser
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 
 __all__ = ["MACE_OPTIONS", "model_from_mace", "read_mace_model"]
@@ -229,7 +228,5 @@ def _mace_weights(state: dict[str, torch.Tensor], prefix: str, nu: int, correlat
 def _symmetrised(tensor: torch.Tensor, n: int, nu: int) -> torch.Tensor:
     """``[K, M, n^nu]`` full coupling tensors as coefficients over :func:`monomials` ``(n, nu)`` ``[K, M, count]``
     (the polynomial each defines on one vector)."""
-    mono = monomials(n, nu).tolist()
-    rows = {tuple(m): r for r, m in enumerate(mono)}
-    index = torch.tensor([rows[tuple(sorted(t))] for t in itertools.product(range(n), repeat=nu)])
-    return tensor.new_zeros(*tensor.shape[:2], len(mono)).index_add_(2, index, tensor)
+    count = len(monomials(n, nu))
+    return tensor.new_zeros(*tensor.shape[:2], count).index_add_(2, symmetriser(n, nu), tensor)

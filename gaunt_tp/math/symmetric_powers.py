@@ -24,7 +24,7 @@ import torch
 from gaunt_tp.math.gaunt import gaunt
 from gaunt_tp.math.gradients import odd_product_coefficients
 
-__all__ = ["coupling_chains", "equivariant_polynomials", "monomials"]
+__all__ = ["coupling_chains", "equivariant_polynomials", "monomials", "symmetriser"]
 
 
 def monomials(n: int, degree: int) -> torch.Tensor:
@@ -80,7 +80,7 @@ def _couplings(degrees: tuple[int, ...], l_out: int, nu: int) -> list[torch.Tens
 
 
 @functools.cache
-def _symmetriser(n: int, nu: int) -> torch.Tensor:
+def symmetriser(n: int, nu: int) -> torch.Tensor:
     """For every index tuple of ``[n] * nu`` (flattened, row-major), the row of its sorted tuple in
     :func:`monomials` ``(n, nu)``."""
     rows = {tuple(m): r for r, m in enumerate(monomials(n, nu).tolist())}
@@ -106,7 +106,7 @@ def _chains(degrees: tuple[int, ...], l_out: int, nu: int) -> tuple[torch.Tensor
     mono = monomials(n, nu)
     exponents = torch.zeros(len(mono), n, dtype=torch.int64).scatter_add_(1, mono, torch.ones_like(mono))
     gram = _gaussian_moments(exponents[:, None, :] + exponents[None, :, :])
-    sym = _symmetriser(n, nu)
+    sym = symmetriser(n, nu)
     chains = [
         torch.zeros(2 * l_out + 1, len(mono), dtype=torch.float64).index_add_(1, sym, t.reshape(2 * l_out + 1, -1))
         for t in _couplings(degrees, l_out, nu)
