@@ -28,6 +28,7 @@ import torch
 from gaunt_tp.errors import InputError
 from gaunt_tp.math.symmetric_powers import equivariant_polynomials, monomials, symmetriser
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
+from gaunt_tp.training.mace_options import SELF_CONNECTION
 
 __all__ = ["MACE_OPTIONS", "model_from_mace", "read_mace_model"]
 
@@ -40,7 +41,6 @@ MACE_OPTIONS = {
     "avg_num_neighbors": "the messages' normalisation",
     "silu_scale": "the factor on SiLU in its radial networks and readout (e3nn's normalize2mom constant)",
 }
-_BLOCKS = {"RealAgnosticResidualInteractionBlock": True, "RealAgnosticInteractionBlock": False}
 # buffers of mace-torch that gaunt-tp computes itself (the radial basis's constants, e3nn's masks and coupling tables)
 _RECOMPUTED = ("bessel_fn.r_max", "bessel_fn.prefactor", "_zeroed", "output_mask", "._w3j_")
 
@@ -55,7 +55,7 @@ def model_from_mace(state: Mapping[str, torch.Tensor], options: Mapping[str, obj
     if options["model"] not in ("MACE", "ScaleShiftMACE"):
         raise InputError(f"mace-torch model {options['model']!r}: gaunt-tp reads MACE and ScaleShiftMACE")
     for key in ("interaction_first", "interaction"):
-        if options[key] not in _BLOCKS or (key == "interaction" and not _BLOCKS[options[key]]):
+        if options[key] not in SELF_CONNECTION or (key == "interaction" and not SELF_CONNECTION[options[key]]):
             raise InputError(f"mace-torch {key} block {options[key]!r}: gaunt-tp has RealAgnosticInteractionBlock "
                              "(first layer) and RealAgnosticResidualInteractionBlock")  # fmt: skip
     state = {k: v.detach().to("cpu", torch.float64) if v.is_floating_point() else v for k, v in state.items()}
@@ -132,8 +132,8 @@ def _config(state: dict[str, torch.Tensor], options: Mapping[str, object]) -> Mo
         num_cutoff_basis=int(state["radial_embedding.cutoff_fn.p"]), radial_mlp=tuple(int(w[1]) for w in widths[:-1]),
         avg_num_neighbors=float(options["avg_num_neighbors"]), energy_shift=float(shift), energy_scale=float(scale),
         readout_hidden=state[f"readouts.{num_layers - 1}.linear_2.weight"].numel(), conv_blocks="e3nn",
-        product_blocks="symmetric", separate_paths=True, first_self_connection=_BLOCKS[options["interaction_first"]],
-        silu_scale=float(options["silu_scale"]),
+        product_blocks="symmetric", separate_paths=True, silu_scale=float(options["silu_scale"]),
+        first_self_connection=SELF_CONNECTION[options["interaction_first"]],
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from gaunt_tp.errors import InputError
 from gaunt_tp.training.option_values import typed
 
 __all__ = ["ALIASES", "MACE_BOOLEANS", "MACE_MODELS", "MACE_SPELLINGS", "PLAIN_BLOCK", "RESIDUAL_BLOCK",
-           "hidden_irreps_shape", "translate_mace_spellings"]  # fmt: skip
+           "SELF_CONNECTION", "hidden_irreps_shape", "translate_mace_spellings"]  # fmt: skip
 
 # MACE's model names (TrainConfig.model): both scale by the RMS force; "ScaleShiftMACE" shifts by the training set's
 # mean interaction energy per atom, "MACE" (mace-torch's default) does not and, in mace-torch 0.3.16, builds its first
@@ -20,6 +20,8 @@ MACE_MODELS = ("ScaleShiftMACE", "MACE")
 # by default) and without (the first layer with first_self_connection false)
 RESIDUAL_BLOCK = "RealAgnosticResidualInteractionBlock"
 PLAIN_BLOCK = "RealAgnosticInteractionBlock"
+# each block's first_self_connection (MACE's --interaction_first; the first block of a mace-torch model)
+SELF_CONNECTION = {RESIDUAL_BLOCK: True, PLAIN_BLOCK: False}
 
 # second flag names, as in MACE's command line (which renamed "SWA" to "stage two")
 ALIASES = {
@@ -98,10 +100,9 @@ def translate_mace_spellings(values: dict) -> None:
         _translate(values, "MLP_irreps", str(mlp), {"readout_hidden": _scalar_width(str(mlp))})
     first = values.pop("interaction_first", None)
     if first is not None:
-        blocks = {RESIDUAL_BLOCK: True, PLAIN_BLOCK: False}
-        if first not in blocks:
-            raise InputError(f"interaction_first must be {' or '.join(map(repr, blocks))}, got {first!r}")
-        _translate(values, "interaction_first", str(first), {"first_self_connection": blocks[first]})
+        if first not in SELF_CONNECTION:
+            raise InputError(f"interaction_first must be {' or '.join(map(repr, SELF_CONNECTION))}, got {first!r}")
+        _translate(values, "interaction_first", str(first), {"first_self_connection": SELF_CONNECTION[first]})
     text = values.pop("hidden_irreps", None)
     if text is not None:
         _translate(
