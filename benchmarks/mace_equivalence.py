@@ -36,7 +36,7 @@ from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.data import Configuration, ElementTable, collate, read_configurations, to_graph  # noqa: E402
 from gaunt_tp.interop.mace import model_from_mace, read_mace_model  # noqa: E402
-from gaunt_tp.nn.activation import silu_second_moment  # noqa: E402
+from gaunt_tp.nn.activation import silu_factor  # noqa: E402
 
 ZS, E0S = [1, 6, 8], [-13.6, -1030.0, -2040.0]
 E0S_BY_Z = {1: -13.6, 6: -1030.0, 7: -1485.0, 8: -2040.0}
@@ -121,7 +121,7 @@ def main() -> None:
                 state, options = read_mace_model(Path(folder) / "mace.model")
             for constant in ("the model's (e3nn's)", "gaunt-tp's exact"):
                 if constant != "the model's (e3nn's)":
-                    options = {**options, "silu_scale": silu_second_moment() ** -0.5}
+                    options = {**options, "silu_scale": silu_factor()}
                 ours = model_from_mace(state, options)(ours_in)
                 row = {"size": size_name, "first_block": first, "silu_constant": constant,
                        "silu_scale": options["silu_scale"], "parameters": sum(p.numel() for p in mace.parameters()),

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["NormalizedSiLU", "silu_second_moment"]
+__all__ = ["NormalizedSiLU", "silu_factor", "silu_second_moment"]
 
 
 @functools.cache
@@ -17,6 +17,12 @@ def silu_second_moment() -> float:
     z, w = np.polynomial.hermite_e.hermegauss(100)
     silu = z / (1.0 + np.exp(-z))
     return float((w * silu**2).sum() / w.sum())
+
+
+def silu_factor(scale: float | None = None) -> float:
+    """The factor on silu that gives unit second moment for unit-normal inputs, ``1 / sqrt(E[silu(z)^2])`` (about
+    1.6765), or ``scale`` where given (e3nn's Monte Carlo estimate of it, say, which MACE's trained networks carry)."""
+    return silu_second_moment() ** -0.5 if scale is None else float(scale)
 
 
 class NormalizedSiLU(nn.Module):
@@ -32,7 +38,7 @@ class NormalizedSiLU(nn.Module):
 
     def __init__(self, scale: float | None = None) -> None:
         super().__init__()
-        self.scale = silu_second_moment() ** -0.5 if scale is None else float(scale)
+        self.scale = silu_factor(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.silu(x) * self.scale

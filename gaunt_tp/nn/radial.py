@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from gaunt_tp.nn.activation import silu_second_moment
+from gaunt_tp.nn.activation import silu_factor
 
 __all__ = ["BesselBasis", "PolynomialCutoff", "RadialMLP"]
 
@@ -79,7 +79,7 @@ class RadialMLP(nn.Module):
         sizes = (in_features, *hidden, out_features)
         self.weights = nn.ParameterList([nn.Parameter(torch.randn(a, b)) for a, b in zip(sizes[:-1], sizes[1:])])
         # 1 / sqrt(fan_in), times the SiLU normalisation (or silu_scale) for the layers that follow an activation
-        act = silu_second_moment() ** -0.5 if silu_scale is None else float(silu_scale)
+        act = silu_factor(silu_scale)
         self.scales = [a**-0.5 * (act if i > 0 else 1.0) for i, a in enumerate(sizes[:-1])]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

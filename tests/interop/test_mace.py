@@ -15,7 +15,7 @@ import torch
 from gaunt_tp.calculator import GauntCalculator
 from gaunt_tp.data import ElementTable, collate, read_configurations, to_graph
 from gaunt_tp.interop.mace import model_from_mace, read_mace_model
-from gaunt_tp.nn.activation import silu_second_moment
+from gaunt_tp.nn.activation import silu_factor
 from gaunt_tp.nn.serialization import load_model, save_model
 from gaunt_tp.training.cli import main
 
@@ -64,7 +64,7 @@ def test_converted_models_give_mace_torchs_energies_and_forces(name, shared_data
     atoms.calc = GauntCalculator(tmp_path / "converted.model")
     assert atoms.get_potential_energy() == pytest.approx(float(energy[2]), abs=1e-9)
     np.testing.assert_allclose(atoms.get_forces(), forces[18:27], rtol=0, atol=1e-10)
-    exact = model_from_mace(state, {**options, "silu_scale": silu_second_moment() ** -0.5})
+    exact = model_from_mace(state, {**options, "silu_scale": silu_factor()})
     assert np.abs(_predict(exact, shared_data)["energy"].detach().numpy() - energy).max() > 1e-4
 
 
