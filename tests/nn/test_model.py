@@ -387,7 +387,8 @@ def test_separate_paths_give_mace_its_parameter_count(max_L, first_self_connecti
     two layers, radial MLP [64, 64, 64], H C N O: counted by ``benchmarks/compare_training.py``'s models), with its
     first block RealAgnosticResidualInteractionBlock or, without the first self-connection,
     RealAgnosticInteractionBlock (counted with mace-torch 0.3.16 in its own environment, docs/benchmark-log.md
-    "mace-torch models converted"); the paths are grouped by output irrep, each group one block of the next linear layer."""
+    "mace-torch models converted"); the paths are grouped by output irrep, each group one block of the next linear
+    layer."""
     config = ModelConfig(atomic_numbers=(1, 6, 7, 8), e0s=(0.0,) * 4, max_ell=3, num_channels=64, max_L=max_L,
                          correlation=3, num_interactions=2, radial_mlp=(64, 64, 64), readout_hidden=16,
                          conv_blocks="e3nn", product_blocks="symmetric", separate_paths=True,
