@@ -108,9 +108,9 @@ def read_mace_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 
 def _config(state: dict[str, torch.Tensor], options: Mapping[str, object]) -> ModelConfig:
     """The ModelConfig of the mace-torch model, sizes from its tensors."""
-    for key in ("pair_repulsion_fn.a", "radial_embedding.distance_transform.alpha"):
-        if any(k.startswith(key.rsplit(".", 1)[0]) for k in state):
-            raise InputError(f"this mace-torch model has a {key.split('.')[-2]}: gaunt-tp has not")
+    for part in ("pair_repulsion_fn", "radial_embedding.distance_transform"):  # state-dict prefixes of those parts
+        if any(k.startswith(part) for k in state):
+            raise InputError(f"this mace-torch model has a {part.split('.')[-1]}: gaunt-tp has not")
     zs = [int(z) for z in state["atomic_numbers"].tolist()]
     e0s = state["atomic_energies_fn.atomic_energies"]  # [elements], or [heads, elements] as mace_run_train saves it
     scale, shift = state.get("scale_shift.scale", torch.ones(())), state.get("scale_shift.shift", torch.zeros(()))
