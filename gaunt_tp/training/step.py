@@ -65,7 +65,8 @@ class GraphedStep:
 
     def __call__(self, batch: GraphBatch, weights: LossWeights) -> torch.Tensor:
         self.static = pad_into(self.static, batch, self.capacity, self.model.config.r_max)
-        weights = LossWeights(*(float(w) for w in weights))
+        weights = LossWeights(*weights)  # plain Python numbers: the key of this loss's captured graph
+        weights = LossWeights(*(float(w) for w in weights[:-1]), universal=bool(weights.universal))
         if not self.capture:
             return self._step(weights)
         if weights not in self._graphs:
