@@ -14,8 +14,8 @@ Then the time of energy and forces, mace-torch against the converted model, side
 float64 on ``--threads`` threads, at the size of docs/benchmarks.md's whole-model comparisons (64 channels, max_L 1,
 max_ell 3, H C N O, first block ``RealAgnosticInteractionBlock``): one 3BPA molecule (an MD step) and five at once.
 
-Writes ``mace_equivalence.json``. mace-torch pins e3nn 0.4.4: run it in mace-torch's environment with gaunt-tp
-installed beside it (``pip install --no-deps -e . vesin``):
+Writes ``mace_equivalence.json`` and ``mace_equivalence.png`` (the times). mace-torch pins e3nn 0.4.4: run it in
+mace-torch's environment with gaunt-tp installed beside it (``pip install --no-deps -e . vesin``):
 
     TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 ../mace-venv/bin/python benchmarks/mace_equivalence.py
 """
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_json  # noqa: E402
+from report import bar_plot, write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from gaunt_tp.data import Configuration, ElementTable, collate, read_configurations, to_graph  # noqa: E402
@@ -135,7 +135,11 @@ def main() -> None:
     timing = _timing(args.budget, data, tools, Batch)
     report = {"sizes": SIZES, "rows": rows, "periodic": periodic, "timed_size": TIMED, "threads": args.threads,
               "timing": timing}  # fmt: skip
-    write_json(Path(__file__).resolve().parent / "results" / "mace_equivalence.json", report)
+    out = Path(__file__).resolve().parent / "results" / "mace_equivalence.json"
+    write_json(out, report)
+    groups = {name: {k: v for k, v in times.items() if k != "ratio"} for name, times in timing.items()}
+    bar_plot(groups, out.with_suffix(".png"), "energy and forces, float64, CPU: mace-torch and its converted model",
+             baseline="mace-torch")  # fmt: skip
 
 
 def _periodic(data, tools, batch_cls) -> list[dict]:  # noqa: ANN001 (mace-torch's modules)
