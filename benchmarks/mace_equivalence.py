@@ -69,7 +69,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ethanol" / "tr
 DATA_3BPA = Path(__file__).resolve().parents[2] / "shared" / "data" / "3bpa" / "train_300K.xyz"
 
 
-def mace_model(size: dict, first: str, seed: int, zs: list[int] = ZS) -> torch.nn.Module:
+def mace_model(size: dict, first: str, seed: int, zs: list[int] = ZS, pair_repulsion: bool = False) -> torch.nn.Module:
     from e3nn import o3
     from mace import modules
 
@@ -82,7 +82,7 @@ def mace_model(size: dict, first: str, seed: int, zs: list[int] = ZS) -> torch.n
         num_elements=len(zs), hidden_irreps=hidden, MLP_irreps=o3.Irreps("16x0e"),
         atomic_energies=np.array([E0S_BY_Z[z] for z in zs]), avg_num_neighbors=5.0, atomic_numbers=zs,
         correlation=size.get("correlation", 3), gate=torch.nn.functional.silu, radial_MLP=size["radial_mlp"],
-        atomic_inter_scale=1.7, atomic_inter_shift=-0.3,
+        atomic_inter_scale=1.7, atomic_inter_shift=-0.3, pair_repulsion=pair_repulsion,
     ).to(torch.float64)  # fmt: skip
     with torch.no_grad():
         for p in model.parameters():

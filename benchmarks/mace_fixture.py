@@ -1,8 +1,9 @@
 """Write the mace-torch fixture of ``tests/interop/test_mace.py``: small mace-torch models and what they predict.
 
-Two mace-torch 0.3.16 ScaleShiftMACE models with random weights (``benchmarks/mace_equivalence.py``'s small size: 4
+Three mace-torch 0.3.16 ScaleShiftMACE models with random weights (``benchmarks/mace_equivalence.py``'s small size: 4
 channels, max_L 1, max_ell 2, correlation 3, H C O), one per first block (``RealAgnosticInteractionBlock``, as
-mace-torch's ``--model MACE`` builds it, and ``RealAgnosticResidualInteractionBlock``), read back from a model file by
+mace-torch's ``--model MACE`` builds it, and ``RealAgnosticResidualInteractionBlock``) and one with the ZBL pair
+repulsion (``--pair_repulsion``; evaluated on the molecules squeezed to 75%, where it acts), read back from a model file by
 :func:`gaunt_tp.interop.mace.read_mace_model`; saved with mace-torch's energies and forces on the first three
 ethanol configurations of shared/data, so that the tests check the conversion against mace-torch without it.
 ``np.savez_compressed`` (the coupling tensors are mostly zeros), no pickled code.
@@ -12,6 +13,7 @@ ethanol configurations of shared/data, so that the tests check the conversion ag
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import tempfile
@@ -28,6 +30,7 @@ from gaunt_tp.data import read_configurations  # noqa: E402
 from gaunt_tp.interop.mace import read_mace_model  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "interop" / "mace_small.npz"
+SQUEEZE = 0.75
 
 
 def main() -> None:
@@ -39,17 +42,23 @@ def main() -> None:
     size = SIZES["small"]
     configs = read_configurations(DATA, index=":3")
     table = tools.AtomicNumberTable(ZS)
-    items = [data.AtomicData.from_config(
-        data.Configuration(atomic_numbers=c.atomic_numbers, positions=c.positions, cell=c.cell, pbc=c.pbc,
-                           properties={}, property_weights={}), z_table=table, cutoff=size["r_max"])
-        for c in configs]  # fmt: skip
-    arrays, meta = {}, {}
-    for name, first in (
-        ("plain", "RealAgnosticInteractionBlock"),
-        ("residual", "RealAgnosticResidualInteractionBlock"),
+
+    def batch(configs: list) -> dict:
+        return Batch.from_data_list([data.AtomicData.from_config(
+            data.Configuration(atomic_numbers=c.atomic_numbers, positions=c.positions, cell=c.cell, pbc=c.pbc,
+                               properties={}, property_weights={}), z_table=table, cutoff=size["r_max"])
+            for c in configs]).to_dict()  # fmt: skip
+
+    # the ZBL model sees the molecules squeezed to 75%: bonds shorter than the sums of covalent radii, where it acts
+    squeezed = [dataclasses.replace(c, positions=SQUEEZE * c.positions) for c in configs]
+    arrays, meta = {"zbl/positions": np.concatenate([c.positions for c in squeezed])}, {}
+    for name, first, pair in (
+        ("plain", "RealAgnosticInteractionBlock", False),
+        ("residual", "RealAgnosticResidualInteractionBlock", False),
+        ("zbl", "RealAgnosticResidualInteractionBlock", True),
     ):
-        model = mace_model(size, first, seed=0)
-        out = model(Batch.from_data_list(items).to_dict(), compute_force=True)
+        model = mace_model(size, first, seed=0, pair_repulsion=pair)
+        out = model(batch(squeezed if pair else configs), compute_force=True)
         with tempfile.TemporaryDirectory() as folder:
             torch.save(model, Path(folder) / "mace.model")
             state, options = read_mace_model(Path(folder) / "mace.model")

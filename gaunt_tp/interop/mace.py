@@ -1,8 +1,9 @@
 """mace-torch models as gaunt-tp models: the same function, MACE's blocks in gaunt-tp's kernels.
 
 A trained mace-torch ``MACE`` or ``ScaleShiftMACE`` (RealAgnostic interaction blocks, one head, Bessel radial basis,
-SiLU) becomes a :class:`gaunt_tp.nn.GauntMACE` with ``conv_blocks="e3nn"``, ``product_blocks="symmetric"`` and
-``separate_paths=True``, MACE's own blocks, whose weights map onto mace-torch's tensor by tensor:
+SiLU, with or without the ZBL pair repulsion) becomes a :class:`gaunt_tp.nn.GauntMACE` with ``conv_blocks="e3nn"``,
+``product_blocks="symmetric"`` and ``separate_paths=True``, MACE's own blocks, whose weights map onto mace-torch's
+tensor by tensor (the ZBL constants too, :class:`gaunt_tp.nn.repulsion.ZBLRepulsion`):
 
 - the linear maps, radial networks, self-connections (``skip_tp``) and readouts are the same parametrisations (e3nn's
   ``Linear``, ``FullyConnectedNet`` and ``FullyConnectedTensorProduct``): copied as they are;
@@ -48,7 +49,7 @@ _RECOMPUTED = ("bessel_fn.r_max", "bessel_fn.prefactor", "_zeroed", "output_mask
 def model_from_mace(state: Mapping[str, torch.Tensor], options: Mapping[str, object]) -> GauntMACE:
     """The GauntMACE (float64) that computes the mace-torch model with state dict ``state`` and
     :data:`MACE_OPTIONS` ``options``; an InputError names what gaunt-tp does not have (other blocks, several heads,
-    a pair repulsion, ...). Sizes are read from the state dict's tensors."""
+    a distance transform, ...). Sizes are read from the state dict's tensors."""
     missing = sorted(set(MACE_OPTIONS) - set(options))
     if missing:
         raise InputError(f"mace-torch model options missing: {missing}")
@@ -108,9 +109,11 @@ def read_mace_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 
 def _config(state: dict[str, torch.Tensor], options: Mapping[str, object]) -> ModelConfig:
     """The ModelConfig of the mace-torch model, sizes from its tensors."""
-    for part in ("pair_repulsion_fn", "radial_embedding.distance_transform"):  # state-dict prefixes of those parts
-        if any(k.startswith(part) for k in state):
-            raise InputError(f"this mace-torch model has a {part.split('.')[-1]}: gaunt-tp has not")
+    if any(k.startswith("radial_embedding.distance_transform") for k in state):  # the state-dict prefix of that part
+        raise InputError("this mace-torch model has a distance_transform: gaunt-tp has not")
+    pair = any(k.startswith("pair_repulsion_fn.") for k in state)
+    if pair and int(state["pair_repulsion_fn.p"]) != int(state["radial_embedding.cutoff_fn.p"]):
+        raise InputError("this mace-torch model's pair repulsion has an envelope power other than its radial basis's")
     zs = [int(z) for z in state["atomic_numbers"].tolist()]
     e0s = state["atomic_energies_fn.atomic_energies"]  # [elements], or [heads, elements] as mace_run_train saves it
     scale, shift = state.get("scale_shift.scale", torch.ones(())), state.get("scale_shift.shift", torch.zeros(()))
@@ -133,7 +136,7 @@ def _config(state: dict[str, torch.Tensor], options: Mapping[str, object]) -> Mo
         avg_num_neighbors=float(options["avg_num_neighbors"]), energy_shift=float(shift), energy_scale=float(scale),
         readout_hidden=state[f"readouts.{num_layers - 1}.linear_2.weight"].numel(), conv_blocks="e3nn",
         product_blocks="symmetric", separate_paths=True, silu_scale=float(options["silu_scale"]),
-        first_self_connection=SELF_CONNECTION[options["interaction_first"]],
+        first_self_connection=SELF_CONNECTION[options["interaction_first"]], pair_repulsion=pair,
     )  # fmt: skip
 
 
@@ -152,10 +155,16 @@ def _weights(
         raise InputError("this mace-torch model has no Bessel radial basis of frequencies n pi / r_max (another "
                          "radial_type, or trained frequencies): gaunt-tp has that basis alone")  # fmt: skip
     copy = {"embedding.weight": "node_embedding.linear.weight"}
+    if config.pair_repulsion:  # ZBL's constants as the model holds them (in its dtype's rounding)
+        prefix = "pair_repulsion_fn."
+        ours["pair_repulsion.coefficients"] = state[prefix + "c"]
+        ours["pair_repulsion.radii"] = state[prefix + "covalent_radii"][list(config.atomic_numbers)]
+        ours["pair_repulsion.screening"] = torch.stack([state[prefix + "a_prefactor"], state[prefix + "a_exp"]])
     # read into the config or checked
     used = {"atomic_numbers", "r_max", "num_interactions", "atomic_energies_fn.atomic_energies", "scale_shift.scale",
             "scale_shift.shift", "radial_embedding.cutoff_fn.p", "radial_embedding.cutoff_fn.r_max",
             "radial_embedding.bessel_fn.bessel_weights"}  # fmt: skip
+    used.update(k for k in state if k.startswith("pair_repulsion_fn."))
     for i in range(config.num_interactions):
         src, dst = f"interactions.{i}.", f"layers.{i}."
         copy[dst + "linear_up.weight"] = src + "linear_up.weight"

@@ -7,8 +7,9 @@ e3nn's normalised products give MACE, then divided by the average number of neig
 combined into many-body features with element-dependent weights
 (:class:`gaunt_tp.nn.GauntManyBody`), mixed again and added to an element-dependent
 self-connection (optionally not in the first layer, as in mace-torch's ``--model MACE``, which maps the convolution's
-output per element there instead). Each layer's scalars are read out to site energies;
-the total energy is their sum plus the isolated-atom energies E0. Forces are minus the
+output per element there instead). Each layer's scalars are read out to site energies (optionally with a ZBL
+repulsion of close atoms added, :mod:`gaunt_tp.nn.repulsion`); the total energy is their sum plus the isolated-atom
+energies E0. Forces are minus the
 gradient of the energy with respect to the positions; the stress is the derivative with
 respect to a homogeneous strain, divided by the cell volume.
 """
@@ -32,6 +33,7 @@ from gaunt_tp.nn.feature_interaction import output_variance
 from gaunt_tp.nn.linear import ElementLinear, EquivariantLinear, RowsLinear
 from gaunt_tp.nn.many_body import GauntManyBody
 from gaunt_tp.nn.radial import BesselBasis, PolynomialCutoff, RadialMLP
+from gaunt_tp.nn.repulsion import ZBLRepulsion
 from gaunt_tp.nn.symmetric_contraction import SymmetricContraction
 from gaunt_tp.ops.convolution import GauntConvolution, safe_unit_vectors
 
@@ -88,6 +90,8 @@ class ModelConfig:
         silu_scale: the factor on SiLU in the radial MLPs and the last readout, in place of the exact
             normalisation ``1 / sqrt(E[silu(z)^2])`` (None): e3nn's Monte Carlo estimate of it (1.67918 in e3nn
             0.4.4, 0.16% above the exact value) for weights trained in MACE (:mod:`gaunt_tp.interop.mace`).
+        pair_repulsion: add the ZBL repulsion of atoms closer than their covalent radii to the site energies before
+            the scale (:class:`gaunt_tp.nn.repulsion.ZBLRepulsion`; mace-torch's ``--pair_repulsion``).
     """
 
     atomic_numbers: tuple[int, ...]
@@ -112,6 +116,7 @@ class ModelConfig:
     separate_paths: bool = False
     first_self_connection: bool = True
     silu_scale: float | None = None
+    pair_repulsion: bool = False
 
     def __post_init__(self) -> None:
         if len(self.atomic_numbers) != len(self.e0s):
@@ -289,6 +294,9 @@ class GauntMACE(nn.Module):
             layers.append(_Layer(config, irreps_in, o3.Irreps(f"{c}x0e") if last else hidden, last, self_connection))
             irreps_in = o3.Irreps(f"{c}x0e") if last else hidden
         self.layers = nn.ModuleList(layers)
+        self.pair_repulsion = (
+            ZBLRepulsion(config.atomic_numbers, config.num_cutoff_basis) if config.pair_repulsion else None
+        )
         self.register_buffer("e0s", torch.tensor(config.e0s, dtype=torch.float64))
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:  # noqa: ANN002
@@ -333,6 +341,8 @@ class GauntMACE(nn.Module):
         one_hot = (batch.species[:, None] == elements).to(positions.dtype)
         h = self.embedding(one_hot)
         interaction = torch.zeros_like(positions[:, 0])
+        if self.pair_repulsion is not None:
+            interaction = self.pair_repulsion(lengths, batch.species, batch.edge_index)
         edge_cache: dict = {}  # what the layers' convolutions can share: they run over the same edges
         for layer in self.layers:
             h, site = layer(

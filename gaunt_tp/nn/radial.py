@@ -9,7 +9,7 @@ from torch import nn
 
 from gaunt_tp.nn.activation import silu_factor
 
-__all__ = ["BesselBasis", "PolynomialCutoff", "RadialMLP"]
+__all__ = ["BesselBasis", "PolynomialCutoff", "RadialMLP", "polynomial_envelope"]
 
 
 class BesselBasis(nn.Module):
@@ -50,10 +50,14 @@ class PolynomialCutoff(nn.Module):
         self.r_max, self.p = float(r_max), float(p)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
-        p, x = self.p, r / self.r_max
-        a, b, c = (p + 1) * (p + 2) / 2, p * (p + 2), p * (p + 1) / 2
-        envelope = 1.0 + x**p * (x * (b - c * x) - a)  # Horner's form: fewer operations, forward and backward
-        return envelope * (x < 1.0)
+        return polynomial_envelope(r / self.r_max, self.p)
+
+
+def polynomial_envelope(x: torch.Tensor, p: float) -> torch.Tensor:
+    """:class:`PolynomialCutoff`'s envelope of ``x = r / r_max`` (any shape), 0 for x >= 1."""
+    a, b, c = (p + 1) * (p + 2) / 2, p * (p + 2), p * (p + 1) / 2
+    envelope = 1.0 + x**p * (x * (b - c * x) - a)  # Horner's form: fewer operations, forward and backward
+    return envelope * (x < 1.0)
 
 
 class RadialMLP(nn.Module):

@@ -99,6 +99,7 @@ class TrainConfig:
     model: str = "ScaleShiftMACE"
     scaling: str = "rms_forces_scaling"  # MACE's scale of the network's output (gaunt_tp.data.shift_and_scale)
     first_self_connection: bool | None = None  # None: the model's (False for "MACE", True for "ScaleShiftMACE")
+    pair_repulsion: bool = False  # MACE's ZBL repulsion of atoms closer than their covalent radii
     batch_size: int = 5
     valid_batch_size: int = 10
     max_num_epochs: int = 100
@@ -324,6 +325,8 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
                                  "ones (default: true, false with --model MACE; MACE's spelling: --interaction_first)",
         "separate_paths": "with --conv_blocks e3nn, keep each path's messages apart for the next linear layer "
                           "(MACE's irreps_mid and parameter count)",
+        "pair_repulsion": "add MACE's ZBL pair repulsion (screened Coulomb, cut off at the sum of covalent radii) to "
+                          "the site energies: atoms kept apart where the training data has no close contacts",
     }),
     ("training", {
         "batch_size": "configurations per training step (the global batch under torchrun)",

@@ -1,6 +1,7 @@
 """mace-torch models converted by ``gaunt_tp.interop.mace``, against mace-torch's own predictions (written with the
 models by ``benchmarks/mace_fixture.py`` in mace-torch's environment: mace-torch itself is not needed here)."""
 
+import dataclasses
 import json
 import re
 import sys
@@ -68,6 +69,25 @@ def test_converted_models_give_mace_torchs_energies_and_forces(name, shared_data
     assert np.abs(_predict(exact, shared_data)["energy"].detach().numpy() - energy).max() > 1e-4
 
 
+def test_a_model_with_the_zbl_repulsion_gives_mace_torchs_energies_and_forces(shared_data, tmp_path):
+    """mace-torch's --pair_repulsion, on ethanol squeezed to 75% (where the repulsion adds eV): energies to 1e-9 eV,
+    forces to 1e-10 eV/A, also through a model file; without the repulsion the energies are eV away."""
+    state, options, energy, forces = _fixture("zbl")
+    model = model_from_mace(state, options)
+    assert model.config.pair_repulsion and model.config.first_self_connection
+    positions = np.load(FIXTURE)["zbl/positions"].reshape(3, -1, 3)
+    configs = read_configurations(shared_data / "ethanol" / "train.xyz", index=":3")
+    squeezed = [dataclasses.replace(c, positions=p) for c, p in zip(configs, positions)]
+    batch = collate([to_graph(c, ElementTable(model.config.atomic_numbers), model.config.r_max) for c in squeezed])
+    save_model(model, tmp_path / "zbl.model")
+    for m in (model, load_model(tmp_path / "zbl.model")):
+        out = m(batch)
+        np.testing.assert_allclose(out["energy"].detach().numpy(), energy, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(out["forces"].detach().numpy(), forces, rtol=0, atol=1e-10)
+    model.pair_repulsion = None
+    assert np.abs(model(batch)["energy"].detach().numpy() - energy).min() > 1.0
+
+
 def test_models_gaunt_tp_cannot_read_are_refused_by_name():
     state, options, _, _ = _fixture("plain")
     cases = [
@@ -77,7 +97,8 @@ def test_models_gaunt_tp_cannot_read_are_refused_by_name():
         ({"scale_shift.scale": torch.ones(2)}, {}, "several heads"),
         ({"atomic_energies_fn.atomic_energies": torch.ones(2, 3)}, {}, "several heads"),
         ({"num_interactions": torch.tensor(1)}, {}, "one interaction layer"),
-        ({"pair_repulsion_fn.a": torch.ones(())}, {}, "pair_repulsion_fn"),
+        ({"radial_embedding.distance_transform.a": torch.ones(())}, {}, "distance_transform"),
+        ({"pair_repulsion_fn.p": torch.tensor(6)}, {}, "envelope power other than its radial basis's"),
         ({"readouts.1.extra.weight": torch.ones(3)}, {}, "parts gaunt-tp does not: ['readouts.1.extra.weight']"),
         ({"radial_embedding.bessel_fn.bessel_weights": torch.ones(4)}, {}, "no Bessel radial basis"),
         ({"atomic_numbers": None}, {}, "not the state dict of a mace-torch MACE model gaunt-tp reads: no 'atomic_numb"),
@@ -111,10 +132,12 @@ def test_import_mace_command_needs_mace_torch_and_a_file(tmp_path, monkeypatch, 
         read_mace_model(tmp_path / "linear.model")
 
 
-def test_a_converted_model_fine_tunes_as_a_foundation(tmp_path, shared_data):
-    """``--foundation_model`` takes a converted model: its architecture (MACE's blocks, no first self-connection,
-    e3nn's SiLU constant) is adopted and training runs from its weights."""
-    state, options, _, _ = _fixture("plain")
+@pytest.mark.parametrize("name", ["plain", "zbl"])
+def test_a_converted_model_fine_tunes_as_a_foundation(name, tmp_path, shared_data):
+    """``--foundation_model`` takes a converted model: its architecture (MACE's blocks, the first block's
+    self-connection or not, the ZBL repulsion or not, e3nn's SiLU constant) is adopted and training runs from its
+    weights."""
+    state, options, _, _ = _fixture(name)
     save_model(model_from_mace(state, options), tmp_path / "mace.model")
     data = tmp_path / "few.xyz"
     ase.io.write(data, ase.io.read(shared_data / "ethanol" / "train.xyz", index=":6"))
@@ -122,5 +145,6 @@ def test_a_converted_model_fine_tunes_as_a_foundation(tmp_path, shared_data):
                  "false", "--foundation_model", str(tmp_path / "mace.model"), "--max_num_epochs", "1",
                  "--batch_size", "3"]) == 0  # fmt: skip
     tuned = load_model(tmp_path / "tuned" / "tuned.model").config
-    assert not tuned.first_self_connection and tuned.silu_scale == options["silu_scale"]
+    assert tuned.first_self_connection == (name == "zbl") and tuned.pair_repulsion == (name == "zbl")
+    assert tuned.silu_scale == options["silu_scale"]
     assert (tuned.conv_blocks, tuned.product_blocks, tuned.separate_paths) == ("e3nn", "symmetric", True)

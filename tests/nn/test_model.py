@@ -317,6 +317,36 @@ def test_first_layer_without_self_connection_gives_a_valid_model(blocks, ethanol
     assert ModelConfig.from_json(json.dumps(old)).first_self_connection
 
 
+def test_pair_repulsion_gives_a_valid_model(ethanol):
+    """The ZBL repulsion (on molecules squeezed to 70%, where bonds are shorter than the covalent radii): forces,
+    invariance with inversion in float64 and float32, batching; the energy is the model's without it plus the
+    repulsion times the scale; configs written before the option existed read as without."""
+    torch.manual_seed(16)
+    config = dataclasses.replace(CONFIG, pair_repulsion=True, energy_scale=1.7, energy_shift=-0.2)
+    assert ModelConfig.from_json(config.to_json()) == config
+    model = GauntMACE(config).double()
+    plain = GauntMACE(dataclasses.replace(config, pair_repulsion=False)).double()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("pair_repulsion.")})
+    squeezed = [moved(c, 0.7 * c.positions) for c in ethanol]
+    assert_forces_and_invariance(model, squeezed[1], atom=4, axis=2, seed=17)
+    one_by_one = torch.cat([model(graph(c))["energy"] for c in squeezed])
+    torch.testing.assert_close(model(collate([graph(c) for c in squeezed]))["energy"], one_by_one, rtol=0, atol=1e-9)
+    g = graph(squeezed[0])
+    sender, receiver = g.edge_index
+    lengths = (g.positions[receiver] + g.shifts - g.positions[sender]).norm(dim=1)
+    repulsion = model.pair_repulsion(lengths, g.species, g.edge_index).sum()
+    assert float(repulsion) > 1.0  # it acts here
+    difference = model(g, compute_forces=False)["energy"] - plain(g, compute_forces=False)["energy"]
+    assert float(difference) == pytest.approx(1.7 * float(repulsion), rel=1e-12)
+    unsqueezed = graph(ethanol[0])  # at equilibrium bonds are about the sums of the radii: the repulsion is small
+    small = model(unsqueezed, compute_forces=False)["energy"] - plain(unsqueezed, compute_forces=False)["energy"]
+    assert abs(float(small)) < 0.05 * float(difference)
+    old = json.loads(CONFIG.to_json())
+    del old["pair_repulsion"]  # a model file of an earlier gaunt-tp
+    assert not ModelConfig.from_json(json.dumps(old)).pair_repulsion and GauntMACE(CONFIG).pair_repulsion is None
+    assert_float32_invariance(model.float(), squeezed[3], seed=18)
+
+
 def assert_float32_invariance(model: GauntMACE, config, seed: int) -> None:
     """In float32, a random rotation with inversion leaves the energy to 1e-6 relative and rotates the forces
     to 1e-5 of their largest component."""

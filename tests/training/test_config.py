@@ -99,9 +99,10 @@ def test_more_of_maces_flags_translate_or_are_checked(tmp_path, monkeypatch):
     mace = ["--train_file=a.xyz", "--radial_MLP=[32, 16]", "--MLP_irreps=8x0e", "--gate=silu", "--num_workers=4",
             "--scaling=rms_forces_scaling", "--radial_type=bessel", "--pin_memory", "--enable_cueq=False",
             "--compute_avg_num_neighbors=True", "--interaction=RealAgnosticResidualInteractionBlock",
-            "--interaction_first=RealAgnosticResidualInteractionBlock"]  # fmt: skip
+            "--interaction_first=RealAgnosticResidualInteractionBlock", "--pair_repulsion"]  # fmt: skip
     config = config_from_args(mace)
     assert (config.radial_mlp, config.readout_hidden) == ((32, 16), 8)
+    assert config.pair_repulsion and not config_from_args(["--train_file=a.xyz"]).pair_repulsion
     assert not {"gate", "num_workers", "MLP_irreps", "radial_MLP", "interaction"} & set(json.loads(config.to_json()))
     assert config.first_self_connection
     plain = config_from_args(["--train_file=a.xyz", "--interaction_first=RealAgnosticInteractionBlock"])
