@@ -69,20 +69,29 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ethanol" / "tr
 DATA_3BPA = Path(__file__).resolve().parents[2] / "shared" / "data" / "3bpa" / "train_300K.xyz"
 
 
-def mace_model(size: dict, first: str, seed: int, zs: list[int] = ZS, pair_repulsion: bool = False) -> torch.nn.Module:
+def mace_model(
+    size: dict, first: str, seed: int, zs: list[int] = ZS, pair_repulsion: bool = False, heads: int = 1
+) -> torch.nn.Module:
+    """mace-torch's ScaleShiftMACE of ``size`` with random weights (``heads`` > 1: heads 'h0', 'h1', ... with E0s,
+    scales and shifts of their own)."""
     from e3nn import o3
     from mace import modules
 
     torch.manual_seed(seed)
     hidden = o3.Irreps([(size["channels"], (l, (-1) ** l)) for l in range(size["max_L"] + 1)])
+    e0s = np.array([[E0S_BY_Z[z] + 0.3 * h for z in zs] for h in range(heads)])
+    per_head = {"atomic_energies": e0s[0], "atomic_inter_scale": 1.7, "atomic_inter_shift": -0.3}  # one head
+    if heads > 1:
+        per_head = {"atomic_energies": e0s, "atomic_inter_scale": [1.7 - 0.4 * h for h in range(heads)],
+                    "atomic_inter_shift": [-0.3 + 0.2 * h for h in range(heads)],
+                    "heads": [f"h{h}" for h in range(heads)]}  # fmt: skip
     model = modules.ScaleShiftMACE(
         r_max=size["r_max"], num_bessel=size["num_bessel"], num_polynomial_cutoff=5, max_ell=size["max_ell"],
         interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
         interaction_cls_first=modules.interaction_classes[first], num_interactions=size.get("layers", 2),
-        num_elements=len(zs), hidden_irreps=hidden, MLP_irreps=o3.Irreps("16x0e"),
-        atomic_energies=np.array([E0S_BY_Z[z] for z in zs]), avg_num_neighbors=5.0, atomic_numbers=zs,
-        correlation=size.get("correlation", 3), gate=torch.nn.functional.silu, radial_MLP=size["radial_mlp"],
-        atomic_inter_scale=1.7, atomic_inter_shift=-0.3, pair_repulsion=pair_repulsion,
+        num_elements=len(zs), hidden_irreps=hidden, MLP_irreps=o3.Irreps("16x0e"), avg_num_neighbors=5.0,
+        atomic_numbers=zs, correlation=size.get("correlation", 3), gate=torch.nn.functional.silu,
+        radial_MLP=size["radial_mlp"], pair_repulsion=pair_repulsion, **per_head,
     ).to(torch.float64)  # fmt: skip
     with torch.no_grad():
         for p in model.parameters():

@@ -43,11 +43,11 @@ def main() -> None:
     configs = read_configurations(DATA, index=":3")
     table = tools.AtomicNumberTable(ZS)
 
-    def batch(configs: list) -> dict:
+    def batch(configs: list, head: str | None = None) -> dict:
         return Batch.from_data_list([data.AtomicData.from_config(
             data.Configuration(atomic_numbers=c.atomic_numbers, positions=c.positions, cell=c.cell, pbc=c.pbc,
-                               properties={}, property_weights={}), z_table=table, cutoff=size["r_max"])
-            for c in configs]).to_dict()  # fmt: skip
+                               properties={}, property_weights={}, head=head or "Default"), z_table=table,
+            cutoff=size["r_max"], heads=None if head is None else ["h0", "h1"]) for c in configs]).to_dict()  # fmt: skip
 
     # the ZBL model sees the molecules squeezed to 75%: bonds shorter than the sums of covalent radii, where it acts
     squeezed = [dataclasses.replace(c, positions=SQUEEZE * c.positions) for c in configs]
@@ -59,6 +59,7 @@ def main() -> None:
     ):
         model = mace_model(size, first, seed=0, pair_repulsion=pair)
         out = model(batch(squeezed if pair else configs), compute_force=True)
+
         with tempfile.TemporaryDirectory() as folder:
             torch.save(model, Path(folder) / "mace.model")
             state, options = read_mace_model(Path(folder) / "mace.model")
@@ -67,6 +68,15 @@ def main() -> None:
         arrays[f"{name}/energy"] = out["energy"].detach().numpy()
         arrays[f"{name}/forces"] = out["forces"].detach().numpy()
         meta[name] = options
+    # the residual model's blocks with two heads (E0s, scales, shifts and readouts of their own): each head's predictions
+    model = mace_model(size, "RealAgnosticResidualInteractionBlock", seed=0, heads=2)
+    heads = [model(batch(configs, head), compute_force=True) for head in model.heads]
+    arrays["heads/energy"] = np.stack([o["energy"].detach().numpy() for o in heads])
+    arrays["heads/forces"] = np.stack([o["forces"].detach().numpy() for o in heads])
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(model, Path(folder) / "mace.model")
+        state, meta["heads"] = read_mace_model(Path(folder) / "mace.model")
+    arrays.update({f"heads/state/{key}": value.detach().numpy() for key, value in state.items()})
     meta["configurations"] = f"{DATA.parent.name}/{DATA.name}, index :3"
     arrays["meta"] = np.array(json.dumps(meta))
     OUT.parent.mkdir(parents=True, exist_ok=True)

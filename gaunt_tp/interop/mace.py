@@ -31,7 +31,7 @@ from gaunt_tp.math.symmetric_powers import equivariant_polynomials, monomials, s
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 from gaunt_tp.training.mace_options import SELF_CONNECTION
 
-__all__ = ["MACE_OPTIONS", "model_from_mace", "read_mace_model"]
+__all__ = ["HEADS_OPTION", "MACE_OPTIONS", "model_from_mace", "read_mace_model"]
 
 # what a mace-torch model holds outside its state dict, as read_mace_model returns it
 MACE_OPTIONS = {
@@ -42,14 +42,21 @@ MACE_OPTIONS = {
     "avg_num_neighbors": "the messages' normalisation",
     "silu_scale": "the factor on SiLU in its radial networks and readout (e3nn's normalize2mom constant)",
 }
+# optional: the names of a model's heads (mace-torch's ``model.heads``), by which a head is chosen
+HEADS_OPTION = "heads"
 # buffers of mace-torch that gaunt-tp computes itself (the radial basis's constants, e3nn's masks and coupling tables)
 _RECOMPUTED = ("bessel_fn.r_max", "bessel_fn.prefactor", "_zeroed", "output_mask", "._w3j_")
 
 
-def model_from_mace(state: Mapping[str, torch.Tensor], options: Mapping[str, object]) -> GauntMACE:
+def model_from_mace(
+    state: Mapping[str, torch.Tensor], options: Mapping[str, object], head: str | None = None
+) -> GauntMACE:
     """The GauntMACE (float64) that computes the mace-torch model with state dict ``state`` and
-    :data:`MACE_OPTIONS` ``options``; an InputError names what gaunt-tp does not have (other blocks, several heads,
-    a distance transform, ...). Sizes are read from the state dict's tensors."""
+    :data:`MACE_OPTIONS` ``options``; an InputError names what gaunt-tp does not have (other blocks, a distance
+    transform, ...). Sizes are read from the state dict's tensors.
+
+    A model of several heads (mace-torch's multi-head fine-tuning; ``options[HEADS_OPTION]`` names them) becomes the
+    model of one, ``head``: its E0s, scale, shift and readout weights; everything else is shared by the heads."""
     missing = sorted(set(MACE_OPTIONS) - set(options))
     if missing:
         raise InputError(f"mace-torch model options missing: {missing}")
@@ -61,9 +68,10 @@ def model_from_mace(state: Mapping[str, torch.Tensor], options: Mapping[str, obj
                              "(first layer) and RealAgnosticResidualInteractionBlock")  # fmt: skip
     state = {k: v.detach().to("cpu", torch.float64) if v.is_floating_point() else v for k, v in state.items()}
     try:
-        config = _config(state, options)
+        index, count = _head(state, options, head)
+        config = _config(state, options, index, count)
         model = GauntMACE(config).to(torch.float64)
-        ours, used = _weights(state, config, model)
+        ours, used = _weights(state, config, model, index, count)
     except KeyError as err:
         raise InputError(f"not the state dict of a mace-torch MACE model gaunt-tp reads: no {err}") from None
     unread = sorted(k for k in set(state) - used if state[k].numel() and not any(p in k for p in _RECOMPUTED))
@@ -74,7 +82,8 @@ def model_from_mace(state: Mapping[str, torch.Tensor], options: Mapping[str, obj
 
 
 def read_mace_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
-    """The state dict and :data:`MACE_OPTIONS` of the mace-torch model file ``path`` (a pickled model, as
+    """The state dict and :data:`MACE_OPTIONS` (and the heads' names) of the mace-torch model file ``path`` (a pickled
+    model, as
     ``mace_run_train`` writes it; loading it runs mace-torch's code, so it needs mace-torch and a trusted file)."""
     path = Path(path)
     if not path.is_file():
@@ -104,22 +113,42 @@ def read_mace_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         "avg_num_neighbors": float(model.interactions[0].avg_num_neighbors),
         "silu_scale": constants.pop(),
     }
+    if getattr(model, "heads", None) is not None:
+        options[HEADS_OPTION] = [str(h) for h in model.heads]
     return dict(model.state_dict()), options
 
 
-def _config(state: dict[str, torch.Tensor], options: Mapping[str, object]) -> ModelConfig:
-    """The ModelConfig of the mace-torch model, sizes from its tensors."""
+def _head(state: dict[str, torch.Tensor], options: Mapping[str, object], head: str | None) -> tuple[int, int]:
+    """The index of ``head`` among the model's heads, and their number (the rows of its E0s)."""
+    e0s = state["atomic_energies_fn.atomic_energies"]  # [elements], or [heads, elements] as mace_run_train saves it
+    count = e0s.shape[0] if e0s.dim() == 2 else 1
+    names = options.get(HEADS_OPTION)
+    if e0s.dim() > 2 or (names is not None and len(names) != count):
+        raise InputError(f"this mace-torch model's E0s {tuple(e0s.shape)} do not match its heads {names}")
+    if head is None:
+        if count > 1:
+            named = f" {names}" if names else ""
+            raise InputError(f"this mace-torch model has {count} heads{named}: choose one (--head)")
+        return 0, 1
+    if names is None or head not in names:
+        raise InputError(f"no head {head!r} in this mace-torch model (its heads: {names})")
+    return list(names).index(head), count
+
+
+def _config(state: dict[str, torch.Tensor], options: Mapping[str, object], head: int, heads: int) -> ModelConfig:
+    """The ModelConfig of head ``head`` of the mace-torch model (``heads`` of them), sizes from its tensors."""
     if any(k.startswith("radial_embedding.distance_transform") for k in state):  # the state-dict prefix of that part
         raise InputError("this mace-torch model has a distance_transform: gaunt-tp has not")
     pair = any(k.startswith("pair_repulsion_fn.") for k in state)
     if pair and int(state["pair_repulsion_fn.p"]) != int(state["radial_embedding.cutoff_fn.p"]):
         raise InputError("this mace-torch model's pair repulsion has an envelope power other than its radial basis's")
     zs = [int(z) for z in state["atomic_numbers"].tolist()]
-    e0s = state["atomic_energies_fn.atomic_energies"]  # [elements], or [heads, elements] as mace_run_train saves it
-    scale, shift = state.get("scale_shift.scale", torch.ones(())), state.get("scale_shift.shift", torch.zeros(()))
-    if (e0s.dim() == 2 and e0s.shape[0] != 1) or e0s.dim() > 2 or scale.numel() != 1 or shift.numel() != 1:
-        raise InputError("this mace-torch model has several heads: gaunt-tp reads single-head models")
-    e0s = e0s.reshape(-1)
+    e0s = state["atomic_energies_fn.atomic_energies"].reshape(heads, -1)[head]
+    scale, shift = state.get("scale_shift.scale", torch.ones(heads)), state.get("scale_shift.shift", torch.zeros(heads))
+    if scale.numel() != heads or shift.numel() != heads:
+        raise InputError(f"this mace-torch model's scale {tuple(scale.shape)} and shift {tuple(shift.shape)} do not "
+                         f"match its {heads} heads")  # fmt: skip
+    scale, shift = scale.reshape(-1)[head], shift.reshape(-1)[head]
     num_layers = int(state["num_interactions"])
     if num_layers < 2:  # mace-torch's one layer keeps every hidden irrep and reads them out linearly
         raise InputError("this mace-torch model has one interaction layer: gaunt-tp converts two or more")
@@ -134,7 +163,7 @@ def _config(state: dict[str, torch.Tensor], options: Mapping[str, object]) -> Mo
         num_interactions=num_layers, num_radial_basis=int(widths[0][0]),
         num_cutoff_basis=int(state["radial_embedding.cutoff_fn.p"]), radial_mlp=tuple(int(w[1]) for w in widths[:-1]),
         avg_num_neighbors=float(options["avg_num_neighbors"]), energy_shift=float(shift), energy_scale=float(scale),
-        readout_hidden=state[f"readouts.{num_layers - 1}.linear_2.weight"].numel(), conv_blocks="e3nn",
+        readout_hidden=state[f"readouts.{num_layers - 1}.linear_2.weight"].numel() // heads**2, conv_blocks="e3nn",
         product_blocks="symmetric", separate_paths=True, silu_scale=float(options["silu_scale"]),
         first_self_connection=SELF_CONNECTION[options["interaction_first"]], pair_repulsion=pair,
     )  # fmt: skip
@@ -145,16 +174,17 @@ def _count(state: dict[str, torch.Tensor], layer: int) -> int:
 
 
 def _weights(
-    state: dict[str, torch.Tensor], config: ModelConfig, model: GauntMACE
+    state: dict[str, torch.Tensor], config: ModelConfig, model: GauntMACE, head: int, heads: int
 ) -> tuple[dict[str, torch.Tensor], set[str]]:
-    """GauntMACE's state dict with mace-torch's weights, and the keys of ``state`` it read; a shape mismatch is an
-    InputError."""
+    """GauntMACE's state dict with mace-torch's weights (the readouts' of head ``head`` of ``heads``), and the keys of
+    ``state`` it read; a shape mismatch is an InputError."""
     ours = dict(model.state_dict())
     bessel = state.get("radial_embedding.bessel_fn.bessel_weights")
     if bessel is None or not torch.allclose(bessel, ours["bessel.frequencies"], rtol=1e-6, atol=0):
         raise InputError("this mace-torch model has no Bessel radial basis of frequencies n pi / r_max (another "
                          "radial_type, or trained frequencies): gaunt-tp has that basis alone")  # fmt: skip
     copy = {"embedding.weight": "node_embedding.linear.weight"}
+    source = dict(state)  # with the readouts' weights of the one head in place of all heads'
     if config.pair_repulsion:  # ZBL's constants as the model holds them (in its dtype's rounding)
         prefix = "pair_repulsion_fn."
         ours["pair_repulsion.coefficients"] = state[prefix + "c"]
@@ -176,20 +206,35 @@ def _weights(
         copy[dst + "linear_out.weight"] = f"products.{i}.linear.weight"
         last = i == config.num_interactions - 1
         if last:
-            copy[dst + "readout.0.weight"] = f"readouts.{i}.linear_1.weight"
-            copy[dst + "readout.2.weight"] = f"readouts.{i}.linear_2.weight"
+            k, first, second = config.readout_hidden, f"readouts.{i}.linear_1.weight", f"readouts.{i}.linear_2.weight"
+            copy[dst + "readout.0.weight"], copy[dst + "readout.2.weight"] = first, second
+            source[first] = _one_head(state[first], first, heads, head, k)
+            # the second map: from the heads' hidden units (each head reads its own k) to one output per head; e3nn
+            # divides by the square root of the number of inputs, heads * k there and k here
+            if state[second].numel() != heads * k * heads:
+                raise InputError(f"mace-torch {second}: {state[second].numel()} weights, not {heads} heads' {k} x 1")
+            source[second] = state[second].reshape(heads, k, heads)[head, :, head] / heads**0.5
         else:
-            copy[dst + "readout.weight"] = f"readouts.{i}.linear.weight"
+            key = copy[dst + "readout.weight"] = f"readouts.{i}.linear.weight"
+            source[key] = _one_head(state[key], key, heads, head, 1)
         prefix = f"products.{i}.symmetric_contractions."
         ours[dst + "product.chain_weights"] = _chain_weights(state, prefix, model, i)
         used.update(k for k in state if k.startswith(prefix))
     for name, key in copy.items():
-        if key not in state or state[key].shape != ours[name].shape:
-            found = tuple(state[key].shape) if key in state else "nothing"
+        if key not in source or source[key].shape != ours[name].shape:
+            found = tuple(source[key].shape) if key in source else "nothing"
             raise InputError(f"mace-torch {key}: expected shape {tuple(ours[name].shape)}, found {found}")
-        ours[name] = state[key]
+        ours[name] = source[key]
         used.add(key)
     return ours, used
+
+
+def _one_head(weight: torch.Tensor, key: str, heads: int, head: int, width: int) -> torch.Tensor:
+    """Head ``head``'s columns of a map to the outputs of ``heads`` heads, each ``width`` wide, head after head
+    (mace-torch's readouts): e3nn's flat ``[inputs * heads * width]`` (rows of the inputs) -> ``[inputs * width]``."""
+    if weight.numel() % (heads * width):
+        raise InputError(f"mace-torch {key}: {weight.numel()} weights do not split into {heads} heads of {width}")
+    return weight.reshape(-1, heads, width)[:, head].reshape(-1)
 
 
 def _chain_weights(state: dict[str, torch.Tensor], prefix: str, model: GauntMACE, layer: int) -> torch.Tensor:

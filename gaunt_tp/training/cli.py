@@ -45,8 +45,9 @@ def _import_mace(argv: list[str]) -> int:
     )
     parser.add_argument("--model", required=True, help="mace-torch model file, as mace_run_train writes it")
     parser.add_argument("--output", required=True, help="gaunt-tp model file to write (.model, with a .json beside)")
+    parser.add_argument("--head", default=None, help="the head to convert, of a model of several (by its name)")
     args = parser.parse_args(argv)
-    model = model_from_mace(*read_mace_model(args.model))
+    model = model_from_mace(*read_mace_model(args.model), head=args.head)
     save_model(model, args.output)
     c = model.config
     logging.getLogger("gaunt_tp.import").info(

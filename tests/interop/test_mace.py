@@ -88,14 +88,38 @@ def test_a_model_with_the_zbl_repulsion_gives_mace_torchs_energies_and_forces(sh
     assert np.abs(model(batch)["energy"].detach().numpy() - energy).min() > 1.0
 
 
+def test_each_head_of_a_model_of_two_converts_to_its_own_predictions(shared_data):
+    """A mace-torch model of two heads (E0s, scale, shift and readouts of their own; the rest shared): the model of
+    each head gives that head's energies to 1e-9 eV and forces to 1e-10 eV/A; no head or an unknown one is refused
+    with the heads' names."""
+    data = np.load(FIXTURE)
+    state = {k[len("heads/state/") :]: torch.from_numpy(data[k]) for k in data.files if k.startswith("heads/state/")}
+    options = json.loads(str(data["meta"]))["heads"]
+    assert options["heads"] == ["h0", "h1"]
+    energies = []
+    for i, head in enumerate(options["heads"]):
+        model = model_from_mace(state, options, head=head)
+        assert model.config.energy_scale == pytest.approx(float(state["scale_shift.scale"][i]), abs=0)
+        out = _predict(model, shared_data)
+        np.testing.assert_allclose(out["energy"].detach().numpy(), data["heads/energy"][i], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(out["forces"].detach().numpy(), data["heads/forces"][i], rtol=0, atol=1e-10)
+        energies.append(out["energy"].detach().numpy())
+    assert np.abs(energies[0] - energies[1]).min() > 1.0  # two different models
+    with pytest.raises(ValueError, match=re.escape("has 2 heads ['h0', 'h1']: choose one (--head)")):
+        model_from_mace(state, options)
+    with pytest.raises(ValueError, match=re.escape("no head 'pbe' in this mace-torch model (its heads: ['h0', 'h1'])")):
+        model_from_mace(state, options, head="pbe")
+
+
 def test_models_gaunt_tp_cannot_read_are_refused_by_name():
     state, options, _, _ = _fixture("plain")
     cases = [
         ({}, {"avg_num_neighbors": None}, "options missing: ['avg_num_neighbors']"),
         ({}, {"model": "MACELES"}, "mace-torch model 'MACELES'"),
         ({}, {"interaction": "RealAgnosticAttResidualInteractionBlock"}, "interaction block"),
-        ({"scale_shift.scale": torch.ones(2)}, {}, "several heads"),
-        ({"atomic_energies_fn.atomic_energies": torch.ones(2, 3)}, {}, "several heads"),
+        ({"scale_shift.scale": torch.ones(2)}, {}, "scale (2,) and shift () do not match its 1 heads"),
+        ({"atomic_energies_fn.atomic_energies": torch.ones(2, 3)}, {}, "E0s (2, 3) do not match its heads ['Default']"),
+        ({"atomic_energies_fn.atomic_energies": torch.ones(2, 3)}, {"heads": None}, "has 2 heads: choose one"),
         ({"num_interactions": torch.tensor(1)}, {}, "one interaction layer"),
         ({"radial_embedding.distance_transform.a": torch.ones(())}, {}, "distance_transform"),
         ({"pair_repulsion_fn.p": torch.tensor(6)}, {}, "envelope power other than its radial basis's"),
