@@ -70,7 +70,14 @@ DATA_3BPA = Path(__file__).resolve().parents[2] / "shared" / "data" / "3bpa" / "
 
 
 def mace_model(
-    size: dict, first: str, seed: int, zs: list[int] = ZS, pair_repulsion: bool = False, heads: int = 1
+    size: dict,
+    first: str,
+    seed: int,
+    zs: list[int] = ZS,
+    pair_repulsion: bool = False,
+    heads: int = 1,
+    distance_transform: str = "None",
+    interaction: str = "RealAgnosticResidualInteractionBlock",
 ) -> torch.nn.Module:
     """mace-torch's ScaleShiftMACE of ``size`` with random weights (``heads`` > 1: heads 'h0', 'h1', ... with E0s,
     scales and shifts of their own)."""
@@ -87,11 +94,12 @@ def mace_model(
                     "heads": [f"h{h}" for h in range(heads)]}  # fmt: skip
     model = modules.ScaleShiftMACE(
         r_max=size["r_max"], num_bessel=size["num_bessel"], num_polynomial_cutoff=5, max_ell=size["max_ell"],
-        interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+        interaction_cls=modules.interaction_classes[interaction],
         interaction_cls_first=modules.interaction_classes[first], num_interactions=size.get("layers", 2),
         num_elements=len(zs), hidden_irreps=hidden, MLP_irreps=o3.Irreps("16x0e"), avg_num_neighbors=5.0,
         atomic_numbers=zs, correlation=size.get("correlation", 3), gate=torch.nn.functional.silu,
-        radial_MLP=size["radial_mlp"], pair_repulsion=pair_repulsion, **per_head,
+        radial_MLP=size["radial_mlp"], pair_repulsion=pair_repulsion, distance_transform=distance_transform,
+        **per_head,
     ).to(torch.float64)  # fmt: skip
     with torch.no_grad():
         for p in model.parameters():

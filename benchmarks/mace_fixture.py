@@ -1,9 +1,11 @@
 """Write the mace-torch fixture of ``tests/interop/test_mace.py``: small mace-torch models and what they predict.
 
-Three mace-torch 0.3.16 ScaleShiftMACE models with random weights (``benchmarks/mace_equivalence.py``'s small size: 4
+Seven mace-torch 0.3.16 ScaleShiftMACE models with random weights (``benchmarks/mace_equivalence.py``'s small size: 4
 channels, max_L 1, max_ell 2, correlation 3, H C O), one per first block (``RealAgnosticInteractionBlock``, as
-mace-torch's ``--model MACE`` builds it, and ``RealAgnosticResidualInteractionBlock``) and one with the ZBL pair
-repulsion (``--pair_repulsion``; evaluated on the molecules squeezed to 75%, where it acts), read back from a model file by
+mace-torch's ``--model MACE`` builds it, and ``RealAgnosticResidualInteractionBlock``), three with the ZBL pair
+repulsion (``--pair_repulsion``; evaluated on the molecules squeezed to 75%, where it acts), without and with each
+``--distance_transform`` ('Agnesi' and 'Soft'), one with MACE's density-normalised blocks (as MACE-MPA-0: the
+ZBL repulsion and 'Agnesi' too) and one of two heads, read back from a model file by
 :func:`gaunt_tp.interop.mace.read_mace_model`; saved with mace-torch's energies and forces on the first three
 ethanol configurations of shared/data, so that the tests check the conversion against mace-torch without it.
 ``np.savez_compressed`` (the coupling tensors are mostly zeros), no pickled code.
@@ -49,15 +51,20 @@ def main() -> None:
                                properties={}, property_weights={}, head=head or "Default"), z_table=table,
             cutoff=size["r_max"], heads=None if head is None else ["h0", "h1"]) for c in configs]).to_dict()  # fmt: skip
 
-    # the ZBL model sees the molecules squeezed to 75%: bonds shorter than the sums of covalent radii, where it acts
+    # the ZBL models see the molecules squeezed to 75%: bonds shorter than the sums of covalent radii, where it acts
     squeezed = [dataclasses.replace(c, positions=SQUEEZE * c.positions) for c in configs]
     arrays, meta = {"zbl/positions": np.concatenate([c.positions for c in squeezed])}, {}
-    for name, first, pair in (
-        ("plain", "RealAgnosticInteractionBlock", False),
-        ("residual", "RealAgnosticResidualInteractionBlock", False),
-        ("zbl", "RealAgnosticResidualInteractionBlock", True),
+    residual = "RealAgnosticResidualInteractionBlock"
+    for name, first, pair, transform in (
+        ("plain", "RealAgnosticInteractionBlock", False, "None"),
+        ("residual", residual, False, "None"),
+        ("zbl", residual, True, "None"),
+        ("agnesi", residual, True, "Agnesi"),
+        ("soft", residual, True, "Soft"),
+        ("density", "RealAgnosticDensityInteractionBlock", True, "Agnesi"),  # MACE-MPA-0's kinds of part
     ):
-        model = mace_model(size, first, seed=0, pair_repulsion=pair)
+        later = "RealAgnosticDensityResidualInteractionBlock" if name == "density" else residual
+        model = mace_model(size, first, seed=0, pair_repulsion=pair, distance_transform=transform, interaction=later)
         out = model(batch(squeezed if pair else configs), compute_force=True)
 
         with tempfile.TemporaryDirectory() as folder:

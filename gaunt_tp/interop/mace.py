@@ -1,9 +1,10 @@
 """mace-torch models as gaunt-tp models: the same function, MACE's blocks in gaunt-tp's kernels.
 
-A trained mace-torch ``MACE`` or ``ScaleShiftMACE`` (RealAgnostic interaction blocks, one head, Bessel radial basis,
-SiLU, with or without the ZBL pair repulsion) becomes a :class:`gaunt_tp.nn.GauntMACE` with ``conv_blocks="e3nn"``,
-``product_blocks="symmetric"`` and ``separate_paths=True``, MACE's own blocks, whose weights map onto mace-torch's
-tensor by tensor (the ZBL constants too, :class:`gaunt_tp.nn.repulsion.ZBLRepulsion`):
+A trained mace-torch ``MACE`` or ``ScaleShiftMACE`` (RealAgnostic interaction blocks, Bessel radial basis, SiLU,
+with or without the ZBL pair repulsion and a distance transform; one head, or one head of several) becomes a
+:class:`gaunt_tp.nn.GauntMACE` with ``conv_blocks="e3nn"``, ``product_blocks="symmetric"`` and
+``separate_paths=True``, MACE's own blocks, whose weights map onto mace-torch's tensor by tensor (the constants of the
+ZBL repulsion and of the distance transforms too):
 
 - the linear maps, radial networks, self-connections (``skip_tp``) and readouts are the same parametrisations (e3nn's
   ``Linear``, ``FullyConnectedNet`` and ``FullyConnectedTensorProduct``): copied as they are;
@@ -29,9 +30,9 @@ import torch
 from gaunt_tp.errors import InputError
 from gaunt_tp.math.symmetric_powers import equivariant_polynomials, monomials, symmetriser
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
-from gaunt_tp.training.mace_options import SELF_CONNECTION
+from gaunt_tp.training.mace_options import PLAIN_BLOCK, RESIDUAL_BLOCK
 
-__all__ = ["HEADS_OPTION", "MACE_OPTIONS", "model_from_mace", "read_mace_model"]
+__all__ = ["BLOCKS", "HEADS_OPTION", "MACE_OPTIONS", "model_from_mace", "read_mace_model"]
 
 # what a mace-torch model holds outside its state dict, as read_mace_model returns it
 MACE_OPTIONS = {
@@ -44,6 +45,13 @@ MACE_OPTIONS = {
 }
 # optional: the names of a model's heads (mace-torch's ``model.heads``), by which a head is chosen
 HEADS_OPTION = "heads"
+# mace-torch's interaction blocks gaunt-tp's layers are: (with a self-connection, density-normalised messages)
+BLOCKS = {
+    PLAIN_BLOCK: (False, False),
+    RESIDUAL_BLOCK: (True, False),
+    "RealAgnosticDensityInteractionBlock": (False, True),
+    "RealAgnosticDensityResidualInteractionBlock": (True, True),
+}
 # buffers of mace-torch that gaunt-tp computes itself (the radial basis's constants, e3nn's masks and coupling tables)
 _RECOMPUTED = ("bessel_fn.r_max", "bessel_fn.prefactor", "_zeroed", "output_mask", "._w3j_")
 
@@ -52,8 +60,8 @@ def model_from_mace(
     state: Mapping[str, torch.Tensor], options: Mapping[str, object], head: str | None = None
 ) -> GauntMACE:
     """The GauntMACE (float64) that computes the mace-torch model with state dict ``state`` and
-    :data:`MACE_OPTIONS` ``options``; an InputError names what gaunt-tp does not have (other blocks, a distance
-    transform, ...). Sizes are read from the state dict's tensors.
+    :data:`MACE_OPTIONS` ``options``; an InputError names what gaunt-tp does not have (other blocks, other
+    radial bases, ...). Sizes are read from the state dict's tensors.
 
     A model of several heads (mace-torch's multi-head fine-tuning; ``options[HEADS_OPTION]`` names them) becomes the
     model of one, ``head``: its E0s, scale, shift and readout weights; everything else is shared by the heads."""
@@ -63,9 +71,12 @@ def model_from_mace(
     if options["model"] not in ("MACE", "ScaleShiftMACE"):
         raise InputError(f"mace-torch model {options['model']!r}: gaunt-tp reads MACE and ScaleShiftMACE")
     for key in ("interaction_first", "interaction"):
-        if options[key] not in SELF_CONNECTION or (key == "interaction" and not SELF_CONNECTION[options[key]]):
-            raise InputError(f"mace-torch {key} block {options[key]!r}: gaunt-tp has RealAgnosticInteractionBlock "
-                             "(first layer) and RealAgnosticResidualInteractionBlock")  # fmt: skip
+        if options[key] not in BLOCKS or (key == "interaction" and not BLOCKS[options[key]][0]):
+            raise InputError(f"mace-torch {key} block {options[key]!r}: gaunt-tp has {', '.join(BLOCKS)} (the ones "
+                             "without 'Residual' first only)")  # fmt: skip
+    if BLOCKS[options["interaction_first"]][1] != BLOCKS[options["interaction"]][1]:
+        raise InputError("this mace-torch model normalises the messages of some layers by a density of neighbours and "
+                         "of others by their average number: gaunt-tp has one of the two for all")  # fmt: skip
     state = {k: v.detach().to("cpu", torch.float64) if v.is_floating_point() else v for k, v in state.items()}
     try:
         index, count = _head(state, options, head)
@@ -137,8 +148,6 @@ def _head(state: dict[str, torch.Tensor], options: Mapping[str, object], head: s
 
 def _config(state: dict[str, torch.Tensor], options: Mapping[str, object], head: int, heads: int) -> ModelConfig:
     """The ModelConfig of head ``head`` of the mace-torch model (``heads`` of them), sizes from its tensors."""
-    if any(k.startswith("radial_embedding.distance_transform") for k in state):  # the state-dict prefix of that part
-        raise InputError("this mace-torch model has a distance_transform: gaunt-tp has not")
     pair = any(k.startswith("pair_repulsion_fn.") for k in state)
     if pair and int(state["pair_repulsion_fn.p"]) != int(state["radial_embedding.cutoff_fn.p"]):
         raise InputError("this mace-torch model's pair repulsion has an envelope power other than its radial basis's")
@@ -165,8 +174,26 @@ def _config(state: dict[str, torch.Tensor], options: Mapping[str, object], head:
         avg_num_neighbors=float(options["avg_num_neighbors"]), energy_shift=float(shift), energy_scale=float(scale),
         readout_hidden=state[f"readouts.{num_layers - 1}.linear_2.weight"].numel() // heads**2, conv_blocks="e3nn",
         product_blocks="symmetric", separate_paths=True, silu_scale=float(options["silu_scale"]),
-        first_self_connection=SELF_CONNECTION[options["interaction_first"]], pair_repulsion=pair,
+        first_self_connection=BLOCKS[options["interaction_first"]][0], pair_repulsion=pair,
+        density_normalization=BLOCKS[options["interaction"]][1],
+        distance_transform=_distance_transform(state),
     )  # fmt: skip
+
+
+# mace-torch's distance transforms by the buffers they hold, and those buffers in gaunt-tp's order of constants
+_TRANSFORM_CONSTANTS = {"Agnesi": ("a", "q", "p"), "Soft": ("alpha",)}
+_TRANSFORM_PREFIX = "radial_embedding.distance_transform."
+
+
+def _distance_transform(state: dict[str, torch.Tensor]) -> str:
+    """The name of the model's distance transform ('None' without one)."""
+    held = {k.removeprefix(_TRANSFORM_PREFIX) for k in state if k.startswith(_TRANSFORM_PREFIX)}
+    if not held:
+        return "None"
+    for name, constants in _TRANSFORM_CONSTANTS.items():
+        if held == {*constants, "covalent_radii"}:
+            return name
+    raise InputError(f"this mace-torch model has a distance transform gaunt-tp does not know (buffers {sorted(held)})")
 
 
 def _count(state: dict[str, torch.Tensor], layer: int) -> int:
@@ -194,13 +221,19 @@ def _weights(
     used = {"atomic_numbers", "r_max", "num_interactions", "atomic_energies_fn.atomic_energies", "scale_shift.scale",
             "scale_shift.shift", "radial_embedding.cutoff_fn.p", "radial_embedding.cutoff_fn.r_max",
             "radial_embedding.bessel_fn.bessel_weights"}  # fmt: skip
-    used.update(k for k in state if k.startswith("pair_repulsion_fn."))
+    used.update(k for k in state if k.startswith(("pair_repulsion_fn.", _TRANSFORM_PREFIX)))
+    if config.distance_transform != "None":  # its constants as the model holds them
+        names = _TRANSFORM_CONSTANTS[config.distance_transform]
+        ours["distance_transform.constants"] = torch.stack([state[_TRANSFORM_PREFIX + n] for n in names])
+        ours["distance_transform.radii"] = state[_TRANSFORM_PREFIX + "covalent_radii"][list(config.atomic_numbers)]
     for i in range(config.num_interactions):
         src, dst = f"interactions.{i}.", f"layers.{i}."
         copy[dst + "linear_up.weight"] = src + "linear_up.weight"
         for k in range(_count(state, i)):
             copy[dst + f"radial.weights.{k}"] = src + f"conv_tp_weights.layer{k}.weight"
         copy[dst + "linear_a.weight"] = src + "linear.weight"
+        if config.density_normalization:
+            copy[dst + "density.weights.0"] = src + "density_fn.layer0.weight"
         # skip_tp: the self-connection of a residual block; the per-element map of the messages of the plain one
         copy[dst + ("skip.weight" if dst + "skip.weight" in ours else "element_mix.weight")] = src + "skip_tp.weight"
         copy[dst + "linear_out.weight"] = f"products.{i}.linear.weight"

@@ -29,6 +29,7 @@ from gaunt_tp.data.graph import GraphBatch, cell_volumes
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.activation import NormalizedSiLU
 from gaunt_tp.nn.cg_blocks import CGConvolution
+from gaunt_tp.nn.distance_transform import DISTANCE_TRANSFORMS
 from gaunt_tp.nn.feature_interaction import output_variance
 from gaunt_tp.nn.linear import ElementLinear, EquivariantLinear, RowsLinear
 from gaunt_tp.nn.many_body import GauntManyBody
@@ -90,6 +91,11 @@ class ModelConfig:
         silu_scale: the factor on SiLU in the radial MLPs and the last readout, in place of the exact
             normalisation ``1 / sqrt(E[silu(z)^2])`` (None): e3nn's Monte Carlo estimate of it (1.67918 in e3nn
             0.4.4, 0.16% above the exact value) for weights trained in MACE (:mod:`gaunt_tp.interop.mace`).
+        distance_transform: MACE's transform of the lengths the radial basis sees (``"None"``, ``"Agnesi"`` or
+            ``"Soft"``: :mod:`gaunt_tp.nn.distance_transform`); the cutoff envelope takes the lengths themselves.
+        density_normalization: each layer divides its messages by 1 plus a learnt density of neighbours (a sum over
+            the atom's edges of ``tanh(w . radial features)^2``) instead of by ``avg_num_neighbors``, which it
+            ignores (MACE's ``RealAgnosticDensity*InteractionBlock``, as in MACE-MPA-0).
         pair_repulsion: add the ZBL repulsion of atoms closer than their covalent radii to the site energies before
             the scale (:class:`gaunt_tp.nn.repulsion.ZBLRepulsion`; mace-torch's ``--pair_repulsion``).
     """
@@ -117,6 +123,8 @@ class ModelConfig:
     first_self_connection: bool = True
     silu_scale: float | None = None
     pair_repulsion: bool = False
+    distance_transform: str = "None"
+    density_normalization: bool = False
 
     def __post_init__(self) -> None:
         if len(self.atomic_numbers) != len(self.e0s):
@@ -157,6 +165,9 @@ class ModelConfig:
             raise InputError("radial_per_input applies to the Gaunt convolution (conv_blocks='gaunt') only")
         if self.separate_paths and self.conv_blocks != "e3nn":
             raise InputError("separate_paths applies to the CG convolution (conv_blocks='e3nn') only")
+        if self.distance_transform not in DISTANCE_TRANSFORMS:
+            raise InputError(f"distance_transform must be {' or '.join(map(repr, DISTANCE_TRANSFORMS))}, got "
+                             f"{self.distance_transform!r}")  # fmt: skip
         if self.max_L < 0 or self.max_L > self.max_ell:
             raise InputError(f"max_L must be in 0..max_ell={self.max_ell}, got {self.max_L}")
 
@@ -180,15 +191,18 @@ class _Layer(nn.Module):
         # the CG convolution works in its kernels' rows layout, the linear maps around it read and write that;
         # the modules are made in this order so that a seed gives the same initial weights as before
         self.rows = config.conv_blocks == "e3nn"
+        # messages are divided by the average number of neighbours, or by 1 + a learnt density of them (after linear_a)
+        neighbours = 1.0 if config.density_normalization else config.avg_num_neighbors
         if self.rows:  # the CG blocks' messages have unit moments already: the convolution sum's 1 / avg_num_neighbors
             # applies to its input instead, folded into the weights of the map before it (the convolution is linear)
             self.linear_up = RowsLinear(irreps_in, irreps_in, rows="out", channels=c,
-                                        output_scale=1.0 / config.avg_num_neighbors)  # fmt: skip
+                                        output_scale=1.0 / neighbours)  # fmt: skip
             self.conv = CGConvolution(irreps_in, irreps_sh, irreps_a, separate_paths=config.separate_paths)
         else:
             self.linear_up = EquivariantLinear(irreps_in, irreps_in)
             self.conv = GauntConvolution(irreps_in, irreps_sh, irreps_a, radial_per_input=config.radial_per_input)
         self.radial = RadialMLP(config.num_radial_basis, config.radial_mlp, self.conv.weight_numel, config.silu_scale)
+        self.density = RadialMLP(config.num_radial_basis, (), 1) if config.density_normalization else None
         if self.rows:
             self.linear_a = RowsLinear(self.conv.irreps_out.simplify(), irreps_a, rows="in", channels=c)
         else:
@@ -227,7 +241,7 @@ class _Layer(nn.Module):
         if not self.rows:
             per_irrep = (output_variance(irreps_in, irreps_sh, irreps_a, False) / (4 * math.pi)).rsqrt()
             scale = torch.cat([v.repeat(mul * ir.dim) for v, (mul, ir) in zip(per_irrep, self.conv.irreps_out)])
-            self.register_buffer("conv_scale", scale / config.avg_num_neighbors, persistent=False)
+            self.register_buffer("conv_scale", scale / neighbours, persistent=False)
         self.num_scalars = c
 
     def forward(
@@ -253,6 +267,10 @@ class _Layer(nn.Module):
         if not self.rows:
             a = a * self.conv_scale
         a = self.linear_a(a)
+        if self.density is not None:  # 1 + the sum over each atom's edges of tanh(w . radial features)^2
+            per_pair = torch.tanh(self.density(radial_feats).squeeze(-1) ** 2)  # [U]
+            density = torch.zeros_like(a[:, 0]).index_add(0, edge_index[1], per_pair.index_select(0, edge_pair))
+            a = a / (1.0 + density)[:, None]
         if self.element_mix is not None:
             a = self.element_mix(a, one_hot)
         h_new = self.linear_out(self.product(a, species))
@@ -294,6 +312,8 @@ class GauntMACE(nn.Module):
             layers.append(_Layer(config, irreps_in, o3.Irreps(f"{c}x0e") if last else hidden, last, self_connection))
             irreps_in = o3.Irreps(f"{c}x0e") if last else hidden
         self.layers = nn.ModuleList(layers)
+        transform = DISTANCE_TRANSFORMS[config.distance_transform]
+        self.distance_transform = transform(config.atomic_numbers) if transform is not None else None
         self.pair_repulsion = (
             ZBLRepulsion(config.atomic_numbers, config.num_cutoff_basis) if config.pair_repulsion else None
         )
@@ -334,7 +354,12 @@ class GauntMACE(nn.Module):
         vectors = positions.index_select(0, receiver) + shifts - positions.index_select(0, sender)
         _, lengths = safe_unit_vectors(vectors)
         pair_lengths = lengths.index_select(0, batch.pair_edge)  # an edge and its reverse: one length
-        radial_feats = self.bessel(pair_lengths) * self.cutoff(pair_lengths)[:, None]  # [U, num_radial_basis]
+        basis_lengths = pair_lengths
+        if self.distance_transform is not None:
+            pair_nodes = batch.edge_index.index_select(1, batch.pair_edge)  # the two atoms of each pair
+            pair_species = batch.species[pair_nodes]
+            basis_lengths = self.distance_transform(pair_lengths, pair_species[0], pair_species[1])
+        radial_feats = self.bessel(basis_lengths) * self.cutoff(pair_lengths)[:, None]  # [U, num_radial_basis]
         # one-hot by comparison: F.one_hot checks the range by reading values back, which a CUDA graph capture
         # forbids (the many-body blocks check the species' range, with a clear error, outside captures)
         elements = torch.arange(len(self.config.atomic_numbers), device=batch.species.device)

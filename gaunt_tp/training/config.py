@@ -14,6 +14,7 @@ from gaunt_tp.data.e0s import SCALINGS, e0s_from_text
 from gaunt_tp.devices import torch_device
 from gaunt_tp.dtypes import DTYPES
 from gaunt_tp.errors import InputError
+from gaunt_tp.nn.distance_transform import DISTANCE_TRANSFORMS
 from gaunt_tp.nn.model import CONV_BLOCKS, PRODUCT_BLOCKS
 from gaunt_tp.training.mace_options import (
     ALIASES,
@@ -42,6 +43,7 @@ CHOICES = {
     "loss": ("weighted", "stress", "virials", "huber", "universal"),
     "model": MACE_MODELS,
     "scaling": SCALINGS,
+    "distance_transform": tuple(DISTANCE_TRANSFORMS),
     "optimizer": ("adam", "adamw"),
     "scheduler": ("ReduceLROnPlateau", "ExponentialLR"),
     "default_dtype": DTYPES,
@@ -100,6 +102,8 @@ class TrainConfig:
     scaling: str = "rms_forces_scaling"  # MACE's scale of the network's output (gaunt_tp.data.shift_and_scale)
     first_self_connection: bool | None = None  # None: the model's (False for "MACE", True for "ScaleShiftMACE")
     pair_repulsion: bool = False  # MACE's ZBL repulsion of atoms closer than their covalent radii
+    distance_transform: str = "None"  # MACE's transform of the lengths the radial basis sees
+    density_normalization: bool = False  # messages over 1 + a learnt density of neighbours (MACE's density blocks)
     batch_size: int = 5
     valid_batch_size: int = 10
     max_num_epochs: int = 100
@@ -327,6 +331,10 @@ _HELP_GROUPS: list[tuple[str, dict[str, str]]] = [
                           "(MACE's irreps_mid and parameter count)",
         "pair_repulsion": "add MACE's ZBL pair repulsion (screened Coulomb, cut off at the sum of covalent radii) to "
                           "the site energies: atoms kept apart where the training data has no close contacts",
+        "distance_transform": "transform of the edge lengths the radial basis sees, by the atoms' covalent radii "
+                              "(MACE's): 'None', 'Agnesi' or 'Soft'",
+        "density_normalization": "divide each layer's messages by 1 + a learnt density of neighbours instead of the "
+                                 "average number of neighbours (MACE's RealAgnosticDensity*InteractionBlock)",
     }),
     ("training", {
         "batch_size": "configurations per training step (the global batch under torchrun)",

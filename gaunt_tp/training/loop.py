@@ -451,7 +451,10 @@ def _log_summary(config: TrainConfig, model: GauntMACE, splits: tuple[list, list
              sum(p.numel() for p in model.parameters()), mc.num_channels, mc.max_L, mc.max_ell, mc.correlation,
              mc.num_interactions, mc.r_max, mc.conv_blocks, mc.product_blocks,
              "" if mc.first_self_connection else ", no self-connection in the first layer",
-             ", ZBL pair repulsion" if mc.pair_repulsion else "", mc.avg_num_neighbors,
+             (", ZBL pair repulsion" if mc.pair_repulsion else "")
+             + (f", {mc.distance_transform} distance transform" if mc.distance_transform != "None" else "")
+             + (", messages over a learnt density of neighbours" if mc.density_normalization else ""),
+             mc.avg_num_neighbors,
              mc.energy_shift, mc.energy_scale)  # fmt: skip
 
 

@@ -69,12 +69,17 @@ def test_converted_models_give_mace_torchs_energies_and_forces(name, shared_data
     assert np.abs(_predict(exact, shared_data)["energy"].detach().numpy() - energy).max() > 1e-4
 
 
-def test_a_model_with_the_zbl_repulsion_gives_mace_torchs_energies_and_forces(shared_data, tmp_path):
-    """mace-torch's --pair_repulsion, on ethanol squeezed to 75% (where the repulsion adds eV): energies to 1e-9 eV,
+@pytest.mark.parametrize(
+    "name, transform", [("zbl", "None"), ("agnesi", "Agnesi"), ("soft", "Soft"), ("density", "Agnesi")]
+)
+def test_a_model_with_the_zbl_repulsion_gives_mace_torchs_energies_and_forces(name, transform, shared_data, tmp_path):
+    """mace-torch's --pair_repulsion, without and with each --distance_transform, and with the density-normalised
+    blocks (all three as in MACE-MPA-0), on ethanol squeezed to 75% (where the repulsion adds eV): energies to 1e-9 eV,
     forces to 1e-10 eV/A, also through a model file; without the repulsion the energies are eV away."""
-    state, options, energy, forces = _fixture("zbl")
+    state, options, energy, forces = _fixture(name)
     model = model_from_mace(state, options)
-    assert model.config.pair_repulsion and model.config.first_self_connection
+    assert model.config.pair_repulsion and model.config.first_self_connection == (name != "density")
+    assert model.config.distance_transform == transform and model.config.density_normalization == (name == "density")
     positions = np.load(FIXTURE)["zbl/positions"].reshape(3, -1, 3)
     configs = read_configurations(shared_data / "ethanol" / "train.xyz", index=":3")
     squeezed = [dataclasses.replace(c, positions=p) for c, p in zip(configs, positions)]
@@ -117,11 +122,12 @@ def test_models_gaunt_tp_cannot_read_are_refused_by_name():
         ({}, {"avg_num_neighbors": None}, "options missing: ['avg_num_neighbors']"),
         ({}, {"model": "MACELES"}, "mace-torch model 'MACELES'"),
         ({}, {"interaction": "RealAgnosticAttResidualInteractionBlock"}, "interaction block"),
+        ({}, {"interaction": "RealAgnosticDensityResidualInteractionBlock"}, "by a density of neighbours and of"),
         ({"scale_shift.scale": torch.ones(2)}, {}, "scale (2,) and shift () do not match its 1 heads"),
         ({"atomic_energies_fn.atomic_energies": torch.ones(2, 3)}, {}, "E0s (2, 3) do not match its heads ['Default']"),
         ({"atomic_energies_fn.atomic_energies": torch.ones(2, 3)}, {"heads": None}, "has 2 heads: choose one"),
         ({"num_interactions": torch.tensor(1)}, {}, "one interaction layer"),
-        ({"radial_embedding.distance_transform.a": torch.ones(())}, {}, "distance_transform"),
+        ({"radial_embedding.distance_transform.a": torch.ones(())}, {}, "distance transform gaunt-tp does not know"),
         ({"pair_repulsion_fn.p": torch.tensor(6)}, {}, "envelope power other than its radial basis's"),
         ({"readouts.1.extra.weight": torch.ones(3)}, {}, "parts gaunt-tp does not: ['readouts.1.extra.weight']"),
         ({"radial_embedding.bessel_fn.bessel_weights": torch.ones(4)}, {}, "no Bessel radial basis"),

@@ -342,9 +342,67 @@ def test_pair_repulsion_gives_a_valid_model(ethanol):
     small = model(unsqueezed, compute_forces=False)["energy"] - plain(unsqueezed, compute_forces=False)["energy"]
     assert abs(float(small)) < 0.05 * float(difference)
     old = json.loads(CONFIG.to_json())
-    del old["pair_repulsion"]  # a model file of an earlier gaunt-tp
+    del old["pair_repulsion"], old["distance_transform"], old["density_normalization"]  # of an earlier gaunt-tp
     assert not ModelConfig.from_json(json.dumps(old)).pair_repulsion and GauntMACE(CONFIG).pair_repulsion is None
+    assert ModelConfig.from_json(json.dumps(old)).distance_transform == "None"
+    assert not ModelConfig.from_json(json.dumps(old)).density_normalization
     assert_float32_invariance(model.float(), squeezed[3], seed=18)
+
+
+@pytest.mark.parametrize("blocks", [{}, {"conv_blocks": "e3nn", "product_blocks": "symmetric"}])
+def test_density_normalisation_gives_a_valid_model(blocks, ethanol):
+    """Messages divided by 1 + a learnt density of neighbours (MACE's density blocks) instead of the average number:
+    forces, invariance with inversion in float64 and float32, batching; avg_num_neighbors no longer matters, and an
+    atom's message is that of the same model without the normalisation divided by its 1 + density."""
+    torch.manual_seed(22)
+    config = dataclasses.replace(CONFIG, density_normalization=True, **blocks)
+    assert ModelConfig.from_json(config.to_json()) == config
+    model = GauntMACE(config).double()
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.density.weights[0].normal_()
+    assert_forces_and_invariance(model, ethanol[1], atom=3, axis=1, seed=23)
+    one_by_one = torch.cat([model(graph(c))["energy"] for c in ethanol])
+    torch.testing.assert_close(model(collate([graph(c) for c in ethanol]))["energy"], one_by_one, rtol=0, atol=1e-10)
+    other = GauntMACE(dataclasses.replace(config, avg_num_neighbors=7.0)).double()
+    other.load_state_dict(model.state_dict())
+    torch.testing.assert_close(other(graph(ethanol[0]))["energy"], one_by_one[:1], rtol=0, atol=1e-12)
+    # the first layer's messages against the unnormalised layer's, divided per atom by 1 + sum_edges tanh(w . f)^2
+    g, layer = graph(ethanol[0]), model.layers[0]
+    captured = {}
+    layer.linear_a.register_forward_hook(lambda module, inputs, output: captured.update(a=output))
+    layer.product.register_forward_pre_hook(lambda module, inputs: captured.update(normalised=inputs[0]))
+    model(g, compute_forces=False)
+    sender, receiver = g.edge_index
+    lengths = (g.positions[receiver] + g.shifts - g.positions[sender]).norm(dim=1)
+    feats = model.bessel(lengths) * model.cutoff(lengths)[:, None]
+    density = torch.zeros(g.positions.shape[0], dtype=torch.float64).index_add(
+        0, receiver, torch.tanh((feats @ layer.density.weights[0] / feats.shape[1] ** 0.5).squeeze(-1) ** 2)
+    )
+    expected = captured["a"] / (1 + density)[:, None]
+    if layer.element_mix is not None:
+        expected = layer.element_mix(expected, (g.species[:, None] == torch.arange(3)).double())
+    torch.testing.assert_close(captured["normalised"], expected, rtol=1e-12, atol=1e-12)  # fmt: skip
+    assert_float32_invariance(model.float(), ethanol[3], seed=24)
+
+
+@pytest.mark.parametrize("transform", ["Agnesi", "Soft"])
+def test_distance_transforms_give_a_valid_model(transform, ethanol):
+    """MACE's distance transforms of the radial basis's lengths: forces, invariance with inversion in float64 and
+    float32, batching; the same weights without the transform give other energies; unknown names are refused."""
+    torch.manual_seed(19)
+    config = dataclasses.replace(CONFIG, distance_transform=transform)
+    assert ModelConfig.from_json(config.to_json()) == config
+    model = GauntMACE(config).double()
+    plain = GauntMACE(dataclasses.replace(config, distance_transform="None")).double()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("distance_transform.")})
+    assert_forces_and_invariance(model, ethanol[1], atom=1, axis=1, seed=20)
+    one_by_one = torch.cat([model(graph(c))["energy"] for c in ethanol])
+    torch.testing.assert_close(model(collate([graph(c) for c in ethanol]))["energy"], one_by_one, rtol=0, atol=1e-10)
+    assert (one_by_one - plain(collate([graph(c) for c in ethanol]))["energy"]).abs().min() > 1e-3
+    assert_float32_invariance(model.float(), ethanol[3], seed=21)
+    with pytest.raises(ValueError, match="distance_transform must be 'None' or 'Agnesi' or 'Soft', got 'agnesi'"):
+        dataclasses.replace(CONFIG, distance_transform="agnesi")
 
 
 def assert_float32_invariance(model: GauntMACE, config, seed: int) -> None:

@@ -99,10 +99,12 @@ def test_more_of_maces_flags_translate_or_are_checked(tmp_path, monkeypatch):
     mace = ["--train_file=a.xyz", "--radial_MLP=[32, 16]", "--MLP_irreps=8x0e", "--gate=silu", "--num_workers=4",
             "--scaling=rms_forces_scaling", "--radial_type=bessel", "--pin_memory", "--enable_cueq=False",
             "--compute_avg_num_neighbors=True", "--interaction=RealAgnosticResidualInteractionBlock",
-            "--interaction_first=RealAgnosticResidualInteractionBlock", "--pair_repulsion"]  # fmt: skip
+            "--interaction_first=RealAgnosticResidualInteractionBlock", "--pair_repulsion",
+            "--distance_transform=Agnesi", "--density_normalization"]  # fmt: skip
     config = config_from_args(mace)
     assert (config.radial_mlp, config.readout_hidden) == ((32, 16), 8)
     assert config.pair_repulsion and not config_from_args(["--train_file=a.xyz"]).pair_repulsion
+    assert config.distance_transform == "Agnesi" and config.density_normalization
     assert not {"gate", "num_workers", "MLP_irreps", "radial_MLP", "interaction"} & set(json.loads(config.to_json()))
     assert config.first_self_connection
     plain = config_from_args(["--train_file=a.xyz", "--interaction_first=RealAgnosticInteractionBlock"])
@@ -121,6 +123,7 @@ def test_more_of_maces_flags_translate_or_are_checked(tmp_path, monkeypatch):
                            (["--interaction_first=RealAgnosticInteractionBlock", "--first_self_connection"],
                             "has first_self_connection False, but first_self_connection is True"),
                            (["--compute_avg_num_neighbors=False"], "compute_avg_num_neighbors False"),
+                           (["--distance_transform=agnesi"], "distance_transform must be 'None' or 'Agnesi' or"),
                            (["--MLP_irreps=16x1o"], "readout has hidden scalars alone"),
                            (["--MLP_irreps=16x0e", "--readout_hidden=8"], "readout_hidden 16, but readout_hidden is 8"),
                            (["--radial_MLP=[64, 0]"], "radial_mlp must be a list of integers >= 1"),
