@@ -94,8 +94,8 @@ def model_from_mace(
 
 def read_mace_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
     """The state dict and :data:`MACE_OPTIONS` (and the heads' names) of the mace-torch model file ``path`` (a pickled
-    model, as
-    ``mace_run_train`` writes it; loading it runs mace-torch's code, so it needs mace-torch and a trusted file)."""
+    model, as ``mace_run_train`` writes it; loading it runs mace-torch's code, so it needs mace-torch and a trusted
+    file)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such mace-torch model file")
@@ -239,14 +239,20 @@ def _weights(
         copy[dst + "linear_out.weight"] = f"products.{i}.linear.weight"
         last = i == config.num_interactions - 1
         if last:
-            k, first, second = config.readout_hidden, f"readouts.{i}.linear_1.weight", f"readouts.{i}.linear_2.weight"
+            width, first, second = (
+                config.readout_hidden,
+                f"readouts.{i}.linear_1.weight",
+                f"readouts.{i}.linear_2.weight",
+            )
             copy[dst + "readout.0.weight"], copy[dst + "readout.2.weight"] = first, second
-            source[first] = _one_head(state[first], first, heads, head, k)
-            # the second map: from the heads' hidden units (each head reads its own k) to one output per head; e3nn
-            # divides by the square root of the number of inputs, heads * k there and k here
-            if state[second].numel() != heads * k * heads:
-                raise InputError(f"mace-torch {second}: {state[second].numel()} weights, not {heads} heads' {k} x 1")
-            source[second] = state[second].reshape(heads, k, heads)[head, :, head] / heads**0.5
+            source[first] = _one_head(state[first], first, heads, head, width)
+            # the second map: from the heads' hidden units (each head reads its own) to one output per head; e3nn
+            # divides by the square root of the number of inputs, heads * width there and width here
+            if state[second].numel() != heads * width * heads:
+                raise InputError(
+                    f"mace-torch {second}: {state[second].numel()} weights, not {heads} heads' {width} x 1"
+                )
+            source[second] = state[second].reshape(heads, width, heads)[head, :, head] / heads**0.5
         else:
             key = copy[dst + "readout.weight"] = f"readouts.{i}.linear.weight"
             source[key] = _one_head(state[key], key, heads, head, 1)
