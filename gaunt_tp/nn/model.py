@@ -3,15 +3,16 @@
 Per layer (as in MACE, arXiv 2206.07697): node features are mixed channel-wise, convolved
 with the edge harmonics weighted by a radial MLP (:class:`gaunt_tp.ops.GauntConvolution`, each
 output degree scaled so that one edge's message has unit second moment for unit inputs, as
-e3nn's normalised products give MACE, then divided by the average number of neighbours),
+e3nn's normalised products give MACE, then divided by the average number of neighbours, or optionally by 1 + a
+learnt density of them),
 combined into many-body features with element-dependent weights
 (:class:`gaunt_tp.nn.GauntManyBody`), mixed again and added to an element-dependent
 self-connection (optionally not in the first layer, as in mace-torch's ``--model MACE``, which maps the convolution's
 output per element there instead). Each layer's scalars are read out to site energies (optionally with a ZBL
 repulsion of close atoms added, :mod:`gaunt_tp.nn.repulsion`); the total energy is their sum plus the isolated-atom
-energies E0. Forces are minus the
-gradient of the energy with respect to the positions; the stress is the derivative with
-respect to a homogeneous strain, divided by the cell volume.
+energies E0. The radial basis may see the lengths through one of MACE's transforms
+(:mod:`gaunt_tp.nn.distance_transform`). Forces are minus the gradient of the energy with respect to the positions;
+the stress is the derivative with respect to a homogeneous strain, divided by the cell volume.
 """
 
 from __future__ import annotations
@@ -170,6 +171,15 @@ class ModelConfig:
                              f"{self.distance_transform!r}")  # fmt: skip
         if self.max_L < 0 or self.max_L > self.max_ell:
             raise InputError(f"max_L must be in 0..max_ell={self.max_ell}, got {self.max_L}")
+
+    def optional_parts(self) -> list[str]:
+        """The parts this model has beyond gaunt-tp's defaults, in words (for logs)."""
+        return [text for text, present in (
+            ("no self-connection in the first layer", not self.first_self_connection),
+            ("ZBL pair repulsion", self.pair_repulsion),
+            (f"{self.distance_transform} distance transform", self.distance_transform != "None"),
+            ("messages over a learnt density of neighbours", self.density_normalization),
+        ) if present]  # fmt: skip
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -52,10 +52,9 @@ def _import_mace(argv: list[str]) -> int:
     c = model.config
     logging.getLogger("gaunt_tp.import").info(
         "%s: %d parameters; elements Z=%s, %d channels, max_L %d, max_ell %d, correlation %d, %d interactions, "
-        "r_max %g A, first layer %s a self-connection%s%s", args.output, sum(p.numel() for p in model.parameters()),
-        list(c.atomic_numbers), c.num_channels, c.max_L, c.max_ell, c.correlation, c.num_interactions, c.r_max,
-        "with" if c.first_self_connection else "without", ", ZBL pair repulsion" if c.pair_repulsion else "",
-        f", head {args.head!r}" if args.head else "",
+        "r_max %g A%s%s", args.output, sum(p.numel() for p in model.parameters()), list(c.atomic_numbers),
+        c.num_channels, c.max_L, c.max_ell, c.correlation, c.num_interactions, c.r_max,
+        "".join(f", {part}" for part in c.optional_parts()), f"; head {args.head!r}" if args.head else "",
     )  # fmt: skip
     return 0
 

@@ -446,15 +446,11 @@ def _log_summary(config: TrainConfig, model: GauntMACE, splits: tuple[list, list
              sum(g.positions.shape[0] for g in train_g), len(valid_g), len(test_g))  # fmt: skip
     log.info("elements Z=%s, E0s %s eV", list(mc.atomic_numbers), ", ".join(f"{e:.6g}" for e in mc.e0s))
     log.info("model: %d parameters; %d channels, max_L %d, max_ell %d, correlation %d, %d interactions, r_max %g A, "
-             "%s convolution, %s products%s%s; %.2f neighbours per atom on average, shift %.4g eV/atom, "
+             "%s convolution, %s products%s; %.2f neighbours per atom on average, shift %.4g eV/atom, "
              "scale %.4g eV/A",
              sum(p.numel() for p in model.parameters()), mc.num_channels, mc.max_L, mc.max_ell, mc.correlation,
              mc.num_interactions, mc.r_max, mc.conv_blocks, mc.product_blocks,
-             "" if mc.first_self_connection else ", no self-connection in the first layer",
-             (", ZBL pair repulsion" if mc.pair_repulsion else "")
-             + (f", {mc.distance_transform} distance transform" if mc.distance_transform != "None" else "")
-             + (", messages over a learnt density of neighbours" if mc.density_normalization else ""),
-             mc.avg_num_neighbors,
+             "".join(f", {part}" for part in mc.optional_parts()), mc.avg_num_neighbors,
              mc.energy_shift, mc.energy_scale)  # fmt: skip
 
 

@@ -324,6 +324,7 @@ def test_pair_repulsion_gives_a_valid_model(ethanol):
     torch.manual_seed(16)
     config = dataclasses.replace(CONFIG, pair_repulsion=True, energy_scale=1.7, energy_shift=-0.2)
     assert ModelConfig.from_json(config.to_json()) == config
+    assert config.optional_parts() == ["ZBL pair repulsion"] and CONFIG.optional_parts() == []
     model = GauntMACE(config).double()
     plain = GauntMACE(dataclasses.replace(config, pair_repulsion=False)).double()
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("pair_repulsion.")})
@@ -391,8 +392,13 @@ def test_distance_transforms_give_a_valid_model(transform, ethanol):
     """MACE's distance transforms of the radial basis's lengths: forces, invariance with inversion in float64 and
     float32, batching; the same weights without the transform give other energies; unknown names are refused."""
     torch.manual_seed(19)
-    config = dataclasses.replace(CONFIG, distance_transform=transform)
+    config = dataclasses.replace(CONFIG, distance_transform=transform, density_normalization=True)
     assert ModelConfig.from_json(config.to_json()) == config
+    assert config.optional_parts() == [
+        f"{transform} distance transform",
+        "messages over a learnt density of neighbours",
+    ]
+    config = dataclasses.replace(config, density_normalization=False)
     model = GauntMACE(config).double()
     plain = GauntMACE(dataclasses.replace(config, distance_transform="None")).double()
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("distance_transform.")})
