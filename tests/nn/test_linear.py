@@ -12,6 +12,7 @@ LINEAR_CASES = [
     ("3x1e + 2x0o", "2x0o + 4x1e"),  # unnatural parities, outputs in another order
     ("0x0e + 4x1o + 2x0e", "2x1o + 3x0e + 0x2e"),  # multiplicity 0: no weights, as in e3nn
 ]
+# the scalar blocks go through (x outer elements) @ W, the others through each atom's weights elements @ W first
 ELEMENT_CASES = [
     ("4x0e + 4x1o", "4x0e + 4x1o + 4x2e"),
     ("4x0e", "4x0e + 4x1o"),
