@@ -116,8 +116,10 @@ def test_rows_linear(rows):
     [{"conv_blocks": "gaunt"}, {"conv_blocks": "e3nn"}, {"conv_blocks": "e3nn", "product_blocks": "symmetric"},
      {"conv_blocks": "e3nn", "product_blocks": "symmetric", "separate_paths": True},
      {"conv_blocks": "e3nn", "product_blocks": "symmetric", "separate_paths": True, "first_self_connection": False,
-      "silu_scale": 1.6791767923989418}],
-    ids=["gaunt", "e3nn", "symmetric-e3nn", "symmetric-e3nn-separate", "converted-mace"],
+      "silu_scale": 1.6791767923989418},
+     {"conv_blocks": "e3nn", "product_blocks": "symmetric", "separate_paths": True, "pair_repulsion": True,
+      "distance_transform": "Agnesi", "density_normalization": True}],
+    ids=["gaunt", "e3nn", "symmetric-e3nn", "symmetric-e3nn-separate", "converted-mace", "zbl-agnesi-density"],
 )  # fmt: skip
 def test_model_energy_forces_and_stress(options):
     config = ModelConfig(atomic_numbers=(1, 8), e0s=(-1.0, -2.0), r_max=3.0, max_ell=2, num_channels=8, max_L=1,
@@ -143,8 +145,11 @@ def test_model_energy_forces_and_stress(options):
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"conv_blocks": "e3nn", "product_blocks": "symmetric"}], ids=["gaunt", "symmetric-e3nn"]
-)
+    "options",
+    [{}, {"conv_blocks": "e3nn", "product_blocks": "symmetric"},
+     {"pair_repulsion": True, "distance_transform": "Soft", "density_normalization": True}],
+    ids=["gaunt", "symmetric-e3nn", "zbl-soft-density"],
+)  # fmt: skip
 def test_captured_training_step_trains_like_the_eager_one(options):
     """GraphedStep's CUDA graph (padded batches of other sizes, a second graph for stage two's weights) gives the
     eager step's losses and, after AMSGrad steps, its weights."""

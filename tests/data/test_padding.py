@@ -49,8 +49,11 @@ def loss_and_gradients(model: GauntMACE, batch, weights) -> tuple[dict, torch.Te
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"product_blocks": "symmetric", "conv_blocks": "e3nn"}], ids=["gaunt", "symmetric-e3nn"]
-)
+    "options",
+    [{}, {"product_blocks": "symmetric", "conv_blocks": "e3nn"},
+     {"pair_repulsion": True, "distance_transform": "Agnesi", "density_normalization": True}],
+    ids=["gaunt", "symmetric-e3nn", "zbl-agnesi-density"],
+)  # fmt: skip
 @pytest.mark.parametrize("members", [[0, 3, 4], [1], [3, 2]], ids=["three", "one", "periodic-first"])
 def test_padding_changes_no_real_result(graphs, options, members):
     torch.manual_seed(1)
