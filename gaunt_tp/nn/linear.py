@@ -226,10 +226,11 @@ class ElementLinear(nn.Module):
     e3nn's ``FullyConnectedTensorProduct(irreps_in, f"{num_elements}x0e", irreps_out)`` with a
     one-hot second input (MACE's self-connection): ``W_ije`` is ``[mul_i, num_elements, mul_j]``
     for equal irreps i, j, initialised N(0, 1); ``fan_in_j = num_elements * sum_i mul_i``. The
-    second input may be any ``[n, num_elements]`` scalars, not only one-hot rows. Each block is contracted in the
-    cheaper order: scalars (and one element) as ``(x outer elements) @ W``; vectors and higher with each atom's
-    weights ``elements @ W`` first (k a b + a b d operations per atom instead of a k d b, for k elements, a inputs, b
-    outputs of dimension d: with MACE-MP-0's 89 elements and 128 channels, 4-15x faster per block for d = 3-7).
+    second input may be any ``[n, num_elements]`` scalars, not only one-hot rows. A block of a inputs and b outputs
+    of dimension d, for k elements, is ``(x outer elements) @ W`` (a k d b operations per atom, a k d numbers kept),
+    or, where that is both cheaper and smaller (k + d < k d and b < k d: many elements, as MACE-MP-0's 89, 4-15x
+    faster per block with 128 channels and d = 3-7), each atom's weights ``elements @ W`` first (k a b + a b d
+    operations, a b numbers).
 
     Args:
         irreps_in, irreps_out: e3nn Irreps (or strings).
@@ -280,7 +281,9 @@ class ElementLinear(nn.Module):
             self.instructions, self.shapes, _blocks(self.weight, self.tables, self.block_shapes)
         ):
             d = self.in_blocks[i][1]
-            if k + d < k * d:  # each atom's weights first (k a b + a b d per atom, against a k d b the other way)
+            # each atom's weights first where that takes fewer operations (k a b + a b d per atom against a k d b) and
+            # less memory (a b per atom against a k d)
+            if k + d < k * d and k * d > w.shape[1]:
                 # elements [n, k] times the weights [a, k, b] (e3nn's order: input channel, then element) -> [n, a, b]
                 per_atom = (elements @ w.view(a, k, -1).transpose(0, 1).reshape(k, -1)).view(n, a, -1)
                 term = torch.bmm(parts[i].reshape(n, a, d).transpose(1, 2), per_atom).transpose(1, 2)
