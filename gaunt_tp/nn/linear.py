@@ -277,15 +277,15 @@ class ElementLinear(nn.Module):
             raise ValueError(f"elements must be [n, num_elements] = [{n}, {k}], got {tuple(elements.shape)}")
         parts = _split(x, self.in_blocks)
         outs: list[torch.Tensor | None] = [None] * len(self.out_blocks)
-        for (i, j), (a, _), w in zip(
+        for (i, j), (a, b), w in zip(
             self.instructions, self.shapes, _blocks(self.weight, self.tables, self.block_shapes)
         ):
             d = self.in_blocks[i][1]
             # each atom's weights first where that takes fewer operations (k a b + a b d per atom against a k d b) and
             # less memory (a b per atom against a k d)
-            if k + d < k * d and k * d > w.shape[1]:
+            if k + d < k * d and k * d > b:
                 # elements [n, k] times the weights [a, k, b] (e3nn's order: input channel, then element) -> [n, a, b]
-                per_atom = (elements @ w.view(a, k, -1).transpose(0, 1).reshape(k, -1)).view(n, a, -1)
+                per_atom = (elements @ w.view(a, k, b).transpose(0, 1).reshape(k, a * b)).view(n, a, b)
                 term = torch.bmm(parts[i].reshape(n, a, d).transpose(1, 2), per_atom).transpose(1, 2)
             else:  # x_i [n, a, d] times elements [n, k] -> [n, a k, d], then one product with the weights
                 xe = (parts[i].reshape(n, a, 1, d) * elements.view(n, 1, k, 1)).reshape(n, a * k * d)
