@@ -30,9 +30,9 @@ import torch
 from gaunt_tp.errors import InputError
 from gaunt_tp.math.symmetric_powers import equivariant_polynomials, monomials, symmetriser
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
-from gaunt_tp.training.mace_options import PLAIN_BLOCK, RESIDUAL_BLOCK
+from gaunt_tp.training.mace_options import BLOCKS
 
-__all__ = ["BLOCKS", "HEADS_OPTION", "MACE_OPTIONS", "model_from_mace", "read_mace_model"]
+__all__ = ["HEADS_OPTION", "MACE_OPTIONS", "model_from_mace", "read_mace_model"]
 
 # what a mace-torch model holds outside its state dict, as read_mace_model returns it
 MACE_OPTIONS = {
@@ -45,13 +45,6 @@ MACE_OPTIONS = {
 }
 # optional: the names of a model's heads (mace-torch's ``model.heads``), by which a head is chosen
 HEADS_OPTION = "heads"
-# mace-torch's interaction blocks gaunt-tp's layers are: (with a self-connection, density-normalised messages)
-BLOCKS = {
-    PLAIN_BLOCK: (False, False),
-    RESIDUAL_BLOCK: (True, False),
-    "RealAgnosticDensityInteractionBlock": (False, True),
-    "RealAgnosticDensityResidualInteractionBlock": (True, True),
-}
 # buffers of mace-torch that gaunt-tp computes itself (the radial basis's constants, e3nn's masks and coupling tables)
 _RECOMPUTED = ("bessel_fn.r_max", "bessel_fn.prefactor", "_zeroed", "output_mask", "._w3j_")
 

@@ -8,8 +8,8 @@ import os
 from gaunt_tp.errors import InputError
 from gaunt_tp.training.option_values import typed
 
-__all__ = ["ALIASES", "MACE_BOOLEANS", "MACE_MODELS", "MACE_SPELLINGS", "PLAIN_BLOCK", "RESIDUAL_BLOCK",
-           "SELF_CONNECTION", "hidden_irreps_shape", "translate_mace_spellings"]  # fmt: skip
+__all__ = ["ALIASES", "BLOCKS", "MACE_BOOLEANS", "MACE_MODELS", "MACE_SPELLINGS", "PLAIN_BLOCK", "RESIDUAL_BLOCK",
+           "hidden_irreps_shape", "translate_mace_spellings"]  # fmt: skip
 
 # MACE's model names (TrainConfig.model): both scale by the RMS force; "ScaleShiftMACE" shifts by the training set's
 # mean interaction energy per atom, "MACE" (mace-torch's default) does not and, in mace-torch 0.3.16, builds its first
@@ -20,8 +20,14 @@ MACE_MODELS = ("ScaleShiftMACE", "MACE")
 # by default) and without (the first layer with first_self_connection false)
 RESIDUAL_BLOCK = "RealAgnosticResidualInteractionBlock"
 PLAIN_BLOCK = "RealAgnosticInteractionBlock"
-# each block's first_self_connection (MACE's --interaction_first; the first block of a mace-torch model)
-SELF_CONNECTION = {RESIDUAL_BLOCK: True, PLAIN_BLOCK: False}
+# each block as (first_self_connection, density_normalization): MACE's --interaction_first and --interaction, the
+# blocks of a mace-torch model (those without a self-connection come first only)
+BLOCKS = {
+    RESIDUAL_BLOCK: (True, False),
+    PLAIN_BLOCK: (False, False),
+    "RealAgnosticDensityResidualInteractionBlock": (True, True),
+    "RealAgnosticDensityInteractionBlock": (False, True),
+}
 
 # second flag names, as in MACE's command line (which renamed "SWA" to "stage two")
 ALIASES = {
@@ -43,10 +49,12 @@ MACE_SPELLINGS = {
     "MLP_irreps": "MACE's form of --readout_hidden: 'N x 0e'",
     "gate": "MACE's readout nonlinearity: 'silu', the one gaunt-tp has",
     "radial_type": "MACE's radial basis: 'bessel', the one gaunt-tp has",
-    "interaction": f"MACE's interaction block: '{RESIDUAL_BLOCK}', the one gaunt-tp has (an element-dependent "
-                   "self-connection added to each layer's many-body features)",
+    "interaction": f"MACE's interaction block after the first: '{RESIDUAL_BLOCK}' (an element-dependent "
+                   "self-connection added to each layer's many-body features) or "
+                   "'RealAgnosticDensityResidualInteractionBlock' (the same, --density_normalization true)",
     "interaction_first": f"MACE's first interaction block: '{RESIDUAL_BLOCK}' (--first_self_connection true) or "
-                         f"'{PLAIN_BLOCK}' (false)",
+                         f"'{PLAIN_BLOCK}' (false), or their density versions 'RealAgnosticDensityResidualInteraction"
+                         "Block' and 'RealAgnosticDensityInteractionBlock' (--density_normalization true)",
     "compute_avg_num_neighbors": "accepted as true (MACE's default): the average is always taken from the training set",
     "enable_cueq": "accepted as false: gaunt-tp runs its own C kernels on CPUs and PyTorch on GPUs, not cuEquivariance",
     "distributed": "accepted for MACE's command lines: data-parallel training follows from torchrun's environment "
@@ -57,7 +65,6 @@ MACE_SPELLINGS = {
 
 # MACE's spellings that are checked and dropped: the values gaunt-tp's one model has (None: any value of the type)
 MACE_FIXED = {"save_cpu": None, "gate": "silu", "radial_type": "bessel",
-              "interaction": RESIDUAL_BLOCK,
               "compute_avg_num_neighbors": True, "enable_cueq": False, "distributed": None, "num_workers": None,
               "pin_memory": None}  # fmt: skip
 MACE_BOOLEANS = {"save_cpu", "compute_avg_num_neighbors", "enable_cueq", "distributed", "pin_memory"}
@@ -82,9 +89,10 @@ def hidden_irreps_shape(text: str) -> tuple[int, int]:
 
 
 def translate_mace_spellings(values: dict) -> None:
-    """Turn MACE's ``hidden_irreps`` into ``num_channels`` and ``max_L``, ``MLP_irreps`` into ``readout_hidden`` and
-    ``interaction_first`` into ``first_self_connection`` (an error where those are also given and differ), check the
-    options of ``MACE_FIXED`` and drop them, in place."""
+    """Turn MACE's ``hidden_irreps`` into ``num_channels`` and ``max_L``, ``MLP_irreps`` into ``readout_hidden``,
+    ``interaction_first`` into ``first_self_connection`` and ``density_normalization``, and ``interaction`` into
+    ``density_normalization`` (an error where those are also given and differ), check the options of ``MACE_FIXED``
+    and drop them, in place."""
     for name, fixed in MACE_FIXED.items():  # checked, as a YAML file may hold anything, and dropped
         if name not in values:
             continue
@@ -98,11 +106,18 @@ def translate_mace_spellings(values: dict) -> None:
     mlp = values.pop("MLP_irreps", None)
     if mlp is not None:
         _translate(values, "MLP_irreps", str(mlp), {"readout_hidden": _scalar_width(str(mlp))})
-    first = values.pop("interaction_first", None)
-    if first is not None:
-        if first not in SELF_CONNECTION:
-            raise InputError(f"interaction_first must be {' or '.join(map(repr, SELF_CONNECTION))}, got {first!r}")
-        _translate(values, "interaction_first", str(first), {"first_self_connection": SELF_CONNECTION[first]})
+    for name in ("interaction_first", "interaction"):
+        block = values.pop(name, None)
+        if block is None:
+            continue
+        allowed = [b for b, (connected, _) in BLOCKS.items() if name == "interaction_first" or connected]
+        if block not in allowed:
+            raise InputError(f"{name} must be {' or '.join(map(repr, allowed))}, got {block!r}")
+        connected, density = BLOCKS[block]
+        implied = {"density_normalization": density}
+        if name == "interaction_first":
+            implied["first_self_connection"] = connected
+        _translate(values, name, str(block), implied)
     text = values.pop("hidden_irreps", None)
     if text is not None:
         _translate(

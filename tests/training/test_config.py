@@ -100,11 +100,14 @@ def test_more_of_maces_flags_translate_or_are_checked(tmp_path, monkeypatch):
             "--scaling=rms_forces_scaling", "--radial_type=bessel", "--pin_memory", "--enable_cueq=False",
             "--compute_avg_num_neighbors=True", "--interaction=RealAgnosticResidualInteractionBlock",
             "--interaction_first=RealAgnosticResidualInteractionBlock", "--pair_repulsion",
-            "--distance_transform=Agnesi", "--density_normalization"]  # fmt: skip
+            "--distance_transform=Agnesi"]  # fmt: skip
     config = config_from_args(mace)
     assert (config.radial_mlp, config.readout_hidden) == ((32, 16), 8)
     assert config.pair_repulsion and not config_from_args(["--train_file=a.xyz"]).pair_repulsion
-    assert config.distance_transform == "Agnesi" and config.density_normalization
+    assert config.distance_transform == "Agnesi" and not config.density_normalization
+    density = config_from_args(["--train_file=a.xyz", "--interaction_first=RealAgnosticDensityInteractionBlock",
+                                "--interaction=RealAgnosticDensityResidualInteractionBlock"])  # fmt: skip
+    assert density.density_normalization and not density.first_self_connection
     assert not {"gate", "num_workers", "MLP_irreps", "radial_MLP", "interaction"} & set(json.loads(config.to_json()))
     assert config.first_self_connection
     plain = config_from_args(["--train_file=a.xyz", "--interaction_first=RealAgnosticInteractionBlock"])
@@ -119,7 +122,15 @@ def test_more_of_maces_flags_translate_or_are_checked(tmp_path, monkeypatch):
                            (["--enable_cueq"], "enable_cueq True: gaunt-tp has False alone"),
                            (["--interaction_first=RealAgnosticAttResidualInteractionBlock"],
                             "interaction_first must be 'RealAgnosticResidualInteractionBlock' or "
-                            "'RealAgnosticInteractionBlock', got 'RealAgnosticAttResidualInteractionBlock'"),
+                            "'RealAgnosticInteractionBlock' or 'RealAgnosticDensityResidualInteractionBlock' or "
+                            "'RealAgnosticDensityInteractionBlock', got 'RealAgnosticAttResidualInteractionBlock'"),
+                           (["--interaction=RealAgnosticInteractionBlock"],
+                            "interaction must be 'RealAgnosticResidualInteractionBlock' or "
+                            "'RealAgnosticDensityResidualInteractionBlock', got 'RealAgnosticInteractionBlock'"),
+                           (["--interaction_first=RealAgnosticResidualInteractionBlock",
+                             "--interaction=RealAgnosticDensityResidualInteractionBlock"],
+                            "interaction 'RealAgnosticDensityResidualInteractionBlock' has density_normalization True, "
+                            "but density_normalization is False"),
                            (["--interaction_first=RealAgnosticInteractionBlock", "--first_self_connection"],
                             "has first_self_connection False, but first_self_connection is True"),
                            (["--compute_avg_num_neighbors=False"], "compute_avg_num_neighbors False"),
