@@ -14,9 +14,10 @@ The constants are buffers, read from a converted model's weights so that they ke
 
 from __future__ import annotations
 
-import ase.data
 import torch
 from torch import nn
+
+from gaunt_tp.nn.radial import covalent_radii
 
 __all__ = ["DISTANCE_TRANSFORMS", "AgnesiTransform", "SoftTransform"]
 
@@ -27,8 +28,7 @@ class _Transform(nn.Module):
 
     def __init__(self, atomic_numbers: tuple[int, ...], constants: tuple[float, ...]) -> None:
         super().__init__()
-        radii = torch.tensor(ase.data.covalent_radii, dtype=torch.float64)[list(atomic_numbers)]
-        self.register_buffer("radii", radii)
+        self.register_buffer("radii", covalent_radii(atomic_numbers))
         self.register_buffer("constants", torch.tensor(constants, dtype=torch.float64))
 
     def sums(self, lengths: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:

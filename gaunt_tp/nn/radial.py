@@ -9,7 +9,7 @@ from torch import nn
 
 from gaunt_tp.nn.activation import silu_factor
 
-__all__ = ["BesselBasis", "PolynomialCutoff", "RadialMLP", "polynomial_envelope"]
+__all__ = ["BesselBasis", "PolynomialCutoff", "RadialMLP", "covalent_radii", "polynomial_envelope"]
 
 
 class BesselBasis(nn.Module):
@@ -58,6 +58,14 @@ def polynomial_envelope(x: torch.Tensor, p: float) -> torch.Tensor:
     a, b, c = (p + 1) * (p + 2) / 2, p * (p + 2), p * (p + 1) / 2
     envelope = 1.0 + x**p * (x * (b - c * x) - a)  # Horner's form: fewer operations, forward and backward
     return envelope * (x < 1.0)
+
+
+def covalent_radii(atomic_numbers: tuple[int, ...]) -> torch.Tensor:
+    """ASE's covalent radii (``ase.data.covalent_radii``, Angstrom) of ``atomic_numbers``, float64 ``[elements]``: the
+    length scale of MACE's ZBL repulsion and distance transforms."""
+    import ase.data
+
+    return torch.tensor(ase.data.covalent_radii, dtype=torch.float64)[list(atomic_numbers)]
 
 
 class RadialMLP(nn.Module):

@@ -16,11 +16,10 @@ takes half of V. It stops atoms fusing in MD where the training data has no clos
 
 from __future__ import annotations
 
-import ase.data
 import torch
 from torch import nn
 
-from gaunt_tp.nn.radial import polynomial_envelope
+from gaunt_tp.nn.radial import covalent_radii, polynomial_envelope
 
 __all__ = ["ZBLRepulsion"]
 
@@ -52,7 +51,7 @@ class ZBLRepulsion(nn.Module):
         self.p = float(p)
         zs = torch.tensor(atomic_numbers, dtype=torch.float64)
         self.register_buffer("numbers", zs)
-        self.register_buffer("radii", torch.tensor(ase.data.covalent_radii, dtype=torch.float64)[zs.long()])
+        self.register_buffer("radii", covalent_radii(atomic_numbers))
         self.register_buffer("coefficients", torch.tensor(COEFFICIENTS, dtype=torch.float64))
         self.register_buffer("screening", torch.tensor(SCREENING, dtype=torch.float64))
 
