@@ -69,6 +69,22 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ethanol" / "tr
 DATA_3BPA = Path(__file__).resolve().parents[2] / "shared" / "data" / "3bpa" / "train_300K.xyz"
 
 
+def mace_batch(
+    configs: list[Configuration], zs: list[int], cutoff: float, head: str | None = None, heads: list[str] | None = None
+) -> dict:
+    """mace-torch's input batch (its ``AtomicData`` collated, as a dict) of ``configs`` with elements ``zs`` (``head``
+    of ``heads`` for a multi-head model; mace-torch's modules are imported here, in its environment)."""
+    from mace import data, tools
+    from mace.tools.torch_geometric.batch import Batch
+
+    table = tools.AtomicNumberTable(zs)
+    items = [data.AtomicData.from_config(
+        data.Configuration(atomic_numbers=c.atomic_numbers, positions=c.positions, cell=c.cell, pbc=tuple(c.pbc),
+                           properties={}, property_weights={}, head=head or "Default"),
+        z_table=table, cutoff=cutoff, heads=heads) for c in configs]  # fmt: skip
+    return Batch.from_data_list(items).to_dict()
+
+
 def mace_model(
     size: dict,
     first: str,
@@ -117,19 +133,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     torch.set_default_dtype(torch.float64)  # mace-torch's data and models take the default dtype
-    from mace import data, tools
-    from mace.tools.torch_geometric.batch import Batch
-
     configs = read_configurations(DATA, index=":5")
     rows = []
     for size_name, size in SIZES.items():
         ours_in = collate([to_graph(c, ElementTable(ZS), size["r_max"], torch.float64) for c in configs])
-        table = tools.AtomicNumberTable(ZS)
-        items = [data.AtomicData.from_config(
-            data.Configuration(atomic_numbers=c.atomic_numbers, positions=c.positions, cell=c.cell, pbc=c.pbc,
-                               properties={}, property_weights={}), z_table=table, cutoff=size["r_max"])
-            for c in configs]  # fmt: skip
-        theirs_in = Batch.from_data_list(items).to_dict()
+        theirs_in = mace_batch(configs, ZS, size["r_max"])
         for first in ("RealAgnosticInteractionBlock", "RealAgnosticResidualInteractionBlock"):
             mace = mace_model(size, first, seed=0)
             theirs = mace(dict(theirs_in), compute_force=True)
@@ -148,8 +156,8 @@ def main() -> None:
                 rows.append(row)
                 print(f"{size_name:13s} {first:37s} SiLU {constant:20s} dE {row['max_abs_dE_eV']:.1e} eV, dF "
                       f"{row['max_abs_dF_eV_per_A']:.1e} eV/A (|F| up to {row['max_abs_F_eV_per_A']:.2f})")  # fmt: skip
-    periodic = _periodic(data, tools, Batch)
-    timing = _timing(args.budget, data, tools, Batch)
+    periodic = _periodic()
+    timing = _timing(args.budget)
     report = {"sizes": SIZES, "rows": rows, "periodic": periodic, "timed_size": TIMED, "threads": args.threads,
               "timing": timing}  # fmt: skip
     out = Path(__file__).resolve().parent / "results" / "mace_equivalence.json"
@@ -159,21 +167,17 @@ def main() -> None:
              baseline="mace-torch")  # fmt: skip
 
 
-def _periodic(data, tools, batch_cls) -> list[dict]:  # noqa: ANN001 (mace-torch's modules)
+def _periodic() -> list[dict]:
     """Energy, forces and stress of a periodic, sheared 9-atom cell (the small size, both first blocks)."""
     size = SIZES["small"]
     cell = np.array([[6.0, 0.3, 0.0], [0.0, 5.5, 0.2], [0.1, 0.0, 6.2]])
     box = Configuration(atomic_numbers=np.array([8, 1, 1, 6, 1, 1, 8, 1, 1]), cell=cell, pbc=(True, True, True),
                         positions=np.random.default_rng(0).random((9, 3)) * 5.5)  # fmt: skip
-    item = data.AtomicData.from_config(
-        data.Configuration(atomic_numbers=box.atomic_numbers, positions=box.positions, cell=cell, pbc=box.pbc,
-                           properties={}, property_weights={}),
-        z_table=tools.AtomicNumberTable(ZS), cutoff=size["r_max"],
-    )  # fmt: skip
+
     rows = []
     for first in ("RealAgnosticInteractionBlock", "RealAgnosticResidualInteractionBlock"):
         mace = mace_model(size, first, seed=0)
-        theirs = mace(batch_cls.from_data_list([item]).to_dict(), compute_force=True, compute_stress=True)
+        theirs = mace(mace_batch([box], ZS, size["r_max"]), compute_force=True, compute_stress=True)
         with tempfile.TemporaryDirectory() as folder:
             torch.save(mace, Path(folder) / "mace.model")
             model = model_from_mace(*read_mace_model(Path(folder) / "mace.model"))
@@ -188,24 +192,19 @@ def _periodic(data, tools, batch_cls) -> list[dict]:  # noqa: ANN001 (mace-torch
     return rows
 
 
-def _timing(budget: float, data, tools, batch_cls) -> dict:  # noqa: ANN001 (mace-torch's modules)
+def _timing(budget: float) -> dict:
     """Median seconds of energy and forces for mace-torch and its converted model, one and five molecules."""
     zs = [1, 6, 7, 8]
     mace = mace_model(TIMED, "RealAgnosticInteractionBlock", seed=1, zs=zs)
     with tempfile.TemporaryDirectory() as folder:
         torch.save(mace, Path(folder) / "mace.model")
         ours = model_from_mace(*read_mace_model(Path(folder) / "mace.model"))
-    table = tools.AtomicNumberTable(zs)
     out = {}
     molecules = read_configurations(DATA_3BPA, index=":5")
     for count in (1, 5):
         picked = molecules[:count]
         ours_in = collate([to_graph(c, ElementTable(zs), TIMED["r_max"], torch.float64) for c in picked])
-        items = [data.AtomicData.from_config(
-            data.Configuration(atomic_numbers=c.atomic_numbers, positions=c.positions, cell=c.cell, pbc=c.pbc,
-                               properties={}, property_weights={}), z_table=table, cutoff=TIMED["r_max"])
-            for c in picked]  # fmt: skip
-        theirs_in = batch_cls.from_data_list(items).to_dict()
+        theirs_in = mace_batch(picked, zs, TIMED["r_max"])
         times = time_interleaved(
             {"mace-torch": lambda: mace(dict(theirs_in), compute_force=True), "gaunt-tp": lambda: ours(ours_in)},
             device=torch.device("cpu"), budget_s=budget,

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mace_equivalence import DATA, SIZES, ZS, mace_model  # noqa: E402
+from mace_equivalence import DATA, SIZES, ZS, mace_batch, mace_model  # noqa: E402
 
 from gaunt_tp.data import read_configurations  # noqa: E402
 from gaunt_tp.interop.mace import read_mace_model  # noqa: E402
@@ -38,18 +38,12 @@ SQUEEZE = 0.75
 def main() -> None:
     warnings.filterwarnings("ignore")
     torch.set_default_dtype(torch.float64)
-    from mace import data, tools
-    from mace.tools.torch_geometric.batch import Batch
 
     size = SIZES["small"]
     configs = read_configurations(DATA, index=":3")
-    table = tools.AtomicNumberTable(ZS)
 
     def batch(configs: list, head: str | None = None) -> dict:
-        return Batch.from_data_list([data.AtomicData.from_config(
-            data.Configuration(atomic_numbers=c.atomic_numbers, positions=c.positions, cell=c.cell, pbc=c.pbc,
-                               properties={}, property_weights={}, head=head or "Default"), z_table=table,
-            cutoff=size["r_max"], heads=None if head is None else ["h0", "h1"]) for c in configs]).to_dict()  # fmt: skip
+        return mace_batch(configs, ZS, size["r_max"], head, heads=None if head is None else ["h0", "h1"])
 
     # the ZBL models see the molecules squeezed to 75%: bonds shorter than the sums of covalent radii, where it acts
     squeezed = [dataclasses.replace(c, positions=SQUEEZE * c.positions) for c in configs]

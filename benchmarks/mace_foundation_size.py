@@ -30,6 +30,7 @@ from ase import Atoms
 from ase.build import bulk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mace_equivalence import mace_batch  # noqa: E402
 from report import bar_plot, write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
@@ -94,18 +95,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
-    from mace import data, tools
-    from mace.tools.torch_geometric.batch import Batch
-
-    table, ours_table = tools.AtomicNumberTable(ZS), ElementTable(ZS)
+    ours_table = ElementTable(ZS)
 
     def inputs(atoms: Atoms, dtype: torch.dtype) -> tuple[dict, object]:
         config = Configuration(atomic_numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell.array,
                                pbc=tuple(bool(p) for p in atoms.pbc))  # fmt: skip
-        item = data.AtomicData.from_config(
-            data.Configuration(atomic_numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell.array,
-                               pbc=tuple(atoms.pbc), properties={}, property_weights={}), z_table=table, cutoff=R_MAX)
-        return Batch.from_data_list([item]).to_dict(), collate([to_graph(config, ours_table, R_MAX, dtype)])  # fmt: skip
+        return mace_batch([config], ZS, R_MAX), collate([to_graph(config, ours_table, R_MAX, dtype)])
 
     big = {"Si, 512 atoms": bulk("Si", "diamond", a=5.43, cubic=True) * (4, 4, 4),
            "MgO, 512 atoms": bulk("MgO", "rocksalt", a=4.21, cubic=True) * (4, 4, 4)}  # fmt: skip
