@@ -65,7 +65,11 @@ def covalent_radii(atomic_numbers: tuple[int, ...]) -> torch.Tensor:
     length scale of MACE's ZBL repulsion and distance transforms."""
     import ase.data
 
-    return torch.tensor(ase.data.covalent_radii, dtype=torch.float64)[list(atomic_numbers)]
+    table = torch.tensor(ase.data.covalent_radii, dtype=torch.float64)
+    zs = [int(z) for z in atomic_numbers]
+    if not all(1 <= z < len(table) for z in zs):
+        raise ValueError(f"atomic numbers must be in 1..{len(table) - 1}, got {zs}")
+    return table[zs]
 
 
 class RadialMLP(nn.Module):

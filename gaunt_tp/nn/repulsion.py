@@ -48,6 +48,8 @@ class ZBLRepulsion(nn.Module):
 
     def __init__(self, atomic_numbers: tuple[int, ...], p: int) -> None:
         super().__init__()
+        if p < 2:
+            raise ValueError(f"the envelope polynomial needs p >= 2, got {p}")
         self.p = float(p)
         zs = torch.tensor(atomic_numbers, dtype=torch.float64)
         self.register_buffer("numbers", zs)

@@ -47,3 +47,14 @@ def test_agnesi_falls_from_one_and_soft_floors_short_bonds_and_keeps_long_ones()
     r0 = 2 * covalent_radii[6]
     assert float(s[0]) == pytest.approx(0.75 * r0, rel=1e-3)  # a floor at 3/4 of the bond
     assert float(s[-1]) == pytest.approx(6.0, rel=1e-9)  # long edges as they are
+
+
+@pytest.mark.parametrize("transform", [AgnesiTransform, SoftTransform])
+def test_twice_differentiable_and_bad_elements_refused(transform):
+    module = transform(ELEMENTS)
+    lengths = torch.tensor([0.4, 1.1, 2.0, 4.5], dtype=torch.float64, requires_grad=True)
+    first, second = torch.tensor([0, 1, 2, 3]), torch.tensor([1, 1, 3, 0])
+    assert torch.autograd.gradcheck(lambda r: module(r, first, second), (lengths,))
+    assert torch.autograd.gradgradcheck(lambda r: module(r, first, second), (lengths,))
+    with pytest.raises(ValueError, match="atomic numbers must be in 1..118, got \\[1, 300\\]"):
+        transform((1, 300))

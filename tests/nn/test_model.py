@@ -221,18 +221,24 @@ def test_float32_model_keeps_total_energies_to_float64_precision(model, shared_d
     assert abs(float(e32 - e64)) < 2e-5  # the float32 step at 1.7e4 eV is 2e-3
 
 
+MACE_PARTS = {"pair_repulsion": True, "distance_transform": "Agnesi", "density_normalization": True}
+
+
 @pytest.mark.parametrize(
     "blocks", [("gaunt", "gaunt", False, True), ("e3nn", "gaunt", False, True), ("gaunt", "symmetric", False, True),
-               ("e3nn", "symmetric", True, True), ("gaunt", "gaunt", False, False), ("e3nn", "symmetric", True, False)]
+               ("e3nn", "symmetric", True, True), ("gaunt", "gaunt", False, False), ("e3nn", "symmetric", True, False),
+               ("e3nn", "symmetric", True, False, MACE_PARTS)]
 )  # fmt: skip
 def test_forces_are_twice_differentiable(blocks, ethanol):
     """gradcheck of forces(positions), the double backward that force training runs (with and without the first
-    layer's self-connection)."""
+    layer's self-connection; with the ZBL repulsion, a distance transform and density blocks, on ethanol squeezed to
+    75% where the repulsion acts)."""
     torch.manual_seed(3)
+    parts = blocks[4] if len(blocks) > 4 else {}
     config = dataclasses.replace(CONFIG, conv_blocks=blocks[0], product_blocks=blocks[1], separate_paths=blocks[2],
-                                 first_self_connection=blocks[3], num_channels=3)  # fmt: skip
+                                 first_self_connection=blocks[3], num_channels=3, **parts)  # fmt: skip
     model = GauntMACE(config).double()
-    g = graph(ethanol[0])
+    g = graph(moved(ethanol[0], 0.75 * ethanol[0].positions) if parts else ethanol[0])
 
     def forces(positions):
         batch = dataclasses.replace(g, positions=positions)

@@ -66,3 +66,18 @@ def test_float32_and_the_buffers_follow_the_dtype():
     assert all(b.dtype == torch.float32 for b in module.buffers())
     got = dimer_energies(module, 7, 8, torch.tensor(0.8)).sum()
     assert got.dtype == torch.float32 and float(got) == pytest.approx(zbl_dimer(7, 8, 0.8, p=6), rel=1e-6)
+
+
+def test_twice_differentiable_and_bad_input_refused():
+    """gradcheck and gradgradcheck in the lengths (forces and their training's double backward); atomic numbers
+    outside ASE's table and envelope powers below 2 are ValueErrors."""
+    module = ZBLRepulsion(ELEMENTS, p=5)
+    lengths = torch.tensor([0.3, 0.7, 0.7, 1.1, 2.5], dtype=torch.float64, requires_grad=True)
+    species = torch.tensor([0, 1, 2, 3, 1])
+    edges = torch.tensor([[0, 1, 2, 3, 4], [1, 0, 3, 2, 0]])
+    assert torch.autograd.gradcheck(lambda r: module(r, species, edges), (lengths,))
+    assert torch.autograd.gradgradcheck(lambda r: module(r, species, edges), (lengths,))
+    with pytest.raises(ValueError, match="atomic numbers must be in 1..118"):
+        ZBLRepulsion((1, 0), p=5)
+    with pytest.raises(ValueError, match="needs p >= 2"):
+        ZBLRepulsion(ELEMENTS, p=1)
