@@ -228,8 +228,8 @@ class ElementLinear(nn.Module):
     for equal irreps i, j, initialised N(0, 1); ``fan_in_j = num_elements * sum_i mul_i``. The
     second input may be any ``[n, num_elements]`` scalars, not only one-hot rows. A block of a inputs and b outputs
     of dimension d, for k elements, is ``(x outer elements) @ W`` (a k d b operations per atom, a k d numbers kept),
-    or, where that is both cheaper and smaller (k + d < k d and b < k d: many elements, as MACE-MP-0's 89, 4-15x
-    faster per block with 128 channels and d = 3-7), each atom's weights ``elements @ W`` first (k a b + a b d
+    or, where that is both cheaper and smaller (k + d < k d and b < k d: many elements, as MACE-MP-0's 89, with
+    3-6x fewer operations for 128 channels and d = 3-7), each atom's weights ``elements @ W`` first (k a b + a b d
     operations, a b numbers).
 
     Args:
