@@ -229,7 +229,7 @@ class ElementLinear(nn.Module):
     second input may be any ``[n, num_elements]`` scalars, not only one-hot rows. A block of a inputs and b outputs
     of dimension d, for k elements, is ``(x outer elements) @ W`` (a k d b operations per atom, a k d numbers kept),
     or, where that is both cheaper and smaller (k + d < k d and b < k d: many elements, as MACE-MP-0's 89, with
-    3-6x fewer operations for 128 channels and d = 3-7), each atom's weights ``elements @ W`` first (k a b + a b d
+    2.9-6.5x fewer operations for 128 channels and d = 3-7), each atom's weights ``elements @ W`` first (k a b + a b d
     operations, a b numbers).
 
     Args:
