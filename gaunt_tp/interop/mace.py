@@ -22,6 +22,7 @@ ZBL repulsion and of the distance transforms too):
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -96,10 +97,10 @@ def read_mace_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         import mace  # noqa: F401 (the pickled classes)
     except ImportError as err:
         raise InputError(f"{path}: reading a mace-torch model file needs mace-torch ({err})") from None
-    model = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(model, torch.jit.ScriptModule):
+    if _is_torchscript(path):  # torch.load would hand it to the deprecated torch.jit.load, with warnings
         raise InputError(f"{path}: a TorchScript export (as mace_run_train's *_compiled.model): give the plain .model "
                          "file written beside it")  # fmt: skip
+    model = torch.load(path, map_location="cpu", weights_only=False)
     if not hasattr(model, "interactions") or not hasattr(model, "products"):
         raise InputError(f"{path}: not a mace-torch MACE model (a {type(model).__name__})")
     acts = [m for m in model.modules() if type(m).__name__ == "normalize2mom"]
@@ -120,6 +121,16 @@ def read_mace_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if getattr(model, "heads", None) is not None:
         options[HEADS_OPTION] = [str(h) for h in model.heads]
     return dict(model.state_dict()), options
+
+
+def _is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive: a zip file holding compiled code (``<root>/code/...``) and
+    ``<root>/constants.pkl``, which ``torch.save``'s zip files do not."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    return any(n.split("/", 1)[-1] == "constants.pkl" for n in names) and any("/code/" in n for n in names)
 
 
 def _head(state: dict[str, torch.Tensor], options: Mapping[str, object], head: str | None) -> tuple[int, int]:

@@ -6,6 +6,7 @@ import json
 import re
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import ase.io
@@ -154,9 +155,13 @@ def test_import_mace_command_needs_mace_torch_and_a_file(tmp_path, monkeypatch, 
     assert "reading a mace-torch model file needs mace-torch" in capsys.readouterr().err
     assert not (tmp_path / "o.model").exists()
     monkeypatch.setitem(sys.modules, "mace", types.ModuleType("mace"))  # as if installed: files of other kinds
-    torch.jit.script(torch.nn.Linear(2, 2)).save(tmp_path / "compiled.model")
-    with pytest.raises(ValueError, match="a TorchScript export .* give the plain .model file"):
-        read_mace_model(tmp_path / "compiled.model")
+    with warnings.catch_warnings():  # torch.jit.script is deprecated in recent torch; mace-torch still exports so
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(torch.nn.Linear(2, 2)).save(tmp_path / "compiled.model")
+    with warnings.catch_warnings():  # recognised without loading it (torch.load would warn twice)
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="a TorchScript export .* give the plain .model file"):
+            read_mace_model(tmp_path / "compiled.model")
     torch.save(torch.nn.Linear(2, 2), tmp_path / "linear.model")
     with pytest.raises(ValueError, match=r"not a mace-torch MACE model \(a Linear\)"):
         read_mace_model(tmp_path / "linear.model")
