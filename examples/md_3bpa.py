@@ -1,11 +1,13 @@
-"""Geometry optimisation and a short NVE molecular dynamics of a 3BPA configuration with the ASE calculator.
+"""Geometry optimisation, harmonic frequencies and a short NVE molecular dynamics of a 3BPA configuration with the ASE
+calculator.
 
     python examples/md_3bpa.py --model runs/3bpa/3bpa.model --data ../shared/data/3bpa/train_300K.xyz
     python examples/md_3bpa.py --model runs/3bpa/3bpa.model --device cuda --cuda_graph   # on a GPU
 
-Prints the relaxation (BFGS to fmax) and, every 20 steps, the potential, kinetic and total energy
-of a velocity-Verlet run (0.5 fs steps, velocities drawn at --temperature); the drift of the total
-energy per atom is printed at the end.
+Prints the relaxation (BFGS to fmax), the harmonic frequencies there (from the model's exact Hessian, through
+ase.vibrations; imaginary ones mean the relaxation stopped short of a minimum) and, every 20 steps, the potential,
+kinetic and total energy of a velocity-Verlet run (0.5 fs steps, velocities drawn at --temperature); the drift of the
+total energy per atom is printed at the end.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ase import units
 from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
+from ase.vibrations import VibrationsData
 
 from gaunt_tp.calculator import GauntCalculator
 
@@ -47,6 +50,14 @@ def main(argv: list[str] | None = None) -> dict:
     fmax = np.linalg.norm(atoms.get_forces(), axis=1).max()  # the largest force on an atom, as BFGS's fmax
     print(f"relaxed: E = {atoms.get_potential_energy():.6f} eV, max |F| = {fmax:.4f} eV/A "
           f"after {relax.nsteps} steps (converged: {converged})")  # fmt: skip
+    vibrations = VibrationsData.from_2d(atoms, atoms.calc.get_hessian(atoms))
+    frequencies = vibrations.get_frequencies()  # cm^-1, complex: imaginary ones where the curvature is negative
+    modes = frequencies[np.argsort(np.abs(frequencies))[6:]]  # the six smallest: translations and rotations
+    imaginary = np.abs(modes.imag) > np.abs(modes.real)
+    real = modes.real[~imaginary]
+    span = f"{real.min():.0f} to {real.max():.0f} cm^-1" if real.size else "none real"
+    print(f"harmonic frequencies: {len(modes)} modes, {span}, {imaginary.sum()} imaginary; "
+          f"zero-point energy {vibrations.get_zero_point_energy():.4f} eV")  # fmt: skip
     thermalize_momenta(atoms, temperature_K=args.temperature, rng=np.random.default_rng(args.seed))
     Stationary(atoms)
     ZeroRotation(atoms)
@@ -63,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     dyn.run(args.md_steps)
     drift = (totals[-1] - totals[0]) / len(atoms)
     print(f"NVE drift over {args.md_steps * args.timestep_fs:.0f} fs: {drift * 1e3:.4f} meV/atom")
-    return {"converged": converged, "drift_eV_per_atom": drift, "totals": totals}
+    return {"converged": converged, "drift_eV_per_atom": drift, "totals": totals, "frequencies_cm1": frequencies}
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""ASE calculator for gaunt-tp potentials (energy, free energy, forces, stress, per-atom energies)."""
+"""ASE calculator for gaunt-tp potentials (energy, free energy, forces, stress, per-atom energies; and, as MACE's
+calculator has them, the Hessian and per-atom invariant descriptors)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from gaunt_tp.cuda_graphs import GraphedPotential
 from gaunt_tp.data.configuration import Configuration
-from gaunt_tp.data.graph import ElementTable, to_graph
+from gaunt_tp.data.graph import ElementTable, GraphBatch, to_graph
 from gaunt_tp.devices import torch_device
 from gaunt_tp.dtypes import torch_dtype
 from gaunt_tp.errors import InputError
@@ -38,6 +39,9 @@ class GauntCalculator(Calculator):
         atoms: an ``ase.Atoms`` to attach the calculator to, as ASE's calculators take it.
 
     Any other keyword is a ``TypeError`` (a misspelt option is not ignored).
+
+    Beyond ASE's properties, :meth:`get_hessian` (second derivatives of the energy, for vibrational analysis) and
+    :meth:`get_descriptors` (each atom's invariant features, for similarity, sampling and active learning).
 
     Stress is computed wherever the cell spans a volume, periodic in all directions or not (ASE's convention, as
     its EMT calculator: ``(1/V) dE/d(strain)`` with V the cell's volume, Voigt order xx yy zz yz xz xy,
@@ -81,10 +85,55 @@ class GauntCalculator(Calculator):
         if atoms is not None:  # ASE's way of attaching a calculator at construction
             atoms.calc = self
 
+    def _graph(self, atoms: Atoms) -> tuple[Configuration, GraphBatch]:
+        config = Configuration.from_atoms(atoms)
+        return config, to_graph(config, self.table, self.model.config.r_max, dtype=self.dtype).to(self.device)
+
+    def _atoms(self, atoms: Atoms | None) -> Atoms:
+        if atoms is None:
+            if self.atoms is None:
+                raise ValueError("no atoms: pass them, or attach this calculator to an Atoms and compute on it first")
+            return self.atoms
+        return atoms
+
+    def get_hessian(self, atoms: Atoms | None = None) -> np.ndarray:
+        """The energy's second derivatives with respect to the positions, ``[3 n, 3 n]`` (float64, eV/Angstrom^2).
+
+        Rows and columns are atom-major (atom i's x, y, z at ``3 i``, ``3 i + 1``, ``3 i + 2``), as
+        ``ase.vibrations.VibrationsData.from_2d(atoms, hessian)`` takes it for frequencies and modes. Exact:
+        autograd through the forces, one backward pass per row (3 n), at the neighbour list of ``atoms``' current
+        positions. ``atoms``: default the ones the calculator last computed. Not cached, not in ``results``.
+        """
+        atoms = self._atoms(atoms)
+        _, graph = self._graph(atoms)
+        graph.positions = graph.positions.detach().requires_grad_(True)
+        n = 3 * len(atoms)
+        with torch.enable_grad():
+            forces = self.model(graph, compute_forces=True, training=True)["forces"].reshape(-1)
+            if not forces.requires_grad:  # no edges: the energy is the E0s' sum, flat
+                return np.zeros((n, n))
+            rows = []
+            for k in range(n):
+                (row,) = torch.autograd.grad(forces[k], graph.positions, retain_graph=True, allow_unused=True)
+                rows.append(torch.zeros_like(graph.positions) if row is None else row)
+        return -torch.stack(rows).reshape(n, n).detach().cpu().numpy().astype(np.float64)
+
+    def get_descriptors(self, atoms: Atoms | None = None) -> np.ndarray:
+        """Each atom's invariant features, ``[n, num_interactions * num_channels]`` (float64, no unit).
+
+        Layer after layer, the ``0e`` node features that the layer's readout maps to site energies (columns
+        ``i * num_channels`` to ``(i + 1) * num_channels`` are layer i's): MACE's invariant descriptors,
+        ``get_descriptors(invariants_only=True)``. Invariant under rotations, reflections and translations, and
+        permuted with the atoms. ``atoms``: default the ones the calculator last computed.
+        """
+        _, graph = self._graph(self._atoms(atoms))
+        with torch.no_grad():
+            out = self.model(graph, compute_forces=False, compute_descriptors=True)
+        return out["descriptors"].cpu().numpy().astype(np.float64)
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):  # noqa: ANN001, ANN201
         super().calculate(atoms, properties, system_changes)
-        config = Configuration.from_atoms(self.atoms)
-        graph = to_graph(config, self.table, self.model.config.r_max, dtype=self.dtype).to(self.device)
+        config, graph = self._graph(self.atoms)
         if self.graphed is not None:
             out = self.graphed(graph, compute_stress=config.has_stress)
         else:

@@ -197,3 +197,89 @@ def test_cg_convolution_model_loads_files_with_the_former_tensor_product_entries
     loaded = load_model(path)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value.double(), rtol=0, atol=0)
+
+
+def _random_orthogonal(seed: int) -> np.ndarray:
+    """A random rotation times an inversion (det -1), so that tests cover reflections too."""
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((3, 3)))
+    q = q * np.sign(np.diag(r))
+    return -q if np.linalg.det(q) > 0 else q
+
+
+@pytest.mark.parametrize("case", ["molecule", "bulk"])
+def test_hessian_matches_finite_differences_of_the_forces(model_file, case):
+    """The Hessian against central differences of the calculator's own forces (float64), symmetric, with rows that
+    sum to zero over the atoms (translation invariance)."""
+    atoms = molecule("CH3CH2OH") if case == "molecule" else bulk("Al", "fcc", a=4.05) * (2, 1, 1)
+    atoms.rattle(0.05, seed=6)
+    atoms.calc = GauntCalculator(model_file)
+    hessian = atoms.calc.get_hessian(atoms)
+    n = 3 * len(atoms)
+    assert hessian.shape == (n, n) and hessian.dtype == np.float64
+    assert np.abs(hessian).max() > 1e-2  # a real curvature
+    eps, numeric = 1e-4, np.empty((n, n))
+    for k in range(n):
+        columns = []
+        for sign in (1, -1):
+            moved = atoms.copy()
+            moved.positions[k // 3, k % 3] += sign * eps
+            moved.calc = atoms.calc
+            columns.append(moved.get_forces().reshape(-1))
+        numeric[:, k] = -(columns[0] - columns[1]) / (2 * eps)
+    np.testing.assert_allclose(hessian, numeric, atol=1e-6)
+    np.testing.assert_allclose(hessian, hessian.T, atol=1e-12)
+    np.testing.assert_allclose(hessian.reshape(n, -1, 3).sum(axis=1), 0.0, atol=1e-11)
+
+
+@pytest.mark.parametrize("dtype, atol", [("float64", 1e-12), ("float32", 2e-6)])
+def test_hessian_turns_with_the_atoms(model_file, dtype, atol):
+    """Rotated and reflected atoms: H' = Q H Q^T with Q the block-diagonal of the orthogonal map, per atom."""
+    atoms = molecule("CH3CH2OH")
+    atoms.rattle(0.05, seed=7)
+    calc = GauntCalculator(model_file, default_dtype=dtype)
+    q = _random_orthogonal(8)
+    turned = atoms.copy()
+    turned.positions = atoms.positions @ q.T + np.array([0.3, -1.2, 2.0])
+    big_q = np.kron(np.eye(len(atoms)), q)
+    expected = big_q @ calc.get_hessian(atoms) @ big_q.T
+    np.testing.assert_allclose(calc.get_hessian(turned), expected, atol=atol)
+
+
+def test_hessian_of_an_atom_alone_and_without_atoms(model_file):
+    from ase import Atoms
+
+    calc = GauntCalculator(model_file)
+    np.testing.assert_array_equal(calc.get_hessian(Atoms("O", positions=[[0.0, 0.0, 0.0]])), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="no atoms: pass them"):
+        GauntCalculator(model_file).get_hessian()
+
+
+@pytest.mark.parametrize("dtype, atol", [("float64", 1e-13), ("float32", 1e-6)])
+def test_descriptors_are_invariant_and_permute_with_the_atoms(model_file, dtype, atol):
+    atoms = molecule("CH3CH2OH")
+    atoms.rattle(0.05, seed=9)
+    atoms.calc = GauntCalculator(model_file, default_dtype=dtype)
+    atoms.get_potential_energy()
+    descriptors = atoms.calc.get_descriptors()  # of the atoms last computed
+    assert descriptors.shape == (len(atoms), CONFIG.num_interactions * CONFIG.num_channels)
+    assert descriptors.dtype == np.float64 and np.abs(descriptors).max() > 1e-2
+    turned = atoms.copy()
+    turned.positions = atoms.positions @ _random_orthogonal(10).T + np.array([1.0, 2.0, -0.5])
+    np.testing.assert_allclose(atoms.calc.get_descriptors(turned), descriptors, atol=atol)
+    order = np.random.default_rng(11).permutation(len(atoms))
+    np.testing.assert_allclose(atoms.calc.get_descriptors(atoms[order]), descriptors[order], atol=atol)
+
+
+def test_descriptors_are_what_the_readouts_map_to_site_energies(model_file):
+    """Each layer's block of columns, through that layer's readout, gives its site energies: their sum, scaled and
+    shifted, plus the E0s, is the calculator's per-atom energies."""
+    atoms = molecule("CH3CH2OH")
+    atoms.rattle(0.05, seed=12)
+    atoms.calc = GauntCalculator(model_file)
+    model, c = atoms.calc.model, CONFIG.num_channels
+    blocks = torch.from_numpy(atoms.calc.get_descriptors(atoms)).split(c, dim=1)
+    with torch.no_grad():
+        sites = sum(layer.readout(block).squeeze(-1) for layer, block in zip(model.layers, blocks, strict=True))
+    table = {z: e for z, e in zip(model.config.atomic_numbers, model.config.e0s)}
+    expected = np.array([table[z] for z in atoms.numbers]) + CONFIG.energy_shift + CONFIG.energy_scale * sites.numpy()
+    np.testing.assert_allclose(atoms.get_potential_energies(), expected, atol=1e-10)

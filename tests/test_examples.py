@@ -37,6 +37,8 @@ def test_md_example_runs_and_conserves_energy(tmp_path, shared_data):
     )
     assert len(result["totals"]) == 41
     assert abs(result["drift_eV_per_atom"]) < 1e-4  # velocity Verlet with exact forces
+    frequencies = result["frequencies_cm1"]  # 3 x 27, from the Hessian: translations are exact zero modes
+    assert len(frequencies) == 81 and (abs(frequencies) < 0.1).sum() >= 3 and abs(frequencies).max() > 100
 
 
 def test_default_dataset_is_shipped_and_readable():

@@ -295,11 +295,14 @@ class GauntMACE(nn.Module):
     Args:
         config: :class:`ModelConfig`.
 
-    ``forward(batch, compute_forces=True, compute_stress=False, training=False)`` takes a
-    :class:`gaunt_tp.data.GraphBatch` and returns a dict with ``energy [B]`` (eV),
+    ``forward(batch, compute_forces=True, compute_stress=False, training=False, compute_descriptors=False)``
+    takes a :class:`gaunt_tp.data.GraphBatch` and returns a dict with ``energy [B]`` (eV),
     ``node_energy [n]`` (eV, E0 included), ``forces [n, 3]`` (eV/Angstrom) and, if asked,
     ``stress [B, 3, 3]`` (eV/Angstrom^3, for any cell that spans a volume, periodic or not; zero for
-    cells of zero volume). With ``training=True`` the graph of the forces is kept for a force loss.
+    cells of zero volume) and ``descriptors [n, num_interactions * num_channels]``: each layer's invariant
+    (``0e``) node features, the ones its readout maps to site energies, layer after layer (columns
+    ``i * num_channels`` to ``(i + 1) * num_channels`` are layer i's; MACE's invariant descriptors). With
+    ``training=True`` the graph of the forces is kept for a force loss (or for second derivatives).
 
     ``energy`` and ``node_energy`` are float64 whatever the model's dtype: the E0s (a float64 buffer that
     ``.to(dtype)`` leaves in float64) are added to the interaction energy in float64, because total energies of
@@ -347,7 +350,13 @@ class GauntMACE(nn.Module):
         return self
 
     def forward(
-        self, batch: GraphBatch, *, compute_forces: bool = True, compute_stress: bool = False, training: bool = False
+        self,
+        batch: GraphBatch,
+        *,
+        compute_forces: bool = True,
+        compute_stress: bool = False,
+        training: bool = False,
+        compute_descriptors: bool = False,
     ) -> dict[str, torch.Tensor]:
         positions, shifts, cell = batch.positions, batch.shifts, batch.cell
         strain = None
@@ -379,17 +388,21 @@ class GauntMACE(nn.Module):
         if self.pair_repulsion is not None:
             interaction = self.pair_repulsion(lengths, batch.species, batch.edge_index)
         edge_cache: dict = {}  # what the layers' convolutions can share: they run over the same edges
+        invariants = []
         for layer in self.layers:
             h, site = layer(
                 h, one_hot, batch.species, vectors, radial_feats, batch.edge_index, batch.edge_pair, edge_cache
             )
             interaction = interaction + site
+            invariants.append(h[:, : layer.num_scalars])
         node_energy = self.e0s[batch.species] + (  # in float64 (see the class docstring)
             self.config.energy_shift + self.config.energy_scale * interaction
         ).to(torch.float64)
         energy = torch.zeros(batch.num_graphs, dtype=torch.float64, device=positions.device)
         energy = energy.index_add(0, batch.batch, node_energy)
         out = {"energy": energy, "node_energy": node_energy}
+        if compute_descriptors:
+            out["descriptors"] = torch.cat(invariants, dim=1)
         inputs = [t for t in (positions if compute_forces else None, strain) if t is not None]
         if inputs:
             total = energy.sum()  # no graph at all: frozen weights and no edge (isolated atoms)
