@@ -60,7 +60,7 @@ def _import_mace(argv: list[str]) -> int:
 
 
 _CALCULATOR_KEYS = ("energy", "free_energy", "forces", "stress", "energies")  # ASE reads these back as labels
-_PREDICTED = ("energy", "forces", "energies", "stress")  # written under --prefix
+_PREDICTED = ("energy", "forces", "energies", "stress", "descriptors")  # written under --prefix
 
 
 def _check_output(output: Path) -> None:
@@ -118,6 +118,10 @@ def _eval(argv: list[str]) -> int:
     parser.add_argument(
         "--default_dtype", default="float64", metavar="{" + ",".join(DTYPES) + "}", help="precision (default float64)"
     )
+    parser.add_argument(
+        "--descriptors", action="store_true", help="also write each atom's invariant descriptors as "
+        "<prefix>descriptors (num_interactions x num_channels per atom: each layer's 0e features, layer by layer)",
+    )  # fmt: skip
     for label, key in (("energy", "REF_energy"), ("forces", "REF_forces"), ("stress", "REF_stress"),
                        ("virials", "REF_virials")):  # fmt: skip
         parser.add_argument(
@@ -148,11 +152,15 @@ def _eval(argv: list[str]) -> int:
         )
         frames = ase.io.read(args.configs, index=":")  # written back with the input's own keys and labels
     _check_prefix(args.prefix, frames)
-    predictions, table = predict(model, configs, batch_size=args.batch_size, progress=True)
+    predictions, table = predict(
+        model, configs, batch_size=args.batch_size, progress=True, descriptors=args.descriptors
+    )
     for atoms, p in zip(frames, predictions):
         atoms.info[f"{args.prefix}energy"] = p.energy
         atoms.arrays[f"{args.prefix}forces"] = p.forces
         atoms.arrays[f"{args.prefix}energies"] = p.energies
+        if p.descriptors is not None:
+            atoms.arrays[f"{args.prefix}descriptors"] = p.descriptors
         if p.stress is not None:
             atoms.info[f"{args.prefix}stress"] = p.stress
     ase.io.write(args.output, frames, format="extxyz")

@@ -21,12 +21,15 @@ __all__ = ["Prediction", "predict"]
 class Prediction:
     """One configuration's predictions: energy (eV), forces ``[n_atoms, 3]`` (eV/A), per-atom energies
     ``[n_atoms]`` (eV) and, where the cell spans a volume (:attr:`Configuration.has_stress`), the stress ``[3, 3]``
-    (eV/A^3, ASE's sign: ``(1/V) dE/d(strain)``); None otherwise."""
+    (eV/A^3, ASE's sign: ``(1/V) dE/d(strain)``); None otherwise. ``descriptors [n_atoms, num_interactions *
+    num_channels]``: each layer's invariant node features (:meth:`gaunt_tp.calculator.GauntCalculator.get_descriptors`)
+    when asked for; None otherwise."""
 
     energy: float
     forces: np.ndarray
     energies: np.ndarray
     stress: np.ndarray | None
+    descriptors: np.ndarray | None = None
 
 
 def predict(
@@ -35,9 +38,11 @@ def predict(
     *,
     batch_size: int = 16,
     progress: bool = False,
+    descriptors: bool = False,
 ) -> tuple[list[Prediction], dict[str, dict[str, float]]]:
     """Run ``model`` (on its own device and dtype) over ``configs`` (:class:`gaunt_tp.data.Configuration`, or
-    ``ase.Atoms``, whose structure alone is taken), ``batch_size`` graphs per call.
+    ``ase.Atoms``, whose structure alone is taken), ``batch_size`` graphs per call; ``descriptors``: the atoms'
+    invariant descriptors too.
 
     Returns one :class:`Prediction` per configuration, in order, and the error table of
     :class:`gaunt_tp.training.metrics.ErrorAccumulator` (per ``config_type`` and ``"all"``; RMSE and MAE in meV)
@@ -63,7 +68,7 @@ def predict(
         batch = collate([to_graph(c, table, model.config.r_max, dtype) for c in chunk]).to(device)
         has_stress = [c.has_stress for c in chunk]
         with torch.enable_grad():
-            out = model(batch, compute_forces=True, compute_stress=any(has_stress))
+            out = model(batch, compute_forces=True, compute_stress=any(has_stress), compute_descriptors=descriptors)
         acc.add(batch, out)
         values = {k: v.detach().cpu().to(torch.float64).numpy() for k, v in out.items()}
         ptr = batch.ptr.tolist()
@@ -75,6 +80,7 @@ def predict(
                     forces=values["forces"][atoms],
                     energies=values["node_energy"][atoms],
                     stress=values["stress"][g] if with_stress else None,
+                    descriptors=values["descriptors"][atoms] if descriptors else None,
                 )
             )
     table = acc.table()

@@ -63,6 +63,20 @@ def test_eval_in_batches_equals_the_calculator_one_configuration_at_a_time(tmp_p
     assert "batch_size must be >= 1, got 0" in capsys.readouterr().err
 
 
+def test_eval_writes_the_calculators_descriptors_when_asked(tmp_path, data):
+    run = train(tmp_path, data, "desc", "--max_num_epochs", "1")
+    out = tmp_path / "pred.xyz"
+    args = ["eval", "--configs", str(data), "--model", str(run / "desc.model"), "--output", str(out), "--batch_size"]
+    assert main([*args, "4", "--descriptors"]) == 0
+    calc = GauntCalculator(run / "desc.model")
+    width = calc.model.config.num_interactions * calc.model.config.num_channels
+    for atoms, written in zip(ase.io.read(data, index=":"), ase.io.read(out, index=":"), strict=True):
+        assert written.arrays["gaunt_descriptors"].shape == (len(atoms), width)
+        np.testing.assert_allclose(written.arrays["gaunt_descriptors"], calc.get_descriptors(atoms), atol=1e-7)
+    assert main([*args, "4"]) == 0  # not asked: not written
+    assert "gaunt_descriptors" not in ase.io.read(out, index=0).arrays
+
+
 def test_eval_refuses_outputs_it_could_not_write_before_any_work(tmp_path, data, capsys):
     """An output name extxyz can take, in a folder that exists, and a usable device, checked first: each a
     one-line error (status 2) before the model or the data is read (here: neither exists)."""
