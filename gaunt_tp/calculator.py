@@ -1,9 +1,11 @@
-"""ASE calculator for gaunt-tp potentials (energy, free energy, forces, stress, per-atom energies; and, as MACE's
-calculator has them, the Hessian and per-atom invariant descriptors)."""
+"""ASE calculators for gaunt-tp potentials: one model (energy, free energy, forces, stress, per-atom energies; and, as
+MACE's calculator has them, the Hessian and per-atom invariant descriptors), or a committee of models (their mean and
+spread)."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,16 @@ from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE
 from gaunt_tp.nn.serialization import load_model
 
-__all__ = ["GauntCalculator"]
+__all__ = ["CommitteeCalculator", "GauntCalculator"]
+
+
+def _given_or_last(calculator: Calculator, atoms: Atoms | None) -> Atoms:
+    """``atoms``, or else the atoms ``calculator`` last computed (ASE's convention for ``get_*(atoms=None)``)."""
+    if atoms is not None:
+        return atoms
+    if calculator.atoms is None:
+        raise ValueError("no atoms: pass them, or attach this calculator to an Atoms and compute on it first")
+    return calculator.atoms
 
 
 class GauntCalculator(Calculator):
@@ -89,13 +100,6 @@ class GauntCalculator(Calculator):
         config = Configuration.from_atoms(atoms)
         return config, to_graph(config, self.table, self.model.config.r_max, dtype=self.dtype).to(self.device)
 
-    def _atoms(self, atoms: Atoms | None) -> Atoms:
-        if atoms is None:
-            if self.atoms is None:
-                raise ValueError("no atoms: pass them, or attach this calculator to an Atoms and compute on it first")
-            return self.atoms
-        return atoms
-
     def get_hessian(self, atoms: Atoms | None = None) -> np.ndarray:
         """The energy's second derivatives with respect to the positions, ``[3 n, 3 n]`` (float64, eV/Angstrom^2).
 
@@ -104,7 +108,7 @@ class GauntCalculator(Calculator):
         autograd through the forces, one backward pass per row (3 n), at the neighbour list of ``atoms``' current
         positions. ``atoms``: default the ones the calculator last computed. Not cached, not in ``results``.
         """
-        atoms = self._atoms(atoms)
+        atoms = _given_or_last(self, atoms)
         _, graph = self._graph(atoms)
         graph.positions = graph.positions.detach().requires_grad_(True)
         n = 3 * len(atoms)
@@ -126,7 +130,7 @@ class GauntCalculator(Calculator):
         ``get_descriptors(invariants_only=True)``. Invariant under rotations, reflections and translations, and
         permuted with the atoms. ``atoms``: default the ones the calculator last computed.
         """
-        _, graph = self._graph(self._atoms(atoms))
+        _, graph = self._graph(_given_or_last(self, atoms))
         with torch.no_grad():
             out = self.model(graph, compute_forces=False, compute_descriptors=True)
         return out["descriptors"].cpu().numpy().astype(np.float64)
@@ -149,3 +153,60 @@ class GauntCalculator(Calculator):
         if config.has_stress:
             s = out["stress"].detach().cpu().numpy()[0].astype(np.float64)
             self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+
+
+class CommitteeCalculator(Calculator):
+    """An ASE calculator that gives the mean of several gaunt-tp models' predictions and their spread.
+
+    Args:
+        models: two or more models or model paths (each as :class:`GauntCalculator` takes it; they may differ in
+            anything, elements and cutoff included, as long as each knows the elements it is given).
+        device, default_dtype: as :class:`GauntCalculator`'s, for every member.
+        directory, label, atoms: ASE's own, as :class:`GauntCalculator`'s.
+
+    ``energy``, ``free_energy``, ``forces``, ``stress`` and ``energies`` (per atom) are the members' means (so forces
+    are minus the gradient of the mean energy, and MD with them conserves it); ``results`` also holds the spread,
+    MACE's committee keys where it has them: ``energy_comm [M]`` and ``forces_comm [M, n, 3]`` (each member's),
+    ``energy_var`` (eV^2), ``forces_var [n, 3]`` (eV^2/Angstrom^2) and, where there is a stress, ``stress_var [6]``:
+    population variances over the M members, as ``numpy.var``. A large spread marks structures unlike the members'
+    training data (query-by-committee active learning). The members are :attr:`members` (their descriptors:
+    ``members[i].get_descriptors(atoms)``).
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+
+    def __init__(
+        self,
+        models: Sequence[GauntMACE | str | Path],
+        *,
+        device: str = "cpu",
+        default_dtype: str = "float64",
+        directory: str = ".",
+        label: str | None = None,
+        atoms: Atoms | None = None,
+    ) -> None:
+        if isinstance(models, (str, Path, GauntMACE)) or len(models) < 2:
+            count = 1 if isinstance(models, (str, Path, GauntMACE)) else len(models)
+            raise InputError(f"a committee needs two or more models, got {count}: use GauntCalculator for one")
+        super().__init__(directory=directory, label=label)
+        self.members = [GauntCalculator(m, device=device, default_dtype=default_dtype) for m in models]
+        if atoms is not None:
+            atoms.calc = self
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):  # noqa: ANN001, ANN201
+        super().calculate(atoms, properties, system_changes)
+        for member in self.members:
+            member.calculate(self.atoms.copy(), properties, all_changes)
+        each = {key: np.stack([m.results[key] for m in self.members]) for key in self.members[0].results}
+        self.results = {key: value.mean(axis=0) for key, value in each.items()}
+        self.results["energy"] = self.results["free_energy"] = float(self.results["energy"])
+        self.results["energy_comm"], self.results["forces_comm"] = each["energy"], each["forces"]
+        self.results["energy_var"], self.results["forces_var"] = float(each["energy"].var()), each["forces"].var(axis=0)
+        if "stress" in each:
+            self.results["stress_var"] = each["stress"].var(axis=0)
+
+    def get_hessian(self, atoms: Atoms | None = None) -> np.ndarray:
+        """The mean of the members' Hessians (the Hessian of the mean energy), ``[3 n, 3 n]`` eV/Angstrom^2, in
+        :meth:`GauntCalculator.get_hessian`'s layout."""
+        atoms = _given_or_last(self, atoms)
+        return np.mean([m.get_hessian(atoms) for m in self.members], axis=0)

@@ -283,3 +283,64 @@ def test_descriptors_are_what_the_readouts_map_to_site_energies(model_file):
     table = {z: e for z, e in zip(model.config.atomic_numbers, model.config.e0s)}
     expected = np.array([table[z] for z in atoms.numbers]) + CONFIG.energy_shift + CONFIG.energy_scale * sites.numpy()
     np.testing.assert_allclose(atoms.get_potential_energies(), expected, atol=1e-10)
+
+
+@pytest.fixture(scope="module")
+def second_model_file(tmp_path_factory):
+    """Another model, with another cutoff (committee members may differ in anything)."""
+    torch.manual_seed(5)
+    model = GauntMACE(dataclasses.replace(CONFIG, r_max=4.5))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    path = tmp_path_factory.mktemp("model") / "second.model"
+    save_model(model, path)
+    return path
+
+
+@pytest.mark.parametrize("case", ["molecule", "bulk"])
+def test_committee_gives_the_members_mean_and_spread(model_file, second_model_file, case):
+    from gaunt_tp.calculator import CommitteeCalculator
+
+    atoms = molecule("CH3CH2OH") if case == "molecule" else bulk("Al", "fcc", a=4.05) * (2, 1, 1)
+    atoms.rattle(0.05, seed=13)
+    each = []
+    for path in (model_file, second_model_file):
+        single = atoms.copy()
+        single.calc = GauntCalculator(path)
+        each.append(single)
+    atoms.calc = CommitteeCalculator([model_file, second_model_file])
+    energies = np.array([a.get_potential_energy() for a in each])
+    forces = np.stack([a.get_forces() for a in each])
+    assert atoms.get_potential_energy() == pytest.approx(energies.mean(), abs=1e-12)
+    np.testing.assert_allclose(atoms.get_forces(), forces.mean(0), atol=1e-12)
+    np.testing.assert_allclose(atoms.get_potential_energies(), np.mean([a.get_potential_energies() for a in each], 0))
+    results = atoms.calc.results
+    assert results["energy_var"] == pytest.approx(((energies - energies.mean()) ** 2).mean(), rel=1e-9)
+    assert results["energy_var"] > 1e-6  # two different models disagree
+    np.testing.assert_allclose(results["forces_var"], ((forces - forces.mean(0)) ** 2).mean(0), atol=1e-12)
+    np.testing.assert_allclose(results["forces_comm"], forces, atol=1e-12)
+    np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-4), atol=1e-6)
+    np.testing.assert_allclose(
+        atoms.calc.get_hessian(atoms), np.mean([a.calc.get_hessian(a) for a in each], 0), atol=1e-12
+    )
+    if case == "bulk":
+        stresses = np.stack([a.get_stress() for a in each])
+        np.testing.assert_allclose(atoms.get_stress(), stresses.mean(0), atol=1e-12)
+        np.testing.assert_allclose(results["stress_var"], stresses.var(0), atol=1e-15)
+        np.testing.assert_allclose(atoms.get_stress(), calculate_numerical_stress(atoms, eps=1e-5), atol=1e-7)
+    else:
+        assert "stress_var" not in results
+
+
+def test_committee_of_one_model_twice_has_no_spread_and_fewer_is_refused(model_file):
+    from gaunt_tp.calculator import CommitteeCalculator
+
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = CommitteeCalculator([model_file, model_file], default_dtype="float32")
+    assert atoms.calc.members[1].dtype == torch.float32
+    atoms.get_potential_energy()
+    assert atoms.calc.results["energy_var"] == 0.0 and not atoms.calc.results["forces_var"].any()
+    for models in (model_file, [model_file], []):
+        with pytest.raises(ValueError, match="a committee needs two or more models, got [01]: use GauntCalculator"):
+            CommitteeCalculator(models)
