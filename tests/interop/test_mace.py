@@ -42,7 +42,8 @@ def _predict(model, shared_data) -> dict:
 @pytest.mark.parametrize("name", ["plain", "residual"])
 def test_converted_models_give_mace_torchs_energies_and_forces(name, shared_data, tmp_path):
     """Both first blocks (mace-torch's --model MACE has the plain one): energies to 1e-9 eV of ~4200, forces to
-    1e-10 eV/A, float64; the same after a round trip through a gaunt-tp model file and from the ASE calculator. With
+    1e-10 eV/A, float64; the same after a round trip through a gaunt-tp model file and from the ASE calculator, with
+    its Hessian and invariant descriptors equal to mace-torch's. With
     gaunt-tp's exact SiLU normalisation instead of the model's e3nn estimate the energies move by meV."""
     state, options, energy, forces = _fixture(name)
     model = model_from_mace(state, options)
@@ -66,6 +67,12 @@ def test_converted_models_give_mace_torchs_energies_and_forces(name, shared_data
     atoms.calc = GauntCalculator(tmp_path / "converted.model")
     assert atoms.get_potential_energy() == pytest.approx(float(energy[2]), abs=1e-9)
     np.testing.assert_allclose(atoms.get_forces(), forces[18:27], rtol=0, atol=1e-10)
+    # what mace-torch's calculator adds: its Hessian (compute_hessian) and invariant descriptors (get_descriptors)
+    fixture = np.load(FIXTURE)
+    np.testing.assert_allclose(atoms.calc.get_hessian(atoms), fixture[f"{name}/hessian"], rtol=0, atol=1e-10)
+    frames = ase.io.read(shared_data / "ethanol" / "train.xyz", index=":3")
+    descriptors = np.concatenate([atoms.calc.get_descriptors(f) for f in frames])
+    np.testing.assert_allclose(descriptors, fixture[f"{name}/descriptors"], rtol=0, atol=1e-12)
     exact = model_from_mace(state, {**options, "silu_scale": silu_factor()})
     assert np.abs(_predict(exact, shared_data)["energy"].detach().numpy() - energy).max() > 1e-4
 
