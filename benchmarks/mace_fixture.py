@@ -8,8 +8,8 @@ repulsion (``--pair_repulsion``; evaluated on the molecules squeezed to 75%, whe
 ZBL repulsion and 'Agnesi' too) and one of two heads, read back from a model file by
 :func:`gaunt_tp.interop.mace.read_mace_model`; saved with mace-torch's energies and forces on the first three
 ethanol configurations of shared/data, so that the tests check the conversion against mace-torch without it.
-For the two plain models also mace-torch's invariant descriptors of the three (its calculator's
-``get_descriptors``) and the Hessian of the third (``compute_hessian``, ``[27, 27]``).
+For the two plain models also mace-torch's node features and invariant descriptors of the three (what its
+calculator's ``get_descriptors`` returns) and the Hessian of the third (``compute_hessian``, ``[27, 27]``).
 ``np.savez_compressed`` (the coupling tensors are mostly zeros), no pickled code.
 
     TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 ../mace-venv/bin/python benchmarks/mace_fixture.py
@@ -75,6 +75,7 @@ def main() -> None:
 
             invariants = extract_invariant(out["node_feats"], 2, size["channels"], size["max_L"])
             arrays[f"{name}/descriptors"] = invariants.detach().numpy()
+            arrays[f"{name}/node_feats"] = out["node_feats"].detach().numpy()  # get_descriptors(invariants_only=False)
             hessian = model(batch(configs[2:3]), compute_force=True, compute_hessian=True)["hessian"]
             arrays[f"{name}/hessian"] = hessian.detach().reshape(27, 27).numpy()
         meta[name] = options

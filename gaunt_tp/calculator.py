@@ -122,18 +122,30 @@ class GauntCalculator(Calculator):
                 rows.append(torch.zeros_like(graph.positions) if row is None else row)
         return -torch.stack(rows).reshape(n, n).detach().cpu().numpy().astype(np.float64)
 
-    def get_descriptors(self, atoms: Atoms | None = None) -> np.ndarray:
-        """Each atom's invariant features, ``[n, num_interactions * num_channels]`` (float64, no unit).
+    def get_descriptors(
+        self, atoms: Atoms | None = None, invariants_only: bool = True, num_layers: int = -1
+    ) -> np.ndarray:
+        """Each atom's features from the first ``num_layers`` layers (-1: all), float64, no unit; MACE's calculator's
+        ``get_descriptors`` (the same arguments, the same numbers for a model converted from mace-torch).
 
-        Layer after layer, the ``0e`` node features that the layer's readout maps to site energies (columns
-        ``i * num_channels`` to ``(i + 1) * num_channels`` are layer i's): MACE's invariant descriptors,
-        ``get_descriptors(invariants_only=True)``. Invariant under rotations, reflections and translations, and
-        permuted with the atoms. ``atoms``: default the ones the calculator last computed.
+        ``invariants_only``: ``[n, num_layers * num_channels]``, each layer's ``0e`` node features, the ones its
+        readout maps to site energies, layer after layer (columns ``i * num_channels`` to ``(i + 1) * num_channels``
+        are layer i's): invariant under rotations, reflections and translations, and permuted with the atoms. Else
+        each layer's whole output, layer after layer (e3nn's layout of the hidden irreps; the last layer has its
+        ``0e`` features alone): equivariant. ``atoms``: default the ones the calculator last computed.
         """
+        layers = self.model.layers
+        count = len(layers) if num_layers == -1 else num_layers
+        if not 1 <= count <= len(layers):
+            raise ValueError(f"num_layers must be -1 (all) or in 1..{len(layers)}, got {num_layers}")
         _, graph = self._graph(_given_or_last(self, atoms))
         with torch.no_grad():
             out = self.model(graph, compute_forces=False, compute_descriptors=True)
-        return out["descriptors"].cpu().numpy().astype(np.float64)
+        if invariants_only:
+            kept = out["descriptors"][:, : sum(layer.num_scalars for layer in layers[:count])]
+        else:
+            kept = out["node_feats"][:, : sum(layer.num_features for layer in layers[:count])]
+        return kept.cpu().numpy().astype(np.float64)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):  # noqa: ANN001, ANN201
         super().calculate(atoms, properties, system_changes)

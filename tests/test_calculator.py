@@ -344,3 +344,32 @@ def test_committee_of_one_model_twice_has_no_spread_and_fewer_is_refused(model_f
     for models in (model_file, [model_file], []):
         with pytest.raises(ValueError, match="a committee needs two or more models, got [01]: use GauntCalculator"):
             CommitteeCalculator(models)
+
+
+def test_descriptors_of_every_feature_are_equivariant_and_layers_can_be_chosen(model_file):
+    """``invariants_only=False``: the first layer's whole output (6x0e + 6x1o) turns with a rotation-reflection (its
+    vectors as vectors, in e3nn's order of components), the last layer's (6x0e) stays; ``num_layers`` keeps the
+    first layers' columns."""
+    from e3nn import o3
+
+    atoms = molecule("CH3CH2OH")
+    atoms.rattle(0.05, seed=15)
+    calc = GauntCalculator(model_file)
+    q = _random_orthogonal(16)
+    turned = atoms.copy()
+    turned.positions = atoms.positions @ q.T
+    features = calc.get_descriptors(atoms, invariants_only=False)
+    hidden = o3.Irreps("6x0e + 6x1o")
+    assert features.shape == (len(atoms), hidden.dim + 6) and np.abs(features[:, 6 : hidden.dim]).max() > 1e-2
+    # the 1o components in e3nn's order, exactly (e3nn's D_from_matrix is good to ~1e-8 only): P q P^T, P the
+    # order of the degree-1 harmonics
+    p = o3.spherical_harmonics(1, torch.eye(3, dtype=torch.float64), normalize=False).numpy().T
+    p = p / np.linalg.norm(p[0])
+    vectors = features[:, 6:24].reshape(-1, 6, 3) @ (p @ q @ p.T).T
+    expected = np.concatenate([features[:, :6], vectors.reshape(-1, 18), features[:, 24:]], axis=1)
+    np.testing.assert_allclose(calc.get_descriptors(turned, invariants_only=False), expected, atol=1e-12)
+    np.testing.assert_array_equal(calc.get_descriptors(atoms, False, num_layers=1), features[:, : hidden.dim])
+    np.testing.assert_array_equal(calc.get_descriptors(atoms, num_layers=1), features[:, :6])
+    for bad in (0, 3, -2):
+        with pytest.raises(ValueError, match=r"num_layers must be -1 \(all\) or in 1..2, got"):
+            calc.get_descriptors(atoms, num_layers=bad)

@@ -252,7 +252,7 @@ class _Layer(nn.Module):
             per_irrep = (output_variance(irreps_in, irreps_sh, irreps_a, False) / (4 * math.pi)).rsqrt()
             scale = torch.cat([v.repeat(mul * ir.dim) for v, (mul, ir) in zip(per_irrep, self.conv.irreps_out)])
             self.register_buffer("conv_scale", scale / neighbours, persistent=False)
-        self.num_scalars = c
+        self.num_scalars, self.num_features = c, irreps_hidden.dim  # its output's 0e part leads (``_natural``)
 
     def forward(
         self,
@@ -299,9 +299,11 @@ class GauntMACE(nn.Module):
     takes a :class:`gaunt_tp.data.GraphBatch` and returns a dict with ``energy [B]`` (eV),
     ``node_energy [n]`` (eV, E0 included), ``forces [n, 3]`` (eV/Angstrom) and, if asked,
     ``stress [B, 3, 3]`` (eV/Angstrom^3, for any cell that spans a volume, periodic or not; zero for
-    cells of zero volume) and ``descriptors [n, num_interactions * num_channels]``: each layer's invariant
-    (``0e``) node features, the ones its readout maps to site energies, layer after layer (columns
-    ``i * num_channels`` to ``(i + 1) * num_channels`` are layer i's; MACE's invariant descriptors). With
+    cells of zero volume) and, with ``compute_descriptors``, ``descriptors [n, num_interactions * num_channels]``:
+    each layer's invariant (``0e``) node features, the ones its readout maps to site energies, layer after layer
+    (columns ``i * num_channels`` to ``(i + 1) * num_channels`` are layer i's; MACE's invariant descriptors), and
+    ``node_feats [n, sum of the layers' num_features]``: each layer's whole output (e3nn's layout of the hidden
+    irreps, ``num_channels x 0e`` alone for the last layer), layer after layer (MACE's ``node_feats``). With
     ``training=True`` the graph of the forces is kept for a force loss (or for second derivatives).
 
     ``energy`` and ``node_energy`` are float64 whatever the model's dtype: the E0s (a float64 buffer that
@@ -388,13 +390,13 @@ class GauntMACE(nn.Module):
         if self.pair_repulsion is not None:
             interaction = self.pair_repulsion(lengths, batch.species, batch.edge_index)
         edge_cache: dict = {}  # what the layers' convolutions can share: they run over the same edges
-        invariants = []
+        features = []
         for layer in self.layers:
             h, site = layer(
                 h, one_hot, batch.species, vectors, radial_feats, batch.edge_index, batch.edge_pair, edge_cache
             )
             interaction = interaction + site
-            invariants.append(h[:, : layer.num_scalars])
+            features.append(h)
         node_energy = self.e0s[batch.species] + (  # in float64 (see the class docstring)
             self.config.energy_shift + self.config.energy_scale * interaction
         ).to(torch.float64)
@@ -402,7 +404,8 @@ class GauntMACE(nn.Module):
         energy = energy.index_add(0, batch.batch, node_energy)
         out = {"energy": energy, "node_energy": node_energy}
         if compute_descriptors:
-            out["descriptors"] = torch.cat(invariants, dim=1)
+            out["node_feats"] = torch.cat(features, dim=1)
+            out["descriptors"] = torch.cat([h[:, : layer.num_scalars] for h, layer in zip(features, self.layers)], 1)
         inputs = [t for t in (positions if compute_forces else None, strain) if t is not None]
         if inputs:
             total = energy.sum()  # no graph at all: frozen weights and no edge (isolated atoms)

@@ -71,8 +71,10 @@ def test_converted_models_give_mace_torchs_energies_and_forces(name, shared_data
     fixture = np.load(FIXTURE)
     np.testing.assert_allclose(atoms.calc.get_hessian(atoms), fixture[f"{name}/hessian"], rtol=0, atol=1e-10)
     frames = ase.io.read(shared_data / "ethanol" / "train.xyz", index=":3")
-    descriptors = np.concatenate([atoms.calc.get_descriptors(f) for f in frames])
-    np.testing.assert_allclose(descriptors, fixture[f"{name}/descriptors"], rtol=0, atol=1e-12)
+    for invariants_only, key, first_layer in ((True, "descriptors", 4), (False, "node_feats", 16)):
+        for num_layers, width in ((-1, None), (1, first_layer)):  # MACE's arguments: its numbers, its columns
+            got = np.concatenate([atoms.calc.get_descriptors(f, invariants_only, num_layers) for f in frames])
+            np.testing.assert_allclose(got, fixture[f"{name}/{key}"][:, :width], rtol=0, atol=1e-12)
     exact = model_from_mace(state, {**options, "silu_scale": silu_factor()})
     assert np.abs(_predict(exact, shared_data)["energy"].detach().numpy() - energy).max() > 1e-4
 
