@@ -52,12 +52,15 @@ def main(argv: list[str] | None = None) -> dict:
           f"after {relax.nsteps} steps (converged: {converged})")  # fmt: skip
     vibrations = VibrationsData.from_2d(atoms, atoms.calc.get_hessian(atoms))
     frequencies = vibrations.get_frequencies()  # cm^-1, complex: imaginary ones where the curvature is negative
-    modes = frequencies[np.argsort(np.abs(frequencies))[6:]]  # the six smallest: translations and rotations
+    # the six smallest taken for translations (exact zeros) and rotations (zero at a minimum; away from one, up to
+    # tens of cm^-1 and mixed with the softest torsions: relax with a small --fmax to separate them)
+    modes = frequencies[np.argsort(np.abs(frequencies))[6:]]
     imaginary = np.abs(modes.imag) > np.abs(modes.real)
     real = modes.real[~imaginary]
     span = f"{real.min():.0f} to {real.max():.0f} cm^-1" if real.size else "none real"
-    print(f"harmonic frequencies: {len(modes)} modes, {span}, {imaginary.sum()} imaginary; "
-          f"zero-point energy {vibrations.get_zero_point_energy():.4f} eV")  # fmt: skip
+    zero_point = 0.5 * real.sum() * units.invcm  # eV, over the real vibrations
+    print(f"harmonic frequencies: {len(modes)} vibrations, {span}, {imaginary.sum()} imaginary; "
+          f"zero-point energy {zero_point:.4f} eV")  # fmt: skip
     thermalize_momenta(atoms, temperature_K=args.temperature, rng=np.random.default_rng(args.seed))
     Stationary(atoms)
     ZeroRotation(atoms)

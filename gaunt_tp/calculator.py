@@ -68,6 +68,8 @@ class GauntCalculator(Calculator):
         >>> atoms.calc = GauntCalculator(model)
         >>> atoms.get_forces().shape
         (3, 3)
+        >>> atoms.calc.get_hessian(atoms).shape, atoms.calc.get_descriptors(atoms).shape  # [3n, 3n], [n, 2 x 4]
+        ((9, 9), (3, 8))
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
@@ -122,7 +124,7 @@ class GauntCalculator(Calculator):
                 rows.append(torch.zeros_like(graph.positions) if row is None else row)
         return -torch.stack(rows).reshape(n, n).detach().cpu().numpy().astype(np.float64)
 
-    def get_descriptors(
+    def get_descriptors(  # positional options, unlike gaunt-tp's others: MACE's calculator takes them so
         self, atoms: Atoms | None = None, invariants_only: bool = True, num_layers: int = -1
     ) -> np.ndarray:
         """Each atom's features from the first ``num_layers`` layers (-1: all), float64, no unit; MACE's calculator's
@@ -183,6 +185,16 @@ class CommitteeCalculator(Calculator):
     population variances over the M members, as ``numpy.var``. A large spread marks structures unlike the members'
     training data (query-by-committee active learning). The members are :attr:`members` (their descriptors:
     ``members[i].get_descriptors(atoms)``).
+
+    Example:
+        >>> from ase.build import molecule
+        >>> from gaunt_tp.nn import GauntMACE, ModelConfig
+        >>> config = ModelConfig(atomic_numbers=(1, 8), e0s=(-13.6, -2041.9), num_channels=4, max_ell=1, max_L=0)
+        >>> models = [GauntMACE(config), GauntMACE(config)]  # two draws of the initial weights
+        >>> atoms = molecule("H2O")
+        >>> atoms.calc = CommitteeCalculator(models)
+        >>> atoms.get_forces().shape, atoms.calc.results["forces_var"].shape, atoms.calc.results["energy_var"] > 0
+        ((3, 3), (3, 3), True)
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
@@ -197,9 +209,9 @@ class CommitteeCalculator(Calculator):
         label: str | None = None,
         atoms: Atoms | None = None,
     ) -> None:
-        if isinstance(models, (str, Path, GauntMACE)) or len(models) < 2:
-            count = 1 if isinstance(models, (str, Path, GauntMACE)) else len(models)
-            raise InputError(f"a committee needs two or more models, got {count}: use GauntCalculator for one")
+        models = [models] if isinstance(models, (str, Path, GauntMACE)) else list(models)
+        if len(models) < 2:
+            raise InputError(f"a committee needs two or more models, got {len(models)}: use GauntCalculator for one")
         super().__init__(directory=directory, label=label)
         self.members = [GauntCalculator(m, device=device, default_dtype=default_dtype) for m in models]
         if atoms is not None:

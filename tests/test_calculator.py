@@ -3,11 +3,13 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from ase import Atoms
 from ase.build import bulk, molecule
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 
-from gaunt_tp.calculator import GauntCalculator
+from gaunt_tp.calculator import CommitteeCalculator, GauntCalculator
 from gaunt_tp.nn import GauntMACE, ModelConfig, load_model, save_model
+from gaunt_tp.testing import random_rotation, wigner_matrix
 
 CONFIG = ModelConfig(
     atomic_numbers=(1, 6, 8, 13),
@@ -200,10 +202,8 @@ def test_cg_convolution_model_loads_files_with_the_former_tensor_product_entries
 
 
 def _random_orthogonal(seed: int) -> np.ndarray:
-    """A random rotation times an inversion (det -1), so that tests cover reflections too."""
-    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((3, 3)))
-    q = q * np.sign(np.diag(r))
-    return -q if np.linalg.det(q) > 0 else q
+    """A random rotation times the inversion (det -1), so that tests cover reflections too."""
+    return -random_rotation(generator=torch.Generator().manual_seed(seed)).numpy()
 
 
 @pytest.mark.parametrize("case", ["molecule", "bulk"])
@@ -246,8 +246,6 @@ def test_hessian_turns_with_the_atoms(model_file, dtype, atol):
 
 
 def test_hessian_of_an_atom_alone_and_without_atoms(model_file):
-    from ase import Atoms
-
     calc = GauntCalculator(model_file)
     np.testing.assert_array_equal(calc.get_hessian(Atoms("O", positions=[[0.0, 0.0, 0.0]])), np.zeros((3, 3)))
     with pytest.raises(ValueError, match="no atoms: pass them"):
@@ -300,8 +298,6 @@ def second_model_file(tmp_path_factory):
 
 @pytest.mark.parametrize("case", ["molecule", "bulk"])
 def test_committee_gives_the_members_mean_and_spread(model_file, second_model_file, case):
-    from gaunt_tp.calculator import CommitteeCalculator
-
     atoms = molecule("CH3CH2OH") if case == "molecule" else bulk("Al", "fcc", a=4.05) * (2, 1, 1)
     atoms.rattle(0.05, seed=13)
     each = []
@@ -334,8 +330,6 @@ def test_committee_gives_the_members_mean_and_spread(model_file, second_model_fi
 
 
 def test_committee_of_one_model_twice_has_no_spread_and_fewer_is_refused(model_file):
-    from gaunt_tp.calculator import CommitteeCalculator
-
     atoms = molecule("CH3CH2OH")
     atoms.calc = CommitteeCalculator([model_file, model_file], default_dtype="float32")
     assert atoms.calc.members[1].dtype == torch.float32
@@ -344,14 +338,14 @@ def test_committee_of_one_model_twice_has_no_spread_and_fewer_is_refused(model_f
     for models in (model_file, [model_file], []):
         with pytest.raises(ValueError, match="a committee needs two or more models, got [01]: use GauntCalculator"):
             CommitteeCalculator(models)
+    atoms.calc = CommitteeCalculator(path for path in (model_file, model_file))  # any iterable
+    assert atoms.get_potential_energy() == pytest.approx(float(atoms.calc.results["energy_comm"][0]))
 
 
 def test_descriptors_of_every_feature_are_equivariant_and_layers_can_be_chosen(model_file):
-    """``invariants_only=False``: the first layer's whole output (6x0e + 6x1o) turns with a rotation-reflection (its
-    vectors as vectors, in e3nn's order of components), the last layer's (6x0e) stays; ``num_layers`` keeps the
-    first layers' columns."""
-    from e3nn import o3
-
+    """``invariants_only=False``: the first layer's whole output (6x0e + 6x1o) turns with a rotation-reflection
+    (``gaunt_tp.testing.wigner_matrix``, exact), the last layer's (6x0e) stays; ``num_layers`` keeps the first
+    layers' columns."""
     atoms = molecule("CH3CH2OH")
     atoms.rattle(0.05, seed=15)
     calc = GauntCalculator(model_file)
@@ -359,16 +353,12 @@ def test_descriptors_of_every_feature_are_equivariant_and_layers_can_be_chosen(m
     turned = atoms.copy()
     turned.positions = atoms.positions @ q.T
     features = calc.get_descriptors(atoms, invariants_only=False)
-    hidden = o3.Irreps("6x0e + 6x1o")
-    assert features.shape == (len(atoms), hidden.dim + 6) and np.abs(features[:, 6 : hidden.dim]).max() > 1e-2
-    # the 1o components in e3nn's order, exactly (e3nn's D_from_matrix is good to ~1e-8 only): P q P^T, P the
-    # order of the degree-1 harmonics
-    p = o3.spherical_harmonics(1, torch.eye(3, dtype=torch.float64), normalize=False).numpy().T
-    p = p / np.linalg.norm(p[0])
-    vectors = features[:, 6:24].reshape(-1, 6, 3) @ (p @ q @ p.T).T
-    expected = np.concatenate([features[:, :6], vectors.reshape(-1, 18), features[:, 24:]], axis=1)
+    hidden = "6x0e + 6x1o"
+    assert features.shape == (len(atoms), 24 + 6) and np.abs(features[:, 6:24]).max() > 1e-2
+    d = wigner_matrix(hidden, torch.from_numpy(-q), inversion=True).numpy()  # q is a rotation times the inversion
+    expected = np.concatenate([features[:, :24] @ d.T, features[:, 24:]], axis=1)
     np.testing.assert_allclose(calc.get_descriptors(turned, invariants_only=False), expected, atol=1e-12)
-    np.testing.assert_array_equal(calc.get_descriptors(atoms, False, num_layers=1), features[:, : hidden.dim])
+    np.testing.assert_array_equal(calc.get_descriptors(atoms, False, num_layers=1), features[:, :24])
     np.testing.assert_array_equal(calc.get_descriptors(atoms, num_layers=1), features[:, :6])
     for bad in (0, 3, -2):
         with pytest.raises(ValueError, match=r"num_layers must be -1 \(all\) or in 1..2, got"):

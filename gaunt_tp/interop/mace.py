@@ -126,10 +126,11 @@ def read_mace_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 def _is_torchscript(path: Path) -> bool:
     """Whether ``path`` is a TorchScript archive: a zip file holding compiled code (``<root>/code/...``) and
     ``<root>/constants.pkl``, which ``torch.save``'s zip files do not."""
-    if not zipfile.is_zipfile(path):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:  # not a zip file, or a damaged one: torch.load says what it is
         return False
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
     return any(n.split("/", 1)[-1] == "constants.pkl" for n in names) and any("/code/" in n for n in names)
 
 
