@@ -1,6 +1,5 @@
 """ASE calculators for gaunt-tp potentials: one model (energy, free energy, forces, stress, per-atom energies; and, as
-MACE's calculator has them, the Hessian and per-atom invariant descriptors), or a committee of models (their mean and
-spread)."""
+MACE's calculator has them, the Hessian and per-atom descriptors), or a committee of models (their mean and spread)."""
 
 from __future__ import annotations
 
@@ -52,7 +51,7 @@ class GauntCalculator(Calculator):
     Any other keyword is a ``TypeError`` (a misspelt option is not ignored).
 
     Beyond ASE's properties, :meth:`get_hessian` (second derivatives of the energy, for vibrational analysis) and
-    :meth:`get_descriptors` (each atom's invariant features, for similarity, sampling and active learning).
+    :meth:`get_descriptors` (each atom's features, invariant or all: for similarity, sampling and active learning).
 
     Stress is computed wherever the cell spans a volume, periodic in all directions or not (ASE's convention, as
     its EMT calculator: ``(1/V) dE/d(strain)`` with V the cell's volume, Voigt order xx yy zz yz xz xy,
