@@ -24,16 +24,20 @@ CONFIG = ModelConfig(
 )
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    model = GauntMACE(CONFIG)
+def _saved_model(config: ModelConfig, seed: int, path):
+    """A model of ``config`` with its initial weights perturbed (seeded), written to ``path``."""
+    torch.manual_seed(seed)
+    model = GauntMACE(config)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))
-    path = tmp_path_factory.mktemp("model") / "tiny.model"
     save_model(model, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    return _saved_model(CONFIG, 0, tmp_path_factory.mktemp("model") / "tiny.model")
 
 
 def test_forces_pass_ase_finite_difference_check(model_file):
@@ -286,14 +290,7 @@ def test_descriptors_are_what_the_readouts_map_to_site_energies(model_file):
 @pytest.fixture(scope="module")
 def second_model_file(tmp_path_factory):
     """Another model, with another cutoff (committee members may differ in anything)."""
-    torch.manual_seed(5)
-    model = GauntMACE(dataclasses.replace(CONFIG, r_max=4.5))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    path = tmp_path_factory.mktemp("model") / "second.model"
-    save_model(model, path)
-    return path
+    return _saved_model(dataclasses.replace(CONFIG, r_max=4.5), 5, tmp_path_factory.mktemp("model") / "second.model")
 
 
 @pytest.mark.parametrize("case", ["molecule", "bulk"])
