@@ -135,17 +135,10 @@ class GauntCalculator(Calculator):
         each layer's whole output, layer after layer (e3nn's layout of the hidden irreps; the last layer has its
         ``0e`` features alone): equivariant. ``atoms``: default the ones the calculator last computed.
         """
-        layers = self.model.layers
-        count = len(layers) if num_layers == -1 else num_layers
-        if not 1 <= count <= len(layers):
-            raise ValueError(f"num_layers must be -1 (all) or in 1..{len(layers)}, got {num_layers}")
         _, graph = self._graph(_given_or_last(self, atoms))
         with torch.no_grad():
-            out = self.model(graph, compute_forces=False, compute_descriptors=True)
-        if invariants_only:
-            kept = out["descriptors"][:, : sum(layer.num_scalars for layer in layers[:count])]
-        else:
-            kept = out["node_feats"][:, : sum(layer.num_features for layer in layers[:count])]
+            features = self.model(graph, compute_forces=False, compute_descriptors=True)["node_feats"]
+            kept = self.model.descriptors(features, invariants_only, num_layers)
         return kept.cpu().numpy().astype(np.float64)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):  # noqa: ANN001, ANN201

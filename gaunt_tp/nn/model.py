@@ -299,11 +299,9 @@ class GauntMACE(nn.Module):
     takes a :class:`gaunt_tp.data.GraphBatch` and returns a dict with ``energy [B]`` (eV),
     ``node_energy [n]`` (eV, E0 included), ``forces [n, 3]`` (eV/Angstrom) and, if asked,
     ``stress [B, 3, 3]`` (eV/Angstrom^3, for any cell that spans a volume, periodic or not; zero for
-    cells of zero volume) and, with ``compute_descriptors``, ``descriptors [n, num_interactions * num_channels]``:
-    each layer's invariant (``0e``) node features, the ones its readout maps to site energies, layer after layer
-    (columns ``i * num_channels`` to ``(i + 1) * num_channels`` are layer i's; MACE's invariant descriptors), and
-    ``node_feats [n, sum of the layers' num_features]``: each layer's whole output (e3nn's layout of the hidden
-    irreps, ``num_channels x 0e`` alone for the last layer), layer after layer (MACE's ``node_feats``). With
+    cells of zero volume) and, with ``compute_descriptors``, ``node_feats [n, sum of the layers' num_features]``:
+    each layer's whole output (e3nn's layout of the hidden irreps, ``num_channels x 0e`` alone for the last layer),
+    layer after layer (MACE's ``node_feats``; :meth:`descriptors` takes its invariant part or first layers). With
     ``training=True`` the graph of the forces is kept for a force loss (or for second derivatives).
 
     ``energy`` and ``node_energy`` are float64 whatever the model's dtype: the E0s (a float64 buffer that
@@ -350,6 +348,18 @@ class GauntMACE(nn.Module):
         super()._apply(fn, recurse)
         self.e0s = e0s.to(device=self.e0s.device)
         return self
+
+    def descriptors(self, node_feats: torch.Tensor, invariants_only: bool = True, num_layers: int = -1) -> torch.Tensor:
+        """The first ``num_layers`` layers' (-1: all) columns of ``node_feats [n, ...]`` (``forward``'s, with
+        ``compute_descriptors``): with ``invariants_only``, each layer's ``0e`` features alone, the ones its readout
+        maps to site energies (``[n, num_layers * num_channels]``, MACE's invariant descriptors); else all of them."""
+        count = len(self.layers) if num_layers == -1 else num_layers
+        if not 1 <= count <= len(self.layers):
+            raise ValueError(f"num_layers must be -1 (all) or in 1..{len(self.layers)}, got {num_layers}")
+        blocks = node_feats.split([layer.num_features for layer in self.layers], dim=1)[:count]
+        if invariants_only:
+            blocks = [block[:, : layer.num_scalars] for block, layer in zip(blocks, self.layers)]
+        return torch.cat(blocks, dim=1)
 
     def forward(
         self,
@@ -405,7 +415,6 @@ class GauntMACE(nn.Module):
         out = {"energy": energy, "node_energy": node_energy}
         if compute_descriptors:
             out["node_feats"] = torch.cat(features, dim=1)
-            out["descriptors"] = torch.cat([h[:, : layer.num_scalars] for h, layer in zip(features, self.layers)], 1)
         inputs = [t for t in (positions if compute_forces else None, strain) if t is not None]
         if inputs:
             total = energy.sum()  # no graph at all: frozen weights and no edge (isolated atoms)

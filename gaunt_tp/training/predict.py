@@ -70,7 +70,8 @@ def predict(
         with torch.enable_grad():
             out = model(batch, compute_forces=True, compute_stress=any(has_stress), compute_descriptors=descriptors)
         acc.add(batch, out)
-        out.pop("node_feats", None)  # beside the invariant descriptors: not written
+        if descriptors:
+            out["descriptors"] = model.descriptors(out.pop("node_feats"))
         values = {k: v.detach().cpu().to(torch.float64).numpy() for k, v in out.items()}
         ptr = batch.ptr.tolist()
         for g, with_stress in enumerate(has_stress):

@@ -75,8 +75,8 @@ def test_batch_equals_one_at_a_time(model, ethanol):
         single = model(graph(config), compute_descriptors=True)
         assert float(out["energy"][i]) == pytest.approx(float(single["energy"]), abs=1e-10)
         torch.testing.assert_close(out["forces"][9 * i : 9 * (i + 1)], single["forces"], rtol=0, atol=1e-10)
-        torch.testing.assert_close(out["descriptors"][9 * i : 9 * (i + 1)], single["descriptors"], rtol=0, atol=1e-12)
-    assert "descriptors" not in model(batch)
+        torch.testing.assert_close(out["node_feats"][9 * i : 9 * (i + 1)], single["node_feats"], rtol=0, atol=1e-12)
+    assert "node_feats" not in model(batch)
 
 
 def test_radial_functions_once_per_edge_pair_change_nothing(model, ethanol):
