@@ -38,27 +38,50 @@ from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint, sav
 from gaunt_tp.training.config import TrainConfig
 from gaunt_tp.training.ema import MovingAverage
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
-from gaunt_tp.training.metrics import ErrorAccumulator, LossWeights, has_stress_labels, weighted_loss
+from gaunt_tp.training.metrics import (
+    ErrorAccumulator,
+    LabelCounts,
+    LossWeights,
+    has_stress_labels,
+    label_counts,
+    weighted_loss,
+)
 from gaunt_tp.training.records import append_csv, format_tables, keep_history_before, write_json
-from gaunt_tp.training.step import EagerStep, GraphedStep
+from gaunt_tp.training.step import EagerStep, GraphedStep, ProcessShare
 
 __all__ = ["evaluate", "run_training"]
 
 log = logging.getLogger("gaunt_tp.train")
 
 
-def _batches(
-    graphs: list[GraphBatch], size: int, generator: torch.Generator | None = None, *, rank: int = 0, world: int = 1
-) -> list[GraphBatch]:
-    """Batches of ``size`` graphs (shuffled by ``generator``); with ``world`` processes, this rank's share of each."""
+def _batches(graphs: list[GraphBatch], size: int, generator: torch.Generator | None = None) -> list[GraphBatch]:
+    """Batches of ``size`` graphs (shuffled by ``generator``), the last one shorter when ``size`` does not divide."""
     order = torch.randperm(len(graphs), generator=generator).tolist() if generator is not None else range(len(graphs))
-    order = list(order)
+    return [collate([graphs[i] for i in order[s : s + size]]) for s in range(0, len(order), size)]
+
+
+def _process_shares(
+    graphs: list[GraphBatch],
+    counts: list[LabelCounts],
+    size: int,
+    generator: torch.Generator,
+    rank: int,
+    world: int,
+) -> list[tuple[GraphBatch, ProcessShare]]:
+    """This process's share of each of :func:`_batches`'s global batches (the same shuffle), ``counts`` the labels
+    of each graph: the global batch's graphs ``rank, rank + world, ...``, with the global batch's label counts.
+
+    Every process takes the same number of steps, and the global batches are those one process would take, any
+    ``size`` (a share may be a graph longer than another's). A global batch of fewer graphs than processes gives
+    the processes left over a stand-in (its first graph, weighted 0)."""
+    order = torch.randperm(len(graphs), generator=generator).tolist()
     out = []
     for s in range(0, len(order), size):
         chunk = order[s : s + size]
-        if world > 1 and len(chunk) % world:
-            continue  # an uneven last batch would give the processes different numbers of steps
-        out.append(collate([graphs[i] for i in chunk[rank::world]]))
+        total = LabelCounts(*map(sum, zip(*(counts[i] for i in chunk))))
+        mine = chunk[rank::world]
+        share = ProcessShare(total, world, stand_in=not mine)
+        out.append((collate([graphs[i] for i in mine or chunk[:1]]), share))
     return out
 
 
@@ -180,8 +203,6 @@ def _train(config: TrainConfig) -> dict:
     if device.type == "cuda":
         torch.cuda.set_device(device)  # NCCL and every bare .cuda() use the current device
     rank, world = _init_distributed(device)
-    if world > 1 and config.batch_size % world:
-        raise InputError(f"batch_size {config.batch_size} must be a multiple of the {world} processes")
     foundation = load_model(config.foundation_model) if config.foundation_model else None
     if foundation is not None:  # its architecture, recorded in config.json as this run's
         config, replaced = adopt_architecture(config, foundation.config)
@@ -285,6 +306,7 @@ def _train(config: TrainConfig) -> dict:
         keep_history_before(history_path, start)  # rows of epochs after the checkpoint are run again
 
     moved = lambda graphs: [g.to(device) for g in graphs]  # noqa: E731
+    train_counts = [label_counts(g) for g in train_g] if world > 1 else []
     train_g, valid_g, test_g = moved(train_g), moved(valid_g), moved(test_g)
     valid_batches = _batches(valid_g, config.valid_batch_size)
     evaluated = ema.module if ema is not None else model  # validated every epoch, exported when better
@@ -318,15 +340,20 @@ def _train(config: TrainConfig) -> dict:
                     log.info("stage two from epoch %d: energy weight %g, forces weight %g%s, lr %g", epoch,
                              weights.energy, weights.forces, extra, config.swa_lr)  # fmt: skip
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)  # same order after a restart
-        batches = _batches(train_g, config.batch_size, generator, rank=rank, world=world)
+        if world > 1:
+            batches = _process_shares(train_g, train_counts, config.batch_size, generator, rank, world)
+        else:
+            batches = [(batch, None) for batch in _batches(train_g, config.batch_size, generator)]
         running = torch.zeros((), dtype=torch.float64, device=device)  # summed where the losses are: no read-back
-        for batch in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None if rank == 0 else True):
-            running += step(batch, weights)
+        for batch, share in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None if rank == 0 else True):
+            running += step(batch, weights, share)
             if config.clip_grad:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=config.clip_grad)
             optimizer.step()
             if ema is not None:
                 ema.update_parameters(model)
+        if world > 1:  # the processes' parts of each batch's loss add up to it
+            torch.distributed.all_reduce(running)
         running = float(running)
         out_of_time = (
             config.max_time_minutes is not None and time.monotonic() - started > 60.0 * config.max_time_minutes

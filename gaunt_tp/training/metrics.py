@@ -12,7 +12,15 @@ import torch
 
 from gaunt_tp.data.graph import GraphBatch, cell_volumes
 
-__all__ = ["ErrorAccumulator", "LossWeights", "force_delta_factors", "has_stress_labels", "weighted_loss"]
+__all__ = [
+    "ErrorAccumulator",
+    "LabelCounts",
+    "LossWeights",
+    "force_delta_factors",
+    "has_stress_labels",
+    "label_counts",
+    "weighted_loss",
+]
 
 
 class LossWeights(NamedTuple):
@@ -32,6 +40,24 @@ class LossWeights(NamedTuple):
         return bool(self.stress or self.virials)
 
 
+class LabelCounts(NamedTuple):
+    """The sizes of :func:`weighted_loss`'s means: configurations with an energy label, atoms with a force label and
+    configurations with a stress label."""
+
+    energies: int
+    forces: int
+    stresses: int
+
+
+def label_counts(graph: GraphBatch) -> LabelCounts:
+    """The labels ``graph`` holds (missing labels are NaN), as :func:`weighted_loss` counts them."""
+    return LabelCounts(
+        int((~torch.isnan(graph.energy)).sum()),
+        int((~torch.isnan(graph.forces).any(dim=1)).sum()),
+        int((~torch.isnan(graph.stress).flatten(1).any(dim=1)).sum()),
+    )
+
+
 def has_stress_labels(graphs: list[GraphBatch]) -> bool:
     """Whether any of ``graphs`` carries a stress label (missing ones are NaN)."""
     return any(bool(torch.isfinite(g.stress).all()) for g in graphs)
@@ -46,6 +72,8 @@ def weighted_loss(
     virials_weight: float = 0.0,
     huber_delta: float = 0.0,
     universal: bool = False,
+    *,
+    counts: LabelCounts | None = None,
 ) -> torch.Tensor:
     """``w_E mean((dE / n_atoms)^2) + w_F mean(|dF|^2) [+ w_S mean(|dS|^2)] [+ w_V mean(|dS V / n_atoms|^2)]``
     with per-configuration weights.
@@ -57,12 +85,17 @@ def weighted_loss(
     component in place of its square, ``x^2 / 2`` up to ``|x| = delta`` and linear beyond (MACE's ``huber`` loss).
     ``universal`` (with ``huber_delta > 0``; MACE's ``universal`` loss): each atom's force components have the delta
     ``huber_delta * f(|F_ref|)`` instead, :func:`force_delta_factors` ``f`` shrinking it for large reference forces.
+
+    ``counts`` (:class:`LabelCounts`), when given, replace the numbers of labels in ``batch`` as the denominators of
+    the means. Data-parallel training passes the global batch's, so that the processes' losses add up to that
+    batch's loss (each process holds a part of its sums, not a mean of its own).
     """
+    n_e, n_f, n_s = counts if counts is not None else (None, None, None)
     atoms = (batch.ptr[1:] - batch.ptr[:-1]).to(out["energy"].dtype)
     has_e = ~torch.isnan(batch.energy)
     de = torch.where(has_e, (out["energy"] - torch.nan_to_num(batch.energy)) / atoms, 0.0)
     penalty = functools.partial(_huber, delta=huber_delta) if huber_delta else torch.square
-    loss_e = (batch.weight * penalty(de)).sum() / has_e.sum().clamp_min(1)
+    loss_e = (batch.weight * penalty(de)).sum() / _count(has_e, n_e)
     has_f = ~torch.isnan(batch.forces).any(dim=1)
     df = torch.where(has_f[:, None], out["forces"] - torch.nan_to_num(batch.forces), 0.0)
     if universal and huber_delta:
@@ -70,18 +103,24 @@ def weighted_loss(
         penalty_f = _huber(df, huber_delta * force_delta_factors(sizes)[:, None])
     else:
         penalty_f = penalty(df)
-    loss_f = (batch.weight[batch.batch][:, None] * penalty_f).sum() / (3 * has_f.sum().clamp_min(1))
+    loss_f = (batch.weight[batch.batch][:, None] * penalty_f).sum() / (3 * _count(has_f, n_f))
     loss = energy_weight * loss_e + forces_weight * loss_f
     if stress_weight or virials_weight:
         has_s = ~torch.isnan(batch.stress).flatten(1).any(dim=1)
         ds = torch.where(has_s[:, None, None], out["stress"] - torch.nan_to_num(batch.stress), 0.0)
-        labelled = 9 * has_s.sum().clamp_min(1)
+        labelled = 9 * _count(has_s, n_s)
         if stress_weight:
             loss = loss + stress_weight * (batch.weight * penalty(ds).flatten(1).sum(1)).sum() / labelled
         if virials_weight:
             dv = ds * (cell_volumes(batch.cell) / atoms)[:, None, None]  # the virials' error per atom (-V dS)
             loss = loss + virials_weight * (batch.weight * penalty(dv).flatten(1).sum(1)).sum() / labelled
     return loss
+
+
+def _count(mask: torch.Tensor, given: int | None) -> torch.Tensor | int:
+    """A mean's denominator: ``given`` when not None, else the ``True`` entries of ``mask``; at least 1. (A tensor
+    in the second case: read back to Python, it would stall a GPU and break CUDA graph capture.)"""
+    return mask.sum().clamp_min(1) if given is None else max(given, 1)
 
 
 def force_delta_factors(sizes: torch.Tensor) -> torch.Tensor:

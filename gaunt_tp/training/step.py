@@ -8,37 +8,62 @@ rate between steps.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from gaunt_tp.cuda_graphs import capture_graph, check_capture_device
 from gaunt_tp.data.graph import GraphBatch
 from gaunt_tp.data.padding import BatchCapacity, pad_into
-from gaunt_tp.training.metrics import LossWeights, weighted_loss
+from gaunt_tp.training.metrics import LabelCounts, LossWeights, weighted_loss
 
-__all__ = ["EagerStep", "GraphedStep", "loss_and_backward"]
+__all__ = ["EagerStep", "GraphedStep", "ProcessShare", "loss_and_backward"]
 
 
-def loss_and_backward(model: torch.nn.Module, batch: GraphBatch, weights: LossWeights) -> torch.Tensor:
+class ProcessShare(NamedTuple):
+    """One process's part of a global batch that data-parallel processes split between them.
+
+    ``counts`` are the global batch's labels: every process divides its sums by them, so that the processes'
+    losses add up to the global batch's loss, however unevenly its configurations and atoms are split.
+    ``processes`` scales the backward pass, DDP averaging the processes' gradients (so their mean is the global
+    loss's gradient). ``stand_in``: this process's share is empty (a global batch smaller than the number of
+    processes); it runs a graph of the batch with the loss multiplied by 0, to join the gradients' all-reduce.
+    """
+
+    counts: LabelCounts
+    processes: int
+    stand_in: bool = False
+
+
+def loss_and_backward(
+    model: torch.nn.Module, batch: GraphBatch, weights: LossWeights, share: ProcessShare | None = None
+) -> torch.Tensor:
     """The weighted loss of ``model`` on ``batch`` (0-dim, detached), its gradients accumulated into ``.grad``;
-    ``weights`` a :class:`LossWeights` or a tuple of its fields in order."""
+    ``weights`` a :class:`LossWeights` or a tuple of its fields in order. With ``share``, this process's part of
+    the global batch's loss (0 for a stand-in), its gradient scaled by the number of processes."""
     out = model(batch, compute_forces=True, compute_stress=LossWeights(*weights).needs_stress, training=True)
-    loss = weighted_loss(batch, out, *weights)
-    loss.backward()
+    if share is None:
+        loss = weighted_loss(batch, out, *weights)
+        loss.backward()
+        return loss.detach()
+    loss = weighted_loss(batch, out, *weights, counts=share.counts) * (0.0 if share.stand_in else 1.0)
+    (loss * share.processes).backward()
     return loss.detach()
 
 
 class EagerStep:
     """``step(batch, weights)``: the parameters' gradients set to those of the loss on ``batch``; returns the loss.
 
-    ``model`` may be a ``DistributedDataParallel`` wrapper (its backward pass averages the gradients).
+    ``model`` may be a ``DistributedDataParallel`` wrapper (its backward pass averages the gradients), with
+    ``share`` this process's :class:`ProcessShare` of the global batch.
     """
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
 
-    def __call__(self, batch: GraphBatch, weights: LossWeights) -> torch.Tensor:
+    def __call__(self, batch: GraphBatch, weights: LossWeights, share: ProcessShare | None = None) -> torch.Tensor:
         self.model.zero_grad(set_to_none=True)
-        return loss_and_backward(self.model, batch, weights)
+        return loss_and_backward(self.model, batch, weights, share)
 
 
 class GraphedStep:
@@ -63,7 +88,9 @@ class GraphedStep:
         self.static: GraphBatch | None = None
         self._graphs: dict[LossWeights, tuple[torch.cuda.CUDAGraph, torch.Tensor, list[torch.Tensor | None]]] = {}
 
-    def __call__(self, batch: GraphBatch, weights: LossWeights) -> torch.Tensor:
+    def __call__(self, batch: GraphBatch, weights: LossWeights, share: None = None) -> torch.Tensor:
+        if share is not None:
+            raise ValueError("a captured step runs in one process: it takes no share of a global batch")
         self.static = pad_into(self.static, batch, self.capacity, self.model.config.r_max)
         weights = LossWeights(*weights)  # plain Python numbers: the key of this loss's captured graph
         weights = LossWeights(*(float(w) for w in weights[:-1]), universal=bool(weights.universal))

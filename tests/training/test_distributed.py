@@ -4,13 +4,17 @@ import subprocess
 import sys
 
 import ase.io
+import numpy as np
 import pytest
 import torch
 
+from gaunt_tp.data import Configuration, ElementTable, to_graph
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.cli import main
+from gaunt_tp.training.loop import _batches, _process_shares
+from gaunt_tp.training.metrics import label_counts, weighted_loss
 
-ARGS = ["--num_channels", "4", "--max_L", "1", "--max_ell", "2", "--r_max", "4.0", "--batch_size", "4",
+ARGS = ["--num_channels", "4", "--max_L", "1", "--max_ell", "2", "--r_max", "4.0", "--batch_size", "5",
         "--num_radial_basis", "4", "--E0s", "average", "--plots", "false", "--max_num_epochs", "2"]  # fmt: skip
 
 
@@ -20,10 +24,83 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _labelled_graphs(count: int, seed: int) -> list:
+    """``count`` graphs of 1-6 atoms in cells with a volume, random labels, some energies, forces and stresses
+    missing (NaN), weights 0.5-2."""
+    rng = np.random.default_rng(seed)
+    graphs = []
+    for i in range(count):
+        n = int(rng.integers(1, 7))
+        forces = rng.standard_normal((n, 3))
+        if i % 3 == 1:
+            forces[0] = np.nan
+        config = Configuration(
+            atomic_numbers=rng.choice([1, 6, 8], n), positions=3 * rng.random((n, 3)), cell=4 * np.eye(3),
+            energy=None if i % 4 == 2 else float(rng.standard_normal()), forces=forces,
+            stress=None if i % 2 else rng.standard_normal((3, 3)), weight=float(rng.uniform(0.5, 2.0)),
+        )  # fmt: skip
+        graphs.append(to_graph(config, ElementTable([1, 6, 8]), 3.0))
+    return graphs
+
+
+def _predictions(batch, seed: int) -> dict:
+    """Random stand-ins for a model's outputs on ``batch``."""
+    n = batch.positions.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    return {"energy": torch.randn(batch.num_graphs, generator=gen, dtype=torch.float64),
+            "forces": torch.randn(n, 3, generator=gen, dtype=torch.float64),
+            "stress": torch.randn(batch.num_graphs, 3, 3, generator=gen, dtype=torch.float64)}  # fmt: skip
+
+
+@pytest.mark.parametrize(("size", "world"), [(5, 2), (4, 2), (3, 4), (7, 3)])
+def test_process_shares_deal_out_the_global_batches_and_their_losses_add_up(size, world):
+    """Each global batch of one process is dealt out between ``world`` processes whatever ``size``: the shares
+    hold its graphs once each, and their losses, with the global label counts, add up to the global batch's loss
+    (energy, forces, stress and virials terms, missing labels and weights included); empty shares are stand-ins."""
+    graphs = _labelled_graphs(11, seed=size * 10 + world)
+    counts = [label_counts(g) for g in graphs]
+    whole = _batches(graphs, size, torch.Generator().manual_seed(7))
+    shares = [_process_shares(graphs, counts, size, torch.Generator().manual_seed(7), r, world) for r in range(world)]
+    assert all(len(s) == len(whole) for s in shares)  # every process takes every step
+    weights = (1.0, 10.0, 3.0, 2.0)
+    for b, batch in enumerate(whole):
+        parts = [shares[r][b] for r in range(world)]
+        real = [(g, share) for g, share in parts if not share.stand_in]
+        assert sum(g.num_graphs for g, _ in real) == batch.num_graphs
+        assert len(real) == min(world, batch.num_graphs)
+        order = _graph_order(batch, [g for g, _ in real])
+        assert sorted(order) == list(range(batch.num_graphs))  # each of its graphs in one share
+        assert all(share.counts == label_counts(batch) and share.processes == world for _, share in parts)
+        out = _predictions(batch, seed=b)  # each share's outputs cut from these
+        start = 0
+        total = torch.zeros((), dtype=torch.float64)
+        for g, share in real:
+            picked = order[start : start + g.num_graphs]
+            start += g.num_graphs
+            atoms = torch.cat([torch.arange(batch.ptr[i], batch.ptr[i + 1]) for i in picked])
+            part = {"energy": out["energy"][picked], "forces": out["forces"][atoms], "stress": out["stress"][picked]}
+            total += weighted_loss(g, part, *weights, counts=share.counts)
+        torch.testing.assert_close(total, weighted_loss(batch, out, *weights), rtol=1e-13, atol=0)
+
+
+def _graph_order(batch, parts: list) -> list[int]:
+    """The global batch's graph indices in the order the shares hold them (graphs matched by their positions)."""
+    keys = [batch.positions[batch.ptr[i] : batch.ptr[i + 1]] for i in range(batch.num_graphs)]
+    order = []
+    for part in parts:
+        for j in range(part.num_graphs):
+            mine = part.positions[part.ptr[j] : part.ptr[j + 1]]
+            order.append(next(i for i, k in enumerate(keys) if k.shape == mine.shape and torch.equal(k, mine)))
+    return order
+
+
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_data):
-    frames = ase.io.read(shared_data / "ethanol" / "train.xyz", index=":12")
-    ase.io.write(tmp_path / "train.xyz", frames[:8])
-    ase.io.write(tmp_path / "valid.xyz", frames[8:])
+    """Molecules of 27 and 9 atoms, a global batch of 5 (3 + 2 per step) and a last batch of one configuration
+    (the second process takes a stand-in): the weights after two epochs equal one process's."""
+    frames = ase.io.read(shared_data / "ethanol" / "train.xyz", index=":9")
+    frames += ase.io.read(shared_data / "3bpa" / "train_300K.xyz", index=":5")
+    ase.io.write(tmp_path / "train.xyz", frames[0:4] + frames[9:12] + frames[4:8])  # 11: batches of 5, 5 and 1
+    ase.io.write(tmp_path / "valid.xyz", [frames[8], frames[12]])
     common = ["--train_file", str(tmp_path / "train.xyz"), "--valid_file", str(tmp_path / "valid.xyz"),
               "--work_dir", str(tmp_path), *ARGS]  # fmt: skip
     assert main(["train", "--name", "single", *common]) == 0
@@ -38,6 +115,12 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_dat
     assert a["epoch"] == b["epoch"] == 2
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=1e-10)
+    history = [(tmp_path / name / "metrics.csv").read_text().splitlines() for name in ("single", "ddp")]
+    assert history[0][0] == history[1][0] and len(history[0]) == 3
+    for one, two in zip(history[0][1:], history[1][1:]):  # the training loss is the global batches' mean too
+        np.testing.assert_allclose(
+            [float(v) for v in one.split(",")], [float(v) for v in two.split(",")], rtol=1e-9, atol=0
+        )
 
 
 def test_each_torchrun_process_takes_its_local_gpu(monkeypatch):
