@@ -69,20 +69,35 @@ def _process_shares(
     world: int,
 ) -> list[tuple[GraphBatch, ProcessShare]]:
     """This process's share of each of :func:`_batches`'s global batches (the same shuffle), ``counts`` the labels
-    of each graph: the global batch's graphs ``rank, rank + world, ...``, with the global batch's label counts.
+    of each graph, with the global batch's label counts.
 
-    Every process takes the same number of steps, and the global batches are those one process would take, any
-    ``size`` (a share may be a graph longer than another's). A global batch of fewer graphs than processes gives
-    the processes left over a stand-in (its first graph, weighted 0)."""
+    Every process takes the same number of steps, and the global batches are those one process would take, of any
+    ``size``. Each global batch is dealt out greedily by cost (edges plus atoms, largest first, each graph to the
+    process with the least so far), so that no process waits long for another where sizes differ. A global batch of
+    fewer graphs than processes gives the processes left over a stand-in (its first graph, weighted 0)."""
     order = torch.randperm(len(graphs), generator=generator).tolist()
+    cost = [g.edge_index.shape[1] + g.positions.shape[0] for g in graphs]
     out = []
     for s in range(0, len(order), size):
         chunk = order[s : s + size]
         total = LabelCounts(*map(sum, zip(*(counts[i] for i in chunk))))
-        mine = chunk[rank::world]
+        mine = [i for i, r in _deal(chunk, cost, world) if r == rank]
         share = ProcessShare(total, world, stand_in=not mine)
         out.append((collate([graphs[i] for i in mine or chunk[:1]]), share))
     return out
+
+
+def _deal(chunk: list[int], cost: list[int], world: int) -> list[tuple[int, int]]:
+    """``(graph, process)`` pairs: the graphs of ``chunk``, most costly first (ties in ``chunk``'s order), each to
+    the process with the least cost so far (the lowest rank on ties). The loads then differ by at most the cost of
+    one graph."""
+    loads = [0] * world
+    pairs = []
+    for i in sorted(chunk, key=lambda i: -cost[i]):
+        r = loads.index(min(loads))
+        loads[r] += cost[i]
+        pairs.append((i, r))
+    return pairs
 
 
 def _local_device(device: torch.device, env: Mapping[str, str]) -> torch.device:
@@ -126,6 +141,22 @@ def evaluate(
         count += batch.num_graphs
         acc.add(batch, out)
     return total / max(count, 1), acc
+
+
+def _evaluate_shared(
+    model: torch.nn.Module, batches: list[GraphBatch], weights: LossWeights, rank: int, world: int
+) -> tuple[float, ErrorAccumulator]:
+    """:func:`evaluate` with ``batches`` dealt out between the processes (batch k to process k % world) and the
+    results gathered in rank order: every process returns the same loss and errors, those of one process up to
+    the order of the sums."""
+    if world == 1:
+        return evaluate(model, batches, weights)
+    loss, acc = evaluate(model, batches[rank::world], weights)
+    parts: list = [None] * world
+    torch.distributed.all_gather_object(parts, (loss, acc))
+    sizes = [sum(b.num_graphs for b in batches[r::world]) for r in range(world)]
+    loss = sum(part_loss * n for (part_loss, _), n in zip(parts, sizes)) / max(sum(sizes), 1)
+    return loss, ErrorAccumulator.merged([part_acc for _, part_acc in parts])
 
 
 def _keys(config: TrainConfig) -> KeySpec:
@@ -370,7 +401,7 @@ def _train(config: TrainConfig) -> dict:
             scheduler.step()
         if epoch % config.eval_interval and epoch != config.max_num_epochs and not out_of_time:
             continue
-        valid_loss, valid_acc = evaluate(validated, valid_batches, weights)
+        valid_loss, valid_acc = _evaluate_shared(validated, valid_batches, weights, rank, world)
         if not math.isfinite(valid_loss):  # the same on every process
             _diverged(epoch, "validation", ckpt_dir)
         errors = valid_acc.table()

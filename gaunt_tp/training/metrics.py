@@ -156,6 +156,16 @@ class ErrorAccumulator:
         self.s: dict[str, list[np.ndarray]] = defaultdict(list)
         self._values: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] | None = {} if keep_values else None
 
+    @classmethod
+    def merged(cls, parts: list[ErrorAccumulator]) -> ErrorAccumulator:
+        """One accumulator with the errors of ``parts``, in their order (not their kept values)."""
+        out = cls()
+        for part in parts:
+            for name in ("e", "e_total", "f", "s"):
+                for kind, errors in getattr(part, name).items():
+                    getattr(out, name)[kind].extend(errors)
+        return out
+
     def add(self, batch: GraphBatch, out: dict[str, torch.Tensor]) -> None:
         atoms = (batch.ptr[1:] - batch.ptr[:-1]).cpu().numpy()
         if self._values is not None:

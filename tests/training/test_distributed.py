@@ -2,6 +2,7 @@ import os
 import socket
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import ase.io
 import numpy as np
@@ -68,6 +69,9 @@ def test_process_shares_deal_out_the_global_batches_and_their_losses_add_up(size
         real = [(g, share) for g, share in parts if not share.stand_in]
         assert sum(g.num_graphs for g, _ in real) == batch.num_graphs
         assert len(real) == min(world, batch.num_graphs)
+        costs = [b.edge_index.shape[1] + b.positions.shape[0] for b in _singles(batch)]
+        loads = [g.edge_index.shape[1] + g.positions.shape[0] for g, _ in real] + [0] * (world - len(real))
+        assert max(loads) - min(loads) <= max(costs)  # dealt out by cost, not by count
         order = _graph_order(batch, [g for g, _ in real])
         assert sorted(order) == list(range(batch.num_graphs))  # each of its graphs in one share
         assert all(share.counts == label_counts(batch) and share.processes == world for _, share in parts)
@@ -83,6 +87,16 @@ def test_process_shares_deal_out_the_global_batches_and_their_losses_add_up(size
         torch.testing.assert_close(total, weighted_loss(batch, out, *weights), rtol=1e-13, atol=0)
 
 
+def _singles(batch) -> list:
+    """The graphs of ``batch`` one by one (their atoms and edges alone)."""
+    out = []
+    for i in range(batch.num_graphs):
+        atoms = slice(int(batch.ptr[i]), int(batch.ptr[i + 1]))
+        edges = (batch.edge_index[1] >= atoms.start) & (batch.edge_index[1] < atoms.stop)
+        out.append(SimpleNamespace(positions=batch.positions[atoms], edge_index=batch.edge_index[:, edges]))
+    return out
+
+
 def _graph_order(batch, parts: list) -> list[int]:
     """The global batch's graph indices in the order the shares hold them (graphs matched by their positions)."""
     keys = [batch.positions[batch.ptr[i] : batch.ptr[i + 1]] for i in range(batch.num_graphs)]
@@ -96,13 +110,14 @@ def _graph_order(batch, parts: list) -> list[int]:
 
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_data):
     """Molecules of 27 and 9 atoms, a global batch of 5 (3 + 2 per step) and a last batch of one configuration
-    (the second process takes a stand-in): the weights after two epochs equal one process's."""
+    (the second process takes a stand-in), the validation batches split between the processes: the weights after
+    two epochs and the logged losses and errors equal one process's."""
     frames = ase.io.read(shared_data / "ethanol" / "train.xyz", index=":9")
     frames += ase.io.read(shared_data / "3bpa" / "train_300K.xyz", index=":5")
     ase.io.write(tmp_path / "train.xyz", frames[0:4] + frames[9:12] + frames[4:8])  # 11: batches of 5, 5 and 1
     ase.io.write(tmp_path / "valid.xyz", [frames[8], frames[12]])
     common = ["--train_file", str(tmp_path / "train.xyz"), "--valid_file", str(tmp_path / "valid.xyz"),
-              "--work_dir", str(tmp_path), *ARGS]  # fmt: skip
+              "--work_dir", str(tmp_path), "--valid_batch_size", "1", *ARGS]  # fmt: skip
     assert main(["train", "--name", "single", *common]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
