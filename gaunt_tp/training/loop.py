@@ -9,7 +9,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +125,7 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
 
 def evaluate(
     model: torch.nn.Module,
-    batches: list[GraphBatch],
+    batches: Iterable[GraphBatch],
     weights: LossWeights,
     stress: bool = False,
     keep_values: bool = False,
@@ -475,13 +475,15 @@ def _train(config: TrainConfig) -> dict:
 
     best_model = load_model(model_path, dtype=dtype, device=device)
     tables, values = {}, {}
-    for split, graphs in (("train", train_g), ("valid", valid_g), ("test", test_g)):
-        if graphs:
-            batches = _batches(graphs, config.valid_batch_size)  # stress errors where there are labels; the table only
-            _, acc = evaluate(best_model, batches, LossWeights(1.0, 1.0), has_stress_labels(graphs), config.plots)
-            tables[split] = acc.table()
-            if config.plots:
-                values[split] = acc.values()
+    splits = [(split, graphs) for split, graphs in (("train", train_g), ("valid", valid_g), ("test", test_g)) if graphs]
+    log.info("evaluating the best model on %s", ", ".join(f"{len(g)} {split}" for split, g in splits))
+    for split, graphs in splits:
+        batches = _batches(graphs, config.valid_batch_size)  # stress errors where there are labels; the table only
+        shown = tqdm(batches, desc=f"final {split}", unit="batch", leave=False, disable=None)
+        _, acc = evaluate(best_model, shown, LossWeights(1.0, 1.0), has_stress_labels(graphs), config.plots)
+        tables[split] = acc.table()
+        if config.plots:
+            values[split] = acc.values()
     write_json(run_dir / "errors.json", tables)
     log.info("final errors (best model):\n%s", format_tables(tables))
     if config.plots:
