@@ -234,6 +234,9 @@ def _train(config: TrainConfig) -> dict:
     if device.type == "cuda":
         torch.cuda.set_device(device)  # NCCL and every bare .cuda() use the current device
     rank, world = _init_distributed(device)
+    if rank == 0 and config.batch_size < world:
+        log.warning("batch_size %d is smaller than the %d processes: %d of them only stand by at every step (the "
+                    "batch is global)", config.batch_size, world, world - config.batch_size)  # fmt: skip
     foundation = load_model(config.foundation_model) if config.foundation_model else None
     if foundation is not None:  # its architecture, recorded in config.json as this run's
         config, replaced = adopt_architecture(config, foundation.config)

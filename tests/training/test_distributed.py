@@ -154,3 +154,21 @@ def test_each_torchrun_process_takes_its_local_gpu(monkeypatch):
     assert _get_device_index(_local_device(cuda, {})) == 2
     with pytest.raises(ValueError):  # the failure mended
         _get_device_index(cuda)
+
+
+def test_a_global_batch_smaller_than_the_processes_is_a_warning(tmp_path, shared_data, monkeypatch, caplog):
+    """Under 8 processes a batch of 5 leaves 3 standing by at every step: said before anything else happens (the
+    run stops next here, at its missing foundation model)."""
+    from gaunt_tp.training import loop
+
+    monkeypatch.setattr(loop, "_init_distributed", lambda device: (0, 8))
+    train = ["--train_file", str(shared_data / "ethanol" / "train.xyz"), "--work_dir", str(tmp_path)]
+    with caplog.at_level("WARNING", logger="gaunt_tp.train"):
+        code = main(["train", *train, "--batch_size", "5", "--foundation_model", str(tmp_path / "missing.model")])
+    assert code != 0
+    assert "batch_size 5 is smaller than the 8 processes: 3 of them only stand by" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(loop, "_init_distributed", lambda device: (0, 5))
+    with caplog.at_level("WARNING", logger="gaunt_tp.train"):
+        main(["train", *train, "--batch_size", "5", "--foundation_model", str(tmp_path / "missing.model")])
+    assert "smaller than" not in caplog.text
