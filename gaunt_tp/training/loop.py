@@ -325,6 +325,7 @@ def _train(config: TrainConfig) -> dict:
     # the epochs after which stage two started (or starts next epoch, when patience ran out before its planned
     # start); fixed from then on, also across restarts with other --start_swa or --max_num_epochs
     stage_two_fixed = None
+    trained_s = 0.0  # seconds spent in epochs up to the last checkpoint, over restarts (metrics.csv's time_s)
     if config.restart_latest and (path := latest_checkpoint(ckpt_dir)) is not None:
         state = load_checkpoint(path)
         _check_same_model(path, state, config, shared | _SAME_RUN)
@@ -335,6 +336,7 @@ def _train(config: TrainConfig) -> dict:
             ema.load_state_dict(state["ema"])
         start, best = int(state["epoch"]) + 1, float(state["best"])
         stale, stage_two_fixed = int(state.get("stale", 0)), _stage_two_fixed(state)
+        trained_s = float(state.get("time_s", 0.0))
         log.info("restarted from %s (epoch %d)", path, state["epoch"])
     if rank == 0:
         keep_history_before(history_path, start)  # rows of epochs after the checkpoint are run again
@@ -356,6 +358,7 @@ def _train(config: TrainConfig) -> dict:
     model_path = run_dir / f"{config.name}.model"
     from tqdm import tqdm
 
+    clock = time.monotonic()
     for epoch in range(start, config.max_num_epochs + 1):
         model.train()
         stage_two_after = stage_two_fixed if stage_two_fixed is not None else config.stage_two_after
@@ -431,6 +434,8 @@ def _train(config: TrainConfig) -> dict:
         if logs_stress:
             row["rmse_stress_meV_per_A3"] = errors["all"].get("rmse_stress_meV_per_A3", math.nan)
         row["lr"] = lr
+        trained_s, clock = trained_s + time.monotonic() - clock, time.monotonic()
+        row["time_s"] = trained_s
         if rank != 0:  # every process evaluates (same schedule); one writes
             if out_of_time or patience_spent:
                 break
@@ -455,6 +460,7 @@ def _train(config: TrainConfig) -> dict:
                 "best": best,
                 "stale": stale,
                 "stage_two_after": stage_two_fixed,
+                "time_s": trained_s,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),

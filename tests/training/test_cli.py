@@ -73,6 +73,9 @@ def test_restart_latest_gives_the_same_weights(tmp_path, data, stage_two):
     assert a["epoch"] == b["epoch"] == 3
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0)
+    with (resumed / "metrics.csv").open() as fh:  # the training time goes on from the checkpoint's
+        times = [float(row["time_s"]) for row in csv.DictReader(fh)]
+    assert len(times) == 3 and 0 < times[0] < times[1] < times[2] and b["time_s"] == times[2]
 
 
 def _fails(tmp_path, data, name, capsys, *extra):

@@ -322,7 +322,7 @@ def test_train_with_the_huber_loss(tmp_path, copper, shared_data):
             rows[name] = list(csv.DictReader(fh))
     for squares, huber, universal in zip(rows["squares"], rows["huber"], rows["universal"]):
         assert float(huber["valid_loss"]) == pytest.approx(0.5 * float(squares["valid_loss"]), rel=1e-4)
-        assert universal == huber
+        assert {**universal, "time_s": None} == {**huber, "time_s": None}  # all but the clock
         assert float(huber["rmse_stress_meV_per_A3"]) == pytest.approx(
             float(squares["rmse_stress_meV_per_A3"]), rel=1e-4
         )
