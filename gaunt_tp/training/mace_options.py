@@ -3,6 +3,7 @@ and dropped (``hidden_irreps``, ``MLP_irreps``, ``interaction_first``, ``gate``,
 
 from __future__ import annotations
 
+import logging
 import os
 
 from gaunt_tp.errors import InputError
@@ -58,7 +59,8 @@ MACE_SPELLINGS = {
     "compute_avg_num_neighbors": "accepted as true (MACE's default): the average is always taken from the training set",
     "enable_cueq": "accepted as false: gaunt-tp runs its own C kernels on CPUs and PyTorch on GPUs, not cuEquivariance",
     "distributed": "accepted for MACE's command lines: data-parallel training follows from torchrun's environment "
-                   "(torchrun --nproc_per_node N -m gaunt_tp.training.cli train ...)",
+                   "(torchrun --nproc_per_node N -m gaunt_tp.training.cli train ...); --batch_size is then the global "
+                   "batch (mace-torch's is each process's)",
     "num_workers": "accepted for MACE's command lines: graphs are built once and kept in memory, no loader workers",
     "pin_memory": "accepted for MACE's command lines (no data loader)",
 }  # fmt: skip
@@ -103,6 +105,13 @@ def translate_mace_spellings(values: dict) -> None:
         if name == "distributed" and value and "WORLD_SIZE" not in os.environ:
             raise InputError("--distributed: start the processes with torchrun (torchrun --nproc_per_node N -m "
                              "gaunt_tp.training.cli train ...); each process reads its rank from torchrun")  # fmt: skip
+        if name == "distributed" and value and os.environ.get("RANK", "0") == "0":
+            logging.getLogger("gaunt_tp.train").warning(
+                "--distributed: gaunt-tp's --batch_size is the global batch, split between the %s processes; "
+                "mace-torch's is each process's (pass %s times mace-torch's for the same training)",
+                os.environ["WORLD_SIZE"],
+                os.environ["WORLD_SIZE"],
+            )
     mlp = values.pop("MLP_irreps", None)
     if mlp is not None:
         _translate(values, "MLP_irreps", str(mlp), {"readout_hidden": _scalar_width(str(mlp))})
