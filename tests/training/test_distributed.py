@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -17,6 +18,20 @@ from gaunt_tp.training.records import read_history
 
 ARGS = ["--num_channels", "4", "--max_L", "1", "--max_ell", "2", "--r_max", "4.0", "--batch_size", "5",
         "--num_radial_basis", "4", "--E0s", "average", "--plots", "false", "--max_num_epochs", "2"]  # fmt: skip
+
+
+def _run_group(cmd: list[str], env: dict, timeout: float) -> subprocess.CompletedProcess:
+    """``cmd`` in a session of its own, the whole session killed when it overruns ``timeout`` (torchrun's workers
+    would outlive torchrun itself)."""
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:  # fmt: skip
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            pytest.fail(f"torchrun overran {timeout} s: {err[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _labelled_graphs(count: int, seed: int) -> list:
@@ -117,7 +132,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_dat
     # --standalone: torchrun binds a free port itself (a port found free beforehand may be taken by then)
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     cmd = [*launcher, "-m", "gaunt_tp.training.cli", "train", "--name", "ddp", *common]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    done = _run_group(cmd, env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     a = load_checkpoint(latest_checkpoint(tmp_path / "single" / "checkpoints"))
     b = load_checkpoint(latest_checkpoint(tmp_path / "ddp" / "checkpoints"))
