@@ -22,7 +22,6 @@ from gaunt_tp.data import (
     ElementTable,
     GraphBatch,
     KeySpec,
-    collate,
     read_any,
     resolve_e0s,
     shift_and_scale,
@@ -35,70 +34,24 @@ from gaunt_tp.dtypes import torch_dtype
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 from gaunt_tp.nn.serialization import load_model, save_model
+from gaunt_tp.training.batching import batches_of, graph_cost, process_shares
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from gaunt_tp.training.config import TrainConfig
 from gaunt_tp.training.ema import MovingAverage
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
 from gaunt_tp.training.metrics import (
     ErrorAccumulator,
-    LabelCounts,
     LossWeights,
     has_stress_labels,
     label_counts,
     weighted_loss,
 )
 from gaunt_tp.training.records import append_csv, format_tables, keep_history_before, write_json
-from gaunt_tp.training.step import EagerStep, GraphedStep, ProcessShare
+from gaunt_tp.training.step import EagerStep, GraphedStep
 
 __all__ = ["evaluate", "run_training"]
 
 log = logging.getLogger("gaunt_tp.train")
-
-
-def _batches(graphs: list[GraphBatch], size: int, generator: torch.Generator | None = None) -> list[GraphBatch]:
-    """Batches of ``size`` graphs (shuffled by ``generator``), the last one shorter when ``size`` does not divide."""
-    order = torch.randperm(len(graphs), generator=generator).tolist() if generator is not None else range(len(graphs))
-    return [collate([graphs[i] for i in order[s : s + size]]) for s in range(0, len(order), size)]
-
-
-def _process_shares(
-    graphs: list[GraphBatch],
-    counts: list[LabelCounts],
-    size: int,
-    generator: torch.Generator,
-    rank: int,
-    world: int,
-) -> list[tuple[GraphBatch, ProcessShare]]:
-    """This process's share of each of :func:`_batches`'s global batches (the same shuffle), ``counts`` the labels
-    of each graph, with the global batch's label counts.
-
-    Every process takes the same number of steps, and the global batches are those one process would take, of any
-    ``size``. Each global batch is dealt out greedily by cost (edges plus atoms, largest first, each graph to the
-    process with the least so far), so that no process waits long for another where sizes differ. A global batch of
-    fewer graphs than processes gives the processes left over a stand-in (its first graph, weighted 0)."""
-    order = torch.randperm(len(graphs), generator=generator).tolist()
-    cost = [g.edge_index.shape[1] + g.positions.shape[0] for g in graphs]
-    out = []
-    for s in range(0, len(order), size):
-        chunk = order[s : s + size]
-        total = LabelCounts(*map(sum, zip(*(counts[i] for i in chunk))))
-        mine = [i for i, r in _deal(chunk, cost, world) if r == rank]
-        share = ProcessShare(total, world, stand_in=not mine)
-        out.append((collate([graphs[i] for i in mine or chunk[:1]]), share))
-    return out
-
-
-def _deal(chunk: list[int], cost: list[int], world: int) -> list[tuple[int, int]]:
-    """``(graph, process)`` pairs: the graphs of ``chunk``, most costly first (ties in ``chunk``'s order), each to
-    the process with the least cost so far (the lowest rank on ties). The loads then differ by at most the cost of
-    one graph."""
-    loads = [0] * world
-    pairs = []
-    for i in sorted(chunk, key=lambda i: -cost[i]):
-        r = loads.index(min(loads))
-        loads[r] += cost[i]
-        pairs.append((i, r))
-    return pairs
 
 
 def _local_device(device: torch.device, env: Mapping[str, str]) -> torch.device:
@@ -343,9 +296,11 @@ def _train(config: TrainConfig) -> dict:
         keep_history_before(history_path, start)  # rows of epochs after the checkpoint are run again
 
     moved = lambda graphs: [g.to(device) for g in graphs]  # noqa: E731
+    # what dealing the global batches out needs of each graph, once (on the host, before the graphs move)
     train_counts = [label_counts(g) for g in train_g] if world > 1 else []
+    train_costs = [graph_cost(g) for g in train_g] if world > 1 else []
     train_g, valid_g, test_g = moved(train_g), moved(valid_g), moved(test_g)
-    valid_batches = _batches(valid_g, config.valid_batch_size)
+    valid_batches = batches_of(valid_g, config.valid_batch_size)
     evaluated = ema.module if ema is not None else model  # validated every epoch, exported when better
     if config.cuda_graph:
         if world > 1:
@@ -379,9 +334,9 @@ def _train(config: TrainConfig) -> dict:
                              weights.energy, weights.forces, extra, config.swa_lr)  # fmt: skip
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)  # same order after a restart
         if world > 1:
-            batches = _process_shares(train_g, train_counts, config.batch_size, generator, rank, world)
+            batches = process_shares(train_g, train_counts, train_costs, config.batch_size, generator, rank, world)
         else:
-            batches = [(batch, None) for batch in _batches(train_g, config.batch_size, generator)]
+            batches = [(batch, None) for batch in batches_of(train_g, config.batch_size, generator)]
         running = torch.zeros((), dtype=torch.float64, device=device)  # summed where the losses are: no read-back
         for batch, share in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None if rank == 0 else True):
             running += step(batch, weights, share)
@@ -492,7 +447,7 @@ def _train(config: TrainConfig) -> dict:
     splits = [(split, graphs) for split, graphs in (("train", train_g), ("valid", valid_g), ("test", test_g)) if graphs]
     log.info("evaluating the best model on %s", ", ".join(f"{len(g)} {split}" for split, g in splits))
     for split, graphs in splits:
-        batches = _batches(graphs, config.valid_batch_size)  # stress errors where there are labels; the table only
+        batches = batches_of(graphs, config.valid_batch_size)  # stress errors where there are labels; the table only
         shown = tqdm(batches, desc=f"final {split}", unit="batch", leave=False, disable=None)
         _, acc = evaluate(best_model, shown, LossWeights(1.0, 1.0), has_stress_labels(graphs), config.plots)
         tables[split] = acc.table()

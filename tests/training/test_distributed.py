@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from gaunt_tp.data import Configuration, ElementTable, to_graph
+from gaunt_tp.training.batching import batches_of, graph_cost, process_shares
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.cli import main
-from gaunt_tp.training.loop import _batches, _process_shares
 from gaunt_tp.training.metrics import label_counts, weighted_loss
 from gaunt_tp.training.records import read_history
 
@@ -69,8 +69,11 @@ def test_process_shares_deal_out_the_global_batches_and_their_losses_add_up(size
     (energy, forces, stress and virials terms, missing labels and weights included); empty shares are stand-ins."""
     graphs = _labelled_graphs(11, seed=size * 10 + world)
     counts = [label_counts(g) for g in graphs]
-    whole = _batches(graphs, size, torch.Generator().manual_seed(7))
-    shares = [_process_shares(graphs, counts, size, torch.Generator().manual_seed(7), r, world) for r in range(world)]
+    costs = [graph_cost(g) for g in graphs]
+    whole = batches_of(graphs, size, torch.Generator().manual_seed(7))
+    shares = [
+        process_shares(graphs, counts, costs, size, torch.Generator().manual_seed(7), r, world) for r in range(world)
+    ]
     assert all(len(s) == len(whole) for s in shares)  # every process takes every step
     weights = (1.0, 10.0, 3.0, 2.0)
     for b, batch in enumerate(whole):
@@ -78,9 +81,9 @@ def test_process_shares_deal_out_the_global_batches_and_their_losses_add_up(size
         real = [(g, share) for g, share in parts if not share.stand_in]
         assert sum(g.num_graphs for g, _ in real) == batch.num_graphs
         assert len(real) == min(world, batch.num_graphs)
-        costs = [b.edge_index.shape[1] + b.positions.shape[0] for b in _singles(batch)]
-        loads = [g.edge_index.shape[1] + g.positions.shape[0] for g, _ in real] + [0] * (world - len(real))
-        assert max(loads) - min(loads) <= max(costs)  # dealt out by cost, not by count
+        single_costs = [graph_cost(b) for b in _singles(batch)]
+        loads = [graph_cost(g) for g, _ in real] + [0] * (world - len(real))
+        assert max(loads) - min(loads) <= max(single_costs)  # dealt out by cost, not by count
         order = _graph_order(batch, [g for g, _ in real])
         assert sorted(order) == list(range(batch.num_graphs))  # each of its graphs in one share
         assert all(share.counts == label_counts(batch) and share.processes == world for _, share in parts)
