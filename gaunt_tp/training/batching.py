@@ -1,4 +1,5 @@
-"""Training batches: the shuffled global batches of one process, and each data-parallel process's share of them."""
+"""Batches: the shuffled global batches of one process, each data-parallel process's share of them, and its share
+of the evaluation batches."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from gaunt_tp.data import GraphBatch, collate
 from gaunt_tp.training.metrics import LabelCounts
 from gaunt_tp.training.step import ProcessShare
 
-__all__ = ["batches_of", "graph_cost", "process_shares"]
+__all__ = ["batches_of", "evaluation_shares", "graph_cost", "process_shares"]
 
 
 def _chunks(count: int, size: int, generator: torch.Generator | None) -> list[list[int]]:
@@ -52,6 +53,13 @@ def process_shares(
         share = ProcessShare(total, world, stand_in=not mine)
         out.append((collate([graphs[i] for i in mine or chunk[:1]]), share))
     return out
+
+
+def evaluation_shares(batches: list[GraphBatch], world: int) -> list[list[int]]:
+    """The indices of ``batches`` each of ``world`` processes evaluates, in order: the batches dealt out by cost
+    (:func:`graph_cost`, largest first, each to the least-loaded process), every batch to one process."""
+    pairs = _deal(list(range(len(batches))), [graph_cost(b) for b in batches], world)
+    return [sorted(i for i, r in pairs if r == rank) for rank in range(world)]
 
 
 def _deal(chunk: list[int], cost: list[int], world: int) -> list[tuple[int, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import gc
 import json
@@ -10,7 +11,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from gaunt_tp.dtypes import torch_dtype
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 from gaunt_tp.nn.serialization import load_model, save_model
-from gaunt_tp.training.batching import batches_of, graph_cost, process_shares
+from gaunt_tp.training.batching import batches_of, evaluation_shares, graph_cost, process_shares
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from gaunt_tp.training.config import TrainConfig
 from gaunt_tp.training.ema import MovingAverage
@@ -98,17 +99,26 @@ def evaluate(
 
 
 def _evaluate_shared(
-    model: torch.nn.Module, batches: list[GraphBatch], weights: LossWeights, rank: int, world: int
+    model: torch.nn.Module,
+    batches: list[GraphBatch],
+    weights: LossWeights,
+    rank: int,
+    world: int,
+    stress: bool = False,
+    keep_values: bool = False,
+    shown: Callable[[list[GraphBatch]], Iterable[GraphBatch]] = iter,
 ) -> tuple[float, ErrorAccumulator]:
-    """:func:`evaluate` with ``batches`` dealt out between the processes (batch k to process k % world) and the
-    results gathered in rank order: every process returns the same loss and errors, those of one process up to
-    the order of the sums."""
+    """:func:`evaluate` with ``batches`` dealt out between the processes by cost
+    (:func:`~gaunt_tp.training.batching.evaluation_shares`) and the results gathered in rank order: every process
+    returns the same loss and errors, those of one process up to the order of the sums. ``shown`` wraps this
+    process's batches (a progress bar)."""
     if world == 1:
-        return evaluate(model, batches, weights)
-    loss, acc = evaluate(model, batches[rank::world], weights)
+        return evaluate(model, shown(batches), weights, stress, keep_values)
+    shares = evaluation_shares(batches, world)
+    loss, acc = evaluate(model, shown([batches[i] for i in shares[rank]]), weights, stress, keep_values)
     parts: list = [None] * world
     torch.distributed.all_gather_object(parts, (loss, acc))
-    sizes = [sum(b.num_graphs for b in batches[r::world]) for r in range(world)]
+    sizes = [sum(batches[i].num_graphs for i in share) for share in shares]
     loss = sum(part_loss * n for (part_loss, _), n in zip(parts, sizes)) / max(sum(sizes), 1)
     return loss, ErrorAccumulator.merged([part_acc for _, part_acc in parts])
 
@@ -437,22 +447,31 @@ def _train(config: TrainConfig) -> dict:
         # gloo group's destructor hung a second process at exit (2 of ~15 test runs beside a training job)
         step = trained = None
         gc.collect()
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-        if rank != 0:
-            return {}
 
-    best_model = load_model(model_path, dtype=dtype, device=device)
+    best_model = load_model(model_path, dtype=dtype, device=device) if rank == 0 else copy.deepcopy(evaluated)
+    if world > 1:  # rank 0 wrote the best model's file, perhaps on a disk the others do not see
+        state = [{k: v.cpu() for k, v in best_model.state_dict().items()} if rank == 0 else None]
+        torch.distributed.broadcast_object_list(state, src=0, device=device)
+        best_model.load_state_dict(state[0])
     tables, values = {}, {}
     splits = [(split, graphs) for split, graphs in (("train", train_g), ("valid", valid_g), ("test", test_g)) if graphs]
-    log.info("evaluating the best model on %s", ", ".join(f"{len(g)} {split}" for split, g in splits))
+    if rank == 0:
+        log.info("evaluating the best model on %s", ", ".join(f"{len(g)} {split}" for split, g in splits))
     for split, graphs in splits:
         batches = batches_of(graphs, config.valid_batch_size)  # stress errors where there are labels; the table only
-        shown = tqdm(batches, desc=f"final {split}", unit="batch", leave=False, disable=None)
-        _, acc = evaluate(best_model, shown, LossWeights(1.0, 1.0), has_stress_labels(graphs), config.plots)
+
+        def bar(mine: list[GraphBatch], desc: str = f"final {split}") -> Iterable[GraphBatch]:
+            return tqdm(mine, desc=desc, unit="batch", leave=False, disable=None if rank == 0 else True)
+
+        _, acc = _evaluate_shared(best_model, batches, LossWeights(1.0, 1.0), rank, world, has_stress_labels(graphs),
+                                  config.plots, bar)  # fmt: skip
         tables[split] = acc.table()
         if config.plots:
             values[split] = acc.values()
+    if world > 1:
+        torch.distributed.destroy_process_group()
+        if rank != 0:
+            return {}
     write_json(run_dir / "errors.json", tables)
     log.info("final errors (best model):\n%s", format_tables(tables))
     if config.plots:

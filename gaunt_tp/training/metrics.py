@@ -158,12 +158,18 @@ class ErrorAccumulator:
 
     @classmethod
     def merged(cls, parts: list[ErrorAccumulator]) -> ErrorAccumulator:
-        """One accumulator with the errors of ``parts``, in their order (not their kept values)."""
-        out = cls()
+        """One accumulator with the errors of ``parts``, in their order, and their kept values where every part
+        kept them."""
+        out = cls(keep_values=all(part._values is not None for part in parts))
         for part in parts:
             for name in ("e", "e_total", "f", "s"):
                 for kind, errors in getattr(part, name).items():
                     getattr(out, name)[kind].extend(errors)
+            if out._values is not None:
+                for name, (refs, preds) in part._values.items():
+                    mine = out._values.setdefault(name, ([], []))
+                    mine[0].extend(refs)
+                    mine[1].extend(preds)
         return out
 
     def add(self, batch: GraphBatch, out: dict[str, torch.Tensor]) -> None:

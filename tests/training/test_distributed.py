@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -10,10 +11,10 @@ import pytest
 import torch
 
 from gaunt_tp.data import Configuration, ElementTable, to_graph
-from gaunt_tp.training.batching import batches_of, graph_cost, process_shares
+from gaunt_tp.training.batching import batches_of, evaluation_shares, graph_cost, process_shares
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.cli import main
-from gaunt_tp.training.metrics import label_counts, weighted_loss
+from gaunt_tp.training.metrics import ErrorAccumulator, label_counts, weighted_loss
 from gaunt_tp.training.records import read_history
 
 ARGS = ["--num_channels", "4", "--max_L", "1", "--max_ell", "2", "--r_max", "4.0", "--batch_size", "5",
@@ -99,6 +100,40 @@ def test_process_shares_deal_out_the_global_batches_and_their_losses_add_up(size
         torch.testing.assert_close(total, weighted_loss(batch, out, *weights), rtol=1e-13, atol=0)
 
 
+@pytest.mark.parametrize("world", [2, 3, 16])
+def test_evaluation_shares_deal_each_batch_once_by_cost_and_merge_to_one_processs_errors(world):
+    """The evaluation batches, dealt out between ``world`` processes (more than batches included), each go to one
+    process, the loads differ by at most one batch's cost, and the processes' errors and kept values, merged in
+    rank order, give one process's tables and values."""
+    batches = batches_of(_labelled_graphs(23, seed=world), 2)
+    shares = evaluation_shares(batches, world)
+    assert sorted(i for share in shares for i in share) == list(range(len(batches)))
+    assert all(share == sorted(share) for share in shares)
+    costs = [graph_cost(b) for b in batches]
+    loads = [sum(costs[i] for i in share) for share in shares]
+    assert max(loads) - min(loads) <= max(costs)
+    if world == 2:  # by cost, not by index: batch k to process k % 2 would differ here
+        assert shares != [list(range(0, len(batches), 2)), list(range(1, len(batches), 2))]
+    whole = ErrorAccumulator(keep_values=True)
+    parts = [ErrorAccumulator(keep_values=True) for _ in shares]
+    for b, batch in enumerate(batches):
+        out = _predictions(batch, seed=b)
+        whole.add(batch, out)
+        parts[next(r for r, share in enumerate(shares) if b in share)].add(batch, out)
+    merged = ErrorAccumulator.merged(parts)
+    for kind, row in whole.table().items():
+        for column, value in row.items():
+            np.testing.assert_allclose(merged.table()[kind][column], value, rtol=1e-12, err_msg=f"{kind} {column}")
+    for name, (ref, pred) in whole.values().items():
+        got_ref, got_pred = merged.values()[name]
+        order, got_order = np.lexsort((pred, ref)), np.lexsort((got_pred, got_ref))
+        np.testing.assert_array_equal(got_ref[got_order], ref[order])
+        np.testing.assert_array_equal(got_pred[got_order], pred[order])
+    parts[0] = ErrorAccumulator()  # one part without values: the merged accumulator keeps none
+    with pytest.raises(RuntimeError, match="keep_values"):
+        ErrorAccumulator.merged(parts).values()
+
+
 def _singles(batch) -> list:
     """The graphs of ``batch`` one by one (their atoms and edges alone)."""
     out = []
@@ -146,6 +181,12 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_dat
     assert list(one) == list(two) and one["epoch"] == [1, 2]
     for column in one.keys() - {"time_s"}:  # the training loss is the global batches' mean too
         np.testing.assert_allclose(one[column], two[column], rtol=1e-9, atol=0, err_msg=column)
+    tables = [json.loads((tmp_path / name / "errors.json").read_text()) for name in ("single", "ddp")]  # shared
+    assert tables[0].keys() == tables[1].keys() == {"train", "valid"}
+    for split, kinds in tables[0].items():
+        for kind, row in kinds.items():
+            for column, value in row.items():
+                np.testing.assert_allclose(tables[1][split][kind][column], value, rtol=1e-9, err_msg=column)
 
 
 def test_each_torchrun_process_takes_its_local_gpu(monkeypatch):
