@@ -5,13 +5,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import gc
-import json
 import logging
 import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,6 @@ from gaunt_tp.cuda_graphs import GraphedPotential
 from gaunt_tp.data import (
     BatchCapacity,
     ElementTable,
-    GraphBatch,
     KeySpec,
     read_any,
     resolve_e0s,
@@ -35,92 +32,21 @@ from gaunt_tp.dtypes import torch_dtype
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 from gaunt_tp.nn.serialization import load_model, save_model
-from gaunt_tp.training.batching import batches_of, evaluation_shares, graph_cost, process_shares
-from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from gaunt_tp.training.batching import batches_of, graph_cost, process_shares
+from gaunt_tp.training.checkpoint import latest_checkpoint, save_checkpoint
 from gaunt_tp.training.config import TrainConfig
+from gaunt_tp.training.distributed import first_process_logs, from_first, init_distributed, local_device
 from gaunt_tp.training.ema import MovingAverage
+from gaunt_tp.training.evaluation import evaluate_shared, final_errors
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
-from gaunt_tp.training.metrics import (
-    ErrorAccumulator,
-    LossWeights,
-    has_stress_labels,
-    label_counts,
-    weighted_loss,
-)
-from gaunt_tp.training.records import append_csv, format_tables, keep_history_before, write_json
+from gaunt_tp.training.metrics import label_counts
+from gaunt_tp.training.records import append_csv, format_tables, write_json
+from gaunt_tp.training.restart import open_run_folder, started_stage_two
 from gaunt_tp.training.step import EagerStep, GraphedStep
 
-__all__ = ["evaluate", "run_training"]
+__all__ = ["run_training"]
 
 log = logging.getLogger("gaunt_tp.train")
-
-
-def _local_device(device: torch.device, env: Mapping[str, str]) -> torch.device:
-    """The device of this process, with an index where it is a GPU (``torch.cuda.set_device`` refuses a bare
-    ``cuda``): under torchrun (``LOCAL_RANK`` set), ``cuda`` without an index is the local rank's GPU, so that each
-    process of a node takes its own; otherwise the current one (``CUDA_VISIBLE_DEVICES`` chooses). Anything else as
-    given."""
-    if device.type == "cuda" and device.index is None:
-        local = env.get("LOCAL_RANK")
-        return torch.device("cuda", int(local) if local is not None else torch.cuda.current_device())
-    return device
-
-
-def _init_distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world size); joins the process group when launched by torchrun (gloo on CPUs, NCCL on GPUs)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
-def evaluate(
-    model: torch.nn.Module,
-    batches: Iterable[GraphBatch],
-    weights: LossWeights,
-    stress: bool = False,
-    keep_values: bool = False,
-) -> tuple[float, ErrorAccumulator]:
-    """Mean loss (under ``weights``) and the errors of ``model`` on ``batches``
-    (forces, and with a stress weight or ``stress`` the stress, by autograd, no graph kept); ``keep_values``
-    keeps the reference and predicted values too (:class:`ErrorAccumulator`)."""
-    acc, total, count = ErrorAccumulator(keep_values), 0.0, 0
-    for batch in batches:
-        with torch.enable_grad():
-            out = model(batch, compute_forces=True, compute_stress=stress or weights.needs_stress)
-        total += float(weighted_loss(batch, out, *weights).detach()) * batch.num_graphs
-        count += batch.num_graphs
-        acc.add(batch, out)
-    return total / max(count, 1), acc
-
-
-def _evaluate_shared(
-    model: torch.nn.Module,
-    batches: list[GraphBatch],
-    weights: LossWeights,
-    rank: int,
-    world: int,
-    stress: bool = False,
-    keep_values: bool = False,
-    shown: Callable[[list[GraphBatch]], Iterable[GraphBatch]] = iter,
-) -> tuple[float, ErrorAccumulator]:
-    """:func:`evaluate` with ``batches`` dealt out between the processes by cost
-    (:func:`~gaunt_tp.training.batching.evaluation_shares`) and the results gathered in rank order: every process
-    returns the same loss and errors, those of one process up to the order of the sums. ``shown`` wraps this
-    process's batches (a progress bar)."""
-    if world == 1:
-        return evaluate(model, shown(batches), weights, stress, keep_values)
-    shares = evaluation_shares(batches, world)
-    loss, acc = evaluate(model, shown([batches[i] for i in shares[rank]]), weights, stress, keep_values)
-    parts: list = [None] * world
-    torch.distributed.all_gather_object(parts, (loss, acc))
-    sizes = [sum(batches[i].num_graphs for i in share) for share in shares]
-    loss = sum(part_loss * n for (part_loss, _), n in zip(parts, sizes)) / max(sum(sizes), 1)
-    return loss, ErrorAccumulator.merged([part_acc for _, part_acc in parts])
 
 
 def _keys(config: TrainConfig) -> KeySpec:
@@ -171,14 +97,16 @@ def run_training(config: TrainConfig) -> dict:
     (an :class:`~gaunt_tp.errors.InputError` for bad files or options).
     """
     handler, level = None, log.level
-    if os.environ.get("RANK", "0") == "0":
+    rank = int(os.environ.get("RANK", "0"))
+    if rank == 0:
         config.run_dir.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(config.run_dir / "train.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"))
         log.addHandler(handler)
         log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
     try:
-        return _train(config)
+        with first_process_logs(log, rank):
+            return _train(config)
     except Exception as err:
         if handler is not None:  # the run folder keeps why it stopped (the console shows it once, from the caller)
             trace = None if isinstance(err, InputError) else sys.exc_info()
@@ -194,11 +122,11 @@ def run_training(config: TrainConfig) -> dict:
 def _train(config: TrainConfig) -> dict:
     started = time.monotonic()  # --max_time_minutes counts reading the data and building the model too
     dtype = torch_dtype(config.default_dtype)
-    device = torch_device(_local_device(torch_device(config.device), os.environ))
+    device = torch_device(local_device(torch_device(config.device), os.environ))
     if device.type == "cuda":
         torch.cuda.set_device(device)  # NCCL and every bare .cuda() use the current device
-    rank, world = _init_distributed(device)
-    if rank == 0 and config.batch_size < world:
+    rank, world = init_distributed(device)
+    if config.batch_size < world:
         log.warning("batch_size %d is smaller than the %d processes: %d of them only stand by at every step (the "
                     "batch is global)", config.batch_size, world, world - config.batch_size)  # fmt: skip
     foundation = load_model(config.foundation_model) if config.foundation_model else None
@@ -207,16 +135,10 @@ def _train(config: TrainConfig) -> dict:
         log.info("fine-tuning %s (elements Z=%s)%s", config.foundation_model, list(foundation.config.atomic_numbers),
                  f"; its options replace: {', '.join(replaced)}" if replaced else "")  # fmt: skip
     run_dir = config.run_dir
-    ckpt_dir = run_dir / "checkpoints"
-    history_path = run_dir / "metrics.csv"
-    if not config.restart_latest and (latest_checkpoint(ckpt_dir) is not None or history_path.is_file()):
-        raise InputError(  # a forgotten --restart_latest must not overwrite a killed run's checkpoints
-            f"{run_dir} already holds a training run (checkpoints or metrics.csv): pass --restart_latest to resume "
-            "it, or another --name or --work_dir for a new run"
-        )
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(config.to_json())
+    ckpt_dir, history_path = run_dir / "checkpoints", run_dir / "metrics.csv"
+    model_path = run_dir / f"{config.name}.model"
+    # the run folder is the first process's: under torchrun the others may not see its disk
+    resumed = from_first(lambda: open_run_folder(config), rank, world, device)
     torch.manual_seed(config.seed)
 
     train, valid, test, isolated = _load_split(config)
@@ -251,12 +173,12 @@ def _train(config: TrainConfig) -> dict:
     table = ElementTable(zs)
     to = lambda configs: [to_graph(c, table, config.r_max, dtype) for c in configs]  # noqa: E731
     train_g, valid_g, test_g = to(train), to(valid), to(test)
-    shared = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(TrainConfig)}
     if foundation is None:
         avg_neighbors = float(np.mean([g.edge_index.shape[1] / g.positions.shape[0] for g in train_g]))
         # MACE's: the mean interaction energy per atom (none for its model "MACE"), the RMS force (or --scaling's)
         shift, scale = shift_and_scale(train, e0s, config.scaling)
         shift = 0.0 if config.model == "MACE" else shift
+        shared = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(TrainConfig)}
         model_config = ModelConfig(
             atomic_numbers=tuple(zs),
             e0s=tuple(e0s[z] for z in zs),
@@ -269,13 +191,7 @@ def _train(config: TrainConfig) -> dict:
     else:  # its weights, normalisation, shift and scale
         model = foundation
     model = model.to(device=device, dtype=dtype)
-    if rank == 0:
-        _log_summary(config, model, (train_g, valid_g, test_g), device)
-    trained = model
-    if world > 1:  # each process takes its share of every global batch; gradients are averaged
-        trained = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    _log_summary(config, model, (train_g, valid_g, test_g), device)
     opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, amsgrad=config.amsgrad)
     if config.scheduler == "ExponentialLR":
@@ -290,20 +206,23 @@ def _train(config: TrainConfig) -> dict:
     # start); fixed from then on, also across restarts with other --start_swa or --max_num_epochs
     stage_two_fixed = None
     trained_s = 0.0  # seconds spent in epochs up to the last checkpoint, over restarts (metrics.csv's time_s)
-    if config.restart_latest and (path := latest_checkpoint(ckpt_dir)) is not None:
-        state = load_checkpoint(path)
-        _check_same_model(path, state, config, shared | _SAME_RUN)
+    if resumed is not None:
+        path, state = resumed
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
         start, best = int(state["epoch"]) + 1, float(state["best"])
-        stale, stage_two_fixed = int(state.get("stale", 0)), _stage_two_fixed(state)
+        stale, stage_two_fixed = int(state.get("stale", 0)), started_stage_two(state)
         trained_s = float(state.get("time_s", 0.0))
         log.info("restarted from %s (epoch %d)", path, state["epoch"])
-    if rank == 0:
-        keep_history_before(history_path, start)  # rows of epochs after the checkpoint are run again
+        del resumed, state
+    trained = model
+    if world > 1:  # each process takes its share of every global batch; gradients are averaged
+        trained = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     moved = lambda graphs: [g.to(device) for g in graphs]  # noqa: E731
     # what dealing the global batches out needs of each graph, once (on the host, before the graphs move)
@@ -321,7 +240,6 @@ def _train(config: TrainConfig) -> dict:
         log.info("CUDA graphs: training batches padded to %d atoms and %d edges", capacity.nodes, capacity.edges)
     else:
         step, validated = EagerStep(trained), evaluated
-    model_path = run_dir / f"{config.name}.model"
     from tqdm import tqdm
 
     clock = time.monotonic()
@@ -336,12 +254,11 @@ def _train(config: TrainConfig) -> dict:
             if stage_two_fixed is None or epoch == stage_two_fixed + 1:  # its first epoch
                 stage_two_fixed = epoch - 1
                 best, stale = math.inf, 0  # the best model is chosen again under the stage-two loss, as in MACE
-                if rank == 0:
-                    terms = {"stress weight": weights.stress, "virials weight": weights.virials,
-                             "Huber delta": weights.huber_delta}  # fmt: skip
-                    extra = "".join(f", {term} {w:g}" for term, w in terms.items() if w)
-                    log.info("stage two from epoch %d: energy weight %g, forces weight %g%s, lr %g", epoch,
-                             weights.energy, weights.forces, extra, config.swa_lr)  # fmt: skip
+                terms = {"stress weight": weights.stress, "virials weight": weights.virials,
+                         "Huber delta": weights.huber_delta}  # fmt: skip
+                extra = "".join(f", {term} {w:g}" for term, w in terms.items() if w)
+                log.info("stage two from epoch %d: energy weight %g, forces weight %g%s, lr %g", epoch,
+                         weights.energy, weights.forces, extra, config.swa_lr)  # fmt: skip
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)  # same order after a restart
         if world > 1:
             batches = process_shares(train_g, train_counts, train_costs, config.batch_size, generator, rank, world)
@@ -367,16 +284,15 @@ def _train(config: TrainConfig) -> dict:
             torch.distributed.all_reduce(flags)
             out_of_time, diverged = bool(flags[0].item() > 0), bool(flags[1].item() > 0)
         if diverged:
-            _diverged(epoch, "training", ckpt_dir)
+            _diverged(epoch, "training", from_first(lambda: latest_checkpoint(ckpt_dir), rank, world, device))
         lr = optimizer.param_groups[0]["lr"]  # the learning rate of this epoch, logged with it
         if config.scheduler == "ExponentialLR" and not stage_two:  # every epoch, evaluated or not
             scheduler.step()
         if epoch % config.eval_interval and epoch != config.max_num_epochs and not out_of_time:
             continue
-        valid_loss, valid_acc = _evaluate_shared(validated, valid_batches, weights, rank, world)
+        valid_loss, valid_acc = evaluate_shared(validated, valid_batches, weights, rank, world, device)
         if not math.isfinite(valid_loss):  # the same on every process
-            _diverged(epoch, "validation", ckpt_dir)
-        errors = valid_acc.table()
+            _diverged(epoch, "validation", from_first(lambda: latest_checkpoint(ckpt_dir), rank, world, device))
         if config.scheduler == "ReduceLROnPlateau" and not stage_two:
             scheduler.step(valid_loss)
         improved = valid_loss < best
@@ -384,57 +300,31 @@ def _train(config: TrainConfig) -> dict:
         patience_spent = stale >= config.patience
         if patience_spent and config.swa and not stage_two and epoch < config.max_num_epochs:
             stage_two_fixed, patience_spent = epoch, False  # MACE: out of patience before stage two starts it
-            if rank == 0:
-                log.info("no better validation loss for %d evaluations: stage two starts now", stale)
-        row = {
-            "epoch": epoch,
-            "train_loss": running / len(batches),
-            "valid_loss": valid_loss,
-            "rmse_e_meV_per_atom": errors["all"]["rmse_e_meV_per_atom"],
-            "rmse_f_meV_per_A": errors["all"]["rmse_f_meV_per_A"],
-            "mae_e_meV_per_atom": errors["all"]["mae_e_meV_per_atom"],
-            "mae_f_meV_per_A": errors["all"]["mae_f_meV_per_A"],
-            "rmse_e_meV": errors["all"]["rmse_e_meV"],
-            "mae_e_meV": errors["all"]["mae_e_meV"],
-        }
-        if logs_stress:
-            row["rmse_stress_meV_per_A3"] = errors["all"].get("rmse_stress_meV_per_A3", math.nan)
-        row["lr"] = lr
+            log.info("no better validation loss for %d evaluations: stage two starts now", stale)
         trained_s, clock = trained_s + time.monotonic() - clock, time.monotonic()
-        row["time_s"] = trained_s
-        if rank != 0:  # every process evaluates (same schedule); one writes
-            if out_of_time or patience_spent:
-                break
-            continue
-        kind = "MAE" if "MAE" in config.error_table else "RMSE"
-        per_atom = config.error_table.startswith("PerAtom")
-        stress = f" RMSE_stress={row['rmse_stress_meV_per_A3']:.2f} meV/A^3" if logs_stress else ""
-        log.info(
-            "epoch %d: loss=%.4g valid_loss=%.4g %s_E=%.2f %s %s_F=%.2f meV/A%s lr=%.2e",
-            epoch, row["train_loss"], valid_loss, kind,
-            row[f"{kind.lower()}_e_meV_per_atom" if per_atom else f"{kind.lower()}_e_meV"],
-            "meV/atom" if per_atom else "meV", kind, row[f"{kind.lower()}_f_meV_per_A"], stress, row["lr"],
-        )  # fmt: skip
-        append_csv(history_path, row)
-        if improved:
-            save_model(evaluated, model_path)
-        save_checkpoint(
-            ckpt_dir,
-            epoch,
-            {
-                "epoch": epoch,
-                "best": best,
-                "stale": stale,
-                "stage_two_after": stage_two_fixed,
-                "time_s": trained_s,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
-                "config": config.to_json(),
-            },
-            keep=None if config.keep_checkpoints else 2,
-        )
+        if rank == 0:  # every process evaluates (same schedule); the first writes
+            row = _epoch_row(epoch, running / len(batches), valid_loss, valid_acc.table(), lr, trained_s, logs_stress)
+            _log_epoch(row, config.error_table, logs_stress)
+            append_csv(history_path, row)
+            if improved:
+                save_model(evaluated, model_path)
+            save_checkpoint(
+                ckpt_dir,
+                epoch,
+                {
+                    "epoch": epoch,
+                    "best": best,
+                    "stale": stale,
+                    "stage_two_after": stage_two_fixed,
+                    "time_s": trained_s,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "ema": ema.state_dict() if ema is not None else None,
+                    "config": config.to_json(),
+                },
+                keep=None if config.keep_checkpoints else 2,
+            )
         if out_of_time:
             log.info("stopping after epoch %d: the %.3g-minute time budget is spent", epoch, config.max_time_minutes)
             break
@@ -448,26 +338,12 @@ def _train(config: TrainConfig) -> dict:
         step = trained = None
         gc.collect()
 
-    best_model = load_model(model_path, dtype=dtype, device=device) if rank == 0 else copy.deepcopy(evaluated)
-    if world > 1:  # rank 0 wrote the best model's file, perhaps on a disk the others do not see
-        state = [{k: v.cpu() for k, v in best_model.state_dict().items()} if rank == 0 else None]
-        torch.distributed.broadcast_object_list(state, src=0, device=device)
-        best_model.load_state_dict(state[0])
-    tables, values = {}, {}
+    # the best model as exported, read by the first process (its disk), sent to the others
+    best_model = copy.deepcopy(evaluated)
+    best_model.load_state_dict(from_first(lambda: load_model(model_path).state_dict(), rank, world, device))
     splits = [(split, graphs) for split, graphs in (("train", train_g), ("valid", valid_g), ("test", test_g)) if graphs]
-    if rank == 0:
-        log.info("evaluating the best model on %s", ", ".join(f"{len(g)} {split}" for split, g in splits))
-    for split, graphs in splits:
-        batches = batches_of(graphs, config.valid_batch_size)  # stress errors where there are labels; the table only
-
-        def bar(mine: list[GraphBatch], desc: str = f"final {split}") -> Iterable[GraphBatch]:
-            return tqdm(mine, desc=desc, unit="batch", leave=False, disable=None if rank == 0 else True)
-
-        _, acc = _evaluate_shared(best_model, batches, LossWeights(1.0, 1.0), rank, world, has_stress_labels(graphs),
-                                  config.plots, bar)  # fmt: skip
-        tables[split] = acc.table()
-        if config.plots:
-            values[split] = acc.values()
+    log.info("evaluating the best model on %s", ", ".join(f"{len(g)} {split}" for split, g in splits))
+    tables, values = final_errors(best_model, splits, config.valid_batch_size, rank, world, device, config.plots)
     if world > 1:
         torch.distributed.destroy_process_group()
         if rank != 0:
@@ -481,6 +357,33 @@ def _train(config: TrainConfig) -> dict:
         learning_curve(history_path, run_dir / "learning_curve.png", stage_two_after)
         parity_plots(values, run_dir / "parity.png")
     return tables
+
+
+def _epoch_row(
+    epoch: int, train_loss: float, valid_loss: float, errors: dict, lr: float, time_s: float, logs_stress: bool
+) -> dict:
+    """An evaluated epoch's row of ``metrics.csv``: losses, the validation errors of ``errors["all"]``, learning
+    rate, training time."""
+    every = errors["all"]
+    row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss}
+    for column in ("rmse_e_meV_per_atom", "rmse_f_meV_per_A", "mae_e_meV_per_atom", "mae_f_meV_per_A", "rmse_e_meV",
+                   "mae_e_meV"):  # fmt: skip
+        row[column] = every[column]
+    if logs_stress:
+        row["rmse_stress_meV_per_A3"] = every.get("rmse_stress_meV_per_A3", math.nan)
+    row["lr"], row["time_s"] = lr, time_s
+    return row
+
+
+def _log_epoch(row: dict, error_table: str, logs_stress: bool) -> None:
+    """The log line of an evaluated epoch, with the errors ``--error_table`` names (RMSE or MAE, energies per atom
+    or per configuration), as MACE's."""
+    kind = "MAE" if "MAE" in error_table else "RMSE"
+    energy = f"{kind.lower()}_e_meV_per_atom" if error_table.startswith("PerAtom") else f"{kind.lower()}_e_meV"
+    stress = f" RMSE_stress={row['rmse_stress_meV_per_A3']:.2f} meV/A^3" if logs_stress else ""
+    log.info("epoch %d: loss=%.4g valid_loss=%.4g %s_E=%.2f %s %s_F=%.2f meV/A%s lr=%.2e", row["epoch"],
+             row["train_loss"], row["valid_loss"], kind, row[energy], "meV/atom" if energy.endswith("atom") else "meV",
+             kind, row[f"{kind.lower()}_f_meV_per_A"], stress, row["lr"])  # fmt: skip
 
 
 def _log_summary(config: TrainConfig, model: GauntMACE, splits: tuple[list, list, list], device: torch.device) -> None:
@@ -502,37 +405,7 @@ def _log_summary(config: TrainConfig, model: GauntMACE, splits: tuple[list, list
              mc.energy_shift, mc.energy_scale)  # fmt: skip
 
 
-# the options a restart must keep beside the model's own: those fixing the data a run sees (its validation split and
-# shuffling, its E0s, its starting weights) and the schedule whose state the checkpoint holds
-_SAME_RUN = {"seed", "valid_fraction", "E0s", "foundation_model", "scheduler", "model", "scaling"}
-
-
-def _check_same_model(path: Path, state: dict, config: TrainConfig, names: set[str]) -> None:
-    """A checkpoint resumed only with the model options (and the split and E0s) it was written with: a clear error,
-    not a state-dict size mismatch or a silently different run."""
-    stored = json.loads(state.get("config", "{}"))
-    now = json.loads(config.to_json())  # as stored: tuples as lists
-    changed = [f"--{n} {stored[n]!r} -> {now[n]!r}" for n in sorted(names) if n in stored and stored[n] != now[n]]
-    if changed:
-        raise InputError(
-            f"{path}: written with other options ({', '.join(changed)}); --restart_latest needs the same model "
-            "options, seed, valid_fraction, E0s, foundation_model and scheduler (use another --name for a new run)"
-        )
-
-
-def _stage_two_fixed(state: dict) -> int | None:
-    """The epochs after which a checkpoint's run started stage two (None: not yet). Checkpoints written before
-    this was stored hold only an early start; a planned one is found from their own options."""
-    if "stage_two_after" in state:
-        return state["stage_two_after"]
-    if state.get("early_stage_two") is not None:
-        return int(state["early_stage_two"])
-    planned = TrainConfig(**json.loads(state["config"])).stage_two_after if "config" in state else None
-    return planned if planned is not None and int(state["epoch"]) > planned else None
-
-
-def _diverged(epoch: int, which: str, ckpt_dir: Path) -> None:
-    latest = latest_checkpoint(ckpt_dir)
+def _diverged(epoch: int, which: str, latest: Path | None) -> None:
     kept = f"the latest checkpoint, {latest}, is from before" if latest else "no checkpoint was written"
     raise InputError(
         f"epoch {epoch}: the {which} loss is not finite (the training diverged; try a lower --lr, or check the "

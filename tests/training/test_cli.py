@@ -97,6 +97,7 @@ def test_a_run_folder_is_resumed_or_refused_never_overwritten(tmp_path, data, ca
     assert latest_checkpoint(run / "checkpoints").read_bytes() == before
     message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--num_channels", "8", "--max_ell", "1")
     assert "written with other options (--max_ell 2 -> 1, --num_channels 4 -> 8)" in message
+    assert json.loads((run / "config.json").read_text())["num_channels"] == 4  # the run's options, kept
     message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--seed", "7", "--valid_fraction", "0.2")
     assert "written with other options (--seed 123 -> 7, --valid_fraction 0.1 -> 0.2)" in message  # another split
     message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--radial_MLP", "[64, 32]")

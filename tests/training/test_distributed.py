@@ -9,11 +9,17 @@ import ase.io
 import numpy as np
 import pytest
 import torch
+from process_pairs import run_pair
+from small_runs import SMALL, train
 
 from gaunt_tp.data import Configuration, ElementTable, to_graph
+from gaunt_tp.errors import InputError
 from gaunt_tp.training.batching import batches_of, evaluation_shares, graph_cost, process_shares
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.cli import main
+from gaunt_tp.training.config import config_from_args
+from gaunt_tp.training.distributed import from_first
+from gaunt_tp.training.loop import run_training
 from gaunt_tp.training.metrics import ErrorAccumulator, label_counts, weighted_loss
 from gaunt_tp.training.records import read_history
 
@@ -158,13 +164,15 @@ def _graph_order(batch, parts: list) -> list[int]:
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_data):
     """Molecules of 27 and 9 atoms, a global batch of 5 (3 + 2 per step) and a last batch of one configuration
     (the second process takes a stand-in), the validation batches split between the processes: the weights after
-    two epochs and the logged losses and errors equal one process's."""
+    two epochs and the logged losses and errors equal one process's. At this learning rate the second epoch validates
+    worse, so the final tables are those of the first epoch's model, read by the first process and sent to the
+    other."""
     frames = ase.io.read(shared_data / "ethanol" / "train.xyz", index=":9")
     frames += ase.io.read(shared_data / "3bpa" / "train_300K.xyz", index=":5")
     ase.io.write(tmp_path / "train.xyz", frames[0:4] + frames[9:12] + frames[4:8])  # 11: batches of 5, 5 and 1
     ase.io.write(tmp_path / "valid.xyz", [frames[8], frames[12]])
     common = ["--train_file", str(tmp_path / "train.xyz"), "--valid_file", str(tmp_path / "valid.xyz"),
-              "--work_dir", str(tmp_path), "--valid_batch_size", "1", *ARGS]  # fmt: skip
+              "--work_dir", str(tmp_path), "--valid_batch_size", "1", *ARGS, "--lr", "0.2"]  # fmt: skip
     assert main(["train", "--name", "single", *common]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # --standalone: torchrun binds a free port itself (a port found free beforehand may be taken by then)
@@ -181,7 +189,10 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_dat
     assert list(one) == list(two) and one["epoch"] == [1, 2]
     for column in one.keys() - {"time_s"}:  # the training loss is the global batches' mean too
         np.testing.assert_allclose(one[column], two[column], rtol=1e-9, atol=0, err_msg=column)
+    assert one["valid_loss"][0] < one["valid_loss"][1]  # the best model is not the last one
     tables = [json.loads((tmp_path / name / "errors.json").read_text()) for name in ("single", "ddp")]  # shared
+    for column in ("rmse_f_meV_per_A", "mae_e_meV"):  # the best model's, shared out
+        np.testing.assert_allclose(tables[1]["valid"]["all"][column], one[column][0], rtol=1e-9, err_msg=column)
     assert tables[0].keys() == tables[1].keys() == {"train", "valid"}
     for split, kinds in tables[0].items():
         for kind, row in kinds.items():
@@ -195,14 +206,14 @@ def test_each_torchrun_process_takes_its_local_gpu(monkeypatch):
     first training on an H200); an explicit index or a CPU keep the device given."""
     from torch.cuda._utils import _get_device_index  # what torch.cuda.set_device parses its argument with
 
-    from gaunt_tp.training.loop import _local_device
+    from gaunt_tp.training.distributed import local_device
 
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)  # no GPU needed
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert _local_device(cuda, {"LOCAL_RANK": "3"}) == torch.device("cuda", 3)
-    assert _local_device(torch.device("cuda", 1), {"LOCAL_RANK": "3"}) == torch.device("cuda", 1)
-    assert _local_device(cuda, {}) == torch.device("cuda", 2) and _local_device(cpu, {"LOCAL_RANK": "1"}) == cpu
-    assert _get_device_index(_local_device(cuda, {})) == 2
+    assert local_device(cuda, {"LOCAL_RANK": "3"}) == torch.device("cuda", 3)
+    assert local_device(torch.device("cuda", 1), {"LOCAL_RANK": "3"}) == torch.device("cuda", 1)
+    assert local_device(cuda, {}) == torch.device("cuda", 2) and local_device(cpu, {"LOCAL_RANK": "1"}) == cpu
+    assert _get_device_index(local_device(cuda, {})) == 2
     with pytest.raises(ValueError):  # the failure mended
         _get_device_index(cuda)
 
@@ -212,14 +223,77 @@ def test_a_global_batch_smaller_than_the_processes_is_a_warning(tmp_path, shared
     run stops next here, at its missing foundation model)."""
     from gaunt_tp.training import loop
 
-    monkeypatch.setattr(loop, "_init_distributed", lambda device: (0, 8))
+    monkeypatch.setattr(loop, "init_distributed", lambda device: (0, 8))
     train = ["--train_file", str(shared_data / "ethanol" / "train.xyz"), "--work_dir", str(tmp_path)]
     with caplog.at_level("WARNING", logger="gaunt_tp.train"):
         code = main(["train", *train, "--batch_size", "5", "--foundation_model", str(tmp_path / "missing.model")])
     assert code != 0
     assert "batch_size 5 is smaller than the 8 processes: 3 of them only stand by" in caplog.text
     caplog.clear()
-    monkeypatch.setattr(loop, "_init_distributed", lambda device: (0, 5))
+    monkeypatch.setattr(loop, "init_distributed", lambda device: (0, 5))
     with caplog.at_level("WARNING", logger="gaunt_tp.train"):
         main(["train", *train, "--batch_size", "5", "--foundation_model", str(tmp_path / "missing.model")])
     assert "smaller than" not in caplog.text
+
+
+def _from_first(rank: int, failure: str | None) -> object:
+    """What ``from_first`` gives process ``rank`` of work that returns its rank, or raises ``failure``."""
+
+    def work() -> object:
+        if failure == "input":
+            raise InputError("data.xyz: configuration 3 has no forces")
+        if failure == "other":
+            raise ValueError("a bug")
+        return {"made_by": rank}
+
+    return from_first(work, rank, 2, torch.device("cpu"))
+
+
+def test_what_the_first_process_decides_or_fails_at_reaches_the_other(tmp_path):
+    """The first process's result reaches the other (which does not do the work); its failure stops both: the same
+    InputError, or a RuntimeError naming the error, not a wait in a collective until the group times out."""
+    for case, failure in enumerate((None, "input", "other")):
+        (tmp_path / str(case)).mkdir()
+        first, second = run_pair(_from_first, tmp_path / str(case), failure)
+        if failure is None:
+            assert first == second == {"value": {"made_by": 0}}
+        elif failure == "input":
+            assert first == second == {"error": "InputError", "message": "data.xyz: configuration 3 has no forces"}
+        else:
+            assert first == {"error": "ValueError", "message": "a bug"}
+            assert second == {
+                "error": "RuntimeError",
+                "message": "the first process (rank 0) stopped: ValueError: a bug",
+            }
+
+
+def _resume_on_own_disks(rank: int, data: str, folder: str) -> dict:
+    """Process ``rank`` resumes run ``run`` to epoch 3 in a folder of its own: ``folder/first`` (which holds the
+    run) for the first, an empty ``folder/second`` for the other, as if each saw only its own disk."""
+    work_dir = os.path.join(folder, "first" if rank == 0 else "second")
+    argv = ["--train_file", data, "--work_dir", work_dir, "--name", "run", *SMALL, "--max_num_epochs", "3",
+            "--restart_latest"]  # fmt: skip
+    return run_training(config_from_args(argv))
+
+
+def test_a_restart_under_torchrun_needs_the_run_folder_on_the_first_processs_disk_only(tmp_path, data):
+    """A run of one process "killed" after epoch 2 is resumed by two processes, the second on a disk without the
+    run folder: the first reads the checkpoint and sends it, the second writes nothing; the weights and final
+    errors after epoch 3 equal an uninterrupted run's of one process."""
+    straight = train(tmp_path, data, "straight", "--max_num_epochs", "3")
+    train(tmp_path / "first", data, "run", "--max_num_epochs", "2")
+    first, second = run_pair(_resume_on_own_disks, tmp_path, str(data), str(tmp_path))
+    assert "error" not in first and second == {"value": {}}, (first, second)
+    assert not (tmp_path / "second").exists()
+    resumed = tmp_path / "first" / "run"
+    a = load_checkpoint(latest_checkpoint(straight / "checkpoints"))
+    b = load_checkpoint(latest_checkpoint(resumed / "checkpoints"))
+    assert a["epoch"] == b["epoch"] == 3
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=1e-10)
+    assert read_history(resumed / "metrics.csv")["epoch"] == [1, 2, 3]
+    tables = [json.loads((run / "errors.json").read_text()) for run in (straight, resumed)]
+    for split, kinds in tables[0].items():
+        for kind, row in kinds.items():
+            for column, value in row.items():
+                np.testing.assert_allclose(tables[1][split][kind][column], value, rtol=1e-9, err_msg=column)

@@ -1,0 +1,87 @@
+"""Data-parallel runs under torchrun: each process's device, the process group, what the first process alone decides
+(it alone reads and writes the run folder, whose disk the others may not see) and the log, written by it alone."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TypeVar
+
+import torch
+
+from gaunt_tp.errors import InputError
+
+__all__ = ["first_process_logs", "from_first", "init_distributed", "local_device"]
+
+T = TypeVar("T")
+
+
+def local_device(device: torch.device, env: Mapping[str, str]) -> torch.device:
+    """The device of this process, with an index where it is a GPU (``torch.cuda.set_device`` refuses a bare
+    ``cuda``): under torchrun (``LOCAL_RANK`` set), ``cuda`` without an index is the local rank's GPU, so that each
+    process of a node takes its own; otherwise the current one (``CUDA_VISIBLE_DEVICES`` chooses). Anything else as
+    given."""
+    if device.type == "cuda" and device.index is None:
+        local = env.get("LOCAL_RANK")
+        return torch.device("cuda", int(local) if local is not None else torch.cuda.current_device())
+    return device
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); joins the process group when launched by torchrun (gloo on CPUs, NCCL on GPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def from_first(work: Callable[[], T], rank: int, world: int, device: torch.device) -> T:
+    """``work()`` done by the first process (rank 0) alone, its result sent to every process (pickled: tensors on
+    the CPU). When it raises, every process raises: the first its own error, the others an
+    :class:`~gaunt_tp.errors.InputError` with the same message for an InputError, a RuntimeError naming it for
+    anything else; none is left waiting in a collective for the process group to time out. Called by every process
+    at the same point; with one process, just ``work()``."""
+    if world == 1:
+        return work()
+    box: list = [None]
+    failure = None
+    if rank == 0:
+        try:
+            box[0] = ("done", work())
+        except Exception as err:  # sent as text: an exception need not pickle
+            failure = err
+            box[0] = ("input" if isinstance(err, InputError) else "error", f"{type(err).__name__}: {err}")
+    torch.distributed.broadcast_object_list(box, src=0, device=device)
+    kind, value = box[0]
+    if failure is not None:
+        raise failure
+    if kind == "input":
+        raise InputError(value.split(": ", 1)[1])
+    if kind == "error":
+        raise RuntimeError(f"the first process (rank 0) stopped: {value}")
+    return value
+
+
+class _ErrorsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+@contextmanager
+def first_process_logs(logger: logging.Logger, rank: int) -> Iterator[None]:
+    """Within: ``logger`` passes only errors on processes other than the first, whose info lines and warnings would
+    repeat the first one's (all read the same data and take the same decisions)."""
+    quiet = _ErrorsOnly() if rank != 0 else None
+    if quiet is not None:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        if quiet is not None:
+            logger.removeFilter(quiet)
