@@ -55,12 +55,15 @@ def evaluate_shared(
     mine = [batches[i] for i in evaluation_shares(batches, world)[rank]]
     loss, acc = evaluate(model, shown(mine), weights, stress, keep_values)
     count = sum(batch.num_graphs for batch in mine)
-    summed = torch.tensor([loss * count, count], dtype=torch.float64, device=device)
-    torch.distributed.all_reduce(summed)
+    # gathered and summed in rank order on each process, not all-reduced: the decisions taken on the loss (best
+    # model, patience, stage two) must be the same, to the bit, on every process
+    sums = [torch.zeros(2, dtype=torch.float64, device=device) for _ in range(world)]
+    torch.distributed.all_gather(sums, torch.tensor([loss * count, count], dtype=torch.float64, device=device))
+    total, graphs = (sum(float(part[k]) for part in sums) for k in (0, 1))
     parts: list | None = [None] * world if rank == 0 else None
     torch.distributed.gather_object(acc, parts, dst=0)
     merged = ErrorAccumulator.merged(parts) if parts is not None else None
-    return float(summed[0]) / max(float(summed[1]), 1.0), merged
+    return total / max(graphs, 1.0), merged
 
 
 def final_errors(

@@ -41,7 +41,7 @@ from gaunt_tp.training.evaluation import evaluate_shared, final_errors
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
 from gaunt_tp.training.metrics import label_counts
 from gaunt_tp.training.records import append_csv, format_tables, write_json
-from gaunt_tp.training.restart import open_run_folder, started_stage_two
+from gaunt_tp.training.restart import MODEL_OPTIONS, open_run_folder, started_stage_two
 from gaunt_tp.training.step import EagerStep, GraphedStep
 
 __all__ = ["run_training"]
@@ -126,6 +126,8 @@ def _train(config: TrainConfig) -> dict:
     if device.type == "cuda":
         torch.cuda.set_device(device)  # NCCL and every bare .cuda() use the current device
     rank, world = init_distributed(device)
+    if config.cuda_graph and world > 1:
+        raise InputError("--cuda_graph runs in one process; leave it out under torchrun")
     if config.batch_size < world:
         log.warning("batch_size %d is smaller than the %d processes: %d of them only stand by at every step (the "
                     "batch is global)", config.batch_size, world, world - config.batch_size)  # fmt: skip
@@ -178,14 +180,13 @@ def _train(config: TrainConfig) -> dict:
         # MACE's: the mean interaction energy per atom (none for its model "MACE"), the RMS force (or --scaling's)
         shift, scale = shift_and_scale(train, e0s, config.scaling)
         shift = 0.0 if config.model == "MACE" else shift
-        shared = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(TrainConfig)}
         model_config = ModelConfig(
             atomic_numbers=tuple(zs),
             e0s=tuple(e0s[z] for z in zs),
             avg_num_neighbors=max(avg_neighbors, 1.0),
             energy_shift=shift,
             energy_scale=scale,
-            **{name: getattr(config, name) for name in shared},  # the hyperparameters named alike in both
+            **{name: getattr(config, name) for name in MODEL_OPTIONS},  # the hyperparameters named alike in both
         )
         model = GauntMACE(model_config)
     else:  # its weights, normalisation, shift and scale
@@ -232,8 +233,6 @@ def _train(config: TrainConfig) -> dict:
     valid_batches = batches_of(valid_g, config.valid_batch_size)
     evaluated = ema.module if ema is not None else model  # validated every epoch, exported when better
     if config.cuda_graph:
-        if world > 1:
-            raise InputError("--cuda_graph runs in one process; leave it out under torchrun")
         capacity = BatchCapacity.covering(train_g, config.batch_size)
         step = GraphedStep(model, capacity, capture=True)
         validated = GraphedPotential(evaluated, capture=True)
@@ -302,8 +301,11 @@ def _train(config: TrainConfig) -> dict:
             stage_two_fixed, patience_spent = epoch, False  # MACE: out of patience before stage two starts it
             log.info("no better validation loss for %d evaluations: stage two starts now", stale)
         trained_s, clock = trained_s + time.monotonic() - clock, time.monotonic()
-        if rank == 0:  # every process evaluates (same schedule); the first writes
-            row = _epoch_row(epoch, running / len(batches), valid_loss, valid_acc.table(), lr, trained_s, logs_stress)
+        # every process evaluates (same schedule); the first writes, and a failed write (a full disk) stops all
+        errors = valid_acc.table() if valid_acc is not None else {}
+
+        def write_epoch() -> None:
+            row = _epoch_row(epoch, running / len(batches), valid_loss, errors, lr, trained_s, logs_stress)
             _log_epoch(row, config.error_table, logs_stress)
             append_csv(history_path, row)
             if improved:
@@ -325,6 +327,8 @@ def _train(config: TrainConfig) -> dict:
                 },
                 keep=None if config.keep_checkpoints else 2,
             )
+
+        from_first(write_epoch, rank, world, device)
         if out_of_time:
             log.info("stopping after epoch %d: the %.3g-minute time budget is spent", epoch, config.max_time_minutes)
             break

@@ -13,13 +13,15 @@ from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.config import TrainConfig
 from gaunt_tp.training.records import keep_history_before
 
-__all__ = ["open_run_folder", "started_stage_two"]
+__all__ = ["MODEL_OPTIONS", "open_run_folder", "started_stage_two"]
 
-# the options a restart must keep: the model's own (named alike in ModelConfig and TrainConfig), those fixing the
-# data a run sees (its validation split and shuffling, its E0s, its starting weights) and the schedule whose state
-# the checkpoint holds
-_SAME_RUN = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(TrainConfig)}
-_SAME_RUN |= {"seed", "valid_fraction", "E0s", "foundation_model", "scheduler", "model", "scaling"}
+# the model's hyperparameters among the training options: those named alike in ModelConfig and TrainConfig
+MODEL_OPTIONS = frozenset(f.name for f in dataclasses.fields(ModelConfig)) & {
+    f.name for f in dataclasses.fields(TrainConfig)
+}
+# the options a restart must keep: the model's, those fixing the data a run sees (its validation split and
+# shuffling, its E0s, its starting weights) and the schedule whose state the checkpoint holds
+_SAME_RUN = MODEL_OPTIONS | {"seed", "valid_fraction", "E0s", "foundation_model", "scheduler", "model", "scaling"}
 
 
 def open_run_folder(config: TrainConfig) -> tuple[Path, dict] | None:
@@ -46,6 +48,8 @@ def open_run_folder(config: TrainConfig) -> tuple[Path, dict] | None:
         resumed = latest, state
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(config.to_json())  # once the checkpoint is known to match it
+    # the rows after the checkpoint's epoch are run again (dropped now: a restart that stops later, on the data,
+    # would have run them again all the same)
     keep_history_before(history_path, int(resumed[1]["epoch"]) + 1 if resumed else 1)
     return resumed
 

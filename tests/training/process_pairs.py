@@ -3,19 +3,28 @@ reports what it returned or raised. A worker is a module-level function (the spa
 
 import json
 import os
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 
 
-def run_pair(worker: Callable, folder: Path, *args) -> list[dict]:
+def run_pair(worker: Callable, folder: Path, *args, timeout: float = 300.0) -> list[dict]:
     """``worker(rank, *args)`` in two spawned processes of ranks 0 and 1, as torchrun would start them (``RANK``,
-    ``WORLD_SIZE``, ``LOCAL_RANK``; one thread each); a collective left waiting fails after 60 s. Returns each
-    process's outcome: ``{"value": returned}`` or ``{"error": type name, "message": str(error)}``."""
-    torch.multiprocessing.spawn(_main, args=(worker, folder, args), nprocs=2, join=True)
+    ``WORLD_SIZE``, ``LOCAL_RANK``; one thread each); a collective left waiting fails after 60 s, and processes
+    still running after ``timeout`` seconds are killed and the test fails. Returns each process's outcome:
+    ``{"value": returned}`` or ``{"error": type name, "message": str(error)}``."""
+    pair = torch.multiprocessing.start_processes(_main, args=(worker, folder, args), nprocs=2, join=False)
+    deadline = time.monotonic() + timeout
+    while not pair.join(timeout=max(deadline - time.monotonic(), 0.0)):
+        if time.monotonic() >= deadline:
+            for process in pair.processes:
+                process.kill()
+            pytest.fail(f"two processes of {worker.__name__} overran {timeout} s")
     return [json.loads((folder / f"outcome-{rank}.json").read_text()) for rank in range(2)]
 
 

@@ -18,7 +18,7 @@ from gaunt_tp.training.batching import batches_of, evaluation_shares, graph_cost
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.cli import main
 from gaunt_tp.training.config import config_from_args
-from gaunt_tp.training.distributed import from_first
+from gaunt_tp.training.distributed import first_process_logs, from_first
 from gaunt_tp.training.loop import run_training
 from gaunt_tp.training.metrics import ErrorAccumulator, label_counts, weighted_loss
 from gaunt_tp.training.records import read_history
@@ -297,3 +297,21 @@ def test_a_restart_under_torchrun_needs_the_run_folder_on_the_first_processs_dis
         for kind, row in kinds.items():
             for column, value in row.items():
                 np.testing.assert_allclose(tables[1][split][kind][column], value, rtol=1e-9, err_msg=column)
+
+
+def test_only_the_first_process_logs_info_and_warnings(caplog):
+    """The other processes' info lines and warnings would repeat the first's; their errors still show."""
+    import logging
+
+    log = logging.getLogger("gaunt_tp.train")
+    for rank in (0, 1):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="gaunt_tp.train"), first_process_logs(log, rank):
+            log.info("epoch 1")
+            log.warning("a warning")
+            log.error("stopped")
+        assert [r.getMessage() for r in caplog.records] == (
+            ["epoch 1", "a warning", "stopped"] if rank == 0 else ["stopped"]
+        )
+    log.warning("after")  # the filter is gone
+    assert caplog.records[-1].getMessage() == "after"
