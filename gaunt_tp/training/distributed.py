@@ -53,19 +53,18 @@ def from_first(work: Callable[[], T], rank: int, world: int, device: torch.devic
     failure = None
     if rank == 0:
         try:
-            box[0] = ("done", work())
+            box[0] = ("done", work(), None)
         except Exception as err:  # sent as text: an exception need not pickle
             failure = err
-            box[0] = ("input" if isinstance(err, InputError) else "error", f"{type(err).__name__}: {err}")
+            box[0] = ("input" if isinstance(err, InputError) else "error", f"{type(err).__name__}: {err}", str(err))
     torch.distributed.broadcast_object_list(box, src=0, device=device)
-    kind, value = box[0]
     if failure is not None:
         raise failure
-    if kind == "input":
-        raise InputError(value.split(": ", 1)[1])
-    if kind == "error":
-        raise RuntimeError(f"the first process (rank 0) stopped: {value}")
-    return value
+    if box[0][0] == "input":
+        raise InputError(box[0][2])
+    if box[0][0] == "error":
+        raise RuntimeError(f"the first process (rank 0) stopped: {box[0][1]}")
+    return box[0][1]
 
 
 class _ErrorsOnly(logging.Filter):
