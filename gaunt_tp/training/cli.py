@@ -10,6 +10,7 @@ gaunt-tp --version                                     # with the versions of to
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,9 +27,13 @@ __all__ = ["main"]
 
 def _train(argv: list[str]) -> int:
     from gaunt_tp.training.config import config_from_args
+    from gaunt_tp.training.distributed import first_process_speaks
     from gaunt_tp.training.loop import run_training
 
-    run_training(config_from_args(argv))
+    # under torchrun, the other processes' info lines and warnings (of the options, the data, the run) would repeat
+    # the first one's: only their errors show
+    with first_process_speaks(int(os.environ.get("RANK", "0")), logging.getLogger("gaunt_tp.train")):
+        run_training(config_from_args(argv))
     return 0
 
 

@@ -1,10 +1,14 @@
 """Data-parallel runs under torchrun: each process's device, the process group, what the first process alone decides
-(it alone reads and writes the run folder, whose disk the others may not see) and the log, written by it alone."""
+(it alone reads and writes the run folder, whose disk the others may not see) and the log and warnings, given by it
+alone."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import traceback
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TypeVar
@@ -13,7 +17,7 @@ import torch
 
 from gaunt_tp.errors import InputError
 
-__all__ = ["first_process_logs", "from_first", "init_distributed", "local_device"]
+__all__ = ["first_process_speaks", "from_first", "local_device", "process_group"]
 
 T = TypeVar("T")
 
@@ -29,16 +33,29 @@ def local_device(device: torch.device, env: Mapping[str, str]) -> torch.device:
     return device
 
 
-def init_distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world size); joins the process group when launched by torchrun (gloo on CPUs, NCCL on GPUs)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
+@contextmanager
+def process_group(device: torch.device) -> Iterator[tuple[int, int]]:
+    """(rank, world size) within. Under torchrun (``WORLD_SIZE`` above 1) the process joins the process group (gloo
+    on CPUs, NCCL on GPUs; unless it is in one already) and leaves it on the way out, whichever way: returning or
+    raising. Before leaving it frees what is no longer reachable, and the local variables of the frames an error
+    went through: a DistributedDataParallel wrapper that outlives its group hung a gloo process at exit. With one
+    process, (0, 1) and nothing else."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        yield 0, 1
+        return
     import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
+    try:
+        yield dist.get_rank(), dist.get_world_size()
+    except BaseException as err:
+        traceback.clear_frames(err.__traceback__)  # frames still running (the caller's) are left as they are
+        raise
+    finally:
+        gc.collect()
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def from_first(work: Callable[[], T], rank: int, world: int, device: torch.device) -> T:
@@ -73,14 +90,19 @@ class _ErrorsOnly(logging.Filter):
 
 
 @contextmanager
-def first_process_logs(logger: logging.Logger, rank: int) -> Iterator[None]:
-    """Within: ``logger`` passes only errors on processes other than the first, whose info lines and warnings would
-    repeat the first one's (all read the same data and take the same decisions)."""
-    quiet = _ErrorsOnly() if rank != 0 else None
-    if quiet is not None:
-        logger.addFilter(quiet)
-    try:
+def first_process_speaks(rank: int, logger: logging.Logger) -> Iterator[None]:
+    """Within, on processes other than the first (``rank`` above 0): ``logger`` passes only errors, and gaunt-tp's
+    own Python warnings (of its data readers) are not shown. All processes read the same options and data and take
+    the same decisions, so their info lines and warnings would repeat the first one's; warnings from other
+    libraries (torch's, which may concern one process's device) still show."""
+    if rank == 0:
         yield
+        return
+    quiet = _ErrorsOnly()
+    logger.addFilter(quiet)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"gaunt_tp(\.|$)")
+            yield
     finally:
-        if quiet is not None:
-            logger.removeFilter(quiet)
+        logger.removeFilter(quiet)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import gc
 import logging
 import math
 import os
@@ -35,7 +34,7 @@ from gaunt_tp.nn.serialization import load_model, save_model
 from gaunt_tp.training.batching import batches_of, graph_cost, process_shares
 from gaunt_tp.training.checkpoint import latest_checkpoint, save_checkpoint
 from gaunt_tp.training.config import TrainConfig
-from gaunt_tp.training.distributed import first_process_logs, from_first, init_distributed, local_device
+from gaunt_tp.training.distributed import from_first, local_device, process_group
 from gaunt_tp.training.ema import MovingAverage
 from gaunt_tp.training.evaluation import evaluate_shared, final_errors
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
@@ -105,8 +104,7 @@ def run_training(config: TrainConfig) -> dict:
         log.addHandler(handler)
         log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
     try:
-        with first_process_logs(log, rank):
-            return _train(config)
+        return _train(config)
     except Exception as err:
         if handler is not None:  # the run folder keeps why it stopped (the console shows it once, from the caller)
             trace = None if isinstance(err, InputError) else sys.exc_info()
@@ -121,11 +119,17 @@ def run_training(config: TrainConfig) -> dict:
 
 def _train(config: TrainConfig) -> dict:
     started = time.monotonic()  # --max_time_minutes counts reading the data and building the model too
-    dtype = torch_dtype(config.default_dtype)
     device = torch_device(local_device(torch_device(config.device), os.environ))
     if device.type == "cuda":
         torch.cuda.set_device(device)  # NCCL and every bare .cuda() use the current device
-    rank, world = init_distributed(device)
+    with process_group(device) as (rank, world):
+        return _train_in_group(config, device, rank, world, started)
+
+
+def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world: int, started: float) -> dict:
+    """The run of :func:`run_training` by process ``rank`` of ``world``, on ``device``, begun at ``started``
+    (``time.monotonic()``)."""
+    dtype = torch_dtype(config.default_dtype)
     if config.cuda_graph and world > 1:
         raise InputError("--cuda_graph runs in one process; leave it out under torchrun")
     if config.batch_size < world:
@@ -336,22 +340,14 @@ def _train(config: TrainConfig) -> dict:
             log.info("stopping after epoch %d: no better validation loss for %d evaluations", epoch, stale)
             break
 
-    if world > 1:
-        # the DDP wrapper's reducer goes while its process group lives: freed after destroy_process_group, its
-        # gloo group's destructor hung a second process at exit (2 of ~15 test runs beside a training job)
-        step = trained = None
-        gc.collect()
-
     # the best model as exported, read by the first process (its disk), sent to the others
     best_model = copy.deepcopy(evaluated)
     best_model.load_state_dict(from_first(lambda: load_model(model_path).state_dict(), rank, world, device))
     splits = [(split, graphs) for split, graphs in (("train", train_g), ("valid", valid_g), ("test", test_g)) if graphs]
     log.info("evaluating the best model on %s", ", ".join(f"{len(g)} {split}" for split, g in splits))
     tables, values = final_errors(best_model, splits, config.valid_batch_size, rank, world, device, config.plots)
-    if world > 1:
-        torch.distributed.destroy_process_group()
-        if rank != 0:
-            return {}
+    if rank != 0:
+        return {}
     write_json(run_dir / "errors.json", tables)
     log.info("final errors (best model):\n%s", format_tables(tables))
     if config.plots:

@@ -105,7 +105,7 @@ def translate_mace_spellings(values: dict) -> None:
         if name == "distributed" and value and "WORLD_SIZE" not in os.environ:
             raise InputError("--distributed: start the processes with torchrun (torchrun --nproc_per_node N -m "
                              "gaunt_tp.training.cli train ...); each process reads its rank from torchrun")  # fmt: skip
-        if name == "distributed" and value and os.environ.get("RANK", "0") == "0":
+        if name == "distributed" and value:
             logging.getLogger("gaunt_tp.train").warning(
                 "--distributed: gaunt-tp's --batch_size is the global batch, split between the %s processes; "
                 "mace-torch's is each process's (pass %s times mace-torch's for the same training)",

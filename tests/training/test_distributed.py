@@ -1,14 +1,18 @@
+import gc
 import json
 import os
 import signal
 import subprocess
 import sys
+import warnings
+from contextlib import nullcontext
 from types import SimpleNamespace
 
 import ase.io
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
 from process_pairs import run_pair
 from small_runs import SMALL, train
 
@@ -18,7 +22,8 @@ from gaunt_tp.training.batching import batches_of, evaluation_shares, graph_cost
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.cli import main
 from gaunt_tp.training.config import config_from_args
-from gaunt_tp.training.distributed import first_process_logs, from_first
+from gaunt_tp.training.distributed import first_process_speaks, from_first
+from gaunt_tp.training.evaluation import final_errors
 from gaunt_tp.training.loop import run_training
 from gaunt_tp.training.metrics import ErrorAccumulator, label_counts, weighted_loss
 from gaunt_tp.training.records import read_history
@@ -223,14 +228,14 @@ def test_a_global_batch_smaller_than_the_processes_is_a_warning(tmp_path, shared
     run stops next here, at its missing foundation model)."""
     from gaunt_tp.training import loop
 
-    monkeypatch.setattr(loop, "init_distributed", lambda device: (0, 8))
+    monkeypatch.setattr(loop, "process_group", lambda device: nullcontext((0, 8)))
     train = ["--train_file", str(shared_data / "ethanol" / "train.xyz"), "--work_dir", str(tmp_path)]
     with caplog.at_level("WARNING", logger="gaunt_tp.train"):
         code = main(["train", *train, "--batch_size", "5", "--foundation_model", str(tmp_path / "missing.model")])
     assert code != 0
     assert "batch_size 5 is smaller than the 8 processes: 3 of them only stand by" in caplog.text
     caplog.clear()
-    monkeypatch.setattr(loop, "init_distributed", lambda device: (0, 5))
+    monkeypatch.setattr(loop, "process_group", lambda device: nullcontext((0, 5)))
     with caplog.at_level("WARNING", logger="gaunt_tp.train"):
         main(["train", *train, "--batch_size", "5", "--foundation_model", str(tmp_path / "missing.model")])
     assert "smaller than" not in caplog.text
@@ -273,17 +278,18 @@ def _resume_on_own_disks(rank: int, data: str, folder: str) -> dict:
     work_dir = os.path.join(folder, "first" if rank == 0 else "second")
     argv = ["--train_file", data, "--work_dir", work_dir, "--name", "run", *SMALL, "--max_num_epochs", "3",
             "--restart_latest"]  # fmt: skip
-    return run_training(config_from_args(argv))
+    return {"tables": run_training(config_from_args(argv)), "in_group": dist.is_initialized()}
 
 
 def test_a_restart_under_torchrun_needs_the_run_folder_on_the_first_processs_disk_only(tmp_path, data):
     """A run of one process "killed" after epoch 2 is resumed by two processes, the second on a disk without the
     run folder: the first reads the checkpoint and sends it, the second writes nothing; the weights and final
-    errors after epoch 3 equal an uninterrupted run's of one process."""
+    errors after epoch 3 equal an uninterrupted run's of one process. Both leave the process group at the end."""
     straight = train(tmp_path, data, "straight", "--max_num_epochs", "3")
     train(tmp_path / "first", data, "run", "--max_num_epochs", "2")
     first, second = run_pair(_resume_on_own_disks, tmp_path, str(data), str(tmp_path))
-    assert "error" not in first and second == {"value": {}}, (first, second)
+    assert "error" not in first and second == {"value": {"tables": {}, "in_group": False}}, (first, second)
+    assert not first["value"]["in_group"]
     assert not (tmp_path / "second").exists()
     resumed = tmp_path / "first" / "run"
     a = load_checkpoint(latest_checkpoint(straight / "checkpoints"))
@@ -297,21 +303,120 @@ def test_a_restart_under_torchrun_needs_the_run_folder_on_the_first_processs_dis
         for kind, row in kinds.items():
             for column, value in row.items():
                 np.testing.assert_allclose(tables[1][split][kind][column], value, rtol=1e-9, err_msg=column)
+    assert tables[1] == first["value"]["tables"]
+
+
+def _diverge(rank: int, data: str, folder: str) -> dict:
+    """Process ``rank`` of a run that diverges in its first epoch, after DDP wrapped the model: its error, whether
+    it is still in the process group, and how many DDP wrappers are left (while the error is held)."""
+    argv = ["--train_file", data, "--work_dir", folder, "--name", "nan", *SMALL, "--lr", "1e200", "--ema", "false",
+            "--max_num_epochs", "3"]  # fmt: skip
+    try:
+        run_training(config_from_args(argv))
+    except InputError as err:
+        gc.collect()
+        wrappers = sum(isinstance(o, torch.nn.parallel.DistributedDataParallel) for o in gc.get_objects())
+        return {"message": str(err), "in_group": dist.is_initialized(), "wrappers": wrappers}
+    return {"message": None}
+
+
+def test_a_failed_run_frees_its_ddp_wrapper_and_then_leaves_the_process_group(tmp_path, data):
+    """A run stopped by an error (here, divergence) on both processes: each raises it, with its DDP wrapper freed
+    (an error's traceback would hold it; freed after its group went, it hung gloo at exit), out of the group."""
+    first, second = run_pair(_diverge, tmp_path, str(data), str(tmp_path))
+    for outcome in (first, second):
+        assert "epoch 1: the training loss is not finite" in outcome["value"]["message"], outcome
+        assert outcome["value"]["in_group"] is False and outcome["value"]["wrappers"] == 0, outcome
+
+
+class _StandIn(torch.nn.Module):
+    """A model's outputs made of each graph's own positions (float64), whatever the batch it is in."""
+
+    def forward(self, batch, compute_forces: bool = True, compute_stress: bool = False) -> dict:
+        pos = batch.positions.double()
+        graph = torch.repeat_interleave(torch.arange(batch.num_graphs), batch.ptr.diff())
+        energy = torch.zeros(batch.num_graphs, dtype=torch.float64).index_add_(0, graph, pos.sum(1).sin())
+        out = {"energy": energy, "forces": pos.cos()}
+        if compute_stress:
+            out["stress"] = energy[:, None, None] * torch.linspace(-1.0, 1.0, 9, dtype=torch.float64).view(3, 3)
+        return out
+
+
+def _final_values(rank: int) -> dict:
+    """The final tables and kept values (for --plots) of the stand-in model on two splits, shared out between two
+    processes; on the first, also those of one process alone."""
+    graphs = _labelled_graphs(17, seed=3)
+    splits = [("valid", graphs[:9]), ("test", graphs[9:])]
+    plain = lambda tables, values: {  # noqa: E731
+        "tables": tables,
+        "values": {s: {k: [r.tolist(), p.tolist()] for k, (r, p) in v.items()} for s, v in values.items()},
+    }
+    shared = plain(*final_errors(_StandIn(), splits, 2, rank, 2, torch.device("cpu"), keep_values=True))
+    alone = (
+        plain(*final_errors(_StandIn(), splits, 2, 0, 1, torch.device("cpu"), keep_values=True)) if rank == 0 else None
+    )
+    return {"shared": shared, "alone": alone}
+
+
+def test_the_final_tables_and_plotted_values_gather_to_the_first_process(tmp_path):
+    """Shared out between two processes, the best model's final errors and the (reference, predicted) pairs that
+    --plots draws reach the first process whole: equal to one process's up to order (the second gets none)."""
+    first, second = run_pair(_final_values, tmp_path)
+    assert second == {"value": {"shared": {"tables": {}, "values": {}}, "alone": None}}, second
+    shared, alone = first["value"]["shared"], first["value"]["alone"]
+    assert shared["tables"].keys() == alone["tables"].keys() == {"valid", "test"}
+    for split, kinds in alone["tables"].items():
+        for kind, row in kinds.items():
+            for column, value in row.items():
+                np.testing.assert_allclose(shared["tables"][split][kind][column], value, rtol=1e-12, err_msg=column)
+    assert {s: set(v) for s, v in shared["values"].items()} == {
+        s: {"energy", "forces", "stress"} for s in alone["values"]
+    }
+    for split, kept in alone["values"].items():
+        for name, (ref, pred) in kept.items():
+            got_ref, got_pred = shared["values"][split][name]
+            assert len(got_ref) == len(ref) > 0
+            assert sorted(zip(got_ref, got_pred)) == sorted(zip(ref, pred)), (split, name)
 
 
 def test_only_the_first_process_logs_info_and_warnings(caplog):
-    """The other processes' info lines and warnings would repeat the first's; their errors still show."""
+    """The other processes' info lines and warnings would repeat the first's; their errors still show, and so do
+    the Python warnings of other libraries than gaunt-tp."""
     import logging
 
     log = logging.getLogger("gaunt_tp.train")
     for rank in (0, 1):
         caplog.clear()
-        with caplog.at_level("INFO", logger="gaunt_tp.train"), first_process_logs(log, rank):
-            log.info("epoch 1")
-            log.warning("a warning")
-            log.error("stopped")
+        with caplog.at_level("INFO", logger="gaunt_tp.train"), warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("always")
+            with first_process_speaks(rank, log):
+                log.info("epoch 1")
+                log.warning("a warning")
+                log.error("stopped")
+                warnings.warn_explicit("of gaunt-tp", UserWarning, "readers.py", 1, module="gaunt_tp.data.readers")
+                warnings.warn_explicit("of torch", UserWarning, "ddp.py", 1, module="torch.nn.parallel")
         assert [r.getMessage() for r in caplog.records] == (
             ["epoch 1", "a warning", "stopped"] if rank == 0 else ["stopped"]
         )
+        assert [str(w.message) for w in shown] == (["of gaunt-tp", "of torch"] if rank == 0 else ["of torch"])
     log.warning("after")  # the filter is gone
     assert caplog.records[-1].getMessage() == "after"
+
+
+def test_the_other_processes_repeat_no_warning_of_the_options_or_the_data(tmp_path, data, monkeypatch, caplog, capsys):
+    """Under torchrun every process reads the options and the data: what they warn of (here --model MACE's first
+    layer and a misspelt --energy_key) shows once, from the first process (``RANK`` 0); the error that stops the
+    run (no stress labels for --loss stress) shows on every process."""
+    argv = ["train", "--train_file", str(data), "--work_dir", str(tmp_path), *SMALL, "--model", "MACE",
+            "--interaction_first", "RealAgnosticResidualInteractionBlock", "--energy_key", "REF_enrgy", "--loss",
+            "stress"]  # fmt: skip
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        caplog.clear()
+        with caplog.at_level("INFO", logger="gaunt_tp.train"), warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("always")
+            assert main([*argv, "--name", f"rank{rank}"]) == 2
+        assert "--loss stress, but no configuration" in capsys.readouterr().err
+        said = [r.getMessage() for r in caplog.records] + [str(w.message) for w in shown]
+        for words in ("the first layer has no self-connection", "energy key 'REF_enrgy' is in none of its 12"):
+            assert any(words in line for line in said) == (rank == 0), (rank, words, said)
