@@ -306,27 +306,54 @@ def test_a_restart_under_torchrun_needs_the_run_folder_on_the_first_processs_dis
     assert tables[1] == first["value"]["tables"]
 
 
-def _diverge(rank: int, data: str, folder: str) -> dict:
-    """Process ``rank`` of a run that diverges in its first epoch, after DDP wrapped the model: its error, whether
-    it is still in the process group, and how many DDP wrappers are left (while the error is held)."""
-    argv = ["--train_file", data, "--work_dir", folder, "--name", "nan", *SMALL, "--lr", "1e200", "--ema", "false",
-            "--max_num_epochs", "3"]  # fmt: skip
+def _stopped(rank: int, data: str, folder: str, how: str) -> dict:
+    """Process ``rank`` of a run stopped after DDP wrapped the model, ``how``: ``"diverge"`` in its first epoch, or
+    ``"full_disk"``: the first process's write of epoch 2's row of metrics.csv fails. Its error, whether it is
+    still in the process group, and how many DDP wrappers are left (while the error is held)."""
+    argv = ["--train_file", data, "--work_dir", folder, "--name", how, *SMALL, "--max_num_epochs", "3"]
+    if how == "diverge":
+        argv += ["--lr", "1e200", "--ema", "false"]
+    else:
+        from gaunt_tp.training import loop
+
+        written = loop.append_csv
+
+        def fills_up(path, row: dict) -> None:
+            if row["epoch"] == 2:
+                raise OSError(28, "No space left on device")
+            written(path, row)
+
+        loop.append_csv = fills_up  # in this spawned process alone
     try:
         run_training(config_from_args(argv))
-    except InputError as err:
+    except Exception as err:
         gc.collect()
         wrappers = sum(isinstance(o, torch.nn.parallel.DistributedDataParallel) for o in gc.get_objects())
-        return {"message": str(err), "in_group": dist.is_initialized(), "wrappers": wrappers}
-    return {"message": None}
+        return {"error": type(err).__name__, "message": str(err), "in_group": dist.is_initialized(),
+                "wrappers": wrappers}  # fmt: skip
+    return {"error": None}
 
 
-def test_a_failed_run_frees_its_ddp_wrapper_and_then_leaves_the_process_group(tmp_path, data):
-    """A run stopped by an error (here, divergence) on both processes: each raises it, with its DDP wrapper freed
-    (an error's traceback would hold it; freed after its group went, it hung gloo at exit), out of the group."""
-    first, second = run_pair(_diverge, tmp_path, str(data), str(tmp_path))
+@pytest.mark.parametrize("how", ["diverge", "full_disk"])
+def test_a_failed_run_stops_both_processes_frees_its_ddp_wrapper_and_leaves_the_group(tmp_path, data, how):
+    """A run stopped by an error after DDP wrapped the model, met by both processes (divergence) or by the first
+    alone (its disk full while it writes an epoch): both stop with its message, not at the group's timeout, with
+    their DDP wrappers freed (an error's traceback would hold one; freed after its group went, it hung gloo at
+    exit) and out of the group. The run folder keeps epoch 1 and why the run stopped."""
+    first, second = run_pair(_stopped, tmp_path, str(data), str(tmp_path), how)
+    if how == "diverge":
+        message = "epoch 1: the training loss is not finite"
+        assert first["value"]["error"] == second["value"]["error"] == "InputError", (first, second)
+    else:
+        message = "No space left on device"
+        assert first["value"]["error"] == "OSError" and second["value"]["error"] == "RuntimeError", (first, second)
+        assert second["value"]["message"].startswith("the first process (rank 0) stopped: OSError: [Errno 28]")
+        assert read_history(tmp_path / how / "metrics.csv")["epoch"] == [1]
+        assert load_checkpoint(latest_checkpoint(tmp_path / how / "checkpoints"))["epoch"] == 1
     for outcome in (first, second):
-        assert "epoch 1: the training loss is not finite" in outcome["value"]["message"], outcome
+        assert message in outcome["value"]["message"], outcome
         assert outcome["value"]["in_group"] is False and outcome["value"]["wrappers"] == 0, outcome
+    assert f"stopped: {first['value']['message']}" in (tmp_path / how / "train.log").read_text()
 
 
 class _StandIn(torch.nn.Module):
