@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gc
 import logging
 import math
 import os
@@ -339,6 +340,12 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
         if patience_spent:
             log.info("stopping after epoch %d: no better validation loss for %d evaluations", epoch, stale)
             break
+
+    if world > 1:
+        # the DDP wrapper goes here, while every process is still in the group and collectives follow: one freed at
+        # the group's end instead (process_group) aborted a gloo process once in a CI run beside another job
+        step = trained = None
+        gc.collect()
 
     # the best model as exported, read by the first process (its disk), sent to the others
     best_model = copy.deepcopy(evaluated)
