@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gaunt_tp.data.configuration import KCAL_PER_MOL_IN_EV, MIN_CELL_VOLUME, Configuration, KeySpec
-from gaunt_tp.errors import InputError
+from gaunt_tp.errors import InputError, InputWarning
 
 __all__ = ["read_any", "read_configurations", "read_rmd17"]
 
@@ -166,12 +166,14 @@ def read_configurations(
             warnings.warn(
                 f"{path}: {label} key {key!r} is in none of its {len(frames)} configurations; ASE's {label!r} "
                 "was read instead (a misspelt key?)",
+                InputWarning,
                 stacklevel=2,
             )
         else:  # labels of two origins (perhaps two levels of theory) in one data set
             warnings.warn(
                 f"{path}: {label} key {key!r} is missing from {len(missed)} of its {len(frames)} configurations "
                 f"(the first: #{missed[0]}); ASE's {label!r} was read for those",
+                InputWarning,
                 stacklevel=2,
             )
     return out

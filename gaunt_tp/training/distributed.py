@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import torch
 
-from gaunt_tp.errors import InputError
+from gaunt_tp.errors import InputError, InputWarning
 
 __all__ = ["first_process_speaks", "from_first", "local_device", "process_group"]
 
@@ -91,10 +91,10 @@ class _ErrorsOnly(logging.Filter):
 
 @contextmanager
 def first_process_speaks(rank: int, logger: logging.Logger) -> Iterator[None]:
-    """Within, on processes other than the first (``rank`` above 0): ``logger`` passes only errors, and gaunt-tp's
-    own Python warnings (of its data readers) are not shown. All processes read the same options and data and take
-    the same decisions, so their info lines and warnings would repeat the first one's; warnings from other
-    libraries (torch's, which may concern one process's device) still show."""
+    """Within, on processes other than the first (``rank`` above 0): ``logger`` passes only errors, and
+    :class:`~gaunt_tp.errors.InputWarning` (of the data readers) is not shown. All processes read the same options
+    and data and take the same decisions, so these would repeat the first one's; other warnings (torch's, gaunt-tp's
+    about its kernels, which may concern one process's build or device) still show."""
     if rank == 0:
         yield
         return
@@ -102,7 +102,7 @@ def first_process_speaks(rank: int, logger: logging.Logger) -> Iterator[None]:
     logger.addFilter(quiet)
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module=r"gaunt_tp(\.|$)")
+            warnings.filterwarnings("ignore", category=InputWarning)
             yield
     finally:
         logger.removeFilter(quiet)

@@ -35,7 +35,7 @@ from gaunt_tp.nn.serialization import load_model, save_model
 from gaunt_tp.training.batching import batches_of, graph_cost, process_shares
 from gaunt_tp.training.checkpoint import latest_checkpoint, save_checkpoint
 from gaunt_tp.training.config import TrainConfig
-from gaunt_tp.training.distributed import from_first, local_device, process_group
+from gaunt_tp.training.distributed import first_process_speaks, from_first, local_device, process_group
 from gaunt_tp.training.ema import MovingAverage
 from gaunt_tp.training.evaluation import evaluate_shared, final_errors
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
@@ -105,7 +105,8 @@ def run_training(config: TrainConfig) -> dict:
         log.addHandler(handler)
         log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
     try:
-        return _train(config)
+        with first_process_speaks(rank, log):  # as in the CLI, for callers from Python
+            return _train(config)
     except Exception as err:
         if handler is not None:  # the run folder keeps why it stopped (the console shows it once, from the caller)
             trace = None if isinstance(err, InputError) else sys.exc_info()

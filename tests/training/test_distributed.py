@@ -17,7 +17,7 @@ from process_pairs import run_pair
 from small_runs import SMALL, train
 
 from gaunt_tp.data import Configuration, ElementTable, to_graph
-from gaunt_tp.errors import InputError
+from gaunt_tp.errors import InputError, InputWarning
 from gaunt_tp.training.batching import batches_of, evaluation_shares, graph_cost, process_shares
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.cli import main
@@ -407,8 +407,8 @@ def test_the_final_tables_and_plotted_values_gather_to_the_first_process(tmp_pat
 
 
 def test_only_the_first_process_logs_info_and_warnings(caplog):
-    """The other processes' info lines and warnings would repeat the first's; their errors still show, and so do
-    the Python warnings of other libraries than gaunt-tp."""
+    """The other processes' info lines and input warnings would repeat the first's; their errors still show, and so
+    do other Python warnings (torch's, attributed to gaunt-tp's calling module; those about gaunt-tp's kernels)."""
     import logging
 
     log = logging.getLogger("gaunt_tp.train")
@@ -420,12 +420,15 @@ def test_only_the_first_process_logs_info_and_warnings(caplog):
                 log.info("epoch 1")
                 log.warning("a warning")
                 log.error("stopped")
-                warnings.warn_explicit("of gaunt-tp", UserWarning, "readers.py", 1, module="gaunt_tp.data.readers")
-                warnings.warn_explicit("of torch", UserWarning, "ddp.py", 1, module="torch.nn.parallel")
+                warnings.warn_explicit("of the data", InputWarning, "readers.py", 1, module="gaunt_tp.data.readers")
+                # attributed to gaunt-tp's calling module (stacklevel), as torch's warnings are
+                warnings.warn_explicit("of torch", UserWarning, "model.py", 1, module="gaunt_tp.nn.model")
+                warnings.warn_explicit("of a kernel", RuntimeWarning, "model.py", 1, module="gaunt_tp.nn.model")
         assert [r.getMessage() for r in caplog.records] == (
             ["epoch 1", "a warning", "stopped"] if rank == 0 else ["stopped"]
         )
-        assert [str(w.message) for w in shown] == (["of gaunt-tp", "of torch"] if rank == 0 else ["of torch"])
+        kept = ["of torch", "of a kernel"]
+        assert [str(w.message) for w in shown] == (["of the data", *kept] if rank == 0 else kept)
     log.warning("after")  # the filter is gone
     assert caplog.records[-1].getMessage() == "after"
 
