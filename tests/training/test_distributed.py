@@ -46,6 +46,16 @@ def _run_group(cmd: list[str], env: dict, timeout: float) -> subprocess.Complete
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+def _assert_tables_close(got: dict, expected: dict, rtol: float) -> None:
+    """Every value of the error tables ``expected`` (split, config_type, column) is in ``got``, equal to ``rtol``."""
+    for split, kinds in expected.items():
+        for kind, row in kinds.items():
+            for column, value in row.items():
+                np.testing.assert_allclose(
+                    got[split][kind][column], value, rtol=rtol, err_msg=f"{split} {kind} {column}"
+                )
+
+
 def _labelled_graphs(count: int, seed: int) -> list:
     """``count`` graphs of 1-6 atoms in cells with a volume, random labels, some energies, forces and stresses
     missing (NaN), weights 0.5-2."""
@@ -199,10 +209,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_dat
     for column in ("rmse_f_meV_per_A", "mae_e_meV"):  # the best model's, shared out
         np.testing.assert_allclose(tables[1]["valid"]["all"][column], one[column][0], rtol=1e-9, err_msg=column)
     assert tables[0].keys() == tables[1].keys() == {"train", "valid"}
-    for split, kinds in tables[0].items():
-        for kind, row in kinds.items():
-            for column, value in row.items():
-                np.testing.assert_allclose(tables[1][split][kind][column], value, rtol=1e-9, err_msg=column)
+    _assert_tables_close(tables[1], tables[0], rtol=1e-9)
 
 
 def test_each_torchrun_process_takes_its_local_gpu(monkeypatch):
@@ -299,10 +306,7 @@ def test_a_restart_under_torchrun_needs_the_run_folder_on_the_first_processs_dis
         torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=1e-10)
     assert read_history(resumed / "metrics.csv")["epoch"] == [1, 2, 3]
     tables = [json.loads((run / "errors.json").read_text()) for run in (straight, resumed)]
-    for split, kinds in tables[0].items():
-        for kind, row in kinds.items():
-            for column, value in row.items():
-                np.testing.assert_allclose(tables[1][split][kind][column], value, rtol=1e-9, err_msg=column)
+    _assert_tables_close(tables[1], tables[0], rtol=1e-9)
     assert tables[1] == first["value"]["tables"]
 
 
@@ -392,10 +396,7 @@ def test_the_final_tables_and_plotted_values_gather_to_the_first_process(tmp_pat
     assert second == {"value": {"shared": {"tables": {}, "values": {}}, "alone": None}}, second
     shared, alone = first["value"]["shared"], first["value"]["alone"]
     assert shared["tables"].keys() == alone["tables"].keys() == {"valid", "test"}
-    for split, kinds in alone["tables"].items():
-        for kind, row in kinds.items():
-            for column, value in row.items():
-                np.testing.assert_allclose(shared["tables"][split][kind][column], value, rtol=1e-12, err_msg=column)
+    _assert_tables_close(shared["tables"], alone["tables"], rtol=1e-12)
     assert {s: set(v) for s, v in shared["values"].items()} == {
         s: {"energy", "forces", "stress"} for s in alone["values"]
     }
