@@ -36,26 +36,41 @@ def local_device(device: torch.device, env: Mapping[str, str]) -> torch.device:
 @contextmanager
 def process_group(device: torch.device) -> Iterator[tuple[int, int]]:
     """(rank, world size) within. Under torchrun (``WORLD_SIZE`` above 1) the process joins the process group (gloo
-    on CPUs, NCCL on GPUs; unless it is in one already) and leaves it on the way out, whichever way: returning or
-    raising. Before leaving it frees what is no longer reachable, and the local variables of the frames an error
-    went through: a DistributedDataParallel wrapper that outlives its group hung a gloo process at exit. With one
-    process, (0, 1) and nothing else."""
+    on CPUs, NCCL on GPUs) and leaves it on the way out, whichever way: returning or raising. A group the caller
+    joined already is used and left to the caller. On the way out it frees what is no longer reachable and, after
+    an error, the local variables of the finished frames of that error and of those chained to it: a
+    DistributedDataParallel wrapper that outlives its group hung a gloo process at exit. With one process, (0, 1)
+    and nothing else."""
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         yield 0, 1
         return
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    joins = not dist.is_initialized()
+    if joins:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         yield dist.get_rank(), dist.get_world_size()
     except BaseException as err:
-        traceback.clear_frames(err.__traceback__)  # frames still running (the caller's) are left as they are
+        _clear_frames(err)
         raise
     finally:
         gc.collect()
-        if dist.is_initialized():
+        if joins and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _clear_frames(err: BaseException) -> None:
+    """The local variables of the finished frames that ``err``, its cause and its context (and theirs, in turn)
+    went through, cleared; frames still running (the callers') are left as they are."""
+    pending, seen = [err], set()
+    while pending:
+        linked = pending.pop()
+        if linked is None or id(linked) in seen:
+            continue
+        seen.add(id(linked))
+        traceback.clear_frames(linked.__traceback__)
+        pending += [linked.__cause__, linked.__context__]
 
 
 def from_first(work: Callable[[], T], rank: int, world: int, device: torch.device) -> T:

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -250,7 +251,7 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
     clock = time.monotonic()
     for epoch in range(start, config.max_num_epochs + 1):
         model.train()
-        stage_two_after = stage_two_fixed if stage_two_fixed is not None else config.stage_two_after
+        stage_two_after = _stage_two_after(stage_two_fixed, config)
         stage_two = stage_two_after is not None and epoch > stage_two_after
         weights = config.loss_weights(stage_two, stress_labels)
         if stage_two:
@@ -289,7 +290,7 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
             torch.distributed.all_reduce(flags)
             out_of_time, diverged = bool(flags[0].item() > 0), bool(flags[1].item() > 0)
         if diverged:
-            _diverged(epoch, "training", from_first(lambda: latest_checkpoint(ckpt_dir), rank, world, device))
+            _diverged(epoch, "training", ckpt_dir, rank, world, device)
         lr = optimizer.param_groups[0]["lr"]  # the learning rate of this epoch, logged with it
         if config.scheduler == "ExponentialLR" and not stage_two:  # every epoch, evaluated or not
             scheduler.step()
@@ -297,7 +298,7 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
             continue
         valid_loss, valid_acc = evaluate_shared(validated, valid_batches, weights, rank, world, device)
         if not math.isfinite(valid_loss):  # the same on every process
-            _diverged(epoch, "validation", from_first(lambda: latest_checkpoint(ckpt_dir), rank, world, device))
+            _diverged(epoch, "validation", ckpt_dir, rank, world, device)
         if config.scheduler == "ReduceLROnPlateau" and not stage_two:
             scheduler.step(valid_loss)
         improved = valid_loss < best
@@ -361,10 +362,15 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
     if config.plots:
         from gaunt_tp.training.plots import learning_curve, parity_plots
 
-        stage_two_after = stage_two_fixed if stage_two_fixed is not None else config.stage_two_after
-        learning_curve(history_path, run_dir / "learning_curve.png", stage_two_after)
+        learning_curve(history_path, run_dir / "learning_curve.png", _stage_two_after(stage_two_fixed, config))
         parity_plots(values, run_dir / "parity.png")
     return tables
+
+
+def _stage_two_after(fixed: int | None, config: TrainConfig) -> int | None:
+    """The epoch after which stage two starts: ``fixed`` once it is (it started, or patience ran out), else the one
+    the options plan (none without ``--swa``)."""
+    return fixed if fixed is not None else config.stage_two_after
 
 
 def _epoch_row(
@@ -413,7 +419,10 @@ def _log_summary(config: TrainConfig, model: GauntMACE, splits: tuple[list, list
              mc.energy_shift, mc.energy_scale)  # fmt: skip
 
 
-def _diverged(epoch: int, which: str, latest: Path | None) -> None:
+def _diverged(epoch: int, which: str, ckpt_dir: Path, rank: int, world: int, device: torch.device) -> NoReturn:
+    """Stops the run (every process) after ``epoch``, whose ``which`` loss is not finite, naming the latest
+    checkpoint in ``ckpt_dir`` (on the first process's disk)."""
+    latest = from_first(lambda: latest_checkpoint(ckpt_dir), rank, world, device)
     kept = f"the latest checkpoint, {latest}, is from before" if latest else "no checkpoint was written"
     raise InputError(
         f"epoch {epoch}: the {which} loss is not finite (the training diverged; try a lower --lr, or check the "

@@ -22,7 +22,7 @@ from gaunt_tp.training.batching import batches_of, evaluation_shares, graph_cost
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.cli import main
 from gaunt_tp.training.config import config_from_args
-from gaunt_tp.training.distributed import first_process_speaks, from_first
+from gaunt_tp.training.distributed import first_process_speaks, from_first, process_group
 from gaunt_tp.training.evaluation import final_errors
 from gaunt_tp.training.loop import run_training
 from gaunt_tp.training.metrics import ErrorAccumulator, label_counts, weighted_loss
@@ -291,10 +291,11 @@ def _resume_on_own_disks(rank: int, data: str, folder: str) -> dict:
 def test_a_restart_under_torchrun_needs_the_run_folder_on_the_first_processs_disk_only(tmp_path, data):
     """A run of one process "killed" after epoch 2 is resumed by two processes, the second on a disk without the
     run folder: the first reads the checkpoint and sends it, the second writes nothing; the weights and final
-    errors after epoch 3 equal an uninterrupted run's of one process. Both leave the process group at the end."""
+    errors after epoch 3 equal an uninterrupted run's of one process. Both join the process group themselves, as
+    under torchrun, and leave it at the end."""
     straight = train(tmp_path, data, "straight", "--max_num_epochs", "3")
     train(tmp_path / "first", data, "run", "--max_num_epochs", "2")
-    first, second = run_pair(_resume_on_own_disks, tmp_path, str(data), str(tmp_path))
+    first, second = run_pair(_resume_on_own_disks, tmp_path, str(data), str(tmp_path), joined=False)
     assert "error" not in first and second == {"value": {"tables": {}, "in_group": False}}, (first, second)
     assert not first["value"]["in_group"]
     assert not (tmp_path / "second").exists()
@@ -339,12 +340,14 @@ def _stopped(rank: int, data: str, folder: str, how: str) -> dict:
 
 
 @pytest.mark.parametrize("how", ["diverge", "full_disk"])
-def test_a_failed_run_stops_both_processes_frees_its_ddp_wrapper_and_leaves_the_group(tmp_path, data, how):
+def test_a_failed_run_stops_both_processes_frees_its_ddp_wrapper_and_leaves_only_its_own_group(tmp_path, data, how):
     """A run stopped by an error after DDP wrapped the model, met by both processes (divergence) or by the first
     alone (its disk full while it writes an epoch): both stop with its message, not at the group's timeout, with
     their DDP wrappers freed (an error's traceback would hold one; freed after its group went, it hung gloo at
-    exit) and out of the group. The run folder keeps epoch 1 and why the run stopped."""
-    first, second = run_pair(_stopped, tmp_path, str(data), str(tmp_path), how)
+    exit). The diverging run is started inside the test's process group, which it leaves to the test; the other
+    joins one itself, as under torchrun, and leaves it. The run folder keeps epoch 1 and why the run stopped."""
+    joined = how == "diverge"
+    first, second = run_pair(_stopped, tmp_path, str(data), str(tmp_path), how, joined=joined)
     if how == "diverge":
         message = "epoch 1: the training loss is not finite"
         assert first["value"]["error"] == second["value"]["error"] == "InputError", (first, second)
@@ -356,8 +359,39 @@ def test_a_failed_run_stops_both_processes_frees_its_ddp_wrapper_and_leaves_the_
         assert load_checkpoint(latest_checkpoint(tmp_path / how / "checkpoints"))["epoch"] == 1
     for outcome in (first, second):
         assert message in outcome["value"]["message"], outcome
-        assert outcome["value"]["in_group"] is False and outcome["value"]["wrappers"] == 0, outcome
+        assert outcome["value"]["in_group"] is joined and outcome["value"]["wrappers"] == 0, outcome
     assert f"stopped: {first['value']['message']}" in (tmp_path / how / "train.log").read_text()
+
+
+class _Held:
+    """What a finished frame holds."""
+
+
+def _fails_holding(held: _Held) -> None:
+    raise KeyError("inner")
+
+
+def _chained_error(rank: int) -> dict:
+    """An error raised in ``process_group`` while handling another, from a frame that holds a :class:`_Held`: how
+    many are left while the error is held, and whether the process is still in the test's group."""
+    try:
+        with process_group(torch.device("cpu")) as (group_rank, world):
+            assert (group_rank, world) == (rank, 2)
+            try:
+                _fails_holding(_Held())
+            except KeyError:
+                raise ValueError("outer") from None  # its context is still the KeyError
+    except ValueError:
+        gc.collect()
+        return {"held": sum(isinstance(o, _Held) for o in gc.get_objects()), "in_group": dist.is_initialized()}
+    return {}
+
+
+def test_the_process_group_clears_the_frames_of_chained_errors_and_keeps_a_callers_group(tmp_path):
+    """An error raised while handling another (its context) leaves nothing held by the frames the first went
+    through, and a process group joined before is left to the caller."""
+    first, second = run_pair(_chained_error, tmp_path)
+    assert first == second == {"value": {"held": 0, "in_group": True}}, (first, second)
 
 
 class _StandIn(torch.nn.Module):
