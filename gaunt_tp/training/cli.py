@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return commands[command](rest)
     except InputError as err:  # bad files or options: the message says which and why; no traceback
-        print(f"gaunt-tp {command}: error: {err}", file=sys.stderr)
+        rank = os.environ.get("RANK")  # under torchrun every process prints its error: which one is this
+        print(f"gaunt-tp {command}{f' (rank {rank})' if rank is not None else ''}: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -471,7 +471,7 @@ def test_only_the_first_process_logs_info_and_warnings(caplog):
 def test_the_other_processes_repeat_no_warning_of_the_options_or_the_data(tmp_path, data, monkeypatch, caplog, capsys):
     """Under torchrun every process reads the options and the data: what they warn of (here --model MACE's first
     layer and a misspelt --energy_key) shows once, from the first process (``RANK`` 0); the error that stops the
-    run (no stress labels for --loss stress) shows on every process."""
+    run (no stress labels for --loss stress) shows on every process, which it names."""
     argv = ["train", "--train_file", str(data), "--work_dir", str(tmp_path), *SMALL, "--model", "MACE",
             "--interaction_first", "RealAgnosticResidualInteractionBlock", "--energy_key", "REF_enrgy", "--loss",
             "stress"]  # fmt: skip
@@ -481,7 +481,7 @@ def test_the_other_processes_repeat_no_warning_of_the_options_or_the_data(tmp_pa
         with caplog.at_level("INFO", logger="gaunt_tp.train"), warnings.catch_warnings(record=True) as shown:
             warnings.simplefilter("always")
             assert main([*argv, "--name", f"rank{rank}"]) == 2
-        assert "--loss stress, but no configuration" in capsys.readouterr().err
+        assert f"gaunt-tp train (rank {rank}): error: --loss stress, but no configuration" in capsys.readouterr().err
         said = [r.getMessage() for r in caplog.records] + [str(w.message) for w in shown]
         for words in ("the first layer has no self-connection", "energy key 'REF_enrgy' is in none of its 12"):
             assert any(words in line for line in said) == (rank == 0), (rank, words, said)
