@@ -314,7 +314,8 @@ def test_a_restart_under_torchrun_needs_the_run_folder_on_the_first_processs_dis
 def _stopped(rank: int, data: str, folder: str, how: str) -> dict:
     """Process ``rank`` of a run stopped after DDP wrapped the model, ``how``: ``"diverge"`` in its first epoch, or
     ``"full_disk"``: the first process's write of epoch 2's row of metrics.csv fails. Its error, whether it is
-    still in the process group, and how many DDP wrappers are left (while the error is held)."""
+    still in the process group, how many DDP wrappers are left (while the error is held) and how many were left
+    each time the run left the group."""
     argv = ["--train_file", data, "--work_dir", folder, "--name", how, *SMALL, "--max_num_epochs", "3"]
     if how == "diverge":
         argv += ["--lr", "1e200", "--ema", "false"]
@@ -329,13 +330,22 @@ def _stopped(rank: int, data: str, folder: str, how: str) -> dict:
             written(path, row)
 
         loop.append_csv = fills_up  # in this spawned process alone
+    wrappers = lambda: sum(isinstance(o, torch.nn.parallel.DistributedDataParallel) for o in gc.get_objects())  # noqa: E731
+    at_leaving, leave = [], dist.destroy_process_group
+
+    def counted_leave(*args, **kwargs) -> None:  # what is left when the run leaves the group (in this process)
+        at_leaving.append(wrappers())
+        leave(*args, **kwargs)
+
+    dist.destroy_process_group = counted_leave
     try:
         run_training(config_from_args(argv))
     except Exception as err:
         gc.collect()
-        wrappers = sum(isinstance(o, torch.nn.parallel.DistributedDataParallel) for o in gc.get_objects())
         return {"error": type(err).__name__, "message": str(err), "in_group": dist.is_initialized(),
-                "wrappers": wrappers}  # fmt: skip
+                "wrappers": wrappers(), "at_leaving": at_leaving}  # fmt: skip
+    finally:
+        dist.destroy_process_group = leave
     return {"error": None}
 
 
@@ -360,6 +370,7 @@ def test_a_failed_run_stops_both_processes_frees_its_ddp_wrapper_and_leaves_only
     for outcome in (first, second):
         assert message in outcome["value"]["message"], outcome
         assert outcome["value"]["in_group"] is joined and outcome["value"]["wrappers"] == 0, outcome
+        assert outcome["value"]["at_leaving"] == ([] if joined else [0]), outcome  # freed before it left
     assert f"stopped: {first['value']['message']}" in (tmp_path / how / "train.log").read_text()
 
 
