@@ -30,10 +30,11 @@ def _train(argv: list[str]) -> int:
     from gaunt_tp.training.distributed import first_process_speaks
     from gaunt_tp.training.loop import run_training
 
-    # under torchrun, the other processes' info lines and warnings (of the options, the data, the run) would repeat
-    # the first one's: only their errors show
+    # under torchrun, the other processes' warnings of the options would repeat the first one's (run_training quiets
+    # those of the data and the run itself)
     with first_process_speaks(int(os.environ.get("RANK", "0")), logging.getLogger("gaunt_tp.train")):
-        run_training(config_from_args(argv))
+        config = config_from_args(argv)
+    run_training(config)
     return 0
 
 

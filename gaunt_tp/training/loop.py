@@ -106,7 +106,7 @@ def run_training(config: TrainConfig) -> dict:
         log.addHandler(handler)
         log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
     try:
-        with first_process_speaks(rank, log):  # as in the CLI, for callers from Python
+        with first_process_speaks(rank, log):  # under torchrun, the others' info and warnings would repeat
             return _train(config)
     except Exception as err:
         if handler is not None:  # the run folder keeps why it stopped (the console shows it once, from the caller)
