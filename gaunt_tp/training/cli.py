@@ -27,12 +27,12 @@ __all__ = ["main"]
 
 def _train(argv: list[str]) -> int:
     from gaunt_tp.training.config import config_from_args
-    from gaunt_tp.training.distributed import first_process_speaks
+    from gaunt_tp.training.distributed import first_process_speaks, launch_rank
     from gaunt_tp.training.loop import run_training
 
     # under torchrun, the other processes' warnings of the options would repeat the first one's (run_training quiets
     # those of the data and the run itself)
-    with first_process_speaks(int(os.environ.get("RANK", "0")), logging.getLogger("gaunt_tp.train")):
+    with first_process_speaks(launch_rank(os.environ) or 0, logging.getLogger("gaunt_tp.train")):
         config = config_from_args(argv)
     run_training(config)
     return 0
@@ -211,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return commands[command](rest)
     except InputError as err:  # bad files or options: the message says which and why; no traceback
-        rank = os.environ.get("RANK")  # under torchrun every process prints its error: which one is this
+        from gaunt_tp.training.distributed import launch_rank
+
+        rank = launch_rank(os.environ)  # under torchrun every process prints its error: which one is this
         print(f"gaunt-tp {command}{f' (rank {rank})' if rank is not None else ''}: error: {err}", file=sys.stderr)
         return 2
 

@@ -17,9 +17,16 @@ import torch
 
 from gaunt_tp.errors import InputError, InputWarning
 
-__all__ = ["first_process_speaks", "from_first", "local_device", "process_group"]
+__all__ = ["first_process_speaks", "from_first", "launch_rank", "local_device", "process_group"]
 
 T = TypeVar("T")
+
+
+def launch_rank(env: Mapping[str, str]) -> int | None:
+    """The rank torchrun gave this process (``RANK``), read before any process group is joined; None when torchrun
+    did not start it."""
+    rank = env.get("RANK")
+    return int(rank) if rank is not None else None
 
 
 def local_device(device: torch.device, env: Mapping[str, str]) -> torch.device:

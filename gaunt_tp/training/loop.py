@@ -36,7 +36,13 @@ from gaunt_tp.nn.serialization import load_model, save_model
 from gaunt_tp.training.batching import batches_of, graph_cost, process_shares
 from gaunt_tp.training.checkpoint import latest_checkpoint, save_checkpoint
 from gaunt_tp.training.config import TrainConfig
-from gaunt_tp.training.distributed import first_process_speaks, from_first, local_device, process_group
+from gaunt_tp.training.distributed import (
+    first_process_speaks,
+    from_first,
+    launch_rank,
+    local_device,
+    process_group,
+)
 from gaunt_tp.training.ema import MovingAverage
 from gaunt_tp.training.evaluation import evaluate_shared, final_errors
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
@@ -98,7 +104,7 @@ def run_training(config: TrainConfig) -> dict:
     (an :class:`~gaunt_tp.errors.InputError` for bad files or options).
     """
     handler, level = None, log.level
-    rank = int(os.environ.get("RANK", "0"))
+    rank = launch_rank(os.environ) or 0
     if rank == 0:
         config.run_dir.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(config.run_dir / "train.log")
