@@ -20,6 +20,7 @@ from gaunt_tp.errors import InputError, InputWarning
 __all__ = ["first_process_speaks", "from_first", "launch_rank", "local_device", "process_group"]
 
 T = TypeVar("T")
+log = logging.getLogger("gaunt_tp.train")
 
 
 def launch_rank(env: Mapping[str, str]) -> int | None:
@@ -44,7 +45,8 @@ def local_device(device: torch.device, env: Mapping[str, str]) -> torch.device:
 def process_group(device: torch.device) -> Iterator[tuple[int, int]]:
     """(rank, world size) within. Under torchrun (``WORLD_SIZE`` above 1) the process joins the process group (gloo
     on CPUs, NCCL on GPUs) and leaves it on the way out, whichever way: returning or raising. A group the caller
-    joined already is used and left to the caller. On the way out it frees what is no longer reachable and, after
+    joined already is used and left to the caller; when leaving fails after the run failed, the run's error is the
+    one raised and the other is logged as a warning. On the way out it frees what is no longer reachable and, after
     an error, the local variables of the finished frames of that error and of those chained to it: a
     DistributedDataParallel wrapper that outlives its group hung a gloo process at exit. With one process, (0, 1)
     and nothing else."""
@@ -56,15 +58,23 @@ def process_group(device: torch.device) -> Iterator[tuple[int, int]]:
     joins = not dist.is_initialized()
     if joins:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    failed = False
     try:
         yield dist.get_rank(), dist.get_world_size()
     except BaseException as err:
+        failed = True
         _clear_frames(err)
         raise
     finally:
         gc.collect()
         if joins and dist.is_initialized():
-            dist.destroy_process_group()
+            try:
+                dist.destroy_process_group()
+            except Exception:
+                if not failed:
+                    raise
+                # the run's own error is the one to report; this one goes to the log
+                log.warning("could not leave the process group after the run failed", exc_info=True)
 
 
 def _clear_frames(err: BaseException) -> None:

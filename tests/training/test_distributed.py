@@ -405,6 +405,46 @@ def test_the_process_group_clears_the_frames_of_chained_errors_and_keeps_a_calle
     assert first == second == {"value": {"held": 0, "in_group": True}}, (first, second)
 
 
+def _fake_group(monkeypatch, leave_fails: bool) -> list[str]:
+    """torch.distributed's join and leave replaced by stand-ins that record the calls (no process needed); leaving
+    raises when ``leave_fails``."""
+    calls, joined = [], [False]
+
+    def init(backend):
+        calls.append(f"join {backend}")
+        joined[0] = True
+
+    def destroy():
+        calls.append("leave")
+        joined[0] = False
+        if leave_fails:
+            raise RuntimeError("the group could not be left")
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(dist, "is_initialized", lambda: joined[0])
+    monkeypatch.setattr(dist, "init_process_group", init)
+    monkeypatch.setattr(dist, "destroy_process_group", destroy)
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    return calls
+
+
+def test_a_failure_to_leave_the_group_after_the_run_failed_keeps_the_runs_error(monkeypatch, caplog):
+    """When the run raised and leaving the group raises too, the run's error is the one that comes out (the CLI's
+    error line names it) and the other is a logged warning; after a run that ended well, leaving's error is raised."""
+    calls = _fake_group(monkeypatch, leave_fails=True)
+    with pytest.raises(ValueError, match="the run's own error"), caplog.at_level("WARNING", "gaunt_tp.train"):
+        with process_group(torch.device("cpu")) as (rank, world):
+            assert (rank, world) == (1, 2)
+            raise ValueError("the run's own error")
+    assert calls == ["join gloo", "leave"]
+    assert "could not leave the process group" in caplog.text and "could not be left" in caplog.text
+    with pytest.raises(RuntimeError, match="could not be left"):
+        with process_group(torch.device("cpu")):
+            pass
+    assert calls == ["join gloo", "leave"] * 2
+
+
 class _StandIn(torch.nn.Module):
     """A model's outputs made of each graph's own positions (float64), whatever the batch it is in."""
 
