@@ -46,7 +46,7 @@ def process_group(device: torch.device) -> Iterator[tuple[int, int]]:
     """(rank, world size) within. Under torchrun (``WORLD_SIZE`` above 1) the process joins the process group (gloo
     on CPUs, NCCL on GPUs) and leaves it on the way out, whichever way: returning or raising. A group the caller
     joined already is used and left to the caller; when leaving fails after the run failed, the run's error is the
-    one raised and the other is logged as a warning. On the way out it frees what is no longer reachable and, after
+    one raised and the other is logged as an error. On the way out it frees what is no longer reachable and, after
     an error, the local variables of the finished frames of that error and of those chained to it: a
     DistributedDataParallel wrapper that outlives its group hung a gloo process at exit. With one process, (0, 1)
     and nothing else."""
@@ -73,8 +73,9 @@ def process_group(device: torch.device) -> Iterator[tuple[int, int]]:
             except Exception:
                 if not failed:
                     raise
-                # the run's own error is the one to report; this one goes to the log
-                log.warning("could not leave the process group after the run failed", exc_info=True)
+                # the run's own error is the one raised; this one is logged, by every process (not a warning, which
+                # first_process_speaks keeps to the first)
+                log.error("could not leave the process group after the run failed (its error follows)", exc_info=True)
 
 
 def _clear_frames(err: BaseException) -> None:

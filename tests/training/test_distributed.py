@@ -1,5 +1,6 @@
 import gc
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -405,9 +406,9 @@ def test_the_process_group_clears_the_frames_of_chained_errors_and_keeps_a_calle
     assert first == second == {"value": {"held": 0, "in_group": True}}, (first, second)
 
 
-def _fake_group(monkeypatch, leave_fails: bool) -> list[str]:
+def _group_that_cannot_be_left(monkeypatch) -> list[str]:
     """torch.distributed's join and leave replaced by stand-ins that record the calls (no process needed); leaving
-    raises when ``leave_fails``."""
+    raises."""
     calls, joined = [], [False]
 
     def init(backend):
@@ -417,8 +418,7 @@ def _fake_group(monkeypatch, leave_fails: bool) -> list[str]:
     def destroy():
         calls.append("leave")
         joined[0] = False
-        if leave_fails:
-            raise RuntimeError("the group could not be left")
+        raise RuntimeError("the group could not be left")
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setattr(dist, "is_initialized", lambda: joined[0])
@@ -431,14 +431,18 @@ def _fake_group(monkeypatch, leave_fails: bool) -> list[str]:
 
 def test_a_failure_to_leave_the_group_after_the_run_failed_keeps_the_runs_error(monkeypatch, caplog):
     """When the run raised and leaving the group raises too, the run's error is the one that comes out (the CLI's
-    error line names it) and the other is a logged warning; after a run that ended well, leaving's error is raised."""
-    calls = _fake_group(monkeypatch, leave_fails=True)
-    with pytest.raises(ValueError, match="the run's own error"), caplog.at_level("WARNING", "gaunt_tp.train"):
-        with process_group(torch.device("cpu")) as (rank, world):
+    error line names it) and the other is logged as an error, also by a process other than the first; after a run
+    that ended well, leaving's error is raised."""
+    calls = _group_that_cannot_be_left(monkeypatch)
+    logger = logging.getLogger("gaunt_tp.train")
+    with pytest.raises(ValueError, match="the run's own error"), caplog.at_level("INFO", logger.name):
+        with first_process_speaks(1, logger), process_group(torch.device("cpu")) as (rank, world):
             assert (rank, world) == (1, 2)
             raise ValueError("the run's own error")
     assert calls == ["join gloo", "leave"]
-    assert "could not leave the process group" in caplog.text and "could not be left" in caplog.text
+    assert [(r.levelname, r.getMessage()[:40], r.exc_info[0]) for r in caplog.records] == [
+        ("ERROR", "could not leave the process group after ", RuntimeError)
+    ]
     with pytest.raises(RuntimeError, match="could not be left"):
         with process_group(torch.device("cpu")):
             pass
