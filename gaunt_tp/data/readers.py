@@ -56,10 +56,32 @@ def _label(atoms, key: str, fallback: str, per_atom: bool):  # noqa: ANN001, ANN
 
 
 def _number(value, where: str, what: str) -> float:  # noqa: ANN001 (a value as ASE parsed it)
+    """``value`` as a float; an InputError naming ``where`` for anything else, a boolean (ASE's ``T``/``F``) too."""
+    if isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{where}: {what} must be one number, got the boolean {value!r}")
     try:
         return float(value)
     except (TypeError, ValueError):
         raise InputError(f"{where}: {what} must be one number, got {value!r}") from None
+
+
+def _weight(value, where: str, key: str) -> float:  # noqa: ANN001 (a value as ASE parsed it)
+    """A configuration's loss weight: a finite number, zero or more (zero leaves it out of the loss)."""
+    weight = _number(value, where, repr(key))
+    if not (np.isfinite(weight) and weight >= 0.0):
+        raise InputError(f"{where}: {key!r} must be finite and zero or more, got {weight}")
+    return weight
+
+
+def _atomic_numbers(numbers, where: str) -> np.ndarray:  # noqa: ANN001 (array-like)
+    """Atomic numbers as int64; an InputError for no atoms or a number that is no element (ASE reads ``X`` as 0)."""
+    z = np.asarray(numbers, dtype=np.int64)
+    if z.size == 0:
+        raise InputError(f"{where}: holds no atoms")
+    bad = z[(z < 1) | (z > 118)]
+    if bad.size:
+        raise InputError(f"{where}: atomic number {int(bad[0])} is no element (1 to 118)")
+    return z
 
 
 def read_configurations(
@@ -105,21 +127,25 @@ def read_configurations(
     if not frames:
         raise InputError(f"{path}: holds no configurations")
     out = []
-    fallbacks: dict[str, list[int]] = {"energy": [], "forces": []}  # where ASE's own label stood in for a named key
+    fallbacks: dict[str, list[int]] = {"energy": [], "forces": [], "stress": []}  # ASE's label for a named key
     for i, atoms in enumerate(frames):
         where = f"{path}#{i}"
+        atomic_numbers = _atomic_numbers(atoms.numbers, where)
         positions = np.asarray(atoms.positions, dtype=np.float64)
         if not np.isfinite(positions).all():
             raise InputError(f"{where}: positions are not all finite (NaN or inf)")
+        cell = np.asarray(atoms.cell.array, dtype=np.float64)
+        if not np.isfinite(cell).all():
+            raise InputError(f"{where}: the cell (Lattice) is not all finite (NaN or inf)")
         energy, fell_back_e = _label(atoms, keys.energy_key, "energy", per_atom=False)
         forces, fell_back_f = _label(atoms, keys.forces_key, "forces", per_atom=True)
-        stress, _ = _label(atoms, keys.stress_key, "stress", per_atom=False)
-        if stress is None and keys.virials_key in atoms.info:
-            stress = _stress_from_virials(atoms.info[keys.virials_key], atoms.cell.array, where, keys.virials_key)
-        if fell_back_e:
-            fallbacks["energy"].append(i)
-        if fell_back_f:
-            fallbacks["forces"].append(i)
+        stress, fell_back_s = _label(atoms, keys.stress_key, "stress", per_atom=False)
+        if (stress is None or fell_back_s) and keys.virials_key in atoms.info:  # named virials before ASE's stress
+            stress = _stress_from_virials(atoms.info[keys.virials_key], cell, where, keys.virials_key)
+            fell_back_s = False
+        for label, fell_back in (("energy", fell_back_e), ("forces", fell_back_f), ("stress", fell_back_s)):
+            if fell_back:
+                fallbacks[label].append(i)
         config_type = str(atoms.info.get(keys.config_type_key, "Default"))
         if energy is None and require_energy:
             raise InputError(
@@ -140,15 +166,15 @@ def read_configurations(
             stress = _matrix_label(stress, where, "stress", "stress is not all finite")
         out.append(
             Configuration(
-                atomic_numbers=np.asarray(atoms.numbers, dtype=np.int64),
+                atomic_numbers=atomic_numbers,
                 positions=positions,
-                cell=np.asarray(atoms.cell.array, dtype=np.float64),
+                cell=cell,
                 pbc=tuple(bool(p) for p in atoms.pbc),
                 energy=energy,
                 forces=forces,
                 stress=stress,
                 config_type=config_type,
-                weight=_number(atoms.info.get(keys.weight_key, 1.0), where, repr(keys.weight_key)),
+                weight=_weight(atoms.info.get(keys.weight_key, 1.0), where, keys.weight_key),
                 source=where,
             )
         )
@@ -158,7 +184,8 @@ def read_configurations(
             )
     default = KeySpec()
     for label, key, wanted in (("energy", keys.energy_key, default.energy_key),
-                               ("forces", keys.forces_key, default.forces_key)):  # fmt: skip
+                               ("forces", keys.forces_key, default.forces_key),
+                               ("stress", keys.stress_key, default.stress_key)):  # fmt: skip
         missed = fallbacks[label]
         if key == wanted or not missed:  # the default keys fall back to ASE's labels without a word
             continue
@@ -189,6 +216,8 @@ def read_rmd17(path: str | Path, *, limit: int | None = None) -> list[Configurat
         path: the ``.npz`` file.
         limit: read only the first ``limit`` configurations.
     """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be 1 or more, got {limit}")
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -196,16 +225,18 @@ def read_rmd17(path: str | Path, *, limit: int | None = None) -> list[Configurat
         missing = {"nuclear_charges", "coords", "energies", "forces"} - set(data.files)
         if missing:
             raise InputError(f"{path}: missing arrays {sorted(missing)} (has {data.files})")
-        z = np.asarray(data["nuclear_charges"], dtype=np.int64)
+        z = _atomic_numbers(np.asarray(data["nuclear_charges"]).reshape(-1), f"{path} (nuclear_charges)")
         coords, energies, forces = (np.asarray(data[k], dtype=np.float64) for k in ("coords", "energies", "forces"))
-    n = coords.shape[0] if limit is None else min(limit, coords.shape[0])
-    if n == 0:
-        raise InputError(f"{path}: holds no configurations")
-    if coords.shape[1:] != (z.size, 3) or forces.shape != coords.shape or energies.shape[0] != coords.shape[0]:
+    energies = energies.reshape(-1) if energies.ndim == 2 and energies.shape[1] == 1 else energies  # (N, 1) too
+    if (coords.ndim != 3 or coords.shape[1:] != (z.size, 3) or forces.shape != coords.shape
+            or energies.shape != coords.shape[:1]):  # fmt: skip
         raise InputError(
             f"{path}: array lengths do not match: nuclear_charges {z.shape}, coords {coords.shape}, "
             f"energies {energies.shape}, forces {forces.shape}"
         )
+    n = coords.shape[0] if limit is None else min(limit, coords.shape[0])
+    if n == 0:
+        raise InputError(f"{path}: holds no configurations")
     out = []
     for i in range(n):
         where = f"{path}#{i}"

@@ -76,6 +76,21 @@ def test_bad_data_names_file_and_index(tmp_path):
         read_configurations(tmp_path / "missing.xyz")
 
 
+def test_bad_cells_atoms_and_elements_name_file_and_index(tmp_path):
+    """A cell with a NaN or inf, a configuration without atoms, and a species that is no element (ASE reads ``X`` as
+    atomic number 0) are errors where they are read, not later in the neighbour list or the element table."""
+    boxed = GOOD.replace('pbc="F F F"', 'Lattice="5 0 0 0 5 0 0 0 5" pbc="T T T"')
+    assert read_configurations(write(tmp_path, boxed))[0].cell[1, 1] == 5.0
+    for bad in ("5 0 0 0 nan 0 0 0 5", "5 0 0 0 5 0 0 0 inf"):
+        with pytest.raises(ValueError, match=r"bad.xyz#1: the cell \(Lattice\) is not all finite"):
+            read_configurations(write(tmp_path, boxed + boxed.replace("5 0 0 0 5 0 0 0 5", bad)))
+    empty = '0\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-1.0 pbc="F F F"\n'
+    with pytest.raises(ValueError, match=r"bad.xyz#1: holds no atoms"):
+        read_configurations(write(tmp_path, GOOD + empty))
+    with pytest.raises(ValueError, match=r"bad.xyz#1: atomic number 0 is no element"):
+        read_configurations(write(tmp_path, GOOD + GOOD.replace("H 0 0 0.7", "X 0 0 0.7")))
+
+
 def test_a_key_that_ase_moves_onto_its_calculator_is_read(tmp_path):
     """ASE keeps keys it knows (free_energy, energy) in its calculator's results, not in atoms.info: a key named by
     the user is looked for there before the 'energy' fallback."""
@@ -110,9 +125,16 @@ def test_a_named_key_missing_from_some_or_all_configurations_is_a_warning(tmp_pa
 def test_labels_that_are_not_numbers_name_file_and_index(tmp_path):
     for bad, message in (("REF_energy=abc", r"#1: the energy \('REF_energy' or 'energy'\) must be one number, got 'ab"),
                          ("config_weight=heavy", r"#1: 'config_weight' must be one number, got 'heavy'"),
-                         ('REF_energy="1 2"', r"#1: the energy .* must be one number")):  # fmt: skip
+                         ('REF_energy="1 2"', r"#1: the energy .* must be one number"),
+                         ("REF_energy=T", r"#1: the energy .* must be one number, got the boolean True"),
+                         ("config_weight=nan", r"#1: 'config_weight' must be finite and zero or more, got nan"),
+                         ("config_weight=inf", r"#1: 'config_weight' must be finite and zero or more, got inf"),
+                         ("config_weight=-1", r"#1: 'config_weight' must be finite and zero or more, got -1"),
+                         ):  # fmt: skip
         with pytest.raises(ValueError, match=message):
             read_configurations(write(tmp_path, GOOD + GOOD.replace('pbc="F F F"', f'pbc="F F F" {bad}')))
+    weighted = GOOD.replace('pbc="F F F"', 'pbc="F F F" config_weight=0')  # zero: out of the loss, allowed
+    assert [c.weight for c in read_configurations(write(tmp_path, GOOD + weighted))] == [1.0, 0.0]
 
 
 def test_bad_rmd17_arrays(tmp_path):
@@ -125,6 +147,17 @@ def test_bad_rmd17_arrays(tmp_path):
         forces=np.zeros((3, 3, 3)),
     )
     with pytest.raises(ValueError, match="array lengths do not match"):
+        read_rmd17(path)
+    arrays = {"nuclear_charges": np.array([1, 1]), "coords": np.zeros((3, 2, 3)), "forces": np.zeros((3, 2, 3))}
+    np.savez(path, energies=np.zeros((3, 5)), **arrays)  # not one energy per configuration
+    with pytest.raises(ValueError, match=r"array lengths do not match: .* energies \(3, 5\)"):
+        read_rmd17(path)
+    np.savez(path, energies=np.ones((3, 1)), **arrays)  # one column (the original MD17 files' layout) is read
+    assert [c.energy for c in read_rmd17(path, limit=2)] == [KCAL_PER_MOL_IN_EV] * 2
+    with pytest.raises(ValueError, match="limit must be 1 or more, got 0"):
+        read_rmd17(path, limit=0)
+    np.savez(path, energies=np.zeros(3), **{**arrays, "nuclear_charges": np.array([1, 0])})
+    with pytest.raises(ValueError, match=r"bad.npz \(nuclear_charges\): atomic number 0 is no element"):
         read_rmd17(path)
     np.savez(path, nuclear_charges=np.array([1, 1]), coords=np.zeros((3, 2, 3)))
     with pytest.raises(ValueError, match="missing arrays"):
@@ -171,3 +204,17 @@ def test_virials_are_read_as_stress_where_there_is_none(tmp_path):
         read_configurations(write(tmp_path, boxed.replace("1 2 3 4 5 6", "1 2 nan 4 5 6")))
     with pytest.raises(ValueError, match=r"#0: virials must have 6 .Voigt. or 9 components, got 4"):
         read_configurations(write(tmp_path, boxed.replace("1 2 3 4 5 6", "1 2 3 4")))
+
+
+def test_named_virials_win_over_ases_stress_and_a_misspelt_stress_key_is_a_warning(tmp_path):
+    """ASE's own ``stress=`` is the last fallback, as for energies and forces: the named virials come before it, and
+    a stress key the user named that is missing (read from ASE's stress instead) is warned about."""
+    boxed = GOOD.replace('pbc="F F F"', 'Lattice="5 0 0 0 5 0 0 0 5" pbc="T T T" stress="9 0 0 0 9 0 0 0 9"')
+    (c,) = read_configurations(write(tmp_path, boxed))  # ASE's stress alone: read without a word
+    assert (np.diag(c.stress) == 9.0).all()
+    with_virials = boxed.replace("pbc=", 'REF_virials="125 125 125 0 0 0" pbc=')
+    (c,) = read_configurations(write(tmp_path, with_virials))
+    np.testing.assert_allclose(np.diag(c.stress), -1.0)  # -virials / volume, not ASE's 9
+    with pytest.warns(UserWarning, match=r"bad.xyz: stress key 'DFT_strss' is in none of its 1 configurations"):
+        (c,) = read_configurations(write(tmp_path, boxed), keys=KeySpec(stress_key="DFT_strss"))
+    assert (np.diag(c.stress) == 9.0).all()
