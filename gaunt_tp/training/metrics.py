@@ -154,6 +154,7 @@ class ErrorAccumulator:
         self.e_total: dict[str, list[float]] = defaultdict(list)  # per configuration
         self.f: dict[str, list[np.ndarray]] = defaultdict(list)
         self.s: dict[str, list[np.ndarray]] = defaultdict(list)
+        self.n: dict[str, int] = defaultdict(int)  # configurations with any label
         self._values: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] | None = {} if keep_values else None
 
     @classmethod
@@ -165,6 +166,8 @@ class ErrorAccumulator:
             for name in ("e", "e_total", "f", "s"):
                 for kind, errors in getattr(part, name).items():
                     getattr(out, name)[kind].extend(errors)
+            for kind, count in part.n.items():
+                out.n[kind] += count
             if out._values is not None:
                 for name, (refs, preds) in part._values.items():
                     mine = out._values.setdefault(name, ([], []))
@@ -178,18 +181,21 @@ class ErrorAccumulator:
             self._keep(batch, out, atoms)
         de = (out["energy"] - batch.energy).detach().cpu().numpy()
         df = (out["forces"] - batch.forces).detach().cpu().numpy()
+        ds = (out["stress"] - batch.stress).detach().cpu().numpy().reshape(-1, 9) if "stress" in out else None
         for g, kind in enumerate(batch.config_type):
+            labelled = False
             if np.isfinite(de[g]):
                 self.e_total[kind].append(float(de[g]))
                 self.e[kind].append(float(de[g] / atoms[g]))
+                labelled = True
             block = df[int(batch.ptr[g]) : int(batch.ptr[g + 1])]
             if np.isfinite(block).all():
                 self.f[kind].append(block.reshape(-1))
-        if "stress" in out:
-            ds = (out["stress"] - batch.stress).detach().cpu().numpy().reshape(-1, 9)
-            for g, kind in enumerate(batch.config_type):
-                if np.isfinite(ds[g]).all():
-                    self.s[kind].append(ds[g])
+                labelled = True
+            if ds is not None and np.isfinite(ds[g]).all():
+                self.s[kind].append(ds[g])
+                labelled = True
+            self.n[kind] += labelled
 
     def _keep(self, batch: GraphBatch, out: dict[str, torch.Tensor], atoms: np.ndarray) -> None:
         pairs = {"energy": (batch.energy, out["energy"]), "forces": (batch.forces, out["forces"])}
@@ -228,7 +234,7 @@ class ErrorAccumulator:
             ss = self.s[kind] if kind != "all" else [x for k in kinds for x in self.s[k]]
             f = np.concatenate(fs) if fs else np.zeros(0)
             out[kind] = {
-                "n": int(max(len(e), len(fs), len(ss))),
+                "n": int(self.n[kind] if kind != "all" else sum(self.n[k] for k in kinds)),
                 "rmse_e_meV_per_atom": rms(e),
                 "mae_e_meV_per_atom": mae(e),
                 "rmse_e_meV": rms(e_total),

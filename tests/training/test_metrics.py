@@ -32,3 +32,22 @@ def test_energy_errors_per_configuration_and_per_atom_from_molecules_of_differen
     assert table["all"]["mae_f_meV_per_A"] == pytest.approx(1.0, rel=1e-12)
     text = format_tables({"test": table})
     assert "| RMSE E (meV) |" in text and "| test | b | 2 | 3.81 | 15.81 |" in text
+
+
+def test_the_count_is_of_configurations_with_any_label():
+    """n counts each configuration that has an energy, forces or a stress to compare: one with only an energy and
+    one with only forces are two, one with none is left out, and merging accumulators adds their counts."""
+    nan = float("nan")
+    ptr = torch.tensor([0, 2, 4, 6])
+    forces = torch.zeros(6, 3, dtype=torch.float64)
+    forces[:2] = nan  # configuration 0: an energy, no forces
+    forces[4:] = nan  # configuration 2: neither
+    batch = SimpleNamespace(
+        ptr=ptr, energy=torch.tensor([0.0, nan, nan], dtype=torch.float64), forces=forces, config_type=["a", "a", "b"]
+    )
+    out = {"energy": torch.ones(3, dtype=torch.float64), "forces": torch.zeros(6, 3, dtype=torch.float64)}
+    acc = ErrorAccumulator()
+    acc.add(batch, out)
+    table = acc.table()
+    assert table["all"]["n"] == 2 and table["a"]["n"] == 2 and "b" not in table
+    assert ErrorAccumulator.merged([acc, acc]).table()["all"]["n"] == 4
