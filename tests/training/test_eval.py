@@ -93,8 +93,9 @@ def test_eval_refuses_outputs_it_could_not_write_before_any_work(tmp_path, data,
 
 
 def test_eval_keeps_the_inputs_keys_and_writes_compressed_extxyz(tmp_path, data, capsys):
-    """A --prefix whose keys the input holds (its labels) or that ASE reads back as labels is refused before the
-    model runs; one the input does not use is fine whatever the label flags say; ``.xyz.gz`` is extxyz too."""
+    """A --prefix whose keys the input holds (its labels), that ASE reads back as labels, or that is no extxyz key
+    is refused before the model runs; one the input does not use is fine whatever the label flags say; ``.xyz.gz``
+    is extxyz too."""
     model = train(tmp_path, data, "prefix", "--max_num_epochs", "1") / "prefix.model"
     frames = ase.io.read(data, index=":3")
     for atoms in frames:
@@ -107,6 +108,9 @@ def test_eval_keeps_the_inputs_keys_and_writes_compressed_extxyz(tmp_path, data,
     for prefix, taken in (("DFT_", "['DFT_energy', 'DFT_forces']"), ("", "['energies', 'energy', 'forces', 'stress']")):
         assert main([*base, "--output", str(tmp_path / "no.xyz"), "--prefix", prefix]) == 2
         assert f"would write over the keys {taken} of the input" in capsys.readouterr().err
+    for prefix in ("a b_", "x:", "e=", "1st_"):  # no extxyz keys: ASE would write a file that reads back garbled
+        assert main([*base, "--output", str(tmp_path / "no.xyz"), "--prefix", prefix]) == 2
+        assert f"--prefix {prefix!r}: letters, digits and underscores only" in capsys.readouterr().err
     assert not (tmp_path / "no.xyz").exists()
     out = tmp_path / "pred.XYZ.gz"
     assert main([*base, "--output", str(out), "--info_prefix", "REF_"]) == 0  # MACE's name; REF_ keys unused here
