@@ -115,6 +115,8 @@ def test_saved_model_round_trip_and_bad_files(model_file, tmp_path):
         load_model(broken)
     with pytest.raises(ValueError, match="no such model file"):
         load_model(tmp_path / "missing.model")
+    with pytest.raises(ValueError, match="device must be a torch device such as 'cpu'.*got 'gpu'"):
+        load_model(model_file, device="gpu")
     payload = torch.load(model_file, weights_only=True)
     payload["format"] = "gaunt-tp-model/1"  # the same weights meant another function then
     torch.save(payload, tmp_path / "old.model")

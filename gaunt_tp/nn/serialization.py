@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from gaunt_tp.devices import torch_device
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 
@@ -47,7 +48,9 @@ def save_model(model: GauntMACE, path: str | Path) -> None:
 def load_model(
     path: str | Path, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"
 ) -> GauntMACE:
-    """Rebuild a model saved by :func:`save_model` (``weights_only`` loading: no code is unpickled)."""
+    """Rebuild a model saved by :func:`save_model` (``weights_only`` loading: no code is unpickled), on ``device``
+    (an InputError for one this machine lacks or torch does not parse) in ``dtype``."""
+    device = torch_device(device)
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such model file")
