@@ -35,19 +35,24 @@ def check_capture_device(model: torch.nn.Module, capture: bool) -> None:
         raise ValueError("capturing a CUDA graph needs the model on a CUDA device")
 
 
-def capture_graph(fn: Callable[[], T], *, warmup: int = 3) -> tuple[torch.cuda.CUDAGraph, T]:
+def capture_graph(fn: Callable[[], T], *, device: torch.device, warmup: int = 3) -> tuple[torch.cuda.CUDAGraph, T]:
     """``fn()`` captured as a CUDA graph, after ``warmup`` eager calls on a side stream (as capture requires:
     lazy initialisation, tables moved to the device, the allocator's first blocks). Returns the graph and the
-    captured call's outputs, which every ``graph.replay()`` overwrites in place."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(warmup):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = fn()
+    captured call's outputs, which every ``graph.replay()`` overwrites in place.
+
+    ``device`` is the GPU that ``fn``'s tensors are on: streams and graphs belong to the current device, so it is
+    made current for the capture (a model on ``cuda:1`` while ``cuda:0`` is current would otherwise run outside it).
+    """
+    with torch.cuda.device(device):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(warmup):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = fn()
     return graph, out
 
 
@@ -105,7 +110,8 @@ class GraphedPotential:
             out = self._call(compute_stress)
         else:
             if compute_stress not in self._graphs:
-                self._graphs[compute_stress] = capture_graph(lambda: self._call(compute_stress))
+                device = next(self.model.parameters()).device
+                self._graphs[compute_stress] = capture_graph(lambda: self._call(compute_stress), device=device)
                 self.captures += 1
             graph, out = self._graphs[compute_stress]
             graph.replay()

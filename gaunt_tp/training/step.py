@@ -97,7 +97,8 @@ class GraphedStep:
         if not self.capture:
             return self._step(weights)
         if weights not in self._graphs:
-            graph, loss = capture_graph(lambda: self._step(weights), warmup=self.warmup)
+            device = next(self.model.parameters()).device
+            graph, loss = capture_graph(lambda: self._step(weights), device=device, warmup=self.warmup)
             self._graphs[weights] = graph, loss, [p.grad for p in self.model.parameters()]
         graph, loss, grads = self._graphs[weights]
         graph.replay()
