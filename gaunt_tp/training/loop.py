@@ -48,7 +48,7 @@ from gaunt_tp.training.evaluation import evaluate_shared, final_errors
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
 from gaunt_tp.training.metrics import label_counts
 from gaunt_tp.training.records import append_csv, format_tables, write_json
-from gaunt_tp.training.restart import MODEL_OPTIONS, open_run_folder, started_stage_two
+from gaunt_tp.training.restart import MODEL_OPTIONS, open_run_folder, reapply_changed_options, started_stage_two
 from gaunt_tp.training.step import EagerStep, GraphedStep
 
 __all__ = ["run_training"]
@@ -225,6 +225,9 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        changed = reapply_changed_options(state, config, optimizer, scheduler)
+        if changed:
+            log.info("restarted with other optimiser options, applied: %s", ", ".join(changed))
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
         start, best = int(state["epoch"]) + 1, float(state["best"])

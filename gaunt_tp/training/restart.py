@@ -1,5 +1,6 @@
 """Opening a run folder: a new run refused where a killed one would be overwritten, a restart's checkpoint read and
-checked against the options it is resumed with."""
+checked against the options it is resumed with; the optimiser options a restart may change applied over the
+checkpoint's."""
 
 from __future__ import annotations
 
@@ -7,21 +8,28 @@ import dataclasses
 import json
 from pathlib import Path
 
+import torch
+
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import ModelConfig
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.config import TrainConfig
 from gaunt_tp.training.records import keep_history_before
 
-__all__ = ["MODEL_OPTIONS", "open_run_folder", "started_stage_two"]
+__all__ = ["MODEL_OPTIONS", "open_run_folder", "reapply_changed_options", "started_stage_two"]
 
 # the model's hyperparameters among the training options: those named alike in ModelConfig and TrainConfig
 MODEL_OPTIONS = frozenset(f.name for f in dataclasses.fields(ModelConfig)) & {
     f.name for f in dataclasses.fields(TrainConfig)
 }
 # the options a restart must keep: the model's, those fixing the data a run sees (its validation split and
-# shuffling, its E0s, its starting weights) and the schedule whose state the checkpoint holds
-_SAME_RUN = MODEL_OPTIONS | {"seed", "valid_fraction", "E0s", "foundation_model", "scheduler", "model", "scaling"}
+# shuffling, its E0s, its starting weights), the optimiser and schedule whose state the checkpoint holds, and
+# AMSGrad (its running maximum exists only where it was on from the start)
+_SAME_RUN = MODEL_OPTIONS | {
+    "seed", "valid_fraction", "E0s", "foundation_model", "scheduler", "model", "scaling", "optimizer", "amsgrad"
+}  # fmt: skip
+# the options whose values the optimiser's and scheduler's state hold: a restart with other values applies them
+_REAPPLIED = ("lr", "weight_decay", "lr_factor", "scheduler_patience", "lr_scheduler_gamma")
 
 
 def open_run_folder(config: TrainConfig) -> tuple[Path, dict] | None:
@@ -63,8 +71,33 @@ def _check_same_run(path: Path, state: dict, config: TrainConfig) -> None:
     if changed:
         raise InputError(
             f"{path}: written with other options ({', '.join(changed)}); --restart_latest needs the same model "
-            "options, seed, valid_fraction, E0s, foundation_model and scheduler (use another --name for a new run)"
+            "options, seed, valid_fraction, E0s, foundation_model, optimizer, amsgrad and scheduler (use another "
+            "--name for a new run)"
         )
+
+
+def reapply_changed_options(
+    state: dict, config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler: object
+) -> list[str]:
+    """Set the options of :data:`_REAPPLIED` that ``config`` changes from the checkpoint's onto ``optimizer`` and
+    ``scheduler``, whose loaded state dicts brought back the old values; returns them as ``--lr 0.01 -> 0.001``.
+
+    A changed ``--lr`` restarts the rate there (a plateau schedule's reductions so far are dropped); unchanged, the
+    rate the checkpoint holds goes on. Stage two sets ``--swa_lr`` every epoch regardless.
+    """
+    stored = json.loads(state.get("config", "{}"))
+    now = json.loads(config.to_json())
+    changed = [name for name in _REAPPLIED if name in stored and stored[name] != now[name]]
+    for group in optimizer.param_groups:
+        if "lr" in changed:
+            group["lr"] = config.lr
+        if "weight_decay" in changed:
+            group["weight_decay"] = config.weight_decay
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.factor, scheduler.patience = config.lr_factor, config.scheduler_patience
+    elif isinstance(scheduler, torch.optim.lr_scheduler.ExponentialLR):
+        scheduler.gamma = config.lr_scheduler_gamma
+    return [f"--{name} {stored[name]!r} -> {now[name]!r}" for name in changed]
 
 
 def started_stage_two(state: dict) -> int | None:

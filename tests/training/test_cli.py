@@ -254,6 +254,29 @@ def _rows(run):
         return list(csv.DictReader(fh))
 
 
+def test_a_restart_applies_changed_optimiser_options_and_refuses_another_optimiser(tmp_path, data, capsys):
+    """The checkpoint's optimiser and scheduler state hold the learning rate, weight decay and schedule settings:
+    values changed at a restart are applied over them (and logged), not recorded in config.json and then ignored;
+    another optimiser, AMSGrad setting or schedule is refused."""
+    run = train(tmp_path, data, "re", "--max_num_epochs", "2", "--weight_decay", "0")
+    changed = ["--lr", "0.002", "--weight_decay", "0.1", "--lr_factor", "0.5", "--scheduler_patience", "3"]
+    train(tmp_path, data, "re", "--max_num_epochs", "3", "--restart_latest", *changed)
+    assert [float(r["lr"]) for r in _rows(run)] == [0.01, 0.01, 0.002]
+    state = load_checkpoint(latest_checkpoint(run / "checkpoints"))
+    assert {(g["lr"], g["weight_decay"]) for g in state["optimizer"]["param_groups"]} == {(0.002, 0.1)}
+    assert (state["scheduler"]["factor"], state["scheduler"]["patience"]) == (0.5, 3)
+    assert (
+        "restarted with other optimiser options, applied: --lr 0.01 -> 0.002, --weight_decay 0.0 -> 0.1, "
+        "--lr_factor 0.8 -> 0.5, --scheduler_patience 50 -> 3"
+    ) in (run / "train.log").read_text()
+    train(tmp_path, data, "re", "--max_num_epochs", "4", "--restart_latest", *changed)  # unchanged now: kept
+    assert [float(r["lr"]) for r in _rows(run)][-1] == 0.002 and (run / "train.log").read_text().count("applied") == 1
+    for other, said in ((["--optimizer", "adamw"], "--optimizer 'adam' -> 'adamw'"),
+                        (["--amsgrad", "false"], "--amsgrad True -> False")):  # fmt: skip
+        message = _fails(tmp_path, data, "re", capsys, "--max_num_epochs", "5", "--restart_latest", *changed, *other)
+        assert f"written with other options ({said})" in message
+
+
 def test_patience_stops_the_run_or_starts_stage_two(tmp_path, data):
     """With a learning rate of 0 (and no EMA) the validation loss never improves after epoch 1: ``--patience 2``
     stops after epoch 3; with ``--swa`` it starts stage two after epoch 3 instead (MACE's rule), and stops two
