@@ -152,6 +152,10 @@ class ModelConfig:
                      "readout_hidden"):  # fmt: skip
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_cutoff_basis < 2:  # the polynomial envelope's power: p >= 2 for a smooth end at r_max
+            raise InputError(f"num_cutoff_basis must be >= 2, got {self.num_cutoff_basis}")
+        if not 0.0 < self.r_max < math.inf:
+            raise InputError(f"r_max must be a number > 0, got {self.r_max}")
         if any(w < 1 for w in self.radial_mlp):
             raise InputError(f"radial_mlp widths must be >= 1, got {self.radial_mlp}")
         if self.conv_blocks not in CONV_BLOCKS:

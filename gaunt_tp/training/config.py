@@ -15,7 +15,7 @@ from gaunt_tp.devices import torch_device
 from gaunt_tp.dtypes import DTYPES
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.distance_transform import DISTANCE_TRANSFORMS
-from gaunt_tp.nn.model import CONV_BLOCKS, PRODUCT_BLOCKS
+from gaunt_tp.nn.model import CONV_BLOCKS, PRODUCT_BLOCKS, ModelConfig
 from gaunt_tp.training.mace_options import (
     ALIASES,
     MACE_BOOLEANS,
@@ -27,7 +27,7 @@ from gaunt_tp.training.mace_options import (
 from gaunt_tp.training.metrics import LossWeights
 from gaunt_tp.training.option_values import boolean, float_or_none, typed
 
-__all__ = ["OptionParser", "TrainConfig", "build_parser", "config_from_args"]
+__all__ = ["MODEL_OPTIONS", "OptionParser", "TrainConfig", "build_parser", "config_from_args"]
 
 # MACE's error tables that gaunt-tp reports: energy per atom or per configuration (Total), RMSE or MAE
 ERROR_TABLES = ("PerAtomRMSE", "PerAtomMAE", "TotalRMSE", "TotalMAE", "PerAtomRMSEstressvirials",
@@ -173,9 +173,9 @@ class TrainConfig:
                 raise InputError(f"{name} must be {bounds}, got {value}")
         if not 0 < self.valid_fraction < 1:
             raise InputError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
-        if self.max_time_minutes is not None and self.max_time_minutes <= 0:
+        if self.max_time_minutes is not None and not self.max_time_minutes > 0:  # NaN too: it would never stop
             raise InputError(f"max_time_minutes must be > 0, got {self.max_time_minutes}")
-        if self.clip_grad is not None and self.clip_grad < 0:
+        if self.clip_grad is not None and not self.clip_grad >= 0:
             raise InputError(f"clip_grad must be >= 0 (0: no clipping), got {self.clip_grad}")
         if isinstance(self.config_type_weights, dict):  # from YAML: kept as JSON, like the flag
             object.__setattr__(self, "config_type_weights", json.dumps(self.config_type_weights))
@@ -190,6 +190,28 @@ class TrainConfig:
                 f"start_swa must be in 0..max_num_epochs-1={self.max_num_epochs - 1} "
                 f"(stage two starts after that many epochs), got {self.start_swa}"
             )
+        # the model options, checked before any data is read (one element and placeholder normalisation here)
+        self.model_config((1,), (0.0,), avg_num_neighbors=1.0, energy_shift=0.0, energy_scale=1.0)
+
+    def model_config(
+        self,
+        atomic_numbers: tuple[int, ...],
+        e0s: tuple[float, ...],
+        *,
+        avg_num_neighbors: float,
+        energy_shift: float,
+        energy_scale: float,
+    ) -> ModelConfig:
+        """The model these options describe (:data:`MODEL_OPTIONS`), for the elements ``atomic_numbers`` with their
+        ``e0s`` (eV) and the normalisation the training data gives."""
+        return ModelConfig(
+            atomic_numbers=atomic_numbers,
+            e0s=e0s,
+            avg_num_neighbors=avg_num_neighbors,
+            energy_shift=energy_shift,
+            energy_scale=energy_scale,
+            **{name: getattr(self, name) for name in MODEL_OPTIONS},
+        )
 
     @property
     def stage_two_after(self) -> int | None:
@@ -237,6 +259,12 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+# the model's hyperparameters among the training options: those named alike in ModelConfig and TrainConfig
+MODEL_OPTIONS = frozenset(f.name for f in dataclasses.fields(ModelConfig)) & {
+    f.name for f in dataclasses.fields(TrainConfig)
+}
 
 
 class OptionParser(argparse.ArgumentParser):
@@ -395,6 +423,7 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
     """Parse flags (and the YAML file named by ``--config``) into a :class:`TrainConfig`."""
     args = vars(build_parser().parse_args(argv))
     values: dict = {}
+    explicit_first = "first_self_connection" in args  # not implied by MACE's --interaction_first
     config_path = args.pop("config")
     if config_path:
         import yaml
@@ -414,13 +443,14 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
         unknown = sorted(set(loaded) - known)
         if unknown:
             raise InputError(f"{path}: unknown options {unknown}")
+        explicit_first = explicit_first or "first_self_connection" in loaded
         translate_mace_spellings(loaded)
         values.update(loaded)
     translate_mace_spellings(args)  # each source on its own: flags override the file's hidden_irreps too
     values.update(args)  # only the flags given (the others are absent: argparse.SUPPRESS)
     if "train_file" not in values:
         raise InputError("--train_file is required (on the command line or in the --config file)")
-    if values.get("model") == "MACE" and values.get("first_self_connection"):  # as mace-torch 0.3.16 does
+    if values.get("model") == "MACE" and values.get("first_self_connection") and not explicit_first:  # as mace-torch
         logging.getLogger("gaunt_tp.train").warning(
             "--model MACE: the first layer has no self-connection (mace-torch's --model MACE builds its first block "
             "as %s whatever --interaction_first says); --model ScaleShiftMACE keeps it",

@@ -31,7 +31,7 @@ from gaunt_tp.data import (
 from gaunt_tp.devices import torch_device
 from gaunt_tp.dtypes import torch_dtype
 from gaunt_tp.errors import InputError
-from gaunt_tp.nn.model import GauntMACE, ModelConfig
+from gaunt_tp.nn.model import GauntMACE
 from gaunt_tp.nn.serialization import load_model, save_model
 from gaunt_tp.training.batching import batches_of, graph_cost, process_shares
 from gaunt_tp.training.checkpoint import latest_checkpoint, save_checkpoint
@@ -48,7 +48,7 @@ from gaunt_tp.training.evaluation import evaluate_shared, final_errors
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
 from gaunt_tp.training.metrics import label_counts
 from gaunt_tp.training.records import append_csv, format_tables, write_json
-from gaunt_tp.training.restart import MODEL_OPTIONS, open_run_folder, reapply_changed_options, started_stage_two
+from gaunt_tp.training.restart import open_run_folder, reapply_changed_options, started_stage_two
 from gaunt_tp.training.step import EagerStep, GraphedStep
 
 __all__ = ["run_training"]
@@ -193,14 +193,10 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
         # MACE's: the mean interaction energy per atom (none for its model "MACE"), the RMS force (or --scaling's)
         shift, scale = shift_and_scale(train, e0s, config.scaling)
         shift = 0.0 if config.model == "MACE" else shift
-        model_config = ModelConfig(
-            atomic_numbers=tuple(zs),
-            e0s=tuple(e0s[z] for z in zs),
-            avg_num_neighbors=max(avg_neighbors, 1.0),
-            energy_shift=shift,
+        model_config = config.model_config(
+            tuple(zs), tuple(e0s[z] for z in zs), avg_num_neighbors=max(avg_neighbors, 1.0), energy_shift=shift,
             energy_scale=scale,
-            **{name: getattr(config, name) for name in MODEL_OPTIONS},  # the hyperparameters named alike in both
-        )
+        )  # fmt: skip
         model = GauntMACE(model_config)
     else:  # its weights, normalisation, shift and scale
         model = foundation

@@ -4,24 +4,18 @@ checkpoint's."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import torch
 
 from gaunt_tp.errors import InputError
-from gaunt_tp.nn.model import ModelConfig
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
-from gaunt_tp.training.config import TrainConfig
+from gaunt_tp.training.config import MODEL_OPTIONS, TrainConfig
 from gaunt_tp.training.records import keep_history_before
 
-__all__ = ["MODEL_OPTIONS", "open_run_folder", "reapply_changed_options", "started_stage_two"]
+__all__ = ["open_run_folder", "reapply_changed_options", "started_stage_two"]
 
-# the model's hyperparameters among the training options: those named alike in ModelConfig and TrainConfig
-MODEL_OPTIONS = frozenset(f.name for f in dataclasses.fields(ModelConfig)) & {
-    f.name for f in dataclasses.fields(TrainConfig)
-}
 # the options a restart must keep: the model's, those fixing the data a run sees (its validation split and
 # shuffling, its E0s, its starting weights), the optimiser and schedule whose state the checkpoint holds, and
 # AMSGrad (its running maximum exists only where it was on from the start)

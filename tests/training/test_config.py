@@ -150,10 +150,10 @@ def test_more_of_maces_flags_translate_or_are_checked(tmp_path, monkeypatch, cap
     assert "--batch_size is the global batch, split between the 2 processes; mace-torch's is each" in caplog.text
 
 
-def test_maces_model_names_choose_the_shift_and_the_first_block(caplog):
+def test_maces_model_names_choose_the_shift_and_the_first_block(caplog, tmp_path):
     """``--model ScaleShiftMACE`` (gaunt-tp's default) keeps the first layer's self-connection; ``--model MACE``
-    (mace-torch's default) drops it, as mace-torch 0.3.16 does, also when --interaction_first names the residual
-    block (with a warning); an explicit choice wins with ScaleShiftMACE."""
+    (mace-torch's default) drops it, as mace-torch 0.3.16 does, also when MACE's --interaction_first names the
+    residual block (with a warning); gaunt-tp's --first_self_connection wins with either model."""
     assert config_from_args(["--train_file=a.xyz"]).first_self_connection
     assert config_from_args(["--train_file=a.xyz", "--model=ScaleShiftMACE"]).first_self_connection
     mace = config_from_args(MACE_README_EXAMPLE)
@@ -167,6 +167,13 @@ def test_maces_model_names_choose_the_shift_and_the_first_block(caplog):
     )
     assert TrainConfig(train_file="a.xyz", model="MACE", first_self_connection=True).first_self_connection
     assert TrainConfig(train_file="a.xyz", model="MACE").first_self_connection is False
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gaunt_tp.train"):  # gaunt-tp's own flag, or a saved config.json, wins
+        chosen = config_from_args(["--train_file=a.xyz", "--model=MACE", "--first_self_connection", "true"])
+        saved = tmp_path / "config.json"
+        saved.write_text(chosen.to_json())
+        assert config_from_args(["--config", str(saved)]) == chosen
+    assert chosen.first_self_connection is True and "no self-connection" not in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -180,6 +187,12 @@ def test_maces_model_names_choose_the_shift_and_the_first_block(caplog):
         (["--r_max", "0"], "r_max must be > 0.0, got 0.0"),
         (["--forces_weight", "nan"], "forces_weight must be >= 0.0, got nan"),
         (["--E0s", "{'H': -13.6, 'Q': 1}"], "E0s: 'Q' is neither an atomic number nor an element symbol"),
+        (["--num_cutoff_basis", "1"], "num_cutoff_basis must be >= 2, got 1"),  # the model's options too
+        (["--correlation", "0"], "correlation must be >= 1, got 0"),
+        (["--max_L", "3", "--max_ell", "2"], "max_L must be in 0..max_ell=2, got 3"),
+        (["--r_max", "inf"], "r_max must be a number > 0, got inf"),
+        (["--max_time_minutes", "nan"], "max_time_minutes must be > 0, got nan"),
+        (["--clip_grad", "nan"], "clip_grad must be >= 0 (0: no clipping), got nan"),
     ],
 )
 def test_options_out_of_range_are_refused_before_any_data_is_read(flags, message):
