@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -173,6 +175,9 @@ class TrainConfig:
                 raise InputError(f"{name} must be {bounds}, got {value}")
         if not 0 < self.valid_fraction < 1:
             raise InputError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
+        if not self.name or self.name in (".", "..") or "/" in self.name or "\\" in self.name:
+            raise InputError(f"--name {self.name!r}: a name for the run folder and model file, not a path (the "
+                             "folder goes under --work_dir)")  # fmt: skip
         if self.max_time_minutes is not None and not self.max_time_minutes > 0:  # NaN too: it would never stop
             raise InputError(f"max_time_minutes must be > 0, got {self.max_time_minutes}")
         if self.clip_grad is not None and not self.clip_grad >= 0:
@@ -223,15 +228,21 @@ class TrainConfig:
 
     @property
     def type_weights(self) -> dict[str, float]:
-        """``config_type_weights`` as a mapping (empty when not given)."""
+        """``config_type_weights`` as a mapping (empty when not given): JSON, or a Python literal as mace-torch reads
+        it (``"{'Default': 1.0}"``)."""
         if self.config_type_weights is None:
             return {}
         try:
             weights = json.loads(self.config_type_weights)
-        except json.JSONDecodeError as err:
-            raise InputError(f"config_type_weights must be a JSON mapping, got {self.config_type_weights!r}") from err
+        except json.JSONDecodeError:
+            try:
+                weights = ast.literal_eval(self.config_type_weights)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                raise InputError(
+                    f"config_type_weights must be a JSON (or Python) mapping, got {self.config_type_weights!r}"
+                ) from None
         if not isinstance(weights, dict) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in weights.values()
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf for v in weights.values()
         ):
             raise InputError(
                 f"config_type_weights must map config types to weights >= 0, got {self.config_type_weights!r}"

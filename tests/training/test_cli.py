@@ -311,14 +311,17 @@ def test_gradients_are_clipped_at_mace_default(tmp_path, data, monkeypatch):
 
 
 def test_config_type_weights_scale_the_loss(tmp_path, data):
-    """A zero weight for every configuration's type zeroes the loss, not the errors; bad mappings are clear errors."""
+    """A zero weight for every configuration's type zeroes the loss, not the errors; JSON or (as mace-torch reads it)
+    a Python literal; bad mappings are clear errors."""
     kind = ase.io.read(data, index="0").info.get("config_type", "Default")
     run = train(tmp_path, data, "weighted", "--max_num_epochs", "1", "--config_type_weights", json.dumps({kind: 0}))
     (row,) = _rows(run)
     assert float(row["train_loss"]) == 0.0 and float(row["valid_loss"]) == 0.0 and float(row["rmse_f_meV_per_A"]) > 0
-    for bad in ('{"Default": -1}', "Default=1", "[1, 2]"):
+    for bad in ('{"Default": -1}', "Default=1", "[1, 2]", '{"Default": Infinity}', "{'Default': float('nan')}"):
         with pytest.raises(ValueError, match="config_type_weights must"):
             config_from_args(["--train_file", "a.xyz", "--config_type_weights", bad])
+    python = config_from_args(["--train_file", "a.xyz", "--config_type_weights", "{'Default': 1.0, 'bulk': 10}"])
+    assert python.type_weights == {"Default": 1.0, "bulk": 10.0}  # a Python literal, as mace-torch reads it
     yaml_file = tmp_path / "run.yaml"
     yaml_file.write_text("train_file: a.xyz\nconfig_type_weights: {Default: 2.0, bulk: 10}\n")
     assert config_from_args(["--config", str(yaml_file)]).type_weights == {"Default": 2.0, "bulk": 10.0}

@@ -193,6 +193,8 @@ def test_maces_model_names_choose_the_shift_and_the_first_block(caplog, tmp_path
         (["--r_max", "inf"], "r_max must be a number > 0, got inf"),
         (["--max_time_minutes", "nan"], "max_time_minutes must be > 0, got nan"),
         (["--clip_grad", "nan"], "clip_grad must be >= 0 (0: no clipping), got nan"),
+        (["--name", "sub/run"], "--name 'sub/run': a name for the run folder and model file, not a path"),
+        (["--name", ".."], "--name '..': a name for the run folder"),
     ],
 )
 def test_options_out_of_range_are_refused_before_any_data_is_read(flags, message):
