@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from gaunt_tp.data import Configuration, KeySpec, e0s_average, resolve_e0s
 from gaunt_tp.errors import InputError
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
-from gaunt_tp.training.config import FOUNDATION_E0S, TrainConfig
+from gaunt_tp.training.config import FOUNDATION_E0S, MODEL_OPTIONS, TrainConfig
 from gaunt_tp.training.predict import predict
 
 __all__ = ["adopt_architecture", "fine_tuning_e0s", "fine_tuning_model", "unexplained_energy_e0s"]
@@ -28,7 +28,7 @@ log = logging.getLogger("gaunt_tp.train")
 def adopt_architecture(config: TrainConfig, foundation: ModelConfig) -> tuple[TrainConfig, list[str]]:
     """``config`` with the foundation model's values of the options that shape the model (``r_max``,
     ``num_channels``, ...), and a ``"name old -> new"`` line for each that changed."""
-    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name in ModelConfig.__dataclass_fields__]
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name in MODEL_OPTIONS]  # in the flags' order
     changed = {n: getattr(foundation, n) for n in names if getattr(config, n) != getattr(foundation, n)}
     lines = [f"{n} {getattr(config, n)!r} -> {v!r}" for n, v in changed.items()]
     return dataclasses.replace(config, **changed), lines
