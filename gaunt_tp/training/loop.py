@@ -48,7 +48,7 @@ from gaunt_tp.training.evaluation import evaluate_shared, final_errors
 from gaunt_tp.training.foundation import adopt_architecture, fine_tuning_e0s, fine_tuning_model
 from gaunt_tp.training.metrics import label_counts
 from gaunt_tp.training.records import append_csv, format_tables, write_json
-from gaunt_tp.training.restart import open_run_folder, reapply_changed_options, started_stage_two
+from gaunt_tp.training.restart import RunFolderInUse, open_run_folder, reapply_changed_options, started_stage_two
 from gaunt_tp.training.step import EagerStep, GraphedStep
 
 __all__ = ["run_training"]
@@ -115,7 +115,8 @@ def run_training(config: TrainConfig) -> dict:
         with first_process_speaks(rank, log):  # under torchrun, the others' info and warnings would repeat
             return _train(config)
     except Exception as err:
-        if handler is not None:  # the run folder keeps why it stopped (the console shows it once, from the caller)
+        # the run folder keeps why it stopped (the console shows it once, from the caller); not a refused new run's
+        if handler is not None and not isinstance(err, RunFolderInUse):
             trace = None if isinstance(err, InputError) else sys.exc_info()
             handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "stopped: %s", (err,), trace))
         raise

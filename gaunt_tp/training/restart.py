@@ -14,7 +14,7 @@ from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.config import MODEL_OPTIONS, TrainConfig
 from gaunt_tp.training.records import keep_history_before
 
-__all__ = ["open_run_folder", "reapply_changed_options", "started_stage_two"]
+__all__ = ["RunFolderInUse", "open_run_folder", "reapply_changed_options", "started_stage_two"]
 
 # the options a restart must keep: the model's, those fixing the data a run sees (its validation split and
 # shuffling, its E0s, its starting weights), the optimiser and schedule whose state the checkpoint holds, and
@@ -26,20 +26,24 @@ _SAME_RUN = MODEL_OPTIONS | {
 _REAPPLIED = ("lr", "weight_decay", "lr_factor", "scheduler_patience", "lr_scheduler_gamma")
 
 
+class RunFolderInUse(InputError):
+    """A new run refused in a folder that holds another (whose ``train.log`` is then left as it was)."""
+
+
 def open_run_folder(config: TrainConfig) -> tuple[Path, dict] | None:
     """Prepare ``config.run_dir`` for this run and return (path, state) of the checkpoint it resumes, or None.
 
-    Without ``--restart_latest``, a folder holding checkpoints or ``metrics.csv`` is an InputError (a forgotten flag
-    must not overwrite a killed run). With it, the latest checkpoint is loaded (an InputError if truncated, or if
-    written with other model options, split, E0s or schedule: :data:`_SAME_RUN`) and the history's rows after its
-    epoch are dropped, as they are run again. Writes ``config.json``. The first process's work alone under
-    torchrun.
+    Without ``--restart_latest``, a folder holding checkpoints or ``metrics.csv`` is :class:`RunFolderInUse` (a
+    forgotten flag must not overwrite a killed run). With it, the latest checkpoint is loaded (an InputError if
+    truncated, or if written with other model options, split, E0s, optimiser or schedule: :data:`_SAME_RUN`) and
+    the history's rows after its epoch are dropped, as they are run again. Writes ``config.json``. The first
+    process's work alone under torchrun.
     """
     run_dir = config.run_dir
     ckpt_dir, history_path = run_dir / "checkpoints", run_dir / "metrics.csv"
     latest = latest_checkpoint(ckpt_dir)
     if not config.restart_latest and (latest is not None or history_path.is_file()):
-        raise InputError(
+        raise RunFolderInUse(
             f"{run_dir} already holds a training run (checkpoints or metrics.csv): pass --restart_latest to resume "
             "it, or another --name or --work_dir for a new run"
         )

@@ -92,9 +92,10 @@ def test_a_run_folder_is_resumed_or_refused_never_overwritten(tmp_path, data, ca
     overwrite its checkpoints); with it, other model options are refused by name; the history keeps one row per
     epoch when a crash fell between writing a row and writing its checkpoint."""
     run = train(tmp_path, data, "kept", "--max_num_epochs", "2")
-    before = latest_checkpoint(run / "checkpoints").read_bytes()
+    before, log = latest_checkpoint(run / "checkpoints").read_bytes(), (run / "train.log").read_text()
     assert "already holds a training run" in _fails(tmp_path, data, "kept", capsys, "--max_num_epochs", "3")
     assert latest_checkpoint(run / "checkpoints").read_bytes() == before
+    assert (run / "train.log").read_text() == log  # the refused run's error is not the kept run's
     message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--num_channels", "8", "--max_ell", "1")
     assert "written with other options (--max_ell 2 -> 1, --num_channels 4 -> 8)" in message
     assert json.loads((run / "config.json").read_text())["num_channels"] == 4  # the run's options, kept
