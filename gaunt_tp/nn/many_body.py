@@ -131,7 +131,11 @@ class GauntManyBody(nn.Module):
         self.weights = nn.Parameter(torch.randn(num_elements, terms, n_out, self.channels) / terms**0.5)
         self.factor = nn.Parameter(torch.ones(num_elements, terms, n_in, self.channels)) if factor_weights else None
         synth, proj = y[:, rows_in].T.contiguous(), (self.grid.weights[:, None] * y[:, rows_out]).contiguous()
-        self.tables = TableCache({"synth": synth, "proj": proj, "norm": self._normalisation(synth, proj)})
+        norm = self._normalisation(synth, proj)
+        unreached = [str(ir) for i, (_, ir) in enumerate(self.irreps_out) if not norm[:, i].any()]
+        if unreached:  # an odd degree from even ones only, say
+            raise ValueError(f"no product of up to {correlation} of {self.irreps_in} has the output irreps {unreached}")
+        self.tables = TableCache({"synth": synth, "proj": proj, "norm": norm})
         layout = [
             *row_layout(self.irreps_in),
             *self.degree_in.tolist(),
@@ -146,7 +150,9 @@ class GauntManyBody(nn.Module):
 
     @torch.no_grad()
     def _normalisation(self, synth: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:
-        """``N[nu, l]``: 1 / RMS of the projected nu-th power for unit-variance inputs (fixed-seed estimate)."""
+        """``N[nu, l]``: 1 / RMS of the projected nu-th power for unit-variance inputs (fixed-seed estimate); 0 where
+        the nu-th power has no part of degree l (its RMS is rounding noise: an input without 0e, or l above nu times
+        the inputs' degrees, or gaps in them), so that the term is left out rather than its noise amplified."""
         g = torch.Generator().manual_seed(0)
         a = torch.randn(256, len(self.degree_in), dtype=torch.float64, generator=g)
         f = a @ synth
@@ -155,7 +161,7 @@ class GauntManyBody(nn.Module):
             power = power * f
             z = power @ proj  # [256, n_out]
             rms = torch.stack([z[:, self.degree_out == i].square().mean() for i in range(len(self.irreps_out))]).sqrt()
-            out.append(1.0 / rms.clamp_min(1e-12))
+            out.append(torch.where(rms > 1e-8, 1.0 / rms, 0.0))  # reached terms have an RMS of order 1
         return torch.stack(out)  # [nu, n_out]
 
     def extra_repr(self) -> str:

@@ -137,7 +137,7 @@ class SymmetricContraction(nn.Module):
             init = torch.cat([torch.full((len(r),), len(r) ** -0.5) for r in self.path_ranges])
             self.weights = nn.Parameter(torch.randn(num_elements, self.num_paths, self.channels) * init[None, :, None])
         else:  # MACE's parametrisation: a weight per coupling chain, N(0, 1) / chains of that (output, nu)
-            init = torch.cat([torch.full((len(r),), 1.0 / len(r)) for r in chains])
+            init = torch.cat([torch.full((len(r),), 1.0 / max(len(r), 1)) for r in chains])  # none for some nu
             self.chain_weights = nn.Parameter(torch.randn(num_elements, len(init), self.channels) * init[None, :, None])
 
     def extra_repr(self) -> str:

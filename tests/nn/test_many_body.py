@@ -3,7 +3,10 @@ import torch
 
 from gaunt_tp import GauntTensorProduct
 from gaunt_tp.nn import GauntManyBody
+from gaunt_tp.ops.native import native_error
 from gaunt_tp.testing import assert_equivariant, natural_irreps
+
+needs_kernels = pytest.mark.skipif(native_error() is not None, reason="no C compiler here (or GAUNT_TP_NATIVE=0)")
 
 
 def per_degree(x: torch.Tensor, irreps: str, scale: torch.Tensor) -> torch.Tensor:
@@ -117,10 +120,30 @@ def test_bad_inputs():
         GauntManyBody("2x0e + 2x1o", "2x0e + 2x3o", correlation=2, num_elements=1)
 
 
+@pytest.mark.parametrize("use_kernel", [pytest.param(True, marks=needs_kernels), False])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_an_output_degree_that_some_body_orders_cannot_reach(use_kernel, dtype):
+    """From 1o alone, nu = 1 has no 0e part and nu = 2 no 1o part: those terms are left out (weight 0), not their
+    rounding noise scaled up by 1e12 (equivariant to the usual tolerance; the output does not move when their
+    weights do); an output irrep that no body order reaches is refused."""
+    mb = GauntManyBody("4x1o", "4x0e + 4x1o", correlation=2, num_elements=1).to(dtype)
+    mb.use_kernel = use_kernel
+    species = torch.zeros(8, dtype=torch.long)
+    err = assert_equivariant(lambda a: mb(a, species), [mb.irreps_in], mb.irreps_out, dtype=dtype)
+    assert err < (1e-12 if dtype == torch.float64 else 1e-5)
+    a = torch.randn(8, mb.irreps_in.dim, dtype=dtype)
+    before = mb(a, species)
+    with torch.no_grad():
+        mb.weights[:, 0, 0] += 100.0  # nu = 1 -> 0e
+        mb.weights[:, 1, 1] += 100.0  # nu = 2 -> 1o
+    assert torch.equal(mb(a, species), before)
+    assert before.abs().max() < 50  # of order one for unit inputs
+    with pytest.raises(ValueError, match=r"no product of up to 3 of 4x0e\+4x2e has the output irreps \['1o'\]"):
+        GauntManyBody("4x0e + 4x2e", "4x0e + 4x1o", correlation=3, num_elements=1)
+
+
 @pytest.mark.parametrize("use_kernel", [True, False])
 def test_torch_compile_gives_the_eager_values_and_gradients(use_kernel):
-    from gaunt_tp.ops.native import native_error
-
     if use_kernel and native_error() is not None:
         pytest.skip("no C compiler here")
     mb = GauntManyBody(natural_irreps(2, 4), natural_irreps(1, 4), correlation=3, num_elements=2).double()

@@ -37,6 +37,16 @@ def test_equivariant(use_kernel, dtype):
     assert_equivariant(lambda x: sc(x, species), [sc.irreps_in], sc.irreps_out, dtype=dtype)
 
 
+@pytest.mark.parametrize("irreps", [("4x0e + 4x1o", "4x0e + 4x1o + 4x2e"), ("4x1o", "4x0e + 4x1o")])
+def test_outputs_that_some_body_orders_do_not_reach(irreps):
+    """MACE's chain weights where an (output, nu) pair has no coupling chain (2e at nu = 1 from 0e + 1o; 0e at
+    nu = 1 and 1o at nu = 2 from 1o alone): that body order is skipped, the block built and equivariant."""
+    sc = SymmetricContraction(*irreps, correlation=2, num_elements=1).double()
+    species = torch.zeros(8, dtype=torch.long)  # assert_equivariant's batch
+    assert_equivariant(lambda x: sc(x, species), [sc.irreps_in], sc.irreps_out)
+    assert sc(torch.randn(8, sc.irreps_in.dim, dtype=torch.float64), species).abs().amax() > 0
+
+
 def test_equals_the_basis_polynomials_weighted():
     """An independent evaluation: dense monomials times the basis tables, weighted per path, in e3nn layout."""
     lmax_in, lmax_out, c, nu = CASES[0]
