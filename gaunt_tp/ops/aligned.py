@@ -118,8 +118,8 @@ def aligned_messages(
     x_edge = _rotate(x, wigner, ls_in, transpose=False)  # [e, C, n_in]
     by_order = x_edge[:, :, tables["gather_in"].reshape(-1)].reshape(e * c, orders, k_in).transpose(0, 1)
     f = torch.bmm(by_order, tables["evaluate"])  # [M, eC, Q]
-    g = (radial @ tables["zonal"]).reshape(1, e * c, -1)  # [1, eC, Q]
+    g = (radial @ tables["zonal"]).reshape(1, e * c, f.shape[-1])  # [1, eC, Q] (sizes named: e may be 0)
     z = torch.bmm(f * g, tables["project"])  # [M, eC, K_out]
-    z = z.transpose(0, 1).reshape(e, c, -1)
+    z = z.transpose(0, 1).reshape(e, c, orders * z.shape[-1])
     z = torch.cat([z, z.new_zeros(e, c, 1)], dim=-1)[:, :, tables["gather_out"]]  # [e, C, n_out]
     return _rotate(z, wigner, ls_out, transpose=True)

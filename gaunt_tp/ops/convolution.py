@@ -416,7 +416,8 @@ class GauntConvolution(nn.Module):
         chunk = self.edge_chunk
         if chunk is None:
             chunk = auto_edge_chunk(c * p, node_features.element_size(), node_features.device.type, n if records else 0)
-        for start in range(0, edge_vectors.shape[0], chunk):
+        # once at least: with no edges the empty messages still tie the (zero) output to the inputs for autograd
+        for start in range(0, max(edge_vectors.shape[0], 1), chunk):
             sl = slice(start, start + chunk)
             zonal = _zonal_values(unit[sl], t["points"], self.sh_degrees)  # [e, n_l2, P]
             edge_fns = {}  # radial group -> [e, C, P]
@@ -450,7 +451,7 @@ class GauntConvolution(nn.Module):
         sender, receiver = edge_index[0], edge_index[1]
         sums = [node_features.new_zeros(n, c, cls.dim) for cls in desc.classes_out]
         chunk = self.edge_chunk or GPU_EDGE_CHUNK  # the aligned form's buffers are not sized yet
-        for start in range(0, edge_vectors.shape[0], chunk):
+        for start in range(0, max(edge_vectors.shape[0], 1), chunk):  # once at least, as the grid form
             sl = slice(start, start + chunk)
             wigner = edge_frame_wigner(unit[sl], self.frame_degrees, turns)
             weights = radial[sl] * keep[sl, None, :]

@@ -178,12 +178,21 @@ def test_edge_cache_shared_by_two_convolutions_changes_nothing(use_kernel):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
 
 
-def test_no_edges_gives_zeros():
-    conv = GauntConvolution(*CASES[0])
-    out = conv(
-        torch.randn(4, 16), torch.zeros(0, 3), torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, conv.weight_numel)
-    )
+@pytest.mark.parametrize("form, use_kernel", [("grid", True), ("grid", False), ("aligned", False)])
+def test_no_edges_gives_zeros(form, use_kernel):
+    """No edges: zeros, still tied to the inputs, so that gradients (zero) and second derivatives go through every
+    form as through e3nn's reference."""
+    if use_kernel and native_error() is not None:
+        pytest.skip(f"the C kernels are off here: {native_error()}")
+    conv = GauntConvolution(*CASES[0], form=form).double()
+    conv.use_kernel = use_kernel
+    x = torch.randn(4, 16, dtype=torch.float64, requires_grad=True)
+    vec = torch.zeros(0, 3, dtype=torch.float64, requires_grad=True)
+    radial = torch.zeros(0, conv.weight_numel, dtype=torch.float64, requires_grad=True)
+    out = conv(x, vec, torch.zeros(2, 0, dtype=torch.long), radial)
     assert out.shape == (4, 36) and out.abs().max() == 0
+    grads = torch.autograd.grad(out.sum(), (x, vec, radial), create_graph=True)
+    assert grads[0].shape == x.shape and all(g.abs().sum() == 0 for g in grads)
 
 
 def test_bad_inputs_are_clear_errors():
