@@ -44,6 +44,8 @@ def _split_outputs(
     """Indices of the output irreps reached by Gaunt (even) paths and, if asked, by odd paths."""
     if not odd_paths:
         return list(range(len(irreps_out))), []  # the descriptor explains any unreachable output
+    if len(irreps_out) == 0:
+        raise ValueError("irreps_out is empty; a Gaunt product needs at least one irrep")
     even_idx, odd_idx = [], []
     for i, (_, ir) in enumerate(irreps_out):
         even, odd = path_kinds(irreps_in1, irreps_in2, ir)

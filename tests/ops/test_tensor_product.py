@@ -107,6 +107,9 @@ def test_bad_inputs_are_clear_errors():
         tp(x, x.double())
     with pytest.raises(TypeError, match="torch.Tensor"):
         tp(x.numpy(), x)  # type: ignore[arg-type]
+    for odd_paths in (False, True):  # no outputs: the same message with parity-odd paths or without
+        with pytest.raises(ValueError, match="irreps_out is empty; a Gaunt product needs at least one irrep"):
+            GauntTensorProduct("1x1o", "1x1o", "", odd_paths=odd_paths)
 
 
 def test_auto_backend_reports_its_choice():
