@@ -42,10 +42,10 @@ def _split_outputs(
     irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, irreps_out: o3.Irreps, odd_paths: bool
 ) -> tuple[list[int], list[int]]:
     """Indices of the output irreps reached by Gaunt (even) paths and, if asked, by odd paths."""
-    if not odd_paths:
-        return list(range(len(irreps_out))), []  # the descriptor explains any unreachable output
     if len(irreps_out) == 0:
         raise ValueError("irreps_out is empty; a Gaunt product needs at least one irrep")
+    if not odd_paths:
+        return list(range(len(irreps_out))), []  # the descriptor explains any unreachable output
     even_idx, odd_idx = [], []
     for i, (_, ir) in enumerate(irreps_out):
         even, odd = path_kinds(irreps_in1, irreps_in2, ir)
