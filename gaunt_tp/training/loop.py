@@ -231,6 +231,12 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
         stale, stage_two_fixed = int(state.get("stale", 0)), started_stage_two(state)
         trained_s = float(state.get("time_s", 0.0))
         log.info("restarted from %s (epoch %d)", path, state["epoch"])
+        # a run that had stopped on patience (not one whose patience started stage two there) has no epoch left:
+        # the restart only writes what a kill may have cut short, the final tables (a larger --patience goes on)
+        if stale >= config.patience and not (config.swa and stage_two_fixed in (None, start - 1)):
+            log.info("the run had stopped after epoch %d: no better validation loss for %d evaluations", start - 1,
+                     stale)  # fmt: skip
+            start = config.max_num_epochs + 1
         del resumed, state
     trained = model
     if world > 1:  # each process takes its share of every global batch; gradients are averaged

@@ -281,9 +281,19 @@ def test_a_restart_applies_changed_optimiser_options_and_refuses_another_optimis
 def test_patience_stops_the_run_or_starts_stage_two(tmp_path, data):
     """With a learning rate of 0 (and no EMA) the validation loss never improves after epoch 1: ``--patience 2``
     stops after epoch 3; with ``--swa`` it starts stage two after epoch 3 instead (MACE's rule), and stops two
-    evaluations after stage two's first; a run killed inside and restarted does the same."""
+    evaluations after stage two's first; a run killed inside and restarted does the same, and one restarted after
+    it stopped trains no more epochs (unless given more patience)."""
     frozen = ("--lr", "0", "--ema", "false", "--patience", "2", "--max_num_epochs", "10")
-    assert len(_rows(train(tmp_path, data, "stop", *frozen))) == 3
+    stop = train(tmp_path, data, "stop", *frozen)
+    assert len(_rows(stop)) == 3
+    exported = (stop / "stop.model").read_bytes()
+    train(tmp_path, data, "stop", *frozen, "--restart_latest")  # as if killed in the final tables: no more epochs
+    assert len(_rows(stop)) == 3 and (stop / "stop.model").read_bytes() == exported
+    assert "the run had stopped after epoch 3: no better validation loss for 2 evaluations" in (
+        (stop / "train.log").read_text()
+    )
+    train(tmp_path, data, "stop", *frozen[:5], "3", *frozen[6:], "--restart_latest")  # more patience: one more
+    assert len(_rows(stop)) == 4
     two = train(tmp_path, data, "two", *frozen, "--swa", "--swa_lr", "0")
     assert len(_rows(two)) == 6
     assert load_checkpoint(latest_checkpoint(two / "checkpoints"))["stage_two_after"] == 3
