@@ -179,20 +179,26 @@ class ErrorAccumulator:
         atoms = (batch.ptr[1:] - batch.ptr[:-1]).cpu().numpy()
         if self._values is not None:
             self._keep(batch, out, atoms)
+        # a label is there where the reference is finite (missing ones are NaN); a NaN or inf prediction for it is
+        # kept, so that the table shows it rather than leaving that configuration out
+        has_e = torch.isfinite(batch.energy).cpu().numpy()
         de = (out["energy"] - batch.energy).detach().cpu().numpy()
+        has_f = torch.isfinite(batch.forces).cpu().numpy()
         df = (out["forces"] - batch.forces).detach().cpu().numpy()
-        ds = (out["stress"] - batch.stress).detach().cpu().numpy().reshape(-1, 9) if "stress" in out else None
+        stress = "stress" in out
+        has_s = torch.isfinite(batch.stress).cpu().numpy().reshape(-1, 9) if stress else None
+        ds = (out["stress"] - batch.stress).detach().cpu().numpy().reshape(-1, 9) if stress else None
         for g, kind in enumerate(batch.config_type):
             labelled = False
-            if np.isfinite(de[g]):
+            if has_e[g]:
                 self.e_total[kind].append(float(de[g]))
                 self.e[kind].append(float(de[g] / atoms[g]))
                 labelled = True
-            block = df[int(batch.ptr[g]) : int(batch.ptr[g + 1])]
-            if np.isfinite(block).all():
-                self.f[kind].append(block.reshape(-1))
+            nodes = slice(int(batch.ptr[g]), int(batch.ptr[g + 1]))
+            if has_f[nodes].all():
+                self.f[kind].append(df[nodes].reshape(-1))
                 labelled = True
-            if ds is not None and np.isfinite(ds[g]).all():
+            if ds is not None and has_s[g].all():
                 self.s[kind].append(ds[g])
                 labelled = True
             self.n[kind] += labelled

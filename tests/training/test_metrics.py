@@ -51,3 +51,19 @@ def test_the_count_is_of_configurations_with_any_label():
     table = acc.table()
     assert table["all"]["n"] == 2 and table["a"]["n"] == 2 and "b" not in table
     assert ErrorAccumulator.merged([acc, acc]).table()["all"]["n"] == 4
+
+
+def test_a_prediction_that_is_not_finite_shows_in_the_table():
+    """Labelled configurations are those with a finite reference: a NaN prediction for one is counted and makes the
+    errors NaN, rather than being taken for a missing label and left out."""
+    ptr = torch.tensor([0, 2, 4])
+    batch = SimpleNamespace(
+        ptr=ptr, energy=torch.zeros(2, dtype=torch.float64), forces=torch.zeros(4, 3, dtype=torch.float64),
+        config_type=["a", "a"],
+    )  # fmt: skip
+    out = {"energy": torch.tensor([0.1, float("nan")], dtype=torch.float64), "forces": torch.zeros(4, 3)}
+    out["forces"][2:] = float("inf")
+    acc = ErrorAccumulator()
+    acc.add(batch, out)
+    table = acc.table()["all"]
+    assert table["n"] == 2 and np.isnan(table["rmse_e_meV"]) and not np.isfinite(table["rmse_f_meV_per_A"])
