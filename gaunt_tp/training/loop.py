@@ -163,7 +163,8 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
         log.warning("%d configurations carry stress labels in cells without volume (a zero cell vector), where the "
                     "model has no stress: those labels are left out", dropped)  # fmt: skip
     stress_labels = any(c.trainable_stress is not None for c in train)  # for the stress term of the Huber loss
-    logs_stress = config.loss_weights(False, stress_labels).needs_stress  # a stress or virials term: its RMSE logged
+    # a stress or virials term in either stage: its RMSE logged (NaN in a stage whose loss has none)
+    logs_stress = any(config.loss_weights(two, stress_labels).needs_stress for two in (False, config.swa))
     if config.loss in ("stress", "virials") and not stress_labels:
         raise InputError(
             f"--loss {config.loss}, but no configuration of {config.train_file} has a stress label "

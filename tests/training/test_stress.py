@@ -262,6 +262,12 @@ def test_final_tables_report_stress_for_periodic_data_without_the_stress_loss(tm
     assert np.isfinite(errors["train"]["all"]["rmse_stress_meV_per_A3"])
     with (tmp_path / "plain" / "metrics.csv").open() as fh:
         assert "rmse_stress_meV_per_A3" not in next(csv.DictReader(fh))  # the loss has no stress term
+    stage_two = ["--name", "two", "--loss", "stress", "--stress_weight", "0", "--swa", "--start_swa", "1",
+                 "--swa_stress_weight", "10", "--max_num_epochs", "2"]  # fmt: skip
+    assert main([*args[:5], *SMALL, *stage_two]) == 0  # a stress term in stage two only: the column, NaN before
+    with (tmp_path / "two" / "metrics.csv").open() as fh:
+        stresses = [float(row["rmse_stress_meV_per_A3"]) for row in csv.DictReader(fh)]
+    assert len(stresses) == 2 and np.isnan(stresses[0]) and np.isfinite(stresses[1])
 
 
 def test_training_on_virials_matches_training_on_their_stress(tmp_path, copper):
