@@ -309,8 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
                 group.add_argument(*names, type=str, metavar="[W, ...]", **common)
             elif "bool" in kind:
                 group.add_argument(*names, type=boolean, nargs="?", const=True, metavar="BOOL", **common)
-            elif "int" in kind and "float" not in kind:
-                group.add_argument(*names, type=int, **common)
+            elif "int" in kind and "float" not in kind:  # "None" too where None is allowed, converted by TrainConfig
+                group.add_argument(*names, type=str if "None" in kind else int, **common)
             elif "float" in kind:
                 group.add_argument(*names, type=float_or_none if "None" in kind else float, **common)
             else:

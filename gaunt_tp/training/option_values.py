@@ -37,6 +37,7 @@ def typed(name: str, kind: str, value: object) -> object:
     try:
         if "tuple" in kind:  # widths: "[64, 64, 64]" or "64,64,64" (flags, YAML text) or a YAML list
             items = value.strip().strip("[]()").split(",") if isinstance(value, str) else value
+            items = [items] if isinstance(items, int) and not isinstance(items, bool) else items  # YAML's `64`
             if isinstance(items, (list, tuple)):
                 widths = tuple(typed(name, "int", w.strip() if isinstance(w, str) else w) for w in items if w != "")
                 if widths and min(widths) >= 1:
@@ -47,6 +48,8 @@ def typed(name: str, kind: str, value: object) -> object:
                 return boolean(value)
             if isinstance(value, bool):
                 return value
+            if isinstance(value, int) and value in (0, 1):  # YAML's 1 and 0, as the flags take "1" and "0"
+                return bool(value)
         elif "int" in kind or "float" in kind:
             integer = "float" not in kind
             if isinstance(value, str):

@@ -45,7 +45,17 @@ def test_yaml_config_and_flags(tmp_path):
     yaml_file.write_text("train_file: a.xyz\nswa_lr: 0.002\nstage_two_lr: 0.003\n")
     with pytest.raises(ValueError, match=r"\['stage_two_lr'\] given under both of their names"):
         config_from_args(["--config", str(yaml_file)])
+    # what a flag takes, YAML takes too, and the other way round
+    yaml_file.write_text("train_file: a.xyz\nswa: 1\nema: 0\nradial_mlp: 32\nstart_swa: None\n")
+    config = config_from_args(["--config", str(yaml_file)])
+    flags = config_from_args(["--train_file", "a.xyz", "--swa", "1", "--ema", "0", "--radial_mlp", "32",
+                              "--start_swa", "None"])  # fmt: skip
+    assert config == flags
+    assert (config.swa, config.ema, config.radial_mlp, config.start_swa) == (True, False, (32,), None)
+    with pytest.raises(ValueError, match="start_swa must be an integer or None, got 'soon'"):
+        config_from_args(["--train_file", "a.xyz", "--start_swa", "soon"])
     for line, message in (("lr: [0.1]", "lr must be a number, got [0.1]"), ("ema: maybe", "ema must be true or false"),
+                          ("swa: 2", "swa must be true or false, got 2"),
                           ("max_num_epochs: 2.5", "max_num_epochs must be an integer, got 2.5"),
                           ("clip_grad: ten", "clip_grad must be a number or None, got 'ten'")):  # fmt: skip
         yaml_file.write_text(f"train_file: a.xyz\n{line}\n")
