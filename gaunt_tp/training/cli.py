@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,8 +87,6 @@ def _check_prefix(prefix: str, frames: list[Atoms]) -> None:
     """Refuse a ``--prefix`` that is no extxyz key (a space, ``:`` or ``=`` would garble the file ASE writes), or
     whose keys the input already holds (its labels would be overwritten) or ASE reads back as reference labels
     (``energy``, ``forces``, ...)."""
-    import re
-
     if not re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)?", prefix):
         raise InputError(f"--prefix {prefix!r}: letters, digits and underscores only, not first a digit (extxyz keys)")
     present = set(_CALCULATOR_KEYS).union(*(set(a.info) | set(a.arrays) for a in frames))
