@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from gaunt_tp.devices import torch_device
 from gaunt_tp.errors import InputError
+from gaunt_tp.files import replace_durably
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
 
 __all__ = ["load_model", "save_model"]
@@ -38,11 +38,11 @@ def save_model(model: GauntMACE, path: str | Path) -> None:
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
-    os.replace(tmp, path)
+    replace_durably(tmp, path)
     side = path.with_name(path.name + ".json")
     tmp_side = side.with_name(side.name + ".tmp")
     tmp_side.write_text(model.config.to_json())
-    os.replace(tmp_side, side)
+    replace_durably(tmp_side, side)
 
 
 def load_model(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import torch
 
 from gaunt_tp.errors import InputError
+from gaunt_tp.files import replace_durably
 
 __all__ = ["latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
@@ -16,7 +16,7 @@ _PATTERN = re.compile(r"epoch-(\d+)\.pt$")
 
 
 def save_checkpoint(directory: Path, epoch: int, state: dict, keep: int | None = 2) -> Path:
-    """Write ``directory/epoch-<epoch>.pt`` via a temporary file and ``os.replace``; keep the last ``keep``
+    """Write ``directory/epoch-<epoch>.pt`` via a temporary file and a durable rename; keep the last ``keep``
     (all with None).
 
     Older checkpoints are deleted only after the new one is in place.
@@ -25,7 +25,7 @@ def save_checkpoint(directory: Path, epoch: int, state: dict, keep: int | None =
     path = directory / f"epoch-{epoch:05d}.pt"
     tmp = directory / f".epoch-{epoch:05d}.pt.tmp"
     torch.save(state, tmp)
-    os.replace(tmp, path)
+    replace_durably(tmp, path)
     for old in sorted(_checkpoints(directory))[:-keep] if keep is not None else []:
         old[1].unlink(missing_ok=True)
     return path

@@ -1,13 +1,15 @@
 """The run folder's records: the per-epoch history (``metrics.csv``), the final errors (``errors.json``) and their
-Markdown table (the log's and ``gaunt-tp eval``'s). Every file is replaced atomically (temporary file, then rename)."""
+Markdown table (the log's and ``gaunt-tp eval``'s). Every file is replaced atomically (temporary file, then a durable
+rename)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
-import os
 from pathlib import Path
+
+from gaunt_tp.files import replace_durably
 
 __all__ = ["append_csv", "format_tables", "keep_history_before", "read_history", "write_json"]
 
@@ -78,14 +80,14 @@ def _rewrite_csv(path: Path, header: list[str], rows: list[dict]) -> None:
         writer = csv.DictWriter(fh, fieldnames=header)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
+    replace_durably(tmp, path)
 
 
 def write_json(path: Path, data: dict) -> None:
     """Strict JSON: a non-finite number (an error over no labels) is written as null."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(_finite_or_none(data), indent=2, allow_nan=False))
-    os.replace(tmp, path)
+    replace_durably(tmp, path)
 
 
 def _finite_or_none(value: object) -> object:
