@@ -116,14 +116,12 @@ def read_configurations(
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: holds no configurations (empty file)")
-    try:
-        frames = ase.io.read(str(path), index=index)
-    except StopIteration:
-        frames = []
+    frames = []
+    try:  # one at a time, so that an error names the configuration ASE stopped at
+        frames.extend(ase.io.iread(str(path), index=index))
     except Exception as err:  # ASE raises many types for malformed files
-        raise InputError(f"{path}: cannot be read by ASE ({type(err).__name__}: {err})") from err
-    if not isinstance(frames, list):
-        frames = [frames]
+        at = f"#{len(frames)}" if index == ":" else f" (configuration {len(frames)} of index {index!r})"
+        raise InputError(f"{path}{at}: cannot be read by ASE ({type(err).__name__}: {err})") from err
     if not frames:
         raise InputError(f"{path}: holds no configurations")
     out = []

@@ -89,6 +89,12 @@ def test_bad_cells_atoms_and_elements_name_file_and_index(tmp_path):
         read_configurations(write(tmp_path, GOOD + empty))
     with pytest.raises(ValueError, match=r"bad.xyz#1: atomic number 0 is no element"):
         read_configurations(write(tmp_path, GOOD + GOOD.replace("H 0 0 0.7", "X 0 0 0.7")))
+    unknown = GOOD + GOOD + GOOD.replace("H 0 0 0.7", "Qq 0 0 0.7")  # a symbol ASE does not know stops its reader
+    with pytest.raises(ValueError, match=r"bad.xyz#2: cannot be read by ASE \(KeyError: 'Qq'\)"):
+        read_configurations(write(tmp_path, unknown))
+    with pytest.raises(ValueError, match=r"bad.xyz \(configuration 1 of index '1:'\): cannot be read by ASE"):
+        read_configurations(write(tmp_path, unknown), index="1:")
+    assert len(read_configurations(write(tmp_path, unknown), index=":2")) == 2
 
 
 def test_a_key_that_ase_moves_onto_its_calculator_is_read(tmp_path):
