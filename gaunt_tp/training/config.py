@@ -24,6 +24,7 @@ from gaunt_tp.training.mace_options import (
     MACE_MODELS,
     MACE_SPELLINGS,
     PLAIN_BLOCK,
+    check_mace_blocks,
     translate_mace_spellings,
 )
 from gaunt_tp.training.metrics import LossWeights
@@ -435,6 +436,7 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
     args = vars(build_parser().parse_args(argv))
     values: dict = {}
     explicit_first = "first_self_connection" in args  # not implied by MACE's --interaction_first
+    blocks: dict[str, str] = {}  # MACE's interaction_first and interaction, as given (the flags over the file)
     config_path = args.pop("config")
     if config_path:
         import yaml
@@ -455,8 +457,10 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
         if unknown:
             raise InputError(f"{path}: unknown options {unknown}")
         explicit_first = explicit_first or "first_self_connection" in loaded
+        blocks.update({k: str(v) for k, v in loaded.items() if k in ("interaction_first", "interaction")})
         translate_mace_spellings(loaded)
         values.update(loaded)
+    blocks.update({k: str(v) for k, v in args.items() if k in ("interaction_first", "interaction")})
     translate_mace_spellings(args)  # each source on its own: flags override the file's hidden_irreps too
     values.update(args)  # only the flags given (the others are absent: argparse.SUPPRESS)
     if "train_file" not in values:
@@ -469,5 +473,6 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
         )
         values["first_self_connection"] = False
     config = TrainConfig(**values)
+    check_mace_blocks(blocks, config.model)
     torch_device(config.device)  # usable here: checked before the run folder is made
     return config

@@ -10,7 +10,7 @@ from gaunt_tp.errors import InputError
 from gaunt_tp.training.option_values import typed
 
 __all__ = ["ALIASES", "BLOCKS", "MACE_BOOLEANS", "MACE_MODELS", "MACE_SPELLINGS", "PLAIN_BLOCK", "RESIDUAL_BLOCK",
-           "hidden_irreps_shape", "translate_mace_spellings"]  # fmt: skip
+           "check_mace_blocks", "hidden_irreps_shape", "translate_mace_spellings"]  # fmt: skip
 
 # MACE's model names (TrainConfig.model): both scale by the RMS force; "ScaleShiftMACE" shifts by the training set's
 # mean interaction energy per atom, "MACE" (mace-torch's default) does not and, in mace-torch 0.3.16, builds its first
@@ -131,6 +131,26 @@ def translate_mace_spellings(values: dict) -> None:
     if text is not None:
         _translate(
             values, "hidden_irreps", str(text), dict(zip(("num_channels", "max_L"), hidden_irreps_shape(str(text))))
+        )
+
+
+def check_mace_blocks(blocks: dict[str, str], model: str) -> None:
+    """An InputError where MACE's ``interaction_first`` and ``interaction`` (``blocks``, those given, after
+    :func:`translate_mace_spellings` checked them) make mace-torch 0.3.16 normalise the messages of the first layer
+    one way and of the others the other way: gaunt-tp's ``density_normalization`` is one for all layers. mace-torch
+    takes RESIDUAL_BLOCK for a block not given, and under ``--model MACE`` a first block with a self-connection is
+    its PLAIN_BLOCK (no density normalisation)."""
+    if not blocks:
+        return
+    first, later = blocks.get("interaction_first", RESIDUAL_BLOCK), blocks.get("interaction", RESIDUAL_BLOCK)
+    built_first = PLAIN_BLOCK if model == "MACE" and BLOCKS[first][0] else first
+    if BLOCKS[built_first][1] != BLOCKS[later][1]:
+        given = ", ".join(f"--{name} {block}" for name, block in blocks.items())
+        raise InputError(
+            f"{given} (with --model {model}): mace-torch would build the first layer as {built_first} and the others "
+            f"as {later}, normalising the messages of only {'the first' if BLOCKS[built_first][1] else 'the others'} "
+            "by a density of neighbours; gaunt-tp normalises all layers one way: give both blocks with or both "
+            "without 'Density' (under --model MACE the first as RealAgnosticDensityInteractionBlock)"
         )
 
 

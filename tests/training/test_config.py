@@ -123,6 +123,26 @@ def test_more_of_maces_flags_translate_or_are_checked(tmp_path, monkeypatch, cap
     assert config.first_self_connection
     plain = config_from_args(["--train_file=a.xyz", "--interaction_first=RealAgnosticInteractionBlock"])
     assert not plain.first_self_connection and plain.model == "ScaleShiftMACE"
+    # mace-torch builds a block not given as its residual block, and under --model MACE a first block with a
+    # self-connection as its plain one: a density block on one side only would normalise only some layers
+    density_first = "--interaction_first=RealAgnosticDensityInteractionBlock"
+    density_later = "--interaction=RealAgnosticDensityResidualInteractionBlock"
+    for flags, message in (([density_first], "build the first layer as RealAgnosticDensityInteractionBlock and the "
+                                             "others as RealAgnosticResidualInteractionBlock, normalising the "
+                                             "messages of only the first"),
+                           ([density_later], "normalising the messages of only the others"),
+                           (["--model=MACE", density_later, "--interaction_first=RealAgnosticDensityResidualInteraction"
+                             "Block"], "would build the first layer as RealAgnosticInteractionBlock and the others"),
+                           (["--model=MACE", density_later], "(with --model MACE)")):  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(message)):
+            config_from_args(["--train_file=a.xyz", *flags])
+    under_mace = config_from_args(["--train_file=a.xyz", "--model=MACE", density_first, density_later])
+    assert under_mace.density_normalization and not under_mace.first_self_connection
+    split = tmp_path / "split.yaml"  # one block in the file, the other on the command line: both count
+    split.write_text("train_file: a.xyz\ninteraction_first: RealAgnosticDensityInteractionBlock\n")
+    assert config_from_args(["--config", str(split), density_later]).density_normalization
+    with pytest.raises(ValueError, match="normalising the messages of only the first"):
+        config_from_args(["--config", str(split)])
     assert config_from_args(["--train_file=a.xyz", "--radial_mlp", "4,4,4"]).radial_mlp == (4, 4, 4)
     yaml_file = tmp_path / "mace.yaml"
     yaml_file.write_text("train_file: a.xyz\nradial_MLP: [16, 16]\nMLP_irreps: 4x0e\ngate: silu\ndistributed: false\n")
