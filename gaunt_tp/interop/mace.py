@@ -17,7 +17,10 @@ ZBL repulsion and of the distance transforms too):
   over through that basis: exact, as both span the same polynomials.
 
 :func:`model_from_mace` works on the state dict and a few options, with plain tensors (no mace-torch needed);
-:func:`read_mace_model` reads them from a mace-torch model file, which needs mace-torch (its pickled classes).
+:func:`read_mace_model` reads them from a mace-torch model file, which needs mace-torch (its pickled classes). What
+gaunt-tp does not compute is refused by name, in the state dict (unsorted elements, a correlation per layer, one
+readout, all hidden irreps kept in the last layer) or in the model file (``apply_cutoff``, ``use_so3``, another
+``gate``, hidden irreps of other parities, a neighbour count per layer).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import torch
 from gaunt_tp.errors import InputError
 from gaunt_tp.math.symmetric_powers import equivariant_polynomials, monomials, symmetriser
 from gaunt_tp.nn.model import GauntMACE, ModelConfig
-from gaunt_tp.training.mace_options import BLOCKS
+from gaunt_tp.training.mace_options import BLOCKS, hidden_irreps_shape
 
 __all__ = ["HEADS_OPTION", "MACE_OPTIONS", "model_from_mace", "read_mace_model"]
 
@@ -101,26 +104,56 @@ def read_mace_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise InputError(f"{path}: a TorchScript export (as mace_run_train's *_compiled.model): give the plain .model "
                          "file written beside it")  # fmt: skip
     model = torch.load(path, map_location="cpu", weights_only=False)
+    options = _options_of(model, path)
+    return dict(model.state_dict()), options
+
+
+# mace-torch's model attributes with the one value gaunt-tp computes (their flags of mace_run_train)
+_FIXED_ATTRIBUTES = {"apply_cutoff": True, "use_so3": False, "use_last_readout_only": False}
+
+
+def _options_of(model: object, path: Path) -> dict[str, object]:
+    """:data:`MACE_OPTIONS` (and the heads' names) of the mace-torch model ``model`` read from ``path``; an InputError
+    names what it has that gaunt-tp's GauntMACE does not compute (and its state dict would not show)."""
     if not hasattr(model, "interactions") or not hasattr(model, "products"):
         raise InputError(f"{path}: not a mace-torch MACE model (a {type(model).__name__})")
+    other = {k: getattr(model, k) for k, ours in _FIXED_ATTRIBUTES.items() if getattr(model, k, ours) != ours}
+    if other:
+        flags = ", ".join(f"--{k} {v}" for k, v in other.items())
+        raise InputError(f"{path}: a mace-torch model built with {flags}: gaunt-tp computes the model of the defaults "
+                         f"({', '.join(f'{k} {v}' for k, v in _FIXED_ATTRIBUTES.items())})")  # fmt: skip
+    readout = getattr(model.readouts[-1], "non_linearity", None)
+    gates = [getattr(act, "f", act) for act in getattr(readout, "acts", [None])]
+    names = sorted({getattr(f, "__name__", type(f).__name__) for f in gates})
+    if names != ["silu"]:  # e3nn wraps each activation in a normalize2mom holding the function as ``f``
+        raise InputError(f"{path}: the readout's nonlinearity (mace_run_train's --gate) is {names}: gaunt-tp has "
+                         "'silu' alone")  # fmt: skip
     acts = [m for m in model.modules() if type(m).__name__ == "normalize2mom"]
     constants = {float(m.cst) for m in acts}
-    if len(constants) != 1:
-        raise InputError(f"{path}: expected one SiLU normalisation in the model, found {sorted(constants)}")
+    functions = sorted({getattr(m.f, "__name__", type(m.f).__name__) for m in acts})
+    if len(constants) != 1 or functions != ["silu"]:
+        raise InputError(f"{path}: expected SiLU with one normalisation in the model, found {functions} with "
+                         f"{sorted(constants)}")  # fmt: skip
+    hidden_irreps_shape(str(model.products[0].linear.irreps_out))  # an InputError for other hidden irreps
+    first = {type(model.interactions[0]).__name__}
     later = {type(block).__name__ for block in model.interactions[1:]} or {"RealAgnosticResidualInteractionBlock"}
     if len(later) != 1:
         raise InputError(f"{path}: interaction blocks of several kinds after the first: {sorted(later)}")
+    neighbours = sorted({float(block.avg_num_neighbors) for block in model.interactions})
+    if len(neighbours) != 1:
+        raise InputError(f"{path}: the layers normalise their messages by different average numbers of neighbours "
+                         f"{neighbours}: gaunt-tp has one for all")  # fmt: skip
     options = {
         "model": type(model).__name__,
-        "interaction_first": type(model.interactions[0]).__name__,
+        "interaction_first": first.pop(),
         "interaction": later.pop(),
         "max_ell": int(model.spherical_harmonics._lmax),
-        "avg_num_neighbors": float(model.interactions[0].avg_num_neighbors),
+        "avg_num_neighbors": neighbours[0],
         "silu_scale": constants.pop(),
     }
     if getattr(model, "heads", None) is not None:
         options[HEADS_OPTION] = [str(h) for h in model.heads]
-    return dict(model.state_dict()), options
+    return options
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -157,6 +190,9 @@ def _config(state: dict[str, torch.Tensor], options: Mapping[str, object], head:
     if pair and int(state["pair_repulsion_fn.p"]) != int(state["radial_embedding.cutoff_fn.p"]):
         raise InputError("this mace-torch model's pair repulsion has an envelope power other than its radial basis's")
     zs = [int(z) for z in state["atomic_numbers"].tolist()]
+    if zs != sorted(set(zs)):  # the per-element rows would follow gaunt-tp's sorted table, not the model's
+        raise InputError(f"this mace-torch model's atomic_numbers {zs} are not in increasing order, as mace_run_train "
+                         "writes them: gaunt-tp converts such models only")  # fmt: skip
     e0s = state["atomic_energies_fn.atomic_energies"].reshape(heads, -1)[head]
     scale, shift = state.get("scale_shift.scale", torch.ones(heads)), state.get("scale_shift.shift", torch.zeros(heads))
     if scale.numel() != heads or shift.numel() != heads:
@@ -170,10 +206,26 @@ def _config(state: dict[str, torch.Tensor], options: Mapping[str, object], head:
     widths = [state[f"interactions.0.conv_tp_weights.layer{k}.weight"].shape for k in range(_count(state, 0))]
     # the first many-body block's output map: one C x C matrix per hidden degree 0..max_L (scalars alone if it is last)
     max_l = state["products.0.linear.weight"].numel() // c**2 - 1
-    correlation = 1 + sum(1 for k in state if k.startswith("products.0.symmetric_contractions.contractions.0.weights."))
+    if state["products.0.linear.weight"].numel() != (max_l + 1) * c**2:
+        raise InputError(f"this mace-torch model's first many-body block maps to other hidden irreps than {c} channels "
+                         "per degree 0..max_L")  # fmt: skip
+    correlations = [
+        1 + sum(1 for k in state if k.startswith(f"products.{i}.symmetric_contractions.contractions.0.weights."))
+        for i in range(num_layers)
+    ]
+    if len(set(correlations)) != 1:
+        raise InputError(f"this mace-torch model's correlation differs by layer {correlations}: gaunt-tp has one for "
+                         "all layers")  # fmt: skip
+    last = num_layers - 1
+    if f"readouts.{last}.linear_2.weight" not in state and "readouts.0.linear_2.weight" in state:
+        raise InputError("this mace-torch model reads out the last layer alone (mace_run_train's "
+                         "--use_last_readout_only True): gaunt-tp reads out every layer")  # fmt: skip
+    if state[f"products.{last}.linear.weight"].numel() != c**2:
+        raise InputError("this mace-torch model keeps all hidden irreps in its last layer (mace_run_train's "
+                         "--keep_last_layer_irreps True): gaunt-tp's last layer has the scalars alone")  # fmt: skip
     return ModelConfig(
         atomic_numbers=tuple(zs), e0s=tuple(float(e) for e in e0s), r_max=float(state["r_max"]),
-        max_ell=int(options["max_ell"]), num_channels=c, max_L=max_l, correlation=correlation,
+        max_ell=int(options["max_ell"]), num_channels=c, max_L=max_l, correlation=correlations[0],
         num_interactions=num_layers, num_radial_basis=int(widths[0][0]),
         num_cutoff_basis=int(state["radial_embedding.cutoff_fn.p"]), radial_mlp=tuple(int(w[1]) for w in widths[:-1]),
         avg_num_neighbors=float(options["avg_num_neighbors"]), energy_shift=float(shift), energy_scale=float(scale),

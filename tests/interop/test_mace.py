@@ -16,7 +16,7 @@ import torch
 
 from gaunt_tp.calculator import GauntCalculator
 from gaunt_tp.data import ElementTable, collate, read_configurations, to_graph
-from gaunt_tp.interop.mace import model_from_mace, read_mace_model
+from gaunt_tp.interop.mace import _options_of, model_from_mace, read_mace_model
 from gaunt_tp.nn.activation import silu_factor
 from gaunt_tp.nn.serialization import load_model, save_model
 from gaunt_tp.training.cli import main
@@ -128,6 +128,10 @@ def test_each_head_of_a_model_of_two_converts_to_its_own_predictions(shared_data
 
 def test_models_gaunt_tp_cannot_read_are_refused_by_name():
     state, options, _, _ = _fixture("plain")
+    last_readout_only = {  # mace-torch's --use_last_readout_only: one readout, the last layer's, as readouts.0
+        **{k: None for k in state if k.startswith("readouts.")},
+        **{k.replace("readouts.1.", "readouts.0."): v for k, v in state.items() if k.startswith("readouts.1.")},
+    }
     cases = [
         ({}, {"avg_num_neighbors": None}, "options missing: ['avg_num_neighbors']"),
         ({}, {"model": "MACELES"}, "mace-torch model 'MACELES'"),
@@ -143,12 +147,65 @@ def test_models_gaunt_tp_cannot_read_are_refused_by_name():
         ({"radial_embedding.bessel_fn.bessel_weights": torch.ones(4)}, {}, "no Bessel radial basis"),
         ({"atomic_numbers": None}, {}, "not the state dict of a mace-torch MACE model gaunt-tp reads: no 'atomic_numb"),
         ({"interactions.1.linear_up.weight": torch.ones(5)}, {}, "interactions.1.linear_up.weight: expected shape"),
+        ({"atomic_numbers": torch.tensor([8, 1, 6])}, {}, "atomic_numbers [8, 1, 6] are not in increasing order"),
+        (
+            {"products.1.symmetric_contractions.contractions.0.weights.1": None},
+            {},
+            "correlation differs by layer [3, 2]",
+        ),
+        (last_readout_only, {}, "--use_last_readout_only True"),
+        ({"products.1.linear.weight": torch.ones(32)}, {}, "--keep_last_layer_irreps True"),
+        ({"products.0.linear.weight": torch.ones(40)}, {}, "maps to other hidden irreps than 4 channels per degree"),
     ]
     for changed, other, message in cases:
         options_here = {k: v for k, v in {**options, **other}.items() if v is not None}
         state_here = {k: v for k, v in {**state, **changed}.items() if v is not None}
         with pytest.raises(ValueError, match=re.escape(message)):
             model_from_mace(state_here, options_here)
+
+
+def _module(kind: str, **attributes) -> torch.nn.Module:
+    """A module of the class name ``kind`` (as mace-torch's and e3nn's, which read_mace_model goes by) holding
+    ``attributes``."""
+    module = type(kind, (torch.nn.Module,), {})()
+    for name, value in attributes.items():
+        setattr(module, name, value)
+    return module
+
+
+def _mace_like(gate=torch.nn.functional.silu, neighbours=(5.0, 5.0), hidden="4x0e + 4x1o", **attributes):
+    """What read_mace_model reads of a mace-torch ScaleShiftMACE, in stand-ins: the blocks' classes, the SiLUs of the
+    radial networks and of the readout (e3nn's normalize2mom), the hidden irreps and the model's flags."""
+    silu = lambda: _module("normalize2mom", f=torch.nn.functional.silu, cst=1.68)  # noqa: E731
+    blocks = [_module(name, avg_num_neighbors=n, radial=silu()) for name, n in
+              zip(("RealAgnosticInteractionBlock", "RealAgnosticResidualInteractionBlock"), neighbours)]  # fmt: skip
+    gate = None if gate is None else _module("normalize2mom", f=gate, cst=1.68)
+    readout = _module("NonLinearReadoutBlock", non_linearity=_module("Activation", acts=torch.nn.ModuleList([gate])))
+    return _module("ScaleShiftMACE", interactions=torch.nn.ModuleList(blocks),
+                   products=[types.SimpleNamespace(linear=types.SimpleNamespace(irreps_out=hidden))],
+                   readouts=torch.nn.ModuleList([_module("LinearReadoutBlock"), readout]),
+                   spherical_harmonics=types.SimpleNamespace(_lmax=2), **attributes)  # fmt: skip
+
+
+def test_what_a_mace_torch_model_holds_beyond_its_state_dict_is_read_or_refused_by_name():
+    """Flags of mace_run_train that its state dict does not show (a cutoff after the radial network, SO(3)
+    couplings, one readout, another readout gate, hidden irreps of other parities, a per-layer neighbour count)
+    are refused, naming them, rather than converted into another function."""
+    assert _options_of(_mace_like(), Path("m.model")) == {
+        "model": "ScaleShiftMACE", "interaction_first": "RealAgnosticInteractionBlock",
+        "interaction": "RealAgnosticResidualInteractionBlock", "max_ell": 2, "avg_num_neighbors": 5.0,
+        "silu_scale": 1.68,
+    }  # fmt: skip
+    gate = "m.model: the readout's nonlinearity (mace_run_train's --gate) is"
+    for model, message in ((_mace_like(apply_cutoff=False), "built with --apply_cutoff False: gaunt-tp computes"),
+                           (_mace_like(use_so3=True, use_last_readout_only=True),
+                            "built with --use_so3 True, --use_last_readout_only True"),
+                           (_mace_like(gate=None), f"{gate} ['NoneType']"),
+                           (_mace_like(gate=torch.tanh), f"{gate} ['tanh']: gaunt-tp has 'silu' alone"),
+                           (_mace_like(hidden="4x0e + 4x1o + 4x1e"), "hidden_irreps '4x0e + 4x1o + 4x1e': gaunt-tp's"),
+                           (_mace_like(neighbours=(5.0, 9.0)), "different average numbers of neighbours")):  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(message)):
+            _options_of(model, Path("m.model"))
 
 
 def test_import_mace_command_needs_mace_torch_and_a_file(tmp_path, monkeypatch, capsys):
