@@ -278,8 +278,8 @@ class _Layer(nn.Module):
         weights = self.radial(radial_feats)  # [U, weight_numel]
         conv = self.conv.forward_rows if self.rows else self.conv
         a = conv(self.linear_up(h), vectors, edge_index, weights, radial_index=edge_pair, edge_cache=edge_cache)
-        if not self.rows:
-            a = a * self.conv_scale
+        if not self.rows:  # a float64 buffer (exact after .double()), in the features' dtype
+            a = a * self.conv_scale.to(a.dtype)
         a = self.linear_a(a)
         if self.density is not None:  # 1 + the sum over each atom's edges of tanh(w . radial features)^2
             per_pair = torch.tanh(self.density(radial_feats).squeeze(-1) ** 2)  # [U]

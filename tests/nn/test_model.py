@@ -1,9 +1,10 @@
+import copy
 import dataclasses
 
 import numpy as np
 import pytest
 import torch
-from model_checks import CONFIG, assert_float32_invariance, graph, moved
+from model_checks import CONFIG, TABLE, assert_float32_invariance, graph, moved
 
 from gaunt_tp.data import Configuration, ElementTable, collate, read_configurations, to_graph
 from gaunt_tp.nn import GauntMACE, ModelConfig
@@ -198,6 +199,20 @@ def test_config_round_trip_and_errors():
 def test_float32_invariance(ethanol):
     torch.manual_seed(2)
     assert_float32_invariance(GauntMACE(CONFIG).float(), ethanol[3], seed=7)
+
+
+def test_a_model_runs_in_the_dtype_torch_built_it_in(ethanol):
+    """GauntMACE(config) under torch's default float32, with no .float(): its float64 constants (the messages'
+    normalisation) follow the features, and it gives its float64 copy's energies and forces to float32 rounding."""
+    torch.manual_seed(2)
+    fresh = GauntMACE(CONFIG)
+    assert {p.dtype for p in fresh.parameters()} == {torch.float32}
+    double = copy.deepcopy(fresh).double()
+    out32 = fresh(to_graph(ethanol[0], TABLE, CONFIG.r_max, torch.float32))
+    out64 = double(graph(ethanol[0]))
+    assert out32["forces"].dtype == torch.float32
+    assert abs(float(out32["energy"] - out64["energy"])) < 1e-4
+    assert torch.allclose(out32["forces"].double(), out64["forces"], atol=1e-5)
 
 
 def test_float32_model_keeps_total_energies_to_float64_precision(model, shared_data):
