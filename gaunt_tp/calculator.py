@@ -115,7 +115,7 @@ class GauntCalculator(Calculator):
         n = 3 * len(atoms)
         with torch.enable_grad():
             forces = self.model(graph, compute_forces=True, training=True)["forces"].reshape(-1)
-            if not forces.requires_grad:  # no edges: the energy is the E0s' sum, flat
+            if n == 0 or not forces.requires_grad:  # no atoms, or no edges: the energy is the E0s' sum, flat
                 return np.zeros((n, n))
             rows = []
             for k in range(n):

@@ -254,6 +254,9 @@ def test_hessian_turns_with_the_atoms(model_file, dtype, atol):
 def test_hessian_of_an_atom_alone_and_without_atoms(model_file):
     calc = GauntCalculator(model_file)
     np.testing.assert_array_equal(calc.get_hessian(Atoms("O", positions=[[0.0, 0.0, 0.0]])), np.zeros((3, 3)))
+    assert calc.get_hessian(Atoms()).shape == (0, 0)  # an empty Atoms, as its energy (0) and forces ([0, 3]) work
+    committee = CommitteeCalculator([model_file, model_file])
+    assert committee.get_potential_energy(Atoms()) == 0.0 and committee.get_hessian(Atoms()).shape == (0, 0)
     with pytest.raises(ValueError, match="no atoms: pass them"):
         GauntCalculator(model_file).get_hessian()
 
