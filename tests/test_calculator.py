@@ -130,6 +130,11 @@ def test_saved_model_round_trip_and_bad_files(model_file, tmp_path):
     torch.save(payload, tmp_path / "v2_cg.model")
     with pytest.raises(ValueError, match="CG convolution.*earlier gaunt-tp.*retrain"):
         load_model(tmp_path / "v2_cg.model")
+    payload = torch.load(model_file, weights_only=True)
+    del payload["state_dict"]
+    torch.save(payload, tmp_path / "no_weights.model")
+    with pytest.raises(ValueError, match="no_weights.model: a gaunt-tp model file without its state_dict"):
+        load_model(tmp_path / "no_weights.model")
 
 
 def test_checkpoints_other_versions_and_misfit_weights_are_clear_errors(model_file, tmp_path):

@@ -74,6 +74,8 @@ def load_model(
         )
     if found not in (FORMAT, "gaunt-tp-model/2"):
         raise InputError(f"{path}: not a gaunt-tp model file (format {found!r}, expected {FORMAT!r})")
+    if missing := sorted({"config", "state_dict"} - payload.keys()):
+        raise InputError(f"{path}: a gaunt-tp model file without its {' and '.join(missing)} (damaged?)")
     try:
         config = ModelConfig.from_json(payload["config"])
     except TypeError as err:  # an option unknown here or one missing: written by another gaunt-tp
