@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -37,12 +38,17 @@ from gaunt_tp.nn.many_body import GauntManyBody
 from gaunt_tp.nn.radial import BesselBasis, PolynomialCutoff, RadialMLP
 from gaunt_tp.nn.repulsion import ZBLRepulsion
 from gaunt_tp.nn.symmetric_contraction import SymmetricContraction
+from gaunt_tp.ops.checks import index_range
 from gaunt_tp.ops.convolution import GauntConvolution, safe_unit_vectors
 
 __all__ = ["CONV_BLOCKS", "PRODUCT_BLOCKS", "GauntMACE", "ModelConfig"]
 
 CONV_BLOCKS = ("gaunt", "e3nn")  # ModelConfig.conv_blocks
 PRODUCT_BLOCKS = ("gaunt", "symmetric")  # ModelConfig.product_blocks
+# the largest count of monomials of degree correlation in the (max_ell + 1)^2 components of the messages that
+# product_blocks="symmetric" takes: max_ell 4 and correlation 3 (2925) build in ~40 s; max_ell 3 and correlation 4
+# (3876) took 6 minutes and 4.5 GB, max_ell 4 and correlation 4 (20475) would take 84 GB
+MAX_SYMMETRIC_MONOMIALS = 3000
 
 
 def _natural(lmax: int, mul: int) -> o3.Irreps:
@@ -80,7 +86,8 @@ class ModelConfig:
             ``num_products``): a rank-K combination of many-body features instead of one product.
         product_blocks: ``"gaunt"`` (:class:`gaunt_tp.nn.GauntManyBody`) or ``"symmetric"`` (MACE's
             function space, every coupling path with a free weight, evaluated as sparse polynomials:
-            :class:`gaunt_tp.nn.SymmetricContraction`; for max_ell <= 3 and correlation <= 3).
+            :class:`gaunt_tp.nn.SymmetricContraction`; MACE's max_ell <= 3 and correlation <= 3, up to
+            :data:`MAX_SYMMETRIC_MONOMIALS` monomials).
         separate_paths: with ``conv_blocks="e3nn"``, each Clebsch-Gordan path's messages are kept apart
             and mixed by the linear layer after the convolution, as MACE does (its ``irreps_mid``: MACE's
             parameter count); without, the paths to each output irrep are summed first (fewer parameters;
@@ -130,6 +137,11 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if len(self.atomic_numbers) != len(self.e0s):
             raise InputError(f"need one E0 per element: {len(self.atomic_numbers)} elements, {len(self.e0s)} E0s")
+        for z in self.atomic_numbers:
+            if isinstance(z, bool) or not isinstance(z, numbers.Real) or z != int(z) or z < 1:
+                raise InputError(f"atomic_numbers must be integers >= 1, got {self.atomic_numbers}")
+        if not all(isinstance(e, numbers.Real) and math.isfinite(e) for e in self.e0s):
+            raise InputError(f"e0s must be finite numbers, got {self.e0s}")
         # plain Python numbers in tuples (numpy integers or lists would not go to JSON or hash), sorted by element
         pairs = sorted((int(z), float(e)) for z, e in zip(self.atomic_numbers, self.e0s))
         set_field = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
@@ -142,6 +154,8 @@ class ModelConfig:
                 if isinstance(value, bool) or cast(value) != value:  # 2.5 channels: an error, not 2
                     raise InputError(f"{f.name} must be {'an integer' if cast is int else 'a number'}, got {value!r}")
                 set_field(f.name, cast(value))
+            elif f.type == "bool" and not isinstance(getattr(self, f.name), bool):  # the string "false" is truthy
+                raise InputError(f"{f.name} must be true or false, got {getattr(self, f.name)!r}")
         if len(set(self.atomic_numbers)) != len(self.atomic_numbers):
             raise InputError(f"atomic_numbers must be distinct, got {self.atomic_numbers}")
         if self.silu_scale is not None:
@@ -154,8 +168,11 @@ class ModelConfig:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_cutoff_basis < 2:  # the polynomial envelope's power: p >= 2 for a smooth end at r_max
             raise InputError(f"num_cutoff_basis must be >= 2, got {self.num_cutoff_basis}")
-        if not 0.0 < self.r_max < math.inf:
-            raise InputError(f"r_max must be a number > 0, got {self.r_max}")
+        for name in ("r_max", "avg_num_neighbors", "energy_scale"):  # a divisor, a normaliser, a factor
+            if not 0.0 < getattr(self, name) < math.inf:
+                raise InputError(f"{name} must be a number > 0, got {getattr(self, name)}")
+        if not math.isfinite(self.energy_shift):
+            raise InputError(f"energy_shift must be a finite number, got {self.energy_shift}")
         if any(w < 1 for w in self.radial_mlp):
             raise InputError(f"radial_mlp widths must be >= 1, got {self.radial_mlp}")
         if self.conv_blocks not in CONV_BLOCKS:
@@ -175,6 +192,13 @@ class ModelConfig:
                              f"{self.distance_transform!r}")  # fmt: skip
         if self.max_L < 0 or self.max_L > self.max_ell:
             raise InputError(f"max_L must be in 0..max_ell={self.max_ell}, got {self.max_L}")
+        monomials = math.comb((self.max_ell + 1) ** 2 + self.correlation - 1, self.correlation)
+        if self.product_blocks == "symmetric" and monomials > MAX_SYMMETRIC_MONOMIALS:
+            raise InputError(
+                f"product_blocks 'symmetric' with max_ell {self.max_ell} and correlation {self.correlation}: "
+                f"polynomials in {monomials} monomials, more than the {MAX_SYMMETRIC_MONOMIALS} its basis is built "
+                "for in reasonable time and memory (MACE's max_ell 3, correlation 3: 816); use product_blocks 'gaunt'"
+            )
 
     def optional_parts(self) -> list[str]:
         """The parts this model has beyond gaunt-tp's defaults, in words (for logs)."""
@@ -374,6 +398,37 @@ class GauntMACE(nn.Module):
         training: bool = False,
         compute_descriptors: bool = False,
     ) -> dict[str, torch.Tensor]:
+        """Energies of ``batch``'s graphs and what the flags ask for (see the class docstring for the keys).
+
+        Forces and stress are gradients of the energy: under ``torch.no_grad()`` they are still computed (with the
+        outputs detached), and under ``torch.inference_mode()``, where no gradient can be taken, asking for them is
+        an error. ``training``: keep the graph of the forces and stress for a loss on them (double backward).
+        """
+        if (span := index_range(batch.species) if batch.species.numel() else None) is not None:
+            if span[0] < 0 or span[1] >= len(self.config.atomic_numbers):
+                raise ValueError(f"species holds element index {span[0] if span[0] < 0 else span[1]}, outside "
+                                 f"0..{len(self.config.atomic_numbers) - 1} (the model's elements)")  # fmt: skip
+        flags = dict(compute_forces=compute_forces, compute_stress=compute_stress, training=training,
+                     compute_descriptors=compute_descriptors)  # fmt: skip
+        if not (compute_forces or compute_stress) or torch.is_grad_enabled():
+            return self._energy_and_gradients(batch, **flags)
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "forces and stress are gradients of the energy, which torch.inference_mode() forbids: call the "
+                "model under torch.no_grad() or neither, or with compute_forces=False"
+            )
+        with torch.enable_grad():  # under torch.no_grad(): the gradients, then nothing kept for a backward pass
+            return {key: value.detach() for key, value in self._energy_and_gradients(batch, **flags).items()}
+
+    def _energy_and_gradients(  # forward's work, with autograd on
+        self,
+        batch: GraphBatch,
+        *,
+        compute_forces: bool,
+        compute_stress: bool,
+        training: bool,
+        compute_descriptors: bool,
+    ) -> dict[str, torch.Tensor]:
         positions, shifts, cell = batch.positions, batch.shifts, batch.cell
         strain = None
         if compute_stress:
@@ -411,9 +466,12 @@ class GauntMACE(nn.Module):
             )
             interaction = interaction + site
             features.append(h)
-        node_energy = self.e0s[batch.species] + (  # in float64 (see the class docstring)
-            self.config.energy_shift + self.config.energy_scale * interaction
-        ).to(torch.float64)
+        # in float64, the shift too (see the class docstring): a float32 shift's rounding would add up over the atoms
+        node_energy = (
+            self.e0s[batch.species]
+            + self.config.energy_shift
+            + self.config.energy_scale * interaction.to(torch.float64)
+        )
         energy = torch.zeros(batch.num_graphs, dtype=torch.float64, device=positions.device)
         energy = energy.index_add(0, batch.batch, node_energy)
         out = {"energy": energy, "node_energy": node_energy}

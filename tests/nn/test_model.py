@@ -194,6 +194,21 @@ def test_config_round_trip_and_errors():
     for bad in (0.0, -1.0, float("nan"), True):
         with pytest.raises(ValueError, match="silu_scale must be a number > 0 or None"):
             dataclasses.replace(CONFIG, silu_scale=bad)
+    # what a hand-edited JSON file may hold: each refused by name rather than computing something else
+    for changed, message in (({"atomic_numbers": (1.7, 6, 8)}, r"atomic_numbers must be integers >= 1, got \(1.7"),
+                             ({"atomic_numbers": (0, 6, 8)}, "atomic_numbers must be integers >= 1"),
+                             ({"e0s": (-13.6, float("nan"), -2035.0)}, "e0s must be finite numbers"),
+                             ({"pair_repulsion": "false"}, "pair_repulsion must be true or false, got 'false'"),
+                             ({"density_normalization": 1}, "density_normalization must be true or false, got 1"),
+                             ({"avg_num_neighbors": 0.0}, "avg_num_neighbors must be a number > 0, got 0.0"),
+                             ({"avg_num_neighbors": -8.0}, "avg_num_neighbors must be a number > 0"),
+                             ({"energy_scale": float("inf")}, "energy_scale must be a number > 0, got inf"),
+                             ({"energy_shift": float("-inf")}, "energy_shift must be a finite number, got -inf"),
+                             ({"product_blocks": "symmetric", "max_ell": 3, "max_L": 1, "correlation": 4},
+                              "correlation 4: polynomials in 3876 monomials, more than the 3000")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            dataclasses.replace(CONFIG, **changed)
+    assert dataclasses.replace(CONFIG, product_blocks="symmetric", max_ell=4, correlation=3).correlation == 3
 
 
 def test_float32_invariance(ethanol):
@@ -213,6 +228,45 @@ def test_a_model_runs_in_the_dtype_torch_built_it_in(ethanol):
     assert out32["forces"].dtype == torch.float32
     assert abs(float(out32["energy"] - out64["energy"])) < 1e-4
     assert torch.allclose(out32["forces"].double(), out64["forces"], atol=1e-5)
+
+
+def test_float32_model_adds_the_energy_shift_in_float64(ethanol):
+    """The shift is added to each site energy: rounded to float32 (1.7e-7 eV here) it would add up over the atoms,
+    1.7 meV over 10^4 of them. With a vanishing scale each site energy is its E0 plus the shift, in float64."""
+    shift = -4.123456789
+    single = GauntMACE(dataclasses.replace(CONFIG, energy_shift=shift, energy_scale=1e-30)).float()
+    out = single(to_graph(ethanol[0], TABLE, CONFIG.r_max, torch.float32))
+    sites = out["node_energy"] - single.e0s[to_graph(ethanol[0], TABLE, CONFIG.r_max).species]
+    assert out["node_energy"].dtype == torch.float64
+    assert float((sites - shift).abs().max()) < 1e-12
+
+
+def test_forces_and_stress_under_no_grad_and_inference_mode(model, ethanol):
+    """torch.no_grad() around an evaluation gives the same forces and stress (detached), not zeros;
+    torch.inference_mode(), where no gradient can be taken, is an error when they are asked for."""
+    boxed = moved(ethanol[0], ethanol[0].positions, cell=8.0 * np.eye(3))
+    reference = model(graph(boxed), compute_stress=True)
+    with torch.no_grad():
+        quiet = model(graph(boxed), compute_stress=True)
+    for key in ("energy", "forces", "stress"):
+        assert not quiet[key].requires_grad
+        torch.testing.assert_close(quiet[key], reference[key].detach(), rtol=0, atol=1e-12)
+    assert float(quiet["forces"].abs().max()) > 1e-3
+    with torch.inference_mode():
+        energy = model(graph(boxed), compute_forces=False)["energy"]
+        with pytest.raises(RuntimeError, match="torch.inference_mode.. forbids"):
+            model(graph(boxed))
+    torch.testing.assert_close(energy, reference["energy"].detach(), rtol=0, atol=1e-9)
+
+
+def test_species_outside_the_model_are_a_clear_error_before_any_part_indexes_them(ethanol):
+    """The ZBL repulsion and the distance transforms index by species before the many-body blocks' check."""
+    g = graph(ethanol[0])
+    g.species = g.species.clone()
+    g.species[3] = 5
+    for parts in ({}, {"pair_repulsion": True}, {"distance_transform": "Agnesi"}):
+        with pytest.raises(ValueError, match=r"species holds element index 5, outside 0..2 \(the model's elements\)"):
+            GauntMACE(dataclasses.replace(CONFIG, **parts)).double()(g)
 
 
 def test_float32_model_keeps_total_energies_to_float64_precision(model, shared_data):
