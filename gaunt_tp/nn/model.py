@@ -102,7 +102,7 @@ class ModelConfig:
         distance_transform: MACE's transform of the lengths the radial basis sees (``"None"``, ``"Agnesi"`` or
             ``"Soft"``: :mod:`gaunt_tp.nn.distance_transform`); the cutoff envelope takes the lengths themselves.
         density_normalization: each layer divides its messages by 1 plus a learnt density of neighbours (a sum over
-            the atom's edges of ``tanh(w . radial features)^2``) instead of by ``avg_num_neighbors``, which it
+            the atom's edges of ``tanh((w . radial features)^2)``) instead of by ``avg_num_neighbors``, which it
             ignores (MACE's ``RealAgnosticDensity*InteractionBlock``, as in MACE-MPA-0).
         pair_repulsion: add the ZBL repulsion of atoms closer than their covalent radii to the site energies before
             the scale (:class:`gaunt_tp.nn.repulsion.ZBLRepulsion`; mace-torch's ``--pair_repulsion``).
@@ -305,7 +305,7 @@ class _Layer(nn.Module):
         if not self.rows:  # a float64 buffer (exact after .double()), in the features' dtype
             a = a * self.conv_scale.to(a.dtype)
         a = self.linear_a(a)
-        if self.density is not None:  # 1 + the sum over each atom's edges of tanh(w . radial features)^2
+        if self.density is not None:  # 1 + the sum over each atom's edges of tanh((w . radial features)^2)
             per_pair = torch.tanh(self.density(radial_feats).squeeze(-1) ** 2)  # [U]
             density = torch.zeros_like(a[:, 0]).index_add(0, edge_index[1], per_pair.index_select(0, edge_pair))
             a = a / (1.0 + density)[:, None]
