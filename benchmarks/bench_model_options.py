@@ -4,12 +4,12 @@ The model of ``bench_potential.py`` (64 channels, max_ell 3, correlation 3, 2 in
 timed on its three tasks (a training step on five 3BPA molecules, an MD step of one molecule, an MD
 step of 999 atoms in a periodic box) in these variants, interleaved:
 
-- ``default``: automatic edge chunks (``GauntConvolution(edge_chunk=None)``), one many-body product;
-- ``edge_chunk=1024``: the fixed chunk used before the automatic one;
+- ``default``: one many-body product;
 - ``num_products=4``: four many-body products summed;
 - ``radial_per_input``: radial weights per input irrep, edge degree and channel.
 
-Writes ``model_options_<dtype>.json``.
+Writes ``model_options_<dtype>.json``. (Edge chunks, timed here until stop 46, apply to the PyTorch form alone: the
+CPU's C kernels ignore them; ``bench_edge_chunk.py`` times them on that form.)
 
     python benchmarks/bench_model_options.py --max_L 1 --dtype float64
 """
@@ -34,7 +34,6 @@ from gaunt_tp.dtypes import DTYPES, torch_dtype  # noqa: E402
 
 VARIANTS = {
     "default": {},
-    "edge_chunk=1024": {"edge_chunk": 1024},
     "num_products=4": {"num_products": 4},
     "radial_per_input": {"radial_per_input": True},
 }
