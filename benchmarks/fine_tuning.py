@@ -78,16 +78,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def train_foundation(args: argparse.Namespace) -> Path:
-    """The README's default job with ``--foundation_epochs`` epochs (reused if its model exists)."""
-    model = args.work_dir / "foundation" / "foundation.model"
-    if not model.is_file():
-        config = config_from_args(["--config", str(ROOT / "examples" / "default.yaml"), "--name", "foundation",
-                                   "--work_dir", str(args.work_dir), "--max_num_epochs", str(args.foundation_epochs),
-                                   "--plots", "false", "--default_dtype", args.default_dtype,
-                                   *shlex.split(args.foundation_options)])  # fmt: skip
-        config = dataclasses.replace(config, train_file=str(ROOT / config.train_file),
-                                     test_file=str(ROOT / config.test_file), E0s=str(ROOT / config.E0s))  # fmt: skip
-        run_training(config)
+    """The README's default job with ``--foundation_epochs`` epochs, reused if its model exists with the same options
+    (``--foundation_options``, epochs, dtype); one trained with others stops the benchmark."""
+    config = config_from_args(["--config", str(ROOT / "examples" / "default.yaml"), "--name", "foundation",
+                               "--work_dir", str(args.work_dir), "--max_num_epochs", str(args.foundation_epochs),
+                               "--plots", "false", "--default_dtype", args.default_dtype,
+                               *shlex.split(args.foundation_options)])  # fmt: skip
+    config = dataclasses.replace(config, train_file=str(ROOT / config.train_file),
+                                 test_file=str(ROOT / config.test_file), E0s=str(ROOT / config.E0s))  # fmt: skip
+    model = config.run_dir / "foundation.model"
+    if model.is_file():
+        saved, wanted = json.loads((config.run_dir / "config.json").read_text()), json.loads(config.to_json())
+        if changed := sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k)):
+            raise SystemExit(f"{model} was trained with other options ({', '.join(changed)}): remove "
+                             f"{config.run_dir} or give another --work_dir")  # fmt: skip
+        return model
+    run_training(config)
     return model
 
 
