@@ -1,17 +1,18 @@
-"""Many-body block: GauntManyBody against mace-torch's SymmetricContraction, side by side in one run.
+"""Many-body block: GauntManyBody and gaunt-tp's SymmetricContraction against mace-torch's, side by side in one run.
 
 MACE's shape: node features with degrees 0..lmax_in (natural parity), C channels, outputs
 0..lmax_out, correlation nu, N nodes of num_elements elements, float32; forward,
 forward+backward (gradient with respect to the node features and the weights), and force training
 (the features' gradient with create_graph, then the gradient of a loss on it with respect to the
-weights). Where gaunt-tp's C kernels build, the Gaunt block is also timed in PyTorch operations.
+weights). Where gaunt-tp's C kernels build, the Gaunt block is also timed in PyTorch operations. gaunt-tp's
+``SymmetricContraction`` spans MACE's function space (the Gaunt block a part of it), so it is the like-for-like one.
 
 mace-torch pins e3nn 0.4.4, so run this in a separate environment that has mace-torch and
 gaunt-tp (``pip install --no-deps -e .``), with ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``:
 
     TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 /path/to/mace-venv/bin/python benchmarks/bench_many_body.py
 
-Without mace-torch only the Gaunt block is timed.
+Without mace-torch only gaunt-tp's blocks are timed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import bar_plot, write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
-from gaunt_tp.nn import GauntManyBody  # noqa: E402
+from gaunt_tp.nn import GauntManyBody, SymmetricContraction  # noqa: E402
 from gaunt_tp.testing import natural_irreps  # noqa: E402
 
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--budget", type=float, default=40.0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--name", default="many_body_cpu", help="of the JSON and PNG files written")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     irreps_in, irreps_out = natural_irreps(args.lmax_in, args.channels), natural_irreps(args.lmax_out, args.channels)
@@ -58,13 +60,15 @@ def main(argv: list[str] | None = None) -> None:
         eager = GauntManyBody(irreps_in, irreps_out, correlation=args.correlation, num_elements=args.elements)
         eager.use_kernel = False
         contenders["gaunt+factors (PyTorch)"] = (eager, contenders["gaunt+factors"][1])
+    symmetric = SymmetricContraction(irreps_in, irreps_out, correlation=args.correlation, num_elements=args.elements)
+    contenders["symmetric"] = (symmetric, contenders["gaunt"][1])  # MACE's function space, gaunt-tp's kernels
     try:
         from e3nn import o3
-        from mace.modules.symmetric_contraction import SymmetricContraction
+        from mace.modules.symmetric_contraction import SymmetricContraction as MaceSymmetricContraction
     except ImportError:
         print("mace-torch not importable: timing the Gaunt block only", file=sys.stderr)
     else:
-        sc = SymmetricContraction(
+        sc = MaceSymmetricContraction(
             o3.Irreps(irreps_in), o3.Irreps(irreps_out), correlation=args.correlation, num_elements=args.elements
         )
         # MACE's layout: [N, C, (lmax+1)^2] features and one-hot element attributes
@@ -113,12 +117,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{mode}: {line}", flush=True)
     report = {
         "benchmark": "many_body",
-        **{k: v for k, v in vars(args).items() if k != "out"},
+        **{k: v for k, v in vars(args).items() if k not in ("out", "name")},
         "torch": torch.__version__,
         "seconds": results,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "many_body_cpu.json"
+    path = args.out / f"{args.name}.json"
     write_json(path, report)
     title = f"many-body block: lmax {args.lmax_in} -> {args.lmax_out}, C={args.channels}, N={args.nodes}, correlation {args.correlation}, CPU"
     bar_plot(results, path.with_suffix(".png"), title, baseline="mace" if "mace" in results["forward"] else None)
