@@ -3,7 +3,7 @@
 Each run is ``LABEL=PATH``, ``PATH`` a run folder's ``metrics.csv`` (``gaunt-tp train`` writes it). Writes
 ``NAME.json`` (for every run: validation force RMSE in meV/Å, energy RMSE per configuration in meV and the learning
 rate at every ``--every``-th epoch and at its last epoch) and ``NAME.png`` (validation force and energy RMSE against
-the epoch from ``--from_epoch`` on, log scale, the learning rate in a third panel), and prints a Markdown table of
+the epoch from ``--from_epoch`` on (to ``--to_epoch``), log scale, the learning rate in a third panel), and prints a Markdown table of
 the force RMSE at the epochs every run reached::
 
     python benchmarks/learning_curves.py --name 3bpa_lr_schedules \\
@@ -31,6 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", required=True, help="output name (NAME.json, NAME.png)")
     p.add_argument("--every", type=int, default=50, help="epochs between the rows of the JSON and the table")
     p.add_argument("--from_epoch", type=int, default=10, help="first epoch drawn (the first ones would set the scale)")
+    p.add_argument("--to_epoch", type=int, default=None, help="last epoch drawn (default: every run's last)")
     p.add_argument("--out_dir", type=Path, default=Path(__file__).resolve().parent / "results")
     return p.parse_args(argv)
 
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for k, (label, history) in enumerate(runs.items()):
-        epochs = [e for e in sorted(history) if e >= args.from_epoch]
+        last = args.to_epoch if args.to_epoch is not None else max(history)
+        epochs = [e for e in sorted(history) if args.from_epoch <= e <= last]
         for ax, column in zip(axes, COLUMNS):
             if column in history[epochs[0]]:  # one colour per run in every panel, drawn or not
                 ax.semilogy(epochs, [history[e][column] for e in epochs], f"C{k}", label=label, linewidth=1)
