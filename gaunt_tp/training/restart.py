@@ -16,11 +16,12 @@ from gaunt_tp.training.records import keep_history_before
 
 __all__ = ["RunFolderInUse", "open_run_folder", "reapply_changed_options", "started_stage_two"]
 
-# the options a restart must keep: the model's, those fixing the data a run sees (its validation split and
+# the options a restart must keep: the model's, those fixing the data a run sees (its files, validation split and
 # shuffling, its E0s, its starting weights), the optimiser and schedule whose state the checkpoint holds, and
 # AMSGrad (its running maximum exists only where it was on from the start)
 _SAME_RUN = MODEL_OPTIONS | {
-    "seed", "valid_fraction", "E0s", "foundation_model", "scheduler", "model", "scaling", "optimizer", "amsgrad"
+    "train_file", "valid_file", "seed", "valid_fraction", "E0s", "foundation_model", "scheduler", "model", "scaling",
+    "optimizer", "amsgrad"
 }  # fmt: skip
 # the options whose values the optimiser's and scheduler's state hold: a restart with other values applies them
 _REAPPLIED = ("lr", "weight_decay", "lr_factor", "scheduler_patience", "lr_scheduler_gamma")
@@ -69,8 +70,8 @@ def _check_same_run(path: Path, state: dict, config: TrainConfig) -> None:
     if changed:
         raise InputError(
             f"{path}: written with other options ({', '.join(changed)}); --restart_latest needs the same model "
-            "options, seed, valid_fraction, E0s, foundation_model, optimizer, amsgrad and scheduler (use another "
-            "--name for a new run)"
+            "options, training and validation files, seed, valid_fraction, E0s, foundation_model, optimizer, "
+            "amsgrad and scheduler (use another --name for a new run)"
         )
 
 

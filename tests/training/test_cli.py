@@ -101,6 +101,10 @@ def test_a_run_folder_is_resumed_or_refused_never_overwritten(tmp_path, data, ca
     assert json.loads((run / "config.json").read_text())["num_channels"] == 4  # the run's options, kept
     message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--seed", "7", "--valid_fraction", "0.2")
     assert "written with other options (--seed 123 -> 7, --valid_fraction 0.1 -> 0.2)" in message  # another split
+    moved = tmp_path / "more.xyz"  # other data under the restored weights, split and normalisation: another run
+    moved.write_bytes(data.read_bytes())
+    message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--train_file", str(moved))
+    assert f"written with other options (--train_file '{data}' -> '{moved}')" in message
     message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--radial_MLP", "[64, 32]")
     assert "written with other options (--radial_mlp [64, 64, 64] -> [64, 32])" in message
     message = _fails(tmp_path, data, "kept", capsys, "--restart_latest", "--model", "MACE")  # no shift, another block
