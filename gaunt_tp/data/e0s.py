@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ast
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from gaunt_tp.data.configuration import Configuration, KeySpec
-from gaunt_tp.errors import InputError
+from gaunt_tp.errors import InputError, InputWarning
 
 __all__ = [
     "SCALINGS", "e0s_average", "e0s_from_isolated_atoms", "e0s_from_text", "e0s_mapping", "is_e0s_file",
@@ -55,7 +56,17 @@ def e0s_average(configs: Sequence[Configuration], atomic_numbers: Sequence[int])
             "fitted; give E0s for every element (a file of isolated atoms or a dict like '{1: -13.6, 8: -2041.9}')"
         )
     energies = np.array([c.energy for c in configs], dtype=np.float64)
-    solution, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+    solution, _, rank, _ = np.linalg.lstsq(counts, energies, rcond=None)
+    if rank < len(zs):
+        warnings.warn(
+            f"E0s 'average': the element counts of the {len(configs)} configurations fix only {rank} combination(s) "
+            f"of the {len(zs)} E0s (one composition, as in rMD17 or 3BPA), so the least-squares E0s "
+            f"({', '.join(f'Z={z}: {e:.6g} eV' for z, e in zip(zs, solution))}) hold for such compositions alone, not "
+            "for isolated atoms or other molecules; give E0s (a file of isolated atoms or a dict, or 'foundation' "
+            "when fine-tuning) for a model to be used on other compositions",
+            InputWarning,
+            stacklevel=2,
+        )
     return {z: float(e) for z, e in zip(zs, solution)}
 
 

@@ -10,6 +10,9 @@ import math
 import os
 import sys
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -30,7 +33,7 @@ from gaunt_tp.data import (
 )
 from gaunt_tp.devices import torch_device
 from gaunt_tp.dtypes import torch_dtype
-from gaunt_tp.errors import InputError
+from gaunt_tp.errors import InputError, InputWarning
 from gaunt_tp.nn.model import GauntMACE
 from gaunt_tp.nn.serialization import load_model, save_model
 from gaunt_tp.training.batching import batches_of, graph_cost, process_shares
@@ -76,6 +79,20 @@ def _read_reference_set(path: str, keys: KeySpec, role: str) -> list:
         log.info("%s: %d isolated atoms (config_type IsolatedAtom) are left out of the %s set",
                  path, len(isolated), role)  # fmt: skip
     return configs
+
+
+@contextmanager
+def _input_warnings_logged() -> Iterator[None]:
+    """Within, :class:`~gaunt_tp.errors.InputWarning` (of the data readers and the E0s) goes to the run's log, and so
+    to ``train.log``, as one line without the source line the warnings module prints; other warnings as usual (those
+    filtered out, e.g. on the other processes under torchrun, stay out)."""
+    with warnings.catch_warnings(record=True) as caught:
+        yield
+    for w in caught:
+        if issubclass(w.category, InputWarning):
+            log.warning("%s", w.message)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _load_split(config: TrainConfig) -> tuple[list, list, list, list]:
@@ -157,7 +174,8 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
     resumed = from_first(lambda: open_run_folder(config), rank, world, device)
     torch.manual_seed(config.seed)
 
-    train, valid, test, isolated = _load_split(config)
+    with _input_warnings_logged():  # the data readers' and E0s' warnings, in train.log too
+        train, valid, test, isolated = _load_split(config)
     dropped = sum(c.stress is not None and c.trainable_stress is None for c in (*train, *valid, *test))
     if dropped:
         log.warning("%d configurations carry stress labels in cells without volume (a zero cell vector), where the "
@@ -181,9 +199,11 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
         log.info("%s: %d isolated atoms (config_type IsolatedAtom) %s", config.train_file, len(isolated),
                  "give the E0s" if from_isolated else "are left out: --E0s gives the E0s")  # fmt: skip
     if foundation is None:
-        e0s = resolve_e0s(config.E0s, train, zs, _keys(config), isolated)
+        with _input_warnings_logged():
+            e0s = resolve_e0s(config.E0s, train, zs, _keys(config), isolated)
     else:  # the data's E0s for its elements (or none: the foundation's), the foundation's for the others
-        own = fine_tuning_e0s(config.E0s, foundation, train, zs, _keys(config), isolated)
+        with _input_warnings_logged():
+            own = fine_tuning_e0s(config.E0s, foundation, train, zs, _keys(config), isolated)
         foundation = fine_tuning_model(foundation, zs, own)
         zs, e0s = list(foundation.config.atomic_numbers), dict(zip(foundation.config.atomic_numbers,
                                                                    foundation.config.e0s))  # fmt: skip

@@ -1,5 +1,6 @@
 import dataclasses
 import re
+import warnings
 
 import ase.io
 import numpy as np
@@ -24,6 +25,7 @@ from gaunt_tp.data import (
     to_graph,
     train_valid_split,
 )
+from gaunt_tp.errors import InputWarning
 
 
 def as_set(i, j, shifts):
@@ -161,8 +163,15 @@ def test_e0s(shared_data, tmp_path):
         configs.append(
             Configuration(atomic_numbers=z, positions=np.zeros((z.size, 3)), energy=sum(truth[int(a)] for a in z))
         )
-    fitted = e0s_average(configs, [1, 8])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # determined: no warning
+        fitted = e0s_average(configs, [1, 8])
     assert fitted[1] == pytest.approx(-0.5) and fitted[8] == pytest.approx(-3.0)
+    # one composition (rMD17, 3BPA): the E0s are undetermined, and said to be
+    water = [dataclasses.replace(configs[0], atomic_numbers=np.array([8, 1, 1]), positions=np.zeros((3, 3)),
+                                 energy=-4.0 + 0.1 * k) for k in range(3)]  # fmt: skip
+    with pytest.warns(InputWarning, match=r"fix only 1 combination\(s\) of the 2 E0s .* not for isolated atoms"):
+        e0s_average(water, [1, 8])
     # an element in no training configuration has no least-squares E0 (lstsq would give it 0 eV)
     with pytest.raises(ValueError, match=r"'average': elements Z=\[7\] appear in no training configuration"):
         e0s_average(configs, [1, 7, 8])

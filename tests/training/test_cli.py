@@ -1,5 +1,6 @@
 import csv
 import json
+import warnings
 
 import ase.io
 import numpy as np
@@ -9,6 +10,7 @@ from ase.calculators.fd import calculate_numerical_forces
 from small_runs import SMALL, train
 
 from gaunt_tp.calculator import GauntCalculator
+from gaunt_tp.errors import InputWarning
 from gaunt_tp.nn.serialization import load_model
 from gaunt_tp.training.checkpoint import latest_checkpoint, load_checkpoint
 from gaunt_tp.training.cli import main
@@ -353,6 +355,18 @@ def test_e0s_average_needs_every_element_in_the_training_data(tmp_path, data, sh
     run = train(tmp_path, data, "n2", "--test_file", str(test), "--max_num_epochs", "1", "--E0s", e0s)
     assert "elements Z=[7] appear only in the validation or test data" in (run / "train.log").read_text()
     json.loads((run / "errors.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in errors.json"))
+
+
+def test_warnings_of_the_data_and_the_e0s_are_in_train_log(tmp_path, data):
+    """What the readers and the E0s warn of (a misspelt key; E0s that one composition leaves undetermined) is in
+    train.log, as the other notes on the data are, not only printed by the warnings module."""
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        run = train(tmp_path, data, "warned", "--max_num_epochs", "1", "--energy_key", "REF_enrgy")
+    assert not [w for w in shown if issubclass(w.category, InputWarning)]  # logged instead, without a source line
+    log = (run / "train.log").read_text()
+    assert "energy key 'REF_enrgy' is in none of its 12 configurations" in log
+    assert "E0s 'average': the element counts of the 11 configurations fix only 1 combination(s) of the 3 E0s" in log
 
 
 def test_isolated_atoms_in_the_training_file_give_the_e0s_and_are_no_training_data(tmp_path, data, shared_data):
