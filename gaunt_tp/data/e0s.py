@@ -109,13 +109,23 @@ def resolve_e0s(
 
 
 def e0s_from_text(spec: str) -> dict[int, float]:
-    """``{Z: E0}`` from a mapping in Python/YAML-like text, ``"{1: -13.6, 8: -2041.9}"`` or ``"{'H': -13.6}"``."""
+    """``{Z: E0}`` from a mapping in Python or YAML text: ``"{1: -13.6, 8: -2041.9}"``, ``"{'H': -13.6}"`` or
+    ``"{H: -13.6}"``."""
     try:
         parsed = ast.literal_eval(spec)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        raise InputError(
-            f"E0s {spec!r} is neither 'average', a file, nor a dict like '{{1: -13.6, 8: -2041.9}}'"
-        ) from None
+        import yaml
+
+        try:  # YAML's flow mapping: element symbols without quotes, as in a YAML config file
+            parsed = yaml.safe_load(spec) if spec.lstrip().startswith("{") else None
+        except yaml.YAMLError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            looks_like_file = "{" not in spec and ("/" in spec or Path(spec).suffix != "")
+            raise InputError(
+                f"E0s {spec!r}: no such file" if looks_like_file else
+                f"E0s {spec!r} is neither 'average', a file, nor a dict like '{{1: -13.6, 8: -2041.9}}'"
+            ) from None  # fmt: skip
     return _checked_mapping(parsed, "E0s", f"E0s {spec!r} must be a dict like '{{1: -13.6, 8: -2041.9}}'")
 
 

@@ -206,11 +206,13 @@ def test_e0s_in_every_form_a_mace_user_writes(tmp_path):
     path = tmp_path / "e0s.json"
     path.write_text('{"1": -13.6, "8": -2041.9}')
     assert resolve_e0s(str(path), [], [1, 8]) == want
+    assert resolve_e0s("{H: -13.6, O: -2041.9}", [], [1, 8]) == want  # YAML's flow mapping, symbols unquoted
     many = {z: -100.0 * z - 0.123456789012345 for z in range(1, 30)}
     assert len(str(many)) > 255 and resolve_e0s(str(many), [], [1, 8]) == many
     for spec, message in (("{'Hx': -13.6}", "'Hx' is neither an atomic number nor an element symbol"),
                           ("{1: 'low'}", "the E0 of 1 must be a number, got 'low'"),
-                          ("{1: [1.0]}", "the E0 of 1 must be a number"), ("{1: nan}", "neither 'average'"),
+                          ("{1: [1.0]}", "the E0 of 1 must be a number"), ("{1: nan}", "the E0 of 1 is 'nan'"),
+                          ("iso.xyz", "E0s 'iso.xyz': no such file"),
                           ("[1, 2]", "must be a dict")):  # fmt: skip
         with pytest.raises(ValueError, match=re.escape(message)):
             resolve_e0s(spec, [], [1])
