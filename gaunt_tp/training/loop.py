@@ -106,6 +106,9 @@ def _load_split(config: TrainConfig) -> tuple[list, list, list, list]:
         train, valid = train_valid_split(train, config.valid_fraction, config.seed)
     test = _read_reference_set(config.test_file, keys, "test") if config.test_file else []
     if type_weights := config.type_weights:  # times each configuration's own weight (the loss's; tables unweighted)
+        if unmatched := sorted(set(type_weights) - {c.config_type for c in (*train, *valid)}):
+            log.warning("--config_type_weights %s: no training or validation configuration has such a config_type "
+                        "(a misspelt name?)", unmatched)  # fmt: skip
         train, valid = (
             [dataclasses.replace(c, weight=c.weight * type_weights.get(c.config_type, 1.0)) for c in configs]
             for configs in (train, valid)
@@ -183,6 +186,10 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
     stress_labels = any(c.trainable_stress is not None for c in train)  # for the stress term of the Huber loss
     # a stress or virials term in either stage: its RMSE logged (NaN in a stage whose loss has none)
     logs_stress = any(config.loss_weights(two, stress_labels).needs_stress for two in (False, config.swa))
+    if stress_labels and not logs_stress:
+        log.info("%d training configurations carry stress labels, which --loss %s does not fit (--loss stress or "
+                 "virials does; the final tables report the stress errors)",
+                 sum(c.trainable_stress is not None for c in train), config.loss)  # fmt: skip
     if config.loss in ("stress", "virials") and not stress_labels:
         raise InputError(
             f"--loss {config.loss}, but no configuration of {config.train_file} has a stress label "
@@ -258,6 +265,9 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
             log.info("the run had stopped after epoch %d: no better validation loss for %d evaluations", start - 1,
                      stale)  # fmt: skip
             start = config.max_num_epochs + 1
+        elif start > config.max_num_epochs:
+            log.info("epoch %d reached --max_num_epochs %d: no epoch left to train (a larger one goes on)",
+                     start - 1, config.max_num_epochs)  # fmt: skip
         del resumed, state
     trained = model
     if world > 1:  # each process takes its share of every global batch; gradients are averaged

@@ -144,6 +144,9 @@ def test_a_diverging_run_stops_with_a_clear_error(tmp_path, data, capsys):
 def test_keep_checkpoints_keeps_every_evaluated_epoch(tmp_path, data):
     run = train(tmp_path, data, "kept", "--max_num_epochs", "3", "--keep_checkpoints")
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [f"epoch-0000{i}.pt" for i in (1, 2, 3)]
+    train(tmp_path, data, "kept", "--max_num_epochs", "2", "--restart_latest", "--keep_checkpoints")  # nothing left
+    assert "epoch 3 reached --max_num_epochs 2: no epoch left to train" in (run / "train.log").read_text()
+    assert len(_rows(run)) == 3
 
 
 def test_time_budget_stops_after_the_epoch_that_spends_it(tmp_path, data):
@@ -334,6 +337,12 @@ def test_config_type_weights_scale_the_loss(tmp_path, data):
     run = train(tmp_path, data, "weighted", "--max_num_epochs", "1", "--config_type_weights", json.dumps({kind: 0}))
     (row,) = _rows(run)
     assert float(row["train_loss"]) == 0.0 and float(row["valid_loss"]) == 0.0 and float(row["rmse_f_meV_per_A"]) > 0
+    assert "no training or validation configuration" not in (run / "train.log").read_text()
+    run = train(tmp_path, data, "misspelt", "--max_num_epochs", "1", "--config_type_weights", '{"Defualt": 2.0}')
+    assert (
+        "--config_type_weights ['Defualt']: no training or validation configuration has such a config_type"
+        in (run / "train.log").read_text()
+    )
     for bad in ('{"Default": -1}', "Default=1", "[1, 2]", '{"Default": Infinity}', "{'Default': float('nan')}"):
         with pytest.raises(ValueError, match="config_type_weights must"):
             config_from_args(["--train_file", "a.xyz", "--config_type_weights", bad])

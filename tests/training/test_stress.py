@@ -260,6 +260,7 @@ def test_final_tables_report_stress_for_periodic_data_without_the_stress_loss(tm
     assert main(args) == 0
     errors = json.loads((tmp_path / "plain" / "errors.json").read_text())
     assert np.isfinite(errors["train"]["all"]["rmse_stress_meV_per_A3"])
+    assert "carry stress labels, which --loss weighted does not fit" in (tmp_path / "plain" / "train.log").read_text()
     with (tmp_path / "plain" / "metrics.csv").open() as fh:
         assert "rmse_stress_meV_per_A3" not in next(csv.DictReader(fh))  # the loss has no stress term
     stage_two = ["--name", "two", "--loss", "stress", "--stress_weight", "0", "--swa", "--start_swa", "1",
