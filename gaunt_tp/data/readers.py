@@ -255,8 +255,9 @@ def read_rmd17(path: str | Path, *, limit: int | None = None) -> list[Configurat
     return out
 
 
-def read_any(path: str | Path, *, keys: KeySpec = KeySpec()) -> list[Configuration]:
-    """rMD17 ``.npz`` files with :func:`read_rmd17`, everything else with :func:`read_configurations`."""
+def read_any(path: str | Path, *, keys: KeySpec = KeySpec(), require_forces: bool = True) -> list[Configuration]:
+    """rMD17 ``.npz`` files with :func:`read_rmd17`, everything else with :func:`read_configurations` (which
+    ``require_forces`` is passed to)."""
     if Path(path).suffix == ".npz":
         return read_rmd17(path)
-    return read_configurations(path, keys=keys)
+    return read_configurations(path, keys=keys, require_forces=require_forces)

@@ -64,17 +64,18 @@ def _keys(config: TrainConfig) -> KeySpec:
                    virials_key=config.virials_key)  # fmt: skip
 
 
-def _read_without_isolated_atoms(path: str, keys: KeySpec) -> tuple[list, list]:
+def _read_without_isolated_atoms(path: str, keys: KeySpec, require_forces: bool = True) -> tuple[list, list]:
     """(the file's MACE isolated atoms, its other configurations), an error if it holds nothing else."""
-    isolated, configs = split_isolated_atoms(read_any(path, keys=keys))
+    isolated, configs = split_isolated_atoms(read_any(path, keys=keys, require_forces=require_forces))
     if not configs:
         raise InputError(f"{path}: holds only isolated atoms (config_type IsolatedAtom), nothing to train or test on")
     return isolated, configs
 
 
 def _read_reference_set(path: str, keys: KeySpec, role: str) -> list:
-    """A validation or test file's configurations; its isolated atoms (if any) are left out, with a log line."""
-    isolated, configs = _read_without_isolated_atoms(path, keys)
+    """A validation or test file's configurations, forces optional (the errors are over the labels there are); its
+    isolated atoms (if any) are left out, with a log line."""
+    isolated, configs = _read_without_isolated_atoms(path, keys, require_forces=False)
     if isolated:
         log.info("%s: %d isolated atoms (config_type IsolatedAtom) are left out of the %s set",
                  path, len(isolated), role)  # fmt: skip

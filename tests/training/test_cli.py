@@ -366,6 +366,24 @@ def test_e0s_average_needs_every_element_in_the_training_data(tmp_path, data, sh
     json.loads((run / "errors.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in errors.json"))
 
 
+def test_validation_and_test_files_may_lack_forces(tmp_path, data, capsys):
+    """Energy-only validation and test configurations are read (as ``gaunt-tp eval`` reads them): their force errors
+    are over no labels (null in errors.json), their energy errors are there; a training file still needs forces."""
+    frames = ase.io.read(data, index=":")
+    for atoms in frames:
+        atoms.info["REF_energy"] = atoms.get_potential_energy()
+        atoms.calc = None
+    energy_only = tmp_path / "energy_only.xyz"
+    ase.io.write(energy_only, frames[:6])
+    run = train(tmp_path, data, "partial", "--max_num_epochs", "1", "--valid_file", str(energy_only),
+                "--test_file", str(energy_only))  # fmt: skip
+    errors = json.loads((run / "errors.json").read_text())
+    for split in ("valid", "test"):
+        assert errors[split]["all"]["rmse_f_meV_per_A"] is None and errors[split]["all"]["rmse_e_meV_per_atom"] > 0
+    assert errors["train"]["all"]["rmse_f_meV_per_A"] > 0
+    assert "energy_only.xyz#0: no forces" in _fails(tmp_path, energy_only, "none", capsys, "--max_num_epochs", "1")
+
+
 def test_warnings_of_the_data_and_the_e0s_are_in_train_log(tmp_path, data):
     """What the readers and the E0s warn of (a misspelt key; E0s that one composition leaves undetermined) is in
     train.log, as the other notes on the data are, not only printed by the warnings module."""
