@@ -457,11 +457,9 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
         if unknown:
             raise InputError(f"{path}: unknown options {unknown}")
         explicit_first = explicit_first or "first_self_connection" in loaded
-        blocks.update({k: str(v) for k, v in loaded.items() if k in ("interaction_first", "interaction")})
-        translate_mace_spellings(loaded)
+        blocks.update(translate_mace_spellings(loaded))
         values.update(loaded)
-    blocks.update({k: str(v) for k, v in args.items() if k in ("interaction_first", "interaction")})
-    translate_mace_spellings(args)  # each source on its own: flags override the file's hidden_irreps too
+    blocks.update(translate_mace_spellings(args))  # each source on its own: flags override the file's hidden_irreps too
     values.update(args)  # only the flags given (the others are absent: argparse.SUPPRESS)
     if "train_file" not in values:
         raise InputError("--train_file is required (on the command line or in the --config file)")

@@ -90,11 +90,12 @@ def hidden_irreps_shape(text: str) -> tuple[int, int]:
     return irreps[0].mul, irreps[-1].ir.l
 
 
-def translate_mace_spellings(values: dict) -> None:
+def translate_mace_spellings(values: dict) -> dict[str, str]:
     """Turn MACE's ``hidden_irreps`` into ``num_channels`` and ``max_L``, ``MLP_irreps`` into ``readout_hidden``,
     ``interaction_first`` into ``first_self_connection`` and ``density_normalization``, and ``interaction`` into
     ``density_normalization`` (an error where those are also given and differ), check the options of ``MACE_FIXED``
-    and drop them, in place."""
+    and drop them, in place. Returns the interaction blocks given (``{"interaction_first": ..., ...}``), for
+    :func:`check_mace_blocks` once every source of options is read."""
     for name, fixed in MACE_FIXED.items():  # checked, as a YAML file may hold anything, and dropped
         if name not in values:
             continue
@@ -115,10 +116,12 @@ def translate_mace_spellings(values: dict) -> None:
     mlp = values.pop("MLP_irreps", None)
     if mlp is not None:
         _translate(values, "MLP_irreps", str(mlp), {"readout_hidden": _scalar_width(str(mlp))})
+    blocks = {}
     for name in ("interaction_first", "interaction"):
         block = values.pop(name, None)
         if block is None:
             continue
+        blocks[name] = str(block)
         allowed = [b for b, (connected, _) in BLOCKS.items() if name == "interaction_first" or connected]
         if block not in allowed:
             raise InputError(f"{name} must be {' or '.join(map(repr, allowed))}, got {block!r}")
@@ -132,6 +135,7 @@ def translate_mace_spellings(values: dict) -> None:
         _translate(
             values, "hidden_irreps", str(text), dict(zip(("num_channels", "max_L"), hidden_irreps_shape(str(text))))
         )
+    return blocks
 
 
 def check_mace_blocks(blocks: dict[str, str], model: str) -> None:
