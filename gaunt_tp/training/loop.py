@@ -84,16 +84,20 @@ def _read_reference_set(path: str, keys: KeySpec, role: str) -> list:
 
 @contextmanager
 def _input_warnings_logged() -> Iterator[None]:
-    """Within, :class:`~gaunt_tp.errors.InputWarning` (of the data readers and the E0s) goes to the run's log, and so
-    to ``train.log``, as one line without the source line the warnings module prints; other warnings as usual (those
-    filtered out, e.g. on the other processes under torchrun, stay out)."""
-    with warnings.catch_warnings(record=True) as caught:
+    """Within, :class:`~gaunt_tp.errors.InputWarning` (of the data readers and the E0s) is shown as a line of the
+    run's log, and so in ``train.log``, when it is raised, without the source line the warnings module prints; other
+    warnings as usual. The filters stay (under torchrun the other processes' InputWarnings stay out)."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202 (warnings')
+            if issubclass(category, InputWarning):
+                log.warning("%s", message)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
         yield
-    for w in caught:
-        if issubclass(w.category, InputWarning):
-            log.warning("%s", w.message)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _load_split(config: TrainConfig) -> tuple[list, list, list, list]:
@@ -133,7 +137,8 @@ def run_training(config: TrainConfig) -> dict:
         log.addHandler(handler)
         log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
     try:
-        with first_process_speaks(rank, log):  # under torchrun, the others' info and warnings would repeat
+        # under torchrun, the others' info and warnings would repeat; the data's warnings go to the log
+        with first_process_speaks(rank, log), _input_warnings_logged():
             return _train(config)
     except Exception as err:
         # the run folder keeps why it stopped (the console shows it once, from the caller); not a refused new run's
@@ -178,19 +183,19 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
     resumed = from_first(lambda: open_run_folder(config), rank, world, device)
     torch.manual_seed(config.seed)
 
-    with _input_warnings_logged():  # the data readers' and E0s' warnings, in train.log too
-        train, valid, test, isolated = _load_split(config)
+    train, valid, test, isolated = _load_split(config)
     dropped = sum(c.stress is not None and c.trainable_stress is None for c in (*train, *valid, *test))
     if dropped:
         log.warning("%d configurations carry stress labels in cells without volume (a zero cell vector), where the "
                     "model has no stress: those labels are left out", dropped)  # fmt: skip
-    stress_labels = any(c.trainable_stress is not None for c in train)  # for the stress term of the Huber loss
+    stress_count = sum(c.trainable_stress is not None for c in train)
+    stress_labels = stress_count > 0  # for the stress term of the Huber loss
     # a stress or virials term in either stage: its RMSE logged (NaN in a stage whose loss has none)
     logs_stress = any(config.loss_weights(two, stress_labels).needs_stress for two in (False, config.swa))
     if stress_labels and not logs_stress:
         log.info("%d training configurations carry stress labels, which --loss %s does not fit (--loss stress or "
                  "virials does; the final tables report the stress errors)",
-                 sum(c.trainable_stress is not None for c in train), config.loss)  # fmt: skip
+                 stress_count, config.loss)  # fmt: skip
     if config.loss in ("stress", "virials") and not stress_labels:
         raise InputError(
             f"--loss {config.loss}, but no configuration of {config.train_file} has a stress label "
@@ -207,11 +212,9 @@ def _train_in_group(config: TrainConfig, device: torch.device, rank: int, world:
         log.info("%s: %d isolated atoms (config_type IsolatedAtom) %s", config.train_file, len(isolated),
                  "give the E0s" if from_isolated else "are left out: --E0s gives the E0s")  # fmt: skip
     if foundation is None:
-        with _input_warnings_logged():
-            e0s = resolve_e0s(config.E0s, train, zs, _keys(config), isolated)
+        e0s = resolve_e0s(config.E0s, train, zs, _keys(config), isolated)
     else:  # the data's E0s for its elements (or none: the foundation's), the foundation's for the others
-        with _input_warnings_logged():
-            own = fine_tuning_e0s(config.E0s, foundation, train, zs, _keys(config), isolated)
+        own = fine_tuning_e0s(config.E0s, foundation, train, zs, _keys(config), isolated)
         foundation = fine_tuning_model(foundation, zs, own)
         zs, e0s = list(foundation.config.atomic_numbers), dict(zip(foundation.config.atomic_numbers,
                                                                    foundation.config.e0s))  # fmt: skip
