@@ -20,7 +20,6 @@ import json
 import re
 from pathlib import Path
 
-import ase
 import ase.io
 
 from gaunt_tp.data import read_any
@@ -36,12 +35,7 @@ def export(config_path: Path, out: Path) -> None:
     sets = {"train": train, "valid": valid, "test": read_any(config["test_file"]) if config.get("test_file") else []}
     out.mkdir(parents=True, exist_ok=True)
     for name, configs in sets.items():
-        frames = []
-        for c in configs:
-            atoms = ase.Atoms(numbers=c.atomic_numbers, positions=c.positions, cell=c.cell, pbc=c.pbc)
-            atoms.info["REF_energy"] = c.energy
-            atoms.arrays["REF_forces"] = c.forces
-            frames.append(atoms)
+        frames = [c.to_atoms() for c in configs]
         if frames:
             ase.io.write(out / f"{name}.xyz", frames, format="extxyz")
         print(f"{out / f'{name}.xyz'}: {len(frames)} configurations")

@@ -81,6 +81,20 @@ class Configuration:
             source=source,
         )
 
+    def to_atoms(self, energy_key: str = "REF_energy", forces_key: str = "REF_forces") -> object:
+        """An ``ase.Atoms`` of this structure with its energy and forces labels (eV, eV/Angstrom) under the given
+        extxyz keys (those it has) and its ``config_type``: what :func:`gaunt_tp.data.read_configurations` reads
+        back."""
+        from ase import Atoms
+
+        atoms = Atoms(numbers=self.atomic_numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
+        if self.energy is not None:
+            atoms.info[energy_key] = self.energy
+        if self.forces is not None:
+            atoms.arrays[forces_key] = self.forces
+        atoms.info["config_type"] = self.config_type
+        return atoms
+
     @property
     def num_atoms(self) -> int:
         return int(self.atomic_numbers.shape[0])

@@ -21,7 +21,6 @@ from gaunt_tp.errors import InputError
 if TYPE_CHECKING:
     from ase import Atoms
 
-    from gaunt_tp.data import Configuration
 
 __all__ = ["main"]
 
@@ -147,7 +146,7 @@ def _eval(argv: list[str]) -> int:
     model.requires_grad_(False)
     if Path(args.configs).suffix == ".npz":  # rMD17: written out as extxyz with the labels in eV
         configs = read_rmd17(args.configs)
-        frames = [_labelled_atoms(c, args.energy_key, args.forces_key) for c in configs]
+        frames = [c.to_atoms(args.energy_key, args.forces_key) for c in configs]
     else:
         configs = read_configurations(  # first: it checks the file and names what is wrong with it
             args.configs,
@@ -178,19 +177,6 @@ def _eval(argv: list[str]) -> int:
         print(format_tables({"eval": table}))
     print(f"wrote {len(frames)} configurations to {args.output}")
     return 0
-
-
-def _labelled_atoms(config: Configuration, energy_key: str, forces_key: str) -> Atoms:
-    """An ``ase.Atoms`` of a configuration with its energy and forces labels (eV, eV/A) under the given keys."""
-    from ase import Atoms
-
-    atoms = Atoms(numbers=config.atomic_numbers, positions=config.positions, cell=config.cell, pbc=config.pbc)
-    if config.energy is not None:
-        atoms.info[energy_key] = config.energy
-    if config.forces is not None:
-        atoms.arrays[forces_key] = config.forces
-    atoms.info["config_type"] = config.config_type
-    return atoms
 
 
 def main(argv: list[str] | None = None) -> int:

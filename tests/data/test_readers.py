@@ -224,3 +224,17 @@ def test_named_virials_win_over_ases_stress_and_a_misspelt_stress_key_is_a_warni
     with pytest.warns(UserWarning, match=r"bad.xyz: stress key 'DFT_strss' is in none of its 1 configurations"):
         (c,) = read_configurations(write(tmp_path, boxed), keys=KeySpec(stress_key="DFT_strss"))
     assert (np.diag(c.stress) == 9.0).all()
+
+
+def test_configurations_written_as_atoms_read_back(tmp_path, shared_data):
+    """``Configuration.to_atoms`` (gaunt-tp eval's rMD17 output) writes what the reader reads back: the same
+    structure, labels in eV and eV/A under the keys given, and the config_type."""
+    configs = read_rmd17(shared_data / "rmd17" / "rmd17_ethanol_test_01.npz", limit=3)
+    path = tmp_path / "back.xyz"
+    ase.io.write(path, [c.to_atoms("DFT_energy", "DFT_forces") for c in configs], format="extxyz")
+    back = read_configurations(path, keys=KeySpec(energy_key="DFT_energy", forces_key="DFT_forces"))
+    for a, b in zip(configs, back):
+        np.testing.assert_array_equal(a.atomic_numbers, b.atomic_numbers)
+        np.testing.assert_allclose(a.positions, b.positions, rtol=0, atol=1e-8)  # extxyz writes 8 decimals
+        np.testing.assert_allclose(a.forces, b.forces, rtol=0, atol=1e-8)
+        assert b.energy == pytest.approx(a.energy, rel=1e-15) and b.config_type == a.config_type
