@@ -124,13 +124,13 @@ def _options_of(model: object, path: Path) -> dict[str, object]:
                          f"({', '.join(f'{k} {v}' for k, v in _FIXED_ATTRIBUTES.items())})")  # fmt: skip
     readout = getattr(model.readouts[-1], "non_linearity", None)
     gates = [getattr(act, "f", act) for act in getattr(readout, "acts", [None])]
-    names = sorted({getattr(f, "__name__", type(f).__name__) for f in gates})
+    names = sorted({_function_name(f) for f in gates})
     if names != ["silu"]:  # e3nn wraps each activation in a normalize2mom holding the function as ``f``
         raise InputError(f"{path}: the readout's nonlinearity (mace_run_train's --gate) is {names}: gaunt-tp has "
                          "'silu' alone")  # fmt: skip
     acts = [m for m in model.modules() if type(m).__name__ == "normalize2mom"]
     constants = {float(m.cst) for m in acts}
-    functions = sorted({getattr(m.f, "__name__", type(m.f).__name__) for m in acts})
+    functions = sorted({_function_name(m.f) for m in acts})
     if len(constants) != 1 or functions != ["silu"]:
         raise InputError(f"{path}: expected SiLU with one normalisation in the model, found {functions} with "
                          f"{sorted(constants)}")  # fmt: skip
@@ -154,6 +154,11 @@ def _options_of(model: object, path: Path) -> dict[str, object]:
     if getattr(model, "heads", None) is not None:
         options[HEADS_OPTION] = [str(h) for h in model.heads]
     return options
+
+
+def _function_name(f: object) -> str:
+    """An activation's name as mace-torch's ``gate_dict`` holds it (``silu``, ``tanh``; ``NoneType`` for none)."""
+    return getattr(f, "__name__", type(f).__name__)
 
 
 def _is_torchscript(path: Path) -> bool:
