@@ -7,7 +7,7 @@ chunks pay per-launch overhead. This sweeps fixed chunk sizes and the automatic 
 forward (no grad) and forward+backward, timed
 round-robin in one run; writes JSON and a plot (time vs chunk size, one line per lmax). Chunks belong to the
 PyTorch form (what GPUs and machines without a C compiler run): the CPU's C kernel keeps no per-edge buffers and
-ignores ``edge_chunk``, so it is switched off here (``use_kernel = False``).
+ignores ``edge_chunk``, so it is switched off here (``gaunt_tp.testing.pytorch_path``).
 
     python benchmarks/bench_edge_chunk.py                 # lmax 1 3 6, C = 64, N = 200, E = 4000
 """
@@ -28,7 +28,7 @@ from timing import time_interleaved  # noqa: E402
 from gaunt_tp.dtypes import DTYPES, torch_dtype  # noqa: E402
 from gaunt_tp.ops import GauntConvolution  # noqa: E402
 from gaunt_tp.ops.convolution_cost import auto_edge_chunk  # noqa: E402
-from gaunt_tp.testing import natural_irreps  # noqa: E402
+from gaunt_tp.testing import natural_irreps, pytorch_path  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         convs["auto"] = GauntConvolution(irreps, natural_irreps(lmax, 1), irreps)
         for conv in convs.values():  # the PyTorch form, whose chunks these are (the C kernel takes none)
-            conv.use_kernel = False
+            pytorch_path(conv)
         ref = convs["auto"]
         if ref.form != "grid":
             raise SystemExit(f"lmax {lmax}: form='auto' picked {ref.form}; this benchmark times the grid form")

@@ -100,10 +100,7 @@ def main() -> None:
             seconds = time.perf_counter() - start
             frequencies = vib.get_frequencies()
         gap = float(np.abs(frequencies[np.argsort(np.abs(frequencies))[6:]] - exact[order]).max())
-        finite[f"ASE finite differences of gaunt-tp forces, nfree {nfree}"] = {
-            "seconds": seconds,
-            "max_abs_dfrequency_cm1": gap,
-        }
+        finite[f"ASE finite differences of gaunt-tp forces, nfree {nfree}"] = {"seconds": seconds, "max_abs_dfrequency_cm1": gap}
         print(f"ASE Vibrations nfree {nfree}: {seconds:.2f} s, frequencies within {gap:.1e} cm^-1 of the exact "
               "Hessian's")  # fmt: skip
     report = {"size": TIMED, "atoms": n, "threads": args.threads, "max_abs_dH_eV_per_A2": difference,

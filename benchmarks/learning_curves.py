@@ -3,8 +3,8 @@
 Each run is ``LABEL=PATH``, ``PATH`` a run folder's ``metrics.csv`` (``gaunt-tp train`` writes it). Writes
 ``NAME.json`` (for every run: validation force RMSE in meV/Å, energy RMSE per configuration in meV and the learning
 rate at every ``--every``-th epoch and at its last epoch) and ``NAME.png`` (validation force and energy RMSE against
-the epoch from ``--from_epoch`` on (to ``--to_epoch``), log scale, the learning rate in a third panel), and prints a Markdown table of
-the force RMSE at the epochs every run reached::
+the epoch from ``--from_epoch`` on, to ``--to_epoch``, log scale, the learning rate in a third panel), and prints a
+Markdown table of the force RMSE at the epochs every run reached::
 
     python benchmarks/learning_curves.py --name 3bpa_lr_schedules \\
         --run "lr 0.01 (stop 29)=benchmarks/results/3bpa_cpu_float32_metrics.csv" \\
